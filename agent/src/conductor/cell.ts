@@ -1,0 +1,610 @@
+/**
+ * A cell: one agent running one DNA. It owns that agent's source chain and runs zome calls.
+ *
+ * A zome call runs against a workspace (scratch space): HDK writes append signed actions to
+ * the scratch and HDK reads see the scratch over the store. When the function returns, every
+ * new action is sys- and app-validated, then all of them, their entries, their DHT ops and the
+ * integrated records are written in one SQLite transaction. A throw, a timeout or an invalid
+ * op discards the scratch: nothing half-written reaches the chain. Calls on one cell run one
+ * at a time, so the chain head cannot move under a running call.
+ */
+import { randomBytes } from 'node:crypto'
+import type {
+  Action, ActionData, ActionHash, AgentInfo, DnaInfo, Entry, EntryType, GetLinksInput, Hdk, HolochainRecord,
+  Link, QueryFilter, RecordDetails, SignedActionHashed, ZomeCallCapGrant, ZomeFunction
+} from '../../../zomes-ts/hdk/index.ts'
+import { decodeHash, encodeHash, hashEquals, hashFromContent, hashType, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
+import { verifySignature } from '../identity/keystore.ts'
+import type { ComponentLogger } from '../logger.ts'
+import { decode, encode, isPlainObject } from './codec.ts'
+import { DEFAULT_ZOME_CALL_TIMEOUT_MS } from './constants.ts'
+import type { LoadedCoordinatorZome, LoadedDna, LoadedIntegrityZome } from './dna.ts'
+import { InvalidCommitError, ribosomeError } from './errors.ts'
+import { dhtOpWire, produceOps, type SignedAction } from './ops.ts'
+import { decodeAction, decodeEntry, recordOf, signedActionHashed } from './records.ts'
+import type { ConductorStore, DhtActionRow } from './store.ts'
+import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
+
+export type CellId = [HoloHash, HoloHash]
+
+export interface CellComponents {
+  store: ConductorStore
+  keystore: { sign: (agent: Uint8Array, data: Uint8Array) => Uint8Array, has: (agent: Uint8Array) => boolean }
+  logger: ComponentLogger
+  emitSignal: (cellId: CellId, zomeName: string, payload: unknown) => void
+}
+
+export interface CellInit {
+  /** @default 30000 */
+  zomeCallTimeoutMs?: number
+}
+
+interface Pending {
+  sa: SignedAction
+  entry: Entry | null
+  entryPublic: boolean
+  entryTypeKey: string | null
+}
+
+interface Head { hash: Uint8Array, action: Action }
+
+const nowMicros = (): number => Date.now() * 1000
+
+/** `zome:index` for app entries, the variant name otherwise: the chain's entry_type column. */
+function entryTypeKey (et: EntryType): string {
+  return typeof et === 'string' ? et : `${et.App.zome_index}:${et.App.entry_index}`
+}
+
+function rowToSah (row: { hash: Uint8Array, action: Uint8Array, signature: Uint8Array }): SignedActionHashed {
+  return signedActionHashed(row.hash, decodeAction(row.action), row.signature)
+}
+
+class Workspace {
+  closed = false
+  readonly pending: Pending[] = []
+  head: Head | null
+
+  constructor (head: Head | null) {
+    this.head = head
+  }
+
+  last (): Head | null {
+    const p = this.pending[this.pending.length - 1]
+    return p !== undefined ? { hash: p.sa.hash, action: p.sa.action } : this.head
+  }
+
+  findAction (hash: Uint8Array): Pending | undefined {
+    return this.pending.find(p => hashEquals(p.sa.hash, hash))
+  }
+}
+
+export class Cell {
+  readonly id: CellId
+  readonly dna: LoadedDna
+  private readonly agent: HoloHash
+  private readonly components: CellComponents
+  private readonly log: ComponentLogger
+  private readonly timeoutMs: number
+  private tail: Promise<unknown> = Promise.resolve()
+  private initialized = false
+
+  constructor (dna: LoadedDna, agent: HoloHash, components: CellComponents, init: CellInit = {}) {
+    this.dna = dna
+    this.agent = agent
+    this.id = [dna.hash, agent]
+    this.components = components
+    this.log = components.logger.forComponent(`flexnode:cell:${dna.def.name}`)
+    this.timeoutMs = init.zomeCallTimeoutMs ?? DEFAULT_ZOME_CALL_TIMEOUT_MS
+  }
+
+  get agentPubKey (): HoloHash { return this.agent }
+
+  private get store (): ConductorStore { return this.components.store }
+
+  private head (): Head | null {
+    const row = this.store.chainHead(this.dna.hash, this.agent)
+    return row === undefined ? null : { hash: row.hash, action: decodeAction(row.action) }
+  }
+
+  /** Write the genesis actions (Dna, AgentValidationPkg, Create(Agent)) if the chain is empty. */
+  genesis (membraneProof: Uint8Array | null = null): void {
+    if (this.head() !== null) return
+    const ws = new Workspace(null)
+    this.append(ws, { type: 'Dna', hash: this.dna.hash }, null, false)
+    this.append(ws, { type: 'AgentValidationPkg', membrane_proof: membraneProof }, null, false)
+    this.append(ws, { type: 'Create', entry_type: 'Agent', entry_hash: retype(this.agent, 'Entry') }, { entry_type: 'Agent', entry: this.agent }, true)
+    this.flush(ws)
+  }
+
+  /** Run `fn` after every call queued before it on this cell. */
+  private serial<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn)
+    this.tail = run.catch(() => undefined)
+    return run
+  }
+
+  private async ensureInit (): Promise<void> {
+    if (this.initialized) return
+    const done = this.store.chainActions(this.dna.hash, this.agent, { type: 'InitZomesComplete' }).length > 0
+    if (!done) {
+      const ws = new Workspace(this.head())
+      for (const coord of this.dna.coordinators.values()) {
+        if (coord.init === undefined) continue
+        const hdk = this.hdk(ws, coord)
+        try {
+          const result = await this.withTimeout(Promise.resolve().then(() => coord.init?.(hdk)), `${coord.name}/init`)
+          if (isPlainObject(result) && result.type === 'Fail') throw new Error(String(result.reason ?? 'init failed'))
+        } catch (err) {
+          ws.closed = true
+          throw ribosomeError(`init of zome ${coord.name} failed: ${err instanceof Error ? err.message : String(err)}`, err)
+        }
+      }
+      this.append(ws, { type: 'InitZomesComplete' }, null, false)
+      ws.closed = true
+      this.flushOrThrow(ws)
+    }
+    this.initialized = true
+  }
+
+  private async withTimeout<T> (p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not return within ${this.timeoutMs} ms`)), this.timeoutMs)
+    })
+    try {
+      return await Promise.race([p, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Call a coordinator function. Authorization is the conductor's job; this runs the call. */
+  async call (zomeName: string, fnName: string, payload: unknown, provenance: HoloHash): Promise<unknown> {
+    const coord = this.dna.coordinators.get(zomeName)
+    if (coord === undefined) throw ribosomeError(`zome ${JSON.stringify(zomeName)} not found in DNA ${this.dna.def.name}`)
+    const fn: ZomeFunction | undefined = coord.functions.get(fnName)
+    if (fn === undefined) throw ribosomeError(`function ${JSON.stringify(fnName)} not found in zome ${zomeName}`)
+    return this.serial(async () => {
+      await this.ensureInit()
+      const ws = new Workspace(this.head())
+      const hdk = this.hdk(ws, coord, provenance)
+      let result: unknown
+      try {
+        result = await this.withTimeout(Promise.resolve().then(() => fn(hdk, payload)), `${zomeName}/${fnName}`)
+      } catch (err) {
+        if (err instanceof Error && 'kind' in err) throw err
+        throw ribosomeError(`${zomeName}/${fnName}: ${err instanceof Error ? err.message : String(err)}`, err)
+      } finally {
+        ws.closed = true
+      }
+      this.flushOrThrow(ws)
+      return result
+    })
+  }
+
+  /** Commit a capability grant to this agent's chain (the admin API's grant_zome_call_capability). */
+  async grantCapability (grant: ZomeCallCapGrant): Promise<ActionHash> {
+    checkCapGrant(grant)
+    return this.serial(async () => {
+      const ws = new Workspace(this.head())
+      const hash = this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)
+      ws.closed = true
+      this.flushOrThrow(ws)
+      return hash
+    })
+  }
+
+  // -- writing -----------------------------------------------------------------------------
+
+  private append (ws: Workspace, data: ActionData, entry: Entry | null, entryPublic: boolean): ActionHash {
+    const prev = ws.last()
+    const timestamp = prev === null ? nowMicros() : Math.max(nowMicros(), prev.action.header.timestamp + 1)
+    const action: Action = {
+      header: { author: this.agent, timestamp, action_seq: prev === null ? 0 : prev.action.header.action_seq + 1, prev_action: prev?.hash ?? null },
+      data
+    }
+    const hash = actionHashOf(action)
+    const signature = this.components.keystore.sign(this.agent, hash)
+    const etKey = data.type === 'Create' || data.type === 'Update' ? entryTypeKey(data.entry_type) : null
+    ws.pending.push({ sa: { action, hash, signature }, entry, entryPublic, entryTypeKey: etKey })
+    return hash
+  }
+
+  private lookup (ws: Workspace | null): Lookup {
+    return {
+      action: (hash) => {
+        const p = ws?.findAction(hash)
+        if (p !== undefined) return signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature)
+        const row = this.store.dhtAction(this.dna.hash, hash)
+        return row === undefined || row.status !== 'Valid' ? undefined : rowToSah(row)
+      },
+      entry: (hash) => {
+        const p = ws?.pending.find(x => x.entry !== null && hashEquals(entryHashOf(x.entry), hash))
+        if (p?.entry != null) return p.entry
+        const row = this.store.getEntry(this.dna.hash, hash)
+        return row === undefined ? undefined : decodeEntry(row.blob)
+      }
+    }
+  }
+
+  private flushOrThrow (ws: Workspace): void {
+    try {
+      this.flush(ws)
+    } catch (err) {
+      if (err instanceof InvalidCommitError) throw ribosomeError(err.message, err)
+      throw err
+    }
+  }
+
+  /** Validate every pending action, then write them all in one transaction. */
+  private flush (ws: Workspace): void {
+    if (ws.pending.length === 0) return
+    const lookup = this.lookup(ws)
+    let prev: Head | null = ws.head
+    const produced = ws.pending.map(p => {
+      const integrity = checkActionIntegrity(p.sa, p.entry)
+      if (integrity.type !== 'Valid') throw new InvalidCommitError(integrity.type === 'Invalid' ? integrity.reason : 'unresolved dependencies')
+      const link = checkChainLink(p.sa.action, prev)
+      if (link.type !== 'Valid') throw new InvalidCommitError(link.type === 'Invalid' ? link.reason : 'unresolved dependencies')
+      const ops = produceOps(p.sa, p.entryPublic)
+      const result = validateOps(this.dna, p.sa, p.entry, ops.map(o => o.type), lookup)
+      if (result.type === 'Invalid') throw new InvalidCommitError(result.reason)
+      if (result.type === 'UnresolvedDependencies') throw new InvalidCommitError(`unresolved dependencies: ${result.hashes.map(h => encodeHash(h)).join(', ')}`)
+      prev = { hash: p.sa.hash, action: p.sa.action }
+      return { p, ops }
+    })
+    const now = nowMicros()
+    const dna = this.dna.hash
+    this.store.transaction(() => {
+      const head = this.store.chainHead(dna, this.agent)
+      if (!hashEquals(head?.hash ?? null, ws.head?.hash ?? null) && !(head === undefined && ws.head === null)) {
+        throw new InvalidCommitError('the chain head moved during the call')
+      }
+      for (const { p, ops } of produced) {
+        const { action, hash, signature } = p.sa
+        const actionBytes = encode(action)
+        this.store.insertChainAction({
+          dna, author: this.agent, seq: action.header.action_seq, hash, type: action.data.type, timestamp: action.header.timestamp,
+          entry_hash: 'entry_hash' in action.data ? action.data.entry_hash : null, entry_type: p.entryTypeKey, action: actionBytes, signature
+        })
+        if (p.entry !== null) this.store.putEntry(dna, entryHashOf(p.entry), encode(p.entry), !p.entryPublic)
+        for (const op of ops) {
+          this.store.insertOp({ dna, hash: op.hash, type: op.type, basis: op.basis, location: op.location, action_hash: hash, author: this.agent, stage: 'integrated', validation_status: 'Valid', when_integrated: now, authored: 1 })
+        }
+        this.store.insertDhtAction(dhtActionRow(dna, p.sa, actionBytes, 'Valid'))
+        if (p.entry?.entry_type === 'CapGrant') {
+          const g = p.entry.entry
+          this.store.insertCapGrant({
+            dna, author: this.agent, action_hash: hash, tag: g.tag, access: g.access.type,
+            secret: g.access.type === 'unrestricted' ? null : g.access.value.secret,
+            assignees: g.access.type === 'assigned' ? encode(g.access.value.assignees) : null,
+            functions: encode(g.functions), created_at: action.header.timestamp, revoked_at: null
+          })
+        }
+      }
+    })
+    this.log.trace({ actions: produced.length }, 'committed')
+  }
+
+  // -- the HDK -----------------------------------------------------------------------------
+
+  private resolveEntryType (coord: LoadedCoordinatorZome, name: string): { zome: LoadedIntegrityZome, index: number, visibility: 'Public' | 'Private' } {
+    for (const zi of coord.dependencies) {
+      const zome = this.dna.integrity[zi]
+      const et = zome?.entryTypes.get(name)
+      if (zome !== undefined && et !== undefined) return { zome, index: et.index, visibility: et.def.visibility === 'private' ? 'Private' : 'Public' }
+    }
+    throw new Error(`unknown entry type ${JSON.stringify(name)}`)
+  }
+
+  private resolveLinkType (coord: LoadedCoordinatorZome, name: string): { zomeIndex: number, linkType: number } {
+    for (const zi of coord.dependencies) {
+      const lt = this.dna.integrity[zi]?.linkTypes.get(name)
+      if (lt !== undefined) return { zomeIndex: zi, linkType: lt }
+    }
+    throw new Error(`unknown link type ${JSON.stringify(name)}`)
+  }
+
+  private record (ws: Workspace, sah: SignedActionHashed): HolochainRecord {
+    const d = sah.hashed.content.data
+    if (d.type !== 'Create' && d.type !== 'Update') return recordOf(sah, null)
+    const entry = this.lookup(ws).entry(d.entry_hash)
+    const isPrivate = typeof d.entry_type === 'object' ? d.entry_type.App.visibility === 'Private' : d.entry_type !== 'Agent'
+    const mine = sameKey(sah.hashed.content.header.author, this.agent)
+    return recordOf(sah, entry, isPrivate && !mine)
+  }
+
+  private isDeleted (ws: Workspace, hash: Uint8Array): boolean {
+    if (ws.pending.some(p => p.sa.action.data.type === 'Delete' && hashEquals(p.sa.action.data.deletes_address, hash))) return true
+    return this.store.dhtDeletes(this.dna.hash, hash).length > 0
+  }
+
+  private hdk (ws: Workspace, coord: LoadedCoordinatorZome, provenance?: HoloHash): Hdk {
+    const open = (): void => {
+      if (ws.closed) throw new Error('this zome call has already returned; its HDK can no longer be used')
+    }
+    const lookup = this.lookup(ws)
+    const mustAction = (hash: unknown, what: string): SignedActionHashed => {
+      if (!isHash(hash, 'Action')) throw new Error(`${what} must be an ActionHash`)
+      const a = lookup.action(hash)
+      if (a === undefined) throw new Error(`${what} ${encodeHash(hash)} not found`)
+      return a
+    }
+    const cellId = this.id
+    const dnaInfo = (): DnaInfo => ({
+      hash: this.dna.hash,
+      name: this.dna.def.name,
+      modifiers: { network_seed: this.dna.def.modifiers.network_seed, properties: this.dna.properties },
+      zome_names: [...this.dna.integrity.map(z => z.name), ...this.dna.coordinators.keys()]
+    })
+    const toLink = (a: Action, hash: Uint8Array): Link => {
+      const d = a.data as Extract<ActionData, { type: 'CreateLink' }>
+      return { author: a.header.author, base: d.base_address, target: d.target_address, timestamp: a.header.timestamp, zome_index: d.zome_index, link_type: d.link_type, tag: d.tag, create_link_hash: hash }
+    }
+    const hdk: Hdk = {
+      create_entry: async ({ entry_type: name, entry }) => {
+        open()
+        const { zome, index, visibility } = this.resolveEntryType(coord, name)
+        const e: Entry = { entry_type: 'App', entry: encode(entry) }
+        return this.append(ws, { type: 'Create', entry_type: { App: { entry_index: index, zome_index: zome.index, visibility } }, entry_hash: entryHashOf(e) }, e, visibility === 'Public')
+      },
+      update_entry: async ({ original_action_hash: orig, entry }) => {
+        open()
+        const o = mustAction(orig, 'original_action_hash').hashed.content.data
+        if (o.type !== 'Create' && o.type !== 'Update') throw new Error('only a Create or Update can be updated')
+        if (typeof o.entry_type !== 'object') throw new Error('only app entries can be updated')
+        const e: Entry = { entry_type: 'App', entry: encode(entry) }
+        return this.append(ws, { type: 'Update', original_action_address: orig, original_entry_address: o.entry_hash, entry_type: o.entry_type, entry_hash: entryHashOf(e) }, e, o.entry_type.App.visibility === 'Public')
+      },
+      delete_entry: async (hash) => {
+        open()
+        const o = mustAction(hash, 'deleted action').hashed.content.data
+        if (o.type !== 'Create' && o.type !== 'Update') throw new Error('only a Create or Update can be deleted')
+        return this.append(ws, { type: 'Delete', deletes_address: hash, deletes_entry_address: o.entry_hash }, null, false)
+      },
+      create_link: async ({ base, target, link_type: name, tag }) => {
+        open()
+        if (!isHash(base)) throw new Error('link base must be a HoloHash')
+        if (!isHash(target)) throw new Error('link target must be a HoloHash')
+        if (tag !== undefined && !(tag instanceof Uint8Array)) throw new Error('link tag must be bytes')
+        const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
+        return this.append(ws, { type: 'CreateLink', base_address: base, target_address: target, zome_index: zomeIndex, link_type: linkType, tag: tag ?? new Uint8Array(0), weight: { bucket_id: 0, units: 0 } }, null, false)
+      },
+      delete_link: async (hash) => {
+        open()
+        const o = mustAction(hash, 'create_link_hash').hashed.content.data
+        if (o.type !== 'CreateLink') throw new Error('delete_link needs the hash of a CreateLink')
+        return this.append(ws, { type: 'DeleteLink', base_address: o.base_address, link_add_address: hash }, null, false)
+      },
+      get: async (hash) => {
+        open()
+        const t = hashType(hash)
+        if (t === 'Action') {
+          const a = lookup.action(hash)
+          return a === undefined ? null : this.record(ws, a)
+        }
+        if (t === 'Entry' || t === 'Agent') {
+          const eh = retype(hash, 'Entry')
+          const pend = ws.pending.find(p => (p.sa.action.data.type === 'Create' || p.sa.action.data.type === 'Update') && hashEquals(p.sa.action.data.entry_hash, eh))
+          if (pend !== undefined) return this.record(ws, signedActionHashed(pend.sa.hash, pend.sa.action, pend.sa.signature))
+          for (const row of this.store.dhtActionsForEntry(this.dna.hash, eh)) {
+            if (!this.isDeleted(ws, row.hash)) return this.record(ws, rowToSah(row))
+          }
+          return null
+        }
+        throw new Error('get needs an ActionHash or EntryHash')
+      },
+      get_details: async (hash): Promise<RecordDetails | null> => {
+        open()
+        if (!isHash(hash, 'Action')) throw new Error('get_details needs an ActionHash')
+        const a = lookup.action(hash)
+        if (a === undefined) return null
+        const pendingOf = (pred: (d: ActionData) => boolean): SignedActionHashed[] =>
+          ws.pending.filter(p => pred(p.sa.action.data)).map(p => signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature))
+        return {
+          record: this.record(ws, a),
+          validation_status: 'Valid',
+          updates: [...this.store.dhtUpdates(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Update' && hashEquals(d.original_action_address, hash))],
+          deletes: [...this.store.dhtDeletes(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Delete' && hashEquals(d.deletes_address, hash))]
+        }
+      },
+      get_latest: async (orig) => {
+        open()
+        if (!isHash(orig, 'Action')) throw new Error('get_latest needs an ActionHash')
+        const original = lookup.action(orig)
+        if (original === undefined || this.isDeleted(ws, orig)) return null
+        let best: SignedActionHashed = original
+        const row = this.store.dhtLatestUpdate(this.dna.hash, orig)
+        if (row !== undefined) best = rowToSah(row)
+        for (const p of ws.pending) {
+          const d = p.sa.action.data
+          if (d.type !== 'Update' || !hashEquals(d.original_action_address, orig) || this.isDeleted(ws, p.sa.hash)) continue
+          const cur = best.hashed.content.header.timestamp
+          if (p.sa.action.header.timestamp >= cur) best = signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature)
+        }
+        return this.record(ws, best)
+      },
+      get_links: async ({ base, link_type: name, tag_prefix: prefix }: GetLinksInput) => {
+        open()
+        if (!isHash(base)) throw new Error('get_links base must be a HoloHash')
+        const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
+        const links: Link[] = this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).map(r => toLink(decodeAction(r.action), r.hash))
+        for (const p of ws.pending) {
+          const d = p.sa.action.data
+          if (d.type === 'CreateLink' && hashEquals(d.base_address, base) && d.zome_index === zomeIndex && d.link_type === linkType) links.push(toLink(p.sa.action, p.sa.hash))
+        }
+        const removed = ws.pending.flatMap(p => p.sa.action.data.type === 'DeleteLink' ? [p.sa.action.data.link_add_address] : [])
+        return links.filter(l => !removed.some(r => hashEquals(r, l.create_link_hash)) &&
+          (prefix === undefined || (l.tag.length >= prefix.length && prefix.every((b, i) => l.tag[i] === b))))
+      },
+      query: async (filter: QueryFilter = {}) => {
+        open()
+        let etKey: string | undefined
+        if (filter.entry_type !== undefined) {
+          const { zome, index } = this.resolveEntryType(coord, filter.entry_type)
+          etKey = `${zome.index}:${index}`
+        }
+        const rows = this.store.chainActions(this.dna.hash, this.agent, { start: filter.sequence_range?.start, end: filter.sequence_range?.end, type: filter.action_type, entryType: etKey })
+        const sahs = rows.map(rowToSah)
+        for (const p of ws.pending) {
+          const seq = p.sa.action.header.action_seq
+          if (filter.action_type !== undefined && p.sa.action.data.type !== filter.action_type) continue
+          if (etKey !== undefined && p.entryTypeKey !== etKey) continue
+          if (filter.sequence_range !== undefined && (seq < filter.sequence_range.start || seq > filter.sequence_range.end)) continue
+          sahs.push(signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature))
+        }
+        if (filter.descending === true) sahs.reverse()
+        return sahs.map(s => filter.include_entries === true ? this.record(ws, s) : recordOf(s, null, true))
+      },
+      agent_info: async (): Promise<AgentInfo> => {
+        open()
+        const head = ws.last()
+        if (head === null) throw new Error('the chain is empty')
+        return { agent_initial_pubkey: this.agent, agent_latest_pubkey: this.agent, chain_head: { action: head.hash, seq: head.action.header.action_seq, timestamp: head.action.header.timestamp } }
+      },
+      dna_info: dnaInfo,
+      emit_signal: (payload) => {
+        open()
+        this.components.emitSignal(cellId, coord.name, payload)
+      },
+      sys_time: nowMicros,
+      random_bytes: (n) => {
+        if (!Number.isInteger(n) || n < 0 || n > 65536) throw new Error('random_bytes takes 0..65536')
+        return new Uint8Array(randomBytes(n))
+      },
+      sign: async (key, data) => {
+        open()
+        if (!isHash(key, 'Agent')) throw new Error('sign needs an AgentPubKey')
+        return this.components.keystore.sign(key, encode(data))
+      },
+      verify_signature: async (key, signature, data) => {
+        if (!isHash(key, 'Agent') || !(signature instanceof Uint8Array)) return false
+        return verifySignature(key.subarray(3, 35), encode(data), signature)
+      },
+      create_cap_grant: async (grant: ZomeCallCapGrant) => {
+        open()
+        checkCapGrant(grant)
+        return this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)
+      },
+      path_entry_hash: (path) => {
+        if (typeof path !== 'string' || path.length === 0 || path.length > 1024) throw new Error('a path is a non-empty string of at most 1024 characters')
+        return hashFromContent({ path: path.split('.') }, 'Entry')
+      },
+      entry_of: <T>(record: HolochainRecord): T | undefined => {
+        const e = 'Present' in record.entry ? record.entry.Present : undefined
+        if (e === undefined) return undefined
+        return (e.entry_type === 'App' ? decode(e.entry) : e.entry) as T
+      },
+      encode_hash: encodeHash,
+      decode_hash: (s) => decodeHash(s)
+    }
+    void provenance
+    return hdk
+  }
+
+  // -- inspection --------------------------------------------------------------------------
+
+  /** Every record of this agent's chain, oldest first. */
+  chain (): HolochainRecord[] {
+    const ws = new Workspace(null)
+    ws.closed = true
+    return this.store.chainActions(this.dna.hash, this.agent).map(r => this.record(ws, rowToSah(r)))
+  }
+
+  /** `dump_full_state`: the chain, and the DHT ops this node holds for the DNA by stage. */
+  dumpFullState (cursor = 0): unknown {
+    const dna = this.dna.hash
+    const entryFor = (action: Action): Entry | null => {
+      const d = action.data
+      if (d.type !== 'Create' && d.type !== 'Update') return null
+      const row = this.store.getEntry(dna, d.entry_hash)
+      return row === undefined || row.private === 1 ? null : decodeEntry(row.blob)
+    }
+    const wire = (rows: Array<{ type: string, action_hash: Uint8Array, seq: number }>): { ops: unknown[], last: number } => {
+      const ops: unknown[] = []
+      let last = cursor
+      for (const r of rows) {
+        const a = this.store.dhtAction(dna, r.action_hash)
+        if (a === undefined) continue
+        const action = decodeAction(a.action)
+        ops.push(dhtOpWire(r.type as never, { action, hash: a.hash, signature: a.signature }, entryFor(action)))
+        last = Math.max(last, r.seq)
+      }
+      return { ops, last }
+    }
+    const integrated = wire(this.store.opsByStage(dna, 'integrated', cursor))
+    const chain = this.store.chainActions(dna, this.agent)
+    return {
+      peer_dump: { this_agent_info: null, this_dna: null, this_agent: null, peers: [] },
+      source_chain_dump: {
+        records: chain.map(r => {
+          const action = decodeAction(r.action)
+          return { signature: r.signature, action_address: r.hash, action, entry: entryFor(action) }
+        }),
+        published_ops_count: integrated.ops.length
+      },
+      integration_dump: {
+        validation_limbo: wire(this.store.opsByStage(dna, 'validation_limbo')).ops,
+        integration_limbo: wire(this.store.opsByStage(dna, 'integration_limbo')).ops,
+        integrated: integrated.ops,
+        dht_ops_cursor: integrated.last
+      }
+    }
+  }
+}
+
+export function dhtActionRow (dna: Uint8Array, sa: SignedAction, actionBytes: Uint8Array, status: string): DhtActionRow {
+  const { action, hash, signature } = sa
+  const d = action.data
+  return {
+    dna,
+    hash,
+    author: action.header.author,
+    seq: action.header.action_seq,
+    timestamp: action.header.timestamp,
+    type: d.type,
+    entry_hash: d.type === 'Create' || d.type === 'Update' ? d.entry_hash : null,
+    original_action: d.type === 'Update' ? d.original_action_address : null,
+    deletes_action: d.type === 'Delete' ? d.deletes_address : null,
+    base: d.type === 'CreateLink' || d.type === 'DeleteLink' ? d.base_address : null,
+    target: d.type === 'CreateLink' ? d.target_address : null,
+    link_add: d.type === 'DeleteLink' ? d.link_add_address : null,
+    zome_index: d.type === 'CreateLink' ? d.zome_index : null,
+    link_type: d.type === 'CreateLink' ? d.link_type : null,
+    tag: d.type === 'CreateLink' ? d.tag : null,
+    action: actionBytes,
+    signature,
+    status
+  }
+}
+
+/** Shape-check a capability grant from a zome or the admin API. */
+export function checkCapGrant (grant: unknown): asserts grant is ZomeCallCapGrant {
+  if (!isPlainObject(grant)) throw new Error('cap_grant must be a map {tag, access, functions}')
+  if (typeof grant.tag !== 'string' || grant.tag.length > 256) throw new Error('cap_grant.tag must be a string of at most 256 characters')
+  const access = grant.access
+  if (!isPlainObject(access)) throw new Error('cap_grant.access must be a map')
+  const secretOk = (v: unknown): boolean => isPlainObject(v) && v.secret instanceof Uint8Array && v.secret.length === 64
+  if (access.type === 'unrestricted') {
+    // nothing more
+  } else if (access.type === 'transferable') {
+    if (!secretOk(access.value)) throw new Error('cap_grant.access.value.secret must be 64 bytes')
+  } else if (access.type === 'assigned') {
+    if (!secretOk(access.value)) throw new Error('cap_grant.access.value.secret must be 64 bytes')
+    const assignees = (access.value as Record<string, unknown>).assignees
+    if (!Array.isArray(assignees) || assignees.length === 0 || assignees.length > 1000 || !assignees.every(a => a instanceof Uint8Array && a.length === 39 && hashType(a) === 'Agent')) {
+      throw new Error('cap_grant.access.value.assignees must be a non-empty list of AgentPubKeys')
+    }
+  } else {
+    throw new Error('cap_grant.access.type must be unrestricted, transferable or assigned')
+  }
+  const fns = grant.functions
+  if (!isPlainObject(fns)) throw new Error('cap_grant.functions must be a map')
+  if (fns.type === 'listed') {
+    if (!Array.isArray(fns.value) || !fns.value.every(p => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string')) {
+      throw new Error('cap_grant.functions.value must be a list of [zome, function] pairs')
+    }
+  } else if (fns.type !== 'all') {
+    throw new Error('cap_grant.functions.type must be all or listed')
+  }
+}

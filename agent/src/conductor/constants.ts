@@ -1,0 +1,18 @@
+/** Conductor defaults. */
+
+/** Largest WebSocket message accepted, in bytes. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+/** An app socket must authenticate within this many ms, as the real conductor requires. */
+export const AUTHENTICATE_TIMEOUT_MS = 10_000
+/** Server pings every client this often. */
+export const PING_INTERVAL_MS = 5_000
+/** Default lifetime of an app authentication token, in seconds. */
+export const DEFAULT_TOKEN_EXPIRY_SECONDS = 30
+/** A zome call's nonce may expire at most this far in the future. */
+export const NONCE_MAX_FUTURE_MS = 50 * 60 * 1000
+/** A zome function that has not returned after this long fails with a ribosome error. */
+export const DEFAULT_ZOME_CALL_TIMEOUT_MS = 30_000
+/** Requests one socket may have in flight at once; more are answered with an error. */
+export const MAX_IN_FLIGHT_PER_SOCKET = 256
+/** The database file in the data dir. */
+export const DB_FILE = 'conductor.sqlite3'

@@ -1,0 +1,78 @@
+/**
+ * Conductor errors. `ConductorApiError` carries one of Holochain's `ExternalApiWireError` kinds
+ * and is what goes over the wire as `{type: "error", value: {type: kind, value: message}}`.
+ */
+import { FlexnodeError } from '../errors.ts'
+
+export type WireErrorKind =
+  | 'internal_error'
+  | 'deserialization'
+  | 'dna_read_error'
+  | 'ribosome_error'
+  | 'activate_app'
+  | 'zome_call_authentication_failed'
+  | 'zome_call_unauthorized'
+  | 'countersigning_session_error'
+
+export class ConductorApiError extends FlexnodeError {
+  static override readonly name = 'ConductorApiError'
+  override name = 'ConductorApiError'
+  readonly kind: WireErrorKind
+
+  constructor (kind: WireErrorKind, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.kind = kind
+  }
+}
+
+export const deserializationError = (message: string): ConductorApiError => new ConductorApiError('deserialization', message)
+export const internalError = (message: string, cause?: unknown): ConductorApiError => new ConductorApiError('internal_error', message, { cause })
+export const ribosomeError = (message: string, cause?: unknown): ConductorApiError => new ConductorApiError('ribosome_error', message, { cause })
+export const unauthorized = (message: string): ConductorApiError => new ConductorApiError('zome_call_unauthorized', message)
+export const authenticationFailed = (message: string): ConductorApiError => new ConductorApiError('zome_call_authentication_failed', message)
+
+/** A commit whose op failed the integrity zome's or the system's validation. */
+export class InvalidCommitError extends FlexnodeError {
+  static override readonly name = 'InvalidCommitError'
+  override name = 'InvalidCommitError'
+  readonly reason: string
+
+  constructor (reason: string) {
+    super(`invalid commit: ${reason}`)
+    this.reason = reason
+  }
+}
+
+/** Thrown inside validation when a dependency is not held; the op waits instead of failing. */
+export class UnresolvedDependenciesError extends FlexnodeError {
+  static override readonly name = 'UnresolvedDependenciesError'
+  override name = 'UnresolvedDependenciesError'
+  readonly hashes: Uint8Array[]
+
+  constructor (hashes: Uint8Array[]) {
+    super(`unresolved dependencies: ${hashes.length}`)
+    this.hashes = hashes
+  }
+}
+
+export class BundleError extends FlexnodeError {
+  static override readonly name = 'BundleError'
+  override name = 'BundleError'
+  readonly path?: string
+
+  constructor (message: string, options?: ErrorOptions & { path?: string }) {
+    super(message, options)
+    this.path = options?.path
+  }
+}
+
+export class AppNotFoundError extends FlexnodeError {
+  static override readonly name = 'AppNotFoundError'
+  override name = 'AppNotFoundError'
+  readonly installedAppId: string
+
+  constructor (installedAppId: string) {
+    super(`app ${JSON.stringify(installedAppId)} is not installed`)
+    this.installedAppId = installedAppId
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * The node's database (better-sqlite3, one file per node): installed DNAs and apps, zome code,
+ * every local agent's source chain, the DHT ops this node holds and the records, links,
+ * updates and deletes integrated from them, capability grants and used zome-call nonces.
+ *
+ * Writes of one zome call happen inside one `store.transaction(...)`.
+ */
+import Database from 'better-sqlite3'
+import type { Database as Db, Statement } from 'better-sqlite3'
+import { DisposedError } from '../errors.ts'
+
+const SCHEMA_VERSION = 1
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
+CREATE TABLE IF NOT EXISTS zome_code (hash BLOB PRIMARY KEY, code BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dna_def (hash BLOB PRIMARY KEY, def BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS app (
+  id TEXT PRIMARY KEY, agent BLOB NOT NULL, def BLOB NOT NULL,
+  status TEXT NOT NULL, disabled_reason BLOB, installed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS app_interface (port INTEGER PRIMARY KEY, allowed_origins TEXT NOT NULL, installed_app_id TEXT);
+CREATE TABLE IF NOT EXISTS chain_action (
+  dna BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
+  type TEXT NOT NULL, timestamp INTEGER NOT NULL, entry_hash BLOB, entry_type TEXT,
+  action BLOB NOT NULL, signature BLOB NOT NULL,
+  PRIMARY KEY (dna, author, seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS chain_action_hash ON chain_action (hash);
+CREATE TABLE IF NOT EXISTS entry (dna BLOB NOT NULL, hash BLOB NOT NULL, blob BLOB NOT NULL, private INTEGER NOT NULL, PRIMARY KEY (dna, hash));
+CREATE TABLE IF NOT EXISTS dht_op (
+  dna BLOB NOT NULL, hash BLOB NOT NULL, type TEXT NOT NULL, basis BLOB NOT NULL, location INTEGER NOT NULL,
+  action_hash BLOB NOT NULL, author BLOB NOT NULL, stage TEXT NOT NULL, validation_status TEXT,
+  when_integrated INTEGER, authored INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  UNIQUE (dna, hash)
+);
+CREATE INDEX IF NOT EXISTS dht_op_stage ON dht_op (dna, stage);
+CREATE TABLE IF NOT EXISTS dht_action (
+  dna BLOB NOT NULL, hash BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+  type TEXT NOT NULL, entry_hash BLOB, original_action BLOB, deletes_action BLOB,
+  base BLOB, target BLOB, link_add BLOB, zome_index INTEGER, link_type INTEGER, tag BLOB,
+  action BLOB NOT NULL, signature BLOB NOT NULL, status TEXT NOT NULL,
+  PRIMARY KEY (dna, hash)
+);
+CREATE INDEX IF NOT EXISTS dht_action_entry ON dht_action (dna, entry_hash) WHERE entry_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dht_action_update ON dht_action (dna, original_action, timestamp) WHERE original_action IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dht_action_delete ON dht_action (dna, deletes_action) WHERE deletes_action IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dht_action_link ON dht_action (dna, base, zome_index, link_type) WHERE type = 'CreateLink';
+CREATE INDEX IF NOT EXISTS dht_action_link_del ON dht_action (dna, link_add) WHERE link_add IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dht_action_author ON dht_action (dna, author, seq);
+CREATE TABLE IF NOT EXISTS cap_grant (
+  dna BLOB NOT NULL, author BLOB NOT NULL, action_hash BLOB NOT NULL, tag TEXT NOT NULL,
+  access TEXT NOT NULL, secret BLOB, assignees BLOB, functions BLOB NOT NULL,
+  created_at INTEGER NOT NULL, revoked_at INTEGER,
+  PRIMARY KEY (dna, action_hash)
+);
+CREATE INDEX IF NOT EXISTS cap_grant_secret ON cap_grant (dna, author, secret);
+CREATE TABLE IF NOT EXISTS nonce (agent BLOB NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (agent, nonce));
+CREATE INDEX IF NOT EXISTS nonce_expires ON nonce (expires);
+`
+
+export interface ChainActionRow {
+  dna: Uint8Array
+  author: Uint8Array
+  seq: number
+  hash: Uint8Array
+  type: string
+  timestamp: number
+  entry_hash: Uint8Array | null
+  entry_type: string | null
+  action: Uint8Array
+  signature: Uint8Array
+}
+
+export interface DhtActionRow {
+  dna: Uint8Array
+  hash: Uint8Array
+  author: Uint8Array
+  seq: number
+  timestamp: number
+  type: string
+  entry_hash: Uint8Array | null
+  original_action: Uint8Array | null
+  deletes_action: Uint8Array | null
+  base: Uint8Array | null
+  target: Uint8Array | null
+  link_add: Uint8Array | null
+  zome_index: number | null
+  link_type: number | null
+  tag: Uint8Array | null
+  action: Uint8Array
+  signature: Uint8Array
+  status: string
+}
+
+export interface DhtOpRow {
+  dna: Uint8Array
+  hash: Uint8Array
+  type: string
+  basis: Uint8Array
+  location: number
+  action_hash: Uint8Array
+  author: Uint8Array
+  stage: 'validation_limbo' | 'integration_limbo' | 'integrated'
+  validation_status: string | null
+  when_integrated: number | null
+  authored: number
+}
+
+export interface CapGrantRow {
+  dna: Uint8Array
+  author: Uint8Array
+  action_hash: Uint8Array
+  tag: string
+  access: string
+  secret: Uint8Array | null
+  assignees: Uint8Array | null
+  functions: Uint8Array
+  created_at: number
+  revoked_at: number | null
+}
+
+export interface StoreInit {
+  /** path of the database file, or ':memory:' */
+  path: string
+}
+
+function toBuf (b: Uint8Array | null | undefined): Buffer | null {
+  if (b == null) return null
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
+/** Normalize Buffers read back from SQLite into plain Uint8Arrays (msgpack encodes both as bin). */
+function u8 (b: Buffer | Uint8Array | null): Uint8Array | null {
+  if (b == null) return null
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+}
+
+function rowU8<T extends object> (row: T | undefined): T | undefined {
+  if (row === undefined) return undefined
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(row)) out[k] = Buffer.isBuffer(v) ? u8(v) : v
+  return out as T
+}
+
+export class ConductorStore {
+  readonly db: Db
+  private disposed = false
+  private readonly stmts: Map<string, Statement> = new Map()
+
+  constructor (init: StoreInit) {
+    this.db = new Database(init.path)
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = NORMAL')
+    this.db.pragma('foreign_keys = ON')
+    this.db.exec(SCHEMA)
+    const version = this.getMeta('schema_version')
+    if (version === undefined) this.setMeta('schema_version', Buffer.from(String(SCHEMA_VERSION)))
+  }
+
+  private stmt (sql: string): Statement {
+    if (this.disposed) throw new DisposedError('ConductorStore')
+    let s = this.stmts.get(sql)
+    if (s === undefined) {
+      s = this.db.prepare(sql)
+      this.stmts.set(sql, s)
+    }
+    return s
+  }
+
+  transaction<T> (fn: () => T): T {
+    if (this.disposed) throw new DisposedError('ConductorStore')
+    return this.db.transaction(fn)()
+  }
+
+  getMeta (key: string): Uint8Array | undefined {
+    const row = this.stmt('SELECT value FROM meta WHERE key = ?').get(key) as { value: Buffer } | undefined
+    return row === undefined ? undefined : u8(row.value) ?? undefined
+  }
+
+  setMeta (key: string, value: Uint8Array): void {
+    this.stmt('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, toBuf(value))
+  }
+
+  // -- code, DNAs, apps, interfaces --------------------------------------------------------
+
+  putZomeCode (hash: Uint8Array, code: Uint8Array): void {
+    this.stmt('INSERT OR IGNORE INTO zome_code (hash, code) VALUES (?, ?)').run(toBuf(hash), toBuf(code))
+  }
+
+  getZomeCode (hash: Uint8Array): Uint8Array | undefined {
+    const row = this.stmt('SELECT code FROM zome_code WHERE hash = ?').get(toBuf(hash)) as { code: Buffer } | undefined
+    return row === undefined ? undefined : u8(row.code) ?? undefined
+  }
+
+  putDnaDef (hash: Uint8Array, def: Uint8Array): void {
+    this.stmt('INSERT OR IGNORE INTO dna_def (hash, def) VALUES (?, ?)').run(toBuf(hash), toBuf(def))
+  }
+
+  getDnaDef (hash: Uint8Array): Uint8Array | undefined {
+    const row = this.stmt('SELECT def FROM dna_def WHERE hash = ?').get(toBuf(hash)) as { def: Buffer } | undefined
+    return row === undefined ? undefined : u8(row.def) ?? undefined
+  }
+
+  listDnaHashes (): Uint8Array[] {
+    return (this.stmt('SELECT hash FROM dna_def').all() as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
+  }
+
+  putApp (row: { id: string, agent: Uint8Array, def: Uint8Array, status: string, disabled_reason: Uint8Array | null, installed_at: number }): void {
+    this.stmt(`INSERT INTO app (id, agent, def, status, disabled_reason, installed_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT(id) DO UPDATE SET agent = excluded.agent, def = excluded.def, status = excluded.status, disabled_reason = excluded.disabled_reason`)
+      .run(row.id, toBuf(row.agent), toBuf(row.def), row.status, toBuf(row.disabled_reason), row.installed_at)
+  }
+
+  listApps (): Array<{ id: string, agent: Uint8Array, def: Uint8Array, status: string, disabled_reason: Uint8Array | null, installed_at: number }> {
+    return (this.stmt('SELECT * FROM app ORDER BY installed_at, id').all() as Array<Record<string, unknown>>).map(r => rowU8(r) as never)
+  }
+
+  deleteApp (id: string): void {
+    this.stmt('DELETE FROM app WHERE id = ?').run(id)
+  }
+
+  putAppInterface (port: number, allowedOrigins: string, installedAppId: string | null): void {
+    this.stmt('INSERT OR REPLACE INTO app_interface (port, allowed_origins, installed_app_id) VALUES (?, ?, ?)').run(port, allowedOrigins, installedAppId)
+  }
+
+  listAppInterfaces (): Array<{ port: number, allowed_origins: string, installed_app_id: string | null }> {
+    return this.stmt('SELECT port, allowed_origins, installed_app_id FROM app_interface ORDER BY port').all() as never
+  }
+
+  deleteAppInterface (port: number): void {
+    this.stmt('DELETE FROM app_interface WHERE port = ?').run(port)
+  }
+
+  // -- source chain ------------------------------------------------------------------------
+
+  insertChainAction (row: ChainActionRow): void {
+    this.stmt(`INSERT INTO chain_action (dna, author, seq, hash, type, timestamp, entry_hash, entry_type, action, signature)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(toBuf(row.dna), toBuf(row.author), row.seq, toBuf(row.hash), row.type, row.timestamp, toBuf(row.entry_hash), row.entry_type, toBuf(row.action), toBuf(row.signature))
+  }
+
+  chainHead (dna: Uint8Array, author: Uint8Array): ChainActionRow | undefined {
+    return rowU8(this.stmt('SELECT * FROM chain_action WHERE dna = ? AND author = ? ORDER BY seq DESC LIMIT 1').get(toBuf(dna), toBuf(author)) as ChainActionRow | undefined)
+  }
+
+  chainActions (dna: Uint8Array, author: Uint8Array, opts: { start?: number, end?: number, type?: string, entryType?: string, descending?: boolean } = {}): ChainActionRow[] {
+    const rows = this.stmt(`SELECT * FROM chain_action WHERE dna = ? AND author = ? AND seq >= ? AND seq <= ?
+      AND (? IS NULL OR type = ?) AND (? IS NULL OR entry_type = ?) ORDER BY seq ${opts.descending === true ? 'DESC' : 'ASC'}`)
+      .all(toBuf(dna), toBuf(author), opts.start ?? 0, opts.end ?? Number.MAX_SAFE_INTEGER, opts.type ?? null, opts.type ?? null, opts.entryType ?? null, opts.entryType ?? null) as ChainActionRow[]
+    return rows.map(r => rowU8(r)!)
+  }
+
+  chainActionByHash (hash: Uint8Array): ChainActionRow | undefined {
+    return rowU8(this.stmt('SELECT * FROM chain_action WHERE hash = ?').get(toBuf(hash)) as ChainActionRow | undefined)
+  }
+
+  putEntry (dna: Uint8Array, hash: Uint8Array, blob: Uint8Array, isPrivate: boolean): void {
+    this.stmt('INSERT OR IGNORE INTO entry (dna, hash, blob, private) VALUES (?, ?, ?, ?)').run(toBuf(dna), toBuf(hash), toBuf(blob), isPrivate ? 1 : 0)
+  }
+
+  getEntry (dna: Uint8Array, hash: Uint8Array): { blob: Uint8Array, private: number } | undefined {
+    return rowU8(this.stmt('SELECT blob, private FROM entry WHERE dna = ? AND hash = ?').get(toBuf(dna), toBuf(hash)) as { blob: Uint8Array, private: number } | undefined)
+  }
+
+  // -- DHT ---------------------------------------------------------------------------------
+
+  insertOp (row: DhtOpRow): boolean {
+    const info = this.stmt(`INSERT OR IGNORE INTO dht_op (dna, hash, type, basis, location, action_hash, author, stage, validation_status, when_integrated, authored)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(toBuf(row.dna), toBuf(row.hash), row.type, toBuf(row.basis), row.location, toBuf(row.action_hash), toBuf(row.author), row.stage, row.validation_status, row.when_integrated, row.authored)
+    return info.changes > 0
+  }
+
+  opsByStage (dna: Uint8Array, stage: DhtOpRow['stage'], afterSeq = 0): Array<DhtOpRow & { seq: number }> {
+    return (this.stmt('SELECT * FROM dht_op WHERE dna = ? AND stage = ? AND seq > ? ORDER BY seq').all(toBuf(dna), stage, afterSeq) as Array<DhtOpRow & { seq: number }>).map(r => rowU8(r)!)
+  }
+
+  insertDhtAction (row: DhtActionRow): void {
+    this.stmt(`INSERT OR IGNORE INTO dht_action (dna, hash, author, seq, timestamp, type, entry_hash, original_action, deletes_action,
+      base, target, link_add, zome_index, link_type, tag, action, signature, status)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(toBuf(row.dna), toBuf(row.hash), toBuf(row.author), row.seq, row.timestamp, row.type, toBuf(row.entry_hash), toBuf(row.original_action),
+        toBuf(row.deletes_action), toBuf(row.base), toBuf(row.target), toBuf(row.link_add), row.zome_index, row.link_type, toBuf(row.tag),
+        toBuf(row.action), toBuf(row.signature), row.status)
+  }
+
+  dhtAction (dna: Uint8Array, hash: Uint8Array): DhtActionRow | undefined {
+    return rowU8(this.stmt('SELECT * FROM dht_action WHERE dna = ? AND hash = ?').get(toBuf(dna), toBuf(hash)) as DhtActionRow | undefined)
+  }
+
+  /** Valid actions that create or update the entry, oldest first. */
+  dhtActionsForEntry (dna: Uint8Array, entryHash: Uint8Array): DhtActionRow[] {
+    return (this.stmt("SELECT * FROM dht_action WHERE dna = ? AND entry_hash = ? AND status = 'Valid' ORDER BY timestamp, hash").all(toBuf(dna), toBuf(entryHash)) as DhtActionRow[]).map(r => rowU8(r)!)
+  }
+
+  dhtUpdates (dna: Uint8Array, original: Uint8Array): DhtActionRow[] {
+    return (this.stmt("SELECT * FROM dht_action WHERE dna = ? AND original_action = ? AND status = 'Valid' ORDER BY timestamp, hash").all(toBuf(dna), toBuf(original)) as DhtActionRow[]).map(r => rowU8(r)!)
+  }
+
+  /** The newest valid, undeleted update of an action (latest timestamp, ties broken by the greater hash). */
+  dhtLatestUpdate (dna: Uint8Array, original: Uint8Array): DhtActionRow | undefined {
+    return rowU8(this.stmt(`SELECT * FROM dht_action u WHERE u.dna = ? AND u.original_action = ? AND u.status = 'Valid'
+      AND NOT EXISTS (SELECT 1 FROM dht_action d WHERE d.dna = u.dna AND d.deletes_action = u.hash AND d.status = 'Valid')
+      ORDER BY u.timestamp DESC, u.hash DESC LIMIT 1`).get(toBuf(dna), toBuf(original)) as DhtActionRow | undefined)
+  }
+
+  dhtDeletes (dna: Uint8Array, deleted: Uint8Array): DhtActionRow[] {
+    return (this.stmt("SELECT * FROM dht_action WHERE dna = ? AND deletes_action = ? AND status = 'Valid' ORDER BY timestamp, hash").all(toBuf(dna), toBuf(deleted)) as DhtActionRow[]).map(r => rowU8(r)!)
+  }
+
+  /** Live links: valid CreateLinks from a base of one type not removed by a valid DeleteLink. */
+  dhtLinks (dna: Uint8Array, base: Uint8Array, zomeIndex: number, linkType: number): DhtActionRow[] {
+    return (this.stmt(`SELECT * FROM dht_action c WHERE c.dna = ? AND c.base = ? AND c.zome_index = ? AND c.link_type = ?
+      AND c.type = 'CreateLink' AND c.status = 'Valid'
+      AND NOT EXISTS (SELECT 1 FROM dht_action d WHERE d.dna = c.dna AND d.link_add = c.hash AND d.status = 'Valid')
+      ORDER BY c.timestamp, c.hash`).all(toBuf(dna), toBuf(base), zomeIndex, linkType) as DhtActionRow[]).map(r => rowU8(r)!)
+  }
+
+  // -- capability grants and nonces --------------------------------------------------------
+
+  insertCapGrant (row: CapGrantRow): void {
+    this.stmt(`INSERT OR IGNORE INTO cap_grant (dna, author, action_hash, tag, access, secret, assignees, functions, created_at, revoked_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(toBuf(row.dna), toBuf(row.author), toBuf(row.action_hash), row.tag, row.access, toBuf(row.secret), toBuf(row.assignees), toBuf(row.functions), row.created_at, row.revoked_at)
+  }
+
+  /** Live grants of a cell usable with this secret (or unrestricted ones when secret is null). */
+  capGrantsFor (dna: Uint8Array, author: Uint8Array, secret: Uint8Array | null): CapGrantRow[] {
+    return (this.stmt(`SELECT * FROM cap_grant WHERE dna = ? AND author = ? AND revoked_at IS NULL
+      AND (access = 'unrestricted' OR (? IS NOT NULL AND secret = ?))`).all(toBuf(dna), toBuf(author), toBuf(secret), toBuf(secret)) as CapGrantRow[]).map(r => rowU8(r)!)
+  }
+
+  listCapGrants (dna: Uint8Array, author: Uint8Array, includeRevoked: boolean): CapGrantRow[] {
+    return (this.stmt('SELECT * FROM cap_grant WHERE dna = ? AND author = ? AND (? OR revoked_at IS NULL) ORDER BY created_at')
+      .all(toBuf(dna), toBuf(author), includeRevoked ? 1 : 0) as CapGrantRow[]).map(r => rowU8(r)!)
+  }
+
+  revokeCapGrant (dna: Uint8Array, actionHash: Uint8Array, at: number): boolean {
+    return this.stmt('UPDATE cap_grant SET revoked_at = ? WHERE dna = ? AND action_hash = ? AND revoked_at IS NULL').run(at, toBuf(dna), toBuf(actionHash)).changes > 0
+  }
+
+  /** Record a nonce; false when this (agent, nonce) pair was seen before. Expired ones are pruned now and then. */
+  useNonce (agent: Uint8Array, nonce: Uint8Array, expires: number): boolean {
+    const info = this.stmt('INSERT OR IGNORE INTO nonce (agent, nonce, expires) VALUES (?, ?, ?)').run(toBuf(agent), toBuf(nonce), expires)
+    return info.changes > 0
+  }
+
+  pruneNonces (now: number): number {
+    return this.stmt('DELETE FROM nonce WHERE expires < ?').run(now).changes
+  }
+
+  dispose (): void {
+    if (this.disposed) return
+    this.disposed = true
+    this.stmts.clear()
+    this.db.close()
+  }
+}
