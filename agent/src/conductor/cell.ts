@@ -242,7 +242,7 @@ export class Cell {
     const lookup = this.lookup(ws)
     let prev: Head | null = ws.head
     const produced = ws.pending.map(p => {
-      const integrity = checkActionIntegrity(p.sa, p.entry)
+      const integrity = checkActionIntegrity(p.sa, p.entry, { signedHere: true })
       if (integrity.type !== 'Valid') throw new InvalidCommitError(integrity.type === 'Invalid' ? integrity.reason : 'unresolved dependencies')
       const link = checkChainLink(p.sa.action, prev)
       if (link.type !== 'Valid') throw new InvalidCommitError(link.type === 'Invalid' ? link.reason : 'unresolved dependencies')

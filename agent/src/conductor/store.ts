@@ -5,6 +5,7 @@
  *
  * Writes of one zome call happen inside one `store.transaction(...)`.
  */
+import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
 import { DisposedError } from '../errors.ts'
@@ -149,6 +150,7 @@ export class ConductorStore {
   private readonly stmts: Map<string, Statement> = new Map()
 
   constructor (init: StoreInit) {
+    if (init.path !== ':memory:') closeSync(openSync(init.path, 'a', 0o600))
     this.db = new Database(init.path)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = NORMAL')

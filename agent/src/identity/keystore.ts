@@ -308,14 +308,28 @@ export class Keystore {
   }
 }
 
+/** Public-key objects of recently seen keys: building one costs about as much as a verify. */
+const PUBLIC_KEY_CACHE_SIZE = 1024
+const publicKeys = new Map<string, crypto.KeyObject>()
+
+function publicKeyObject (publicKey32: Uint8Array): crypto.KeyObject {
+  const id = Buffer.from(publicKey32.buffer, publicKey32.byteOffset, 32).toString('base64')
+  let key = publicKeys.get(id)
+  if (key === undefined) {
+    key = crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey32]), format: 'der', type: 'spki' })
+    if (publicKeys.size >= PUBLIC_KEY_CACHE_SIZE) publicKeys.delete(publicKeys.keys().next().value as string)
+    publicKeys.set(id, key)
+  }
+  return key
+}
+
 /** Verify a detached ed25519 signature. Never throws: malformed input gives `false`. */
 export function verifySignature (publicKey32: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   try {
     if (!(publicKey32 instanceof Uint8Array) || publicKey32.length !== 32) return false
     if (!(data instanceof Uint8Array)) return false
     if (!(signature instanceof Uint8Array) || signature.length !== 64) return false
-    const key = crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey32]), format: 'der', type: 'spki' })
-    return crypto.verify(null, data, key, signature)
+    return crypto.verify(null, data, publicKeyObject(publicKey32), signature)
   } catch {
     return false
   }

@@ -1,0 +1,107 @@
+/**
+ * `flexnode start` as a user runs it: the README's `npm start`, the READY line, clean stops,
+ * restarts on the same data dir, the encrypted keystore and bad flags.
+ */
+import { describe, expect, it } from 'vitest'
+import { access, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { AdminWebsocket } from '@holochain/client'
+import { tempDir, TEST_ORIGIN } from '../../../../fixtures/index.ts'
+import { spawnFlexnode, spawnNode } from '../../../../fixtures/spawn-node.ts'
+
+const exists = async (p: string): Promise<boolean> => await access(p).then(() => true, () => false)
+
+describe('flexnode start', () => {
+  it('runs from `npm start` and prints exactly one READY line', async () => {
+    await using dir = await tempDir()
+    const node = spawnNode('npm', ['start', '--', '--data-dir', dir.path, '--heartbeat-interval', '3600'], { group: true })
+    try {
+      const info = await node.ready
+      expect(Object.keys(info).sort()).toEqual(['admin_port', 'agent_pub_key', 'app_port', 'data_dir', 'installed_app_id', 'network'])
+      expect(info.network).toBe('local')
+      expect(info.installed_app_id).toBe('flexstack')
+      expect(info.data_dir).toBe(dir.path)
+      expect(String(info.agent_pub_key)).toMatch(/^uhCAk[A-Za-z0-9_-]{48}$/)
+      expect(node.stdout().split('\n').filter(l => l.startsWith('FLEXNODE_READY')).length).toBe(1)
+      const admin = await AdminWebsocket.connect({ url: new URL(`ws://127.0.0.1:${String(info.admin_port)}`), wsClientOptions: { origin: TEST_ORIGIN } })
+      expect((await admin.listApps({})).map(a => a.installed_app_id)).toEqual(['flexstack'])
+      await admin.client.close()
+    } finally {
+      await node.stop()
+    }
+  })
+
+  it('stops cleanly on SIGTERM and restarts with the same agent key and chain', async () => {
+    await using dir = await tempDir()
+    const args = ['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', '--json']
+    const first = spawnFlexnode(args)
+    const a = await first.ready
+    expect(await exists(join(dir.path, 'flexnode.lock'))).toBe(true)
+    expect(await first.stop()).toBe(0)
+    expect(await exists(join(dir.path, 'flexnode.lock'))).toBe(false)
+    expect(first.stderr()).toContain('"msg":"flexnode stopped"')
+
+    const second = spawnFlexnode(args)
+    try {
+      const b = await second.ready
+      expect(b.agent_pub_key).toBe(a.agent_pub_key)
+      expect(second.stderr()).not.toContain('first start')
+    } finally {
+      expect(await second.stop()).toBe(0)
+    }
+  })
+
+  it('refuses a second node on the same data dir and another network on it', async () => {
+    await using dir = await tempDir()
+    const first = spawnFlexnode(['start', '--data-dir', dir.path, '--heartbeat-interval', '3600'])
+    try {
+      await first.ready
+      const second = spawnFlexnode(['start', '--data-dir', dir.path])
+      expect(await second.exit).toBe(1)
+      expect(second.stderr()).toContain('DataDirInUseError')
+    } finally {
+      await first.stop()
+    }
+    const testnet = spawnFlexnode(['start', '--data-dir', dir.path, '--network', 'testnet'])
+    expect(await testnet.exit).toBe(1)
+    expect(testnet.stderr()).toContain('NetworkMismatchError')
+  })
+
+  it('encrypts the keystore with FLEXNODE_PASSPHRASE and refuses a wrong or missing one', async () => {
+    await using dir = await tempDir()
+    const args = ['start', '--data-dir', dir.path, '--heartbeat-interval', '3600']
+    const first = spawnFlexnode(args, { env: { FLEXNODE_PASSPHRASE: 'correct horse' } })
+    const a = await first.ready
+    expect(await first.stop()).toBe(0)
+    const keystore = await readFile(join(dir.path, 'keystore.json'), 'utf8')
+    expect(JSON.parse(keystore)).toHaveProperty('encrypted')
+
+    const wrong = spawnFlexnode(args, { env: { FLEXNODE_PASSPHRASE: 'wrong horse' } })
+    expect(await wrong.exit).toBe(1)
+    expect(wrong.stderr()).toContain('WrongPassphraseError')
+    const missing = spawnFlexnode(args)
+    expect(await missing.exit).toBe(1)
+    expect(missing.stderr()).toContain('KeystoreLockedError')
+    expect(await readFile(join(dir.path, 'keystore.json'), 'utf8')).toBe(keystore)
+
+    await using pf = await tempDir()
+    const passFile = join(pf.path, 'pass')
+    await (await import('node:fs/promises')).writeFile(passFile, 'correct horse\n', { mode: 0o600 })
+    const again = spawnFlexnode([...args, '--passphrase-file', passFile])
+    try {
+      expect((await again.ready).agent_pub_key).toBe(a.agent_pub_key)
+    } finally {
+      await again.stop()
+    }
+  })
+
+  it('rejects bad flags with a usage error (exit 2)', async () => {
+    for (const args of [['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!']]) {
+      const p = spawnFlexnode(['start', ...args])
+      expect(await p.exit).toBe(2)
+      expect(p.stderr()).toContain('Usage: flexnode start')
+    }
+    const unknown = spawnFlexnode(['frobnicate'])
+    expect(await unknown.exit).toBe(2)
+  })
+})

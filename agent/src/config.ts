@@ -1,0 +1,157 @@
+/**
+ * Configuration of `flexnode` commands: flags and the environment, validated at the boundary.
+ * This is the only module that reads environment variables:
+ *
+ * - `FLEXNODE_DATA_DIR`   default for `--data-dir`
+ * - `FLEXNODE_PASSPHRASE` encrypts the keystore at rest (or `--passphrase-file`)
+ * - `FLEXNODE_LOG_LEVEL`  default for `--log-level`
+ */
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { FlexnodeError } from './errors.ts'
+import { DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_HOST, DEFAULT_NETWORK, NETWORKS, type NetworkName } from './constants.ts'
+
+/** A command line that cannot be run as given. */
+export class UsageError extends FlexnodeError {
+  static override readonly name = 'UsageError'
+  override name = 'UsageError'
+  readonly flag?: string
+
+  constructor (message: string, flag?: string) {
+    super(message)
+    this.flag = flag
+  }
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'silent']
+
+export interface StartOptions {
+  /** @default ~/.flexnode (or FLEXNODE_DATA_DIR) */
+  dataDir: string
+  /** @default 'local' */
+  network: NetworkName
+  /** Admin interface port; 0 picks a free port. @default 0 */
+  adminPort: number
+  /** App interface port; 0 picks a free port. @default 0 */
+  appPort: number
+  /** Interface the conductor's WebSockets bind to. @default '127.0.0.1' */
+  host: string
+  /** Log JSON lines instead of readable lines. @default false */
+  json: boolean
+  /** @default 'info' (or FLEXNODE_LOG_LEVEL) */
+  logLevel: LogLevel
+  /** Keystore passphrase, from FLEXNODE_PASSPHRASE or --passphrase-file. */
+  passphrase?: string
+  /** Name in the NodeCapability. @default the hostname */
+  agentName?: string
+  /** Seconds between heartbeats. @default 10 */
+  heartbeatIntervalSeconds: number
+  /** Region advertised in NodeCapability.network.latency_region. @default 'local' */
+  region: string
+  /** Advertised link speed. @default 1000 */
+  bandwidthMbps: number
+}
+
+export const START_USAGE = `Usage: flexnode start [options]
+
+Options:
+  --data-dir <dir>              node data directory (default ~/.flexnode, or FLEXNODE_DATA_DIR)
+  --network <name>              mainnet | testnet | local (default local)
+  --admin-port <port>           Conductor Admin API port, 0 = pick a free port (default 0)
+  --app-port <port>             Conductor App API port, 0 = pick a free port (default 0)
+  --host <address>              address the conductor interfaces bind to (default 127.0.0.1)
+  --agent-name <name>           name advertised in NodeCapability (default: hostname)
+  --heartbeat-interval <secs>   seconds between heartbeats (default 10)
+  --region <region>             latency region advertised (default local)
+  --bandwidth-mbps <n>          link speed advertised (default 1000)
+  --passphrase-file <file>      encrypt the keystore with the passphrase in this file
+                                (or set FLEXNODE_PASSPHRASE)
+  --log-level <level>           trace | debug | info | warn | error | silent (default info)
+  --json                        log JSON lines on stderr
+  -h, --help                    show this help
+`
+
+function port (value: string | undefined, flag: string): number {
+  if (value === undefined) return 0
+  if (!/^\d{1,5}$/.test(value)) throw new UsageError(`${flag} must be a port number 0..65535, got ${JSON.stringify(value)}`, flag)
+  const n = Number(value)
+  if (n > 65535) throw new UsageError(`${flag} must be a port number 0..65535, got ${value}`, flag)
+  return n
+}
+
+function positive (value: string | undefined, flag: string, def: number, max: number): number {
+  if (value === undefined) return def
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new UsageError(`${flag} must be a number in (0, ${max}], got ${JSON.stringify(value)}`, flag)
+  return n
+}
+
+export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<StartOptions | 'help'> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'data-dir': { type: 'string' },
+        network: { type: 'string' },
+        'admin-port': { type: 'string' },
+        'app-port': { type: 'string' },
+        host: { type: 'string' },
+        'agent-name': { type: 'string' },
+        'heartbeat-interval': { type: 'string' },
+        region: { type: 'string' },
+        'bandwidth-mbps': { type: 'string' },
+        'passphrase-file': { type: 'string' },
+        'log-level': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    })
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err))
+  }
+  const v = parsed.values
+  if (v.help === true) return 'help'
+  const network = v.network ?? DEFAULT_NETWORK
+  if (!(NETWORKS as readonly string[]).includes(network)) throw new UsageError(`--network must be one of ${NETWORKS.join(', ')}, got ${JSON.stringify(network)}`, '--network')
+  const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
+  if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
+  const logLevel = (v['log-level'] ?? env.FLEXNODE_LOG_LEVEL ?? 'info') as LogLevel
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, '--log-level')
+  const host = v.host ?? DEFAULT_HOST
+  if (!/^[A-Za-z0-9.:[\]-]{1,253}$/.test(host)) throw new UsageError(`--host must be an address or host name, got ${JSON.stringify(host)}`, '--host')
+  const agentName = v['agent-name']
+  if (agentName !== undefined && !/^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$/u.test(agentName)) {
+    throw new UsageError('--agent-name must be 1-64 letters, digits, spaces, . _ - (starting with a letter or digit)', '--agent-name')
+  }
+  const region = v.region ?? 'local'
+  if (!/^[a-z0-9-]{0,64}$/.test(region)) throw new UsageError('--region must be lowercase letters, digits and - (at most 64)', '--region')
+  let passphrase = env.FLEXNODE_PASSPHRASE
+  if (v['passphrase-file'] !== undefined) {
+    try {
+      passphrase = (await readFile(v['passphrase-file'], 'utf8')).replace(/\r?\n$/, '')
+    } catch (err) {
+      throw new UsageError(`--passphrase-file: cannot read ${v['passphrase-file']}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, '--passphrase-file')
+    }
+    if (passphrase.length === 0) throw new UsageError('--passphrase-file is empty', '--passphrase-file')
+  }
+  if (passphrase === '') passphrase = undefined
+  return {
+    dataDir: resolve(dataDir),
+    network: network as NetworkName,
+    adminPort: port(v['admin-port'], '--admin-port'),
+    appPort: port(v['app-port'], '--app-port'),
+    host,
+    json: v.json === true,
+    logLevel,
+    passphrase,
+    agentName,
+    heartbeatIntervalSeconds: positive(v['heartbeat-interval'], '--heartbeat-interval', DEFAULT_HEARTBEAT_INTERVAL_SECONDS, 86400),
+    region,
+    bandwidthMbps: positive(v['bandwidth-mbps'], '--bandwidth-mbps', 1000, 10_000_000)
+  }
+}

@@ -1,0 +1,16 @@
+/** Agent-wide defaults. */
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+
+export const DEFAULT_DATA_DIR = join(homedir(), '.flexnode')
+export const DEFAULT_NETWORK = 'local'
+export const NETWORKS = ['mainnet', 'testnet', 'local'] as const
+export type NetworkName = typeof NETWORKS[number]
+export const INSTALLED_APP_ID = 'flexstack'
+/** Seconds between heartbeats. */
+export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 10
+export const DEFAULT_HOST = '127.0.0.1'
+export const READY_PREFIX = 'FLEXNODE_READY'
+/** The runtime file a started node writes into its data dir, for the CLI's other commands. */
+export const RUNTIME_FILE = 'node.json'
+export const LOCK_FILE = 'flexnode.lock'

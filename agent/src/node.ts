@@ -1,0 +1,210 @@
+/**
+ * A flexnode: wires the keystore, the embedded conductor, the flexstack app and the registry
+ * service together. This is the one place components are built.
+ *
+ * ```ts
+ * const node = await FlexNode.start({ dataDir: '/tmp/n1', network: 'local' })
+ * node.info  // { agent_pub_key, network, admin_port, app_port, installed_app_id, data_dir }
+ * await node.stop()
+ * ```
+ */
+import { mkdir, open, readFile, rm, writeFile, rename } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { EmbeddedConductor } from './conductor/conductor.ts'
+import { InProcessAppClient } from './conductor/in-process-client.ts'
+import { INSTALLED_APP_ID, LOCK_FILE, RUNTIME_FILE, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
+import { FlexnodeError, errorMessage } from './errors.ts'
+import { encodeHash } from './holo/hash.ts'
+import { Keystore } from './identity/keystore.ts'
+import { createLogger, type ComponentLogger } from './logger.ts'
+import { createLoadSampler, probeMachine } from './probe/probe.ts'
+import { registryService, type RegistryService } from './registry/registry-service.ts'
+
+const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const DEFAULT_HAPP = join(PACKAGE_ROOT, 'dnas', 'happ.yaml')
+const NETWORKS_FILE = join(PACKAGE_ROOT, 'dnas', 'networks.json')
+
+export interface FlexNodeInit {
+  dataDir: string
+  /** @default 'local' */
+  network?: NetworkName
+  /** @default 0 (a free port) */
+  adminPort?: number
+  /** @default 0 (a free port) */
+  appPort?: number
+  /** @default '127.0.0.1' */
+  host?: string
+  passphrase?: string
+  agentName?: string
+  /** @default 10 */
+  heartbeatIntervalSeconds?: number
+  region?: string
+  bandwidthMbps?: number
+  /** the hApp to install on first start. @default dnas/happ.yaml */
+  happPath?: string
+  logger?: ComponentLogger
+  /** scrypt cost for a new encrypted keystore (tests lower it). */
+  scryptN?: number
+}
+
+export interface ReadyInfo {
+  agent_pub_key: string
+  network: NetworkName
+  admin_port: number
+  app_port: number
+  installed_app_id: string
+  data_dir: string
+}
+
+export class DataDirInUseError extends FlexnodeError {
+  static override readonly name = 'DataDirInUseError'
+  override name = 'DataDirInUseError'
+  readonly dataDir: string
+  readonly pid: number
+
+  constructor (dataDir: string, pid: number) {
+    super(`data dir ${dataDir} is in use by a running flexnode (pid ${pid})`)
+    this.dataDir = dataDir
+    this.pid = pid
+  }
+}
+
+export class NetworkMismatchError extends FlexnodeError {
+  static override readonly name = 'NetworkMismatchError'
+  override name = 'NetworkMismatchError'
+
+  constructor (dataDir: string, installed: string, requested: string) {
+    super(`data dir ${dataDir} belongs to the network with seed ${installed}; use another --data-dir for ${requested}`)
+  }
+}
+
+export async function networkSeed (network: NetworkName): Promise<string> {
+  const profiles = JSON.parse(await readFile(NETWORKS_FILE, 'utf8')) as Record<string, { network_seed?: unknown }>
+  const seed = profiles[network]?.network_seed
+  if (typeof seed !== 'string' || seed.length === 0) throw new FlexnodeError(`dnas/networks.json has no network_seed for ${network}`)
+  return seed
+}
+
+function pidAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Take the data dir's lock file, replacing a stale one left by a dead process. */
+async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
+  const path = join(dataDir, LOCK_FILE)
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(path, 'wx', 0o600)
+      await fh.writeFile(String(process.pid))
+      await fh.close()
+      return async () => { await rm(path, { force: true }) }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) throw new DataDirInUseError(dataDir, pid)
+      await rm(path, { force: true })
+    }
+  }
+  throw new DataDirInUseError(dataDir, -1)
+}
+
+export class FlexNode {
+  readonly info: ReadyInfo
+  readonly conductor: EmbeddedConductor
+  readonly keystore: Keystore
+  readonly client: InProcessAppClient
+  readonly registry: RegistryService
+  private readonly log: ComponentLogger
+  private readonly unlock: () => Promise<void>
+  private stopping: Promise<void> | undefined
+
+  private constructor (parts: { info: ReadyInfo, conductor: EmbeddedConductor, keystore: Keystore, client: InProcessAppClient, registry: RegistryService, log: ComponentLogger, unlock: () => Promise<void> }) {
+    this.info = parts.info
+    this.conductor = parts.conductor
+    this.keystore = parts.keystore
+    this.client = parts.client
+    this.registry = parts.registry
+    this.log = parts.log
+    this.unlock = parts.unlock
+  }
+
+  static async start (init: FlexNodeInit): Promise<FlexNode> {
+    const logger = init.logger ?? createLogger()
+    const log = logger.forComponent('flexnode:node')
+    const network = init.network ?? 'local'
+    const dataDir = resolve(init.dataDir)
+    await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    const unlock = await lockDataDir(dataDir)
+    const cleanup: Array<() => Promise<void> | void> = [unlock]
+    try {
+      const keystore = await Keystore.open({ dataDir, passphrase: init.passphrase, scryptN: init.scryptN })
+      cleanup.push(() => { keystore.dispose() })
+      const conductor = await EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger })
+      cleanup.push(async () => { await conductor.stop() })
+      const agent = keystore.primary.agentPubKey
+      const seed = await networkSeed(network)
+      const existing = conductor.listApps().find((a) => (a as { installed_app_id: string }).installed_app_id === INSTALLED_APP_ID) as { cell_info: Record<string, Array<{ value: { dna_modifiers: { network_seed: string } } }>> } | undefined
+      if (existing === undefined) {
+        log.info({ network, seed }, 'first start: installing the flexstack app')
+        await conductor.installApp({ source: { type: 'path', value: init.happPath ?? DEFAULT_HAPP }, agent_key: agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed })
+      } else {
+        const installedSeed = Object.values(existing.cell_info)[0]?.[0]?.value.dna_modifiers.network_seed ?? ''
+        if (installedSeed !== seed) throw new NetworkMismatchError(dataDir, installedSeed, network)
+      }
+      await conductor.enableApp({ installed_app_id: INSTALLED_APP_ID })
+      const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0 })
+      const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: '*', installed_app_id: INSTALLED_APP_ID })
+      const client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
+      const sampler = createLoadSampler()
+      const registry = registryService({
+        agentName: init.agentName,
+        heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
+        region: init.region,
+        bandwidthMbps: init.bandwidthMbps
+      })({ client, logger, probe: { machine: async () => await probeMachine({ dataDir }), load: async () => await sampler.sample() } })
+      await registry.start()
+      cleanup.push(async () => { await registry.stop() })
+      const info: ReadyInfo = {
+        agent_pub_key: encodeHash(agent),
+        network,
+        admin_port: admin.port,
+        app_port: app.port,
+        installed_app_id: INSTALLED_APP_ID,
+        data_dir: dataDir
+      }
+      const runtime = join(dataDir, RUNTIME_FILE)
+      await writeFile(`${runtime}.tmp`, JSON.stringify({ ...info, pid: process.pid, started_at: new Date().toISOString() }, null, 2), { mode: 0o600 })
+      await rename(`${runtime}.tmp`, runtime)
+      log.info(info, 'flexnode ready')
+      return new FlexNode({ info, conductor, keystore, client, registry, log, unlock })
+    } catch (err) {
+      for (const fn of cleanup.reverse()) {
+        try { await fn() } catch (e) { log.warn({ err: errorMessage(e) }, 'cleanup after a failed start failed') }
+      }
+      throw err
+    }
+  }
+
+  /** Stop heartbeats, close interfaces and the database, release the data dir. Idempotent. */
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.registry.stop()
+      await this.conductor.stop()
+      this.keystore.dispose()
+      await rm(join(this.info.data_dir, RUNTIME_FILE), { force: true })
+      await this.unlock()
+      this.log.info('flexnode stopped')
+    })()
+    return this.stopping
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> {
+    await this.stop()
+  }
+}

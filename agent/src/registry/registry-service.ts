@@ -1,0 +1,111 @@
+/**
+ * The registry service: measures this machine, advertises its `NodeCapability` to
+ * `agent_registry` at start and heartbeats its live load every interval.
+ *
+ * ```ts
+ * const registry = registryService({ agentName: 'gpu-box-01', heartbeatIntervalMs: 10_000 })({ client, logger, probe })
+ * await registry.start()
+ * ```
+ */
+import { hostname } from 'node:os'
+import type { AppClient } from '@holochain/client'
+import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
+import { encodeHash } from '../holo/hash.ts'
+import type { ComponentLogger } from '../logger.ts'
+import type { LoadSample, MachineProfile } from '../probe/probe.ts'
+import { errorMessage } from '../errors.ts'
+
+export interface RegistryServiceInit {
+  /** @default the hostname, sanitized */
+  agentName?: string
+  /** @default 10000 */
+  heartbeatIntervalMs?: number
+  /** @default 'local' */
+  region?: string
+  /** @default 1000 */
+  bandwidthMbps?: number
+}
+
+export interface RegistryServiceComponents {
+  client: Pick<AppClient, 'callZome' | 'myPubKey'>
+  logger: ComponentLogger
+  probe: { machine: () => Promise<MachineProfile>, load: () => Promise<LoadSample> }
+}
+
+export interface RegistryService {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** Advertise again now (after a capability changed). */
+  advertise: () => Promise<Uint8Array>
+  /** One heartbeat now. */
+  beat: () => Promise<Uint8Array>
+  readonly beats: number
+}
+
+const ROLE = 'agent_registry'
+
+export function sanitizeAgentName (name: string): string {
+  const cleaned = name.normalize('NFC').replace(/[^\p{L}\p{N} ._-]/gu, '-').replace(/^[^\p{L}\p{N}]+/u, '').slice(0, 64)
+  return cleaned.length > 0 ? cleaned : 'flexnode'
+}
+
+export function buildCapability (agent: Uint8Array, name: string, machine: MachineProfile, load: LoadSample, init: RegistryServiceInit): NodeCapability {
+  return {
+    node_id: encodeHash(agent),
+    agent_name: name,
+    capabilities: {
+      compute: { cpu_cores: machine.cpu_cores, cpu_arch: machine.cpu_arch, ram_gb: machine.ram_gb, gpu: machine.gpu },
+      storage: { local_ssd_gb: machine.local_ssd_gb, ipfs_pinned_gb: 0, s3_available_gb: 0 },
+      inference: { models_loaded: [], max_batch_size: 0, tokens_per_second: 0 },
+      memory: { vector_shards: 0, redis_memory_gb: 0 }
+    },
+    network: { bandwidth_mbps: init.bandwidthMbps ?? 1000, latency_region: init.region ?? 'local' },
+    availability: 'online',
+    load,
+    last_heartbeat: new Date().toISOString()
+  }
+}
+
+export function registryService (init: RegistryServiceInit = {}) {
+  return (components: RegistryServiceComponents): RegistryService => {
+    const log = components.logger.forComponent('flexnode:registry')
+    const interval = init.heartbeatIntervalMs ?? 10_000
+    const name = sanitizeAgentName(init.agentName ?? hostname())
+    let timer: NodeJS.Timeout | undefined
+    let beats = 0
+    let beating: Promise<unknown> = Promise.resolve()
+    const call = async (zome: string, fn: string, payload: unknown): Promise<Uint8Array> =>
+      await components.client.callZome({ role_name: ROLE, zome_name: zome, fn_name: fn, payload }) as Uint8Array
+
+    const advertise = async (): Promise<Uint8Array> => {
+      const [machine, load] = await Promise.all([components.probe.machine(), components.probe.load()])
+      const cap = buildCapability(components.client.myPubKey, name, machine, load, init)
+      const hash = await call('capabilities', 'advertise', cap)
+      log.info({ agent_name: name, cpu_cores: machine.cpu_cores, ram_gb: machine.ram_gb, gpu: machine.gpu?.model ?? null }, 'advertised NodeCapability')
+      return hash
+    }
+    const beat = async (): Promise<Uint8Array> => {
+      const hash = await call('heartbeat', 'beat', await components.probe.load())
+      beats++
+      return hash
+    }
+    const tick = (): void => {
+      beating = beat().catch((err: unknown) => { log.warn({ err: errorMessage(err) }, 'heartbeat failed') })
+    }
+    return {
+      get beats () { return beats },
+      advertise,
+      beat,
+      start: async () => {
+        await advertise()
+        timer = setInterval(tick, interval)
+        timer.unref()
+      },
+      stop: async () => {
+        clearInterval(timer)
+        timer = undefined
+        await beating
+      }
+    }
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Keeps the README's `npm run bench` working: a scaled-down run must finish and print every
+ * figure with its ratios. Times are not asserted (benchmarks never pass or fail on speed).
+ */
+import { describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { REPO_ROOT } from '../../fixtures/index.ts'
+
+describe('npm run bench', () => {
+  it('runs end to end and prints ratios against the same-run baselines', async () => {
+    const proc = spawn('npm', ['run', 'bench'], { cwd: REPO_ROOT, env: { ...process.env, FLEXNODE_BENCH_SCALE: '0.02' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => { out += d })
+    const code = await new Promise<number | null>(resolve => proc.on('exit', resolve))
+    expect(code, out).toBe(0)
+    for (const row of ['sqlite INSERT, 1 per tx', 'ed25519', 'in-process write', 'in-process read', 'websocket write', 'websocket read']) {
+      expect(out).toMatch(new RegExp(`${row}[^\\n]*\\d+\\.\\d+x`))
+    }
+    expect(out).toContain('vs sqlite 1/tx')
+  }, 120_000)
+})
