@@ -32,6 +32,8 @@ export interface CellComponents {
   keystore: { sign: (agent: Uint8Array, data: Uint8Array) => Uint8Array, has: (agent: Uint8Array) => boolean }
   logger: ComponentLogger
   emitSignal: (cellId: CellId, zomeName: string, payload: unknown) => void
+  /** called after each commit with the new records, in chain order */
+  onCommitted?: (cell: Cell, records: Array<{ sa: SignedAction, entry: Entry | null, entryPublic: boolean }>) => void
 }
 
 export interface CellInit {
@@ -284,6 +286,7 @@ export class Cell {
       }
     })
     this.log.trace({ actions: produced.length }, 'committed')
+    this.components.onCommitted?.(this, produced.map(({ p }) => ({ sa: p.sa, entry: p.entry, entryPublic: p.entryPublic })))
   }
 
   // -- the HDK -----------------------------------------------------------------------------
@@ -533,6 +536,14 @@ export class Cell {
       return { ops, last }
     }
     const integrated = wire(this.store.opsByStage(dna, 'integrated', cursor))
+    const limbo = this.store.limbo(dna).flatMap(row => {
+      const r = decode(row.record) as { action: Action, signature: Uint8Array, entry: Entry | null }
+      const hash = actionHashOf(r.action)
+      const d = r.action.data
+      const pub = (d.type === 'Create' || d.type === 'Update') && (d.entry_type === 'Agent' || (typeof d.entry_type === 'object' && d.entry_type.App.visibility === 'Public'))
+      return produceOps({ action: r.action, hash, signature: r.signature }, pub).map(op => dhtOpWire(op.type, { action: r.action, hash, signature: r.signature }, r.entry))
+    })
+    const warrants = cursor > 0 ? [] : this.store.warrants(dna).map(w => ({ WarrantOp: decode(w.blob) }))
     const chain = this.store.chainActions(dna, this.agent)
     return {
       peer_dump: { this_agent_info: null, this_dna: null, this_agent: null, peers: [] },
@@ -544,9 +555,9 @@ export class Cell {
         published_ops_count: integrated.ops.length
       },
       integration_dump: {
-        validation_limbo: wire(this.store.opsByStage(dna, 'validation_limbo')).ops,
-        integration_limbo: wire(this.store.opsByStage(dna, 'integration_limbo')).ops,
-        integrated: integrated.ops,
+        validation_limbo: limbo,
+        integration_limbo: [],
+        integrated: [...integrated.ops, ...warrants],
         dht_ops_cursor: integrated.last
       }
     }

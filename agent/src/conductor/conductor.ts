@@ -26,6 +26,7 @@ import { DB_FILE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TOKEN_EXPIRY_SECONDS, NONCE
 import { decodeDnaDef, encodeDnaDef, resolveDna, ZomeLoader, type LoadedDna, type ModifiersOverride } from './dna.ts'
 import { ConductorApiError, authenticationFailed, deserializationError, internalError, ribosomeError, unauthorized } from './errors.ts'
 import { ConductorStore } from './store.ts'
+import { DhtSpace, type NetRecord, type ReceiveOutcome } from './space.ts'
 import { ConductorWsServer } from './ws-server.ts'
 
 export interface ConductorInit {
@@ -68,6 +69,7 @@ interface InstalledApp {
 
 export interface AppSignalEvent { cell_id: CellId, zome_name: string, payload: unknown }
 export type AppSignalListener = (signal: AppSignalEvent) => void
+export type AuthoredListener = (dna: HoloHash, records: NetRecord[]) => void
 
 interface TokenInfo { appId: string, expiresAt: number | null, singleUse: boolean }
 
@@ -96,6 +98,9 @@ export class EmbeddedConductor {
   private readonly dnas = new Map<string, Promise<LoadedDna>>()
   private readonly tokens = new Map<string, TokenInfo>()
   private readonly signalListeners = new Set<{ appId: string, fn: AppSignalListener }>()
+  private readonly spaces = new Map<string, DhtSpace>()
+  private readonly authoredListeners = new Set<AuthoredListener>()
+  private peerInfo: () => string[] = () => []
   private readonly servers: ConductorWsServer[] = []
   private readonly appInterfaces = new Map<number, ConductorWsServer>()
   private nonceCalls = 0
@@ -155,12 +160,62 @@ export class EmbeddedConductor {
   }
 
   private newCell (dna: LoadedDna, agent: HoloHash): Cell {
+    const key = encodeHash(dna.hash)
+    if (!this.spaces.has(key)) this.spaces.set(key, new DhtSpace(dna, agent, { store: this.store, keystore: this.keystore, logger: this.log }))
     return new Cell(dna, agent, {
       store: this.store,
       keystore: this.keystore,
       logger: this.log,
-      emitSignal: (cellId, zomeName, payload) => this.emitSignal(cellId, zomeName, payload)
+      emitSignal: (cellId, zomeName, payload) => this.emitSignal(cellId, zomeName, payload),
+      onCommitted: (cell, records) => this.committed(cell, records)
     }, { zomeCallTimeoutMs: this.init.zomeCallTimeoutMs })
+  }
+
+  private committed (cell: Cell, records: Array<{ sa: { action: NetRecord['action'], hash: HoloHash, signature: Uint8Array }, entry: NetRecord['entry'], entryPublic: boolean }>): void {
+    const space = this.spaces.get(encodeHash(cell.id[0]))
+    for (const r of records) space?.noteValid(r.sa.hash)
+    if (this.authoredListeners.size === 0) return
+    const net: NetRecord[] = records.map(r => ({ action: r.sa.action, signature: r.sa.signature, entry: r.entryPublic ? r.entry : null }))
+    for (const l of this.authoredListeners) {
+      try {
+        l(cell.id[0], net)
+      } catch (err) {
+        this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'authored listener threw')
+      }
+    }
+  }
+
+  // -- the DHT, for the mesh ---------------------------------------------------------------
+
+  /** The DHT space of a DNA this node runs, or null. */
+  space (dna: Uint8Array): DhtSpace | null {
+    return this.spaces.get(encodeHash(dna)) ?? null
+  }
+
+  /** DNAs with a running cell. */
+  runningDnas (): HoloHash[] {
+    const out = new Map<string, HoloHash>()
+    for (const c of this.cells.values()) out.set(encodeHash(c.id[0]), c.id[0])
+    return [...out.values()]
+  }
+
+  /** Be told of every record committed by a local cell (to publish it). */
+  onAuthored (fn: AuthoredListener): () => void {
+    this.authoredListeners.add(fn)
+    return () => { this.authoredListeners.delete(fn) }
+  }
+
+  /** Validate and integrate records of another agent from the network. */
+  receiveRecords (dna: Uint8Array, records: NetRecord[]): ReceiveOutcome {
+    this.assertOpen()
+    const space = this.space(dna)
+    if (space === null) throw internalError(`DnaMissing: this node does not run ${encodeHash(dna)}`)
+    return space.receive(records)
+  }
+
+  /** What `agent_info` answers: the mesh sets this when it starts. */
+  setPeerInfo (fn: () => string[]): void {
+    this.peerInfo = fn
   }
 
   private stopCells (app: InstalledApp): void {
@@ -476,8 +531,7 @@ export class EmbeddedConductor {
   }
 
   agentInfo (_req?: { dna_hashes?: HoloHash[] | null } | null): string[] {
-    // Peer infos join in with the mesh; a lone conductor knows no peers yet.
-    return []
+    return this.peerInfo()
   }
 
   listDnas (): HoloHash[] {
@@ -608,7 +662,9 @@ export class EmbeddedConductor {
     this.servers.length = 0
     this.appInterfaces.clear()
     this.signalListeners.clear()
+    this.authoredListeners.clear()
     this.cells.clear()
+    this.spaces.clear()
     this.store.dispose()
   }
 

@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS cap_grant (
   PRIMARY KEY (dna, action_hash)
 );
 CREATE INDEX IF NOT EXISTS cap_grant_secret ON cap_grant (dna, author, secret);
+CREATE TABLE IF NOT EXISTS limbo (dna BLOB NOT NULL, hash BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, record BLOB NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (dna, hash));
+CREATE TABLE IF NOT EXISTS warrant (dna BLOB NOT NULL, hash BLOB NOT NULL, warrantee BLOB NOT NULL, kind TEXT NOT NULL, blob BLOB NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (dna, hash));
+CREATE INDEX IF NOT EXISTS warrant_warrantee ON warrant (warrantee);
+CREATE TABLE IF NOT EXISTS receipt (dna BLOB NOT NULL, action_hash BLOB NOT NULL, validator BLOB NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (dna, action_hash, validator));
 CREATE TABLE IF NOT EXISTS nonce (agent BLOB NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (agent, nonce));
 CREATE INDEX IF NOT EXISTS nonce_expires ON nonce (expires);
 `
@@ -317,6 +321,69 @@ export class ConductorStore {
       AND c.type = 'CreateLink' AND c.status = 'Valid'
       AND NOT EXISTS (SELECT 1 FROM dht_action d WHERE d.dna = c.dna AND d.link_add = c.hash AND d.status = 'Valid')
       ORDER BY c.timestamp, c.hash`).all(toBuf(dna), toBuf(base), zomeIndex, linkType) as DhtActionRow[]).map(r => rowU8(r)!)
+  }
+
+  /** Valid action hashes of a DNA whose first core byte is in [from, to], in hash order. */
+  dhtHashesInRange (dna: Uint8Array, lo: Uint8Array, hi: Uint8Array, limit: number): Uint8Array[] {
+    return (this.stmt("SELECT hash FROM dht_action WHERE dna = ? AND hash >= ? AND hash < ? AND status = 'Valid' ORDER BY hash LIMIT ?")
+      .all(toBuf(dna), toBuf(lo), toBuf(hi), limit) as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
+  }
+
+  allValidHashes (dna: Uint8Array): Uint8Array[] {
+    return (this.stmt("SELECT hash FROM dht_action WHERE dna = ? AND status = 'Valid'").all(toBuf(dna)) as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
+  }
+
+  /** Any action (valid, rejected) this node knows by hash, or one waiting in limbo. */
+  knows (dna: Uint8Array, hash: Uint8Array): boolean {
+    return this.stmt('SELECT 1 FROM dht_action WHERE dna = ? AND hash = ? UNION ALL SELECT 1 FROM limbo WHERE dna = ? AND hash = ? LIMIT 1')
+      .get(toBuf(dna), toBuf(hash), toBuf(dna), toBuf(hash)) !== undefined
+  }
+
+  /** The valid action of an author at a sequence number (to detect forks). */
+  dhtActionAt (dna: Uint8Array, author: Uint8Array, seq: number): DhtActionRow | undefined {
+    return rowU8(this.stmt("SELECT * FROM dht_action WHERE dna = ? AND author = ? AND seq = ? AND status = 'Valid' LIMIT 1").get(toBuf(dna), toBuf(author), seq) as DhtActionRow | undefined)
+  }
+
+  putLimbo (dna: Uint8Array, hash: Uint8Array, author: Uint8Array, seq: number, record: Uint8Array, at: number): void {
+    this.stmt('INSERT OR IGNORE INTO limbo (dna, hash, author, seq, record, received_at) VALUES (?, ?, ?, ?, ?, ?)').run(toBuf(dna), toBuf(hash), toBuf(author), seq, toBuf(record), at)
+  }
+
+  limbo (dna: Uint8Array, limit = 10_000): Array<{ hash: Uint8Array, record: Uint8Array, received_at: number }> {
+    return (this.stmt('SELECT hash, record, received_at FROM limbo WHERE dna = ? ORDER BY author, seq LIMIT ?').all(toBuf(dna), limit) as Array<Record<string, unknown>>).map(r => rowU8(r) as never)
+  }
+
+  deleteLimbo (dna: Uint8Array, hash: Uint8Array): void {
+    this.stmt('DELETE FROM limbo WHERE dna = ? AND hash = ?').run(toBuf(dna), toBuf(hash))
+  }
+
+  pruneLimbo (olderThan: number): number {
+    return this.stmt('DELETE FROM limbo WHERE received_at < ?').run(olderThan).changes
+  }
+
+  putWarrant (dna: Uint8Array, hash: Uint8Array, warrantee: Uint8Array, kind: string, blob: Uint8Array, at: number): boolean {
+    return this.stmt('INSERT OR IGNORE INTO warrant (dna, hash, warrantee, kind, blob, received_at) VALUES (?, ?, ?, ?, ?, ?)').run(toBuf(dna), toBuf(hash), toBuf(warrantee), kind, toBuf(blob), at).changes > 0
+  }
+
+  warrants (dna: Uint8Array | null): Array<{ dna: Uint8Array, hash: Uint8Array, warrantee: Uint8Array, kind: string, blob: Uint8Array }> {
+    const rows = dna === null
+      ? this.stmt('SELECT dna, hash, warrantee, kind, blob FROM warrant ORDER BY received_at').all()
+      : this.stmt('SELECT dna, hash, warrantee, kind, blob FROM warrant WHERE dna = ? ORDER BY received_at').all(toBuf(dna))
+    return (rows as Array<Record<string, unknown>>).map(r => rowU8(r) as never)
+  }
+
+  putReceipt (dna: Uint8Array, actionHash: Uint8Array, validator: Uint8Array, signature: Uint8Array): boolean {
+    return this.stmt('INSERT OR IGNORE INTO receipt (dna, action_hash, validator, signature) VALUES (?, ?, ?, ?)').run(toBuf(dna), toBuf(actionHash), toBuf(validator), toBuf(signature)).changes > 0
+  }
+
+  receiptCount (dna: Uint8Array, actionHash: Uint8Array): number {
+    return (this.stmt('SELECT COUNT(*) AS n FROM receipt WHERE dna = ? AND action_hash = ?').get(toBuf(dna), toBuf(actionHash)) as { n: number }).n
+  }
+
+  /** This author's actions with fewer than `target` receipts, oldest first. */
+  underReceipted (dna: Uint8Array, author: Uint8Array, target: number, limit: number): ChainActionRow[] {
+    return (this.stmt(`SELECT c.* FROM chain_action c WHERE c.dna = ? AND c.author = ?
+      AND (SELECT COUNT(*) FROM receipt r WHERE r.dna = c.dna AND r.action_hash = c.hash) < ? ORDER BY c.seq LIMIT ?`)
+      .all(toBuf(dna), toBuf(author), target, limit) as ChainActionRow[]).map(r => rowU8(r)!)
   }
 
   // -- capability grants and nonces --------------------------------------------------------

@@ -1,0 +1,487 @@
+/**
+ * A DHT space: this node's view of one DNA's DHT, shared by every local cell of that DNA.
+ *
+ * Records (a signed action and its public entry) arrive from other agents by gossip or sync.
+ * Each goes through the checks of Holochain's incoming-op workflow: hash and signature, system
+ * validation (chain integrity: sequence, previous action, no fork), then app validation by the
+ * integrity zome, then integration of the ops it produces for this node's arc. A record whose
+ * previous action or dependencies are missing waits in limbo and is retried as data arrives.
+ *
+ * The wire unit is the record rather than each op: every op of an action is derived from the
+ * action itself, so authorities derive them locally instead of receiving 3–5 copies of it.
+ *
+ * Anti-entropy compares a two-level summary of valid action hashes: 256 buckets by the first
+ * core byte (count and XOR of the first 8 core bytes, kept incrementally), each splitting into
+ * 256 leaves by the second byte, computed on demand from an index range scan.
+ */
+import type { Action, Entry, EntryType } from '../../../zomes-ts/hdk/index.ts'
+import { encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
+import { verifySignature } from '../identity/keystore.ts'
+import type { ComponentLogger } from '../logger.ts'
+import { dhtActionRow } from './cell.ts'
+import { decode, encode, isPlainObject } from './codec.ts'
+import type { LoadedDna } from './dna.ts'
+import { produceOps, type SignedAction } from './ops.ts'
+import { decodeAction, decodeEntry, signedActionHashed } from './records.ts'
+import type { ConductorStore } from './store.ts'
+import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
+import { FlexnodeError } from '../errors.ts'
+
+export interface NetRecord {
+  action: Action
+  signature: Uint8Array
+  /** the entry of a Create/Update with a public entry type; null otherwise */
+  entry: Entry | null
+}
+
+export type WarrantKind = 'ChainIntegrity' | 'ChainFork'
+
+export interface Warrant {
+  kind: WarrantKind
+  warrantee: HoloHash
+  /** ChainIntegrity: the invalid record; ChainFork: two records with one author and seq */
+  evidence: NetRecord[]
+  issuer: HoloHash
+  timestamp: number
+  signature: Uint8Array
+  reason: string
+}
+
+export interface Receipt { action_hash: HoloHash, validator: HoloHash, signature: Uint8Array }
+
+export interface ReceiveOutcome {
+  integrated: SignedAction[]
+  rejected: Array<{ hash: HoloHash, reason: string }>
+  pending: number
+  dropped: number
+  warrants: Warrant[]
+}
+
+export class DhtWireError extends FlexnodeError {
+  static override readonly name = 'DhtWireError'
+  override name = 'DhtWireError'
+}
+
+/** Largest record accepted from the network (action + entry, msgpack). */
+export const MAX_NET_RECORD_BYTES = 4_200_000
+/** Records that wait longer than this in limbo are dropped; sync brings them back if they matter. */
+export const LIMBO_TTL_MS = 10 * 60 * 1000
+const ACTION_PREFIX = [0x84, 0x29, 0x24]
+
+const nowMicros = (): number => Date.now() * 1000
+
+function isU8 (v: unknown, len?: number): v is Uint8Array {
+  return v instanceof Uint8Array && (len === undefined || v.length === len)
+}
+
+/** Shape-check a record from the network; hashes and signatures are checked later. */
+export function checkNetRecord (value: unknown): NetRecord {
+  if (!isPlainObject(value)) throw new DhtWireError('a record must be a map {action, signature, entry}')
+  const { action, signature, entry } = value
+  if (!isU8(signature, 64)) throw new DhtWireError('record.signature must be 64 bytes')
+  if (!isPlainObject(action) || !isPlainObject(action.header) || !isPlainObject(action.data)) throw new DhtWireError('record.action must be {header, data}')
+  const h = action.header
+  if (!isHash(h.author, 'Agent')) throw new DhtWireError('action.header.author must be an AgentPubKey')
+  if (typeof h.timestamp !== 'number' || !Number.isSafeInteger(h.timestamp) || h.timestamp < 0) throw new DhtWireError('action.header.timestamp must be a non-negative integer')
+  if (typeof h.action_seq !== 'number' || !Number.isSafeInteger(h.action_seq) || h.action_seq < 0) throw new DhtWireError('action.header.action_seq must be a non-negative integer')
+  if (h.prev_action !== null && !isHash(h.prev_action, 'Action')) throw new DhtWireError('action.header.prev_action must be an ActionHash or null')
+  const d = action.data
+  const need = (field: string, ok: (v: unknown) => boolean): void => { if (!ok(d[field])) throw new DhtWireError(`action.data.${field} is malformed`) }
+  const anyHash = (v: unknown): boolean => isU8(v, 39)
+  const entryType = (v: unknown): boolean => v === 'Agent' || v === 'CapGrant' || v === 'CapClaim' ||
+    (isPlainObject(v) && isPlainObject(v.App) && Number.isInteger(v.App.entry_index) && Number.isInteger(v.App.zome_index) && (v.App.visibility === 'Public' || v.App.visibility === 'Private'))
+  switch (d.type) {
+    case 'Dna': need('hash', v => isHash(v, 'Dna')); break
+    case 'AgentValidationPkg': need('membrane_proof', v => v === null || isU8(v)); break
+    case 'InitZomesComplete': break
+    case 'Create': need('entry_type', entryType); need('entry_hash', v => isHash(v, 'Entry')); break
+    case 'Update': need('entry_type', entryType); need('entry_hash', v => isHash(v, 'Entry')); need('original_action_address', v => isHash(v, 'Action')); need('original_entry_address', v => isHash(v, 'Entry')); break
+    case 'Delete': need('deletes_address', v => isHash(v, 'Action')); need('deletes_entry_address', v => isHash(v, 'Entry')); break
+    case 'CreateLink': need('base_address', anyHash); need('target_address', anyHash); need('zome_index', Number.isInteger); need('link_type', Number.isInteger); need('tag', isU8); need('weight', isPlainObject); break
+    case 'DeleteLink': need('base_address', anyHash); need('link_add_address', v => isHash(v, 'Action')); break
+    default: throw new DhtWireError(`unknown action type ${String(d.type).slice(0, 32)}`)
+  }
+  let e: Entry | null = null
+  if (entry !== null && entry !== undefined) {
+    if (!isPlainObject(entry)) throw new DhtWireError('record.entry must be a map or null')
+    if (entry.entry_type === 'App' && isU8(entry.entry)) e = { entry_type: 'App', entry: entry.entry }
+    else if (entry.entry_type === 'Agent' && isHash(entry.entry, 'Agent')) e = { entry_type: 'Agent', entry: entry.entry }
+    else throw new DhtWireError('record.entry must be an App or Agent entry')
+  }
+  return { action: action as unknown as Action, signature, entry: e }
+}
+
+function isPublic (et: EntryType): boolean {
+  return et === 'Agent' || (typeof et === 'object' && et.App.visibility === 'Public')
+}
+
+function fold (hash: Uint8Array): bigint {
+  return new DataView(hash.buffer, hash.byteOffset + 3, 8).getBigUint64(0)
+}
+
+function rangeOf (prefix: number[]): [Uint8Array, Uint8Array] {
+  const lo = Uint8Array.from([...ACTION_PREFIX, ...prefix])
+  const hi = Uint8Array.from(lo)
+  for (let i = hi.length - 1; i >= 0; i--) {
+    if (hi[i]! < 255) { hi[i]!++; break }
+    hi[i] = 0
+  }
+  return [lo, hi]
+}
+
+export interface Summary { counts: number[], xors: Uint8Array }
+
+function summarize (hashes: Uint8Array[], byte: number): Summary {
+  const counts = new Array<number>(256).fill(0)
+  const xors = new BigUint64Array(256)
+  for (const h of hashes) {
+    const b = h[byte]!
+    counts[b]!++
+    xors[b] = xors[b]! ^ fold(h)
+  }
+  return { counts, xors: new Uint8Array(xors.buffer) }
+}
+
+/** The buckets where two summaries differ. */
+export function diffBuckets (a: Summary, b: Summary): number[] {
+  const out: number[] = []
+  const ax = new DataView(a.xors.buffer, a.xors.byteOffset, a.xors.byteLength)
+  const bx = new DataView(b.xors.buffer, b.xors.byteOffset, b.xors.byteLength)
+  for (let i = 0; i < 256; i++) {
+    if (a.counts[i] !== b.counts[i] || ax.getBigUint64(i * 8, true) !== bx.getBigUint64(i * 8, true)) out.push(i)
+  }
+  return out
+}
+
+export function checkSummary (value: unknown): Summary {
+  if (!isPlainObject(value) || !Array.isArray(value.counts) || value.counts.length !== 256 || !value.counts.every(c => Number.isInteger(c) && c >= 0) || !isU8(value.xors, 2048)) {
+    throw new DhtWireError('a summary is {counts: 256 integers, xors: 2048 bytes}')
+  }
+  return { counts: value.counts as number[], xors: value.xors }
+}
+
+export interface DhtSpaceComponents {
+  store: ConductorStore
+  keystore: { sign: (agent: Uint8Array, data: Uint8Array) => Uint8Array }
+  logger: ComponentLogger
+}
+
+export class DhtSpace {
+  readonly dna: LoadedDna
+  /** the local agent that signs receipts and warrants for this space */
+  readonly agent: HoloHash
+  private readonly c: DhtSpaceComponents
+  private readonly log: ComponentLogger
+  private readonly counts = new Array<number>(256).fill(0)
+  private readonly xors = new BigUint64Array(256)
+  private readonly blocked = new Set<string>()
+
+  constructor (dna: LoadedDna, agent: HoloHash, components: DhtSpaceComponents) {
+    this.dna = dna
+    this.agent = agent
+    this.c = components
+    this.log = components.logger.forComponent(`flexnode:dht:${dna.def.name}`)
+    for (const h of components.store.allValidHashes(dna.hash)) this.noteValid(h)
+    for (const w of components.store.warrants(dna.hash)) this.blocked.add(encodeHash(retype(w.warrantee, 'Agent')))
+  }
+
+  private get store (): ConductorStore { return this.c.store }
+
+  /** Count a newly integrated valid action in the level-0 summary. */
+  noteValid (hash: Uint8Array): void {
+    const b = hash[3]!
+    this.counts[b]!++
+    this.xors[b] = this.xors[b]! ^ fold(hash)
+  }
+
+  summary (): Summary {
+    return { counts: [...this.counts], xors: new Uint8Array(this.xors.slice().buffer) }
+  }
+
+  /** Leaf summary of one top bucket. */
+  leafSummary (top: number): Summary {
+    const [lo, hi] = rangeOf([top])
+    return summarize(this.store.dhtHashesInRange(this.dna.hash, lo, hi, 1_000_000), 4)
+  }
+
+  /** Every valid action hash in whole top buckets (all of them when `tops` is omitted), up to `limit`. */
+  hashesInTops (tops: number[] = Array.from({ length: 256 }, (_, i) => i), limit = 100_000): Uint8Array[] {
+    const out: Uint8Array[] = []
+    for (const top of tops) {
+      if (out.length >= limit) break
+      const [lo, hi] = rangeOf([top])
+      out.push(...this.store.dhtHashesInRange(this.dna.hash, lo, hi, limit - out.length))
+    }
+    return out
+  }
+
+  hashesInLeaves (leaves: Array<[number, number]>, limit: number): Uint8Array[] {
+    const out: Uint8Array[] = []
+    for (const [top, leaf] of leaves) {
+      if (out.length >= limit) break
+      const [lo, hi] = rangeOf([top, leaf])
+      out.push(...this.store.dhtHashesInRange(this.dna.hash, lo, hi, limit - out.length))
+    }
+    return out
+  }
+
+  knows (hash: Uint8Array): boolean {
+    return this.store.knows(this.dna.hash, hash)
+  }
+
+  /** Valid records by action hash, public entries included, private ones withheld. */
+  records (hashes: Uint8Array[], maxBytes: number): NetRecord[] {
+    const out: NetRecord[] = []
+    let bytes = 0
+    for (const h of hashes) {
+      const row = this.store.dhtAction(this.dna.hash, h)
+      if (row === undefined || row.status !== 'Valid') continue
+      const action = decodeAction(row.action)
+      const d = action.data
+      let entry: Entry | null = null
+      if ((d.type === 'Create' || d.type === 'Update') && isPublic(d.entry_type)) {
+        const e = this.store.getEntry(this.dna.hash, d.entry_hash)
+        if (e === undefined || e.private === 1) continue
+        entry = decodeEntry(e.blob)
+      }
+      bytes += row.action.length + 200 + (entry?.entry_type === 'App' ? entry.entry.length : 39)
+      if (out.length > 0 && bytes > maxBytes) break
+      out.push({ action, signature: row.signature, entry })
+    }
+    return out
+  }
+
+  isBlocked (agent: Uint8Array): boolean {
+    return this.blocked.has(encodeHash(retype(agent, 'Agent')))
+  }
+
+  blockedAgents (): string[] {
+    return [...this.blocked]
+  }
+
+  private lookup (): Lookup {
+    return {
+      action: (hash) => {
+        const row = this.store.dhtAction(this.dna.hash, hash)
+        return row === undefined || row.status !== 'Valid' ? undefined : signedActionHashed(row.hash, decodeAction(row.action), row.signature)
+      },
+      entry: (hash) => {
+        const row = this.store.getEntry(this.dna.hash, hash)
+        return row === undefined ? undefined : decodeEntry(row.blob)
+      }
+    }
+  }
+
+  /**
+   * Validate and integrate records from the network. Each is checked on its own; a bad one
+   * never stops the others.
+   */
+  receive (records: NetRecord[]): ReceiveOutcome {
+    const out: ReceiveOutcome = { integrated: [], rejected: [], pending: 0, dropped: 0, warrants: [] }
+    const sorted = [...records].sort((a, b) => {
+      const c = encodeHash(a.action.header.author).localeCompare(encodeHash(b.action.header.author))
+      return c !== 0 ? c : a.action.header.action_seq - b.action.header.action_seq
+    })
+    let waiting = false
+    for (const r of sorted) {
+      const hash = actionHashOf(r.action)
+      if (this.knows(hash)) continue
+      if (this.process(r, hash, out) === 'pending') waiting = true
+    }
+    if (out.integrated.length > 0 || waiting) this.retryLimbo(out)
+    return out
+  }
+
+  /** Retry records in limbo until a pass integrates nothing more. */
+  retryLimbo (out: ReceiveOutcome = { integrated: [], rejected: [], pending: 0, dropped: 0, warrants: [] }): ReceiveOutcome {
+    this.store.pruneLimbo(Date.now() - LIMBO_TTL_MS)
+    for (let pass = 0; pass < 64; pass++) {
+      let progress = false
+      for (const row of this.store.limbo(this.dna.hash)) {
+        let r: NetRecord
+        try {
+          r = checkNetRecord(decode(row.record))
+        } catch {
+          this.store.deleteLimbo(this.dna.hash, row.hash)
+          continue
+        }
+        const before = out.integrated.length + out.rejected.length
+        const result = this.process(r, row.hash, out, true)
+        if (result !== 'pending') {
+          this.store.deleteLimbo(this.dna.hash, row.hash)
+          if (out.integrated.length + out.rejected.length > before) progress = true
+        }
+      }
+      if (!progress) break
+    }
+    out.pending = this.store.limbo(this.dna.hash).length
+    return out
+  }
+
+  private process (r: NetRecord, hash: Uint8Array, out: ReceiveOutcome, fromLimbo = false): 'integrated' | 'rejected' | 'pending' | 'dropped' {
+    const sa: SignedAction = { action: r.action, hash, signature: r.signature }
+    const author = r.action.header.author
+    if (this.isBlocked(author)) { out.dropped++; return 'dropped' }
+    // hash and signature: a record its author did not sign is dropped, never warranted
+    const integrity = checkActionIntegrity(sa, r.entry)
+    if (integrity.type !== 'Valid') {
+      const reason = integrity.type === 'Invalid' ? integrity.reason : 'unresolved'
+      if (reason.includes('signature') || reason.includes('action hash')) {
+        this.log.debug({ author: encodeHash(author), reason }, 'dropped a record its author did not sign')
+        out.dropped++
+        return 'dropped'
+      }
+      return this.reject(r, sa, reason, out)
+    }
+    const d = r.action.data
+    if ((d.type === 'Create' || d.type === 'Update')) {
+      const pub = isPublic(d.entry_type)
+      if (pub && r.entry === null) { out.dropped++; return 'dropped' }
+      if (!pub && r.entry !== null) return this.reject(r, sa, 'a private entry was published', out)
+    }
+    const seq = r.action.header.action_seq
+    if (seq === 0) {
+      if (d.type !== 'Dna' || !hashEquals(d.hash, this.dna.hash)) return this.reject(r, sa, 'the first action must be Dna of this DNA', out)
+    } else {
+      const prevRow = this.store.dhtAction(this.dna.hash, r.action.header.prev_action!)
+      if (prevRow === undefined || prevRow.status !== 'Valid') {
+        if (prevRow?.status === 'Rejected') return this.reject(r, sa, 'builds on a rejected action', out)
+        return this.wait(r, hash, out, fromLimbo)
+      }
+      const link = checkChainLink(r.action, { hash: prevRow.hash, action: decodeAction(prevRow.action) })
+      if (link.type !== 'Valid') return this.reject(r, sa, link.type === 'Invalid' ? link.reason : 'bad chain link', out)
+      if (seq === 1 && d.type !== 'AgentValidationPkg') return this.reject(r, sa, 'the second action must be AgentValidationPkg', out)
+      if (seq === 2 && !(d.type === 'Create' && d.entry_type === 'Agent' && hashEquals(d.entry_hash, retype(author, 'Entry')))) return this.reject(r, sa, 'the third action must create the Agent entry', out)
+    }
+    const other = this.store.dhtActionAt(this.dna.hash, author, seq)
+    if (other !== undefined && !hashEquals(other.hash, hash)) {
+      const first: NetRecord = { action: decodeAction(other.action), signature: other.signature, entry: null }
+      out.warrants.push(this.warrant('ChainFork', author, [first, { ...r, entry: null }], `two actions at seq ${seq}`))
+      this.insertRejected(sa)
+      out.rejected.push({ hash, reason: 'chain fork' })
+      return 'rejected'
+    }
+    const entryPublic = d.type === 'Create' || d.type === 'Update' ? isPublic(d.entry_type) : false
+    const ops = produceOps(sa, entryPublic)
+    const result = validateOps(this.dna, sa, r.entry, ops.map(o => o.type), this.lookup())
+    if (result.type === 'UnresolvedDependencies') return this.wait(r, hash, out, fromLimbo)
+    if (result.type === 'Invalid') return this.reject(r, sa, result.reason, out)
+    const now = nowMicros()
+    const actionBytes = encode(r.action)
+    this.store.transaction(() => {
+      if (r.entry !== null) this.store.putEntry(this.dna.hash, entryHashOf(r.entry), encode(r.entry), false)
+      for (const op of ops) {
+        this.store.insertOp({ dna: this.dna.hash, hash: op.hash, type: op.type, basis: op.basis, location: op.location, action_hash: hash, author, stage: 'integrated', validation_status: 'Valid', when_integrated: now, authored: 0 })
+      }
+      this.store.insertDhtAction(dhtActionRow(this.dna.hash, sa, actionBytes, 'Valid'))
+    })
+    this.noteValid(hash)
+    out.integrated.push(sa)
+    return 'integrated'
+  }
+
+  private wait (r: NetRecord, hash: Uint8Array, out: ReceiveOutcome, fromLimbo: boolean): 'pending' {
+    if (!fromLimbo) this.store.putLimbo(this.dna.hash, hash, r.action.header.author, r.action.header.action_seq, encode(r), Date.now())
+    out.pending++
+    return 'pending'
+  }
+
+  private insertRejected (sa: SignedAction): void {
+    this.store.insertDhtAction({ ...dhtActionRow(this.dna.hash, sa, encode(sa.action), 'Rejected') })
+  }
+
+  private reject (r: NetRecord, sa: SignedAction, reason: string, out: ReceiveOutcome): 'rejected' {
+    this.log.info({ author: encodeHash(sa.action.header.author), action: encodeHash(sa.hash), reason }, 'rejected an invalid record; warranting its author')
+    this.insertRejected(sa)
+    out.rejected.push({ hash: sa.hash, reason })
+    out.warrants.push(this.warrant('ChainIntegrity', sa.action.header.author, [r], reason))
+    return 'rejected'
+  }
+
+  // -- warrants ----------------------------------------------------------------------------
+
+  private warrantBody (w: Omit<Warrant, 'signature'>): Uint8Array {
+    return hashFromContent({ kind: w.kind, warrantee: w.warrantee, evidence: w.evidence.map(e => actionHashOf(e.action)), issuer: w.issuer, timestamp: w.timestamp, reason: w.reason }, 'Warrant')
+  }
+
+  private warrant (kind: WarrantKind, warrantee: HoloHash, evidence: NetRecord[], reason: string): Warrant {
+    const body: Omit<Warrant, 'signature'> = { kind, warrantee, evidence, issuer: this.agent, timestamp: nowMicros(), reason }
+    const w: Warrant = { ...body, signature: this.c.keystore.sign(this.agent, this.warrantBody(body)) }
+    this.accept(w)
+    return w
+  }
+
+  private accept (w: Warrant): boolean {
+    const hash = this.warrantBody(w)
+    const fresh = this.store.putWarrant(this.dna.hash, hash, w.warrantee, w.kind, encode(w), Date.now())
+    const key = encodeHash(retype(w.warrantee, 'Agent'))
+    if (!this.blocked.has(key)) {
+      this.blocked.add(key)
+      this.log.warn({ warrantee: key, kind: w.kind, reason: w.reason }, 'agent warranted and blocked')
+    }
+    return fresh
+  }
+
+  /** Check a warrant from the network and, when its evidence holds, block the warrantee. */
+  receiveWarrant (value: unknown): { accepted: boolean, fresh: boolean, warrant?: Warrant, reason?: string } {
+    if (!isPlainObject(value)) return { accepted: false, fresh: false, reason: 'not a map' }
+    const { kind, warrantee, evidence, issuer, timestamp, signature, reason } = value
+    if (kind !== 'ChainIntegrity' && kind !== 'ChainFork') return { accepted: false, fresh: false, reason: 'unknown warrant kind' }
+    if (!isHash(warrantee, 'Agent') || !isHash(issuer, 'Agent') || !isU8(signature, 64) || typeof timestamp !== 'number' || typeof reason !== 'string' || !Array.isArray(evidence) || evidence.length === 0 || evidence.length > 2) {
+      return { accepted: false, fresh: false, reason: 'malformed warrant' }
+    }
+    let records: NetRecord[]
+    try {
+      records = evidence.map(checkNetRecord)
+    } catch (err) {
+      return { accepted: false, fresh: false, reason: err instanceof Error ? err.message : String(err) }
+    }
+    const w: Warrant = { kind, warrantee, evidence: records, issuer, timestamp, signature, reason: reason.slice(0, 500) }
+    if (!verifySignature(issuer.subarray(3, 35), this.warrantBody(w), signature)) return { accepted: false, fresh: false, reason: 'bad issuer signature' }
+    const signedBy = (r: NetRecord): boolean => sameKey(r.action.header.author, warrantee) &&
+      checkActionIntegrity({ action: r.action, hash: actionHashOf(r.action), signature: r.signature }, null).type === 'Valid'
+    if (!records.every(signedBy)) return { accepted: false, fresh: false, reason: 'evidence not signed by the warrantee' }
+    if (kind === 'ChainFork') {
+      const [a, b] = records
+      if (a === undefined || b === undefined || a.action.header.action_seq !== b.action.header.action_seq || hashEquals(actionHashOf(a.action), actionHashOf(b.action))) {
+        return { accepted: false, fresh: false, reason: 'evidence is not a fork' }
+      }
+    } else {
+      const r = records[0]!
+      const hash = actionHashOf(r.action)
+      const known = this.store.dhtAction(this.dna.hash, hash)
+      if (known?.status !== 'Rejected') {
+        // judge the evidence ourselves: only our own validation may block an agent
+        const probe: ReceiveOutcome = { integrated: [], rejected: [], pending: 0, dropped: 0, warrants: [] }
+        if (known !== undefined || this.process(r, hash, probe) !== 'rejected') return { accepted: false, fresh: false, reason: 'evidence does not fail validation here' }
+      }
+    }
+    const fresh = this.accept(w)
+    return { accepted: true, fresh, warrant: w }
+  }
+
+  warrants (): Warrant[] {
+    return this.store.warrants(this.dna.hash).map(w => decode(w.blob) as Warrant)
+  }
+
+  // -- receipts ----------------------------------------------------------------------------
+
+  private receiptBody (actionHash: Uint8Array): Uint8Array {
+    return encode({ dna: this.dna.hash, action_hash: actionHash, status: 'Valid' })
+  }
+
+  makeReceipt (actionHash: HoloHash): Receipt {
+    return { action_hash: actionHash, validator: this.agent, signature: this.c.keystore.sign(this.agent, this.receiptBody(actionHash)) }
+  }
+
+  /** Store a validation receipt for one of our own actions; false if it does not verify. */
+  receiveReceipt (value: unknown): boolean {
+    if (!isPlainObject(value) || !isHash(value.action_hash, 'Action') || !isHash(value.validator, 'Agent') || !isU8(value.signature, 64)) return false
+    if (sameKey(value.validator, this.agent)) return false
+    const own = this.store.chainActionByHash(value.action_hash)
+    if (own === undefined || !hashEquals(own.dna, this.dna.hash)) return false
+    if (!verifySignature(value.validator.subarray(3, 35), this.receiptBody(value.action_hash), value.signature)) return false
+    this.store.putReceipt(this.dna.hash, value.action_hash, value.validator, value.signature)
+    return true
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The mesh: one libp2p node per agent, keyed by the agent's ed25519 key (PeerId and AgentPubKey
+ * are the same key). Every protocol id carries the network: `/flexstack/<network>/<name>/<version>`,
+ * and every gossip topic too: `/flexstack/<network>/<topic>`.
+ */
+import type { NetworkName } from '../constants.ts'
+import type { ComponentLogger } from '../logger.ts'
+import { FlexnodeError } from '../errors.ts'
+
+export interface MeshInit {
+  network: NetworkName
+  /** 32-byte ed25519 seed of the node key: the PeerId is this key */
+  seed: Uint8Array
+  /** multiaddrs to listen on. @default ['/ip4/0.0.0.0/tcp/0'] */
+  listen?: string[]
+  /** multiaddrs to dial at start and keep dialling while not connected */
+  bootstrap?: string[]
+  /** discover peers by mDNS (the `local` network's default; never in tests). @default network === 'local' && bootstrap.length === 0 */
+  mdns?: boolean
+}
+
+export interface MeshComponents {
+  logger: ComponentLogger
+}
+
+export interface ProtocolOptions {
+  /** largest request accepted, bytes. @default 1 MiB */
+  maxRequestBytes?: number
+  /** largest response accepted, bytes. @default 4 MiB */
+  maxResponseBytes?: number
+  /** a peer must send its whole request (and the handler answer) within this. @default 10 s */
+  timeoutMs?: number
+  /** concurrent inbound streams of this protocol per connection. @default 8 */
+  maxInboundStreams?: number
+}
+
+export type RequestHandler = (request: Uint8Array, from: string) => Promise<Uint8Array>
+
+export interface MeshNode {
+  /** base58btc PeerId string */
+  readonly peerId: string
+  multiaddrs: () => string[]
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** `/flexstack/<network>/<name>/1` */
+  protocolId: (name: string) => string
+  /** serve a request/response protocol: one length-prefixed request, one length-prefixed response per stream */
+  handle: (name: string, handler: RequestHandler, options?: ProtocolOptions) => Promise<void>
+  request: (peerId: string, name: string, request: Uint8Array, options?: { signal?: AbortSignal, timeoutMs?: number, maxResponseBytes?: number }) => Promise<Uint8Array>
+  publish: (topic: string, data: Uint8Array) => Promise<void>
+  subscribe: (topic: string, handler: (data: Uint8Array, from: string) => void) => () => void
+  /** connected peers (PeerId strings) that speak this network's protocols */
+  peers: () => string[]
+  dial: (multiaddr: string, options?: { signal?: AbortSignal }) => Promise<string>
+  /** refuse and drop connections with these peers (partitions, warranted agents) */
+  block: (peerIds: string[]) => void
+  unblock: (peerIds: string[]) => void
+  onPeer: (event: 'connect' | 'disconnect', cb: (peerId: string) => void) => () => void
+}
+
+export class MeshProtocolError extends FlexnodeError {
+  static override readonly name: string = 'MeshProtocolError'
+  override name: string = 'MeshProtocolError'
+  readonly peerId?: string
+  readonly protocol?: string
+
+  constructor (message: string, options?: ErrorOptions & { peerId?: string, protocol?: string }) {
+    super(message, options)
+    this.peerId = options?.peerId
+    this.protocol = options?.protocol
+  }
+}
+
+export class MeshTimeoutError extends MeshProtocolError {
+  static override readonly name = 'MeshTimeoutError'
+  override name = 'MeshTimeoutError'
+}
+
+export class MessageTooLargeError extends MeshProtocolError {
+  static override readonly name = 'MessageTooLargeError'
+  override name = 'MessageTooLargeError'
+}
