@@ -52,6 +52,12 @@ export interface StartOptions {
   region: string
   /** Advertised link speed. @default 1000 */
   bandwidthMbps: number
+  /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/0'] */
+  listen: string[]
+  /** Bootstrap peers (repeatable). @default the network profile's list */
+  bootstrap?: string[]
+  /** false with --no-mdns; otherwise mDNS runs on `local` when no bootstrap peers are given */
+  mdns?: boolean
 }
 
 export const START_USAGE = `Usage: flexnode start [options]
@@ -62,6 +68,11 @@ Options:
   --admin-port <port>           Conductor Admin API port, 0 = pick a free port (default 0)
   --app-port <port>             Conductor App API port, 0 = pick a free port (default 0)
   --host <address>              address the conductor interfaces bind to (default 127.0.0.1)
+  --listen <multiaddr>          libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/0)
+  --bootstrap <multiaddr>       peer to join through, repeatable, e.g.
+                                /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW… (default: the network
+                                profile's list in dnas/networks.json; local also uses mDNS)
+  --no-mdns                     never discover peers by mDNS (multicast on the LAN)
   --agent-name <name>           name advertised in NodeCapability (default: hostname)
   --heartbeat-interval <secs>   seconds between heartbeats (default 10)
   --region <region>             latency region advertised (default local)
@@ -105,6 +116,9 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
         'heartbeat-interval': { type: 'string' },
         region: { type: 'string' },
         'bandwidth-mbps': { type: 'string' },
+        listen: { type: 'string', multiple: true },
+        bootstrap: { type: 'string', multiple: true },
+        'no-mdns': { type: 'boolean' },
         'passphrase-file': { type: 'string' },
         'log-level': { type: 'string' },
         json: { type: 'boolean' },
@@ -140,6 +154,12 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     if (passphrase.length === 0) throw new UsageError('--passphrase-file is empty', '--passphrase-file')
   }
   if (passphrase === '') passphrase = undefined
+  const multiaddr = (flag: string) => (a: string): string => {
+    if (!/^(\/[A-Za-z0-9._~:%+=-]+)+$/.test(a) || a.length > 512) throw new UsageError(`${flag} must be a multiaddr such as /ip4/127.0.0.1/tcp/4001, got ${JSON.stringify(a)}`, flag)
+    return a
+  }
+  const listen = (v.listen ?? ['/ip4/0.0.0.0/tcp/0']).map(multiaddr('--listen'))
+  const bootstrap = v.bootstrap?.map(multiaddr('--bootstrap'))
   return {
     dataDir: resolve(dataDir),
     network: network as NetworkName,
@@ -152,6 +172,9 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     agentName,
     heartbeatIntervalSeconds: positive(v['heartbeat-interval'], '--heartbeat-interval', DEFAULT_HEARTBEAT_INTERVAL_SECONDS, 86400),
     region,
-    bandwidthMbps: positive(v['bandwidth-mbps'], '--bandwidth-mbps', 1000, 10_000_000)
+    bandwidthMbps: positive(v['bandwidth-mbps'], '--bandwidth-mbps', 1000, 10_000_000),
+    listen,
+    bootstrap,
+    ...(v['no-mdns'] === true ? { mdns: false } : {})
   }
 }

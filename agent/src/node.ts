@@ -20,6 +20,9 @@ import { Keystore } from './identity/keystore.ts'
 import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
+import { createMeshNode } from './mesh/libp2p-node.ts'
+import { DhtNetwork } from './mesh/dht-network.ts'
+import type { MeshNode } from './mesh/types.ts'
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const DEFAULT_HAPP = join(PACKAGE_ROOT, 'dnas', 'happ.yaml')
@@ -46,6 +49,16 @@ export interface FlexNodeInit {
   logger?: ComponentLogger
   /** scrypt cost for a new encrypted keystore (tests lower it). */
   scryptN?: number
+  /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/0'] */
+  listen?: string[]
+  /** peers to dial at start. @default the network profile's bootstrap list (dnas/networks.json) */
+  bootstrap?: string[]
+  /** discover peers by mDNS. @default true on `local` when no bootstrap peers are given */
+  mdns?: boolean
+  /** ms between anti-entropy rounds. @default 5000 */
+  syncIntervalMs?: number
+  /** ms between republish rounds. @default 15000 */
+  republishIntervalMs?: number
 }
 
 export interface ReadyInfo {
@@ -55,6 +68,8 @@ export interface ReadyInfo {
   app_port: number
   installed_app_id: string
   data_dir: string
+  peer_id: string
+  multiaddrs: string[]
 }
 
 export class DataDirInUseError extends FlexnodeError {
@@ -79,11 +94,15 @@ export class NetworkMismatchError extends FlexnodeError {
   }
 }
 
-export async function networkSeed (network: NetworkName): Promise<string> {
-  const profiles = JSON.parse(await readFile(NETWORKS_FILE, 'utf8')) as Record<string, { network_seed?: unknown }>
-  const seed = profiles[network]?.network_seed
+export interface NetworkProfile { network_seed: string, bootstrap: string[] }
+
+export async function networkProfile (network: NetworkName): Promise<NetworkProfile> {
+  const profiles = JSON.parse(await readFile(NETWORKS_FILE, 'utf8')) as Record<string, { network_seed?: unknown, bootstrap?: unknown }>
+  const p = profiles[network]
+  const seed = p?.network_seed
   if (typeof seed !== 'string' || seed.length === 0) throw new FlexnodeError(`dnas/networks.json has no network_seed for ${network}`)
-  return seed
+  const bootstrap = Array.isArray(p?.bootstrap) ? p.bootstrap.filter((a): a is string => typeof a === 'string') : []
+  return { network_seed: seed, bootstrap }
 }
 
 function pidAlive (pid: number): boolean {
@@ -120,12 +139,16 @@ export class FlexNode {
   readonly keystore: Keystore
   readonly client: InProcessAppClient
   readonly registry: RegistryService
+  readonly mesh: MeshNode
+  readonly dht: DhtNetwork
   private readonly log: ComponentLogger
   private readonly unlock: () => Promise<void>
   private stopping: Promise<void> | undefined
 
-  private constructor (parts: { info: ReadyInfo, conductor: EmbeddedConductor, keystore: Keystore, client: InProcessAppClient, registry: RegistryService, log: ComponentLogger, unlock: () => Promise<void> }) {
+  private constructor (parts: { info: ReadyInfo, conductor: EmbeddedConductor, keystore: Keystore, client: InProcessAppClient, registry: RegistryService, mesh: MeshNode, dht: DhtNetwork, log: ComponentLogger, unlock: () => Promise<void> }) {
     this.info = parts.info
+    this.mesh = parts.mesh
+    this.dht = parts.dht
     this.conductor = parts.conductor
     this.keystore = parts.keystore
     this.client = parts.client
@@ -148,7 +171,8 @@ export class FlexNode {
       const conductor = await EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger })
       cleanup.push(async () => { await conductor.stop() })
       const agent = keystore.primary.agentPubKey
-      const seed = await networkSeed(network)
+      const profile = await networkProfile(network)
+      const seed = profile.network_seed
       const existing = conductor.listApps().find((a) => (a as { installed_app_id: string }).installed_app_id === INSTALLED_APP_ID) as { cell_info: Record<string, Array<{ value: { dna_modifiers: { network_seed: string } } }>> } | undefined
       if (existing === undefined) {
         log.info({ network, seed }, 'first start: installing the flexstack app')
@@ -161,6 +185,13 @@ export class FlexNode {
       const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0 })
       const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: '*', installed_app_id: INSTALLED_APP_ID })
       const client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
+      const bootstrap = init.bootstrap ?? profile.bootstrap
+      const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })
+      await mesh.start()
+      cleanup.push(async () => { await mesh.stop() })
+      const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs }, { conductor, mesh, logger })
+      await dht.start()
+      cleanup.push(async () => { await dht.stop() })
       const sampler = createLoadSampler()
       const registry = registryService({
         agentName: init.agentName,
@@ -176,13 +207,15 @@ export class FlexNode {
         admin_port: admin.port,
         app_port: app.port,
         installed_app_id: INSTALLED_APP_ID,
-        data_dir: dataDir
+        data_dir: dataDir,
+        peer_id: mesh.peerId,
+        multiaddrs: mesh.multiaddrs()
       }
       const runtime = join(dataDir, RUNTIME_FILE)
       await writeFile(`${runtime}.tmp`, JSON.stringify({ ...info, pid: process.pid, started_at: new Date().toISOString() }, null, 2), { mode: 0o600 })
       await rename(`${runtime}.tmp`, runtime)
       log.info(info, 'flexnode ready')
-      return new FlexNode({ info, conductor, keystore, client, registry, log, unlock })
+      return new FlexNode({ info, conductor, keystore, client, registry, mesh, dht, log, unlock })
     } catch (err) {
       for (const fn of cleanup.reverse()) {
         try { await fn() } catch (e) { log.warn({ err: errorMessage(e) }, 'cleanup after a failed start failed') }
@@ -195,6 +228,8 @@ export class FlexNode {
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       await this.registry.stop()
+      await this.dht.stop()
+      await this.mesh.stop()
       await this.conductor.stop()
       this.keystore.dispose()
       await rm(join(this.info.data_dir, RUNTIME_FILE), { force: true })

@@ -464,6 +464,11 @@ export class DhtSpace {
     return this.store.warrants(this.dna.hash).map(w => decode(w.blob) as Warrant)
   }
 
+  /** Hashes of this space's local authors' actions holding fewer than `target` receipts. */
+  underReceipted (target: number, limit: number): Uint8Array[] {
+    return this.store.underReceipted(this.dna.hash, this.agent, target, limit).map(r => r.hash)
+  }
+
   // -- receipts ----------------------------------------------------------------------------
 
   private receiptBody (actionHash: Uint8Array): Uint8Array {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { access, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AdminWebsocket } from '@holochain/client'
-import { tempDir, TEST_ORIGIN } from '../../../../fixtures/index.ts'
+import { tempDir, TEST_NODE_FLAGS, TEST_ORIGIN } from '../../../../fixtures/index.ts'
 import { spawnFlexnode, spawnNode } from '../../../../fixtures/spawn-node.ts'
 
 const exists = async (p: string): Promise<boolean> => await access(p).then(() => true, () => false)
@@ -14,10 +14,11 @@ const exists = async (p: string): Promise<boolean> => await access(p).then(() =>
 describe('flexnode start', () => {
   it('runs from `npm start` and prints exactly one READY line', async () => {
     await using dir = await tempDir()
-    const node = spawnNode('npm', ['start', '--', '--data-dir', dir.path, '--heartbeat-interval', '3600'], { group: true })
+    const node = spawnNode('npm', ['start', '--', '--data-dir', dir.path, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS], { group: true })
     try {
       const info = await node.ready
-      expect(Object.keys(info).sort()).toEqual(['admin_port', 'agent_pub_key', 'app_port', 'data_dir', 'installed_app_id', 'network'])
+      expect(Object.keys(info).sort()).toEqual(['admin_port', 'agent_pub_key', 'app_port', 'data_dir', 'installed_app_id', 'multiaddrs', 'network', 'peer_id'])
+      expect((info.multiaddrs as string[]).every(a => a.startsWith('/ip4/127.0.0.1/tcp/'))).toBe(true)
       expect(info.network).toBe('local')
       expect(info.installed_app_id).toBe('flexstack')
       expect(info.data_dir).toBe(dir.path)
@@ -33,7 +34,7 @@ describe('flexnode start', () => {
 
   it('stops cleanly on SIGTERM and restarts with the same agent key and chain', async () => {
     await using dir = await tempDir()
-    const args = ['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', '--json']
+    const args = ['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', '--json', ...TEST_NODE_FLAGS]
     const first = spawnFlexnode(args)
     const a = await first.ready
     expect(await exists(join(dir.path, 'flexnode.lock'))).toBe(true)
@@ -53,23 +54,23 @@ describe('flexnode start', () => {
 
   it('refuses a second node on the same data dir and another network on it', async () => {
     await using dir = await tempDir()
-    const first = spawnFlexnode(['start', '--data-dir', dir.path, '--heartbeat-interval', '3600'])
+    const first = spawnFlexnode(['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS])
     try {
       await first.ready
-      const second = spawnFlexnode(['start', '--data-dir', dir.path])
+      const second = spawnFlexnode(['start', '--data-dir', dir.path, ...TEST_NODE_FLAGS])
       expect(await second.exit).toBe(1)
       expect(second.stderr()).toContain('DataDirInUseError')
     } finally {
       await first.stop()
     }
-    const testnet = spawnFlexnode(['start', '--data-dir', dir.path, '--network', 'testnet'])
+    const testnet = spawnFlexnode(['start', '--data-dir', dir.path, '--network', 'testnet', ...TEST_NODE_FLAGS])
     expect(await testnet.exit).toBe(1)
     expect(testnet.stderr()).toContain('NetworkMismatchError')
   })
 
   it('encrypts the keystore with FLEXNODE_PASSPHRASE and refuses a wrong or missing one', async () => {
     await using dir = await tempDir()
-    const args = ['start', '--data-dir', dir.path, '--heartbeat-interval', '3600']
+    const args = ['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS]
     const first = spawnFlexnode(args, { env: { FLEXNODE_PASSPHRASE: 'correct horse' } })
     const a = await first.ready
     expect(await first.stop()).toBe(0)
@@ -96,7 +97,7 @@ describe('flexnode start', () => {
   })
 
   it('rejects bad flags with a usage error (exit 2)', async () => {
-    for (const args of [['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!']]) {
+    for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!']]) {
       const p = spawnFlexnode(['start', ...args])
       expect(await p.exit).toBe(2)
       expect(p.stderr()).toContain('Usage: flexnode start')

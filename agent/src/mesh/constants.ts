@@ -1,0 +1,49 @@
+/** Mesh defaults: protocol ids, request/response limits, per-peer fairness, redial backoff, gossip. */
+
+/** Every protocol id and gossip topic starts with `/flexstack/<network>/`. */
+export const MESH_PROTOCOL_PREFIX = '/flexstack'
+/** Version suffix of request/response protocols: `/flexstack/<network>/<name>/1`. */
+export const MESH_PROTOCOL_VERSION = '1'
+/** Sentinel protocol every node of a network serves; a peer whose identify lacks it is hung up on. */
+export const MESH_HELLO_PROTOCOL_NAME = 'hello'
+/** kad-dht protocol name: `/flexstack/<network>/kad/1.0.0`. */
+export const MESH_DHT_PROTOCOL_NAME = 'kad'
+export const MESH_DHT_PROTOCOL_VERSION = '1.0.0'
+
+export const MESH_DEFAULT_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/0']
+
+/** Largest request a handler accepts, bytes. */
+export const MESH_MAX_REQUEST_BYTES = 1 << 20
+/** Largest response a caller accepts, bytes. */
+export const MESH_MAX_RESPONSE_BYTES = 4 << 20
+/** Whole-exchange deadline on both sides of a request. */
+export const MESH_REQUEST_TIMEOUT_MS = 10_000
+/** Concurrent inbound streams of one protocol per connection (libp2p resets the excess). */
+export const MESH_MAX_INBOUND_STREAMS = 8
+/** Concurrent outbound streams of one protocol per connection. */
+export const MESH_MAX_OUTBOUND_STREAMS = 64
+/** Longest error message sent back in an error frame, bytes (UTF-8, truncated). */
+export const MESH_MAX_ERROR_MESSAGE_BYTES = 1024
+/** After our side is done, how long a stream may wait for the remote to close before it is reset. */
+export const MESH_STREAM_CLOSE_GRACE_MS = 5_000
+
+/** Handler executions in flight per remote peer, across all protocols. */
+export const MESH_MAX_INFLIGHT_PER_PEER = 4
+/** Inbound requests of one peer waiting for a slot; beyond this their streams are reset. */
+export const MESH_MAX_QUEUED_PER_PEER = 8
+
+/** A connected peer must pass the network check (identify lists the sentinel) within this. */
+export const MESH_IDENTIFY_TIMEOUT_MS = 10_000
+/** One bootstrap dial attempt gives up after this. */
+export const MESH_DIAL_TIMEOUT_MS = 10_000
+/** First and largest delay between bootstrap redials (doubling, ±20 % jitter). */
+export const MESH_REDIAL_MIN_MS = 500
+export const MESH_REDIAL_MAX_MS = 30_000
+
+/** Inbound connections per second from one host before libp2p refuses more (libp2p's default is 5). */
+export const MESH_INBOUND_CONNECTION_THRESHOLD = 50
+/** With mDNS on, stop auto-dialling discovered peers beyond this many connected peers. */
+export const MESH_MDNS_MAX_AUTODIAL_PEERS = 32
+
+/** Gossipsub heartbeat: fast, for small meshes (gossipsub's default is 1 s). */
+export const MESH_GOSSIP_HEARTBEAT_MS = 250

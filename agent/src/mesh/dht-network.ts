@@ -1,0 +1,343 @@
+/**
+ * The DHT over the mesh: what a conductor's network layer does for every DNA it runs.
+ *
+ * - publish: every record a local cell commits goes out at once on the DNA's gossip topic
+ *   (`/flexstack/<network>/ops/<dna>`); with full arcs every node is an authority for every op.
+ * - receive: gossip and sync deliver records to the conductor's DHT space, which validates and
+ *   integrates them; each integrated record earns its author a signed validation receipt.
+ * - republish: authors publish again the actions holding fewer receipts than they want.
+ * - anti-entropy: gossip is best effort, so nodes also reconcile over `/flexstack/<network>/sync/1`
+ *   (on connect and every interval): summaries first, then the hashes of differing leaves, then
+ *   the missing records, each step bounded.
+ * - warrants: invalid or forked chains produce warrants, gossiped on `warrants/<dna>`; every node
+ *   checks the evidence itself and then blocks the warranted agent, its PeerId included.
+ */
+import { decode, encode, isPlainObject } from '../conductor/codec.ts'
+import type { EmbeddedConductor } from '../conductor/conductor.ts'
+import { checkNetRecord, checkSummary, diffBuckets, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../conductor/space.ts'
+import { errorMessage } from '../errors.ts'
+import { decodeHash, encodeHash, isHash, type HoloHash } from '../holo/hash.ts'
+import type { ComponentLogger } from '../logger.ts'
+import type { MeshNode } from './types.ts'
+import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from './libp2p-node.ts'
+
+export interface DhtNetworkInit {
+  /** ms between anti-entropy rounds. @default 5000 */
+  syncIntervalMs?: number
+  /** ms between republish rounds. @default 15000 */
+  republishIntervalMs?: number
+  /** receipts an author wants per action (capped by the peers it has). @default 5 */
+  receiptTarget?: number
+}
+
+export interface DhtNetworkComponents {
+  conductor: Pick<EmbeddedConductor, 'runningDnas' | 'space' | 'receiveRecords' | 'onAuthored' | 'setPeerInfo'>
+  mesh: MeshNode
+  logger: ComponentLogger
+}
+
+export interface SyncStats { requests: number, bytesSent: number, bytesReceived: number, records: number }
+
+export const SYNC = {
+  /** top buckets answered per diff */
+  maxTops: 16,
+  /** leaves asked per hashes request */
+  maxLeaves: 1024,
+  /** hashes answered per hashes request */
+  maxHashes: 4096,
+  /** hashes asked per fetch */
+  maxFetch: 256,
+  /** bytes of records answered per fetch */
+  maxFetchBytes: 2 * 1024 * 1024,
+  /** records per gossip message */
+  maxGossipRecords: 64
+} as const
+
+const PROTOCOL_SYNC = 'sync'
+const PROTOCOL_RECEIPT = 'receipt'
+
+function opsTopic (dna: HoloHash): string { return `ops/${encodeHash(dna)}` }
+function warrantTopic (dna: HoloHash): string { return `warrants/${encodeHash(dna)}` }
+
+function isU8 (v: unknown): v is Uint8Array { return v instanceof Uint8Array }
+
+export class DhtNetwork {
+  private readonly init: DhtNetworkInit
+  private readonly c: DhtNetworkComponents
+  private readonly log: ComponentLogger
+  private readonly unsubscribe: Array<() => void> = []
+  private readonly timers: NodeJS.Timeout[] = []
+  private readonly syncing = new Map<string, Promise<SyncStats>>()
+  private running = false
+  /** totals since start, for benchmarks and status */
+  readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
+
+  constructor (init: DhtNetworkInit, components: DhtNetworkComponents) {
+    this.init = init
+    this.c = components
+    this.log = components.logger.forComponent('flexnode:dht-net')
+  }
+
+  private space (dna: Uint8Array): DhtSpace | null {
+    return this.c.conductor.space(dna)
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    const { mesh, conductor } = this.c
+    await mesh.handle(PROTOCOL_SYNC, async (req, from) => this.serveSync(req, from), { maxRequestBytes: 1024 * 1024, timeoutMs: 15_000 })
+    await mesh.handle(PROTOCOL_RECEIPT, async (req, from) => this.serveReceipts(req, from), { maxRequestBytes: 1024 * 1024 })
+    for (const dna of conductor.runningDnas()) {
+      this.unsubscribe.push(mesh.subscribe(opsTopic(dna), (data, from) => { this.onGossip(dna, data, from) }))
+      this.unsubscribe.push(mesh.subscribe(warrantTopic(dna), (data, from) => { this.onWarrant(dna, data, from) }))
+      const space = this.space(dna)
+      if (space !== null) this.blockAgents(space.blockedAgents().map(s => decodeHash(s)))
+    }
+    this.unsubscribe.push(conductor.onAuthored((dna, records) => { void this.publish(dna, records) }))
+    this.unsubscribe.push(mesh.onPeer('connect', (peer) => { void this.syncWithPeer(peer) }))
+    conductor.setPeerInfo(() => mesh.peers().map(p => JSON.stringify({ agent_pub_key: encodeHash(agentPubKeyFromPeerId(p)), peer_id: p })))
+    const sync = setInterval(() => { void this.syncRound() }, this.init.syncIntervalMs ?? 5000)
+    const republish = setInterval(() => { void this.republishRound() }, this.init.republishIntervalMs ?? 15_000)
+    sync.unref()
+    republish.unref()
+    this.timers.push(sync, republish)
+    for (const peer of mesh.peers()) void this.syncWithPeer(peer)
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    for (const t of this.timers) clearInterval(t)
+    this.timers.length = 0
+    for (const u of this.unsubscribe) u()
+    this.unsubscribe.length = 0
+    this.c.conductor.setPeerInfo(() => [])
+    await Promise.allSettled([...this.syncing.values()])
+  }
+
+  // -- publish and gossip ------------------------------------------------------------------
+
+  private async publish (dna: HoloHash, records: NetRecord[]): Promise<void> {
+    for (let i = 0; i < records.length; i += SYNC.maxGossipRecords) {
+      try {
+        await this.c.mesh.publish(opsTopic(dna), encode({ records: records.slice(i, i + SYNC.maxGossipRecords) }))
+      } catch (err) {
+        this.log.debug({ err: errorMessage(err) }, 'publish failed; sync will carry the records')
+      }
+    }
+  }
+
+  private onGossip (dna: HoloHash, data: Uint8Array, from: string): void {
+    if (!this.running) return
+    let records: NetRecord[]
+    try {
+      const msg = decode(data)
+      if (!isPlainObject(msg) || !Array.isArray(msg.records) || msg.records.length > SYNC.maxGossipRecords) throw new Error('expected {records: [...]} of at most 64 records')
+      records = msg.records.map(checkNetRecord)
+    } catch (err) {
+      this.log.debug({ from, err: errorMessage(err) }, 'dropped a malformed gossip message')
+      return
+    }
+    this.receive(dna, records)
+  }
+
+  /** Hand records to the conductor and act on the outcome: receipts, warrants, blocks. */
+  private receive (dna: HoloHash, records: NetRecord[]): ReceiveOutcome | null {
+    let out: ReceiveOutcome
+    try {
+      out = this.c.conductor.receiveRecords(dna, records)
+    } catch (err) {
+      this.log.debug({ err: errorMessage(err) }, 'records refused')
+      return null
+    }
+    for (const w of out.warrants) {
+      this.blockAgents([w.warrantee])
+      void this.c.mesh.publish(warrantTopic(dna), encode({ warrant: w })).catch(() => {})
+    }
+    if (out.integrated.length > 0) void this.sendReceipts(dna, out)
+    return out
+  }
+
+  private onWarrant (dna: HoloHash, data: Uint8Array, from: string): void {
+    const space = this.space(dna)
+    if (space === null) return
+    try {
+      const msg = decode(data)
+      if (!isPlainObject(msg)) return
+      const verdict = space.receiveWarrant(msg.warrant)
+      if (verdict.accepted && verdict.warrant !== undefined) this.blockAgents([verdict.warrant.warrantee])
+      else this.log.debug({ from, reason: verdict.reason }, 'ignored a warrant')
+    } catch (err) {
+      this.log.debug({ from, err: errorMessage(err) }, 'dropped a malformed warrant')
+    }
+  }
+
+  private blockAgents (agents: HoloHash[]): void {
+    const peers = agents.map(a => peerIdFromAgentPubKey(a)).filter(p => p !== this.c.mesh.peerId)
+    if (peers.length > 0) this.c.mesh.block(peers)
+  }
+
+  // -- receipts and republish --------------------------------------------------------------
+
+  private async sendReceipts (dna: HoloHash, out: ReceiveOutcome): Promise<void> {
+    const space = this.space(dna)
+    if (space === null) return
+    const byAuthor = new Map<string, HoloHash[]>()
+    for (const sa of out.integrated) {
+      const peer = peerIdFromAgentPubKey(sa.action.header.author)
+      if (peer === this.c.mesh.peerId) continue
+      byAuthor.set(peer, [...(byAuthor.get(peer) ?? []), sa.hash])
+    }
+    const connected = new Set(this.c.mesh.peers())
+    await Promise.allSettled([...byAuthor].filter(([peer]) => connected.has(peer)).map(async ([peer, hashes]) => {
+      await this.c.mesh.request(peer, PROTOCOL_RECEIPT, encode({ dna, receipts: hashes.map(h => space.makeReceipt(h)) }), { timeoutMs: 5000 })
+    }))
+  }
+
+  private async serveReceipts (req: Uint8Array, _from: string): Promise<Uint8Array> {
+    const msg = decode(req)
+    if (!isPlainObject(msg) || !isHash(msg.dna, 'Dna') || !Array.isArray(msg.receipts) || msg.receipts.length > 4096) throw new Error('expected {dna, receipts: [...]}')
+    const space = this.space(msg.dna)
+    if (space === null) throw new Error('DnaMissing')
+    let stored = 0
+    for (const r of msg.receipts) if (space.receiveReceipt(r)) stored++
+    return encode({ stored })
+  }
+
+  private async republishRound (): Promise<void> {
+    const peers = this.c.mesh.peers().length
+    if (!this.running || peers === 0) return
+    const target = Math.min(this.init.receiptTarget ?? 5, peers)
+    for (const dna of this.c.conductor.runningDnas()) {
+      const space = this.space(dna)
+      if (space === null) continue
+      const hashes = space.underReceipted(target, 256)
+      if (hashes.length > 0) await this.publish(dna, space.records(hashes, SYNC.maxFetchBytes))
+    }
+  }
+
+  // -- anti-entropy ------------------------------------------------------------------------
+
+  private async syncRound (): Promise<void> {
+    if (!this.running) return
+    const peers = this.c.mesh.peers()
+    if (peers.length === 0) return
+    // two random peers per round: every pair meets often, the cost stays flat as the mesh grows
+    const picks = new Set<string>()
+    while (picks.size < Math.min(2, peers.length)) picks.add(peers[Math.floor(Math.random() * peers.length)]!)
+    await Promise.allSettled([...picks].map(async p => await this.syncWithPeer(p)))
+  }
+
+  /** Pull from one peer, for every DNA, whatever it holds that we lack. */
+  async syncWithPeer (peer: string): Promise<SyncStats> {
+    const running = this.syncing.get(peer)
+    if (running !== undefined) return running
+    const p = (async () => {
+      const total: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
+      for (const dna of this.c.conductor.runningDnas()) {
+        if (!this.running) break
+        try {
+          const s = await this.syncDna(peer, dna)
+          total.requests += s.requests
+          total.bytesSent += s.bytesSent
+          total.bytesReceived += s.bytesReceived
+          total.records += s.records
+        } catch (err) {
+          this.log.debug({ peer, dna: encodeHash(dna), err: errorMessage(err) }, 'sync failed')
+        }
+      }
+      return total
+    })().finally(() => { this.syncing.delete(peer) })
+    this.syncing.set(peer, p)
+    return p
+  }
+
+  private async ask (peer: string, body: Record<string, unknown>, stats: SyncStats): Promise<Record<string, unknown>> {
+    const req = encode(body)
+    const res = await this.c.mesh.request(peer, PROTOCOL_SYNC, req, { timeoutMs: 15_000, maxResponseBytes: SYNC.maxFetchBytes + 1024 * 1024 })
+    stats.requests++
+    stats.bytesSent += req.length
+    stats.bytesReceived += res.length
+    this.totals.requests++
+    this.totals.bytesSent += req.length
+    this.totals.bytesReceived += res.length
+    const msg = decode(res)
+    if (!isPlainObject(msg)) throw new Error('malformed sync response')
+    return msg
+  }
+
+  async syncDna (peer: string, dna: HoloHash): Promise<SyncStats> {
+    const stats: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
+    const space = this.space(dna)
+    if (space === null) return stats
+    // walk the top buckets with a cursor, so differences the requester cannot resolve from this
+    // peer (records it already holds in limbo, records only it has) never starve later buckets
+    let fromTop = 0
+    while (fromTop < 256 && this.running) {
+      const diff = await this.ask(peer, { op: 'diff', dna, summary: space.summary(), from_top: fromTop }, stats)
+      const tops = diff.tops
+      const theirLeaves = diff.leaves
+      if (!Array.isArray(tops) || !Array.isArray(theirLeaves) || tops.length !== theirLeaves.length || tops.length > SYNC.maxTops) throw new Error('malformed diff response')
+      if (tops.length === 0) break
+      const leaves: Array<[number, number]> = []
+      let last = fromTop
+      tops.forEach((top: unknown, i: number) => {
+        if (!Number.isInteger(top) || (top as number) < fromTop || (top as number) > 255) throw new Error('malformed diff response')
+        last = Math.max(last, top as number)
+        const theirs: Summary = checkSummary(theirLeaves[i])
+        for (const leaf of diffBuckets(space.leafSummary(top as number), theirs)) if (theirs.counts[leaf]! > 0) leaves.push([top as number, leaf])
+      })
+      fromTop = last + 1
+      for (let i = 0; i < leaves.length; i += SYNC.maxLeaves) {
+        const res = await this.ask(peer, { op: 'hashes', dna, leaves: leaves.slice(i, i + SYNC.maxLeaves) }, stats)
+        if (!Array.isArray(res.hashes) || res.hashes.length > SYNC.maxHashes || !res.hashes.every(h => isHash(h, 'Action'))) throw new Error('malformed hashes response')
+        const missing = (res.hashes as HoloHash[]).filter(h => !space.knows(h))
+        for (let j = 0; j < missing.length; j += SYNC.maxFetch) {
+          const got = await this.ask(peer, { op: 'fetch', dna, hashes: missing.slice(j, j + SYNC.maxFetch) }, stats)
+          if (!Array.isArray(got.records)) throw new Error('malformed fetch response')
+          const records: NetRecord[] = []
+          for (const r of got.records) {
+            try { records.push(checkNetRecord(r)) } catch { /* a malformed record is skipped; the rest still count */ }
+          }
+          if (records.length === 0) break
+          const out = this.receive(dna, records)
+          stats.records += out?.integrated.length ?? 0
+          this.totals.records += out?.integrated.length ?? 0
+        }
+      }
+    }
+    return stats
+  }
+
+  private async serveSync (req: Uint8Array, _from: string): Promise<Uint8Array> {
+    const msg = decode(req)
+    if (!isPlainObject(msg) || typeof msg.op !== 'string' || !isHash(msg.dna, 'Dna')) throw new Error('expected {op, dna, ...}')
+    const space = this.space(msg.dna)
+    if (space === null) throw new Error(`DnaMissing: this node does not run ${encodeHash(msg.dna)}`)
+    switch (msg.op) {
+      case 'diff': {
+        const theirs = checkSummary(msg.summary)
+        const from = msg.from_top ?? 0
+        if (!Number.isInteger(from) || (from as number) < 0 || (from as number) > 255) throw new Error('from_top must be 0..255')
+        const mine = space.summary()
+        const tops = diffBuckets(mine, theirs).filter(t => t >= (from as number) && mine.counts[t]! > 0).slice(0, SYNC.maxTops)
+        return encode({ tops, leaves: tops.map(t => space.leafSummary(t)) })
+      }
+      case 'hashes': {
+        const leaves = msg.leaves
+        if (!Array.isArray(leaves) || leaves.length > SYNC.maxLeaves || !leaves.every(l => Array.isArray(l) && l.length === 2 && l.every(x => Number.isInteger(x) && x >= 0 && x <= 255))) {
+          throw new Error(`leaves must be at most ${SYNC.maxLeaves} [top, leaf] byte pairs`)
+        }
+        return encode({ hashes: space.hashesInLeaves(leaves as Array<[number, number]>, SYNC.maxHashes) })
+      }
+      case 'fetch': {
+        const hashes = msg.hashes
+        if (!Array.isArray(hashes) || hashes.length > SYNC.maxFetch || !hashes.every(isU8)) throw new Error(`hashes must be at most ${SYNC.maxFetch} ActionHashes`)
+        return encode({ records: space.records(hashes, SYNC.maxFetchBytes) })
+      }
+      default:
+        throw new Error(`unknown sync op ${msg.op.slice(0, 32)}`)
+    }
+  }
+}
