@@ -59,6 +59,8 @@ export interface FlexNodeInit {
   syncIntervalMs?: number
   /** ms between republish rounds. @default 15000 */
   republishIntervalMs?: number
+  /** reconcile with every newly connected peer at once. @default true */
+  syncOnConnect?: boolean
 }
 
 export interface ReadyInfo {
@@ -189,7 +191,7 @@ export class FlexNode {
       const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })
       await mesh.start()
       cleanup.push(async () => { await mesh.stop() })
-      const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs }, { conductor, mesh, logger })
+      const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor, mesh, logger })
       await dht.start()
       cleanup.push(async () => { await dht.stop() })
       const sampler = createLoadSampler()

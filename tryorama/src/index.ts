@@ -32,6 +32,10 @@ export interface PlayerOptions {
   heartbeatIntervalSeconds?: number
   /** @default 500 ms: fast anti-entropy for tests */
   syncIntervalMs?: number
+  /** @default 2000 ms */
+  republishIntervalMs?: number
+  /** reconcile with each newly connected peer at once. @default true */
+  syncOnConnect?: boolean
   /** dial these players at start. @default every live player of the scenario on the same network */
   bootstrapFrom?: Player[]
   logger?: ComponentLogger
@@ -107,7 +111,8 @@ export class Scenario {
       mdns: false,
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 3600,
       syncIntervalMs: options.syncIntervalMs ?? 500,
-      republishIntervalMs: 2000,
+      syncOnConnect: options.syncOnConnect,
+      republishIntervalMs: options.republishIntervalMs ?? 2000,
       scryptN: 2 ** 12,
       logger: options.logger ?? silentLogger()
     }

@@ -140,6 +140,22 @@ describe('tryorama scenarios', () => {
     })
   }, 120_000)
 
+  it('get and get_links go to the authorities on a local miss (the cascade)', async () => {
+    await runScenario(async (scenario) => {
+      // no anti-entropy and no republish: only the cascade can bring alice's data to bob
+      const quiet = { syncIntervalMs: 3_600_000, republishIntervalMs: 3_600_000, syncOnConnect: false }
+      const alice = await scenario.addPlayer(quiet)
+      const bob = await scenario.addPlayer(quiet)
+      await waitUntil(() => bob.node.mesh.peers().includes(alice.peerId), { what: 'bob connected to alice' })
+      const dna = registry(alice)
+      const original = await alice.cells.agent_registry!.callZome<Uint8Array>('capabilities', 'my_capability_hash')
+      expect(bob.node.conductor.space(dna)!.knows(original)).toBe(false)
+      const cap = await bob.cells.agent_registry!.callZome<NodeCapability | null>('capabilities', 'get_capability', alice.agentPubKey)
+      expect(cap?.node_id).toBe(encodeHash(alice.agentPubKey))
+      expect(bob.node.conductor.space(dna)!.knows(original)).toBe(true)
+    })
+  }, 60_000)
+
   it('7: a testnet player and a local player never see each other\'s data', async () => {
     await runScenario(async (scenario) => {
       const local = await scenario.addPlayer({ network: 'local' })

@@ -27,11 +27,16 @@ import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, valida
 
 export type CellId = [HoloHash, HoloHash]
 
+/** What a cell asks authorities for on a local miss. */
+export type CascadeQuery = { hashes: Uint8Array[] } | { base: Uint8Array, zome_index: number, link_type: number }
+
 export interface CellComponents {
   store: ConductorStore
   keystore: { sign: (agent: Uint8Array, data: Uint8Array) => Uint8Array, has: (agent: Uint8Array) => boolean }
   logger: ComponentLogger
   emitSignal: (cellId: CellId, zomeName: string, payload: unknown) => void
+  /** on a local miss, ask authorities for these hashes and integrate what they send (the cascade) */
+  cascade?: (dna: Uint8Array, query: CascadeQuery) => Promise<void>
   /** called after each commit with the new records, in chain order */
   onCommitted?: (cell: Cell, records: Array<{ sa: SignedAction, entry: Entry | null, entryPublic: boolean }>) => void
 }
@@ -327,6 +332,15 @@ export class Cell {
       if (ws.closed) throw new Error('this zome call has already returned; its HDK can no longer be used')
     }
     const lookup = this.lookup(ws)
+    /** Local store first; on a miss, the authorities (then the local store again). */
+    const cascade = async (query: Uint8Array | CascadeQuery, local: () => boolean): Promise<void> => {
+      if (local() || this.components.cascade === undefined) return
+      try {
+        await this.components.cascade(this.dna.hash, query instanceof Uint8Array ? { hashes: [query] } : query)
+      } catch (err) {
+        this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'cascade fetch failed')
+      }
+    }
     const mustAction = (hash: unknown, what: string): SignedActionHashed => {
       if (!isHash(hash, 'Action')) throw new Error(`${what} must be an ActionHash`)
       const a = lookup.action(hash)
@@ -383,11 +397,13 @@ export class Cell {
         open()
         const t = hashType(hash)
         if (t === 'Action') {
+          await cascade(hash, () => lookup.action(hash) !== undefined)
           const a = lookup.action(hash)
           return a === undefined ? null : this.record(ws, a)
         }
         if (t === 'Entry' || t === 'Agent') {
           const eh = retype(hash, 'Entry')
+          await cascade(eh, () => this.store.dhtActionsForEntry(this.dna.hash, eh).length > 0 || ws.pending.some(p => 'entry_hash' in p.sa.action.data && hashEquals(p.sa.action.data.entry_hash, eh)))
           const pend = ws.pending.find(p => (p.sa.action.data.type === 'Create' || p.sa.action.data.type === 'Update') && hashEquals(p.sa.action.data.entry_hash, eh))
           if (pend !== undefined) return this.record(ws, signedActionHashed(pend.sa.hash, pend.sa.action, pend.sa.signature))
           for (const row of this.store.dhtActionsForEntry(this.dna.hash, eh)) {
@@ -400,6 +416,7 @@ export class Cell {
       get_details: async (hash): Promise<RecordDetails | null> => {
         open()
         if (!isHash(hash, 'Action')) throw new Error('get_details needs an ActionHash')
+        await cascade(hash, () => lookup.action(hash) !== undefined)
         const a = lookup.action(hash)
         if (a === undefined) return null
         const pendingOf = (pred: (d: ActionData) => boolean): SignedActionHashed[] =>
@@ -414,6 +431,7 @@ export class Cell {
       get_latest: async (orig) => {
         open()
         if (!isHash(orig, 'Action')) throw new Error('get_latest needs an ActionHash')
+        await cascade(orig, () => lookup.action(orig) !== undefined)
         const original = lookup.action(orig)
         if (original === undefined || this.isDeleted(ws, orig)) return null
         let best: SignedActionHashed = original
@@ -431,6 +449,8 @@ export class Cell {
         open()
         if (!isHash(base)) throw new Error('get_links base must be a HoloHash')
         const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
+        await cascade({ base, zome_index: zomeIndex, link_type: linkType }, () => this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).length > 0 ||
+          ws.pending.some(p => p.sa.action.data.type === 'CreateLink' && hashEquals(p.sa.action.data.base_address, base)))
         const links: Link[] = this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).map(r => toLink(decodeAction(r.action), r.hash))
         for (const p of ws.pending) {
           const d = p.sa.action.data

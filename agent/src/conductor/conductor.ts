@@ -20,7 +20,7 @@ import type { Keystore } from '../identity/keystore.ts'
 import { verifySignature } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { readHappBundle, loadHappYaml, type AppManifest, type HappBundle } from './bundle.ts'
-import { Cell, checkCapGrant, type CellId } from './cell.ts'
+import { Cell, checkCapGrant, type CascadeQuery, type CellId } from './cell.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { DB_FILE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TOKEN_EXPIRY_SECONDS, NONCE_MAX_FUTURE_MS } from './constants.ts'
 import { decodeDnaDef, encodeDnaDef, resolveDna, ZomeLoader, type LoadedDna, type ModifiersOverride } from './dna.ts'
@@ -101,6 +101,7 @@ export class EmbeddedConductor {
   private readonly spaces = new Map<string, DhtSpace>()
   private readonly authoredListeners = new Set<AuthoredListener>()
   private peerInfo: () => string[] = () => []
+  private cascadeFetch: ((dna: Uint8Array, query: CascadeQuery) => Promise<void>) | undefined
   private readonly servers: ConductorWsServer[] = []
   private readonly appInterfaces = new Map<number, ConductorWsServer>()
   private nonceCalls = 0
@@ -167,7 +168,8 @@ export class EmbeddedConductor {
       keystore: this.keystore,
       logger: this.log,
       emitSignal: (cellId, zomeName, payload) => this.emitSignal(cellId, zomeName, payload),
-      onCommitted: (cell, records) => this.committed(cell, records)
+      onCommitted: (cell, records) => this.committed(cell, records),
+      cascade: async (dna, query) => { await this.cascadeFetch?.(dna, query) }
     }, { zomeCallTimeoutMs: this.init.zomeCallTimeoutMs })
   }
 
@@ -211,6 +213,11 @@ export class EmbeddedConductor {
     const space = this.space(dna)
     if (space === null) throw internalError(`DnaMissing: this node does not run ${encodeHash(dna)}`)
     return space.receive(records)
+  }
+
+  /** How cells reach authorities on a local miss: the mesh sets this when it starts. */
+  setCascade (fn: ((dna: Uint8Array, query: CascadeQuery) => Promise<void>) | undefined): void {
+    this.cascadeFetch = fn
   }
 
   /** What `agent_info` answers: the mesh sets this when it starts. */

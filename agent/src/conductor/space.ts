@@ -251,6 +251,34 @@ export class DhtSpace {
     return out
   }
 
+  /** Records an authority serves for a cascade miss: an action by its hash, or the live actions creating an entry. */
+  recordsByBasis (hashes: Uint8Array[], maxBytes: number): NetRecord[] {
+    const actions: Uint8Array[] = []
+    for (const h of hashes) {
+      if (h[1] === 0x29) actions.push(h)
+      else if (h[1] === 0x21 || h[1] === 0x20) actions.push(...this.store.dhtActionsForEntry(this.dna.hash, retype(h, 'Entry')).slice(0, 8).map(r => r.hash))
+    }
+    return this.records(actions, maxBytes)
+  }
+
+  /** Live CreateLink records on a base, for a cascade miss on get_links. */
+  linkRecords (base: Uint8Array, zomeIndex: number, linkType: number, limit: number, maxBytes: number): NetRecord[] {
+    return this.records(this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).slice(0, limit).map(r => r.hash), maxBytes)
+  }
+
+  /** Previous actions that records waiting in limbo need and this node does not hold. */
+  missingPrevs (limit: number): Uint8Array[] {
+    const out = new Map<string, Uint8Array>()
+    for (const row of this.store.limbo(this.dna.hash, limit * 4)) {
+      try {
+        const prev = checkNetRecord(decode(row.record)).action.header.prev_action
+        if (prev !== null && !this.knows(prev)) out.set(encodeHash(prev), prev)
+      } catch { /* malformed rows are pruned by retryLimbo */ }
+      if (out.size >= limit) break
+    }
+    return [...out.values()]
+  }
+
   isBlocked (agent: Uint8Array): boolean {
     return this.blocked.has(encodeHash(retype(agent, 'Agent')))
   }

@@ -19,6 +19,7 @@ import { errorMessage } from '../errors.ts'
 import { decodeHash, encodeHash, isHash, type HoloHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { MeshNode } from './types.ts'
+import type { CascadeQuery } from '../conductor/cell.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from './libp2p-node.ts'
 
 export interface DhtNetworkInit {
@@ -28,10 +29,12 @@ export interface DhtNetworkInit {
   republishIntervalMs?: number
   /** receipts an author wants per action (capped by the peers it has). @default 5 */
   receiptTarget?: number
+  /** reconcile with every newly connected peer at once. @default true */
+  syncOnConnect?: boolean
 }
 
 export interface DhtNetworkComponents {
-  conductor: Pick<EmbeddedConductor, 'runningDnas' | 'space' | 'receiveRecords' | 'onAuthored' | 'setPeerInfo'>
+  conductor: Pick<EmbeddedConductor, 'runningDnas' | 'space' | 'receiveRecords' | 'onAuthored' | 'setPeerInfo' | 'setCascade'>
   mesh: MeshNode
   logger: ComponentLogger
 }
@@ -54,6 +57,11 @@ export const SYNC = {
 } as const
 
 const PROTOCOL_SYNC = 'sync'
+/** authorities asked on a cascade miss */
+const CASCADE_PEERS = 3
+const CASCADE_TIMEOUT_MS = 2000
+/** rounds of predecessor fetching per cascade miss */
+const CASCADE_ROUNDS = 32
 const PROTOCOL_RECEIPT = 'receipt'
 
 function opsTopic (dna: HoloHash): string { return `ops/${encodeHash(dna)}` }
@@ -95,14 +103,15 @@ export class DhtNetwork {
       if (space !== null) this.blockAgents(space.blockedAgents().map(s => decodeHash(s)))
     }
     this.unsubscribe.push(conductor.onAuthored((dna, records) => { void this.publish(dna, records) }))
-    this.unsubscribe.push(mesh.onPeer('connect', (peer) => { void this.syncWithPeer(peer) }))
+    if (this.init.syncOnConnect !== false) this.unsubscribe.push(mesh.onPeer('connect', (peer) => { void this.syncWithPeer(peer) }))
     conductor.setPeerInfo(() => mesh.peers().map(p => JSON.stringify({ agent_pub_key: encodeHash(agentPubKeyFromPeerId(p)), peer_id: p })))
+    conductor.setCascade(async (dna, query) => { await this.fetchFromAuthorities(dna, query) })
     const sync = setInterval(() => { void this.syncRound() }, this.init.syncIntervalMs ?? 5000)
     const republish = setInterval(() => { void this.republishRound() }, this.init.republishIntervalMs ?? 15_000)
     sync.unref()
     republish.unref()
     this.timers.push(sync, republish)
-    for (const peer of mesh.peers()) void this.syncWithPeer(peer)
+    if (this.init.syncOnConnect !== false) for (const peer of mesh.peers()) void this.syncWithPeer(peer)
   }
 
   async stop (): Promise<void> {
@@ -113,6 +122,7 @@ export class DhtNetwork {
     for (const u of this.unsubscribe) u()
     this.unsubscribe.length = 0
     this.c.conductor.setPeerInfo(() => [])
+    this.c.conductor.setCascade(undefined)
     await Promise.allSettled([...this.syncing.values()])
   }
 
@@ -215,6 +225,45 @@ export class DhtNetwork {
       const hashes = space.underReceipted(target, 256)
       if (hashes.length > 0) await this.publish(dna, space.records(hashes, SYNC.maxFetchBytes))
     }
+  }
+
+  // -- the cascade -------------------------------------------------------------------------
+
+  /**
+   * A local miss: ask a few authorities (with full arcs, any connected peer) for the records
+   * behind these hashes and integrate what comes back. Returns how many records integrated.
+   */
+  async fetchFromAuthorities (dna: HoloHash, query: CascadeQuery, opts: { timeoutMs?: number } = {}): Promise<number> {
+    const space = this.space(dna)
+    const peers = this.c.mesh.peers().sort(() => Math.random() - 0.5).slice(0, CASCADE_PEERS)
+    if (space === null || peers.length === 0) return 0
+    let integrated = 0
+    let links = 'base' in query ? query : undefined
+    let want = 'hashes' in query ? query.hashes.slice(0, SYNC.maxFetch) : []
+    // a record whose author's earlier actions we lack waits in limbo: pull those too (bounded),
+    // since with full arcs this node is an authority for the whole chain anyway
+    for (let round = 0; round < CASCADE_ROUNDS && (want.length > 0 || links !== undefined); round++) {
+      const req = links !== undefined ? encode({ op: 'links', dna, base: links.base, zome_index: links.zome_index, link_type: links.link_type }) : encode({ op: 'basis', dna, hashes: want })
+      links = undefined
+      const answers = await Promise.allSettled(peers.map(async p => await this.c.mesh.request(p, PROTOCOL_SYNC, req, { timeoutMs: opts.timeoutMs ?? CASCADE_TIMEOUT_MS, maxResponseBytes: SYNC.maxFetchBytes + 1024 * 1024 })))
+      let pending = 0
+      for (const a of answers) {
+        if (a.status !== 'fulfilled') continue
+        try {
+          const msg = decode(a.value)
+          if (!isPlainObject(msg) || !Array.isArray(msg.records)) continue
+          const records: NetRecord[] = []
+          for (const r of msg.records) {
+            try { records.push(checkNetRecord(r)) } catch { /* skip a malformed record */ }
+          }
+          const out = this.receive(dna, records)
+          integrated += out?.integrated.length ?? 0
+          pending = Math.max(pending, out?.pending ?? 0)
+        } catch { /* a malformed answer counts as no answer */ }
+      }
+      want = pending > 0 ? space.missingPrevs(SYNC.maxFetch) : []
+    }
+    return integrated
   }
 
   // -- anti-entropy ------------------------------------------------------------------------
@@ -330,6 +379,16 @@ export class DhtNetwork {
           throw new Error(`leaves must be at most ${SYNC.maxLeaves} [top, leaf] byte pairs`)
         }
         return encode({ hashes: space.hashesInLeaves(leaves as Array<[number, number]>, SYNC.maxHashes) })
+      }
+      case 'basis': {
+        const hashes = msg.hashes
+        if (!Array.isArray(hashes) || hashes.length > SYNC.maxFetch || !hashes.every(h => isHash(h))) throw new Error(`hashes must be at most ${SYNC.maxFetch} HoloHashes`)
+        return encode({ records: space.recordsByBasis(hashes as HoloHash[], SYNC.maxFetchBytes) })
+      }
+      case 'links': {
+        const { base, zome_index: zi, link_type: lt } = msg
+        if (!isHash(base) || !Number.isInteger(zi) || !Number.isInteger(lt) || (zi as number) < 0 || (lt as number) < 0 || (zi as number) > 255 || (lt as number) > 255) throw new Error('expected {base: HoloHash, zome_index, link_type}')
+        return encode({ records: space.linkRecords(base, zi as number, lt as number, SYNC.maxFetch, SYNC.maxFetchBytes) })
       }
       case 'fetch': {
         const hashes = msg.hashes
