@@ -99,36 +99,36 @@ function positive (value: string | undefined, flag: string, def: number, max: nu
   return n
 }
 
-export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<StartOptions | 'help'> {
-  let parsed
+type FlagSpec = Record<string, { type: 'string' | 'boolean', multiple?: boolean, short?: string }>
+
+/** node:util parseArgs in strict mode, no positionals, its errors turned into UsageErrors. */
+function parseFlags<const O extends FlagSpec> (args: string[], options: O) {
   try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'data-dir': { type: 'string' },
-        network: { type: 'string' },
-        'admin-port': { type: 'string' },
-        'app-port': { type: 'string' },
-        host: { type: 'string' },
-        'agent-name': { type: 'string' },
-        'heartbeat-interval': { type: 'string' },
-        region: { type: 'string' },
-        'bandwidth-mbps': { type: 'string' },
-        listen: { type: 'string', multiple: true },
-        bootstrap: { type: 'string', multiple: true },
-        'no-mdns': { type: 'boolean' },
-        'passphrase-file': { type: 'string' },
-        'log-level': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' }
-      }
-    })
+    return parseArgs({ args, strict: true, allowPositionals: false, options }).values
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err))
   }
-  const v = parsed.values
+}
+
+export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<StartOptions | 'help'> {
+  const v = parseFlags(args, {
+    'data-dir': { type: 'string' },
+    network: { type: 'string' },
+    'admin-port': { type: 'string' },
+    'app-port': { type: 'string' },
+    host: { type: 'string' },
+    'agent-name': { type: 'string' },
+    'heartbeat-interval': { type: 'string' },
+    region: { type: 'string' },
+    'bandwidth-mbps': { type: 'string' },
+    listen: { type: 'string', multiple: true },
+    bootstrap: { type: 'string', multiple: true },
+    'no-mdns': { type: 'boolean' },
+    'passphrase-file': { type: 'string' },
+    'log-level': { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' }
+  })
   if (v.help === true) return 'help'
   const network = v.network ?? DEFAULT_NETWORK
   if (!(NETWORKS as readonly string[]).includes(network)) throw new UsageError(`--network must be one of ${NETWORKS.join(', ')}, got ${JSON.stringify(network)}`, '--network')
@@ -177,4 +177,44 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     bootstrap,
     ...(v['no-mdns'] === true ? { mdns: false } : {})
   }
+}
+
+/** Options of the commands that inspect a running node: `flexnode peers`, `flexnode status`. */
+export interface InspectOptions {
+  /** data dir of the running node. @default ~/.flexnode (or FLEXNODE_DATA_DIR) */
+  dataDir: string
+  /** print one JSON document instead of a table. @default false */
+  json: boolean
+}
+
+export type InspectCommand = 'peers' | 'status'
+
+const INSPECT_SUMMARY: Record<InspectCommand, string> = {
+  peers: 'List the nodes the running node knows (agent_registry) and which of them are connected.',
+  status: 'Show the running node: identity, addresses, ports, apps, peers and DHT op counts.'
+}
+
+export function inspectUsage (command: InspectCommand): string {
+  return `Usage: flexnode ${command} [options]
+
+${INSPECT_SUMMARY[command]}
+
+Options:
+  --data-dir <dir>              data directory of the running node (default ~/.flexnode, or
+                                FLEXNODE_DATA_DIR)
+  --json                        print one JSON document instead of a table
+  -h, --help                    show this help
+`
+}
+
+export function parseInspectArgs (args: string[], env: NodeJS.ProcessEnv = process.env): InspectOptions | 'help' {
+  const v = parseFlags(args, {
+    'data-dir': { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' }
+  })
+  if (v.help === true) return 'help'
+  const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
+  if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
+  return { dataDir: resolve(dataDir), json: v.json === true }
 }

@@ -23,6 +23,7 @@ import { registryService, type RegistryService } from './registry/registry-servi
 import { createMeshNode } from './mesh/libp2p-node.ts'
 import { DhtNetwork } from './mesh/dht-network.ts'
 import type { MeshNode } from './mesh/types.ts'
+import { pidAlive } from './process.ts'
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const DEFAULT_HAPP = join(PACKAGE_ROOT, 'dnas', 'happ.yaml')
@@ -107,14 +108,6 @@ export async function networkProfile (network: NetworkName): Promise<NetworkProf
   return { network_seed: seed, bootstrap }
 }
 
-function pidAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** Take the data dir's lock file, replacing a stale one left by a dead process. */
 async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {

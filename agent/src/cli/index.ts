@@ -3,21 +3,37 @@
  *
  * ```
  * flexnode start --network local --data-dir ~/.flexnode
+ * flexnode peers --data-dir ~/.flexnode [--json]
+ * flexnode status --data-dir ~/.flexnode [--json]
  * ```
  * `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
- * logs go to stderr. SIGINT/SIGTERM stop the node cleanly.
+ * logs go to stderr. SIGINT/SIGTERM stop the node cleanly. `peers` and `status` inspect the node
+ * running on a data dir (see `inspect.ts`); they exit 1 when none runs there.
  */
-import { parseStartArgs, START_USAGE, UsageError } from '../config.ts'
+import { inspectUsage, parseInspectArgs, parseStartArgs, START_USAGE, UsageError, type InspectCommand } from '../config.ts'
 import { READY_PREFIX } from '../constants.ts'
-import { createLogger } from '../logger.ts'
-import { FlexNode } from '../node.ts'
 
 const USAGE = `Usage: flexnode <command> [options]
 
 Commands:
   start     run a node (see flexnode start --help)
+  peers     list the nodes the running node knows and its connected peers
+            (flexnode peers [--data-dir <dir>] [--json])
+  status    show the running node: identity, addresses, apps, peers, DHT op counts
+            (flexnode status [--data-dir <dir>] [--json])
   help      show this help
 `
+
+async function inspect (command: InspectCommand, args: string[]): Promise<number> {
+  const opts = parseInspectArgs(args)
+  if (opts === 'help') {
+    process.stdout.write(inspectUsage(command))
+    return 0
+  }
+  // loaded on demand: `start` never needs the Conductor API client code
+  const { peersCommand, statusCommand } = await import('./inspect.ts')
+  return command === 'peers' ? await peersCommand(opts) : await statusCommand(opts)
+}
 
 async function start (args: string[]): Promise<number> {
   const opts = await parseStartArgs(args)
@@ -25,6 +41,8 @@ async function start (args: string[]): Promise<number> {
     process.stdout.write(START_USAGE)
     return 0
   }
+  // loaded on demand, so `peers` and `status` do not pay for libp2p and the conductor
+  const [{ createLogger }, { FlexNode }] = await Promise.all([import('../logger.ts'), import('../node.ts')])
   const logger = createLogger({ level: opts.logLevel, json: opts.json })
   // Signal handlers go in before anything starts, so a SIGTERM that races the READY line (or
   // arrives during start-up) still stops the node cleanly instead of killing it mid-write.
@@ -57,6 +75,9 @@ export async function main (argv: string[]): Promise<number> {
     switch (command) {
       case 'start':
         return await start(rest)
+      case 'peers':
+      case 'status':
+        return await inspect(command, rest)
       case 'help':
       case '--help':
       case '-h':
@@ -69,7 +90,7 @@ export async function main (argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`flexnode: ${err.message}\n`)
-      console.error(command === 'start' ? START_USAGE : USAGE)
+      console.error(command === 'start' ? START_USAGE : command === 'peers' || command === 'status' ? inspectUsage(command) : USAGE)
       return 2
     }
     const name = err instanceof Error ? err.name : 'Error'

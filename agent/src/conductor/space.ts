@@ -21,9 +21,9 @@ import type { ComponentLogger } from '../logger.ts'
 import { dhtActionRow } from './cell.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import type { LoadedDna } from './dna.ts'
-import { produceOps, type SignedAction } from './ops.ts'
+import { produceOps, type ProducedOp, type SignedAction } from './ops.ts'
 import { decodeAction, decodeEntry, signedActionHashed } from './records.ts'
-import type { ConductorStore } from './store.ts'
+import type { ConductorStore, DhtActionRow } from './store.ts'
 import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
 import { FlexnodeError } from '../errors.ts'
 
@@ -49,6 +49,13 @@ export interface Warrant {
 
 export interface Receipt { action_hash: HoloHash, validator: HoloHash, signature: Uint8Array }
 
+type Verdict =
+  | { kind: 'valid', ops: ProducedOp[] }
+  | { kind: 'invalid', reason: string }
+  | { kind: 'fork', other: DhtActionRow }
+  | { kind: 'pending', waitingFor: Uint8Array }
+  | { kind: 'dropped', reason: string }
+
 export interface ReceiveOutcome {
   integrated: SignedAction[]
   rejected: Array<{ hash: HoloHash, reason: string }>
@@ -66,6 +73,9 @@ export class DhtWireError extends FlexnodeError {
 export const MAX_NET_RECORD_BYTES = 4_200_000
 /** Records that wait longer than this in limbo are dropped; sync brings them back if they matter. */
 export const LIMBO_TTL_MS = 10 * 60 * 1000
+/** Records one author may have waiting in limbo, and all authors together; more are dropped. */
+export const LIMBO_MAX_PER_AUTHOR = 512
+export const LIMBO_MAX = 20_000
 const ACTION_PREFIX = [0x84, 0x29, 0x24]
 
 const nowMicros = (): number => Date.now() * 1000
@@ -266,17 +276,9 @@ export class DhtSpace {
     return this.records(this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).slice(0, limit).map(r => r.hash), maxBytes)
   }
 
-  /** Previous actions that records waiting in limbo need and this node does not hold. */
+  /** What records waiting in limbo need and this node does not hold. */
   missingPrevs (limit: number): Uint8Array[] {
-    const out = new Map<string, Uint8Array>()
-    for (const row of this.store.limbo(this.dna.hash, limit * 4)) {
-      try {
-        const prev = checkNetRecord(decode(row.record)).action.header.prev_action
-        if (prev !== null && !this.knows(prev)) out.set(encodeHash(prev), prev)
-      } catch { /* malformed rows are pruned by retryLimbo */ }
-      if (out.size >= limit) break
-    }
-    return [...out.values()]
+    return this.store.limboNeeds(this.dna.hash, limit * 2).filter(h => !this.knows(h)).slice(0, limit)
   }
 
   isBlocked (agent: Uint8Array): boolean {
@@ -302,7 +304,8 @@ export class DhtSpace {
 
   /**
    * Validate and integrate records from the network. Each is checked on its own; a bad one
-   * never stops the others.
+   * never stops the others. Records in limbo that waited for an integrated one are retried
+   * right away (and only those: limbo is indexed by what each record waits for).
    */
   receive (records: NetRecord[]): ReceiveOutcome {
     const out: ReceiveOutcome = { integrated: [], rejected: [], pending: 0, dropped: 0, warrants: [] }
@@ -310,120 +313,153 @@ export class DhtSpace {
       const c = encodeHash(a.action.header.author).localeCompare(encodeHash(b.action.header.author))
       return c !== 0 ? c : a.action.header.action_seq - b.action.header.action_seq
     })
-    let waiting = false
     for (const r of sorted) {
       const hash = actionHashOf(r.action)
       if (this.knows(hash)) continue
-      if (this.process(r, hash, out) === 'pending') waiting = true
+      this.process(r, hash, out, false)
     }
-    if (out.integrated.length > 0 || waiting) this.retryLimbo(out)
+    out.pending = this.store.limboCount(this.dna.hash)
     return out
   }
 
-  /** Retry records in limbo until a pass integrates nothing more. */
+  /** Retry everything in limbo once (a periodic safety net) and drop what waited too long. */
   retryLimbo (out: ReceiveOutcome = { integrated: [], rejected: [], pending: 0, dropped: 0, warrants: [] }): ReceiveOutcome {
     this.store.pruneLimbo(Date.now() - LIMBO_TTL_MS)
-    for (let pass = 0; pass < 64; pass++) {
-      let progress = false
-      for (const row of this.store.limbo(this.dna.hash)) {
-        let r: NetRecord
-        try {
-          r = checkNetRecord(decode(row.record))
-        } catch {
-          this.store.deleteLimbo(this.dna.hash, row.hash)
-          continue
-        }
-        const before = out.integrated.length + out.rejected.length
-        const result = this.process(r, row.hash, out, true)
-        if (result !== 'pending') {
-          this.store.deleteLimbo(this.dna.hash, row.hash)
-          if (out.integrated.length + out.rejected.length > before) progress = true
-        }
+    for (const row of this.store.limbo(this.dna.hash)) {
+      let r: NetRecord
+      try {
+        r = checkNetRecord(decode(row.record))
+      } catch {
+        this.store.deleteLimbo(this.dna.hash, row.hash)
+        continue
       }
-      if (!progress) break
+      if (this.store.dhtAction(this.dna.hash, row.hash) !== undefined) { this.store.deleteLimbo(this.dna.hash, row.hash); continue }
+      this.process(r, row.hash, out, true)
     }
-    out.pending = this.store.limbo(this.dna.hash).length
+    out.pending = this.store.limboCount(this.dna.hash)
     return out
   }
 
-  private process (r: NetRecord, hash: Uint8Array, out: ReceiveOutcome, fromLimbo = false): 'integrated' | 'rejected' | 'pending' | 'dropped' {
+  /** Integrate, reject or park one record, then wake whatever waited for it. */
+  private process (r: NetRecord, hash: Uint8Array, out: ReceiveOutcome, verified: boolean): Verdict['kind'] {
+    const v = this.judge(r, hash, verified)
+    switch (v.kind) {
+      case 'dropped':
+        out.dropped++
+        return v.kind
+      case 'invalid':
+        this.store.deleteLimbo(this.dna.hash, hash)
+        this.reject(r, { action: r.action, hash, signature: r.signature }, v.reason, out)
+        return v.kind
+      case 'fork': {
+        this.store.deleteLimbo(this.dna.hash, hash)
+        const first: NetRecord = { action: decodeAction(v.other.action), signature: v.other.signature, entry: null }
+        out.warrants.push(this.warrant('ChainFork', r.action.header.author, [first, { ...r, entry: null }], `two actions at seq ${r.action.header.action_seq}`))
+        this.insertRejected({ action: r.action, hash, signature: r.signature })
+        out.rejected.push({ hash, reason: 'chain fork' })
+        return v.kind
+      }
+      case 'pending': {
+        const author = r.action.header.author
+        if (!verified && (this.store.limboCount(this.dna.hash, author) >= LIMBO_MAX_PER_AUTHOR || this.store.limboCount(this.dna.hash) >= LIMBO_MAX)) {
+          out.dropped++
+          return 'dropped'
+        }
+        this.store.putLimbo(this.dna.hash, hash, author, r.action.header.action_seq, v.waitingFor, encode(r), Date.now())
+        return v.kind
+      }
+      case 'valid':
+        this.integrate(r, hash, v.ops, out)
+        this.wake(hash, out)
+        return v.kind
+    }
+  }
+
+  /** Retry the records that waited for `hash`, and transitively what waited for them. */
+  private wake (hash: Uint8Array, out: ReceiveOutcome): void {
+    const queue = [hash]
+    while (queue.length > 0) {
+      const h = queue.pop()!
+      for (const row of this.store.limboWaitingFor(this.dna.hash, h)) {
+        this.store.deleteLimbo(this.dna.hash, row.hash)
+        let r: NetRecord
+        try { r = checkNetRecord(decode(row.record)) } catch { continue }
+        const before = out.integrated.length
+        this.process(r, row.hash, out, true)
+        if (out.integrated.length > before) queue.push(row.hash)
+      }
+    }
+  }
+
+  /**
+   * The verdict on one record, without writing anything: hash and signature (skipped for
+   * records already verified on their way into limbo), system validation, app validation.
+   */
+  private judge (r: NetRecord, hash: Uint8Array, verified: boolean): Verdict {
     const sa: SignedAction = { action: r.action, hash, signature: r.signature }
     const author = r.action.header.author
-    if (this.isBlocked(author)) { out.dropped++; return 'dropped' }
-    // hash and signature: a record its author did not sign is dropped, never warranted
-    const integrity = checkActionIntegrity(sa, r.entry)
+    if (this.isBlocked(author)) return { kind: 'dropped', reason: 'author is blocked' }
+    // a record its author did not sign is dropped, never warranted
+    const integrity = checkActionIntegrity(sa, r.entry, { signedHere: verified })
     if (integrity.type !== 'Valid') {
       const reason = integrity.type === 'Invalid' ? integrity.reason : 'unresolved'
-      if (reason.includes('signature') || reason.includes('action hash')) {
-        this.log.debug({ author: encodeHash(author), reason }, 'dropped a record its author did not sign')
-        out.dropped++
-        return 'dropped'
-      }
-      return this.reject(r, sa, reason, out)
+      if (reason.includes('signature') || reason.includes('action hash')) return { kind: 'dropped', reason }
+      return { kind: 'invalid', reason }
     }
     const d = r.action.data
     if ((d.type === 'Create' || d.type === 'Update')) {
       const pub = isPublic(d.entry_type)
-      if (pub && r.entry === null) { out.dropped++; return 'dropped' }
-      if (!pub && r.entry !== null) return this.reject(r, sa, 'a private entry was published', out)
+      if (pub && r.entry === null) return { kind: 'dropped', reason: 'public entry missing' }
+      if (!pub && r.entry !== null) return { kind: 'invalid', reason: 'a private entry was published' }
     }
     const seq = r.action.header.action_seq
     if (seq === 0) {
-      if (d.type !== 'Dna' || !hashEquals(d.hash, this.dna.hash)) return this.reject(r, sa, 'the first action must be Dna of this DNA', out)
+      if (d.type !== 'Dna' || !hashEquals(d.hash, this.dna.hash)) return { kind: 'invalid', reason: 'the first action must be Dna of this DNA' }
     } else {
-      const prevRow = this.store.dhtAction(this.dna.hash, r.action.header.prev_action!)
-      if (prevRow === undefined || prevRow.status !== 'Valid') {
-        if (prevRow?.status === 'Rejected') return this.reject(r, sa, 'builds on a rejected action', out)
-        return this.wait(r, hash, out, fromLimbo)
-      }
+      const prev = r.action.header.prev_action!
+      const prevRow = this.store.dhtAction(this.dna.hash, prev)
+      if (prevRow === undefined) return { kind: 'pending', waitingFor: prev }
+      if (prevRow.status !== 'Valid') return { kind: 'invalid', reason: 'builds on a rejected action' }
       const link = checkChainLink(r.action, { hash: prevRow.hash, action: decodeAction(prevRow.action) })
-      if (link.type !== 'Valid') return this.reject(r, sa, link.type === 'Invalid' ? link.reason : 'bad chain link', out)
-      if (seq === 1 && d.type !== 'AgentValidationPkg') return this.reject(r, sa, 'the second action must be AgentValidationPkg', out)
-      if (seq === 2 && !(d.type === 'Create' && d.entry_type === 'Agent' && hashEquals(d.entry_hash, retype(author, 'Entry')))) return this.reject(r, sa, 'the third action must create the Agent entry', out)
+      if (link.type !== 'Valid') return { kind: 'invalid', reason: link.type === 'Invalid' ? link.reason : 'bad chain link' }
+      if (seq === 1 && d.type !== 'AgentValidationPkg') return { kind: 'invalid', reason: 'the second action must be AgentValidationPkg' }
+      if (seq === 2 && !(d.type === 'Create' && d.entry_type === 'Agent' && hashEquals(d.entry_hash, retype(author, 'Entry')))) return { kind: 'invalid', reason: 'the third action must create the Agent entry' }
     }
     const other = this.store.dhtActionAt(this.dna.hash, author, seq)
-    if (other !== undefined && !hashEquals(other.hash, hash)) {
-      const first: NetRecord = { action: decodeAction(other.action), signature: other.signature, entry: null }
-      out.warrants.push(this.warrant('ChainFork', author, [first, { ...r, entry: null }], `two actions at seq ${seq}`))
-      this.insertRejected(sa)
-      out.rejected.push({ hash, reason: 'chain fork' })
-      return 'rejected'
-    }
+    if (other !== undefined && !hashEquals(other.hash, hash)) return { kind: 'fork', other }
     const entryPublic = d.type === 'Create' || d.type === 'Update' ? isPublic(d.entry_type) : false
     const ops = produceOps(sa, entryPublic)
     const result = validateOps(this.dna, sa, r.entry, ops.map(o => o.type), this.lookup())
-    if (result.type === 'UnresolvedDependencies') return this.wait(r, hash, out, fromLimbo)
-    if (result.type === 'Invalid') return this.reject(r, sa, result.reason, out)
+    if (result.type === 'UnresolvedDependencies') return { kind: 'pending', waitingFor: result.hashes[0] ?? hash }
+    if (result.type === 'Invalid') return { kind: 'invalid', reason: result.reason }
+    return { kind: 'valid', ops }
+  }
+
+  private integrate (r: NetRecord, hash: Uint8Array, ops: ProducedOp[], out: ReceiveOutcome): void {
+    const sa: SignedAction = { action: r.action, hash, signature: r.signature }
     const now = nowMicros()
     const actionBytes = encode(r.action)
     this.store.transaction(() => {
       if (r.entry !== null) this.store.putEntry(this.dna.hash, entryHashOf(r.entry), encode(r.entry), false)
       for (const op of ops) {
-        this.store.insertOp({ dna: this.dna.hash, hash: op.hash, type: op.type, basis: op.basis, location: op.location, action_hash: hash, author, stage: 'integrated', validation_status: 'Valid', when_integrated: now, authored: 0 })
+        this.store.insertOp({ dna: this.dna.hash, hash: op.hash, type: op.type, basis: op.basis, location: op.location, action_hash: hash, author: r.action.header.author, stage: 'integrated', validation_status: 'Valid', when_integrated: now, authored: 0 })
       }
       this.store.insertDhtAction(dhtActionRow(this.dna.hash, sa, actionBytes, 'Valid'))
+      this.store.deleteLimbo(this.dna.hash, hash)
     })
     this.noteValid(hash)
     out.integrated.push(sa)
-    return 'integrated'
-  }
-
-  private wait (r: NetRecord, hash: Uint8Array, out: ReceiveOutcome, fromLimbo: boolean): 'pending' {
-    if (!fromLimbo) this.store.putLimbo(this.dna.hash, hash, r.action.header.author, r.action.header.action_seq, encode(r), Date.now())
-    out.pending++
-    return 'pending'
   }
 
   private insertRejected (sa: SignedAction): void {
     this.store.insertDhtAction({ ...dhtActionRow(this.dna.hash, sa, encode(sa.action), 'Rejected') })
   }
 
-  private reject (r: NetRecord, sa: SignedAction, reason: string, out: ReceiveOutcome): 'rejected' {
+  private reject (r: NetRecord, sa: SignedAction, reason: string, out: ReceiveOutcome): void {
     this.log.info({ author: encodeHash(sa.action.header.author), action: encodeHash(sa.hash), reason }, 'rejected an invalid record; warranting its author')
     this.insertRejected(sa)
     out.rejected.push({ hash: sa.hash, reason })
     out.warrants.push(this.warrant('ChainIntegrity', sa.action.header.author, [r], reason))
-    return 'rejected'
   }
 
   // -- warrants ----------------------------------------------------------------------------
@@ -479,9 +515,8 @@ export class DhtSpace {
       const hash = actionHashOf(r.action)
       const known = this.store.dhtAction(this.dna.hash, hash)
       if (known?.status !== 'Rejected') {
-        // judge the evidence ourselves: only our own validation may block an agent
-        const probe: ReceiveOutcome = { integrated: [], rejected: [], pending: 0, dropped: 0, warrants: [] }
-        if (known !== undefined || this.process(r, hash, probe) !== 'rejected') return { accepted: false, fresh: false, reason: 'evidence does not fail validation here' }
+        // judge the evidence ourselves, writing nothing: only our own validation may block an agent
+        if (known !== undefined || this.judge(r, hash, false).kind !== 'invalid') return { accepted: false, fresh: false, reason: 'evidence does not fail validation here' }
       }
     }
     const fresh = this.accept(w)

@@ -56,7 +56,9 @@ CREATE TABLE IF NOT EXISTS cap_grant (
   PRIMARY KEY (dna, action_hash)
 );
 CREATE INDEX IF NOT EXISTS cap_grant_secret ON cap_grant (dna, author, secret);
-CREATE TABLE IF NOT EXISTS limbo (dna BLOB NOT NULL, hash BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, record BLOB NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (dna, hash));
+CREATE TABLE IF NOT EXISTS limbo (dna BLOB NOT NULL, hash BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, waiting_for BLOB NOT NULL, record BLOB NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (dna, hash));
+CREATE INDEX IF NOT EXISTS limbo_waiting ON limbo (dna, waiting_for);
+CREATE INDEX IF NOT EXISTS limbo_author ON limbo (dna, author);
 CREATE TABLE IF NOT EXISTS warrant (dna BLOB NOT NULL, hash BLOB NOT NULL, warrantee BLOB NOT NULL, kind TEXT NOT NULL, blob BLOB NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (dna, hash));
 CREATE INDEX IF NOT EXISTS warrant_warrantee ON warrant (warrantee);
 CREATE TABLE IF NOT EXISTS receipt (dna BLOB NOT NULL, action_hash BLOB NOT NULL, validator BLOB NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (dna, action_hash, validator));
@@ -344,8 +346,25 @@ export class ConductorStore {
     return rowU8(this.stmt("SELECT * FROM dht_action WHERE dna = ? AND author = ? AND seq = ? AND status = 'Valid' LIMIT 1").get(toBuf(dna), toBuf(author), seq) as DhtActionRow | undefined)
   }
 
-  putLimbo (dna: Uint8Array, hash: Uint8Array, author: Uint8Array, seq: number, record: Uint8Array, at: number): void {
-    this.stmt('INSERT OR IGNORE INTO limbo (dna, hash, author, seq, record, received_at) VALUES (?, ?, ?, ?, ?, ?)').run(toBuf(dna), toBuf(hash), toBuf(author), seq, toBuf(record), at)
+  putLimbo (dna: Uint8Array, hash: Uint8Array, author: Uint8Array, seq: number, waitingFor: Uint8Array, record: Uint8Array, at: number): void {
+    this.stmt('INSERT OR REPLACE INTO limbo (dna, hash, author, seq, waiting_for, record, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(toBuf(dna), toBuf(hash), toBuf(author), seq, toBuf(waitingFor), toBuf(record), at)
+  }
+
+  limboCount (dna: Uint8Array, author?: Uint8Array): number {
+    const row = author === undefined
+      ? this.stmt('SELECT COUNT(*) AS n FROM limbo WHERE dna = ?').get(toBuf(dna))
+      : this.stmt('SELECT COUNT(*) AS n FROM limbo WHERE dna = ? AND author = ?').get(toBuf(dna), toBuf(author))
+    return (row as { n: number }).n
+  }
+
+  /** Records waiting for this hash. */
+  limboWaitingFor (dna: Uint8Array, hash: Uint8Array): Array<{ hash: Uint8Array, record: Uint8Array }> {
+    return (this.stmt('SELECT hash, record FROM limbo WHERE dna = ? AND waiting_for = ? ORDER BY seq').all(toBuf(dna), toBuf(hash)) as Array<Record<string, unknown>>).map(r => rowU8(r) as never)
+  }
+
+  /** Distinct hashes that records in limbo wait for. */
+  limboNeeds (dna: Uint8Array, limit: number): Uint8Array[] {
+    return (this.stmt('SELECT DISTINCT waiting_for FROM limbo WHERE dna = ? LIMIT ?').all(toBuf(dna), limit) as Array<{ waiting_for: Buffer }>).map(r => u8(r.waiting_for)!)
   }
 
   limbo (dna: Uint8Array, limit = 10_000): Array<{ hash: Uint8Array, record: Uint8Array, received_at: number }> {

@@ -53,7 +53,11 @@ export const SYNC = {
   /** bytes of records answered per fetch */
   maxFetchBytes: 2 * 1024 * 1024,
   /** records per gossip message */
-  maxGossipRecords: 64
+  maxGossipRecords: 64,
+  /** gossip messages per second accepted from one sender (a token bucket); the rest are dropped */
+  gossipPerPeerPerSecond: 50,
+  /** burst size of that bucket */
+  gossipPerPeerBurst: 200
 } as const
 
 const PROTOCOL_SYNC = 'sync'
@@ -77,6 +81,9 @@ export class DhtNetwork {
   private readonly timers: NodeJS.Timeout[] = []
   private readonly syncing = new Map<string, Promise<SyncStats>>()
   private running = false
+  private readonly buckets = new Map<string, { tokens: number, at: number }>()
+  /** gossip messages dropped by the per-peer rate limit */
+  droppedGossip = 0
   /** totals since start, for benchmarks and status */
   readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
 
@@ -138,8 +145,24 @@ export class DhtNetwork {
     }
   }
 
+  /** A token bucket per sender, so one flooding peer cannot monopolize validation. */
+  private admit (from: string): boolean {
+    const now = Date.now()
+    const b = this.buckets.get(from) ?? { tokens: SYNC.gossipPerPeerBurst, at: now }
+    b.tokens = Math.min(SYNC.gossipPerPeerBurst, b.tokens + (now - b.at) * SYNC.gossipPerPeerPerSecond / 1000)
+    b.at = now
+    if (this.buckets.size > 10_000) this.buckets.clear()
+    this.buckets.set(from, b)
+    if (b.tokens < 1) {
+      this.droppedGossip++
+      return false
+    }
+    b.tokens -= 1
+    return true
+  }
+
   private onGossip (dna: HoloHash, data: Uint8Array, from: string): void {
-    if (!this.running) return
+    if (!this.running || !this.admit(from)) return
     let records: NetRecord[]
     try {
       const msg = decode(data)
@@ -171,7 +194,7 @@ export class DhtNetwork {
 
   private onWarrant (dna: HoloHash, data: Uint8Array, from: string): void {
     const space = this.space(dna)
-    if (space === null) return
+    if (space === null || !this.admit(from)) return
     try {
       const msg = decode(data)
       if (!isPlainObject(msg)) return
@@ -270,6 +293,7 @@ export class DhtNetwork {
 
   private async syncRound (): Promise<void> {
     if (!this.running) return
+    for (const dna of this.c.conductor.runningDnas()) this.space(dna)?.retryLimbo()
     const peers = this.c.mesh.peers()
     if (peers.length === 0) return
     // two random peers per round: every pair meets often, the cost stays flat as the mesh grows

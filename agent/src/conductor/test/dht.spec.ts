@@ -7,7 +7,7 @@ import { createTestConductor, FLEXSTACK_HAPP, type TestConductor } from '../../.
 import { InProcessAppClient } from '../in-process-client.ts'
 import { encodeHash, hashFromContent } from '../../holo/hash.ts'
 import { encode } from '../codec.ts'
-import { checkNetRecord, diffBuckets, type NetRecord } from '../space.ts'
+import { checkNetRecord, diffBuckets, LIMBO_MAX_PER_AUTHOR, type NetRecord } from '../space.ts'
 import type { Action } from '../../../../zomes-ts/hdk/index.ts'
 import { buildCapability } from '../../registry/registry-service.ts'
 
@@ -168,6 +168,41 @@ describe('DHT space', () => {
       }
     } finally {
       await d.t[Symbol.asyncDispose]()
+    }
+  })
+
+  it('caps what one author can park in limbo', async () => {
+    const f = await node()
+    try {
+      const orphans: NetRecord[] = Array.from({ length: LIMBO_MAX_PER_AUTHOR + 40 }, (_, i) => signAs(f, {
+        header: { author: f.t.agent, timestamp: Date.now() * 1000 + i, action_seq: 1000 + i, prev_action: hashFromContent({ nowhere: i }, 'Action') },
+        data: { type: 'InitZomesComplete' }
+      }))
+      const out = b.t.conductor.receiveRecords(b.dna, orphans)
+      expect(out.dropped).toBe(40)
+      expect(out.integrated).toEqual([])
+      const store = (b.t.conductor as unknown as { store: { limboCount: (dna: Uint8Array, author?: Uint8Array) => number } }).store
+      expect(store.limboCount(b.dna, f.t.agent)).toBe(LIMBO_MAX_PER_AUTHOR)
+    } finally {
+      await f.t[Symbol.asyncDispose]()
+    }
+  })
+
+  it('judges a warrant\'s evidence without integrating it', async () => {
+    const g = await node()
+    try {
+      await advertise(g, 'gina')
+      const valid = allRecords(g)[0]!
+      // a correctly signed warrant (issued by g against itself) whose evidence is a valid record
+      const body = { kind: 'ChainIntegrity', warrantee: g.t.agent, issuer: g.t.agent, timestamp: Date.now() * 1000, reason: 'framed' }
+      const digest = hashFromContent({ kind: body.kind, warrantee: body.warrantee, evidence: [hashFromContent(valid.action, 'Action')], issuer: body.issuer, timestamp: body.timestamp, reason: body.reason }, 'Warrant')
+      const forged = { ...body, evidence: [valid], signature: g.t.keystore.sign(g.t.agent, digest) }
+      expect(c.t.conductor.space(c.dna)!.receiveWarrant(forged).reason).toBe('evidence does not fail validation here')
+      const e = c.t.conductor.space(c.dna)!
+      expect(e.receiveWarrant(forged).accepted).toBe(false)
+      expect(e.knows(hashFromContent(valid.action, 'Action'))).toBe(false)
+    } finally {
+      await g.t[Symbol.asyncDispose]()
     }
   })
 
