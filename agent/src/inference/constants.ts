@@ -1,0 +1,18 @@
+/** Inference defaults. */
+import { availableParallelism } from 'node:os'
+
+/** Threads per model: llama.cpp fights the event loop when it takes every core. */
+export const DEFAULT_THREADS = Math.max(1, Math.floor(availableParallelism() / 2))
+/** Context window per model (capped by the model's training context). */
+export const DEFAULT_CONTEXT_SIZE = 2048
+/** Concurrent requests one loaded model serves (context sequences). */
+export const DEFAULT_SEQUENCES = 2
+/** Requests that may wait for a sequence per model; beyond that: BusyError (503). */
+export const DEFAULT_MAX_QUEUE = 16
+export const DEFAULT_MAX_TOKENS = 256
+export const DEFAULT_TEMPERATURE = 0.8
+export const DEFAULT_DEADLINE_MS = 120_000
+/** Models preloaded at start may use at most this share of free memory. */
+export const PRELOAD_MEMORY_SHARE = 0.5
+/** Weight of the newest sample in the tokens/s moving average. */
+export const TPS_EMA_ALPHA = 0.3

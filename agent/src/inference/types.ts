@@ -1,0 +1,159 @@
+/**
+ * The inference plane's interfaces: a node's `InferenceEngine` (its models, served from its own
+ * hardware) and the errors every layer above it (HTTP API, mesh protocol, MOE) maps to its wire.
+ */
+import { FlexnodeError } from '../errors.ts'
+
+export interface ChatMessage { role: 'system' | 'user' | 'assistant', content: string }
+
+export interface ModelInfo {
+  /** the model id: the GGUF file name without `.gguf` */
+  id: string
+  path: string
+  size_bytes: number
+  architecture: string
+  context_length: number
+  embedding_length: number
+  loaded: boolean
+  /** measured generation speed of the last requests, null before any */
+  tokens_per_second: number | null
+  /** requests waiting for a free sequence */
+  queue_depth: number
+  /** requests generating now */
+  in_flight: number
+}
+
+export interface GenerateOptions {
+  /** @default 256 */
+  max_tokens?: number
+  /** 0 = greedy. @default 0.8 */
+  temperature?: number
+  seed?: number
+  stop?: string[]
+  signal?: AbortSignal
+  /** the request fails with DeadlineExceededError after this many ms. @default 120000 */
+  deadline_ms?: number
+  /** each generated piece of text, as it comes */
+  onToken?: (text: string) => void
+}
+
+export interface Usage { prompt_tokens: number, completion_tokens: number, total_tokens: number }
+
+export interface GenerateResult {
+  model: string
+  text: string
+  finish_reason: 'stop' | 'length'
+  usage: Usage
+  /** ms from the request until the first token */
+  ttft_ms: number
+  duration_ms: number
+}
+
+export interface LoadOptions {
+  signal?: AbortSignal
+  /** load progress 0..1 */
+  onProgress?: (progress: number) => void
+}
+
+export interface InferenceEngine {
+  listModels: () => ModelInfo[]
+  /** re-scan the models directory */
+  refresh: () => Promise<ModelInfo[]>
+  loadModel: (id: string, options?: LoadOptions) => Promise<ModelInfo>
+  unloadModel: (id: string) => Promise<void>
+  chat: (model: string, messages: ChatMessage[], options?: GenerateOptions) => Promise<GenerateResult>
+  complete: (model: string, prompt: string, options?: GenerateOptions) => Promise<GenerateResult>
+  embed: (model: string, input: string[], options?: { signal?: AbortSignal }) => Promise<{ model: string, embeddings: number[][], usage: Usage }>
+  dispose: () => Promise<void>
+}
+
+/** Every inference error carries an HTTP status, so the OpenAI-style API can map it directly. */
+export class InferenceError extends FlexnodeError {
+  static override readonly name: string = 'InferenceError'
+  override name: string = 'InferenceError'
+  readonly status: number = 500
+  /** OpenAI error `type` */
+  readonly type: string = 'server_error'
+  readonly model?: string
+
+  constructor (message: string, options?: ErrorOptions & { model?: string }) {
+    super(message, options)
+    this.model = options?.model
+  }
+}
+
+export class ModelNotFoundError extends InferenceError {
+  static override readonly name: string = 'ModelNotFoundError'
+  override name: string = 'ModelNotFoundError'
+  override readonly status = 404
+  override readonly type = 'invalid_request_error'
+}
+
+export class ModelNotLoadedError extends InferenceError {
+  static override readonly name: string = 'ModelNotLoadedError'
+  override name: string = 'ModelNotLoadedError'
+  override readonly status = 409
+  override readonly type = 'invalid_request_error'
+}
+
+export class ModelLoadError extends InferenceError {
+  static override readonly name: string = 'ModelLoadError'
+  override name: string = 'ModelLoadError'
+  override readonly status = 422
+  override readonly type = 'invalid_request_error'
+}
+
+export class InsufficientMemoryError extends InferenceError {
+  static override readonly name: string = 'InsufficientMemoryError'
+  override name: string = 'InsufficientMemoryError'
+  override readonly status = 507
+  override readonly type = 'server_error'
+}
+
+export class BusyError extends InferenceError {
+  static override readonly name: string = 'BusyError'
+  override name: string = 'BusyError'
+  override readonly status = 503
+  override readonly type = 'server_error'
+}
+
+export class PromptTooLongError extends InferenceError {
+  static override readonly name: string = 'PromptTooLongError'
+  override name: string = 'PromptTooLongError'
+  override readonly status = 400
+  override readonly type = 'invalid_request_error'
+}
+
+export class InvalidRequestError extends InferenceError {
+  static override readonly name: string = 'InvalidRequestError'
+  override name: string = 'InvalidRequestError'
+  override readonly status = 400
+  override readonly type = 'invalid_request_error'
+  readonly param?: string
+
+  constructor (message: string, options?: ErrorOptions & { model?: string, param?: string }) {
+    super(message, options)
+    this.param = options?.param
+  }
+}
+
+export class DeadlineExceededError extends InferenceError {
+  static override readonly name: string = 'DeadlineExceededError'
+  override name: string = 'DeadlineExceededError'
+  override readonly status = 504
+  override readonly type = 'server_error'
+}
+
+export class RequestAbortedError extends InferenceError {
+  static override readonly name: string = 'RequestAbortedError'
+  override name: string = 'RequestAbortedError'
+  override readonly status = 499
+  override readonly type = 'server_error'
+}
+
+export class PolicyDeniedError extends InferenceError {
+  static override readonly name: string = 'PolicyDeniedError'
+  override name: string = 'PolicyDeniedError'
+  override readonly status = 403
+  override readonly type = 'permission_error'
+}
