@@ -1,0 +1,64 @@
+/**
+ * scheduler: the pure algorithms behind placement and MOE inference — no I/O, no clock, no
+ * global randomness (chance only through an injected seeded `Rng`).
+ *
+ * - `parseMoePolicy` / `DEFAULT_MOE_POLICY`: the `ripple-moe` inference policy, validated;
+ * - `rankProviders` / `scoreProvider`: which node serves one model, and why;
+ * - `planMoe`: which (model, node) pairs answer one `inference.moe_query`;
+ * - `reduceWeightedConsensus`: the weighted-consensus reducer over their answers.
+ *
+ * ```ts
+ * import { createSeededRng, parseMoePolicy, planMoe, reduceWeightedConsensus } from './scheduler/index.ts'
+ *
+ * const policy = parseMoePolicy({ local_tier: { min_parallel: 2, max_parallel: 3 } })
+ * const node = { availability: 'online', load: { cpu_percent: 20, gpu_percent: 0 }, tokens_per_second: 40, latency_region: 'eu-west', loaded: true } as const
+ * const plan = planMoe({
+ *   policy,
+ *   task_type: 'code_generation',
+ *   available: [
+ *     { ...node, model: 'Qwen3-4B', node_id: 'node-a', self: true },
+ *     { ...node, model: 'DeepSeek-R1-Distill-Qwen-1.5B', node_id: 'node-b', self: false },
+ *     { ...node, model: 'gemma-3n-E2B-it', node_id: 'node-c', self: false }
+ *   ],
+ *   region: 'eu-west',
+ *   rng: createSeededRng(42)
+ * })
+ * // plan.picks: three distinct models, the two code models first
+ *
+ * const result = reduceWeightedConsensus([
+ *   { model: 'Qwen3-4B', node: 'node-a', text: 'return a + b', weight: 1.0, latency_ms: 900 },
+ *   { model: 'DeepSeek-R1-Distill-Qwen-1.5B', node: 'node-b', text: '```ts\nreturn a + b;\n```', weight: 1.1, latency_ms: 1200 },
+ *   { model: 'gemma-3n-E2B-it', node: 'node-c', text: 'return a - b', weight: 1.0, latency_ms: 700 }
+ * ], { min_agreement: policy.reducer.min_agreement })
+ * // result.response === '```ts\nreturn a + b;\n```', result.consensus === true, result.consensus_score ≈ 0.68
+ * ```
+ */
+export {
+  DEFAULT_MOE_POLICY,
+  SPECIALIZATIONS,
+  TASK_TYPES,
+  isTaskType,
+  parseMoePolicy,
+  preferredSpecializations
+} from './src/policy.ts'
+export type {
+  AuditPolicy,
+  CloudProviderSpec,
+  CloudTier,
+  LocalModelSpec,
+  LocalTier,
+  MoePolicy,
+  ReducerPolicy,
+  Specialization,
+  TaskType
+} from './src/policy.ts'
+export { compareProviderScores, rankProviders, rankProvidersWithScores, scoreProvider } from './src/routing.ts'
+export type { ProviderCandidate, ProviderScore, ProviderScoreKey, Residency, RouteRequest } from './src/routing.ts'
+export { moeLoadFactor, moeLocalityFactor, planMoe, toMoeInstances } from './src/moe-planner.ts'
+export type { MoeInstance, MoePick, MoePlan, MoePlanInput } from './src/moe-planner.ts'
+export { answerSimilarity, normalizeAnswer, reduceWeightedConsensus, responseHash } from './src/reducer.ts'
+export type { AnswerCluster, ModelVote, ReduceOptions, ReduceResult, Vote } from './src/reducer.ts'
+export { createSeededRng } from './src/rng.ts'
+export type { Rng } from './src/rng.ts'
+export { InvalidPolicyError, InvalidSchedulerInputError, NoAnswersError } from './src/errors.ts'
+export * as SCHEDULER_CONSTANTS from './src/constants.ts'

@@ -1,0 +1,44 @@
+/**
+ * The scheduler's typed errors. Callers branch on `err.name`; each carries the context it is
+ * about (`field`, the audit trail of votes).
+ */
+import { FlexnodeError } from '../../agent/src/errors.ts'
+import type { ModelVote } from './reducer.ts'
+
+/** An MOE policy (file, override, network message) failed validation. `field` is its dotted path. */
+export class InvalidPolicyError extends FlexnodeError {
+  static override readonly name: string = 'InvalidPolicyError'
+  override name: string = 'InvalidPolicyError'
+  /** dotted path of the offending field, e.g. `local_tier.models[2].weight` */
+  readonly field: string
+
+  constructor (message: string, options: ErrorOptions & { field: string }) {
+    super(message, options)
+    this.field = options.field
+  }
+}
+
+/** An argument of a scheduler function is out of its domain (a vote without a weight…). */
+export class InvalidSchedulerInputError extends FlexnodeError {
+  static override readonly name: string = 'InvalidSchedulerInputError'
+  override name: string = 'InvalidSchedulerInputError'
+  readonly field: string
+
+  constructor (message: string, options: ErrorOptions & { field: string }) {
+    super(message, options)
+    this.field = options.field
+  }
+}
+
+/** Every vote of a fan-out failed (or none was cast): there is nothing to reduce. */
+export class NoAnswersError extends FlexnodeError {
+  static override readonly name: string = 'NoAnswersError'
+  override name: string = 'NoAnswersError'
+  /** the failed votes, for the audit trail */
+  readonly model_votes: ModelVote[]
+
+  constructor (model_votes: ModelVote[], message = `no answers to reduce: ${model_votes.length} vote(s), all failed`) {
+    super(message)
+    this.model_votes = model_votes
+  }
+}
