@@ -58,6 +58,18 @@ export interface StartOptions {
   bootstrap?: string[]
   /** false with --no-mdns; otherwise mDNS runs on `local` when no bootstrap peers are given */
   mdns?: boolean
+  /** extra model directories besides `<data-dir>/models` */
+  modelsDirs?: string[]
+  /** GPU use: auto-detect, or false to force CPU. @default 'auto' */
+  gpu: boolean | 'auto'
+  /** threads per model. @default half the cores */
+  threads?: number
+  /** requests waiting per model before a 503. @default 16 */
+  maxQueue?: number
+  /** OpenAI-compatible HTTP API port; 0 picks a free port. @default 0 */
+  httpPort: number
+  /** address the HTTP API binds to. @default '127.0.0.1' */
+  httpHost: string
 }
 
 export const START_USAGE = `Usage: flexnode start [options]
@@ -73,6 +85,13 @@ Options:
                                 /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW… (default: the network
                                 profile's list in dnas/networks.json; local also uses mDNS)
   --no-mdns                     never discover peers by mDNS (multicast on the LAN)
+  --models-dir <dir>            more .gguf model directories, repeatable (always also
+                                <data-dir>/models, where a tiny test model is generated once)
+  --gpu <auto|false>            use a GPU when one is found, or force CPU (default auto)
+  --threads <n>                 threads per model (default half the cores)
+  --max-queue <n>               requests waiting per model before 503 busy (default 16)
+  --http-port <port>            OpenAI-compatible HTTP API port, 0 = pick a free port (default 0)
+  --http-host <address>         address the HTTP API binds to (default 127.0.0.1)
   --agent-name <name>           name advertised in NodeCapability (default: hostname)
   --heartbeat-interval <secs>   seconds between heartbeats (default 10)
   --region <region>             latency region advertised (default local)
@@ -90,6 +109,11 @@ function port (value: string | undefined, flag: string): number {
   const n = Number(value)
   if (n > 65535) throw new UsageError(`${flag} must be a port number 0..65535, got ${value}`, flag)
   return n
+}
+
+function integer (value: string, flag: string, min: number, max: number): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`, flag)
+  return Number(value)
 }
 
 function positive (value: string | undefined, flag: string, def: number, max: number): number {
@@ -124,6 +148,12 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     listen: { type: 'string', multiple: true },
     bootstrap: { type: 'string', multiple: true },
     'no-mdns': { type: 'boolean' },
+    'models-dir': { type: 'string', multiple: true },
+    gpu: { type: 'string' },
+    threads: { type: 'string' },
+    'max-queue': { type: 'string' },
+    'http-port': { type: 'string' },
+    'http-host': { type: 'string' },
     'passphrase-file': { type: 'string' },
     'log-level': { type: 'string' },
     json: { type: 'boolean' },
@@ -159,6 +189,11 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     return a
   }
   const listen = (v.listen ?? ['/ip4/0.0.0.0/tcp/0']).map(multiaddr('--listen'))
+  const gpuFlag = v.gpu ?? 'auto'
+  if (!['auto', 'true', 'false'].includes(gpuFlag)) throw new UsageError('--gpu must be auto, true or false', '--gpu')
+  const gpu: boolean | 'auto' = gpuFlag === 'false' ? false : 'auto'
+  const httpHost = v['http-host'] ?? DEFAULT_HOST
+  if (!/^[A-Za-z0-9.:[\]-]{1,253}$/.test(httpHost)) throw new UsageError(`--http-host must be an address or host name, got ${JSON.stringify(httpHost)}`, '--http-host')
   const bootstrap = v.bootstrap?.map(multiaddr('--bootstrap'))
   return {
     dataDir: resolve(dataDir),
@@ -175,7 +210,13 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     bandwidthMbps: positive(v['bandwidth-mbps'], '--bandwidth-mbps', 1000, 10_000_000),
     listen,
     bootstrap,
-    ...(v['no-mdns'] === true ? { mdns: false } : {})
+    ...(v['no-mdns'] === true ? { mdns: false } : {}),
+    modelsDirs: v['models-dir']?.map(d => resolve(d)),
+    gpu,
+    threads: v.threads === undefined ? undefined : integer(v.threads, '--threads', 1, 256),
+    maxQueue: v['max-queue'] === undefined ? undefined : integer(v['max-queue'], '--max-queue', 0, 100_000),
+    httpPort: port(v['http-port'], '--http-port'),
+    httpHost
   }
 }
 

@@ -8,7 +8,7 @@
  * await node.stop()
  * ```
  */
-import { mkdir, open, readFile, rm, writeFile, rename } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rm, writeFile, rename } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EmbeddedConductor } from './conductor/conductor.ts'
@@ -23,6 +23,10 @@ import { registryService, type RegistryService } from './registry/registry-servi
 import { createMeshNode } from './mesh/libp2p-node.ts'
 import { DhtNetwork } from './mesh/dht-network.ts'
 import type { MeshNode } from './mesh/types.ts'
+import { createInferenceEngine } from './inference/engine.ts'
+import type { InferenceEngine } from './inference/types.ts'
+import { createHttpServer, type HttpServer } from './http/server.ts'
+import { ensureModel } from '../../fixtures/gguf/index.ts'
 import { pidAlive } from './process.ts'
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -62,6 +66,24 @@ export interface FlexNodeInit {
   republishIntervalMs?: number
   /** reconcile with every newly connected peer at once. @default true */
   syncOnConnect?: boolean
+  /** more directories of `.gguf` models besides `<data-dir>/models` */
+  modelsDirs?: string[]
+  /** false forces CPU inference. @default 'auto' */
+  gpu?: boolean | 'auto'
+  /** threads per model. @default half the cores */
+  threads?: number
+  /** waiting requests per model before BusyError. @default 16 */
+  maxQueue?: number
+  /** concurrent requests per model. @default 2 */
+  sequences?: number
+  /** generate the tiny test model into an empty models dir, so inference works out of the box. @default true */
+  generateDefaultModel?: boolean
+  /** load models that fit in half the free memory at start. @default true */
+  preloadModels?: boolean
+  /** OpenAI-compatible HTTP API port; 0 picks a free port. @default 0 */
+  httpPort?: number
+  /** address the HTTP API binds to. @default '127.0.0.1' */
+  httpHost?: string
 }
 
 export interface ReadyInfo {
@@ -73,6 +95,7 @@ export interface ReadyInfo {
   data_dir: string
   peer_id: string
   multiaddrs: string[]
+  http_port: number
 }
 
 export class DataDirInUseError extends FlexnodeError {
@@ -136,12 +159,16 @@ export class FlexNode {
   readonly registry: RegistryService
   readonly mesh: MeshNode
   readonly dht: DhtNetwork
+  readonly inference: InferenceEngine
+  readonly http: HttpServer
   private readonly log: ComponentLogger
   private readonly unlock: () => Promise<void>
   private stopping: Promise<void> | undefined
 
-  private constructor (parts: { info: ReadyInfo, conductor: EmbeddedConductor, keystore: Keystore, client: InProcessAppClient, registry: RegistryService, mesh: MeshNode, dht: DhtNetwork, log: ComponentLogger, unlock: () => Promise<void> }) {
+  private constructor (parts: { info: ReadyInfo, conductor: EmbeddedConductor, keystore: Keystore, client: InProcessAppClient, registry: RegistryService, mesh: MeshNode, dht: DhtNetwork, inference: InferenceEngine, http: HttpServer, log: ComponentLogger, unlock: () => Promise<void> }) {
     this.info = parts.info
+    this.inference = parts.inference
+    this.http = parts.http
     this.mesh = parts.mesh
     this.dht = parts.dht
     this.conductor = parts.conductor
@@ -187,13 +214,36 @@ export class FlexNode {
       const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor, mesh, logger })
       await dht.start()
       cleanup.push(async () => { await dht.stop() })
+      const modelsDir = join(dataDir, 'models')
+      await mkdir(modelsDir, { recursive: true, mode: 0o700 })
+      if (init.generateDefaultModel !== false && (await readdir(modelsDir)).filter(f => f.endsWith('.gguf')).length === 0) {
+        const path = await ensureModel(modelsDir, 'tiny', 1)
+        log.info({ path }, 'generated the tiny random-weight test model (drop real .gguf files into the models dir)')
+      }
+      const inference = await createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger })
+      cleanup.push(async () => { await inference.dispose() })
+      if (init.preloadModels !== false) {
+        const preloaded = await inference.preload()
+        log.info({ models: preloaded }, 'models loaded')
+      }
+      const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0 }, { engine: inference, logger })
+      const { port: httpPort } = await http.start()
+      cleanup.push(async () => { await http.stop() })
       const sampler = createLoadSampler()
       const registry = registryService({
         agentName: init.agentName,
         heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
         region: init.region,
         bandwidthMbps: init.bandwidthMbps
-      })({ client, logger, probe: { machine: async () => await probeMachine({ dataDir }), load: async () => await sampler.sample() } })
+      })({
+        client,
+        logger,
+        probe: { machine: async () => await probeMachine({ dataDir }), load: async () => await sampler.sample() },
+        inference: () => {
+          const loaded = inference.listModels().filter(m => m.loaded)
+          return { models_loaded: loaded.map(m => m.id), max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0, tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0) }
+        }
+      })
       await registry.start()
       cleanup.push(async () => { await registry.stop() })
       const info: ReadyInfo = {
@@ -204,13 +254,14 @@ export class FlexNode {
         installed_app_id: INSTALLED_APP_ID,
         data_dir: dataDir,
         peer_id: mesh.peerId,
-        multiaddrs: mesh.multiaddrs()
+        multiaddrs: mesh.multiaddrs(),
+        http_port: httpPort
       }
       const runtime = join(dataDir, RUNTIME_FILE)
       await writeFile(`${runtime}.tmp`, JSON.stringify({ ...info, pid: process.pid, started_at: new Date().toISOString() }, null, 2), { mode: 0o600 })
       await rename(`${runtime}.tmp`, runtime)
       log.info(info, 'flexnode ready')
-      return new FlexNode({ info, conductor, keystore, client, registry, mesh, dht, log, unlock })
+      return new FlexNode({ info, conductor, keystore, client, registry, mesh, dht, inference, http, log, unlock })
     } catch (err) {
       for (const fn of cleanup.reverse()) {
         try { await fn() } catch (e) { log.warn({ err: errorMessage(e) }, 'cleanup after a failed start failed') }
@@ -223,6 +274,8 @@ export class FlexNode {
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       await this.registry.stop()
+      await this.http.stop()
+      await this.inference.dispose()
       await this.dht.stop()
       await this.mesh.stop()
       await this.conductor.stop()

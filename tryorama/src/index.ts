@@ -34,6 +34,8 @@ export interface PlayerOptions {
   syncIntervalMs?: number
   /** @default 2000 ms */
   republishIntervalMs?: number
+  /** `.gguf` model files this player serves (copied into nothing: read in place). @default none */
+  modelsDirs?: string[]
   /** reconcile with each newly connected peer at once. @default true */
   syncOnConnect?: boolean
   /** dial these players at start. @default every live player of the scenario on the same network */
@@ -114,6 +116,11 @@ export class Scenario {
       syncOnConnect: options.syncOnConnect,
       republishIntervalMs: options.republishIntervalMs ?? 2000,
       scryptN: 2 ** 12,
+      modelsDirs: options.modelsDirs,
+      generateDefaultModel: false,
+      preloadModels: options.modelsDirs !== undefined,
+      gpu: false,
+      threads: 1,
       logger: options.logger ?? silentLogger()
     }
     return await FlexNode.start(init)

@@ -231,20 +231,33 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     if (s !== undefined) return s
     if (l.queue.length >= maxQueue) throw new BusyError(`model ${id} is busy: ${l.inFlight} generating, ${l.queue.length} waiting`, { model: id })
     return await new Promise<LlamaContextSequence>((resolve, reject) => {
-      const w: Waiter = { resolve, reject }
-      l.queue.push(w)
-      signal.addEventListener('abort', () => {
+      const onAbort = (): void => {
         const i = l.queue.indexOf(w)
         if (i >= 0) l.queue.splice(i, 1)
         reject(signal.reason instanceof Error ? signal.reason : new RequestAbortedError('aborted while queued'))
-      }, { once: true })
+      }
+      const w: Waiter = {
+        resolve: (s) => { signal.removeEventListener('abort', onAbort); resolve(s) },
+        reject: (e) => { signal.removeEventListener('abort', onAbort); reject(e) }
+      }
+      l.queue.push(w)
+      signal.addEventListener('abort', onAbort, { once: true })
     })
   }
 
   const release = async (l: Loaded, seq: LlamaContextSequence): Promise<void> => {
     try {
       await seq.clearHistory()
-    } catch { /* a sequence that cannot be cleared is dropped */ }
+    } catch {
+      // a sequence that cannot be cleared is replaced by a fresh one, never reused with stale state
+      seq.dispose()
+      try {
+        seq = l.context.getSequence()
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, 'a context sequence was lost; this model now serves one request fewer at a time')
+        return
+      }
+    }
     const w = l.queue.shift()
     if (w !== undefined) w.resolve(seq)
     else l.free.push(seq)

@@ -26,10 +26,15 @@ export interface RegistryServiceInit {
   bandwidthMbps?: number
 }
 
+/** What the node serves right now, advertised live. */
+export interface InferenceSnapshot { models_loaded: string[], max_batch_size: number, tokens_per_second: number }
+
 export interface RegistryServiceComponents {
   client: Pick<AppClient, 'callZome' | 'myPubKey'>
   logger: ComponentLogger
   probe: { machine: () => Promise<MachineProfile>, load: () => Promise<LoadSample> }
+  /** live inference figures; a change is advertised with the next heartbeat */
+  inference?: () => InferenceSnapshot
 }
 
 export interface RegistryService {
@@ -49,14 +54,14 @@ export function sanitizeAgentName (name: string): string {
   return cleaned.length > 0 ? cleaned : 'flexnode'
 }
 
-export function buildCapability (agent: Uint8Array, name: string, machine: MachineProfile, load: LoadSample, init: RegistryServiceInit): NodeCapability {
+export function buildCapability (agent: Uint8Array, name: string, machine: MachineProfile, load: LoadSample, init: RegistryServiceInit, inference?: InferenceSnapshot): NodeCapability {
   return {
     node_id: encodeHash(agent),
     agent_name: name,
     capabilities: {
       compute: { cpu_cores: machine.cpu_cores, cpu_arch: machine.cpu_arch, ram_gb: machine.ram_gb, gpu: machine.gpu },
       storage: { local_ssd_gb: machine.local_ssd_gb, ipfs_pinned_gb: 0, s3_available_gb: 0 },
-      inference: { models_loaded: [], max_batch_size: 0, tokens_per_second: 0 },
+      inference: inference ?? { models_loaded: [], max_batch_size: 0, tokens_per_second: 0 },
       memory: { vector_shards: 0, redis_memory_gb: 0 }
     },
     network: { bandwidth_mbps: init.bandwidthMbps ?? 1000, latency_region: init.region ?? 'local' },
@@ -74,13 +79,20 @@ export function registryService (init: RegistryServiceInit = {}) {
     let timer: NodeJS.Timeout | undefined
     let beats = 0
     let beating: Promise<unknown> = Promise.resolve()
+    let advertised = ''
+    const snapshot = (): InferenceSnapshot | undefined => {
+      const s = components.inference?.()
+      return s === undefined ? undefined : { ...s, models_loaded: [...s.models_loaded].sort(), tokens_per_second: Math.round(s.tokens_per_second * 10) / 10 }
+    }
     const call = async (zome: string, fn: string, payload: unknown): Promise<Uint8Array> =>
       await components.client.callZome({ role_name: ROLE, zome_name: zome, fn_name: fn, payload }) as Uint8Array
 
     const advertise = async (): Promise<Uint8Array> => {
       const [machine, load] = await Promise.all([components.probe.machine(), components.probe.load()])
-      const cap = buildCapability(components.client.myPubKey, name, machine, load, init)
+      const inference = snapshot()
+      const cap = buildCapability(components.client.myPubKey, name, machine, load, init, inference)
       const hash = await call('capabilities', 'advertise', cap)
+      advertised = JSON.stringify(inference ?? null)
       log.info({ agent_name: name, cpu_cores: machine.cpu_cores, ram_gb: machine.ram_gb, gpu: machine.gpu?.model ?? null }, 'advertised NodeCapability')
       return hash
     }
@@ -90,11 +102,13 @@ export function registryService (init: RegistryServiceInit = {}) {
       return hash
     }
     const tick = (): void => {
-      beating = beat().catch((err: unknown) => { log.warn({ err: errorMessage(err) }, 'heartbeat failed') })
+      // a changed model set or speed goes out as a full advertise; otherwise a light heartbeat
+      const changed = JSON.stringify(snapshot() ?? null) !== advertised
+      beating = (changed ? advertise() : beat()).catch((err: unknown) => { log.warn({ err: errorMessage(err) }, 'heartbeat failed') })
     }
     return {
       get beats () { return beats },
-      advertise,
+      advertise: async () => { await beating; return await advertise() },
       beat,
       start: async () => {
         await advertise()

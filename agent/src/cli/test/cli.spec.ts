@@ -17,7 +17,7 @@ describe('flexnode start', () => {
     const node = spawnNode('npm', ['start', '--', '--data-dir', dir.path, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS], { group: true })
     try {
       const info = await node.ready
-      expect(Object.keys(info).sort()).toEqual(['admin_port', 'agent_pub_key', 'app_port', 'data_dir', 'installed_app_id', 'multiaddrs', 'network', 'peer_id'])
+      expect(Object.keys(info).sort()).toEqual(['admin_port', 'agent_pub_key', 'app_port', 'data_dir', 'http_port', 'installed_app_id', 'multiaddrs', 'network', 'peer_id'])
       expect((info.multiaddrs as string[]).every(a => a.startsWith('/ip4/127.0.0.1/tcp/'))).toBe(true)
       expect(info.network).toBe('local')
       expect(info.installed_app_id).toBe('flexstack')
@@ -27,6 +27,15 @@ describe('flexnode start', () => {
       const admin = await AdminWebsocket.connect({ url: new URL(`ws://127.0.0.1:${String(info.admin_port)}`), wsClientOptions: { origin: TEST_ORIGIN } })
       expect((await admin.listApps({})).map(a => a.installed_app_id)).toEqual(['flexstack'])
       await admin.client.close()
+      // inference works out of the box: the generated tiny model is loaded and answers
+      const base = `http://127.0.0.1:${String(info.http_port)}`
+      const models = await (await fetch(`${base}/v1/models`)).json() as { data: Array<{ id: string, loaded: boolean }> }
+      expect(models.data.length).toBe(1)
+      expect(models.data[0]!.loaded).toBe(true)
+      const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: models.data[0]!.id, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, seed: 1 }) })
+      expect(res.status).toBe(200)
+      const body = await res.json() as { choices: Array<{ message: { content: string } }> }
+      expect(typeof body.choices[0]!.message.content).toBe('string')
     } finally {
       await node.stop()
     }

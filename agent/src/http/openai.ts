@@ -1,0 +1,504 @@
+/**
+ * The OpenAI-compatible wire format: request validation (every field checked at the boundary,
+ * each failure an `InvalidRequestError` naming its `param`), the response and stream-chunk shapes,
+ * the HTTP-level errors, and the mapping of any error to `{error: {message, type, param, code}}`.
+ *
+ * ```ts
+ * const req = parseChatCompletionRequest(JSON.parse(body), { maxTokensLimit: () => 2048 })
+ * const result = await engine.chat(req.model, req.messages, generateOptions(req))
+ * send(200, chatCompletion(newId('chatcmpl'), nowSeconds(), result))
+ * ```
+ */
+import { randomBytes } from 'node:crypto'
+import { FlexnodeError } from '../errors.ts'
+import { InferenceError, InvalidRequestError, type ChatMessage, type GenerateOptions, type GenerateResult, type ModelInfo, type Usage } from '../inference/types.ts'
+import {
+  DEFAULT_MAX_TOKENS, MAX_EMBEDDING_INPUTS, MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, MAX_TEMPERATURE, MOE_DEFAULT_MAX_TOKENS,
+  MOE_DEFAULT_REQUIRE_CONSENSUS, MOE_TASK_TYPES, OWNED_BY
+} from './constants.ts'
+
+// ---------------------------------------------------------------------------------------------
+// HTTP-level errors
+
+/** An error of the HTTP layer itself (routing, body, media type), already in OpenAI's terms. */
+export class HttpApiError extends FlexnodeError {
+  static override readonly name: string = 'HttpApiError'
+  override name: string = 'HttpApiError'
+  readonly status: number = 500
+  readonly type: string = 'server_error'
+  readonly code: string | null = null
+  readonly param: string | null = null
+}
+
+export class RouteNotFoundError extends HttpApiError {
+  static override readonly name: string = 'RouteNotFoundError'
+  override name: string = 'RouteNotFoundError'
+  override readonly status = 404
+  override readonly type = 'invalid_request_error'
+  override readonly code = 'unknown_url'
+  readonly path: string
+
+  constructor (method: string, path: string) {
+    super(`unknown route: ${method} ${path}`)
+    this.path = path
+  }
+}
+
+export class MethodNotAllowedError extends HttpApiError {
+  static override readonly name: string = 'MethodNotAllowedError'
+  override name: string = 'MethodNotAllowedError'
+  override readonly status = 405
+  override readonly type = 'invalid_request_error'
+  override readonly code = 'method_not_allowed'
+  readonly allow: string[]
+
+  constructor (method: string, path: string, allow: string[]) {
+    super(`${method} is not allowed on ${path}; allowed: ${allow.join(', ')}`)
+    this.allow = allow
+  }
+}
+
+export class PayloadTooLargeError extends HttpApiError {
+  static override readonly name: string = 'PayloadTooLargeError'
+  override name: string = 'PayloadTooLargeError'
+  override readonly status = 413
+  override readonly type = 'invalid_request_error'
+  override readonly code = 'payload_too_large'
+  readonly limit: number
+
+  constructor (limit: number) {
+    super(`the request body exceeds ${limit} bytes`)
+    this.limit = limit
+  }
+}
+
+export class UnsupportedMediaTypeError extends HttpApiError {
+  static override readonly name: string = 'UnsupportedMediaTypeError'
+  override name: string = 'UnsupportedMediaTypeError'
+  override readonly status = 415
+  override readonly type = 'invalid_request_error'
+  override readonly code = 'unsupported_media_type'
+
+  constructor (got: string | undefined) {
+    super(`content-type must be application/json${got === undefined ? '' : `, not ${got}`}`)
+  }
+}
+
+export class MalformedJsonError extends HttpApiError {
+  static override readonly name: string = 'MalformedJsonError'
+  override name: string = 'MalformedJsonError'
+  override readonly status = 400
+  override readonly type = 'invalid_request_error'
+  override readonly code = 'invalid_json'
+}
+
+export class NotImplementedError extends HttpApiError {
+  static override readonly name: string = 'NotImplementedError'
+  override name: string = 'NotImplementedError'
+  override readonly status = 501
+  override readonly type = 'server_error'
+  override readonly code = 'not_implemented'
+}
+
+/** The server is stopping; requests still generating are aborted with this. */
+export class ShuttingDownError extends HttpApiError {
+  static override readonly name: string = 'ShuttingDownError'
+  override name: string = 'ShuttingDownError'
+  override readonly status = 503
+  override readonly type = 'server_error'
+  override readonly code = 'shutting_down'
+
+  constructor () {
+    super('the server is shutting down')
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors → OpenAI's error body
+
+export interface OpenAIErrorBody {
+  error: { message: string, type: string, param: string | null, code: string | null }
+}
+
+/** `code` of each inference error, by `name`. */
+const INFERENCE_ERROR_CODES: Readonly<Record<string, string>> = {
+  ModelNotFoundError: 'model_not_found',
+  ModelNotLoadedError: 'model_not_loaded',
+  ModelLoadError: 'model_load_failed',
+  InsufficientMemoryError: 'insufficient_memory',
+  BusyError: 'queue_full',
+  PromptTooLongError: 'context_length_exceeded',
+  InvalidRequestError: 'invalid_value',
+  DeadlineExceededError: 'timeout',
+  RequestAbortedError: 'request_aborted',
+  PolicyDeniedError: 'policy_denied'
+}
+
+/** `param` an inference error points at when it carries none itself. */
+const INFERENCE_ERROR_PARAMS: Readonly<Record<string, string>> = {
+  ModelNotFoundError: 'model',
+  ModelNotLoadedError: 'model',
+  ModelLoadError: 'model'
+}
+
+interface StatusError extends Error { status: number, type: string, param?: unknown }
+
+/** An `InferenceError`, or one with its shape (e.g. from another copy of the module, or a router). */
+function isStatusError (err: unknown): err is StatusError {
+  if (err instanceof InferenceError) return true
+  if (!(err instanceof Error)) return false
+  const e = err as Partial<StatusError>
+  return typeof e.status === 'number' && Number.isInteger(e.status) && e.status >= 400 && e.status <= 599 && typeof e.type === 'string'
+}
+
+/**
+ * Status and body for any error. Unknown errors (`known: false`) become a bare 500: their message
+ * and stack stay in the log.
+ */
+export function toOpenAIError (err: unknown): { status: number, body: OpenAIErrorBody, known: boolean } {
+  if (err instanceof HttpApiError) {
+    return { status: err.status, known: true, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } } }
+  }
+  if (isStatusError(err)) {
+    const param = typeof err.param === 'string' ? err.param : (INFERENCE_ERROR_PARAMS[err.name] ?? null)
+    return { status: err.status, known: true, body: { error: { message: err.message, type: err.type, param, code: INFERENCE_ERROR_CODES[err.name] ?? null } } }
+  }
+  if (err instanceof FlexnodeError && err.name === 'InvalidInputError') {
+    const field = (err as FlexnodeError & { field?: unknown }).field
+    return { status: 400, known: true, body: { error: { message: err.message, type: 'invalid_request_error', param: typeof field === 'string' ? field : null, code: 'invalid_value' } } }
+  }
+  return { status: 500, known: false, body: { error: { message: 'internal server error', type: 'server_error', param: null, code: null } } }
+}
+
+// ---------------------------------------------------------------------------------------------
+// request validation
+
+type Body = Record<string, unknown>
+
+function invalid (param: string, message: string): InvalidRequestError {
+  return new InvalidRequestError(message, { param })
+}
+
+/** The parsed JSON body must be an object. */
+export function asBody (value: unknown): Body {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid('body', 'the request body must be a JSON object')
+  return value as Body
+}
+
+function requiredString (body: Body, field: string, options: { nonEmpty?: boolean } = {}): string {
+  const v = body[field]
+  if (v === undefined || v === null) throw invalid(field, `${field} is required`)
+  if (typeof v !== 'string') throw invalid(field, `${field} must be a string`)
+  if (options.nonEmpty === true && v.length === 0) throw invalid(field, `${field} must be a non-empty string`)
+  return v
+}
+
+function optionalBoolean (body: Body, field: string): boolean | undefined {
+  const v = body[field]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'boolean') throw invalid(field, `${field} must be a boolean`)
+  return v
+}
+
+function integerInRange (v: unknown, param: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(param, `${param} must be an integer between ${min} and ${max}`)
+  return v
+}
+
+export interface SamplingRequest {
+  model: string
+  max_tokens: number
+  temperature?: number
+  seed?: number
+  stop?: string[]
+  stream: boolean
+  /** `stream_options.include_usage`: a last chunk with `usage` and no choices */
+  include_usage: boolean
+}
+
+export interface ChatCompletionRequest extends SamplingRequest { messages: ChatMessage[] }
+export interface CompletionRequest extends SamplingRequest { prompt: string }
+
+export interface ParseOptions {
+  /** largest `max_tokens` for a model: its context length, or a generous bound for a remote model */
+  maxTokensLimit: (model: string) => number
+}
+
+const ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant'])
+
+function parseMessages (v: unknown): ChatMessage[] {
+  if (v === undefined || v === null) throw invalid('messages', 'messages is required')
+  if (!Array.isArray(v) || v.length === 0) throw invalid('messages', 'messages must be a non-empty array')
+  return v.map((m: unknown, i): ChatMessage => {
+    const param = `messages[${i}]`
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw invalid(param, `${param} must be an object {role, content}`)
+    const { role, content } = m as Body
+    if (typeof role !== 'string' || !ROLES.has(role)) throw invalid(`${param}.role`, `${param}.role must be one of system, user, assistant`)
+    if (typeof content !== 'string') throw invalid(`${param}.content`, `${param}.content must be a string`)
+    return { role: role as ChatMessage['role'], content }
+  })
+}
+
+function parseStop (v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined
+  const list = typeof v === 'string' ? [v] : v
+  const ok = Array.isArray(list) && list.length <= MAX_STOP_SEQUENCES &&
+    list.every((s: unknown) => typeof s === 'string' && s.length > 0 && s.length <= MAX_STOP_LENGTH)
+  if (!ok) throw invalid('stop', `stop must be a string or an array of at most ${MAX_STOP_SEQUENCES} strings of 1 to ${MAX_STOP_LENGTH} characters`)
+  return list.length === 0 ? undefined : list as string[]
+}
+
+function parseSampling (body: Body, model: string, options: ParseOptions): Omit<SamplingRequest, 'model'> {
+  const limit = options.maxTokensLimit(model)
+  let maxTokens = Math.min(DEFAULT_MAX_TOKENS, limit)
+  if (body.max_tokens !== undefined && body.max_tokens !== null) maxTokens = integerInRange(body.max_tokens, 'max_tokens', 1, limit)
+  else if (body.max_completion_tokens !== undefined && body.max_completion_tokens !== null) maxTokens = integerInRange(body.max_completion_tokens, 'max_completion_tokens', 1, limit)
+
+  let temperature: number | undefined
+  const t = body.temperature
+  if (t !== undefined && t !== null) {
+    if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > MAX_TEMPERATURE) throw invalid('temperature', `temperature must be a number between 0 and ${MAX_TEMPERATURE}`)
+    temperature = t
+  }
+
+  let seed: number | undefined
+  const s = body.seed
+  if (s !== undefined && s !== null) {
+    if (typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) throw invalid('seed', 'seed must be a non-negative integer')
+    seed = s
+  }
+
+  const n = body.n
+  if (n !== undefined && n !== null && n !== 1) throw invalid('n', 'n must be 1 (one choice per request)')
+
+  const stream = optionalBoolean(body, 'stream') ?? false
+  let includeUsage = false
+  const so = body.stream_options
+  if (so !== undefined && so !== null) {
+    if (typeof so !== 'object' || Array.isArray(so)) throw invalid('stream_options', 'stream_options must be an object')
+    const iu = (so as Body).include_usage
+    if (iu !== undefined && iu !== null && typeof iu !== 'boolean') throw invalid('stream_options.include_usage', 'stream_options.include_usage must be a boolean')
+    includeUsage = iu === true
+  }
+
+  const out: Omit<SamplingRequest, 'model'> = { max_tokens: maxTokens, stream, include_usage: includeUsage }
+  if (temperature !== undefined) out.temperature = temperature
+  if (seed !== undefined) out.seed = seed
+  const stop = parseStop(body.stop)
+  if (stop !== undefined) out.stop = stop
+  return out
+}
+
+/** `POST /v1/chat/completions` */
+export function parseChatCompletionRequest (value: unknown, options: ParseOptions): ChatCompletionRequest {
+  const body = asBody(value)
+  const model = requiredString(body, 'model', { nonEmpty: true })
+  const messages = parseMessages(body.messages)
+  return { model, messages, ...parseSampling(body, model, options) }
+}
+
+/** `POST /v1/completions` */
+export function parseCompletionRequest (value: unknown, options: ParseOptions): CompletionRequest {
+  const body = asBody(value)
+  const model = requiredString(body, 'model', { nonEmpty: true })
+  const prompt = requiredString(body, 'prompt', { nonEmpty: true })
+  return { model, prompt, ...parseSampling(body, model, options) }
+}
+
+export interface EmbeddingRequest {
+  model: string
+  input: string[]
+  encoding_format: 'float' | 'base64'
+}
+
+/** `POST /v1/embeddings` */
+export function parseEmbeddingRequest (value: unknown): EmbeddingRequest {
+  const body = asBody(value)
+  const model = requiredString(body, 'model', { nonEmpty: true })
+  const raw = body.input
+  if (raw === undefined || raw === null) throw invalid('input', 'input is required')
+  const input = typeof raw === 'string' ? [raw] : raw
+  const ok = Array.isArray(input) && input.length > 0 && input.length <= MAX_EMBEDDING_INPUTS &&
+    input.every((s: unknown) => typeof s === 'string' && s.length > 0)
+  if (!ok) throw invalid('input', `input must be a non-empty string or an array of 1 to ${MAX_EMBEDDING_INPUTS} non-empty strings`)
+  const ef = body.encoding_format
+  if (ef !== undefined && ef !== null && ef !== 'float' && ef !== 'base64') throw invalid('encoding_format', 'encoding_format must be "float" or "base64"')
+  return { model, input: input as string[], encoding_format: ef === 'base64' ? 'base64' : 'float' }
+}
+
+export type MoeTaskType = typeof MOE_TASK_TYPES[number]
+
+/** `inference.moe_query` inputs (CONTRACTS.md), defaults applied. */
+export interface MoeQueryRequest {
+  prompt: string
+  task_type: MoeTaskType
+  policy_override?: string
+  require_consensus: boolean
+  max_tokens: number
+}
+
+/** `inference.moe_query` outputs (CONTRACTS.md). */
+export interface MoeQueryResult {
+  response: string
+  consensus_score: number
+  model_votes: Array<{ model: string, response_hash: string, weight: number, latency_ms: number }>
+  trace_id: string
+}
+
+function parseTaskType (v: unknown, required: boolean): MoeTaskType | undefined {
+  if (v === undefined || v === null) {
+    if (required) throw invalid('task_type', 'task_type is required')
+    return undefined
+  }
+  if (typeof v !== 'string' || !(MOE_TASK_TYPES as readonly string[]).includes(v)) throw invalid('task_type', `task_type must be one of ${MOE_TASK_TYPES.join(', ')}`)
+  return v as MoeTaskType
+}
+
+function positiveInteger (v: unknown, param: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw invalid(param, `${param} must be a positive integer`)
+  return v
+}
+
+/** `POST /v1/moe/query` */
+export function parseMoeQueryRequest (value: unknown): MoeQueryRequest {
+  const body = asBody(value)
+  const prompt = requiredString(body, 'prompt', { nonEmpty: true })
+  const taskType = parseTaskType(body.task_type, true)!
+  const po = body.policy_override
+  if (po !== undefined && po !== null && (typeof po !== 'string' || po.length === 0)) throw invalid('policy_override', 'policy_override must be a non-empty string')
+  const requireConsensus = optionalBoolean(body, 'require_consensus') ?? MOE_DEFAULT_REQUIRE_CONSENSUS
+  const maxTokens = body.max_tokens === undefined || body.max_tokens === null ? MOE_DEFAULT_MAX_TOKENS : positiveInteger(body.max_tokens, 'max_tokens')
+  const out: MoeQueryRequest = { prompt, task_type: taskType, require_consensus: requireConsensus, max_tokens: maxTokens }
+  if (typeof po === 'string') out.policy_override = po
+  return out
+}
+
+/**
+ * `POST /v1/inference/single` (`inference.single_query`; CONTRACTS.md gives it no input schema, so
+ * this is ours): one prompt to one model, the mesh picking the model and node unless `model` is set.
+ */
+export interface SingleQueryRequest {
+  prompt: string
+  model?: string
+  task_type?: MoeTaskType
+  max_tokens?: number
+}
+
+export function parseSingleQueryRequest (value: unknown): SingleQueryRequest {
+  const body = asBody(value)
+  const out: SingleQueryRequest = { prompt: requiredString(body, 'prompt', { nonEmpty: true }) }
+  if (body.model !== undefined && body.model !== null) out.model = requiredString(body, 'model', { nonEmpty: true })
+  const taskType = parseTaskType(body.task_type, false)
+  if (taskType !== undefined) out.task_type = taskType
+  if (body.max_tokens !== undefined && body.max_tokens !== null) out.max_tokens = positiveInteger(body.max_tokens, 'max_tokens')
+  return out
+}
+
+/** The engine options of a validated request. */
+export function generateOptions (req: SamplingRequest): GenerateOptions {
+  const o: GenerateOptions = { max_tokens: req.max_tokens }
+  if (req.temperature !== undefined) o.temperature = req.temperature
+  if (req.seed !== undefined) o.seed = req.seed
+  if (req.stop !== undefined) o.stop = req.stop
+  return o
+}
+
+// ---------------------------------------------------------------------------------------------
+// response shapes
+
+export function newId (prefix: 'chatcmpl' | 'cmpl'): string {
+  return `${prefix}-${randomBytes(12).toString('hex')}`
+}
+
+export function nowSeconds (): number {
+  return Math.floor(Date.now() / 1000)
+}
+
+export type FinishReason = GenerateResult['finish_reason']
+
+export interface ModelObject {
+  id: string
+  object: 'model'
+  created: number
+  owned_by: string
+  loaded: boolean
+  context_length: number
+  tokens_per_second: number | null
+}
+
+export function modelObject (info: ModelInfo, created: number): ModelObject {
+  return { id: info.id, object: 'model', created, owned_by: OWNED_BY, loaded: info.loaded, context_length: info.context_length, tokens_per_second: info.tokens_per_second }
+}
+
+export interface ChatCompletion {
+  id: string
+  object: 'chat.completion'
+  created: number
+  model: string
+  choices: Array<{ index: 0, message: { role: 'assistant', content: string }, logprobs: null, finish_reason: FinishReason }>
+  usage: Usage
+}
+
+export function chatCompletion (id: string, created: number, result: GenerateResult): ChatCompletion {
+  return {
+    id,
+    object: 'chat.completion',
+    created,
+    model: result.model,
+    choices: [{ index: 0, message: { role: 'assistant', content: result.text }, logprobs: null, finish_reason: result.finish_reason }],
+    usage: result.usage
+  }
+}
+
+export interface ChatCompletionChunk {
+  id: string
+  object: 'chat.completion.chunk'
+  created: number
+  model: string
+  choices: Array<{ index: 0, delta: { role?: 'assistant', content?: string }, logprobs: null, finish_reason: FinishReason | null }>
+  usage?: Usage
+}
+
+export function chatChunk (id: string, created: number, model: string, delta: ChatCompletionChunk['choices'][number]['delta'], finishReason: FinishReason | null): ChatCompletionChunk {
+  return { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] }
+}
+
+export interface TextCompletion {
+  id: string
+  object: 'text_completion'
+  created: number
+  model: string
+  choices: Array<{ text: string, index: 0, logprobs: null, finish_reason: FinishReason | null }>
+  usage?: Usage
+}
+
+export function textCompletion (id: string, created: number, model: string, text: string, finishReason: FinishReason | null, usage?: Usage): TextCompletion {
+  const out: TextCompletion = { id, object: 'text_completion', created, model, choices: [{ text, index: 0, logprobs: null, finish_reason: finishReason }] }
+  if (usage !== undefined) out.usage = usage
+  return out
+}
+
+/** The extra last chunk of `stream_options.include_usage`: no choices, the request's usage. */
+export function usageChunk<T extends ChatCompletionChunk | TextCompletion> (chunk: T, usage: Usage): T {
+  return { ...chunk, choices: [], usage }
+}
+
+export interface EmbeddingList {
+  object: 'list'
+  data: Array<{ object: 'embedding', index: number, embedding: number[] | string }>
+  model: string
+  usage: { prompt_tokens: number, total_tokens: number }
+}
+
+export function embeddingList (result: { model: string, embeddings: number[][], usage: Usage }, encoding: 'float' | 'base64'): EmbeddingList {
+  return {
+    object: 'list',
+    data: result.embeddings.map((v, index) => ({
+      object: 'embedding' as const,
+      index,
+      embedding: encoding === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v
+    })),
+    model: result.model,
+    usage: { prompt_tokens: result.usage.prompt_tokens, total_tokens: result.usage.total_tokens }
+  }
+}
