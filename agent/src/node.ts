@@ -26,6 +26,10 @@ import type { MeshNode } from './mesh/types.ts'
 import { createInferenceEngine } from './inference/engine.ts'
 import type { InferenceEngine } from './inference/types.ts'
 import { createHttpServer, type HttpServer } from './http/server.ts'
+import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
+import { createInferenceRouter } from './inference/router.ts'
+import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../scheduler/index.ts'
+import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { ensureModel } from '../../fixtures/gguf/index.ts'
 import { pidAlive } from './process.ts'
 
@@ -84,6 +88,8 @@ export interface FlexNodeInit {
   httpPort?: number
   /** address the HTTP API binds to. @default '127.0.0.1' */
   httpHost?: string
+  /** who may use this node's models over the mesh. @default every peer of the mesh, 120 requests/min each */
+  inferencePolicy?: ProviderPolicy
 }
 
 export interface ReadyInfo {
@@ -149,6 +155,16 @@ async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
     }
   }
   throw new DataDirInUseError(dataDir, -1)
+}
+
+/** Publish the built-in ripple-moe policy to policy_store when the mesh has none yet. */
+async function publishDefaultPolicy (client: InProcessAppClient, log: ComponentLogger): Promise<void> {
+  try {
+    const existing = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: DEFAULT_MOE_POLICY.name })
+    if (existing === null) await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'set_policy', payload: { name: DEFAULT_MOE_POLICY.name, kind: 'moe', document: DEFAULT_MOE_POLICY } })
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, 'could not publish the default MOE policy (policy_admins may restrict it)')
+  }
 }
 
 export class FlexNode {
@@ -226,7 +242,16 @@ export class FlexNode {
         const preloaded = await inference.preload()
         log.info({ models: preloaded }, 'models loaded')
       }
-      const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0 }, { engine: inference, logger })
+      await startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger })
+      const capabilities = async (): Promise<NodeCapability[]> => await client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { availability: ['online', 'busy'] } }) as NodeCapability[]
+      const peers = new PeerInference({ mesh, capabilities, logger }, { region: init.region })
+      const sharedPolicy = async (name: string): Promise<MoePolicy | null> => {
+        const p = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: name }) as { kind: string, document: unknown } | null
+        return p?.kind === 'moe' ? parseMoePolicy(p.document) : null
+      }
+      await publishDefaultPolicy(client, log)
+      const router = createInferenceRouter({ region: init.region }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy, logger })
+      const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0 }, { engine: inference, logger, router: { ...router, remote: peers } })
       const { port: httpPort } = await http.start()
       cleanup.push(async () => { await http.stop() })
       const sampler = createLoadSampler()

@@ -34,8 +34,10 @@ export interface PlayerOptions {
   syncIntervalMs?: number
   /** @default 2000 ms */
   republishIntervalMs?: number
-  /** `.gguf` model files this player serves (copied into nothing: read in place). @default none */
+  /** directories of `.gguf` models this player serves (read in place). @default none */
   modelsDirs?: string[]
+  /** who may use this player's models. @default everyone in the mesh */
+  inferencePolicy?: FlexNodeInit['inferencePolicy']
   /** reconcile with each newly connected peer at once. @default true */
   syncOnConnect?: boolean
   /** dial these players at start. @default every live player of the scenario on the same network */
@@ -117,6 +119,7 @@ export class Scenario {
       republishIntervalMs: options.republishIntervalMs ?? 2000,
       scryptN: 2 ** 12,
       modelsDirs: options.modelsDirs,
+      inferencePolicy: options.inferencePolicy,
       generateDefaultModel: false,
       preloadModels: options.modelsDirs !== undefined,
       gpu: false,

@@ -32,6 +32,19 @@ export const MESH_MAX_INFLIGHT_PER_PEER = 4
 /** Inbound requests of one peer waiting for a slot; beyond this their streams are reset. */
 export const MESH_MAX_QUEUED_PER_PEER = 8
 
+/** Streamed responses (`handleStream`/`requestStream`): largest chunk, bytes. */
+export const MESH_MAX_CHUNK_BYTES = 64 << 10
+/** Streamed responses: most chunks in one response. */
+export const MESH_MAX_STREAM_CHUNKS = 100_000
+/** Streamed responses: whole-exchange deadline on both sides. */
+export const MESH_STREAM_TIMEOUT_MS = 10 * 60_000
+/** Streamed responses: longest silence before the first chunk or between two frames. */
+export const MESH_STREAM_IDLE_TIMEOUT_MS = 30_000
+/** Stream handler executions in flight per remote peer, across all stream protocols (apart from `handle`'s). */
+export const MESH_MAX_STREAMS_INFLIGHT_PER_PEER = 4
+/** Inbound streams of one peer waiting for a stream slot; beyond this they are reset. */
+export const MESH_MAX_STREAMS_QUEUED_PER_PEER = 4
+
 /** A connected peer must pass the network check (identify lists the sentinel) within this. */
 export const MESH_IDENTIFY_TIMEOUT_MS = 10_000
 /** One bootstrap dial attempt gives up after this. */

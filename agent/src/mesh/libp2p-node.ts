@@ -17,6 +17,14 @@
  * status 0 = ok (the bytes are the response) and 1 = error (the bytes are a UTF-8 message), then
  * closes. Every failure path resets the stream.
  *
+ * Streamed responses (`handleStream` / `requestStream`), one exchange per stream: the requester
+ * sends `varint(n) ‖ n request bytes` and closes its writable end; the provider answers with a
+ * sequence of frames `varint(n) ‖ type ‖ n-1 bytes`: any number of type 2 = chunk, then exactly one
+ * of type 0 = final ok (the bytes are the final message) or type 1 = error (a UTF-8 message), then
+ * closes. Either side aborts by resetting the stream: the requester on abort, timeout, a refused
+ * chunk or a throwing `onChunk`; the provider on stop or when it cannot even send an error frame.
+ * A provider-side timeout is reported with an error frame when the stream can still take it.
+ *
  * Network isolation: protocol ids are `/flexstack/<network>/<name>/1`, gossip topics
  * `/flexstack/<network>/<topic>`, and every node serves `/flexstack/<network>/hello/1`; a peer whose
  * identify does not list that sentinel is hung up on and never reported.
@@ -62,16 +70,32 @@ import {
   MESH_MAX_QUEUED_PER_PEER,
   MESH_MAX_REQUEST_BYTES,
   MESH_MAX_RESPONSE_BYTES,
+  MESH_MAX_CHUNK_BYTES,
+  MESH_MAX_STREAM_CHUNKS,
+  MESH_MAX_STREAMS_INFLIGHT_PER_PEER,
+  MESH_MAX_STREAMS_QUEUED_PER_PEER,
   MESH_MDNS_MAX_AUTODIAL_PEERS,
   MESH_PROTOCOL_PREFIX,
   MESH_PROTOCOL_VERSION,
   MESH_REDIAL_MAX_MS,
   MESH_REDIAL_MIN_MS,
   MESH_REQUEST_TIMEOUT_MS,
-  MESH_STREAM_CLOSE_GRACE_MS
+  MESH_STREAM_CLOSE_GRACE_MS,
+  MESH_STREAM_IDLE_TIMEOUT_MS,
+  MESH_STREAM_TIMEOUT_MS
 } from './constants.ts'
 import { MeshProtocolError, MeshTimeoutError, MessageTooLargeError } from './types.ts'
-import type { MeshComponents, MeshInit, MeshNode, ProtocolOptions, RequestHandler } from './types.ts'
+import type {
+  MeshComponents,
+  MeshInit,
+  MeshNode,
+  ProtocolOptions,
+  RequestHandler,
+  StreamHandler,
+  StreamProtocolOptions,
+  StreamRequestOptions,
+  StreamResponder
+} from './types.ts'
 
 // a type alias, not an interface: libp2p's ServiceMap needs an index signature
 export type MeshServices = {
@@ -89,6 +113,8 @@ export interface Libp2pMeshNode extends MeshNode {
 
 const STATUS_OK = 0
 const STATUS_ERROR = 1
+/** Streamed responses: a chunk frame (final and error frames use the statuses above). */
+const STATUS_CHUNK = 2
 /** 5 varint bytes hold lengths up to 2^35, far above any limit here. */
 const MAX_VARINT_BYTES = 5
 
@@ -211,13 +237,25 @@ class FrameReader {
     wake?.()
   }
 
-  async read (maxLength: number, signal: AbortSignal, tooLarge: (declared: number) => Error): Promise<Uint8Array> {
+  /**
+   * The next frame. `maxLength` may depend on the frame's first byte (its type): then the limit is
+   * checked as soon as that byte arrives, before the body is buffered.
+   */
+  async read (maxLength: number | ((firstByte: number) => number), signal: AbortSignal, tooLarge: (declared: number) => Error): Promise<Uint8Array> {
     for (;;) {
       signal.throwIfAborted()
       const header = decodeVarint(this.#buf)
       if (header === 'invalid') throw new MeshProtocolError('malformed frame length prefix')
-      if (header !== undefined) {
-        if (header.value > maxLength) throw tooLarge(header.value)
+      // with a per-type limit, wait for the type byte (an empty frame has none: it is under any limit)
+      const limit = header === undefined
+        ? undefined
+        : typeof maxLength === 'number'
+          ? maxLength
+          : header.value === 0
+            ? 0
+            : this.#buf.byteLength > header.bytes ? maxLength(this.#buf.get(header.bytes)) : undefined
+      if (header !== undefined && limit !== undefined) {
+        if (header.value > limit) throw tooLarge(header.value)
         const end = header.bytes + header.value
         if (this.#buf.byteLength >= end) {
           const frame = this.#buf.slice(header.bytes, end)
@@ -385,6 +423,7 @@ class PeerSlots {
 // ---------------------------------------------------------------------------------------------
 // the node
 
+interface StreamLimits { maxRequestBytes: number, timeoutMs: number, idleTimeoutMs: number, maxChunkBytes: number, maxChunks: number }
 interface VerifyWaiter { resolve: () => void, reject: (err: Error) => void }
 interface Subscriber { handler: (data: Uint8Array, from: string) => void }
 interface Resolved {
@@ -438,6 +477,10 @@ class Libp2pMesh implements Libp2pMeshNode {
   readonly #listeners = { connect: new Set<(peerId: string) => void>(), disconnect: new Set<(peerId: string) => void>() }
   readonly #subs = new Map<string, Set<Subscriber>>()
   readonly #slots = new PeerSlots(MESH_MAX_INFLIGHT_PER_PEER, MESH_MAX_QUEUED_PER_PEER)
+  /** long-lived streamed responses get their own per-peer slots, so they never starve `handle` */
+  readonly #streamSlots = new PeerSlots(MESH_MAX_STREAMS_INFLIGHT_PER_PEER, MESH_MAX_STREAMS_QUEUED_PER_PEER)
+  /** inbound streamed responses being served: stop aborts them (and so resets their streams) */
+  readonly #streamServes = new Set<AbortController>()
   readonly #timers = new Set<NodeJS.Timeout>()
   readonly #stopController = new AbortController()
   readonly #bootstrapWake = new EventTarget()
@@ -554,6 +597,7 @@ class Libp2pMesh implements Libp2pMeshNode {
       for (const [, waiters] of this.#verifyWaiters) for (const w of waiters) w.reject(new DisposedError('MeshNode'))
       this.#verifyWaiters.clear()
       this.#verified.clear()
+      for (const serve of this.#streamServes) serve.abort(new DisposedError('MeshNode'))
       try {
         await this.#libp2p.stop()
       } catch (err) {
@@ -924,6 +968,224 @@ class Libp2pMesh implements Libp2pMeshNode {
     if (status === STATUS_OK) return frame.subarray(1)
     if (status === STATUS_ERROR) throw new MeshProtocolError(new TextDecoder().decode(frame.subarray(1)), { peerId, protocol })
     throw new MeshProtocolError(`malformed response from ${peerId} on ${protocol}: status ${String(status)}`, { peerId, protocol })
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // streamed responses
+
+  async handleStream (name: string, handler: StreamHandler, options: StreamProtocolOptions = {}): Promise<void> {
+    if (this.#stopPromise !== undefined) throw new DisposedError('MeshNode')
+    const protocol = this.protocolId(name)
+    if (typeof handler !== 'function') throw new InvalidInputError('handler must be a function', { field: 'handler' })
+    const limits: StreamLimits = {
+      maxRequestBytes: positiveInt(options.maxRequestBytes, MESH_MAX_REQUEST_BYTES, 'maxRequestBytes'),
+      timeoutMs: positiveInt(options.timeoutMs, MESH_STREAM_TIMEOUT_MS, 'timeoutMs'),
+      idleTimeoutMs: positiveInt(options.idleTimeoutMs, MESH_STREAM_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
+      maxChunkBytes: positiveInt(options.maxChunkBytes, MESH_MAX_CHUNK_BYTES, 'maxChunkBytes'),
+      maxChunks: positiveInt(options.maxChunks, MESH_MAX_STREAM_CHUNKS, 'maxChunks')
+    }
+    const maxInboundStreams = positiveInt(options.maxInboundStreams, MESH_MAX_INBOUND_STREAMS, 'maxInboundStreams')
+    await this.#libp2p.handle(protocol, async (stream, connection) => {
+      await this.#serveStream(stream, connection, protocol, handler, limits)
+    }, { maxInboundStreams, maxOutboundStreams: MESH_MAX_OUTBOUND_STREAMS })
+  }
+
+  async #serveStream (stream: Stream, connection: Connection, protocol: string, handler: StreamHandler, limits: StreamLimits): Promise<void> {
+    const from = connection.remotePeer.toString()
+    if (this.#blocked.has(from) || this.#stopPromise !== undefined) {
+      stream.abort(new MeshProtocolError('refused', { peerId: from, protocol }))
+      return
+    }
+    const controller = new AbortController()
+    const signal = controller.signal
+    const fail = (err: Error): void => { if (!signal.aborted) controller.abort(err) }
+    const overall = setTimeout(() => {
+      fail(new MeshTimeoutError(`stream not finished within ${limits.timeoutMs} ms`, { peerId: from, protocol }))
+    }, limits.timeoutMs)
+    // restarted on every frame the handler sends (and while a request or a send is pending)
+    const idle = setTimeout(() => {
+      fail(new MeshTimeoutError(`stream idle for ${limits.idleTimeoutMs} ms`, { peerId: from, protocol }))
+    }, limits.idleTimeoutMs)
+    const onClose = (evt: StreamCloseEvent): void => {
+      fail(new MeshProtocolError(evt.error !== undefined ? 'the requester reset the stream' : 'the stream closed', { peerId: from, protocol }))
+    }
+    stream.addEventListener('close', onClose)
+    this.#streamServes.add(controller)
+    let slot: 'none' | 'held' | 'handed-over' = 'none'
+    let reader: FrameReader | undefined
+    let finished = false
+    let chunks = 0
+    // sends run one after another, so a handler that does not await each one still keeps order and backpressure
+    let tail: Promise<void> = Promise.resolve()
+    try {
+      if (!await this.#streamSlots.acquire(from, signal)) {
+        throw signal.aborted ? asError(signal.reason) : new MeshProtocolError(`too many concurrent streams from ${from}`, { peerId: from, protocol })
+      }
+      slot = 'held'
+      reader = new FrameReader(stream)
+      const request = await reader.read(limits.maxRequestBytes, signal, declared =>
+        new MessageTooLargeError(`request of ${declared} bytes exceeds maxRequestBytes ${limits.maxRequestBytes}`, { peerId: from, protocol }))
+      reader.dispose()
+      reader = undefined
+      idle.refresh()
+
+      const responder: StreamResponder = {
+        signal,
+        send: async (chunk: Uint8Array): Promise<void> => {
+          if (!(chunk instanceof Uint8Array)) throw new InvalidInputError('a chunk must be a Uint8Array', { field: 'chunk' })
+          if (chunk.byteLength > limits.maxChunkBytes) {
+            throw new MessageTooLargeError(`chunk of ${chunk.byteLength} bytes exceeds maxChunkBytes ${limits.maxChunkBytes}`, { peerId: from, protocol })
+          }
+          if (chunks >= limits.maxChunks) throw new MessageTooLargeError(`more than maxChunks ${limits.maxChunks} chunks`, { peerId: from, protocol })
+          if (finished) throw new MeshProtocolError('the response is already finished', { peerId: from, protocol })
+          if (signal.aborted) throw asError(signal.reason)
+          chunks++
+          const sent = tail.then(async () => {
+            signal.throwIfAborted()
+            idle.refresh()
+            await sendFrame(stream, [Uint8Array.of(STATUS_CHUNK), chunk], signal)
+            idle.refresh()
+          })
+          tail = sent.catch(() => undefined)
+          await sent
+        }
+      }
+
+      // the slot is held until the handler settles, even if the stream ends first
+      slot = 'handed-over'
+      const execution = (async () => await handler(request, from, responder))()
+        .then(
+          (response): { ok: true, body: Uint8Array } | { ok: false, message: string } => response instanceof Uint8Array
+            ? { ok: true, body: response }
+            : { ok: false, message: 'the handler returned a non-binary final message' },
+          (err: unknown) => ({ ok: false as const, message: errorMessage(err) })
+        )
+        .finally(() => { this.#streamSlots.release(from) })
+      const outcome = await raceSignal(execution, signal)
+      finished = true
+      await raceSignal(tail, signal)
+      if (!outcome.ok) this.#log.debug({ peer: from, protocol, err: outcome.message }, 'stream handler failed')
+      const frame = outcome.ok
+        ? [Uint8Array.of(STATUS_OK), outcome.body]
+        : [Uint8Array.of(STATUS_ERROR), truncateUtf8(outcome.message, MESH_MAX_ERROR_MESSAGE_BYTES)]
+      idle.refresh()
+      await sendFrame(stream, frame, signal)
+      await stream.close({ signal })
+      settleStream(stream)
+    } catch (err) {
+      finished = true
+      const reason = signal.aborted ? asError(signal.reason) : asError(err)
+      this.#log.debug({ peer: from, protocol, err: errorMessage(reason) }, 'inbound stream failed')
+      if (reason instanceof MeshTimeoutError && await this.#sendErrorAndClose(stream, reason.message)) return
+      stream.abort(reason)
+    } finally {
+      clearTimeout(overall)
+      clearTimeout(idle)
+      stream.removeEventListener('close', onClose)
+      this.#streamServes.delete(controller)
+      reader?.dispose()
+      if (slot === 'held') this.#streamSlots.release(from)
+    }
+  }
+
+  /** Best effort: an error frame and a close, if the stream can take the frame without waiting. */
+  async #sendErrorAndClose (stream: Stream, message: string): Promise<boolean> {
+    if (stream.writeStatus !== 'writable' || stream.writableNeedsDrain) return false
+    try {
+      const bytes = truncateUtf8(message, MESH_MAX_ERROR_MESSAGE_BYTES)
+      stream.send(new Uint8ArrayList(encodeVarint(1 + bytes.byteLength), Uint8Array.of(STATUS_ERROR), bytes))
+      await stream.close({ signal: AbortSignal.timeout(MESH_STREAM_CLOSE_GRACE_MS) })
+      settleStream(stream)
+      return true
+    } catch (err) {
+      this.#log.debug({ protocol: stream.protocol, err: errorMessage(err) }, 'could not send an error frame')
+      return false
+    }
+  }
+
+  async requestStream (peerId: string, name: string, request: Uint8Array, options: StreamRequestOptions): Promise<Uint8Array> {
+    this.#assertRunning()
+    const peer = parsePeerId(peerId)
+    const protocol = this.protocolId(name)
+    if (!(request instanceof Uint8Array)) throw new InvalidInputError('request must be a Uint8Array', { field: 'request' })
+    if (options === null || typeof options !== 'object' || typeof options.onChunk !== 'function') {
+      throw new InvalidInputError('options.onChunk must be a function', { field: 'onChunk' })
+    }
+    const onChunk = options.onChunk
+    const timeoutMs = positiveInt(options.timeoutMs, MESH_STREAM_TIMEOUT_MS, 'timeoutMs')
+    const idleTimeoutMs = positiveInt(options.idleTimeoutMs, MESH_STREAM_IDLE_TIMEOUT_MS, 'idleTimeoutMs')
+    const maxChunkBytes = positiveInt(options.maxChunkBytes, MESH_MAX_CHUNK_BYTES, 'maxChunkBytes')
+    const maxChunks = positiveInt(options.maxChunks, MESH_MAX_STREAM_CHUNKS, 'maxChunks')
+    const maxResponseBytes = positiveInt(options.maxResponseBytes, MESH_MAX_RESPONSE_BYTES, 'maxResponseBytes')
+    if (this.#blocked.has(peer.toString())) throw new MeshProtocolError(`peer ${peerId} is blocked`, { peerId, protocol })
+    if (options.signal?.aborted === true) throw new AbortError()
+
+    // aborted by our timeouts and by stop (whose signal lives as long as the node: listened to, not combined)
+    const local = new AbortController()
+    const fail = (err: Error): void => { if (!local.signal.aborted) local.abort(err) }
+    const overall = setTimeout(() => {
+      fail(new MeshTimeoutError(`stream ${protocol} from ${peerId} not finished within ${timeoutMs} ms`, { peerId, protocol }))
+    }, timeoutMs)
+    // restarted on every frame received
+    const idle = setTimeout(() => {
+      fail(new MeshTimeoutError(`stream ${protocol} from ${peerId} idle for ${idleTimeoutMs} ms`, { peerId, protocol }))
+    }, idleTimeoutMs)
+    const stopSignal = this.#stopController.signal
+    const onStop = (): void => { fail(new DisposedError('MeshNode')) }
+    stopSignal.addEventListener('abort', onStop, { once: true })
+    const signal = options.signal === undefined ? local.signal : AbortSignal.any([options.signal, local.signal])
+    let type: number | undefined
+    const limitFor = (first: number): number => {
+      type = first
+      if (type === STATUS_CHUNK) return maxChunkBytes + 1
+      if (type === STATUS_OK) return maxResponseBytes + 1
+      if (type === STATUS_ERROR) return MESH_MAX_ERROR_MESSAGE_BYTES + 1
+      throw new MeshProtocolError(`malformed frame from ${peerId} on ${protocol}: type ${type}`, { peerId, protocol })
+    }
+    let stream: Stream | undefined
+    let reader: FrameReader | undefined
+    let chunks = 0
+    let callbackError: { err: unknown } | undefined
+    let frame: Uint8Array
+    try {
+      stream = await this.#libp2p.dialProtocol(peer, protocol, { signal })
+      reader = new FrameReader(stream)
+      await sendFrame(stream, [request], signal)
+      await stream.close({ signal })
+      for (;;) {
+        type = undefined
+        frame = await reader.read(limitFor, signal, declared => new MessageTooLargeError(type === STATUS_CHUNK
+          ? `chunk of ${declared - 1} bytes from ${peerId} on ${protocol} exceeds maxChunkBytes ${maxChunkBytes}`
+          : type === STATUS_OK
+            ? `final message of ${declared - 1} bytes from ${peerId} on ${protocol} exceeds maxResponseBytes ${maxResponseBytes}`
+            : `error message of ${declared - 1} bytes from ${peerId} on ${protocol} exceeds ${MESH_MAX_ERROR_MESSAGE_BYTES}`, { peerId, protocol }))
+        idle.refresh()
+        if (frame[0] !== STATUS_CHUNK) break
+        if (++chunks > maxChunks) throw new MessageTooLargeError(`more than maxChunks ${maxChunks} chunks from ${peerId} on ${protocol}`, { peerId, protocol })
+        try {
+          onChunk(frame.subarray(1))
+        } catch (err) {
+          callbackError = { err }
+          throw err
+        }
+      }
+    } catch (err) {
+      stream?.abort(asError(err))
+      if (callbackError !== undefined) throw callbackError.err
+      if (local.signal.aborted) throw asError(local.signal.reason)
+      if (isAborted(options.signal)) throw new AbortError()
+      if (err instanceof MeshProtocolError && err.peerId !== undefined) throw err
+      throw new MeshProtocolError(`stream ${protocol} from ${peerId} failed: ${errorMessage(err)}`, { cause: err, peerId, protocol })
+    } finally {
+      clearTimeout(overall)
+      clearTimeout(idle)
+      stopSignal.removeEventListener('abort', onStop)
+      reader?.dispose()
+      if (stream !== undefined) settleStream(stream)
+    }
+    if (frame[0] === STATUS_OK) return frame.subarray(1)
+    if (frame[0] === STATUS_ERROR) throw new MeshProtocolError(new TextDecoder().decode(frame.subarray(1)), { peerId, protocol })
+    throw new MeshProtocolError(`malformed frame from ${peerId} on ${protocol}: empty`, { peerId, protocol })
   }
 
   // -------------------------------------------------------------------------------------------

@@ -36,6 +36,48 @@ export interface ProtocolOptions {
 
 export type RequestHandler = (request: Uint8Array, from: string) => Promise<Uint8Array>
 
+/** The provider's side of one streamed response. */
+export interface StreamResponder {
+  /**
+   * Send one chunk. Resolves once the transport accepted it (backpressure: await it before the
+   * next); calls are queued in order. Rejects once `signal` has aborted (the requester went away,
+   * a timeout passed, the node stopped), after the handler returned, and with
+   * `MessageTooLargeError` beyond `maxChunkBytes` / `maxChunks`.
+   */
+  send: (chunk: Uint8Array) => Promise<void>
+  /** aborted when the requester aborts, disconnects, a timeout passes or the node stops */
+  signal: AbortSignal
+}
+
+/** Serves one streamed request: `responder.send` the chunks, then resolve with the final message (or throw: the requester gets the message). */
+export type StreamHandler = (request: Uint8Array, from: string, responder: StreamResponder) => Promise<Uint8Array>
+
+export interface StreamProtocolOptions extends ProtocolOptions {
+  /** largest chunk `responder.send` accepts, bytes. @default 64 KiB */
+  maxChunkBytes?: number
+  /** most chunks per response. @default 100_000 */
+  maxChunks?: number
+  /** longest wait for the request (a wait for a per-peer slot included), then for each chunk and the final message from the handler. @default 30 s */
+  idleTimeoutMs?: number
+  // timeoutMs (inherited): the whole exchange. @default 10 min for streams
+}
+
+export interface StreamRequestOptions {
+  signal?: AbortSignal
+  /** the whole exchange. @default 10 min */
+  timeoutMs?: number
+  /** longest wait for the next frame, the first chunk included. @default 30 s */
+  idleTimeoutMs?: number
+  /** largest chunk accepted, bytes. @default 64 KiB */
+  maxChunkBytes?: number
+  /** most chunks accepted. @default 100_000 */
+  maxChunks?: number
+  /** largest final message accepted, bytes. @default 4 MiB */
+  maxResponseBytes?: number
+  /** called synchronously, in order, with each chunk; if it throws, the stream is reset and `requestStream` rejects with that error */
+  onChunk: (chunk: Uint8Array) => void
+}
+
 export interface MeshNode {
   /** base58btc PeerId string */
   readonly peerId: string
@@ -47,6 +89,17 @@ export interface MeshNode {
   /** serve a request/response protocol: one length-prefixed request, one length-prefixed response per stream */
   handle: (name: string, handler: RequestHandler, options?: ProtocolOptions) => Promise<void>
   request: (peerId: string, name: string, request: Uint8Array, options?: { signal?: AbortSignal, timeoutMs?: number, maxResponseBytes?: number }) => Promise<Uint8Array>
+  /**
+   * serve a streamed protocol: one length-prefixed request, then many chunk frames and one final
+   * (or error) frame per stream
+   */
+  handleStream: (name: string, handler: StreamHandler, options?: StreamProtocolOptions) => Promise<void>
+  /**
+   * one streamed request: `onChunk` gets each chunk in order; resolves with the final message.
+   * Rejects with `MeshProtocolError` (the provider's error message, a reset, a dial failure),
+   * `MeshTimeoutError`, `MessageTooLargeError`, `AbortError` (our signal), `DisposedError` (stop)
+   */
+  requestStream: (peerId: string, name: string, request: Uint8Array, options: StreamRequestOptions) => Promise<Uint8Array>
   publish: (topic: string, data: Uint8Array) => Promise<void>
   subscribe: (topic: string, handler: (data: Uint8Array, from: string) => void) => () => void
   /** connected peers (PeerId strings) that speak this network's protocols */

@@ -1,0 +1,120 @@
+/**
+ * The mesh-wide inference routes: `inference.single_query` and `inference.moe_query`.
+ *
+ * single: the best node for the model (this node when it has it loaded, else the mesh's best).
+ * moe: the planner picks min..max (model, node) pairs from this node's loaded models and every
+ * node's advertised ones; the prompt fans out to all of them at once; answers that arrive within
+ * the policy's `timeout_ms` vote with their weights; the reducer clusters equivalent answers and
+ * the heaviest cluster wins (`consensus` is false below `min_agreement`, the answer is still
+ * returned: highest_weight_wins).
+ */
+import { randomUUID } from 'node:crypto'
+import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
+import { createSeededRng, DEFAULT_MOE_POLICY, planMoe, reduceWeightedConsensus, type MoeInstance, type MoePolicy, type Vote } from '../../../scheduler/index.ts'
+import { errorMessage } from '../errors.ts'
+import type { ComponentLogger } from '../logger.ts'
+import type { MoeQueryRequest, SingleQueryRequest } from '../http/openai.ts'
+import type { PeerInference } from './peer.ts'
+import { InvalidRequestError, ModelNotFoundError, type InferenceEngine } from './types.ts'
+
+export interface InferenceRouterComponents {
+  engine: Pick<InferenceEngine, 'listModels' | 'chat'>
+  peers: Pick<PeerInference, 'chat'>
+  capabilities: () => Promise<NodeCapability[]>
+  /** this node's agent key string (its NodeCapability.node_id) */
+  selfNodeId: string
+  /** a named policy from policy_store (the mesh-wide one), or null */
+  sharedPolicy?: (name: string) => Promise<MoePolicy | null>
+  logger: ComponentLogger
+}
+
+export interface InferenceRouterInit {
+  /** local overrides of named policies; they win over policy_store's. @default none */
+  policies?: Record<string, MoePolicy>
+  region?: string
+}
+
+export interface MoeQueryOutcome {
+  response: string
+  consensus: boolean
+  consensus_score: number
+  model_votes: Array<{ model: string, node: string, response_hash: string, weight: number, latency_ms: number }>
+  trace_id: string
+}
+
+export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRouterComponents): { single: (req: SingleQueryRequest, o: { signal: AbortSignal }) => Promise<object>, moe: (req: MoeQueryRequest, o: { signal: AbortSignal }) => Promise<MoeQueryOutcome> } {
+  const log = c.logger.forComponent('flexnode:inference:router')
+  /** local override > the mesh's policy_store entry > the built-in ripple-moe */
+  const resolvePolicy = async (name: string): Promise<MoePolicy | undefined> => {
+    const local = init.policies?.[name]
+    if (local !== undefined) return local
+    try {
+      const shared = await c.sharedPolicy?.(name)
+      if (shared != null) return shared
+    } catch (err) {
+      log.warn({ policy: name, err: errorMessage(err) }, 'policy_store entry unusable; falling back')
+    }
+    return name === DEFAULT_MOE_POLICY.name ? DEFAULT_MOE_POLICY : undefined
+  }
+
+  const single = async (req: SingleQueryRequest, o: { signal: AbortSignal }): Promise<object> => {
+    const trace = randomUUID()
+    const local = c.engine.listModels().filter(m => m.loaded)
+    const model = req.model ?? local[0]?.id ?? (await c.capabilities()).flatMap(cap => cap.capabilities.inference.models_loaded)[0]
+    if (model === undefined) throw new ModelNotFoundError('no node of the mesh has a model loaded')
+    const messages = [{ role: 'user' as const, content: req.prompt }]
+    const options = { max_tokens: req.max_tokens, signal: o.signal }
+    const started = performance.now()
+    if (local.some(m => m.id === model)) {
+      const r = await c.engine.chat(model, messages, options)
+      return { response: r.text, model, node: c.selfNodeId, latency_ms: Math.round(performance.now() - started), usage: r.usage, trace_id: trace }
+    }
+    const r = await c.peers.chat(model, messages, { ...options, trace_id: trace, failover: 'restart' })
+    return { response: r.text, model, node: r.node_id, latency_ms: Math.round(performance.now() - started), usage: r.usage, trace_id: trace }
+  }
+
+  const moe = async (req: MoeQueryRequest, o: { signal: AbortSignal }): Promise<MoeQueryOutcome> => {
+    const trace = randomUUID()
+    const policy = await resolvePolicy(req.policy_override ?? DEFAULT_MOE_POLICY.name)
+    if (policy === undefined) throw new InvalidRequestError(`unknown policy ${JSON.stringify(req.policy_override)}`, { param: 'policy_override' })
+    const tier = policy.local_tier
+    const caps = await c.capabilities()
+    const available: MoeInstance[] = []
+    for (const m of c.engine.listModels().filter(x => x.loaded)) {
+      available.push({ model: m.id, node_id: c.selfNodeId, loaded: true, availability: 'online', load: { cpu_percent: 0, gpu_percent: 0 }, tokens_per_second: m.tokens_per_second, latency_region: init.region ?? 'local', self: true, queue_depth: m.queue_depth })
+    }
+    for (const cap of caps) {
+      if (cap.node_id === c.selfNodeId) continue
+      for (const model of cap.capabilities.inference.models_loaded) {
+        available.push({ model, node_id: cap.node_id, loaded: true, availability: cap.availability, load: cap.load, tokens_per_second: cap.capabilities.inference.tokens_per_second || null, latency_region: cap.network.latency_region, self: false })
+      }
+    }
+    const plan = planMoe({ policy, task_type: req.task_type, available, region: init.region, rng: createSeededRng(Date.now() & 0xffff) })
+    if (plan.picks.length === 0) throw new ModelNotFoundError(`no (model, node) pair is available for MOE: ${plan.reason}`)
+    log.info({ trace_id: trace, picks: plan.picks.map(p => `${p.model}@${p.node_id.slice(0, 12)}`), reason: plan.reason }, 'moe fan-out')
+    const deadline = AbortSignal.any([o.signal, AbortSignal.timeout(tier.timeout_ms)])
+    const messages = [{ role: 'user' as const, content: req.prompt }]
+    const votes: Vote[] = await Promise.all(plan.picks.map(async (p): Promise<Vote> => {
+      const started = performance.now()
+      try {
+        const options = { max_tokens: req.max_tokens, temperature: 0, seed: 0, signal: deadline }
+        const r = p.node_id === c.selfNodeId
+          ? await c.engine.chat(p.model, messages, options)
+          : await c.peers.chat(p.model, messages, { ...options, nodes: [p.node_id], trace_id: trace })
+        return { model: p.model, node: p.node_id, text: r.text, weight: p.weight, latency_ms: Math.round(performance.now() - started) }
+      } catch (err) {
+        return { model: p.model, node: p.node_id, text: '', weight: p.weight, latency_ms: Math.round(performance.now() - started), error: errorMessage(err) }
+      }
+    }))
+    const reduced = reduceWeightedConsensus(votes, { min_agreement: policy.reducer.min_agreement })
+    return {
+      response: reduced.response,
+      consensus: reduced.consensus,
+      consensus_score: reduced.consensus_score,
+      model_votes: reduced.model_votes.map(v => ({ model: v.model, node: v.node, response_hash: v.response_hash ?? '', weight: v.weight, latency_ms: v.latency_ms, ...(v.error !== undefined ? { error: v.error } : {}) })),
+      trace_id: trace
+    }
+  }
+
+  return { single, moe }
+}

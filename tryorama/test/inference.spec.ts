@@ -1,0 +1,129 @@
+/**
+ * Inference across the mesh: players serve generated tiny models; requests are routed through
+ * one node's OpenAI-compatible API to the nodes that hold the model.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdir } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { ensureModel } from '../../fixtures/gguf/index.ts'
+import { tempDir, type TempDir } from '../../fixtures/index.ts'
+import { encodeHash } from '../../agent/src/holo/hash.ts'
+import { runScenario, waitUntil, type Player } from '../src/index.ts'
+import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
+
+let root: TempDir
+const dirs: Record<string, string> = {}
+const ids: Record<string, string> = {}
+
+beforeAll(async () => {
+  root = await tempDir('flexnode-mesh-models-')
+  for (const [name, seed] of [['x', 1], ['y', 2], ['w', 3], ['z', 4]] as const) {
+    dirs[name] = join(root.path, name)
+    await mkdir(dirs[name]!)
+    ids[name] = basename(await ensureModel(dirs[name]!, 'tiny', seed), '.gguf')
+  }
+}, 60_000)
+afterAll(async () => { await root?.[Symbol.asyncDispose]() })
+
+const api = (p: Player, path: string): string => `http://127.0.0.1:${p.node.info.http_port}${path}`
+const post = async (p: Player, path: string, body: unknown): Promise<Response> =>
+  await fetch(api(p, path), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+const nodeId = (p: Player): string => encodeHash(p.agentPubKey)
+
+/** Wait until `viewer` sees every listed player advertising its models. */
+async function seesModels (viewer: Player, players: Player[]): Promise<void> {
+  await waitUntil(async () => {
+    const caps = await viewer.cells.agent_registry!.callZome<NodeCapability[]>('discovery', 'query_peers', { availability: ['online', 'busy'] })
+    return players.every(p => {
+      const cap = caps.find(c => c.node_id === nodeId(p))
+      const want = p.node.inference.listModels().filter(m => m.loaded).map(m => m.id)
+      return cap !== undefined && want.every(m => cap.capabilities.inference.models_loaded.includes(m)) && viewer.node.mesh.peers().includes(p.peerId)
+    })
+  }, { what: 'advertised models', timeoutMs: 30_000 })
+}
+
+describe('inference across the mesh', () => {
+  it('routes to the only holder, streams, fails over when the chosen node dies, and obeys provider policy', async () => {
+    await runScenario(async (scenario) => {
+      const a = await scenario.addPlayer({ modelsDirs: [dirs.x!] })
+      const b = await scenario.addPlayer({ modelsDirs: [dirs.w!] })
+      // c serves only a and b: anyone else is denied by its policy
+      const c = await scenario.addPlayer({ modelsDirs: [dirs.w!, dirs.z!], inferencePolicy: { allow: [a.peerId, b.peerId] } })
+      await seesModels(a, [b, c])
+
+      // a model only c holds, asked through a's OpenAI API
+      const res = await post(a, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 8, seed: 3 })
+      expect(res.status).toBe(200)
+      const body = await res.json() as { model: string, choices: Array<{ message: { content: string } }>, usage: { completion_tokens: number } }
+      expect(body.usage.completion_tokens).toBeGreaterThan(0)
+      const local = await c.node.inference.chat(ids.z!, [{ role: 'user', content: 'Hello there' }], { max_tokens: 8, seed: 3 })
+      expect(body.choices[0]!.message.content).toBe(local.text)
+
+      // streamed over the mesh and over SSE
+      const sse = await post(a, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 8, seed: 3, stream: true })
+      expect(sse.status).toBe(200)
+      const events = (await sse.text()).split('\n').filter(l => l.startsWith('data: '))
+      expect(events[events.length - 1]).toBe('data: [DONE]')
+      const streamed = events.slice(0, -1).map(e => (JSON.parse(e.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? '').join('')
+      expect(streamed).toBe(local.text)
+
+      // single_query names the serving node; kill it and the other holder of the model answers
+      const first = await (await post(a, '/v1/inference/single', { prompt: 'Hi', model: ids.w, max_tokens: 4 })).json() as { node: string }
+      expect([nodeId(b), nodeId(c)]).toContain(first.node)
+      const chosen = first.node === nodeId(b) ? b : c
+      const other = chosen === b ? c : b
+      await scenario.kill(chosen)
+      const second = await post(a, '/v1/inference/single', { prompt: 'Hi', model: ids.w, max_tokens: 4 })
+      expect(second.status).toBe(200)
+      expect((await second.json() as { node: string }).node).toBe(nodeId(other))
+      if (chosen === c) await scenario.restart(c)
+
+      // a newcomer that c's policy does not allow is refused with 403
+      const d = await scenario.addPlayer()
+      await seesModels(d, [c])
+      const denied = await post(d, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 })
+      expect(denied.status).toBe(403)
+      expect((await denied.json() as { error: { type: string } }).error.type).toBe('permission_error')
+    })
+  }, 180_000)
+
+  it('MOE over 5 instances on 4 nodes: identical models agree and a different one is outvoted', async () => {
+    await runScenario(async (scenario) => {
+      const a = await scenario.addPlayer({ modelsDirs: [dirs.x!, dirs.y!] })
+      const others = [
+        await scenario.addPlayer({ modelsDirs: [dirs.x!] }),
+        await scenario.addPlayer({ modelsDirs: [dirs.x!] }),
+        await scenario.addPlayer({ modelsDirs: [dirs.x!] })
+      ]
+      await seesModels(a, others)
+      const res = await post(a, '/v1/moe/query', { prompt: 'Write one short line.', task_type: 'general', max_tokens: 12 })
+      expect(res.status).toBe(200)
+      const out = await res.json() as { response: string, consensus: boolean, consensus_score: number, trace_id: string, model_votes: Array<{ model: string, node: string, response_hash: string, weight: number }> }
+      expect(out.model_votes).toHaveLength(5)
+      expect(new Set(out.model_votes.map(v => v.node)).size).toBe(4)
+      const xVotes = out.model_votes.filter(v => v.model === ids.x)
+      const yVotes = out.model_votes.filter(v => v.model === ids.y)
+      expect(xVotes).toHaveLength(4)
+      expect(yVotes).toHaveLength(1)
+      // the four identical models gave one answer; the different model's answer lost
+      expect(new Set(xVotes.map(v => v.response_hash)).size).toBe(1)
+      expect(yVotes[0]!.response_hash).not.toBe(xVotes[0]!.response_hash)
+      expect(out.consensus).toBe(true)
+      expect(out.consensus_score).toBeCloseTo(0.8, 5)
+      const expected = await a.node.inference.chat(ids.x!, [{ role: 'user', content: 'Write one short line.' }], { max_tokens: 12, temperature: 0, seed: 0 })
+      expect(out.response).toBe(expected.text)
+      expect(out.trace_id).toMatch(/^[0-9a-f-]{36}$/)
+
+      // a stricter policy published to policy_store: same answer, but below its min_agreement
+      const { DEFAULT_MOE_POLICY } = await import('../../scheduler/index.ts')
+      const strict = { ...DEFAULT_MOE_POLICY, name: 'strict-moe', reducer: { ...DEFAULT_MOE_POLICY.reducer, min_agreement: 0.9 } }
+      await a.cells.policy_store!.callZome('policies', 'set_policy', { name: 'strict-moe', kind: 'moe', document: strict })
+      const strictRes = await (await post(a, '/v1/moe/query', { prompt: 'Write one short line.', task_type: 'general', max_tokens: 12, policy_override: 'strict-moe' })).json() as { response: string, consensus: boolean, consensus_score: number }
+      expect(strictRes.consensus).toBe(false)
+      expect(strictRes.consensus_score).toBeCloseTo(0.8, 5)
+      expect(strictRes.response).toBe(expected.text)
+      const unknown = await post(a, '/v1/moe/query', { prompt: 'x', task_type: 'general', policy_override: 'no-such-policy' })
+      expect(unknown.status).toBe(400)
+    })
+  }, 180_000)
+})

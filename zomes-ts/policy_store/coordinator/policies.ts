@@ -1,0 +1,43 @@
+/**
+ * policies: publish and read named policy documents. The newest publication under a name wins,
+ * so every node reads the same policy once the DHT has converged.
+ */
+import type { ActionHash, Hdk } from '../../hdk/index.ts'
+
+export interface PolicyInput { name: string, kind: string, document: Record<string, unknown> }
+export interface PublishedPolicy extends PolicyInput { version: number, author: string, published_at: number, action_hash: ActionHash }
+
+const anchor = (hdk: Hdk, name: string): Uint8Array => hdk.path_entry_hash(`policy_store.policies.${name}`)
+
+function checkName (name: unknown): string {
+  if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(name)) throw new Error('a policy name is 1-64 lowercase letters, digits, . _ -')
+  return name
+}
+
+async function latest (hdk: Hdk, name: string): Promise<PublishedPolicy | null> {
+  const links = await hdk.get_links({ base: anchor(hdk, name), link_type: 'NameToPolicy' })
+  links.sort((a, b) => b.timestamp - a.timestamp || (a.create_link_hash < b.create_link_hash ? 1 : -1))
+  for (const link of links) {
+    const record = await hdk.get(link.target)
+    if (record === null) continue
+    const p = hdk.entry_of<{ name: string, kind: string, document: Record<string, unknown>, version: number }>(record)
+    if (p === undefined || p.name !== name) continue
+    const header = record.signed_action.hashed.content.header
+    return { ...p, author: hdk.encode_hash(header.author), published_at: header.timestamp, action_hash: record.signed_action.hashed.hash }
+  }
+  return null
+}
+
+export async function set_policy (hdk: Hdk, input: PolicyInput): Promise<ActionHash> {
+  if (typeof input !== 'object' || input === null) throw new Error('set_policy takes {name, kind, document}')
+  const name = checkName(input.name)
+  const previous = await latest(hdk, name)
+  const hash = await hdk.create_entry({ entry_type: 'Policy', entry: { name, kind: input.kind, document: input.document, version: (previous?.version ?? 0) + 1 } })
+  await hdk.create_link({ base: anchor(hdk, name), target: hash, link_type: 'NameToPolicy' })
+  hdk.emit_signal({ type: 'policy_published', name, action_hash: hash })
+  return hash
+}
+
+export async function get_policy (hdk: Hdk, name: string): Promise<PublishedPolicy | null> {
+  return await latest(hdk, checkName(name))
+}
