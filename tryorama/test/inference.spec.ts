@@ -98,8 +98,9 @@ describe('inference across the mesh', () => {
       await seesModels(a, others)
       const res = await post(a, '/v1/moe/query', { prompt: 'Write one short line.', task_type: 'general', max_tokens: 12 })
       expect(res.status).toBe(200)
-      const out = await res.json() as { response: string, consensus: boolean, consensus_score: number, trace_id: string, model_votes: Array<{ model: string, node: string, response_hash: string, weight: number }> }
+      const out = await res.json() as { response: string, consensus: boolean, consensus_score: number, trace_id: string, model_votes: Array<{ model: string, node: string, response_hash: string, weight: number, error?: string }> }
       expect(out.model_votes).toHaveLength(5)
+      expect(out.model_votes.filter(v => v.error !== undefined)).toEqual([])
       expect(new Set(out.model_votes.map(v => v.node)).size).toBe(4)
       const xVotes = out.model_votes.filter(v => v.model === ids.x)
       const yVotes = out.model_votes.filter(v => v.model === ids.y)

@@ -2,7 +2,8 @@
  * The local inference engine: GGUF models from the models directories, served by node-llama-cpp
  * (prebuilt binaries; llama.cpp is never compiled at run time; GPU auto-detected, CPU fallback).
  *
- * A loaded model has one context with N sequences, so N requests generate concurrently; more
+ * Each loaded model lives in its own worker-thread pool (piscina, `llama-pool.ts`), off the
+ * node's main event loop. It has one context with N sequences, so N requests generate concurrently; more
  * wait in a bounded queue, and beyond it a request fails at once with BusyError (503). Every
  * request has a deadline and an AbortSignal (a client disconnect aborts generation). Memory is
  * estimated before a load, so a model that does not fit is a clear error, not an OOM crash.
@@ -16,10 +17,8 @@
 import { readdir, stat } from 'node:fs/promises'
 import { freemem } from 'node:os'
 import { basename, join } from 'node:path'
-import {
-  getLlama, GgufInsights, LlamaChatSession, LlamaCompletion, LlamaLogLevel, readGgufFileInfo,
-  type ChatHistoryItem, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaModel
-} from 'node-llama-cpp'
+import { getLlama, GgufInsights, LlamaLogLevel, readGgufFileInfo, type ChatHistoryItem, type Llama } from 'node-llama-cpp'
+import { LlamaPool } from './llama-pool.ts'
 import { errorMessage } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import {
@@ -56,17 +55,17 @@ interface Entry {
   mtimeMs: number
 }
 
-interface Waiter { resolve: (s: LlamaContextSequence) => void, reject: (e: Error) => void }
+interface Waiter { resolve: () => void, reject: (e: Error) => void }
 
 interface Loaded {
-  model: LlamaModel
-  context: LlamaContext
+  /** the worker-thread pool holding the model and its context */
+  pool: LlamaPool
   contextSize: number
-  free: LlamaContextSequence[]
+  /** free context sequences (generation slots) */
+  free: number
   queue: Waiter[]
   inFlight: number
   tps: number | null
-  embedding?: Promise<LlamaEmbeddingContext>
   embedQueue: Promise<unknown>
 }
 
@@ -153,10 +152,16 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     return e
   }
 
-  /** Memory a model and its context need on this machine, in bytes. */
+  /**
+   * Memory a model and its context need on this machine, in bytes. Also refuses a file whose
+   * tensor data is cut short: llama.cpp would fail on it inside the worker thread, where its
+   * native error cannot be caught, so a truncated model is caught here instead.
+   */
   const estimate = async (e: Entry, contextSize: number): Promise<number> => {
     const info = await readGgufFileInfo(e.info.path)
     const insights = await GgufInsights.from(info, llama)
+    const size = (await stat(e.info.path)).size
+    if (insights.modelSize > size) throw new ModelLoadError(`${e.info.id} is truncated or corrupt: its tensors need ${insights.modelSize} bytes but the file has ${size}`, { model: e.info.id })
     const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers: 0 })
     const ctx = await insights.estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: 0, sequences })
     return model.cpuRam + ctx.cpuRam
@@ -174,28 +179,20 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
         try {
           need = await estimate(e, contextSize)
         } catch (err) {
+          if (err instanceof ModelLoadError) throw err
           throw new ModelLoadError(`${id}: cannot read the model: ${errorMessage(err)}`, { model: id, cause: err })
         }
         const free = freemem()
         if (need > free) throw new InsufficientMemoryError(`${id} needs about ${(need / 2 ** 30).toFixed(2)} GiB; ${(free / 2 ** 30).toFixed(2)} GiB are free`, { model: id })
         options.onProgress?.(0)
-        let model: LlamaModel
+        let pool: LlamaPool
         try {
-          model = await llama.loadModel({ modelPath: e.info.path, gpuLayers: llama.gpu === false ? 0 : 'auto', loadSignal: options.signal, onLoadProgress: (p) => { options.onProgress?.(p) } })
+          pool = await LlamaPool.open({ modelPath: e.info.path, contextSize, threads, sequences, gpu: llama.gpu !== false, signal: options.signal, onProgress: (p) => { options.onProgress?.(p) } })
         } catch (err) {
           if (options.signal?.aborted === true) throw new RequestAbortedError(`loading ${id} was aborted`, { model: id })
           throw new ModelLoadError(`${id} failed to load: ${errorMessage(err)}`, { model: id, cause: err })
         }
-        let context: LlamaContext
-        try {
-          context = await model.createContext({ contextSize, sequences, threads })
-        } catch (err) {
-          await model.dispose()
-          throw new ModelLoadError(`${id}: cannot create a context: ${errorMessage(err)}`, { model: id, cause: err })
-        }
-        const free2: LlamaContextSequence[] = []
-        for (let i = 0; i < sequences; i++) free2.push(context.getSequence())
-        loaded.set(id, { model, context, contextSize, free: free2, queue: [], inFlight: 0, tps: null, embedQueue: Promise.resolve() })
+        loaded.set(id, { pool, contextSize: pool.contextSize, free: sequences, queue: [], inFlight: 0, tps: null, embedQueue: Promise.resolve() })
         options.onProgress?.(1)
         log.info({ model: id, contextSize, sequences, threads }, 'model loaded')
         return listModels().find(m => m.id === id)!
@@ -211,10 +208,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     if (l === undefined) return
     loaded.delete(id)
     for (const w of l.queue.splice(0)) w.reject(new ModelNotLoadedError(`${id} was unloaded`, { model: id }))
-    const emb = l.embedding
-    if (emb !== undefined) await (await emb.catch(() => undefined))?.dispose()
-    await l.context.dispose()
-    await l.model.dispose()
+    await l.pool.dispose()
     log.info({ model: id }, 'model unloaded')
   }
 
@@ -225,19 +219,18 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     return l
   }
 
-  /** Take a free sequence, or wait in the bounded queue. */
-  const acquire = async (id: string, l: Loaded, signal: AbortSignal): Promise<LlamaContextSequence> => {
-    const s = l.free.pop()
-    if (s !== undefined) return s
+  /** Take a free generation slot, or wait in the bounded queue. */
+  const acquire = async (id: string, l: Loaded, signal: AbortSignal): Promise<void> => {
+    if (l.free > 0) { l.free--; return }
     if (l.queue.length >= maxQueue) throw new BusyError(`model ${id} is busy: ${l.inFlight} generating, ${l.queue.length} waiting`, { model: id })
-    return await new Promise<LlamaContextSequence>((resolve, reject) => {
+    await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         const i = l.queue.indexOf(w)
         if (i >= 0) l.queue.splice(i, 1)
         reject(signal.reason instanceof Error ? signal.reason : new RequestAbortedError('aborted while queued'))
       }
       const w: Waiter = {
-        resolve: (s) => { signal.removeEventListener('abort', onAbort); resolve(s) },
+        resolve: () => { signal.removeEventListener('abort', onAbort); resolve() },
         reject: (e) => { signal.removeEventListener('abort', onAbort); reject(e) }
       }
       l.queue.push(w)
@@ -245,26 +238,15 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     })
   }
 
-  const release = async (l: Loaded, seq: LlamaContextSequence): Promise<void> => {
-    try {
-      await seq.clearHistory()
-    } catch {
-      // a sequence that cannot be cleared is replaced by a fresh one, never reused with stale state
-      seq.dispose()
-      try {
-        seq = l.context.getSequence()
-      } catch (err) {
-        log.warn({ err: errorMessage(err) }, 'a context sequence was lost; this model now serves one request fewer at a time')
-        return
-      }
-    }
+  /** Hand the slot to the next waiter, or free it. */
+  const release = (l: Loaded): void => {
     const w = l.queue.shift()
-    if (w !== undefined) w.resolve(seq)
-    else l.free.push(seq)
+    if (w !== undefined) w.resolve()
+    else l.free++
   }
 
   /** Deadline, caller's abort and typed errors around one generation. */
-  const run = async (id: string, o: GenerateOptions, promptTokens: number, work: (seq: LlamaContextSequence, signal: AbortSignal, onChunk: (t: string) => void, countTokens: (n: number) => void) => Promise<{ text: string, stop: string }>): Promise<GenerateResult> => {
+  const run = async (id: string, o: GenerateOptions, promptTokens: number, work: (pool: LlamaPool, signal: AbortSignal, onChunk: (t: string) => void, countTokens: (n: number) => void) => Promise<{ text: string, stop: string }>): Promise<GenerateResult> => {
     const l = live(id)
     const { max_tokens: maxTokens } = validateOptions(o, l.contextSize)
     if (promptTokens + maxTokens > l.contextSize) throw new PromptTooLongError(`the prompt (${promptTokens} tokens) plus max_tokens (${maxTokens}) exceeds the context of ${l.contextSize} tokens`, { model: id })
@@ -277,12 +259,13 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     const started = performance.now()
     let first = -1
     let tokens = 0
-    let seq: LlamaContextSequence | undefined
+    let holding = false
     try {
-      seq = await acquire(id, l, ac.signal)
+      await acquire(id, l, ac.signal)
+      holding = true
       l.inFlight++
       const genStart = performance.now()
-      const { text, stop } = await work(seq, ac.signal, (t) => {
+      const { text, stop } = await work(l.pool, ac.signal, (t) => {
         if (first < 0) first = performance.now()
         o.onToken?.(t)
       }, (n) => { tokens += n })
@@ -301,9 +284,9 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     } finally {
       clearTimeout(timer)
       o.signal?.removeEventListener('abort', onAbort)
-      if (seq !== undefined) {
+      if (holding) {
         l.inFlight--
-        await release(l, seq)
+        release(l)
       }
     }
   }
@@ -324,7 +307,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     const messages = checkMessages(rawMessages)
     const last = messages[messages.length - 1]!
     if (last.role !== 'user') throw new InvalidRequestError('the last message must come from the user', { param: 'messages' })
-    const promptTokens = messages.reduce((n, m) => n + l.model.tokenize(m.content).length + 6, 0)
+    const promptTokens = (await l.pool.tokenCounts(messages.map(m => m.content))).reduce((n, c) => n + c + 6, 0)
     const history: ChatHistoryItem[] = []
     for (const m of messages.slice(0, -1)) {
       if (m.role === 'system') history.push({ type: 'system', text: m.content })
@@ -332,47 +315,24 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
       else history.push({ type: 'model', response: [m.content] })
     }
     const { temperature } = validateOptions(o, l.contextSize)
-    return await run(id, o, promptTokens, async (seq, signal, onChunk, count) => {
-      const session = new LlamaChatSession({ contextSequence: seq, autoDisposeSequence: false })
-      try {
-        if (history.length > 0) session.setChatHistory([...history])
-        const res = await session.promptWithMeta(last.content, {
-          maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS,
-          temperature,
-          seed: o.seed,
-          signal,
-          customStopTriggers: o.stop,
-          onTextChunk: onChunk,
-          onToken: (t) => { count(t.length) }
-        })
-        return { text: res.responseText, stop: res.stopReason }
-      } finally {
-        session.dispose({ disposeSequence: false })
-      }
+    return await run(id, o, promptTokens, async (pool, signal, onChunk, count) => {
+      const r = await pool.generate({ op: 'chat', history, prompt: last.content, maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS, temperature, seed: o.seed, stop: o.stop }, { signal, onText: onChunk })
+      count(r.tokens)
+      if (signal.aborted) throw signal.reason
+      return { text: r.text, stop: r.stop }
     })
   }
 
   const complete = async (id: string, prompt: string, o: GenerateOptions = {}): Promise<GenerateResult> => {
     const l = live(id)
     if (typeof prompt !== 'string' || prompt.length === 0) throw new InvalidRequestError('prompt must be a non-empty string', { param: 'prompt' })
-    const promptTokens = l.model.tokenize(prompt).length
+    const [promptTokens = 0] = await l.pool.tokenCounts([prompt])
     const { temperature } = validateOptions(o, l.contextSize)
-    return await run(id, o, promptTokens, async (seq, signal, onChunk, count) => {
-      const completion = new LlamaCompletion({ contextSequence: seq })
-      try {
-        const res = await completion.generateCompletionWithMeta(prompt, {
-          maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS,
-          temperature,
-          seed: o.seed,
-          signal,
-          customStopTriggers: o.stop,
-          onTextChunk: onChunk,
-          onToken: (t) => { count(t.length) }
-        })
-        return { text: res.response, stop: res.metadata.stopReason }
-      } finally {
-        completion.dispose({ disposeSequence: false })
-      }
+    return await run(id, o, promptTokens, async (pool, signal, onChunk, count) => {
+      const r = await pool.generate({ op: 'complete', prompt, maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS, temperature, seed: o.seed, stop: o.stop }, { signal, onText: onChunk })
+      count(r.tokens)
+      if (signal.aborted) throw signal.reason
+      return { text: r.text, stop: r.stop }
     })
   }
 
@@ -380,20 +340,13 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     const l = live(id)
     if (!Array.isArray(input) || input.length === 0 || input.length > 256 || !input.every(s => typeof s === 'string' && s.length > 0)) throw new InvalidRequestError('input must be 1 to 256 non-empty strings', { param: 'input' })
     let tokens = 0
-    for (const s of input) {
-      const n = l.model.tokenize(s).length
+    for (const n of await l.pool.tokenCounts(input)) {
       if (n > l.contextSize) throw new PromptTooLongError(`an input of ${n} tokens exceeds the context of ${l.contextSize}`, { model: id })
       tokens += n
     }
-    l.embedding ??= l.model.createEmbeddingContext({ contextSize: l.contextSize, threads })
-    const ctx = await l.embedding
     const job = l.embedQueue.then(async () => {
-      const out: number[][] = []
-      for (const s of input) {
-        if (o.signal?.aborted === true) throw new RequestAbortedError('the request was aborted', { model: id })
-        out.push([...(await ctx.getEmbeddingFor(s)).vector])
-      }
-      return out
+      if (o.signal?.aborted === true) throw new RequestAbortedError('the request was aborted', { model: id })
+      return await l.pool.embed(input)
     })
     l.embedQueue = job.catch(() => undefined)
     return { model: id, embeddings: await job, usage: { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens } }
