@@ -11,6 +11,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { FlexnodeError } from './errors.ts'
 import { DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_HOST, DEFAULT_NETWORK, NETWORKS, type NetworkName } from './constants.ts'
+import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
 
 /** A command line that cannot be run as given. */
 export class UsageError extends FlexnodeError {
@@ -258,4 +259,203 @@ export function parseInspectArgs (args: string[], env: NodeJS.ProcessEnv = proce
   const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
   if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
   return { dataDir: resolve(dataDir), json: v.json === true }
+}
+
+// ---------------------------------------------------------------------------------------------
+// commands that use the running node's HTTP API: models, infer, moe
+
+export type NodeApiCommand = 'models' | 'infer' | 'moe'
+
+/** Options every command talking to the running node's HTTP API has. */
+export interface NodeApiOptions {
+  /** data dir of the running node. @default ~/.flexnode (or FLEXNODE_DATA_DIR) */
+  dataDir: string
+  /** print JSON instead of text. @default false */
+  json: boolean
+}
+
+/** `flexnode models [list]`, `flexnode models load <id>`, `flexnode models unload <id>` */
+export type ModelsOptions = NodeApiOptions & ({ action: 'list' } | { action: 'load' | 'unload', id: string })
+
+/** `flexnode infer <prompt>` */
+export interface InferOptions extends NodeApiOptions {
+  prompt: string
+  /** chat completions on this model; without it the mesh picks (`/v1/inference/single`) */
+  model?: string
+  maxTokens?: number
+  temperature?: number
+  seed?: number
+  /** print tokens as they arrive (needs --model) */
+  stream: boolean
+}
+
+export type MoeTaskTypeName = typeof MOE_TASK_TYPES[number]
+
+/** `flexnode moe <prompt>` */
+export interface MoeOptions extends NodeApiOptions {
+  prompt: string
+  taskType: MoeTaskTypeName
+  maxTokens?: number
+  policy?: string
+  /** false with --no-consensus. @default true */
+  requireConsensus: boolean
+}
+
+/** Largest --max-tokens the CLI accepts; the node checks the model's own limit. */
+const CLI_MAX_TOKENS = 1_048_576
+
+const COMMON_NODE_API_OPTIONS = `  --data-dir <dir>              data directory of the running node (default ~/.flexnode, or
+                                FLEXNODE_DATA_DIR)
+  --json                        print JSON instead of text
+  -h, --help                    show this help
+`
+
+const NODE_API_USAGE: Record<NodeApiCommand, string> = {
+  models: `Usage: flexnode models [list] [options]
+       flexnode models load <id> [options]
+       flexnode models unload <id> [options]
+
+List the running node's models (id, loaded, size, context, tokens/s), or load or unload one.
+A load shows its progress on stderr, then prints "loaded <id>".
+
+Options:
+${COMMON_NODE_API_OPTIONS}`,
+  infer: `Usage: flexnode infer <prompt> [options]
+
+Ask the running node one prompt. With --model, that model answers (chat completions); without,
+the mesh picks the model and the node (inference.single_query).
+
+Options:
+  --model <id>                  the model to ask
+  --max-tokens <n>              largest answer, in tokens (1..${CLI_MAX_TOKENS})
+  --temperature <t>             sampling temperature 0..${MAX_TEMPERATURE}, 0 = greedy (needs --model)
+  --seed <n>                    sampling seed, a non-negative integer (needs --model)
+  --stream                      print the answer as it is generated (needs --model; with --json,
+                                one JSON chunk per line)
+${COMMON_NODE_API_OPTIONS}`,
+  moe: `Usage: flexnode moe <prompt> --task-type <type> [options]
+
+Ask several (model, node) pairs of the mesh at once and reduce their answers by weighted
+consensus (inference.moe_query). Prints the answer, the consensus and every model's vote.
+
+Options:
+  --task-type <type>            ${MOE_TASK_TYPES.join(' | ')} (required)
+  --max-tokens <n>              largest answer per model, in tokens (1..${CLI_MAX_TOKENS}; default 4096)
+  --policy <name>               a named MOE policy instead of the default
+  --no-consensus                do not require consensus
+${COMMON_NODE_API_OPTIONS}`
+}
+
+export function nodeApiUsage (command: NodeApiCommand): string {
+  return NODE_API_USAGE[command]
+}
+
+/** node:util parseArgs in strict mode with positionals (`--` ends the options), errors as UsageErrors. */
+function parseCommandLine<const O extends FlagSpec> (args: string[], options: O) {
+  try {
+    return parseArgs({ args, strict: true, allowPositionals: true, options })
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err))
+  }
+}
+
+const NODE_API_FLAGS = {
+  'data-dir': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
+} as const
+
+function nodeApiOptions (v: { 'data-dir'?: string, json?: boolean }, env: NodeJS.ProcessEnv): NodeApiOptions {
+  const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
+  if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
+  return { dataDir: resolve(dataDir), json: v.json === true }
+}
+
+/** The one prompt argument. */
+function promptOf (positionals: string[]): string {
+  if (positionals.length === 0) throw new UsageError('a prompt is required')
+  if (positionals.length > 1) throw new UsageError(`give the prompt as one argument (quote it); got ${positionals.length} arguments`)
+  const prompt = positionals[0]!
+  if (prompt.trim() === '') throw new UsageError('the prompt must not be empty')
+  return prompt
+}
+
+function maxTokensOf (value: string | undefined): number | undefined {
+  return value === undefined ? undefined : integer(value, '--max-tokens', 1, CLI_MAX_TOKENS)
+}
+
+function nonEmpty (value: string | undefined, flag: string): string | undefined {
+  if (value === undefined) return undefined
+  if (value.trim() === '' || value.length > 256) throw new UsageError(`${flag} must be a non-empty name of at most 256 characters`, flag)
+  return value
+}
+
+export function parseModelsArgs (args: string[], env: NodeJS.ProcessEnv = process.env): ModelsOptions | 'help' {
+  const { values: v, positionals } = parseCommandLine(args, NODE_API_FLAGS)
+  if (v.help === true) return 'help'
+  const base = nodeApiOptions(v, env)
+  const [action = 'list', id, ...extra] = positionals
+  if (action === 'list') {
+    if (id !== undefined) throw new UsageError(`models list takes no argument, got ${JSON.stringify(id)}`)
+    return { ...base, action }
+  }
+  if (action !== 'load' && action !== 'unload') throw new UsageError(`unknown models action ${JSON.stringify(action)}: expected list, load or unload`)
+  if (id === undefined || id.trim() === '') throw new UsageError(`models ${action} needs a model id`)
+  if (extra.length > 0) throw new UsageError(`models ${action} takes one model id, got ${extra.length + 1} arguments`)
+  return { ...base, action, id }
+}
+
+export function parseInferArgs (args: string[], env: NodeJS.ProcessEnv = process.env): InferOptions | 'help' {
+  const { values: v, positionals } = parseCommandLine(args, {
+    ...NODE_API_FLAGS,
+    model: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    seed: { type: 'string' },
+    stream: { type: 'boolean' }
+  })
+  if (v.help === true) return 'help'
+  const out: InferOptions = { ...nodeApiOptions(v, env), prompt: promptOf(positionals), stream: v.stream === true }
+  const model = nonEmpty(v.model, '--model')
+  if (model !== undefined) out.model = model
+  const maxTokens = maxTokensOf(v['max-tokens'])
+  if (maxTokens !== undefined) out.maxTokens = maxTokens
+  if (v.temperature !== undefined) {
+    const t = v.temperature
+    if (!/^\d{1,3}(\.\d{1,6})?$/.test(t) || Number(t) > MAX_TEMPERATURE) throw new UsageError(`--temperature must be a number from 0 to ${MAX_TEMPERATURE}, got ${JSON.stringify(t)}`, '--temperature')
+    out.temperature = Number(t)
+  }
+  if (v.seed !== undefined) {
+    if (!/^\d{1,15}$/.test(v.seed)) throw new UsageError(`--seed must be a non-negative integer, got ${JSON.stringify(v.seed)}`, '--seed')
+    out.seed = Number(v.seed)
+  }
+  if (model === undefined) {
+    // inference.single_query takes a prompt and max_tokens only
+    for (const [flag, given] of [['--stream', out.stream], ['--temperature', out.temperature !== undefined], ['--seed', out.seed !== undefined]] as const) {
+      if (given) throw new UsageError(`${flag} needs --model (without it the mesh picks the model)`, flag)
+    }
+  }
+  return out
+}
+
+export function parseMoeArgs (args: string[], env: NodeJS.ProcessEnv = process.env): MoeOptions | 'help' {
+  const { values: v, positionals } = parseCommandLine(args, {
+    ...NODE_API_FLAGS,
+    'task-type': { type: 'string' },
+    'max-tokens': { type: 'string' },
+    policy: { type: 'string' },
+    'no-consensus': { type: 'boolean' }
+  })
+  if (v.help === true) return 'help'
+  const base = nodeApiOptions(v, env)
+  const prompt = promptOf(positionals)
+  const taskType = v['task-type']
+  if (taskType === undefined) throw new UsageError(`--task-type is required: ${MOE_TASK_TYPES.join(', ')}`, '--task-type')
+  if (!(MOE_TASK_TYPES as readonly string[]).includes(taskType)) throw new UsageError(`--task-type must be one of ${MOE_TASK_TYPES.join(', ')}, got ${JSON.stringify(taskType)}`, '--task-type')
+  const out: MoeOptions = { ...base, prompt, taskType: taskType as MoeTaskTypeName, requireConsensus: v['no-consensus'] !== true }
+  const maxTokens = maxTokensOf(v['max-tokens'])
+  if (maxTokens !== undefined) out.maxTokens = maxTokens
+  const policy = nonEmpty(v.policy, '--policy')
+  if (policy !== undefined) out.policy = policy
+  return out
 }

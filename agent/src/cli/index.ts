@@ -5,12 +5,19 @@
  * flexnode start --network local --data-dir ~/.flexnode
  * flexnode peers --data-dir ~/.flexnode [--json]
  * flexnode status --data-dir ~/.flexnode [--json]
+ * flexnode models [load|unload <id>] [--data-dir ~/.flexnode] [--json]
+ * flexnode infer "Hello" [--model <id>] [--stream] [--json]
+ * flexnode moe "Hello" --task-type general [--json]
  * ```
  * `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
  * logs go to stderr. SIGINT/SIGTERM stop the node cleanly. `peers` and `status` inspect the node
- * running on a data dir (see `inspect.ts`); they exit 1 when none runs there.
+ * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
+ * `moe` use that node's HTTP API (see `inference.ts`), with the same exit codes.
  */
-import { inspectUsage, parseInspectArgs, parseStartArgs, START_USAGE, UsageError, type InspectCommand } from '../config.ts'
+import {
+  inspectUsage, nodeApiUsage, parseInferArgs, parseInspectArgs, parseModelsArgs, parseMoeArgs, parseStartArgs, START_USAGE, UsageError,
+  type InspectCommand, type NodeApiCommand
+} from '../config.ts'
 import { READY_PREFIX } from '../constants.ts'
 
 const USAGE = `Usage: flexnode <command> [options]
@@ -21,6 +28,14 @@ Commands:
             (flexnode peers [--data-dir <dir>] [--json])
   status    show the running node: identity, addresses, apps, peers, DHT op counts
             (flexnode status [--data-dir <dir>] [--json])
+  models    list the running node's models, or load or unload one
+            (flexnode models [list | load <id> | unload <id>] [--data-dir <dir>] [--json])
+  infer     ask the running node one prompt, on one model or the mesh's pick
+            (flexnode infer <prompt> [--model <id>] [--max-tokens <n>] [--temperature <t>]
+             [--seed <n>] [--stream] [--data-dir <dir>] [--json])
+  moe       ask several models of the mesh at once, answer by weighted consensus
+            (flexnode moe <prompt> --task-type <code_generation|reasoning|general|review>
+             [--max-tokens <n>] [--policy <name>] [--no-consensus] [--data-dir <dir>] [--json])
   help      show this help
 `
 
@@ -33,6 +48,25 @@ async function inspect (command: InspectCommand, args: string[]): Promise<number
   // loaded on demand: `start` never needs the Conductor API client code
   const { peersCommand, statusCommand } = await import('./inspect.ts')
   return command === 'peers' ? await peersCommand(opts) : await statusCommand(opts)
+}
+
+async function nodeApi (command: NodeApiCommand, args: string[]): Promise<number> {
+  const help = (): number => { process.stdout.write(nodeApiUsage(command)); return 0 }
+  // parsed before the import, so a usage error costs nothing; loaded on demand like inspect.ts
+  switch (command) {
+    case 'models': {
+      const opts = parseModelsArgs(args)
+      return opts === 'help' ? help() : await (await import('./inference.ts')).modelsCommand(opts)
+    }
+    case 'infer': {
+      const opts = parseInferArgs(args)
+      return opts === 'help' ? help() : await (await import('./inference.ts')).inferCommand(opts)
+    }
+    case 'moe': {
+      const opts = parseMoeArgs(args)
+      return opts === 'help' ? help() : await (await import('./inference.ts')).moeCommand(opts)
+    }
+  }
 }
 
 async function start (args: string[]): Promise<number> {
@@ -78,6 +112,10 @@ export async function main (argv: string[]): Promise<number> {
       case 'peers':
       case 'status':
         return await inspect(command, rest)
+      case 'models':
+      case 'infer':
+      case 'moe':
+        return await nodeApi(command, rest)
       case 'help':
       case '--help':
       case '-h':
@@ -90,7 +128,11 @@ export async function main (argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`flexnode: ${err.message}\n`)
-      console.error(command === 'start' ? START_USAGE : command === 'peers' || command === 'status' ? inspectUsage(command) : USAGE)
+      console.error(command === 'start'
+        ? START_USAGE
+        : command === 'peers' || command === 'status'
+          ? inspectUsage(command)
+          : command === 'models' || command === 'infer' || command === 'moe' ? nodeApiUsage(command) : USAGE)
       return 2
     }
     const name = err instanceof Error ? err.name : 'Error'

@@ -14,70 +14,19 @@
  * flexnode status --json                          # one JSON document
  * ```
  */
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { AdminWebsocket, AppWebsocket, CellType, encodeHashToBase64, type AppInfo, type CellId } from '@holochain/client'
 import { AVAILABILITY as AVAILABILITIES, type Availability, type GpuCapability, type NodeCapability, type NodeLoad } from '../../../zomes-ts/agent_registry/types.ts'
 import type { InspectOptions } from '../config.ts'
-import { RUNTIME_FILE } from '../constants.ts'
 import { FlexnodeError, errorMessage } from '../errors.ts'
-import type { ReadyInfo } from '../node.ts'
-import { pidAlive } from '../process.ts'
+import { NodeNotRunningError, readRuntimeInfo, renderTable, shortId, type RuntimeInfo } from './runtime.ts'
+
+export { NodeNotRunningError, readRuntimeInfo, renderTable, shortId, type RuntimeInfo }
 
 /** The Origin header the CLI sends to the node's Conductor API interfaces. */
 export const CLI_ORIGIN = 'flexnode-cli'
 /** Every Conductor API exchange (and the whole connect) gives up after this. */
 const REQUEST_TIMEOUT_MS = 15_000
 const REGISTRY_ROLE = 'agent_registry'
-
-/** No node runs on the data dir: no node.json, a dead pid, or nothing listening on its admin port. */
-export class NodeNotRunningError extends FlexnodeError {
-  static override readonly name = 'NodeNotRunningError'
-  override name = 'NodeNotRunningError'
-  readonly dataDir: string
-
-  constructor (dataDir: string, detail?: string) {
-    super(`no flexnode is running on ${dataDir}${detail === undefined ? '' : ` (${detail})`}`)
-    this.dataDir = dataDir
-  }
-}
-
-/** What a running node wrote to `<data-dir>/node.json`. */
-export interface RuntimeInfo extends ReadyInfo {
-  pid: number
-  started_at?: string
-}
-
-
-const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0 && (v as number) <= 65535
-
-/** Read and check `node.json`; throws NodeNotRunningError when no live node wrote it. */
-export async function readRuntimeInfo (dataDir: string): Promise<RuntimeInfo> {
-  const path = join(dataDir, RUNTIME_FILE)
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new NodeNotRunningError(dataDir)
-    throw new FlexnodeError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`)
-  }
-  let v: Record<string, unknown>
-  try {
-    const parsed: unknown = JSON.parse(text)
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object')
-    v = parsed as Record<string, unknown>
-  } catch (err) {
-    throw new FlexnodeError(`${path} is not valid JSON: ${errorMessage(err)}`)
-  }
-  if (!Number.isInteger(v.pid) || (v.pid as number) <= 0 || !isPort(v.admin_port) || !isPort(v.app_port) ||
-    typeof v.installed_app_id !== 'string' || typeof v.agent_pub_key !== 'string' || typeof v.peer_id !== 'string' ||
-    typeof v.network !== 'string' || !Array.isArray(v.multiaddrs) || !v.multiaddrs.every(a => typeof a === 'string')) {
-    throw new FlexnodeError(`${path} is malformed: expected pid, admin_port, app_port, installed_app_id, agent_pub_key, peer_id, network and multiaddrs`)
-  }
-  const info = v as unknown as RuntimeInfo
-  if (!pidAlive(info.pid)) throw new NodeNotRunningError(dataDir, `${RUNTIME_FILE} names pid ${info.pid}, which is not running`)
-  return { ...info, data_dir: typeof v.data_dir === 'string' ? v.data_dir : dataDir }
-}
 
 async function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -260,9 +209,6 @@ export async function collectPeers (dataDir: string): Promise<PeersReport> {
 }
 
 /** `uhCAkAbCdEfGh…WxYz12`: enough to tell keys apart in a table. */
-export function shortId (id: string, head = 12, tail = 6): string {
-  return id.length <= head + tail + 1 ? id : `${id.slice(0, head)}…${id.slice(-tail)}`
-}
 
 /** `42s`, `5m`, `3h`, `2d`. */
 export function formatAge (seconds: number | null): string {
@@ -276,11 +222,6 @@ export function formatAge (seconds: number | null): string {
 const num = (n: number | null, digits = 1): string => n === null ? '-' : String(Number(n.toFixed(digits)))
 
 /** Left-aligned columns separated by two spaces; trailing spaces trimmed. */
-export function renderTable (headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max([...h].length, ...rows.map(r => [...(r[i] ?? '')].length)))
-  const line = (cells: string[]): string => cells.map((c, i) => c + ' '.repeat(Math.max(0, widths[i]! - [...c].length))).join('  ').trimEnd()
-  return [line(headers), ...rows.map(line)].join('\n') + '\n'
-}
 
 export function renderPeers (report: PeersReport): string {
   const rows = report.peers.map(p => [

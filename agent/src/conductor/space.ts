@@ -15,7 +15,7 @@
  * 256 leaves by the second byte, computed on demand from an index range scan.
  */
 import type { Action, Entry, EntryType } from '../../../zomes-ts/hdk/index.ts'
-import { encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
+import { blake2b256, encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
 import { verifySignature } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { dhtActionRow } from './cell.ts'
@@ -202,6 +202,15 @@ export class DhtSpace {
     const b = hash[3]!
     this.counts[b]!++
     this.xors[b] = this.xors[b]! ^ fold(hash)
+  }
+
+  /** A 32-byte digest of the summary: equal digests mean equal valid-action sets (one cheap round trip). */
+  digest (): Uint8Array {
+    const counts = new Uint32Array(this.counts)
+    const bytes = new Uint8Array(counts.byteLength + this.xors.byteLength)
+    bytes.set(new Uint8Array(counts.buffer), 0)
+    bytes.set(new Uint8Array(this.xors.buffer, this.xors.byteOffset, this.xors.byteLength), counts.byteLength)
+    return blake2b256(bytes)
   }
 
   summary (): Summary {

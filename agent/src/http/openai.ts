@@ -502,3 +502,26 @@ export function embeddingList (result: { model: string, embeddings: number[][], 
     usage: { prompt_tokens: result.usage.prompt_tokens, total_tokens: result.usage.total_tokens }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// node-local model administration (`/v1/models/{id}/load`, `/v1/models/{id}/unload`)
+
+/** `POST /v1/models/{id}/load` options; the body is optional. */
+export interface ModelLoadRequest {
+  /** SSE progress events (default), or one JSON `ModelInfo` once loaded */
+  stream: boolean
+}
+
+export function parseModelLoadRequest (value: unknown): ModelLoadRequest {
+  const body = asBody(value)
+  return { stream: optionalBoolean(body, 'stream') ?? true }
+}
+
+/** The events of a load stream, each sent as `data: {json}`, then `data: [DONE]`. */
+export type ModelLoadEvent = { progress: number } | { model: ModelInfo }
+
+/** `POST /v1/models/{id}/unload` answer. */
+export interface ModelUnloaded { id: string, loaded: false }
+
+/** `GET /v1/node/models`: every model of this node, with its size and file (node-local admin). */
+export interface ModelInfoList { object: 'list', data: ModelInfo[] }

@@ -5,6 +5,10 @@
  * - `POST /v1/chat/completions`, `POST /v1/completions` (both with `stream: true` as SSE)
  * - `POST /v1/embeddings`
  * - `POST /v1/inference/single`, `POST /v1/moe/query`: seams for the mesh layer (501 without a router)
+ * - node-local model admin (501 when the engine cannot load models):
+ *   `POST /v1/models/{id}/load` (SSE `{"progress": 0..1}` events, then `{"model": ModelInfo}` and
+ *   `[DONE]`; `{"stream": false}` for one JSON `ModelInfo`), `POST /v1/models/{id}/unload`
+ *   (`{id, loaded: false}`), `GET /v1/node/models` (every `ModelInfo`, with sizes and files)
  *
  * Models this node holds are served by its `InferenceEngine`; others go to `router.remote` when
  * one is given, else 404 `model_not_found`. Every error leaves as `{error: {message, type, param,
@@ -21,7 +25,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { errorMessage } from '../errors.ts'
-import type { ChatMessage, GenerateOptions, GenerateResult, InferenceEngine } from '../inference/types.ts'
+import type { ChatMessage, GenerateOptions, GenerateResult, InferenceEngine, ModelInfo } from '../inference/types.ts'
 import { ModelNotFoundError, RequestAbortedError } from '../inference/types.ts'
 import type { ComponentLogger } from '../logger.ts'
 import {
@@ -31,9 +35,9 @@ import {
 import {
   chatChunk, chatCompletion, embeddingList, generateOptions, MalformedJsonError, MethodNotAllowedError, modelObject,
   newId, NotImplementedError, nowSeconds, parseChatCompletionRequest, parseCompletionRequest, parseEmbeddingRequest,
-  parseMoeQueryRequest, parseSingleQueryRequest, PayloadTooLargeError, RouteNotFoundError, ShuttingDownError, textCompletion,
+  parseModelLoadRequest, parseMoeQueryRequest, parseSingleQueryRequest, PayloadTooLargeError, RouteNotFoundError, ShuttingDownError, textCompletion,
   toOpenAIError, UnsupportedMediaTypeError, usageChunk,
-  type ChatCompletionChunk, type FinishReason, type MoeQueryRequest, type MoeQueryResult, type ParseOptions, type SingleQueryRequest, type TextCompletion
+  type ChatCompletionChunk, type FinishReason, type ModelInfoList, type ModelLoadEvent, type ModelUnloaded, type MoeQueryRequest, type MoeQueryResult, type ParseOptions, type SingleQueryRequest, type TextCompletion
 } from './openai.ts'
 
 export interface HttpServerInit {
@@ -61,7 +65,8 @@ export interface HttpRouter {
 }
 
 export interface HttpServerComponents {
-  engine: Pick<InferenceEngine, 'listModels' | 'chat' | 'complete' | 'embed'>
+  /** without `loadModel`/`unloadModel` the model admin routes answer 501; `refresh` lets a load find new files */
+  engine: Pick<InferenceEngine, 'listModels' | 'chat' | 'complete' | 'embed'> & Partial<Pick<InferenceEngine, 'loadModel' | 'unloadModel' | 'refresh'>>
   logger: ComponentLogger
   router?: HttpRouter
 }
@@ -76,6 +81,13 @@ export interface HttpServer {
 }
 
 type Method = 'GET' | 'POST'
+
+/** A load stream sends a progress event only when it grew by this much (llama.cpp reports far more often). */
+const LOAD_PROGRESS_STEP = 0.01
+/** Progress reported while loading stays below this; 1 is sent once the model is ready to serve. */
+const LOAD_PROGRESS_BEFORE_READY = 0.99
+/** `POST /v1/models/{id}/load|unload`, matched on the raw (still encoded) path */
+const MODEL_ACTION_RE = /^\/v1\/models\/([^/]+)\/(load|unload)$/
 
 interface RequestContext {
   req: IncomingMessage
@@ -195,6 +207,14 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     } catch (err: unknown) {
       throw new MalformedJsonError(`the request body is not valid JSON: ${errorMessage(err)}`)
     }
+  }
+
+  /** A body that may be absent (no content-length, or 0): `{}` then, else as `readJson`. */
+  const readOptionalJson = async (req: IncomingMessage): Promise<unknown> => {
+    const length = req.headers['content-length']
+    const chunked = req.headers['transfer-encoding'] !== undefined
+    if (!chunked && (length === undefined || length.trim() === '0')) return {}
+    return await readJson(req)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -341,20 +361,93 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     sendJson(res, 200, await router.moe(request, { signal }))
   }
 
+  // -------------------------------------------------------------------------------------------
+  // node-local model admin
+
+  /** the engine, when it can load and unload models; else 501 */
+  const admin = (): typeof engine & Pick<InferenceEngine, 'loadModel' | 'unloadModel'> => {
+    if (engine.loadModel === undefined || engine.unloadModel === undefined) throw new NotImplementedError('loading and unloading models is not available on this node')
+    return engine as typeof engine & Pick<InferenceEngine, 'loadModel' | 'unloadModel'>
+  }
+
+  const nodeModels: Handler = async ({ res }) => {
+    await engine.refresh?.()
+    const body: ModelInfoList = { object: 'list', data: engine.listModels() }
+    sendJson(res, 200, body)
+  }
+
+  const loadModel: Handler = async ({ req, res, signal, param }) => {
+    const models = admin()
+    const request = parseModelLoadRequest(await readOptionalJson(req))
+    const id = param ?? ''
+    // a file dropped into a models dir since the last scan
+    if (localModel(id) === undefined) await engine.refresh?.()
+    if (!request.stream) {
+      sendJson(res, 200, await models.loadModel(id, { signal }))
+      return
+    }
+    // opened by the first progress above 0, so a model that fails at once (unknown, corrupt, too
+    // large) still gets its own status
+    const events = new EventStream(res, () => undefined)
+    const send = (event: ModelLoadEvent): void => { events.open(); events.send(event) }
+    let last = 0
+    let info: ModelInfo
+    try {
+      info = await models.loadModel(id, {
+        signal,
+        onProgress: (p) => {
+          const progress = Math.round(Math.min(p, LOAD_PROGRESS_BEFORE_READY) * 1000) / 1000
+          if (!(progress - last >= LOAD_PROGRESS_STEP || (progress === LOAD_PROGRESS_BEFORE_READY && progress > last))) return
+          last = progress
+          send({ progress })
+        }
+      })
+    } catch (err: unknown) {
+      if (!events.isOpen) throw err
+      const failure = signal.aborted && signal.reason instanceof ShuttingDownError ? signal.reason : err
+      logFailure(failure)
+      events.send(toOpenAIError(failure).body)
+      events.end()
+      return
+    }
+    send({ progress: 1 })
+    send({ model: info })
+    events.send('[DONE]')
+    events.end()
+  }
+
+  const unloadModel: Handler = async ({ res, req, param }) => {
+    const models = admin()
+    await readOptionalJson(req)
+    const id = param ?? ''
+    await models.unloadModel(id)
+    const body: ModelUnloaded = { id, loaded: false }
+    sendJson(res, 200, body)
+  }
+
   const routes: ReadonlyMap<string, Partial<Record<Method, Handler>>> = new Map([
     ['/v1/models', { GET: listModels }],
     ['/v1/chat/completions', { POST: chatCompletions }],
     ['/v1/completions', { POST: completions }],
     ['/v1/embeddings', { POST: embeddings }],
     ['/v1/inference/single', { POST: single }],
-    ['/v1/moe/query', { POST: moe }]
+    ['/v1/moe/query', { POST: moe }],
+    ['/v1/node/models', { GET: nodeModels }]
   ])
   const MODEL_PREFIX = '/v1/models/'
 
   const route = (method: string, path: string): { handler: Handler, param?: string } => {
     let methods = routes.get(path)
     let param: string | undefined
-    if (methods === undefined && path.startsWith(MODEL_PREFIX) && path.length > MODEL_PREFIX.length) {
+    const action = methods === undefined ? MODEL_ACTION_RE.exec(path) : null
+    if (action !== null) {
+      methods = action[2] === 'load' ? { POST: loadModel } : { POST: unloadModel }
+      try {
+        param = decodeURIComponent(action[1]!)
+      } catch {
+        throw new RouteNotFoundError(method, path)
+      }
+    } else if (methods === undefined && path.startsWith(MODEL_PREFIX) && path.length > MODEL_PREFIX.length) {
       methods = { GET: getModel }
       try {
         param = decodeURIComponent(path.slice(MODEL_PREFIX.length))

@@ -16,7 +16,7 @@ import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import type { EmbeddedConductor } from '../conductor/conductor.ts'
 import { checkNetRecord, checkSummary, diffBuckets, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../conductor/space.ts'
 import { errorMessage } from '../errors.ts'
-import { decodeHash, encodeHash, isHash, type HoloHash } from '../holo/hash.ts'
+import { decodeHash, encodeHash, hashEquals, isHash, type HoloHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { MeshNode } from './types.ts'
 import type { CascadeQuery } from '../conductor/cell.ts'
@@ -344,6 +344,9 @@ export class DhtNetwork {
     const stats: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
     const space = this.space(dna)
     if (space === null) return stats
+    // equal digests: nothing to do (the common case once converged: a 32-byte answer)
+    const probe = await this.ask(peer, { op: 'digest', dna }, stats)
+    if (probe.digest instanceof Uint8Array && hashEquals(probe.digest, space.digest())) return stats
     // walk the top buckets with a cursor, so differences the requester cannot resolve from this
     // peer (records it already holds in limbo, records only it has) never starve later buckets
     let fromTop = 0
@@ -389,6 +392,8 @@ export class DhtNetwork {
     const space = this.space(msg.dna)
     if (space === null) throw new Error(`DnaMissing: this node does not run ${encodeHash(msg.dna)}`)
     switch (msg.op) {
+      case 'digest':
+        return encode({ digest: space.digest() })
       case 'diff': {
         const theirs = checkSummary(msg.summary)
         const from = msg.from_top ?? 0

@@ -29,6 +29,7 @@
  * `/flexstack/<network>/<topic>`, and every node serves `/flexstack/<network>/hello/1`; a peer whose
  * identify does not list that sentinel is hung up on and never reported.
  */
+import { setMaxListeners } from 'node:events'
 import '../polyfill.ts'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -482,7 +483,8 @@ class Libp2pMesh implements Libp2pMeshNode {
   /** inbound streamed responses being served: stop aborts them (and so resets their streams) */
   readonly #streamServes = new Set<AbortController>()
   readonly #timers = new Set<NodeJS.Timeout>()
-  readonly #stopController = new AbortController()
+  // every bootstrap loop and stream listens for the node's stop: more than Node's default 10 listeners
+  readonly #stopController = ((): AbortController => { const c = new AbortController(); setMaxListeners(0, c.signal); return c })()
   readonly #bootstrapWake = new EventTarget()
   readonly #loops = new Set<Promise<void>>()
   #startPromise: Promise<void> | undefined
@@ -536,7 +538,12 @@ class Libp2pMesh implements Libp2pMeshNode {
         pubsub: gossipsub({
           allowPublishToZeroTopicPeers: true,
           emitSelf: false,
-          heartbeatInterval: MESH_GOSSIP_HEARTBEAT_MS
+          heartbeatInterval: MESH_GOSSIP_HEARTBEAT_MS,
+          // many peers on one loopback address are nodes of one machine (tests, benchmarks, a
+          // dev box), not a sybil attack: without this, above ~13 such peers their IP-colocation
+          // penalty drops them below the publish threshold and gossip stops reaching anyone.
+          // Real addresses keep the default protection.
+          scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
         })
       }
     })

@@ -1,0 +1,312 @@
+/**
+ * `flexnode models`, `flexnode infer`, `flexnode moe`: use the node running on a data dir through
+ * its OpenAI-compatible HTTP API (the port in `<data-dir>/node.json`, on loopback), with `fetch`.
+ *
+ * ```
+ * flexnode models                                   # id, loaded, size, context, tokens/s
+ * flexnode models load tiny-llama                   # progress on stderr, then "loaded tiny-llama"
+ * flexnode infer "Hello" --model tiny-llama --stream
+ * flexnode moe "Why is the sky blue?" --task-type reasoning --json
+ * ```
+ * A node that is not running exits 1 with `no flexnode is running on <dir>`; an HTTP error exits 1
+ * with the node's OpenAI-style error message.
+ */
+import type { InferOptions, ModelsOptions, MoeOptions } from '../config.ts'
+import { FlexnodeError, errorMessage } from '../errors.ts'
+import type { ModelInfo } from '../inference/types.ts'
+import { NodeNotRunningError, readRuntimeInfo, renderTable, shortId } from './runtime.ts'
+
+/** Width of the progress bar drawn on a terminal. */
+const BAR_WIDTH = 30
+/** Progress printed when stderr is not a terminal. */
+const MILESTONES = [25, 50, 75, 100]
+
+/** An error answer of the node's HTTP API (`{error: {message, type, param, code}}`). */
+export class NodeApiError extends FlexnodeError {
+  static override readonly name = 'NodeApiError'
+  override name = 'NodeApiError'
+  readonly status: number
+  readonly code: string | null
+  readonly param: string | null
+
+  constructor (message: string, status: number, code: string | null, param: string | null) {
+    super(`${message} (HTTP ${status}${code === null ? '' : ` ${code}`})`)
+    this.status = status
+    this.code = code
+    this.param = param
+  }
+}
+
+/** The OpenAI error shape, or undefined. */
+function openAIError (value: unknown): { message: string, code: string | null, param: string | null } | undefined {
+  if (value === null || typeof value !== 'object') return undefined
+  const e = (value as { error?: unknown }).error
+  if (e === null || typeof e !== 'object') return undefined
+  const { message, code, param } = e as Record<string, unknown>
+  if (typeof message !== 'string') return undefined
+  return { message, code: typeof code === 'string' ? code : null, param: typeof param === 'string' ? param : null }
+}
+
+
+/** The HTTP API port of the node running on `dataDir`, from its `node.json`. */
+export async function readHttpPort (dataDir: string): Promise<number> {
+  const info = await readRuntimeInfo(dataDir)
+  const port = (info as { http_port?: unknown }).http_port
+  if (!Number.isInteger(port) || (port as number) <= 0 || (port as number) > 65535) throw new FlexnodeError(`the node on ${dataDir} (pid ${info.pid}) advertises no HTTP API port in its node.json`)
+  return port as number
+}
+
+// ---------------------------------------------------------------------------------------------
+// the node's HTTP API
+
+export class NodeApi {
+  readonly dataDir: string
+  readonly base: string
+
+  private constructor (dataDir: string, base: string) {
+    this.dataDir = dataDir
+    this.base = base
+  }
+
+  /** The API of the node running on `dataDir`; NodeNotRunningError when there is none. */
+  static async open (dataDir: string): Promise<NodeApi> {
+    return new NodeApi(dataDir, `http://127.0.0.1:${await readHttpPort(dataDir)}`)
+  }
+
+  /** A request; a node that does not answer is NodeNotRunningError, an error status NodeApiError. */
+  async request (method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+    let res: Response
+    try {
+      res = await fetch(`${this.base}${path}`, body === undefined
+        ? { method }
+        : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause
+      throw new NodeNotRunningError(this.dataDir, `its HTTP API at ${this.base} does not answer: ${errorMessage(cause ?? err)}`)
+    }
+    if (!res.ok) {
+      const text = await res.text().catch(() => '')
+      let parsed: unknown
+      try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+      const e = openAIError(parsed)
+      throw new NodeApiError(e?.message ?? (text.trim() || res.statusText), res.status, e?.code ?? null, e?.param ?? null)
+    }
+    return res
+  }
+
+  async json<T> (method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body)
+    return await res.json() as T
+  }
+
+  /** The `data:` payloads of an SSE answer, parsed; an error event is thrown as NodeApiError. */
+  async * events (res: Response): AsyncGenerator<unknown> {
+    if (res.body === null) return
+    const decoder = new TextDecoder()
+    let buffer = ''
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true })
+      for (let at = buffer.indexOf('\n\n'); at >= 0; at = buffer.indexOf('\n\n')) {
+        const event = buffer.slice(0, at)
+        buffer = buffer.slice(at + 2)
+        const data = event.split('\n').filter(l => l.startsWith('data:')).map(l => l.slice(5).trimStart()).join('\n')
+        if (data.length === 0) continue
+        if (data === '[DONE]') return
+        let value: unknown
+        try {
+          value = JSON.parse(data)
+        } catch {
+          throw new FlexnodeError(`the node sent an event that is not JSON: ${data.slice(0, 200)}`)
+        }
+        const e = openAIError(value)
+        if (e !== undefined) throw new NodeApiError(e.message, res.status, e.code, e.param)
+        yield value
+      }
+    }
+    throw new FlexnodeError('the node closed the stream before it ended')
+  }
+}
+
+const writeOut = (text: string): void => { process.stdout.write(text) }
+const printJson = (value: unknown): void => { writeOut(`${JSON.stringify(value, null, 2)}\n`) }
+
+// ---------------------------------------------------------------------------------------------
+// models
+
+/** `654.4 KiB`, `3.8 GiB`. */
+export function formatBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let u = 0
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++ }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]!}`
+}
+
+export function renderModels (models: ModelInfo[]): string {
+  if (models.length === 0) return 'no models on this node (drop .gguf files into <data-dir>/models)\n'
+  return renderTable(['ID', 'LOADED', 'SIZE', 'CONTEXT', 'TOKENS/S'], models.map(m => [
+    m.id,
+    m.loaded ? 'yes' : 'no',
+    formatBytes(m.size_bytes),
+    m.context_length > 0 ? String(m.context_length) : '-',
+    m.tokens_per_second === null ? '-' : m.tokens_per_second.toFixed(1)
+  ]))
+}
+
+/** Load progress on stderr: a bar redrawn in place on a terminal, else milestones on one line. */
+export class LoadProgress {
+  private readonly id: string
+  private readonly write: (s: string) => void
+  private readonly tty: boolean
+  private shown = -1
+  private started = false
+
+  constructor (id: string, options: { tty: boolean, write: (s: string) => void }) {
+    this.id = id
+    this.tty = options.tty
+    this.write = options.write
+  }
+
+  update (progress: number): void {
+    const percent = Math.max(0, Math.min(100, Math.floor(progress * 100)))
+    if (this.tty) {
+      if (percent === this.shown) return
+      this.shown = percent
+      this.started = true
+      const filled = Math.round(percent / 100 * BAR_WIDTH)
+      this.write(`\rloading ${this.id} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${String(percent).padStart(3)}%`)
+      return
+    }
+    if (!this.started) {
+      this.started = true
+      this.write(`loading ${this.id}:`)
+    }
+    for (const m of MILESTONES) {
+      if (m > this.shown && percent >= m) {
+        this.shown = m
+        this.write(` ${m}%`)
+      }
+    }
+  }
+
+  /** end the progress line */
+  finish (): void {
+    if (this.started) this.write('\n')
+    this.started = false
+  }
+}
+
+export async function modelsCommand (opts: ModelsOptions): Promise<number> {
+  const api = await NodeApi.open(opts.dataDir)
+  if (opts.action === 'list') {
+    const list = await api.json<{ data: ModelInfo[] }>('GET', '/v1/node/models')
+    if (opts.json) printJson({ models: list.data })
+    else writeOut(renderModels(list.data))
+    return 0
+  }
+  const route = `/v1/models/${encodeURIComponent(opts.id)}/${opts.action}`
+  if (opts.action === 'unload') {
+    const result = await api.json<{ id: string, loaded: boolean }>('POST', route)
+    if (opts.json) printJson(result)
+    else writeOut(`unloaded ${opts.id}\n`)
+    return 0
+  }
+  const res = await api.request('POST', route, { stream: true })
+  const progress = new LoadProgress(opts.id, { tty: process.stderr.isTTY, write: (s) => { process.stderr.write(s) } })
+  let model: ModelInfo | undefined
+  try {
+    for await (const event of api.events(res)) {
+      const e = event as { progress?: unknown, model?: unknown }
+      if (typeof e.progress === 'number') progress.update(e.progress)
+      else if (e.model !== null && typeof e.model === 'object') model = e.model as ModelInfo
+    }
+  } finally {
+    progress.finish()
+  }
+  if (model === undefined) throw new FlexnodeError(`the node ended the load of ${opts.id} without the loaded model`)
+  if (opts.json) printJson(model)
+  else writeOut(`loaded ${model.id}\n`)
+  return 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// infer
+
+interface ChatCompletionBody { choices?: Array<{ message?: { content?: unknown } }> }
+interface ChatChunkBody { choices?: Array<{ delta?: { content?: unknown } }> }
+
+export async function inferCommand (opts: InferOptions): Promise<number> {
+  const api = await NodeApi.open(opts.dataDir)
+  if (opts.model === undefined) {
+    const body: Record<string, unknown> = { prompt: opts.prompt }
+    if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens
+    const result = await api.json<{ response?: unknown }>('POST', '/v1/inference/single', body)
+    if (opts.json) printJson(result)
+    else writeOut(`${typeof result.response === 'string' ? result.response : ''}\n`)
+    return 0
+  }
+  const body: Record<string, unknown> = { model: opts.model, messages: [{ role: 'user', content: opts.prompt }], stream: opts.stream }
+  if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens
+  if (opts.temperature !== undefined) body.temperature = opts.temperature
+  if (opts.seed !== undefined) body.seed = opts.seed
+  if (!opts.stream) {
+    const result = await api.json<ChatCompletionBody>('POST', '/v1/chat/completions', body)
+    if (opts.json) printJson(result)
+    else {
+      const content = result.choices?.[0]?.message?.content
+      writeOut(`${typeof content === 'string' ? content : ''}\n`)
+    }
+    return 0
+  }
+  const res = await api.request('POST', '/v1/chat/completions', body)
+  let printed = false
+  try {
+    for await (const chunk of api.events(res)) {
+      if (opts.json) {
+        writeOut(`${JSON.stringify(chunk)}\n`)
+        continue
+      }
+      const content = (chunk as ChatChunkBody).choices?.[0]?.delta?.content
+      if (typeof content === 'string' && content.length > 0) {
+        writeOut(content)
+        printed = true
+      }
+    }
+  } finally {
+    if (!opts.json && printed) writeOut('\n')
+  }
+  if (!opts.json && !printed) writeOut('\n')
+  return 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// moe
+
+interface MoeVote { model: string, node?: string, response_hash: string | null, weight: number, latency_ms: number, error?: string }
+interface MoeAnswer { response: string, consensus?: boolean, consensus_score: number, model_votes: MoeVote[], trace_id: string }
+
+export function renderMoe (r: MoeAnswer): string {
+  const consensus = r.consensus === undefined ? '?' : r.consensus ? 'yes' : 'no'
+  const failed = r.model_votes.some(v => v.error !== undefined)
+  const headers = ['MODEL', 'NODE', 'WEIGHT', 'LATENCY', 'HASH', ...(failed ? ['ERROR'] : [])]
+  const rows = r.model_votes.map(v => [
+    v.model,
+    v.node === undefined ? '-' : shortId(v.node),
+    v.weight.toFixed(2),
+    `${Math.round(v.latency_ms)} ms`,
+    v.response_hash === null || v.response_hash === '' ? '-' : v.response_hash.slice(0, 12),
+    ...(failed ? [v.error ?? ''] : [])
+  ])
+  return `${r.response}\n\nconsensus: ${consensus} (score ${r.consensus_score.toFixed(2)})\n${renderTable(headers, rows)}`
+}
+
+export async function moeCommand (opts: MoeOptions): Promise<number> {
+  const api = await NodeApi.open(opts.dataDir)
+  const body: Record<string, unknown> = { prompt: opts.prompt, task_type: opts.taskType, require_consensus: opts.requireConsensus }
+  if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens
+  if (opts.policy !== undefined) body.policy_override = opts.policy
+  const result = await api.json<MoeAnswer>('POST', '/v1/moe/query', body)
+  if (opts.json) printJson(result)
+  else writeOut(renderMoe({ ...result, model_votes: Array.isArray(result.model_votes) ? result.model_votes : [] }))
+  return 0
+}
