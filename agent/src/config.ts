@@ -71,6 +71,8 @@ export interface StartOptions {
   httpPort: number
   /** address the HTTP API binds to. @default '127.0.0.1' */
   httpHost: string
+  /** a local MOE policy (the design's inference_policy.yaml); it overrides policy_store's one of the same name */
+  moePolicyFile?: string
 }
 
 export const START_USAGE = `Usage: flexnode start [options]
@@ -93,6 +95,8 @@ Options:
   --max-queue <n>               requests waiting per model before 503 busy (default 16)
   --http-port <port>            OpenAI-compatible HTTP API port, 0 = pick a free port (default 0)
   --http-host <address>         address the HTTP API binds to (default 127.0.0.1)
+  --moe-policy <file>           a local MOE policy (YAML or JSON, the inference_policy format);
+                                it overrides the mesh's policy_store entry of the same name
   --agent-name <name>           name advertised in NodeCapability (default: hostname)
   --heartbeat-interval <secs>   seconds between heartbeats (default 10)
   --region <region>             latency region advertised (default local)
@@ -155,6 +159,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'max-queue': { type: 'string' },
     'http-port': { type: 'string' },
     'http-host': { type: 'string' },
+    'moe-policy': { type: 'string' },
     'passphrase-file': { type: 'string' },
     'log-level': { type: 'string' },
     json: { type: 'boolean' },
@@ -217,7 +222,8 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     threads: v.threads === undefined ? undefined : integer(v.threads, '--threads', 1, 256),
     maxQueue: v['max-queue'] === undefined ? undefined : integer(v['max-queue'], '--max-queue', 0, 100_000),
     httpPort: port(v['http-port'], '--http-port'),
-    httpHost
+    httpHost,
+    moePolicyFile: v['moe-policy'] === undefined ? undefined : resolve(v['moe-policy'])
   }
 }
 

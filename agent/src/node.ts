@@ -29,6 +29,7 @@ import { createHttpServer, type HttpServer } from './http/server.ts'
 import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
 import { createInferenceRouter } from './inference/router.ts'
 import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../scheduler/index.ts'
+import { parse as parseYaml } from 'yaml'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { ensureModel } from '../../fixtures/gguf/index.ts'
 import { pidAlive } from './process.ts'
@@ -90,6 +91,8 @@ export interface FlexNodeInit {
   httpHost?: string
   /** who may use this node's models over the mesh. @default every peer of the mesh, 120 requests/min each */
   inferencePolicy?: ProviderPolicy
+  /** a local MOE policy file (YAML or JSON, the inference_policy format), overriding policy_store's */
+  moePolicyFile?: string
 }
 
 export interface ReadyInfo {
@@ -155,6 +158,26 @@ async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
     }
   }
   throw new DataDirInUseError(dataDir, -1)
+}
+
+export class PolicyFileError extends FlexnodeError {
+  static override readonly name = 'PolicyFileError'
+  override name = 'PolicyFileError'
+}
+
+/** Read a MOE policy file (YAML or JSON; `{inference_policy: …}` or the bare policy) and validate it. */
+async function loadPolicyFile (path: string): Promise<MoePolicy> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new PolicyFileError(`cannot read the MOE policy ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`)
+  }
+  try {
+    return parseMoePolicy(parseYaml(text))
+  } catch (err) {
+    throw new PolicyFileError(`${path}: ${errorMessage(err)}`, { cause: err })
+  }
 }
 
 /** Publish the built-in ripple-moe policy to policy_store when the mesh has none yet. */
@@ -250,7 +273,13 @@ export class FlexNode {
         return p?.kind === 'moe' ? parseMoePolicy(p.document) : null
       }
       await publishDefaultPolicy(client, log)
-      const router = createInferenceRouter({ region: init.region }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy, logger })
+      const localPolicies: Record<string, MoePolicy> = {}
+      if (init.moePolicyFile !== undefined) {
+        const p = await loadPolicyFile(init.moePolicyFile)
+        localPolicies[p.name] = p
+        log.info({ policy: p.name, file: init.moePolicyFile }, 'local MOE policy override')
+      }
+      const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy, logger })
       const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0 }, { engine: inference, logger, router: { ...router, remote: peers } })
       const { port: httpPort } = await http.start()
       cleanup.push(async () => { await http.stop() })
@@ -266,7 +295,12 @@ export class FlexNode {
         probe: { machine: async () => await probeMachine({ dataDir }), load: async () => await sampler.sample() },
         inference: () => {
           const loaded = inference.listModels().filter(m => m.loaded)
-          return { models_loaded: loaded.map(m => m.id), max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0, tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0) }
+          return {
+            models_loaded: loaded.map(m => m.id),
+            max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0,
+            tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0),
+            queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0)
+          }
         }
       })
       await registry.start()

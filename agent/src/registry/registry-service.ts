@@ -26,8 +26,8 @@ export interface RegistryServiceInit {
   bandwidthMbps?: number
 }
 
-/** What the node serves right now, advertised live. */
-export interface InferenceSnapshot { models_loaded: string[], max_batch_size: number, tokens_per_second: number }
+/** What the node serves right now, advertised live; queued requests make the node `busy`. */
+export interface InferenceSnapshot { models_loaded: string[], max_batch_size: number, tokens_per_second: number, queue_depth?: number }
 
 export interface RegistryServiceComponents {
   client: Pick<AppClient, 'callZome' | 'myPubKey'>
@@ -61,11 +61,11 @@ export function buildCapability (agent: Uint8Array, name: string, machine: Machi
     capabilities: {
       compute: { cpu_cores: machine.cpu_cores, cpu_arch: machine.cpu_arch, ram_gb: machine.ram_gb, gpu: machine.gpu },
       storage: { local_ssd_gb: machine.local_ssd_gb, ipfs_pinned_gb: 0, s3_available_gb: 0 },
-      inference: inference ?? { models_loaded: [], max_batch_size: 0, tokens_per_second: 0 },
+      inference: inference === undefined ? { models_loaded: [], max_batch_size: 0, tokens_per_second: 0 } : { models_loaded: inference.models_loaded, max_batch_size: inference.max_batch_size, tokens_per_second: inference.tokens_per_second },
       memory: { vector_shards: 0, redis_memory_gb: 0 }
     },
     network: { bandwidth_mbps: init.bandwidthMbps ?? 1000, latency_region: init.region ?? 'local' },
-    availability: 'online',
+    availability: (inference?.queue_depth ?? 0) > 0 ? 'busy' : 'online',
     load,
     last_heartbeat: new Date().toISOString()
   }
@@ -82,7 +82,7 @@ export function registryService (init: RegistryServiceInit = {}) {
     let advertised = ''
     const snapshot = (): InferenceSnapshot | undefined => {
       const s = components.inference?.()
-      return s === undefined ? undefined : { ...s, models_loaded: [...s.models_loaded].sort(), tokens_per_second: Math.round(s.tokens_per_second * 10) / 10 }
+      return s === undefined ? undefined : { ...s, models_loaded: [...s.models_loaded].sort(), tokens_per_second: Math.round(s.tokens_per_second * 10) / 10, queue_depth: Math.min(1, s.queue_depth ?? 0) }
     }
     const call = async (zome: string, fn: string, payload: unknown): Promise<Uint8Array> =>
       await components.client.callZome({ role_name: ROLE, zome_name: zome, fn_name: fn, payload }) as Uint8Array
@@ -97,7 +97,8 @@ export function registryService (init: RegistryServiceInit = {}) {
       return hash
     }
     const beat = async (): Promise<Uint8Array> => {
-      const hash = await call('heartbeat', 'beat', await components.probe.load())
+      const busy = (snapshot()?.queue_depth ?? 0) > 0
+      const hash = await call('heartbeat', 'beat', { ...(await components.probe.load()), availability: busy ? 'busy' : 'online' })
       beats++
       return hash
     }

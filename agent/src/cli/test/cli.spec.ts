@@ -105,6 +105,27 @@ describe('flexnode start', () => {
     }
   })
 
+  it('takes a local MOE policy file and refuses a malformed one', async () => {
+    await using dir = await tempDir()
+    const { writeFile } = await import('node:fs/promises')
+    const bad = join(dir.path, 'bad-policy.yaml')
+    await writeFile(bad, 'inference_policy:\n  name: ripple-moe\n  local_tier:\n    min_parallel: 9\n    max_parallel: 2\n')
+    const refused = spawnFlexnode(['start', '--data-dir', join(dir.path, 'n1'), '--moe-policy', bad, ...TEST_NODE_FLAGS])
+    expect(await refused.exit).toBe(1)
+    expect(refused.stderr()).toContain('PolicyFileError')
+    const good = join(dir.path, 'policy.yaml')
+    await writeFile(good, 'inference_policy:\n  name: local-moe\n  reducer:\n    strategy: weighted_consensus\n    min_agreement: 0.9\n    conflict_resolution: highest_weight_wins\n')
+    const node = spawnFlexnode(['start', '--data-dir', join(dir.path, 'n2'), '--moe-policy', good, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS])
+    try {
+      const info = await node.ready
+      const res = await fetch(`http://127.0.0.1:${String(info.http_port)}/v1/moe/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Hi', task_type: 'general', max_tokens: 4, policy_override: 'local-moe' }) })
+      expect(res.status).toBe(200)
+      expect(node.stderr()).toContain('local MOE policy override')
+    } finally {
+      await node.stop()
+    }
+  })
+
   it('rejects bad flags with a usage error (exit 2)', async () => {
     for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!']]) {
       const p = spawnFlexnode(['start', ...args])
