@@ -21,6 +21,7 @@ import type { NetworkName } from '../../agent/src/constants.ts'
 import { encodeHash } from '../../agent/src/holo/hash.ts'
 import { silentLogger, type ComponentLogger } from '../../agent/src/logger.ts'
 import { FlexNode, type FlexNodeInit } from '../../agent/src/node.ts'
+import { waitUntil as waitFor } from '../../fixtures/wait.ts'
 
 export const TEST_ORIGIN = 'http://127.0.0.1'
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
@@ -190,14 +191,9 @@ export async function runScenario (fn: (scenario: Scenario) => Promise<void>): P
   }
 }
 
+/** `waitUntil` with the harness's longer default timeout (multi-node convergence is slower). */
 export async function waitUntil<T> (cond: () => T | Promise<T>, opts: { timeoutMs?: number, intervalMs?: number, what?: string } = {}): Promise<NonNullable<T>> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
-  for (;;) {
-    const v = await cond()
-    if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'a condition'}`)
-    await new Promise(resolve => setTimeout(resolve, opts.intervalMs ?? 100))
-  }
+  return await waitFor(cond, { timeoutMs: 30_000, intervalMs: 100, ...opts })
 }
 
 interface DumpedOps { integration_dump: { integrated: unknown[] } }

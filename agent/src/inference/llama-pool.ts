@@ -11,8 +11,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MessageChannel } from 'node:worker_threads'
 import { Piscina } from 'piscina'
-import type { ChatHistoryItem } from 'node-llama-cpp'
-import type { GenerateOutcome } from '../../../native/workers/llama-worker.ts'
+import type { GenerateOutcome, GenerateTask } from '../../../native/workers/llama-worker.ts'
 
 /** The worker entry: a plain ES module that registers tsx in the worker thread, then loads the TS worker. */
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'workers', 'llama-worker.mjs')
@@ -27,15 +26,8 @@ export interface LlamaPoolInit {
   signal?: AbortSignal
 }
 
-export interface PoolGenerateRequest {
-  op: 'chat' | 'complete'
-  history?: ChatHistoryItem[]
-  prompt: string
-  maxTokens: number
-  temperature: number
-  seed?: number
-  stop?: string[]
-}
+/** A generation as the worker takes it, without the port the pool adds. */
+export type PoolGenerateRequest = Omit<GenerateTask, 'port'>
 
 export class LlamaPool {
   readonly contextSize: number

@@ -8,6 +8,7 @@ import { Keystore } from '../../identity/keystore.ts'
 import { silentLogger } from '../../logger.ts'
 import { agentPubKeyFromPeerId, createMeshNode, peerIdFromAgentPubKey, peerIdFromSeed, type Libp2pMeshNode } from '../libp2p-node.ts'
 import type { MeshInit } from '../types.ts'
+import { waitUntil } from '../../../../fixtures/wait.ts'
 
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 const enc = new TextEncoder()
@@ -32,15 +33,6 @@ function addr (node: Libp2pMeshNode): string {
   return a
 }
 
-async function waitUntil<T> (cond: () => T | Promise<T>, opts: { timeoutMs?: number, intervalMs?: number, what?: string } = {}): Promise<NonNullable<T>> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000)
-  for (;;) {
-    const v = await cond()
-    if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'a condition'}`)
-    await new Promise(resolve => setTimeout(resolve, opts.intervalMs ?? 20))
-  }
-}
 
 /** Two started nodes, `a` dialled to `b`, both past the network check. */
 async function pair (): Promise<[Libp2pMeshNode, Libp2pMeshNode]> {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { silentLogger } from '../../logger.ts'
 import { createMeshNode, peerIdFromSeed, type Libp2pMeshNode } from '../libp2p-node.ts'
 import type { MeshInit, StreamResponder } from '../types.ts'
+import { waitUntil } from '../../../../fixtures/wait.ts'
 
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 const enc = new TextEncoder()
@@ -27,15 +28,6 @@ function addr (node: Libp2pMeshNode): string {
   return a
 }
 
-async function waitUntil<T> (cond: () => T | Promise<T>, opts: { timeoutMs?: number, intervalMs?: number, what?: string } = {}): Promise<NonNullable<T>> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 5_000)
-  for (;;) {
-    const v = await cond()
-    if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'a condition'}`)
-    await new Promise(resolve => setTimeout(resolve, opts.intervalMs ?? 10))
-  }
-}
 
 /** Two started nodes, `a` dialled to `b`, both past the network check. */
 async function pair (): Promise<[Libp2pMeshNode, Libp2pMeshNode]> {
