@@ -9,10 +9,13 @@
  *    first data event carrying text, tokens/s from the `include_usage` chunk);
  * 3. remote peer: the same requests on a node without models, routed over loopback libp2p to one
  *    of the two nodes that hold it (`/flexstack/local/inference/1`);
- * 4. MOE: `POST /v1/moe/query` on the model-less node (the default `ripple-moe` policy wants 5
- *    votes, so with one model on two nodes it fans out to duplicates) against the sum of the same
- *    single calls made one after another (`POST /v1/inference/single` for each vote's model).
+ * 4. MOE: `POST /v1/moe/query` on the model-less node against the sum of the same single calls
+ *    made one after another (`POST /v1/inference/single` for each vote's model). The planner
+ *    takes each (model, node) pair once, so one model on two nodes gives 2 votes, short of the
+ *    `ripple-moe` policy's min_parallel 5; the section prints how many ran.
  *
+ * The direct calls run once more while the three players are up ("direct, 3 players running"),
+ * so the players' background work in this process is told apart from what the API adds.
  * Every figure is wall time of the whole call, prompt evaluation included, and each path gets
  * one untimed warm-up call. Models are generated once into `<tmpdir>/flexnode-bench-models/` and
  * reused. `FLEXNODE_BENCH_SCALE` < 0.1 uses the tiny model, 16 tokens and one sample per path.
@@ -331,7 +334,7 @@ export async function run (report: Report): Promise<void> {
   const baseTtft = base === undefined ? Number.NaN : ttft(base)
   const rows = paths.map(f => {
     const t = ttft(f)
-    return [f.name, fmtNum(tps(f), 1), fmtRatio(tps(f) / baseTps), fmtMs(t), f === base || !f.streamed ? '-' : `${t - baseTtft >= 0 ? '+' : ''}${fmtMs(t - baseTtft)}`, fmtMs(f.loopP99Ms)]
+    return [f.name, fmtNum(tps(f), 1), fmtRatio(tps(f) / baseTps), fmtMs(t), f === base || !f.streamed ? '-' : `${t - baseTtft >= 0 ? '+' : '-'}${fmtMs(Math.abs(t - baseTtft))}`, fmtMs(f.loopP99Ms)]
   })
   report.log('')
   report.log(`  inference, ${modelId}: ${SAMPLES} requests × max ${MAX_TOKENS} tokens per path, greedy, 1 thread per model, wall time incl. prompt`)

@@ -266,7 +266,9 @@ export class FlexNode {
         log.info({ models: preloaded }, 'models loaded')
       }
       await startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger })
-      const capabilities = async (): Promise<NodeCapability[]> => await client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { availability: ['online', 'busy'] } }) as NodeCapability[]
+      // every node, stale heartbeats included: routing only picks connected peers, and a live
+      // connection is fresher than a heartbeat past the TTL; draining nodes are left out
+      const capabilities = async (): Promise<NodeCapability[]> => await client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { availability: ['online', 'busy', 'offline'] } }) as NodeCapability[]
       const peers = new PeerInference({ mesh, capabilities, logger }, { region: init.region })
       const sharedPolicy = async (name: string): Promise<MoePolicy | null> => {
         const p = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: name }) as { kind: string, document: unknown } | null

@@ -155,12 +155,14 @@ export class PeerInference {
       try { peer = peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent')) } catch { continue }
       if (peer === this.c.mesh.peerId || !connected.has(peer)) continue
       byId.set(cap.node_id, cap)
+      // a live connection is fresher evidence than a heartbeat that aged past the registry's TTL
+      const availability = cap.availability === 'offline' ? 'online' : cap.availability
       cands.push({
         node_id: cap.node_id,
         self: false,
         models_loaded: cap.capabilities.inference.models_loaded,
         models_available: cap.capabilities.inference.models_loaded,
-        availability: cap.availability,
+        availability,
         load: { cpu_percent: cap.load.cpu_percent, gpu_percent: cap.load.gpu_percent },
         queue_depth: 0,
         tokens_per_second: cap.capabilities.inference.tokens_per_second > 0 ? cap.capabilities.inference.tokens_per_second : null,
