@@ -26,7 +26,7 @@ import type { MeshNode } from './mesh/types.ts'
 import { createInferenceEngine } from './inference/engine.ts'
 import type { InferenceEngine } from './inference/types.ts'
 import { createHttpServer, type HttpServer } from './http/server.ts'
-import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
+import { parseAccessPolicy, PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
 import { createInferenceRouter } from './inference/router.ts'
 import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../scheduler/index.ts'
 import { parse as parseYaml } from 'yaml'
@@ -265,7 +265,11 @@ export class FlexNode {
         const preloaded = await inference.preload()
         log.info({ models: preloaded }, 'models loaded')
       }
-      await startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger })
+      const sharedAccess = async (): Promise<ProviderPolicy | null> => {
+        const p = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: 'inference-access' }) as { kind: string, document: unknown } | null
+        return p?.kind === 'access' ? parseAccessPolicy(p.document) : null
+      }
+      await startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: sharedAccess })
       // every node, stale heartbeats included: routing only picks connected peers, and a live
       // connection is fresher than a heartbeat past the TTL; draining nodes are left out
       const capabilities = async (): Promise<NodeCapability[]> => await client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { availability: ['online', 'busy', 'offline'] } }) as NodeCapability[]

@@ -76,7 +76,7 @@ describe('inference across the mesh', () => {
       const second = await post(a, '/v1/inference/single', { prompt: 'Hi', model: ids.w, max_tokens: 4 })
       expect(second.status).toBe(200)
       expect((await second.json() as { node: string }).node).toBe(nodeId(other))
-      if (chosen === c) await scenario.restart(c)
+      await scenario.restart(chosen)
 
       // a newcomer that c's policy does not allow is refused with 403
       const d = await scenario.addPlayer()
@@ -84,6 +84,11 @@ describe('inference across the mesh', () => {
       const denied = await post(d, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 })
       expect(denied.status).toBe(403)
       expect((await denied.json() as { error: { type: string } }).error.type).toBe('permission_error')
+
+      // the mesh-wide access policy in policy_store: c publishes a deny of b, and b is refused
+      await waitUntil(async () => (await post(b, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 })).status === 200, { what: 'b served by c', timeoutMs: 30_000, intervalMs: 500 })
+      await c.cells.policy_store!.callZome('policies', 'set_policy', { name: 'inference-access', kind: 'access', document: { deny: [nodeId(b)] } })
+      await waitUntil(async () => (await post(b, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 })).status === 403, { what: 'the shared deny to apply', timeoutMs: 20_000, intervalMs: 500 })
     })
   }, 180_000)
 

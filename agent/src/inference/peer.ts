@@ -76,14 +76,59 @@ export interface InferenceProviderComponents {
   engine: Pick<InferenceEngine, 'chat' | 'complete' | 'embed'>
   mesh: Pick<MeshNode, 'handleStream'>
   logger: ComponentLogger
+  /** the mesh-wide access policy from policy_store (`inference-access`), or null for the default */
+  sharedPolicy?: () => Promise<ProviderPolicy | null>
+}
+
+/** How long a policy_store access policy is reused before it is read again. */
+const SHARED_POLICY_TTL_MS = 5000
+
+/** policy_store's `inference-access` document: `{deny?, allow?: node ids (uhCAk…), per_peer_per_minute?}`. */
+export function parseAccessPolicy (doc: unknown): ProviderPolicy {
+  if (!isPlainObject(doc)) throw new InvalidRequestError('an access policy is a map {deny?, allow?, per_peer_per_minute?}')
+  const ids = (v: unknown, field: string): string[] | undefined => {
+    if (v === undefined || v === null) return undefined
+    if (!Array.isArray(v) || v.length > 10_000) throw new InvalidRequestError(`${field} must be a list of node ids`)
+    return v.map((id) => {
+      try {
+        return peerIdFromAgentPubKey(decodeHash(String(id), 'Agent'))
+      } catch {
+        throw new InvalidRequestError(`${field} holds ${JSON.stringify(id)}, which is not a node id`)
+      }
+    })
+  }
+  const rate = doc.per_peer_per_minute
+  if (rate !== undefined && (!Number.isInteger(rate) || (rate as number) < 1)) throw new InvalidRequestError('per_peer_per_minute must be a positive integer')
+  return { deny: ids(doc.deny, 'deny'), allow: ids(doc.allow, 'allow'), perPeerPerMinute: rate as number | undefined }
+}
+
+/** The local policy tightened by the shared one: both deny lists apply, an allow list narrows. */
+function mergePolicies (local: ProviderPolicy, shared: ProviderPolicy | null): ProviderPolicy {
+  if (shared === null) return local
+  const allow = local.allow !== undefined && shared.allow !== undefined ? local.allow.filter(p => shared.allow!.includes(p)) : local.allow ?? shared.allow
+  return { deny: [...(local.deny ?? []), ...(shared.deny ?? [])], allow, perPeerPerMinute: Math.min(local.perPeerPerMinute ?? Infinity, shared.perPeerPerMinute ?? Infinity, 120) }
 }
 
 /** Serve this node's models to the mesh. */
-export async function startInferenceProvider (policy: ProviderPolicy, c: InferenceProviderComponents): Promise<void> {
+export async function startInferenceProvider (local: ProviderPolicy, c: InferenceProviderComponents): Promise<void> {
   const log = c.logger.forComponent('flexnode:inference:provider')
-  const rate = policy.perPeerPerMinute ?? 120
   const recent = new Map<string, number[]>()
-  const admit = (peer: string): void => {
+  let cached: { at: number, policy: ProviderPolicy | null } = { at: 0, policy: null }
+  const current = async (): Promise<ProviderPolicy> => {
+    if (c.sharedPolicy !== undefined && Date.now() - cached.at > SHARED_POLICY_TTL_MS) {
+      let shared: ProviderPolicy | null = null
+      try {
+        shared = await c.sharedPolicy()
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, 'the inference-access policy in policy_store is unusable; applying the local policy only')
+      }
+      cached = { at: Date.now(), policy: shared }
+    }
+    return mergePolicies(local, cached.policy)
+  }
+  const admit = async (peer: string): Promise<void> => {
+    const policy = await current()
+    const rate = policy.perPeerPerMinute ?? 120
     if (policy.deny?.includes(peer) === true) throw new PolicyDeniedError(`peer ${peer} is denied by this node's policy`)
     if (policy.allow !== undefined && !policy.allow.includes(peer)) throw new PolicyDeniedError(`peer ${peer} is not on this node's allow list`)
     const now = Date.now()
@@ -95,7 +140,7 @@ export async function startInferenceProvider (policy: ProviderPolicy, c: Inferen
   }
   await c.mesh.handleStream(INFERENCE_PROTOCOL, async (raw, from, responder) => {
     try {
-      admit(from)
+      await admit(from)
       const req = checkRequest(decode(raw))
       const options: GenerateOptions = {
         ...(req.options ?? {}),
