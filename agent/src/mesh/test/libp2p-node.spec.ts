@@ -1,5 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { randomBytes } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,40 +6,16 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { Keystore } from '../../identity/keystore.ts'
 import { silentLogger } from '../../logger.ts'
 import { agentPubKeyFromPeerId, createMeshNode, peerIdFromAgentPubKey, peerIdFromSeed, type Libp2pMeshNode } from '../libp2p-node.ts'
-import type { MeshInit } from '../types.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
+import { addr, makeNode, pair } from './mesh-nodes.ts'
 
-const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 
-const nodes: Libp2pMeshNode[] = []
-
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map(async n => { await n.stop() }))
-})
-
-async function makeNode (init: Partial<MeshInit> = {}, start = true): Promise<Libp2pMeshNode> {
-  const node = await createMeshNode({ network: 'testnet', seed: randomBytes(32), listen: [LOOPBACK], mdns: false, ...init }, { logger: silentLogger() })
-  nodes.push(node)
-  if (start) await node.start()
-  return node
-}
-
-function addr (node: Libp2pMeshNode): string {
-  const a = node.multiaddrs().find(m => m.startsWith('/ip4/127.0.0.1/'))
-  if (a === undefined) throw new Error('node has no loopback address')
-  return a
-}
 
 
-/** Two started nodes, `a` dialled to `b`, both past the network check. */
-async function pair (): Promise<[Libp2pMeshNode, Libp2pMeshNode]> {
-  const [a, b] = await Promise.all([makeNode(), makeNode()])
-  expect(await a.dial(addr(b))).toBe(b.peerId)
-  await waitUntil(() => a.peers().includes(b.peerId) && b.peers().includes(a.peerId), { what: 'both sides to see each other' })
-  return [a, b]
-}
+
+
 
 /** Streams of this mesh's request protocols still held by the nodes (leak check). */
 function requestStreams (...ns: Libp2pMeshNode[]): string[] {

@@ -1,0 +1,41 @@
+/**
+ * Bare mesh nodes for the mesh specs: loopback only, no mDNS, random keys, all stopped after
+ * each test. Dependency-light (no conductor), so these specs start fast.
+ */
+import { afterEach, expect } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { silentLogger } from '../../logger.ts'
+import { createMeshNode, type Libp2pMeshNode } from '../libp2p-node.ts'
+import type { MeshInit } from '../types.ts'
+import { waitUntil } from '../../../../fixtures/wait.ts'
+
+export const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
+
+const nodes: Libp2pMeshNode[] = []
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map(async n => { await n.stop() }))
+})
+
+/** A node on 127.0.0.1 (started unless `start` is false), stopped after the test. */
+export async function makeNode (init: Partial<MeshInit> = {}, start = true): Promise<Libp2pMeshNode> {
+  const node = await createMeshNode({ network: 'testnet', seed: randomBytes(32), listen: [LOOPBACK], mdns: false, ...init }, { logger: silentLogger() })
+  nodes.push(node)
+  if (start) await node.start()
+  return node
+}
+
+/** A node's loopback multiaddr. */
+export function addr (node: Libp2pMeshNode): string {
+  const a = node.multiaddrs().find(m => m.startsWith('/ip4/127.0.0.1/'))
+  if (a === undefined) throw new Error('node has no loopback address')
+  return a
+}
+
+/** Two started nodes, `a` dialled to `b`, both past the network check. */
+export async function pair (): Promise<[Libp2pMeshNode, Libp2pMeshNode]> {
+  const [a, b] = await Promise.all([makeNode(), makeNode()])
+  expect(await a.dial(addr(b))).toBe(b.peerId)
+  await waitUntil(() => a.peers().includes(b.peerId) && b.peers().includes(a.peerId), { what: 'both sides to see each other' })
+  return [a, b]
+}
