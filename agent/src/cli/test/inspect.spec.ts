@@ -6,24 +6,12 @@ import { describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { REPO_ROOT, tempDir, TEST_NODE_FLAGS, waitUntil } from '../../../../fixtures/index.ts'
-import { spawnFlexnode, type SpawnedNode } from '../../../../fixtures/spawn-node.ts'
+import { tempDir, TEST_NODE_FLAGS, waitUntil } from '../../../../fixtures/index.ts'
+import { runFlexnode, spawnFlexnode, type SpawnedNode } from '../../../../fixtures/spawn-node.ts'
 import type { NodeCapability } from '../../../../zomes-ts/agent_registry/types.ts'
 import { formatAge, mergePeers, renderPeers, renderTable, shortId, type PeersReport, type StatusReport } from '../inspect.ts'
 
-interface CliResult { code: number, stdout: string, stderr: string }
-
-/** `node bin/flexnode.js <args>`, waiting for the process and its output streams to end. */
-async function flexnode (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const base = { ...process.env }
-  delete base.FLEXNODE_DATA_DIR
-  return await new Promise(resolve => {
-    execFile(process.execPath, ['bin/flexnode.js', ...args], { cwd: REPO_ROOT, env: { ...base, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const flexnode = runFlexnode
 
 async function peersJson (dataDir: string): Promise<PeersReport | undefined> {
   const r = await flexnode(['peers', '--data-dir', dataDir, '--json'])
