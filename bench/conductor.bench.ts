@@ -7,6 +7,10 @@
  * Each transport gets its own fresh conductor so both start from the same chain length.
  * Write = `heartbeat.beat` (one Update per call, after one `capabilities.advertise`);
  * read = `capabilities.get_capability` of the agent. Sequential and 16 concurrent callers.
+ *
+ * Every case runs twice: with the zome sandbox (QuickJS in the zome worker, what the node runs)
+ * and with zomes imported straight into the node's realm (`DirectZomeRuntime`, the runtime
+ * before the sandbox), so the sandbox's cost is a ratio measured in the same run.
  */
 import os from 'node:os'
 import { AdminWebsocket, AppWebsocket, type AppClient, type CellId } from '@holochain/client'
@@ -14,7 +18,9 @@ import { InProcessAppClient } from '../agent/src/conductor/in-process-client.ts'
 import type { MachineProfile } from '../agent/src/probe/probe.ts'
 import { buildCapability } from '../agent/src/registry/registry-service.ts'
 import { createTestConductor, FLEXSTACK_HAPP, TEST_ORIGIN, tempDir, type TestConductor } from '../fixtures/index.ts'
-import { measureAsync, type Report } from './util.ts'
+import type { ZomeRuntime } from '../agent/src/conductor/dna.ts'
+import { DirectZomeRuntime } from './direct-zome-runtime.ts'
+import { measureAsync, type BenchResult, type Report } from './util.ts'
 
 const APP_ID = 'flexstack'
 const ROLE = 'agent_registry'
@@ -25,11 +31,11 @@ const MAX_OPS = 20_000
 type Client = Pick<AppClient, 'callZome'>
 
 /** A fresh conductor on its own temp dir with the flexstack app installed and enabled. */
-async function flexstackConductor (): Promise<TestConductor> {
+async function flexstackConductor (zomeRuntime?: ZomeRuntime): Promise<TestConductor> {
   const dir = await tempDir('flexnode-bench-conductor-')
   let t: TestConductor | undefined
   try {
-    t = await createTestConductor({ dataDir: dir.path })
+    t = await createTestConductor({ dataDir: dir.path, zomeRuntime })
     await t.conductor.installApp({ source: { type: 'path', value: FLEXSTACK_HAPP }, agent_key: t.agent, installed_app_id: APP_ID, network_seed: 'flexnode-bench' })
     await t.conductor.enableApp({ installed_app_id: APP_ID })
   } catch (err) {
@@ -53,7 +59,8 @@ function machine (): MachineProfile {
   }
 }
 
-async function callCases (report: Report, transport: string, client: Client, agent: Uint8Array): Promise<void> {
+async function callCases (report: Report, transport: string, client: Client, agent: Uint8Array): Promise<BenchResult[]> {
+  const results: BenchResult[] = []
   const call = async (zome: string, fn: string, payload: unknown): Promise<unknown> =>
     await client.callZome({ role_name: ROLE, zome_name: zome, fn_name: fn, payload })
   await call('capabilities', 'advertise', buildCapability(agent, 'bench-node', machine(), { cpu_percent: 1, gpu_percent: 0, memory_percent: 1 }, {}))
@@ -73,21 +80,24 @@ async function callCases (report: Report, transport: string, client: Client, age
     const name = `${transport} ${c.kind} x${c.concurrency}`
     const id = `conductor.${transport}.${c.kind.split(' ')[0]!}.c${c.concurrency}`
     try {
-      report.add(await measureAsync({ id, name, group: `conductor ${transport}`, fn: c.fn, concurrency: c.concurrency, warmup: 100, budgetMs: BUDGET_MS, maxOps: MAX_OPS }))
+      const r = await measureAsync({ id, name, group: `conductor ${transport}`, fn: c.fn, concurrency: c.concurrency, warmup: 100, budgetMs: BUDGET_MS, maxOps: MAX_OPS })
+      report.add(r)
+      results.push(r)
     } catch (err) {
       report.fail(name, err)
     }
   }
+  return results
 }
 
-async function inProcess (report: Report): Promise<void> {
-  await using t = await flexstackConductor()
+async function inProcess (report: Report, transport: string, zomeRuntime?: ZomeRuntime): Promise<BenchResult[]> {
+  await using t = await flexstackConductor(zomeRuntime)
   const client = await InProcessAppClient.connect(t.conductor, APP_ID)
-  await callCases(report, 'in-process', client, t.agent)
+  return await callCases(report, transport, client, t.agent)
 }
 
-async function websocket (report: Report): Promise<void> {
-  await using t = await flexstackConductor()
+async function websocket (report: Report, transport: string, zomeRuntime?: ZomeRuntime): Promise<BenchResult[]> {
+  await using t = await flexstackConductor(zomeRuntime)
   const { port: adminPort } = await t.conductor.startAdminInterface({ port: 0, allowedOrigins: TEST_ORIGIN })
   const wsClientOptions = { origin: TEST_ORIGIN }
   const admin = await AdminWebsocket.connect({ url: new URL(`ws://127.0.0.1:${adminPort}`), wsClientOptions })
@@ -100,14 +110,27 @@ async function websocket (report: Report): Promise<void> {
     if (cell?.type !== 'provisioned') throw new Error(`app ${APP_ID} has no provisioned ${ROLE} cell`)
     const cellId: CellId = cell.value.cell_id
     await admin.authorizeSigningCredentials(cellId)
-    await callCases(report, 'websocket', app, t.agent)
+    return await callCases(report, transport, app, t.agent)
   } finally {
     await app?.client.close()
     await admin.client.close()
   }
 }
 
+/** Each sandboxed figure as a ratio to the same case without the sandbox. */
+function compare (report: Report, sandboxed: BenchResult[], direct: BenchResult[]): void {
+  for (const r of sandboxed) {
+    const d = direct.find(x => x.name.replace(' unsandboxed', '') === r.name)
+    if (d !== undefined) report.note(`zome sandbox cost: ${r.name}: ${(r.opsPerSec / d.opsPerSec).toFixed(2)} of the unsandboxed rate (${r.opsPerSec.toFixed(0)} vs ${d.opsPerSec.toFixed(0)} calls/s; goal ≥ 0.80)`)
+  }
+}
+
 export async function run (report: Report): Promise<void> {
-  await inProcess(report)
-  await websocket(report)
+  const direct = await DirectZomeRuntime.create()
+  try {
+    compare(report, await inProcess(report, 'in-process'), await inProcess(report, 'in-process unsandboxed', direct))
+    compare(report, await websocket(report, 'websocket'), await websocket(report, 'websocket unsandboxed', direct))
+  } finally {
+    direct.dispose()
+  }
 }

@@ -8,18 +8,18 @@
  * op discards the scratch: nothing half-written reaches the chain. Calls on one cell run one
  * at a time, so the chain head cannot move under a running call.
  */
-import { randomBytes } from 'node:crypto'
 import type {
   Action, ActionData, ActionHash, AgentInfo, DnaInfo, Entry, EntryType, GetLinksInput, Hdk, HolochainRecord,
-  Link, QueryFilter, RecordDetails, SignedActionHashed, ZomeCallCapGrant, ZomeFunction
+  Link, QueryFilter, RecordDetails, SignedActionHashed, ZomeCallCapGrant
 } from '../../../zomes-ts/hdk/index.ts'
-import { decodeHash, encodeHash, hashEquals, hashFromContent, hashType, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
-import { verifySignature } from '../identity/keystore.ts'
+import { encodeHash, hashEquals, hashFromContent, hashType, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { DEFAULT_ZOME_CALL_TIMEOUT_MS } from './constants.ts'
-import type { LoadedCoordinatorZome, LoadedDna, LoadedIntegrityZome } from './dna.ts'
+import type { LoadedCoordinatorZome, LoadedDna, LoadedIntegrityZome, SandboxedFunction } from './dna.ts'
 import { InvalidCommitError, ribosomeError } from './errors.ts'
+import { ZomeSandboxError } from './sandbox/errors.ts'
+import { entryOf, hdkDecodeHash, hdkEncodeHash, hdkRandomBytes, hdkVerifySignature, pathEntryHash, sysTime } from './hdk-local.ts'
 import { dhtOpWire, produceOps, type SignedAction } from './ops.ts'
 import { decodeAction, decodeEntry, recordOf, signedActionHashed } from './records.ts'
 import type { ConductorStore, DhtActionRow } from './store.ts'
@@ -139,7 +139,8 @@ export class Cell {
         if (coord.init === undefined) continue
         const hdk = this.hdk(ws, coord)
         try {
-          const result = await this.withTimeout(Promise.resolve().then(() => coord.init?.(hdk)), `${coord.name}/init`)
+          const init = coord.init
+          const result = await this.withTimeout(async (signal) => await init(hdk, null, { signal }), `${coord.name}/init`)
           if (isPlainObject(result) && result.type === 'Fail') throw new Error(String(result.reason ?? 'init failed'))
         } catch (err) {
           ws.closed = true
@@ -153,13 +154,12 @@ export class Cell {
     this.initialized = true
   }
 
-  private async withTimeout<T> (p: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not return within ${this.timeoutMs} ms`)), this.timeoutMs)
-    })
+  /** Run `fn` with a signal that aborts it (the sandboxed call is abandoned) after the call timeout. */
+  private async withTimeout<T> (fn: (signal: AbortSignal) => Promise<T>, what: string): Promise<T> {
+    const controller = new AbortController()
+    const timer = setTimeout(() => { controller.abort(new Error(`${what} did not return within ${this.timeoutMs} ms`)) }, this.timeoutMs)
     try {
-      return await Promise.race([p, timeout])
+      return await fn(controller.signal)
     } finally {
       clearTimeout(timer)
     }
@@ -169,7 +169,7 @@ export class Cell {
   async call (zomeName: string, fnName: string, payload: unknown, provenance: HoloHash): Promise<unknown> {
     const coord = this.dna.coordinators.get(zomeName)
     if (coord === undefined) throw ribosomeError(`zome ${JSON.stringify(zomeName)} not found in DNA ${this.dna.def.name}`)
-    const fn: ZomeFunction | undefined = coord.functions.get(fnName)
+    const fn: SandboxedFunction | undefined = coord.functions.get(fnName)
     if (fn === undefined) throw ribosomeError(`function ${JSON.stringify(fnName)} not found in zome ${zomeName}`)
     return this.serial(async () => {
       await this.ensureInit()
@@ -177,7 +177,7 @@ export class Cell {
       const hdk = this.hdk(ws, coord, provenance)
       let result: unknown
       try {
-        result = await this.withTimeout(Promise.resolve().then(() => fn(hdk, payload)), `${zomeName}/${fnName}`)
+        result = await this.withTimeout(async (signal) => await fn(hdk, payload, { signal }), `${zomeName}/${fnName}`)
       } catch (err) {
         if (err instanceof Error && 'kind' in err) throw err
         throw ribosomeError(`${zomeName}/${fnName}: ${err instanceof Error ? err.message : String(err)}`, err)
@@ -238,7 +238,7 @@ export class Cell {
     try {
       this.flush(ws)
     } catch (err) {
-      if (err instanceof InvalidCommitError) throw ribosomeError(err.message, err)
+      if (err instanceof InvalidCommitError || err instanceof ZomeSandboxError) throw ribosomeError(err.message, err)
       throw err
     }
   }
@@ -490,36 +490,23 @@ export class Cell {
         open()
         this.components.emitSignal(cellId, coord.name, payload)
       },
-      sys_time: nowMicros,
-      random_bytes: (n) => {
-        if (!Number.isInteger(n) || n < 0 || n > 65536) throw new Error('random_bytes takes 0..65536')
-        return new Uint8Array(randomBytes(n))
-      },
+      sys_time: sysTime,
+      random_bytes: hdkRandomBytes,
       sign: async (key, data) => {
         open()
         if (!isHash(key, 'Agent')) throw new Error('sign needs an AgentPubKey')
         return this.components.keystore.sign(key, encode(data))
       },
-      verify_signature: async (key, signature, data) => {
-        if (!isHash(key, 'Agent') || !(signature instanceof Uint8Array)) return false
-        return verifySignature(key.subarray(3, 35), encode(data), signature)
-      },
+      verify_signature: async (key, signature, data) => hdkVerifySignature(key, signature, data),
       create_cap_grant: async (grant: ZomeCallCapGrant) => {
         open()
         checkCapGrant(grant)
         return this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)
       },
-      path_entry_hash: (path) => {
-        if (typeof path !== 'string' || path.length === 0 || path.length > 1024) throw new Error('a path is a non-empty string of at most 1024 characters')
-        return hashFromContent({ path: path.split('.') }, 'Entry')
-      },
-      entry_of: <T>(record: HolochainRecord): T | undefined => {
-        const e = 'Present' in record.entry ? record.entry.Present : undefined
-        if (e === undefined) return undefined
-        return (e.entry_type === 'App' ? decode(e.entry) : e.entry) as T
-      },
-      encode_hash: encodeHash,
-      decode_hash: (s) => decodeHash(s)
+      path_entry_hash: pathEntryHash,
+      entry_of: entryOf,
+      encode_hash: hdkEncodeHash,
+      decode_hash: hdkDecodeHash
     }
     void provenance
     return hdk

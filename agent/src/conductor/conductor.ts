@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import type { ZomeCallCapGrant } from '../../../zomes-ts/hdk/index.ts'
 import { DisposedError } from '../errors.ts'
 import { assertHash, encodeHash, hashEquals, sameKey, type HoloHash } from '../holo/hash.ts'
+import { bytesEqual } from '../../../zomes-ts/hdk/index.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import { verifySignature } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
@@ -23,9 +24,10 @@ import { readHappBundle, loadHappYaml, type AppManifest, type HappBundle } from 
 import { Cell, checkCapGrant, type CascadeQuery, type CellId } from './cell.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { DB_FILE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TOKEN_EXPIRY_SECONDS, NONCE_MAX_FUTURE_MS } from './constants.ts'
-import { decodeDnaDef, encodeDnaDef, resolveDna, ZomeLoader, type LoadedDna, type ModifiersOverride } from './dna.ts'
+import { decodeDnaDef, encodeDnaDef, resolveDna, ZomeLoader, type DnaDef, type LoadedDna, type ModifiersOverride, type ZomeRuntime } from './dna.ts'
 import { ConductorApiError, authenticationFailed, deserializationError, internalError, ribosomeError, unauthorized } from './errors.ts'
 import { ConductorStore } from './store.ts'
+import { ZomeSandbox, type ZomeSandboxInit } from './sandbox/host.ts'
 import { DhtSpace, type NetRecord, type ReceiveOutcome } from './space.ts'
 import { ConductorWsServer } from './ws-server.ts'
 
@@ -37,11 +39,15 @@ export interface ConductorInit {
   zomeCallTimeoutMs?: number
   /** Interface to bind WebSocket listeners to. @default '127.0.0.1' */
   host?: string
+  /** Limits of the zome sandbox (memory per DNA, CPU time per call). @default 64 MiB, 5000 ms */
+  sandbox?: ZomeSandboxInit
 }
 
 export interface ConductorComponents {
   keystore: Keystore
   logger: ComponentLogger
+  /** what runs zome code. @default a ZomeSandbox with `init.sandbox`'s limits */
+  zomeRuntime?: ZomeRuntime
 }
 
 export type AppStatus = { type: 'enabled' } | { type: 'disabled', value: { type: 'never_started' } | { type: 'user' } | { type: 'error', value: string } }
@@ -91,6 +97,9 @@ export class EmbeddedConductor {
   readonly keystore: Keystore
   private readonly store: ConductorStore
   private readonly loader: ZomeLoader
+  private readonly sandbox: ZomeRuntime
+  /** the conductor made its zome runtime (and so disposes it) */
+  private ownsRuntime = false
   private readonly log: ComponentLogger
   private readonly init: ConductorInit
   private readonly apps = new Map<string, InstalledApp>()
@@ -107,18 +116,28 @@ export class EmbeddedConductor {
   private nonceCalls = 0
   private stopped = false
 
-  private constructor (init: ConductorInit, components: ConductorComponents) {
+  private constructor (init: ConductorInit, components: ConductorComponents, sandbox: ZomeRuntime) {
     this.init = init
     this.dataDir = init.dataDir
     this.keystore = components.keystore
     this.log = components.logger.forComponent('flexnode:conductor')
+    this.sandbox = sandbox
     this.store = new ConductorStore({ path: join(init.dataDir, DB_FILE) })
-    this.loader = new ZomeLoader(join(init.dataDir, 'zomes'))
+    this.loader = new ZomeLoader(sandbox)
   }
 
   /** Open the conductor on a data dir: loads installed apps and starts the enabled ones. */
   static async open (init: ConductorInit, components: ConductorComponents): Promise<EmbeddedConductor> {
-    const c = new EmbeddedConductor(init, components)
+    const owns = components.zomeRuntime === undefined
+    const sandbox = components.zomeRuntime ?? await ZomeSandbox.create(init.sandbox ?? {}, components)
+    let c: EmbeddedConductor
+    try {
+      c = new EmbeddedConductor(init, components, sandbox)
+      c.ownsRuntime = owns
+    } catch (err) {
+      if (owns) sandbox.dispose()
+      throw err
+    }
     try {
       for (const row of c.store.listApps()) {
         const app: InstalledApp = { id: row.id, agent: row.agent, def: decode(row.def) as AppDef, status: decode(row.disabled_reason ?? encode({ type: 'enabled' })) as AppStatus, installedAt: row.installed_at }
@@ -126,6 +145,8 @@ export class EmbeddedConductor {
         if (app.status.type === 'enabled') await c.startCells(app)
       }
     } catch (err) {
+      c.loader.dispose()
+      if (owns) sandbox.dispose()
       c.store.dispose()
       throw err
     }
@@ -138,13 +159,18 @@ export class EmbeddedConductor {
 
   // -- DNAs and cells ----------------------------------------------------------------------
 
-  private async loadDna (hash: HoloHash): Promise<LoadedDna> {
+  /** The loaded DNA: its definition and code from the store, or from `source` (an install in progress). */
+  private async loadDna (hash: HoloHash, source?: () => { def: DnaDef, code: (wasm: HoloHash) => Uint8Array | undefined }): Promise<LoadedDna> {
     const key = encodeHash(hash)
     let p = this.dnas.get(key)
     if (p === undefined) {
-      const defBytes = this.store.getDnaDef(hash)
-      if (defBytes === undefined) throw internalError(`DNA ${key} is not registered`)
-      p = this.loader.load(hash, decodeDnaDef(defBytes), (wasm) => this.store.getZomeCode(wasm))
+      let from = source?.()
+      if (from === undefined) {
+        const defBytes = this.store.getDnaDef(hash)
+        if (defBytes === undefined) throw internalError(`DNA ${key} is not registered`)
+        from = { def: decodeDnaDef(defBytes), code: (wasm) => this.store.getZomeCode(wasm) }
+      }
+      p = this.loader.load(hash, from.def, from.code)
       p.catch(() => this.dnas.delete(key))
       this.dnas.set(key, p)
     }
@@ -305,23 +331,32 @@ export class EmbeddedConductor {
       roles.push(rc)
       resolved.push({ role: rc, code, defBytes: encodeDnaDef(def), membrane: rsv?.membrane_proof ?? null })
     }
-    // register code and DNAs, then run genesis for every cell; any failure leaves no app behind
+    // a DNA this conductor already runs keeps its code: an install may not swap the coordinators
+    // of a DNA (same integrity zomes, same modifiers) under another app
+    for (const r of resolved) {
+      const known = this.store.getDnaDef(r.role.dna_hash)
+      if (known !== undefined && !bytesEqual(known, r.defBytes)) {
+        throw new ConductorApiError('dna_read_error', `role ${r.role.name}: DNA ${encodeHash(r.role.dna_hash)} is already installed with other coordinator zomes`)
+      }
+    }
+    // load every DNA from the bundle's own code before anything is written: a DNA whose zomes do
+    // not load (or do not load within the sandbox's limits) leaves nothing behind
+    const cells: Cell[] = []
+    for (const r of resolved) {
+      let dna: LoadedDna
+      try {
+        dna = await this.loadDna(r.role.dna_hash, () => ({ def: decodeDnaDef(r.defBytes), code: (wasm) => r.code.get(encodeHash(wasm)) }))
+      } catch (err) {
+        throw new ConductorApiError('dna_read_error', `role ${r.role.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+      }
+      cells.push(this.newCell(dna, agent))
+    }
     this.store.transaction(() => {
       for (const r of resolved) {
         for (const [hashStr, bytes] of r.code) this.store.putZomeCode(Buffer.from(hashStr.slice(1), 'base64url'), bytes)
         this.store.putDnaDef(r.role.dna_hash, r.defBytes)
       }
     })
-    const cells: Cell[] = []
-    for (const r of resolved) {
-      let dna: LoadedDna
-      try {
-        dna = await this.loadDna(r.role.dna_hash)
-      } catch (err) {
-        throw new ConductorApiError('dna_read_error', `role ${r.role.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
-      }
-      cells.push(this.newCell(dna, agent))
-    }
     try {
       this.store.transaction(() => {
         for (const [i, cell] of cells.entries()) cell.genesis(resolved[i]?.membrane ?? null)
@@ -672,6 +707,8 @@ export class EmbeddedConductor {
     this.authoredListeners.clear()
     this.cells.clear()
     this.spaces.clear()
+    this.loader.dispose()
+    if (this.ownsRuntime) this.sandbox.dispose()
     this.store.dispose()
   }
 

@@ -6,14 +6,32 @@
  * the hash of `{modifiers, integrity_zomes}` only, as in Holochain: coordinators can change
  * without changing the DNA.
  */
-import { mkdir, writeFile, access } from 'node:fs/promises'
-import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import type { IntegrityZome, ZomeFunction, EntryTypeDef } from '../../../zomes-ts/hdk/index.ts'
+import type { EntryTypeDef, Hdk, Op, OpType, SignedActionHashed, ValidateContext, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
+import { errorMessage } from '../errors.ts'
 import { encodeHash, hashEquals, hashFromBytes, hashFromContent, type HoloHash } from '../holo/hash.ts'
 import type { DnaBundle } from './bundle.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { BundleError } from './errors.ts'
+import type { HostApi } from './sandbox/engine.ts'
+import type { DnaStatic, ExportsInfo, ZomeSource } from './sandbox/protocol.ts'
+
+/**
+ * What runs zome code for the conductor. The node uses `ZomeSandbox` (QuickJS in a worker);
+ * the benchmarks also measure the unsandboxed in-process runtime behind this same seam.
+ */
+export interface ZomeRuntime {
+  /** Load a DNA's zome modules; resolves with each zome's exports. Loading again replaces them. */
+  loadDna: (key: string, label: string, info: DnaStatic, zomes: ZomeSource[]) => Promise<Record<string, ExportsInfo>>
+  unloadDna: (key: string) => void
+  /** Call a coordinator function; the HDK calls it makes are answered by `hdk`. */
+  call: (key: string, zome: string, fn: string, hdk: HostApi, payload: unknown, options?: { signal?: AbortSignal }) => Promise<unknown>
+  /**
+   * An integrity zome's `validate` over every op type of one action: the verdict. Synchronous.
+   * `known` are actions `must_get_action` may be asked for (answered without asking `ctx`).
+   */
+  validate: (key: string, zome: string, base: unknown, types: readonly string[], ctx: HostApi, known?: SignedActionHashed[]) => unknown
+  dispose: () => void
+}
 
 export interface DnaModifiers {
   network_seed: string
@@ -83,15 +101,22 @@ export function dnaProperties (def: DnaDef): Record<string, unknown> {
 export interface LoadedIntegrityZome {
   name: string
   index: number
-  module: IntegrityZome
+  /**
+   * The zome's `validate`, run in its sandbox once per op type of one action (the op marshalled
+   * once); the first result that is not Valid, or Valid.
+   */
+  validate: (base: Omit<Op, 'type'>, types: readonly OpType[], ctx: ValidateContext, known?: SignedActionHashed[]) => ValidateResult
   entryTypes: Map<string, { index: number, def: EntryTypeDef }>
   linkTypes: Map<string, number>
 }
 
+/** A coordinator function run in the zome's sandbox; `signal` abandons the call. */
+export type SandboxedFunction = (hdk: Hdk, payload: unknown, options?: { signal?: AbortSignal }) => Promise<unknown>
+
 export interface LoadedCoordinatorZome {
   name: string
-  functions: Map<string, ZomeFunction>
-  init?: (hdk: unknown) => unknown
+  functions: Map<string, SandboxedFunction>
+  init?: SandboxedFunction
   /** integrity zome indices this coordinator may write entries and links of */
   dependencies: number[]
 }
@@ -106,80 +131,114 @@ export interface LoadedDna {
 
 const RESERVED = new Set(['init', 'validate', 'entry_types', 'link_types', 'default'])
 
+const VALIDATE_RESULTS = new Set(['Valid', 'Invalid', 'UnresolvedDependencies'])
+
+/** A validate() result from the sandbox, checked: anything malformed is Invalid, never trusted. */
+function checkValidateResult (zome: string, value: unknown): ValidateResult {
+  if (!isPlainObject(value) || typeof value.type !== 'string' || !VALIDATE_RESULTS.has(value.type)) {
+    return { type: 'Invalid', reason: `validate() of zome ${zome} returned no result` }
+  }
+  if (value.type === 'Invalid') return { type: 'Invalid', reason: typeof value.reason === 'string' ? value.reason.slice(0, 4096) : 'invalid' }
+  if (value.type === 'UnresolvedDependencies') {
+    const hashes = Array.isArray(value.hashes) ? value.hashes.filter((h): h is Uint8Array => h instanceof Uint8Array && h.length === 39).slice(0, 256) : []
+    return { type: 'UnresolvedDependencies', hashes }
+  }
+  return { type: 'Valid' }
+}
+
 /**
- * Loads zome modules by code hash: the code is written once to `<codeDir>/<hash>.mjs` and
- * imported from there, so a restarted node runs exactly the code it installed.
+ * Loads zome modules into the sandbox (QuickJS in the conductor's zome worker): one runtime per
+ * DNA, one context per zome. The code comes from the conductor's store (or an install's bundle)
+ * by hash and is checked against its hash before it runs, so a restarted node runs exactly the
+ * code it installed.
  */
 export class ZomeLoader {
-  private readonly codeDir: string
-  private readonly modules = new Map<string, Promise<Record<string, unknown>>>()
+  private readonly sandbox: ZomeRuntime
+  private readonly loaded = new Set<string>()
 
-  constructor (codeDir: string) {
-    this.codeDir = codeDir
-  }
-
-  private async module (hash: HoloHash, code: () => Uint8Array | undefined): Promise<Record<string, unknown>> {
-    const key = encodeHash(hash)
-    let p = this.modules.get(key)
-    if (p === undefined) {
-      p = (async () => {
-        const file = join(this.codeDir, `${key}.mjs`)
-        try {
-          await access(file)
-        } catch {
-          const bytes = code()
-          if (bytes === undefined) throw new BundleError(`no code stored for zome ${key}`)
-          if (!hashEquals(hashFromBytes(bytes, 'Wasm'), hash)) throw new BundleError(`zome code does not match its hash ${key}`)
-          await mkdir(this.codeDir, { recursive: true, mode: 0o700 })
-          await writeFile(file, bytes, { mode: 0o600 })
-        }
-        try {
-          return await import(pathToFileURL(file).href) as Record<string, unknown>
-        } catch (err) {
-          throw new BundleError(`zome ${key} failed to load: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
-        }
-      })()
-      p.catch(() => this.modules.delete(key))
-      this.modules.set(key, p)
-    }
-    return p
+  constructor (sandbox: ZomeRuntime) {
+    this.sandbox = sandbox
   }
 
   async load (hash: HoloHash, def: DnaDef, code: (wasmHash: HoloHash) => Uint8Array | undefined): Promise<LoadedDna> {
-    const integrity: LoadedIntegrityZome[] = []
-    for (const [index, [name, { wasm_hash: wasmHash }]] of def.integrity_zomes.entries()) {
-      const mod = await this.module(wasmHash, () => code(wasmHash))
-      if (typeof mod.validate !== 'function') throw new BundleError(`integrity zome ${name} exports no validate()`)
-      const entryDefs = (Array.isArray(mod.entry_types) ? mod.entry_types : []) as EntryTypeDef[]
-      const linkDefs = (Array.isArray(mod.link_types) ? mod.link_types : []) as string[]
-      const entryTypes = new Map<string, { index: number, def: EntryTypeDef }>()
-      entryDefs.forEach((d, i) => {
-        if (typeof d?.name !== 'string') throw new BundleError(`integrity zome ${name}: entry_types[${i}] has no name`)
-        entryTypes.set(d.name, { index: i, def: d })
-      })
-      const linkTypes = new Map<string, number>()
-      linkDefs.forEach((l, i) => {
-        if (typeof l !== 'string') throw new BundleError(`integrity zome ${name}: link_types[${i}] must be a string`)
-        linkTypes.set(l, i)
-      })
-      integrity.push({ name, index, module: mod as unknown as IntegrityZome, entryTypes, linkTypes })
+    const key = encodeHash(hash)
+    const zomes: ZomeSource[] = []
+    for (const [name, { wasm_hash: wasmHash }] of [...def.integrity_zomes, ...def.coordinator_zomes]) {
+      const bytes = code(wasmHash)
+      if (bytes === undefined) throw new BundleError(`no code stored for zome ${name} (${encodeHash(wasmHash)})`)
+      if (!hashEquals(hashFromBytes(bytes, 'Wasm'), wasmHash)) throw new BundleError(`the code of zome ${name} does not match its hash ${encodeHash(wasmHash)}`)
+      zomes.push({ name, code: bytes })
     }
-    const coordinators = new Map<string, LoadedCoordinatorZome>()
-    for (const [name, { wasm_hash: wasmHash, dependencies }] of def.coordinator_zomes) {
-      const mod = await this.module(wasmHash, () => code(wasmHash))
-      const functions = new Map<string, ZomeFunction>()
-      for (const [fname, fn] of Object.entries(mod)) {
-        if (typeof fn === 'function' && !RESERVED.has(fname) && !fname.startsWith('_')) functions.set(fname, fn as ZomeFunction)
-      }
-      const deps = dependencies.length > 0
-        ? dependencies.map(d => {
-          const i = integrity.findIndex(z => z.name === d)
-          if (i < 0) throw new BundleError(`coordinator ${name} depends on unknown integrity zome ${d}`)
-          return i
+    const properties = dnaProperties(def)
+    const info: DnaStatic = {
+      hash,
+      name: def.name,
+      modifiers: { network_seed: def.modifiers.network_seed, properties },
+      zome_names: [...def.integrity_zomes, ...def.coordinator_zomes].map(([n]) => n)
+    }
+    let exports: Record<string, ExportsInfo>
+    try {
+      exports = await this.sandbox.loadDna(key, def.name, info, zomes)
+    } catch (err) {
+      throw new BundleError(`DNA ${def.name} (${key}) failed to load: ${errorMessage(err)}`, { cause: err })
+    }
+    this.loaded.add(key)
+    try {
+      const integrity: LoadedIntegrityZome[] = []
+      for (const [index, [name]] of def.integrity_zomes.entries()) {
+        const mod = exports[name]
+        if (mod === undefined || !mod.functions.includes('validate')) throw new BundleError(`integrity zome ${name} exports no validate()`)
+        const entryDefs: unknown[] = Array.isArray(mod.values.entry_types) ? mod.values.entry_types : []
+        const linkDefs: unknown[] = Array.isArray(mod.values.link_types) ? mod.values.link_types : []
+        const entryTypes = new Map<string, { index: number, def: EntryTypeDef }>()
+        entryDefs.forEach((d, i) => {
+          if (!isPlainObject(d) || typeof d.name !== 'string') throw new BundleError(`integrity zome ${name}: entry_types[${i}] has no name`)
+          entryTypes.set(d.name, { index: i, def: { name: d.name, visibility: d.visibility === 'private' ? 'private' : 'public' } })
         })
-        : integrity.map(z => z.index)
-      coordinators.set(name, { name, functions, init: typeof mod.init === 'function' ? mod.init as (hdk: unknown) => unknown : undefined, dependencies: deps })
+        const linkTypes = new Map<string, number>()
+        linkDefs.forEach((l, i) => {
+          if (typeof l !== 'string') throw new BundleError(`integrity zome ${name}: link_types[${i}] must be a string`)
+          linkTypes.set(l, i)
+        })
+        const validate = (base: Omit<Op, 'type'>, types: readonly OpType[], ctx: ValidateContext, known?: SignedActionHashed[]): ValidateResult =>
+          checkValidateResult(name, this.sandbox.validate(key, name, base, types, ctx as unknown as HostApi, known))
+        integrity.push({ name, index, validate, entryTypes, linkTypes })
+      }
+      const coordinators = new Map<string, LoadedCoordinatorZome>()
+      for (const [name, { dependencies }] of def.coordinator_zomes) {
+        const mod = exports[name]
+        if (mod === undefined) throw new BundleError(`coordinator zome ${name} did not load`)
+        const functions = new Map<string, SandboxedFunction>()
+        const bind = (fname: string): SandboxedFunction => async (hdk, payload, options) => await this.sandbox.call(key, name, fname, hdk as unknown as HostApi, payload, options)
+        for (const fname of mod.functions) {
+          if (!RESERVED.has(fname) && !fname.startsWith('_')) functions.set(fname, bind(fname))
+        }
+        const deps = dependencies.length > 0
+          ? dependencies.map(d => {
+            const i = integrity.findIndex(z => z.name === d)
+            if (i < 0) throw new BundleError(`coordinator ${name} depends on unknown integrity zome ${d}`)
+            return i
+          })
+          : integrity.map(z => z.index)
+        coordinators.set(name, { name, functions, init: mod.functions.includes('init') ? bind('init') : undefined, dependencies: deps })
+      }
+      return { hash, def, properties, integrity, coordinators }
+    } catch (err) {
+      this.unload(hash)
+      throw err
     }
-    return { hash, def, properties: dnaProperties(def), integrity, coordinators }
+  }
+
+  /** Drop a DNA's zomes from the sandbox. */
+  unload (hash: HoloHash): void {
+    const key = encodeHash(hash)
+    this.loaded.delete(key)
+    this.sandbox.unloadDna(key)
+  }
+
+  /** Drop every DNA this loader loaded. */
+  dispose (): void {
+    for (const key of this.loaded) this.sandbox.unloadDna(key)
+    this.loaded.clear()
   }
 }

@@ -14,7 +14,7 @@
  * core byte (count and XOR of the first 8 core bytes, kept incrementally), each splitting into
  * 256 leaves by the second byte, computed on demand from an index range scan.
  */
-import type { Action, Entry, EntryType } from '../../../zomes-ts/hdk/index.ts'
+import type { Action, Entry, EntryType, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
 import { blake2b256, encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
 import { verifySignature } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
@@ -26,6 +26,7 @@ import { decodeAction, decodeEntry, signedActionHashed } from './records.ts'
 import type { ConductorStore, DhtActionRow } from './store.ts'
 import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
 import { FlexnodeError } from '../errors.ts'
+import { ZomeSandboxError } from './sandbox/errors.ts'
 
 export interface NetRecord {
   action: Action
@@ -438,7 +439,14 @@ export class DhtSpace {
     if (other !== undefined && !hashEquals(other.hash, hash)) return { kind: 'fork', other }
     const entryPublic = d.type === 'Create' || d.type === 'Update' ? isPublic(d.entry_type) : false
     const ops = produceOps(sa, entryPublic)
-    const result = validateOps(this.dna, sa, r.entry, ops.map(o => o.type), this.lookup())
+    let result: ValidateResult
+    try {
+      result = validateOps(this.dna, sa, r.entry, ops.map(o => o.type), this.lookup())
+    } catch (err) {
+      // validation could not run to its end (a sandbox limit): no verdict; sync offers it again later
+      if (err instanceof ZomeSandboxError) return { kind: 'dropped', reason: err.message }
+      throw err
+    }
     if (result.type === 'UnresolvedDependencies') return { kind: 'pending', waitingFor: result.hashes[0] ?? hash }
     if (result.type === 'Invalid') return { kind: 'invalid', reason: result.reason }
     return { kind: 'valid', ops }

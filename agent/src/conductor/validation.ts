@@ -9,6 +9,7 @@ import { verifySignature } from '../identity/keystore.ts'
 import { decode } from './codec.ts'
 import type { LoadedDna, LoadedIntegrityZome } from './dna.ts'
 import { UnresolvedDependenciesError } from './errors.ts'
+import { ZomeSandboxError } from './sandbox/errors.ts'
 import type { SignedAction } from './ops.ts'
 
 /** Largest app entry accepted, in bytes of its msgpack form (Holochain's limit is 4 MB). */
@@ -149,8 +150,30 @@ function checkReferences (action: Action, lookup: Lookup): ValidateResult {
 }
 
 /**
+ * The actions an action points at (what it updates or deletes, a link's action-hash base or
+ * target), as held here: validation almost always asks for them, so they travel with the request
+ * to the zome sandbox instead of costing a round trip each.
+ */
+function referencedActions (action: Action, lookup: Lookup): SignedActionHashed[] {
+  const d = action.data
+  const refs: Uint8Array[] = []
+  if (d.type === 'Update') refs.push(d.original_action_address)
+  else if (d.type === 'Delete') refs.push(d.deletes_address)
+  else if (d.type === 'DeleteLink') refs.push(d.link_add_address)
+  else if (d.type === 'CreateLink') refs.push(d.base_address, d.target_address)
+  const out: SignedActionHashed[] = []
+  for (const h of refs) {
+    if (!isHash(h, 'Action')) continue
+    const a = lookup.action(h)
+    if (a !== undefined) out.push(a)
+  }
+  return out
+}
+
+/**
  * App-validate every op of one action with its owning integrity zome(s). Returns the first
- * non-Valid result. Thrown errors in a zome's `validate` are Invalid, not crashes.
+ * non-Valid result. Thrown errors in a zome's `validate` are Invalid, not crashes; a sandbox limit
+ * hit while validating throws `ZomeSandboxError` (no verdict either way).
  */
 export function validateOps (dna: LoadedDna, sa: SignedAction, entry: Entry | null, opTypes: readonly OpType[], lookup: Lookup): ValidateResult {
   try {
@@ -158,6 +181,7 @@ export function validateOps (dna: LoadedDna, sa: SignedAction, entry: Entry | nu
     if (refs.type !== 'Valid') return refs
     const ctx = contextFor(dna, lookup)
     const zomes = validatorsFor(dna, sa.action, lookup)
+    const known = referencedActions(sa.action, lookup)
     const d = sa.action.data
     for (const zome of zomes) {
       let appEntry: Op['app_entry']
@@ -176,16 +200,14 @@ export function validateOps (dna: LoadedDna, sa: SignedAction, entry: Entry | nu
         linkType = [...zome.linkTypes.entries()].find(([, v]) => v === d.link_type)?.[0]
         if (linkType === undefined) return fail(`unknown link type index ${d.link_type} in zome ${zome.name}`)
       }
-      for (const type of opTypes) {
-        const op: Op = { type, action: sa.action, action_hash: sa.hash, signature: sa.signature, entry, app_entry: appEntry, link_type: linkType }
-        const result = zome.module.validate(op, ctx)
-        if (result == null || typeof result !== 'object' || !('type' in result)) return fail(`validate() of zome ${zome.name} returned no result`)
-        if (result.type !== 'Valid') return result
-      }
+      const result = zome.validate({ action: sa.action, action_hash: sa.hash, signature: sa.signature, entry, app_entry: appEntry, link_type: linkType }, opTypes, ctx, known)
+      if (result.type !== 'Valid') return result
     }
     return { type: 'Valid' }
   } catch (err) {
     if (err instanceof UnresolvedDependenciesError) return { type: 'UnresolvedDependencies', hashes: err.hashes }
+    // a sandbox limit (CPU time, memory) says nothing about the op itself: no verdict, no warrant
+    if (err instanceof ZomeSandboxError) throw err
     return fail(`validation threw: ${err instanceof Error ? err.message : String(err)}`)
   }
 }

@@ -1,0 +1,175 @@
+/**
+ * The code every zome context runs before the zome's own module: it makes the sandbox
+ * deterministic and gives the host its marshalling helpers.
+ *
+ * - `Math.random`, `Date.now`, `Date()` and `new Date()` without a time throw: zomes get time and
+ *   randomness only through the HDK (`sys_time`, `random_bytes`), as Holochain's WASM zomes do.
+ * - `TextEncoder`/`TextDecoder` (UTF-8) and a `console` that logs through the host.
+ * - The helpers (`revive`, `pack`, `makeApi`, `watch`, `validateOps`) are returned to the host as one
+ *   object, which holds their handles; nothing of them is reachable from the global scope.
+ *
+ * Values cross the boundary as JSON plus a side buffer of bytes: the host sends `[value, fixes]`,
+ * where `fixes` put `Uint8Array`s, `undefined` and non-finite numbers back at their paths; the
+ * guest sends JSON whose `Uint8Array`s are markers `{<nonce>: index}` into the side buffer, with a
+ * nonce the host picks per call, so no value a zome builds can pass for a marker.
+ */
+export const PRELUDE = String.raw`(function (hostLog) {
+  'use strict'
+  const lock = (o, k, v) => Object.defineProperty(o, k, { value: v, writable: false, enumerable: false, configurable: false })
+
+  // -- determinism: time and randomness only through the HDK
+  lock(Math, 'random', function random () { throw new Error('Math.random is not available to zomes: use hdk.random_bytes') })
+  const RealDate = Date
+  lock(RealDate, 'now', function now () { throw new Error('Date.now is not available to zomes: use hdk.sys_time') })
+  const SafeDate = new Proxy(RealDate, {
+    construct (target, args, newTarget) {
+      if (args.length === 0) throw new Error('new Date() without a time is not available to zomes: use hdk.sys_time')
+      return Reflect.construct(target, args, newTarget)
+    },
+    apply () { throw new Error('Date() is not available to zomes: use hdk.sys_time') }
+  })
+  lock(RealDate.prototype, 'constructor', SafeDate)
+  lock(globalThis, 'Date', SafeDate)
+
+  // -- UTF-8 text
+  class TextEncoder {
+    get encoding () { return 'utf-8' }
+    encode (input = '') {
+      const s = String(input)
+      const out = []
+      for (let i = 0; i < s.length; i++) {
+        let c = s.charCodeAt(i)
+        if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+          c = 0x10000 + ((c & 0x3ff) << 10) + (s.charCodeAt(++i) & 0x3ff)
+          out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63))
+          continue
+        }
+        if (c >= 0xd800 && c < 0xe000) c = 0xfffd
+        if (c < 0x80) out.push(c)
+        else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63))
+        else out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63))
+      }
+      return new Uint8Array(out)
+    }
+  }
+  class TextDecoder {
+    get encoding () { return 'utf-8' }
+    decode (input) {
+      if (input === undefined) return ''
+      const b = input instanceof Uint8Array ? input : new Uint8Array(input.buffer !== undefined ? input.buffer : input)
+      let s = ''
+      for (let i = 0; i < b.length;) {
+        const c = b[i]
+        let cp = 0xfffd
+        let n = 1
+        if (c < 0x80) cp = c
+        else if (c >= 0xc2 && c < 0xe0 && i + 1 < b.length && (b[i + 1] & 0xc0) === 0x80) { cp = ((c & 31) << 6) | (b[i + 1] & 63); n = 2 } else if (c >= 0xe0 && c < 0xf0 && i + 2 < b.length && (b[i + 1] & 0xc0) === 0x80 && (b[i + 2] & 0xc0) === 0x80) {
+          cp = ((c & 15) << 12) | ((b[i + 1] & 63) << 6) | (b[i + 2] & 63); n = 3
+          if (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000)) cp = 0xfffd
+        } else if (c >= 0xf0 && c < 0xf5 && i + 3 < b.length && (b[i + 1] & 0xc0) === 0x80 && (b[i + 2] & 0xc0) === 0x80 && (b[i + 3] & 0xc0) === 0x80) {
+          cp = ((c & 7) << 18) | ((b[i + 1] & 63) << 12) | ((b[i + 2] & 63) << 6) | (b[i + 3] & 63); n = 4
+          if (cp < 0x10000 || cp > 0x10ffff) cp = 0xfffd
+        }
+        s += String.fromCodePoint(cp)
+        i += n
+      }
+      return s
+    }
+  }
+  lock(globalThis, 'TextEncoder', TextEncoder)
+  lock(globalThis, 'TextDecoder', TextDecoder)
+
+  // -- console, through the host's logger
+  const show = (v) => { try { return typeof v === 'string' ? v : JSON.stringify(v) } catch (e) { return String(v) } }
+  const logAt = (level) => (...args) => { hostLog(level, args.map(show).join(' ')) }
+  lock(globalThis, 'console', Object.freeze({ log: logAt('debug'), debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') }))
+
+  // -- marshalling
+  let packNonce = null
+  let parts = null
+  let partsSize = 0
+  /** the bytes of the last packed value, until the host takes them */
+  let lastBytes = null
+  lock(Uint8Array.prototype, 'toJSON', function toJSON () {
+    if (parts === null) return Array.from(this)
+    parts.push(this)
+    const at = partsSize
+    partsSize += this.length
+    return { [packNonce]: [at, this.length] }
+  })
+  /** API shapes (lists of function names) by id, so each call sends only the id */
+  const shapes = []
+  const u8 = Uint8Array
+  const slice = ArrayBuffer.prototype.slice
+  const defineProperty = Object.defineProperty
+  const parse = JSON.parse
+  const stringify = JSON.stringify
+  const assign = Object.assign
+  const promiseResolve = Promise.resolve.bind(Promise)
+  const then = Promise.prototype.then
+
+  return {
+    revive (json, buf) {
+      const doc = parse(json)
+      const root = [doc[0]]
+      const fixes = doc[1]
+      for (let i = 0; i < fixes.length; i++) {
+        const f = fixes[i]
+        const path = f[0]
+        let o = root
+        for (let j = 0; j < path.length - 1; j++) o = o[path[j]]
+        const k = f[1]
+        const v = k === 'b' ? new u8(slice.call(buf, f[2], f[2] + f[3])) : k === 'u' ? undefined : k === 'n' ? NaN : k === 'i' ? Infinity : k === 'j' ? -Infinity : -0
+        defineProperty(o, path[path.length - 1], { value: v, writable: true, enumerable: true, configurable: true })
+      }
+      return root[0]
+    },
+    /** JSON of a value; its bytes (if any) wait in one buffer for takeBytes(). The first character says which: '0' none, '1' some. */
+    pack (v, nonce) {
+      packNonce = nonce
+      parts = []
+      partsSize = 0
+      lastBytes = null
+      try {
+        const json = v === undefined ? 'null' : stringify(v)
+        const out = parts
+        if (out.length > 0) {
+          const buf = new u8(partsSize)
+          let at = 0
+          for (let i = 0; i < out.length; i++) { buf.set(out[i], at); at += out[i].length }
+          lastBytes = buf.buffer
+        }
+        return (out.length > 0 ? '1' : '0') + (typeof json === 'string' ? json : 'null')
+      } finally {
+        packNonce = null
+        parts = null
+      }
+    },
+    takeBytes () {
+      const b = lastBytes
+      lastBytes = null
+      return b
+    },
+    makeApi (host, id, shape, names) {
+      if (names !== undefined) shapes[shape] = names
+      const list = shapes[shape]
+      const api = {}
+      for (let i = 0; i < list.length; i++) {
+        const name = list[i]
+        api[name] = (...args) => host(id, name, args)
+      }
+      return api
+    },
+    watch (value, id, onSettle) {
+      then.call(promiseResolve(value), (v) => { onSettle(id, true, v) }, (e) => { onSettle(id, false, e) })
+    },
+    validateOps (validate, base, types, ctx) {
+      for (let i = 0; i < types.length; i++) {
+        const r = validate(assign({ type: types[i] }, base), ctx)
+        if (r === null || typeof r !== 'object' || !('type' in r)) return { type: 'NoResult' }
+        if (r.type !== 'Valid') return r
+      }
+      return { type: 'Valid' }
+    }
+  }
+})`
