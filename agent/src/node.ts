@@ -31,7 +31,7 @@ import { createInferenceRouter } from './inference/router.ts'
 import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../scheduler/index.ts'
 import { parse as parseYaml } from 'yaml'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
-import { ensureModel } from '../../fixtures/gguf/index.ts'
+import { ensureModel } from './inference/gguf/generate.ts'
 import { pidAlive } from './process.ts'
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
