@@ -125,6 +125,7 @@ const INFERENCE_ERROR_CODES: Readonly<Record<string, string>> = {
   ModelNotFoundError: 'model_not_found',
   ModelNotLoadedError: 'model_not_loaded',
   ModelLoadError: 'model_load_failed',
+  ModelCrashedError: 'model_crashed',
   InsufficientMemoryError: 'insufficient_memory',
   BusyError: 'queue_full',
   PromptTooLongError: 'context_length_exceeded',

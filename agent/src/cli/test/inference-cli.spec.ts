@@ -158,7 +158,7 @@ describe('models / infer / moe helpers', () => {
 
   it('renders models, MOE answers and load progress', () => {
     expect([0, 1023, 1024, 654432, 3 * 2 ** 30].map(formatBytes)).toEqual(['0 B', '1023 B', '1.0 KiB', '639.1 KiB', '3.0 GiB'])
-    const info: ModelInfo = { id: 'tiny', path: '/m/tiny.gguf', size_bytes: 2048, architecture: 'llama', context_length: 512, embedding_length: 64, loaded: false, tokens_per_second: 12.345, queue_depth: 0, in_flight: 0 }
+    const info: ModelInfo = { id: 'tiny', file: 'tiny.gguf', size_bytes: 2048, architecture: 'llama', context_length: 512, embedding_length: 64, loaded: false, tokens_per_second: 12.345, queue_depth: 0, in_flight: 0, demo: false }
     expect(renderModels([info])).toBe('ID    LOADED  SIZE     CONTEXT  TOKENS/S\ntiny  no      2.0 KiB  512      12.3\n')
     const moe = renderMoe({
       response: 'an answer',

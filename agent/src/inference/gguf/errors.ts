@@ -27,10 +27,13 @@ export class InvalidGgufError extends FlexnodeError {
   override readonly name = 'InvalidGgufError'
   readonly file: string
   readonly defect: GgufDefect
+  /** what is wrong, without the file name */
+  readonly detail: string
 
-  constructor (file: string, defect: GgufDefect, message: string) {
-    super(`${file}: ${message}`)
+  constructor (file: string, defect: GgufDefect, detail: string) {
+    super(`${file}: ${detail}`)
     this.file = file
     this.defect = defect
+    this.detail = detail
   }
 }

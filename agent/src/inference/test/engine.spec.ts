@@ -36,14 +36,18 @@ describe('inference engine', () => {
     await dir?.[Symbol.asyncDispose]()
   })
 
-  it('lists the models of its directories with their metadata', () => {
+  it('lists the models of its directories with their metadata, and unusable files with their error', () => {
     const ids = engine.listModels().map(m => m.id)
-    expect(ids).toEqual(expect.arrayContaining([a, b, 'broken']))
-    expect(ids).not.toContain('garbage')
+    expect(ids).toEqual(expect.arrayContaining([a, b, 'broken', 'garbage']))
     const m = engine.listModels().find(x => x.id === a)!
     expect(m.architecture).toBe('llama')
     expect(m.loaded).toBe(false)
     expect(m.embedding_length).toBeGreaterThan(0)
+    expect(m.file).toBe(`${a}.gguf`)
+    expect(m.demo).toBe(false)
+    expect(m.error).toBeUndefined()
+    expect(engine.listModels().find(x => x.id === 'broken')).toMatchObject({ loaded: false, error: { name: 'InvalidGgufError', code: 'bounds' } })
+    expect(engine.listModels().find(x => x.id === 'garbage')).toMatchObject({ loaded: false, error: { name: 'InvalidGgufError', code: 'magic' } })
   })
 
   it('loads and unloads with progress, and refuses a truncated file with a typed error', async () => {
@@ -99,6 +103,16 @@ describe('inference engine', () => {
     const busy = results.filter(r => r.status === 'rejected' && (r.reason as { name: string }).name === 'BusyError').length
     expect(ok).toBe(3)
     expect(busy).toBe(2)
+  })
+
+  it('bounds concurrent embeddings like generation: one runs, maxQueue wait, the rest get BusyError', async () => {
+    const results = await Promise.allSettled(Array.from({ length: 6 }, async () => await engine.embed(a, ['hello world'])))
+    const ok = results.filter(r => r.status === 'fulfilled').length
+    const busy = results.filter(r => r.status === 'rejected' && (r.reason as { name: string, status: number }).name === 'BusyError' && (r.reason as { status: number }).status === 503).length
+    // maxQueue is 1: one embedding runs, one waits, four are refused at once
+    expect(ok).toBe(2)
+    expect(busy).toBe(4)
+    expect(engine.listModels().find(m => m.id === a)).toMatchObject({ queue_depth: 0, in_flight: 0 })
   })
 
   it('aborts a generation and frees its sequence', async () => {
