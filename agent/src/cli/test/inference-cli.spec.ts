@@ -23,14 +23,14 @@ describe('flexnode models / infer / moe', () => {
       await node.ready
       const d = ['--data-dir', dir.path]
 
-      // models --json: the generated tiny model, loaded at start
+      // models --json: the generated demo model, loaded at start
       const listed = await flexnode(['models', ...d, '--json'])
       expect(listed.code, listed.stderr).toBe(0)
       const { models } = JSON.parse(listed.stdout) as { models: ModelInfo[] }
       expect(models).toHaveLength(1)
       const model = models[0]!
-      expect(model).toMatchObject({ loaded: true, context_length: 2048 })
-      expect(model.id).toMatch(/^flexnode-tiny-seed1-/)
+      expect(model).toMatchObject({ loaded: true, context_length: 2048, demo: true })
+      expect(model.id).toMatch(/^flexnode-demo-seed1-/)
       expect(model.size_bytes).toBeGreaterThan(0)
 
       // the table, with the data dir from FLEXNODE_DATA_DIR
