@@ -182,3 +182,6 @@ process.on('message', (m: LlamaRequest) => {
 })
 // the node is gone (or let this process go): nothing is left to serve
 process.on('disconnect', () => { process.exit(0) })
+// Ctrl-C in a terminal and a SIGTERM to the node's process group reach this process too: the
+// node unloads its models in order as it stops, and this process follows its IPC channel
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {})

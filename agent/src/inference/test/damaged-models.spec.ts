@@ -89,6 +89,12 @@ describe('damaged model files', () => {
     await engine.loadModel(good)
     const before = await modelPids()
     expect(before).toHaveLength(1)
+    // a signal to the whole process group (Ctrl-C, a group SIGTERM) leaves the model to the node
+    process.kill(before[0]!, 'SIGINT')
+    process.kill(before[0]!, 'SIGTERM')
+    expect((await engine.complete(good, 'Still', { max_tokens: 2 })).usage.completion_tokens).toBeGreaterThan(0)
+    expect(() => process.kill(before[0]!, 0)).not.toThrow()
+    expect(engine.listModels().find(m => m.id === good)!.loaded).toBe(true)
     // a native abort in the model's process (SIGABRT, as llama.cpp's GGML_ASSERT raises)
     for (const pid of before) process.kill(pid, 'SIGABRT')
     await waitUntil(() => engine.listModels().find(m => m.id === good)!.loaded === false)
