@@ -292,7 +292,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
             log: logFor(id),
             onExit: (reason) => {
               const l = loaded.get(id)
-              if (l?.pool !== pool) return
+              if (l === undefined || l.pool !== pool) return
               loaded.delete(id)
               drain(l, new ModelNotLoadedError(`${id} was unloaded: its process stopped (${reason})`, { model: id }))
               log.error({ model: id, reason }, 'the model process stopped; the model is unloaded')
