@@ -61,6 +61,8 @@ export interface StartOptions {
   mdns?: boolean
   /** extra model directories besides `<data-dir>/models` */
   modelsDirs?: string[]
+  /** false with --no-demo-model: no random-weight demo model is generated into an empty models dir */
+  generateDefaultModel?: boolean
   /** GPU use: auto-detect, or false to force CPU. @default 'auto' */
   gpu: boolean | 'auto'
   /** threads per model. @default half the cores */
@@ -71,6 +73,8 @@ export interface StartOptions {
   httpPort: number
   /** address the HTTP API binds to. @default '127.0.0.1' */
   httpHost: string
+  /** host names the HTTP API answers to besides loopback names and its bound address (DNS-rebinding guard). @default [] */
+  httpAllowedHosts?: string[]
   /** a local MOE policy (the design's inference_policy.yaml); it overrides policy_store's one of the same name */
   moePolicyFile?: string
 }
@@ -89,12 +93,17 @@ Options:
                                 profile's list in dnas/networks.json; local also uses mDNS)
   --no-mdns                     never discover peers by mDNS (multicast on the LAN)
   --models-dir <dir>            more .gguf model directories, repeatable (always also
-                                <data-dir>/models, where a tiny test model is generated once)
+                                <data-dir>/models, where a tiny demo model is generated once)
+  --no-demo-model               do not generate the random-weight demo model into an empty
+                                <data-dir>/models
   --gpu <auto|false>            use a GPU when one is found, or force CPU (default auto)
   --threads <n>                 threads per model (default half the cores)
   --max-queue <n>               requests waiting per model before 503 busy (default 16)
   --http-port <port>            OpenAI-compatible HTTP API port, 0 = pick a free port (default 0)
   --http-host <address>         address the HTTP API binds to (default 127.0.0.1)
+  --http-allowed-hosts <names>  comma-separated host names the HTTP API also answers to (besides
+                                localhost, 127.0.0.0/8, [::1] and the address a request arrives
+                                on), repeatable; other Host or POST Origin headers get 403
   --moe-policy <file>           a local MOE policy (YAML or JSON, the inference_policy format);
                                 it overrides the mesh's policy_store entry of the same name
   --agent-name <name>           name advertised in NodeCapability (default: hostname)
@@ -154,11 +163,13 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     bootstrap: { type: 'string', multiple: true },
     'no-mdns': { type: 'boolean' },
     'models-dir': { type: 'string', multiple: true },
+    'no-demo-model': { type: 'boolean' },
     gpu: { type: 'string' },
     threads: { type: 'string' },
     'max-queue': { type: 'string' },
     'http-port': { type: 'string' },
     'http-host': { type: 'string' },
+    'http-allowed-hosts': { type: 'string', multiple: true },
     'moe-policy': { type: 'string' },
     'passphrase-file': { type: 'string' },
     'log-level': { type: 'string' },
@@ -200,6 +211,12 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
   const gpu: boolean | 'auto' = gpuFlag === 'false' ? false : 'auto'
   const httpHost = v['http-host'] ?? DEFAULT_HOST
   if (!/^[A-Za-z0-9.:[\]-]{1,253}$/.test(httpHost)) throw new UsageError(`--http-host must be an address or host name, got ${JSON.stringify(httpHost)}`, '--http-host')
+  const httpAllowedHosts = v['http-allowed-hosts']?.flatMap(list => list.split(',')).map(h => h.trim()).filter(h => h.length > 0)
+  for (const h of httpAllowedHosts ?? []) {
+    if (!/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\[?[0-9A-Fa-f:.]{2,45}\]?$/.test(h) || h.length > 253) {
+      throw new UsageError(`--http-allowed-hosts must list host names or addresses, got ${JSON.stringify(h)}`, '--http-allowed-hosts')
+    }
+  }
   const bootstrap = v.bootstrap?.map(multiaddr('--bootstrap'))
   return {
     dataDir: resolve(dataDir),
@@ -218,11 +235,13 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     bootstrap,
     ...(v['no-mdns'] === true ? { mdns: false } : {}),
     modelsDirs: v['models-dir']?.map(d => resolve(d)),
+    ...(v['no-demo-model'] === true ? { generateDefaultModel: false } : {}),
     gpu,
     threads: v.threads === undefined ? undefined : integer(v.threads, '--threads', 1, 256),
     maxQueue: v['max-queue'] === undefined ? undefined : integer(v['max-queue'], '--max-queue', 0, 100_000),
     httpPort: port(v['http-port'], '--http-port'),
     httpHost,
+    ...(httpAllowedHosts !== undefined ? { httpAllowedHosts } : {}),
     moePolicyFile: v['moe-policy'] === undefined ? undefined : resolve(v['moe-policy'])
   }
 }

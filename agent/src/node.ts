@@ -31,7 +31,7 @@ import { createInferenceRouter } from './inference/router.ts'
 import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../scheduler/index.ts'
 import { parse as parseYaml } from 'yaml'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
-import { ensureModel } from '../../fixtures/gguf/index.ts'
+import { ensureDemoModel } from './inference/gguf/generate.ts'
 import { pidAlive } from './process.ts'
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -81,7 +81,10 @@ export interface FlexNodeInit {
   maxQueue?: number
   /** concurrent requests per model. @default 2 */
   sequences?: number
-  /** generate the tiny test model into an empty models dir, so inference works out of the box. @default true */
+  /**
+   * generate the random-weight demo model (marked `flexnode.demo`) into an empty models dir, so
+   * inference works out of the box. @default true (false with --no-demo-model)
+   */
   generateDefaultModel?: boolean
   /** load models that fit in half the free memory at start. @default true */
   preloadModels?: boolean
@@ -89,10 +92,14 @@ export interface FlexNodeInit {
   httpPort?: number
   /** address the HTTP API binds to. @default '127.0.0.1' */
   httpHost?: string
+  /** host names the HTTP API answers to besides loopback names and its bound address. @default [] */
+  httpAllowedHosts?: string[]
   /** who may use this node's models over the mesh. @default every peer of the mesh, 120 requests/min each */
   inferencePolicy?: ProviderPolicy
   /** a local MOE policy file (YAML or JSON, the inference_policy format), overriding policy_store's */
   moePolicyFile?: string
+  /** aborting it stops start-up (a SIGTERM before READY): `start` undoes what it started and rejects */
+  signal?: AbortSignal
 }
 
 export interface ReadyInfo {
@@ -253,18 +260,20 @@ export class FlexNode {
       const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor, mesh, logger })
       await dht.start()
       cleanup.push(async () => { await dht.stop() })
+      init.signal?.throwIfAborted()
       const modelsDir = join(dataDir, 'models')
       await mkdir(modelsDir, { recursive: true, mode: 0o700 })
       if (init.generateDefaultModel !== false && (await readdir(modelsDir)).filter(f => f.endsWith('.gguf')).length === 0) {
-        const path = await ensureModel(modelsDir, 'tiny', 1)
-        log.info({ path }, 'generated the tiny random-weight test model (drop real .gguf files into the models dir)')
+        const path = await ensureDemoModel(modelsDir, { signal: init.signal })
+        log.info({ path }, 'generated the random-weight demo model (drop real .gguf files into the models dir; --no-demo-model skips it)')
       }
       const inference = await createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger })
       cleanup.push(async () => { await inference.dispose() })
       if (init.preloadModels !== false) {
-        const preloaded = await inference.preload()
+        const preloaded = await inference.preload({ signal: init.signal })
         log.info({ models: preloaded }, 'models loaded')
       }
+      init.signal?.throwIfAborted()
       const sharedAccess = async (): Promise<ProviderPolicy | null> => {
         const p = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: 'inference-access' }) as { kind: string, document: unknown } | null
         return p?.kind === 'access' ? parseAccessPolicy(p.document) : null
@@ -286,7 +295,7 @@ export class FlexNode {
         log.info({ policy: p.name, file: init.moePolicyFile }, 'local MOE policy override')
       }
       const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy, logger })
-      const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0 }, { engine: inference, logger, router: { ...router, remote: peers } })
+      const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts }, { engine: inference, logger, router: { ...router, remote: peers } })
       const { port: httpPort } = await http.start()
       cleanup.push(async () => { await http.stop() })
       const sampler = createLoadSampler()

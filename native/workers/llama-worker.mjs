@@ -1,7 +1,6 @@
-// Worker-thread entry: register tsx's loader in this thread, then load the TypeScript worker.
+// Model process entry (forked by agent/src/inference/llama-pool.ts): register tsx's loader, then
+// run the TypeScript program that serves the model over IPC.
 import { register } from 'tsx/esm/api'
 
 register()
-const worker = await import('./llama-worker.ts')
-
-export default worker.default
+await import('./llama-worker.ts')

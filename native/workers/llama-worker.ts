@@ -1,18 +1,32 @@
 /**
- * A piscina worker that serves one GGUF model: it loads the model and one context with N
- * sequences (task `load`), then runs `chat`, `complete`, `embed` and `tokenize` tasks on them.
- * Generated text streams back over the task's MessagePort as `{t}` messages; an `{abort: true}`
- * message on that port stops the generation. The pool facade (`agent/src/inference/llama-pool.ts`)
- * keeps at most N generations in flight, so a free sequence always exists here.
+ * The process that serves one GGUF model, as a child of the node (`agent/src/inference/llama-pool.ts`
+ * forks it): it loads the model and one context with N sequences (request `load`), then runs
+ * `chat`, `complete`, `embed` and `tokenize` requests on them. llama.cpp runs only here, so a
+ * native abort (a GGML_ASSERT, an exception escaping a native callback) ends this process, never
+ * the node, which sees the exit and unloads the model.
+ *
+ * IPC messages (advanced serialization), parent → child: `{ id, op, … }` (a `LlamaTask`) or
+ * `{ id, abort: true }` (stop that generation); child → parent: `{ id, progress }` while loading,
+ * `{ id, t }` for each generated piece of text, then `{ id, ok }` or `{ id, err: { name, message } }`,
+ * and `{ log, text }` for llama.cpp's log lines. The parent keeps at most N generations in flight,
+ * so a free sequence always exists here. The process exits when the parent disconnects.
  */
 import '../../agent/src/polyfill.ts'
-import type { MessagePort } from 'node:worker_threads'
 import {
   getLlama, LlamaChatSession, LlamaCompletion, LlamaLogLevel, resolveChatWrapper,
   type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaModel
 } from 'node-llama-cpp'
 
-export interface LoadTask { op: 'load', modelPath: string, contextSize: number, threads: number, sequences: number, gpu: boolean, port: MessagePort }
+export interface LoadTask {
+  op: 'load'
+  modelPath: string
+  contextSize: number
+  threads: number
+  sequences: number
+  gpu: boolean
+  /** layers offloaded to the GPU: the number the parent's memory estimate used */
+  gpuLayers: number
+}
 export interface GenerateTask {
   op: 'chat' | 'complete'
   history?: ChatHistoryItem[]
@@ -21,13 +35,21 @@ export interface GenerateTask {
   temperature: number
   seed?: number
   stop?: string[]
-  port: MessagePort
 }
 export interface EmbedTask { op: 'embed', input: string[] }
 export interface TokenizeTask { op: 'tokenize', texts: string[] }
 export interface DisposeTask { op: 'dispose' }
 export type LlamaTask = LoadTask | GenerateTask | EmbedTask | TokenizeTask | DisposeTask
 
+export type LlamaRequest = (LlamaTask & { id: number }) | { id: number, abort: true }
+export type LlamaReply =
+  | { id: number, progress: number }
+  | { id: number, t: string }
+  | { id: number, ok: unknown }
+  | { id: number, err: { name: string, message: string } }
+  | { log: 'error' | 'warn' | 'info' | 'debug', text: string }
+
+export interface LoadOutcome { contextSize: number, gpuLayers: number }
 export interface GenerateOutcome { text: string, stop: string, tokens: number, firstTokenAt: number | null }
 
 let llama: Llama | undefined
@@ -37,27 +59,41 @@ let embedding: Promise<LlamaEmbeddingContext> | undefined
 /** the model's chat template, resolved once at load (resolving it per session costs 0.5-2 s) */
 let chatWrapper: ChatWrapper | undefined
 const free: LlamaContextSequence[] = []
+const generations = new Map<number, AbortController>()
 let contextSize = 0
 let threads = 1
 
-async function load (t: LoadTask): Promise<{ contextSize: number }> {
-  llama ??= await getLlama({ gpu: t.gpu ? 'auto' : false, build: 'never', logLevel: LlamaLogLevel.error })
-  model = await llama.loadModel({ modelPath: t.modelPath, gpuLayers: llama.gpu === false ? 0 : 'auto', onLoadProgress: (p) => { t.port.postMessage({ progress: p }) } })
+function send (m: LlamaReply): void {
+  if (process.connected) process.send!(m)
+}
+
+async function load (id: number, t: LoadTask): Promise<LoadOutcome> {
+  llama ??= await getLlama({
+    gpu: t.gpu ? 'auto' : false,
+    build: 'never',
+    logLevel: LlamaLogLevel.warn,
+    logger: (level, message) => {
+      const text = message.trim()
+      if (text.length === 0) return
+      const log = level === LlamaLogLevel.error || level === LlamaLogLevel.fatal ? 'error' : level === LlamaLogLevel.warn ? 'warn' : 'debug'
+      send({ log, text })
+    }
+  })
+  model = await llama.loadModel({ modelPath: t.modelPath, gpuLayers: llama.gpu === false ? 0 : t.gpuLayers, onLoadProgress: (p) => { send({ id, progress: p }) } })
   context = await model.createContext({ contextSize: t.contextSize, sequences: t.sequences, threads: t.threads })
   for (let i = 0; i < t.sequences; i++) free.push(context.getSequence())
   contextSize = context.contextSize
   threads = t.threads
   chatWrapper = resolveChatWrapper(model)
-  t.port.close()
-  return { contextSize }
+  return { contextSize, gpuLayers: model.gpuLayers }
 }
 
-async function generate (t: GenerateTask): Promise<GenerateOutcome> {
-  if (model === undefined || context === undefined) throw new Error('the model is not loaded in this worker')
+async function generate (id: number, t: GenerateTask): Promise<GenerateOutcome> {
+  if (model === undefined || context === undefined) throw new Error('the model is not loaded in this process')
   const seq = free.pop()
   if (seq === undefined) throw new Error('no free sequence (the pool admitted too many requests)')
   const ac = new AbortController()
-  t.port.on('message', (m: { abort?: boolean }) => { if (m.abort === true) ac.abort() })
+  generations.set(id, ac)
   let tokens = 0
   let firstTokenAt: number | null = null
   const common = {
@@ -68,7 +104,7 @@ async function generate (t: GenerateTask): Promise<GenerateOutcome> {
     customStopTriggers: t.stop,
     onTextChunk: (text: string) => {
       firstTokenAt ??= Date.now()
-      t.port.postMessage({ t: text })
+      send({ id, t: text })
     },
     onToken: (tk: readonly unknown[]) => { tokens += tk.length }
   }
@@ -91,9 +127,7 @@ async function generate (t: GenerateTask): Promise<GenerateOutcome> {
       completion.dispose({ disposeSequence: false })
     }
   } finally {
-    // the end marker follows every chunk on the same (FIFO) port, so the pool knows it has them all
-    t.port.postMessage({ end: true })
-    t.port.close()
+    generations.delete(id)
     let next = seq
     try {
       await seq.clearHistory()
@@ -106,7 +140,7 @@ async function generate (t: GenerateTask): Promise<GenerateOutcome> {
 }
 
 async function embed (t: EmbedTask): Promise<number[][]> {
-  if (model === undefined) throw new Error('the model is not loaded in this worker')
+  if (model === undefined) throw new Error('the model is not loaded in this process')
   embedding ??= model.createEmbeddingContext({ contextSize, threads })
   const ctx = await embedding
   const out: number[][] = []
@@ -114,23 +148,40 @@ async function embed (t: EmbedTask): Promise<number[][]> {
   return out
 }
 
-export default async function task (t: LlamaTask): Promise<unknown> {
+async function dispose (): Promise<null> {
+  await (await embedding?.catch(() => undefined))?.dispose()
+  await context?.dispose()
+  await model?.dispose()
+  model = undefined
+  context = undefined
+  return null
+}
+
+async function run (id: number, t: LlamaTask): Promise<unknown> {
   switch (t.op) {
-    case 'load': return await load(t)
+    case 'load': return await load(id, t)
     case 'chat':
-    case 'complete': return await generate(t)
+    case 'complete': return await generate(id, t)
     case 'embed': return await embed(t)
     case 'tokenize': {
-      if (model === undefined) throw new Error('the model is not loaded in this worker')
+      if (model === undefined) throw new Error('the model is not loaded in this process')
       return t.texts.map(s => model!.tokenize(s).length)
     }
-    case 'dispose': {
-      await (await embedding?.catch(() => undefined))?.dispose()
-      await context?.dispose()
-      await model?.dispose()
-      model = undefined
-      context = undefined
-      return null
-    }
+    case 'dispose': return await dispose()
   }
 }
+
+process.on('message', (m: LlamaRequest) => {
+  if ('abort' in m) {
+    generations.get(m.id)?.abort()
+    return
+  }
+  run(m.id, m).then((ok) => { send({ id: m.id, ok }) }, (err: unknown) => {
+    send({ id: m.id, err: { name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) } })
+  })
+})
+// the node is gone (or let this process go): nothing is left to serve
+process.on('disconnect', () => { process.exit(0) })
+// Ctrl-C in a terminal and a SIGTERM to the node's process group reach this process too: the
+// node unloads its models in order as it stops, and this process follows its IPC channel
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {})

@@ -80,18 +80,28 @@ async function start (args: string[]): Promise<number> {
   const logger = createLogger({ level: opts.logLevel, json: opts.json })
   // Signal handlers go in before anything starts, so a SIGTERM that races the READY line (or
   // arrives during start-up) still stops the node cleanly instead of killing it mid-write.
+  // A signal during start-up aborts it: FlexNode.start undoes what it started and rejects.
   const stopRequested = Promise.withResolvers<NodeJS.Signals>()
+  const startup = new AbortController()
   let signals = 0
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++signals > 1) {
       console.error(`flexnode: ${signal} again, exiting now`)
       process.exit(130)
     }
+    startup.abort(new Error(`${signal} during start-up`))
     stopRequested.resolve(signal)
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  const node = await FlexNode.start({ ...opts, logger })
+  let node: Awaited<ReturnType<typeof FlexNode.start>>
+  try {
+    node = await FlexNode.start({ ...opts, logger, signal: startup.signal })
+  } catch (err) {
+    // stopped before it was ready, as asked
+    if (startup.signal.aborted) return 0
+    throw err
+  }
   if (signals === 0) process.stdout.write(`${READY_PREFIX} ${JSON.stringify(node.info)}\n`)
   await stopRequested.promise
   try {

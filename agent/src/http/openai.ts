@@ -100,6 +100,39 @@ export class NotImplementedError extends HttpApiError {
   override readonly code = 'not_implemented'
 }
 
+/**
+ * The request's `Host` is not one this node answers to (a loopback name, the bound address or a
+ * configured name): a page that rebinds its own DNS name to this node's address is refused.
+ */
+export class HostNotAllowedError extends HttpApiError {
+  static override readonly name: string = 'HostNotAllowedError'
+  override name: string = 'HostNotAllowedError'
+  override readonly status = 403
+  override readonly type = 'permission_error'
+  override readonly code = 'host_not_allowed'
+  readonly host: string
+
+  constructor (host: string) {
+    super(`this node does not answer to the host ${JSON.stringify(host)}; allow it with --http-allowed-hosts`)
+    this.host = host
+  }
+}
+
+/** A state-changing or generating request sent by a page of a foreign origin (CSRF). */
+export class OriginNotAllowedError extends HttpApiError {
+  static override readonly name: string = 'OriginNotAllowedError'
+  override name: string = 'OriginNotAllowedError'
+  override readonly status = 403
+  override readonly type = 'permission_error'
+  override readonly code = 'origin_not_allowed'
+  readonly origin: string
+
+  constructor (origin: string) {
+    super(`requests from the origin ${JSON.stringify(origin)} may not change or use this node; allow its host with --http-allowed-hosts`)
+    this.origin = origin
+  }
+}
+
 /** The server is stopping; requests still generating are aborted with this. */
 export class ShuttingDownError extends HttpApiError {
   static override readonly name: string = 'ShuttingDownError'
@@ -125,6 +158,7 @@ const INFERENCE_ERROR_CODES: Readonly<Record<string, string>> = {
   ModelNotFoundError: 'model_not_found',
   ModelNotLoadedError: 'model_not_loaded',
   ModelLoadError: 'model_load_failed',
+  ModelCrashedError: 'model_crashed',
   InsufficientMemoryError: 'insufficient_memory',
   BusyError: 'queue_full',
   PromptTooLongError: 'context_length_exceeded',
@@ -424,10 +458,12 @@ export interface ModelObject {
   loaded: boolean
   context_length: number
   tokens_per_second: number | null
+  /** the node's self-generated random-weight demo model */
+  demo: boolean
 }
 
 export function modelObject (info: ModelInfo, created: number): ModelObject {
-  return { id: info.id, object: 'model', created, owned_by: OWNED_BY, loaded: info.loaded, context_length: info.context_length, tokens_per_second: info.tokens_per_second }
+  return { id: info.id, object: 'model', created, owned_by: OWNED_BY, loaded: info.loaded, context_length: info.context_length, tokens_per_second: info.tokens_per_second, demo: info.demo }
 }
 
 export interface ChatCompletion {

@@ -14,6 +14,11 @@
  * one is given, else 404 `model_not_found`. Every error leaves as `{error: {message, type, param,
  * code}}` with its status; a client that disconnects aborts its generation.
  *
+ * Browsers: a request whose `Host` is not a loopback name (`localhost`, 127.0.0.0/8, `[::1]`), the
+ * address it arrived on or a name in `allowedHosts` gets 403 `host_not_allowed` (DNS rebinding);
+ * a POST whose `Origin` names another host gets 403 `origin_not_allowed` (CSRF); requests without
+ * `Origin` (curl, SDKs) are served. Listings name model files relative to their models dir.
+ *
  * ```ts
  * const http = createHttpServer({ port: 8080 }, { engine, logger })
  * const { port } = await http.start()
@@ -32,8 +37,9 @@ import {
   DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, HEADERS_TIMEOUT_MS, JSON_MEDIA_TYPE, KEEP_ALIVE_TIMEOUT_MS, MAX_DRAIN_BYTES,
   REMOTE_MAX_TOKENS_LIMIT, REQUEST_TIMEOUT_MS, SSE_HEADERS, STOP_GRACE_MS
 } from './constants.ts'
+import { isIP } from 'node:net'
 import {
-  chatChunk, chatCompletion, embeddingList, generateOptions, MalformedJsonError, MethodNotAllowedError, modelObject,
+  chatChunk, chatCompletion, embeddingList, generateOptions, HostNotAllowedError, MalformedJsonError, OriginNotAllowedError, MethodNotAllowedError, modelObject,
   newId, NotImplementedError, nowSeconds, parseChatCompletionRequest, parseCompletionRequest, parseEmbeddingRequest,
   parseModelLoadRequest, parseMoeQueryRequest, parseSingleQueryRequest, PayloadTooLargeError, RouteNotFoundError, ShuttingDownError, textCompletion,
   toOpenAIError, UnsupportedMediaTypeError, usageChunk,
@@ -47,6 +53,12 @@ export interface HttpServerInit {
   port?: number
   /** larger request bodies get 413. @default 1 MiB */
   maxBodyBytes?: number
+  /**
+   * host names (or addresses) the API answers to besides loopback names and the address it is
+   * bound to, e.g. the machine's LAN name when bound to 0.0.0.0; any other `Host` (or `Origin` on
+   * a POST) gets 403. @default []
+   */
+  allowedHosts?: string[]
 }
 
 /** Inference on models this node does not hold (another node of the mesh); same calls as the engine. */
@@ -116,6 +128,34 @@ function isJsonContentType (header: string | undefined): boolean {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
+/** The host name of a `Host` header (`name`, `name:port`, `[v6]:port`), lower-cased, without brackets or a trailing dot. */
+export function hostName (header: string): string | undefined {
+  const h = header.trim().toLowerCase()
+  if (h.length === 0 || h.length > 300) return undefined
+  let name: string
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']')
+    if (end < 0 || (end + 1 < h.length && !/^:\d{1,5}$/.test(h.slice(end + 1)))) return undefined
+    name = h.slice(1, end)
+  } else {
+    const m = /^([^:]+)(:\d{1,5})?$/.exec(h)
+    if (m === null) return undefined
+    name = m[1]!
+  }
+  return name.endsWith('.') ? name.slice(0, -1) : name
+}
+
+/** An address without an IPv4-mapped IPv6 prefix (`::ffff:127.0.0.1` → `127.0.0.1`). */
+const plainAddress = (a: string): string => a.toLowerCase().replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '')
+
+/** `localhost`, 127.0.0.0/8 and ::1: names a page of another site can never resolve to by itself. */
+export function isLoopbackName (name: string): boolean {
+  if (name === 'localhost') return true
+  const a = plainAddress(name)
+  if (isIP(a) === 4) return a.startsWith('127.')
+  return isIP(a) === 6 && (a === '::1' || a === '0:0:0:0:0:0:0:1')
+}
+
 /**
  * An SSE response whose headers go out with its first event, so a request that fails before any
  * token (busy, prompt too long) still gets its proper status.
@@ -156,6 +196,8 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
   const { engine, router } = components
   const host = init.host ?? DEFAULT_HOST
   const maxBodyBytes = init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  // the bound address, unless it is a wildcard (a request names the address it arrived on instead)
+  const allowedHosts = new Set([...(['0.0.0.0', '::'].includes(host) ? [] : [host]), ...(init.allowedHosts ?? [])].map(h => hostName(h) ?? h.toLowerCase()))
   const created = nowSeconds()
   const active = new Set<AbortController>()
   let boundPort = 0
@@ -493,6 +535,31 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
   // -------------------------------------------------------------------------------------------
   // server
 
+  /** A loopback name, the address the request arrived on, the bound address or a configured name. */
+  const isAllowedHost = (name: string, req: IncomingMessage): boolean => {
+    if (isLoopbackName(name) || allowedHosts.has(name)) return true
+    const local = req.socket.localAddress
+    return local !== undefined && isIP(plainAddress(name)) !== 0 && plainAddress(name) === plainAddress(local)
+  }
+
+  /** DNS rebinding (a foreign `Host`) and CSRF (a POST from a foreign `Origin`) are refused. */
+  const checkBrowserAccess = (req: IncomingMessage, method: string): void => {
+    const hostHeader = req.headers.host
+    // HTTP/1.1 requires Host (node answers 400 without it); an HTTP/1.0 client without one is no browser
+    if (hostHeader !== undefined) {
+      const name = hostName(hostHeader)
+      if (name === undefined || !isAllowedHost(name, req)) throw new HostNotAllowedError(hostHeader)
+    }
+    const origin = req.headers.origin
+    if (origin === undefined || method === 'GET' || method === 'HEAD') return
+    let name: string | undefined
+    try {
+      const url = new URL(origin)
+      name = url.protocol === 'http:' || url.protocol === 'https:' ? hostName(url.host) : undefined
+    } catch { /* `null` and other opaque origins */ }
+    if (name === undefined || !isAllowedHost(name, req)) throw new OriginNotAllowedError(origin)
+  }
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now()
     const method = req.method ?? 'GET'
@@ -512,6 +579,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     const ctx: RequestContext = { req, res, signal: controller.signal }
     try {
       if (stopping) throw new ShuttingDownError()
+      checkBrowserAccess(req, method)
       const { handler, param } = route(method, path)
       if (param !== undefined) ctx.param = param
       await handler(ctx)

@@ -7,8 +7,10 @@ export const DEFAULT_THREADS = Math.max(1, Math.floor(availableParallelism() / 2
 export const DEFAULT_CONTEXT_SIZE = 2048
 /** Concurrent requests one loaded model serves (context sequences). */
 export const DEFAULT_SEQUENCES = 2
-/** Requests that may wait for a sequence per model; beyond that: BusyError (503). */
+/** Requests that may wait for a sequence per model; beyond that: BusyError (503). Embeddings have a queue of the same size. */
 export const DEFAULT_MAX_QUEUE = 16
+/** Embedding requests one loaded model serves at once (its one embedding context). */
+export const EMBEDDING_SLOTS = 1
 export const DEFAULT_MAX_TOKENS = 256
 export const DEFAULT_TEMPERATURE = 0.8
 export const DEFAULT_DEADLINE_MS = 120_000
@@ -16,3 +18,5 @@ export const DEFAULT_DEADLINE_MS = 120_000
 export const PRELOAD_MEMORY_SHARE = 0.5
 /** Weight of the newest sample in the tokens/s moving average. */
 export const TPS_EMA_ALPHA = 0.3
+/** On unload, time a model's process gets to free the model and exit before it is killed. */
+export const MODEL_PROCESS_EXIT_GRACE_MS = 5_000

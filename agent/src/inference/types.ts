@@ -6,10 +6,19 @@ import { FlexnodeError } from '../errors.ts'
 
 export interface ChatMessage { role: 'system' | 'user' | 'assistant', content: string }
 
+/** Why a model file cannot be served: `name` is the error's (e.g. `InvalidGgufError`), `code` its kind. */
+export interface ModelFileError {
+  name: string
+  /** for `InvalidGgufError` the failed check: `bounds`, `count`, `string`, `magic`, `deadline`, … */
+  code: string
+  message: string
+}
+
 export interface ModelInfo {
   /** the model id: the GGUF file name without `.gguf` */
   id: string
-  path: string
+  /** the file's name in its models directory (never an absolute path) */
+  file: string
   size_bytes: number
   architecture: string
   context_length: number
@@ -17,10 +26,17 @@ export interface ModelInfo {
   loaded: boolean
   /** measured generation speed of the last requests, null before any */
   tokens_per_second: number | null
-  /** requests waiting for a free sequence */
+  /** requests waiting for a free slot (generations and embeddings) */
   queue_depth: number
-  /** requests generating now */
+  /** requests being served now (generations and embeddings) */
   in_flight: number
+  /**
+   * the random-weight demo model a node generates for itself on first start (its metadata has
+   * `flexnode.demo = true`); routing and MOE prefer any other model
+   */
+  demo: boolean
+  /** set when the file failed the structural check (or cannot be read): it is listed, never loaded */
+  error?: ModelFileError
 }
 
 export interface GenerateOptions {
@@ -101,6 +117,14 @@ export class ModelLoadError extends InferenceError {
   override name: string = 'ModelLoadError'
   override readonly status = 422
   override readonly type = 'invalid_request_error'
+}
+
+/** The process serving a model stopped (a native abort, or it was killed); the model is unloaded. */
+export class ModelCrashedError extends InferenceError {
+  static override readonly name: string = 'ModelCrashedError'
+  override name: string = 'ModelCrashedError'
+  override readonly status = 500
+  override readonly type = 'server_error'
 }
 
 export class InsufficientMemoryError extends InferenceError {

@@ -3,10 +3,13 @@
  * restarts on the same data dir, the encrypted keystore and bad flags.
  */
 import { describe, expect, it } from 'vitest'
-import { access, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { access, mkdir, readFile } from 'node:fs/promises'
+import { request } from 'node:http'
+import { basename, join } from 'node:path'
 import { AdminWebsocket } from '@holochain/client'
-import { tempDir, TEST_NODE_FLAGS, TEST_ORIGIN } from '../../../../fixtures/index.ts'
+import { ensureModel } from '../../../../fixtures/gguf/index.ts'
+import { DAMAGED_MODELS, writeDamagedModels } from '../../../../fixtures/gguf/damaged.ts'
+import { tempDir, TEST_NODE_FLAGS, TEST_ORIGIN, waitUntil } from '../../../../fixtures/index.ts'
 import { spawnFlexnode, spawnNode } from '../../../../fixtures/spawn-node.ts'
 
 const exists = async (p: string): Promise<boolean> => await access(p).then(() => true, () => false)
@@ -29,9 +32,12 @@ describe('flexnode start', () => {
       await admin.client.close()
       // inference works out of the box: the generated tiny model is loaded and answers
       const base = `http://127.0.0.1:${String(info.http_port)}`
-      const models = await (await fetch(`${base}/v1/models`)).json() as { data: Array<{ id: string, loaded: boolean }> }
+      const models = await (await fetch(`${base}/v1/models`)).json() as { data: Array<{ id: string, loaded: boolean, demo: boolean }> }
       expect(models.data.length).toBe(1)
       expect(models.data[0]!.loaded).toBe(true)
+      // it is the self-generated random-weight model, and says so
+      expect(models.data[0]!.demo).toBe(true)
+      expect(models.data[0]!.id).toMatch(/^flexnode-demo-seed1-/)
       const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: models.data[0]!.id, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, seed: 1 }) })
       expect(res.status).toBe(200)
       const body = await res.json() as { choices: Array<{ message: { content: string } }> }
@@ -126,8 +132,68 @@ describe('flexnode start', () => {
     }
   })
 
+  it('generates no demo model with --no-demo-model, and answers the hosts of --http-allowed-hosts', async () => {
+    await using dir = await tempDir()
+    const node = spawnFlexnode(['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', '--no-demo-model', '--http-allowed-hosts', 'flexnode.test,other.test', ...TEST_NODE_FLAGS])
+    try {
+      const info = await node.ready
+      const models = await (await fetch(`http://127.0.0.1:${String(info.http_port)}/v1/models`)).json() as { data: unknown[] }
+      expect(models.data).toEqual([])
+      const status = async (host: string): Promise<number> => await new Promise((resolve, reject) => {
+        request({ host: '127.0.0.1', port: Number(info.http_port), path: '/v1/models', headers: { host } }, (r) => { r.resume(); resolve(r.statusCode ?? 0) }).on('error', reject).end()
+      })
+      expect(await status('flexnode.test')).toBe(200)
+      expect(await status(`other.test:${String(info.http_port)}`)).toBe(200)
+      expect(await status('attacker.test')).toBe(403)
+    } finally {
+      expect(await node.stop()).toBe(0)
+    }
+  })
+
+  it('starts with damaged model files in its models dir, lists them with their errors and serves the good model', async () => {
+    await using dir = await tempDir()
+    const models = join(dir.path, 'models')
+    await mkdir(models, { recursive: true })
+    const good = await ensureModel(models, 'tiny', 1)
+    await writeDamagedModels(models, good)
+    const node = spawnFlexnode(['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', '--json', ...TEST_NODE_FLAGS])
+    try {
+      const info = await node.ready
+      const base = `http://127.0.0.1:${String(info.http_port)}`
+      const list = await (await fetch(`${base}/v1/node/models`)).json() as { data: Array<{ id: string, loaded: boolean, error?: { name: string } }> }
+      for (const id of DAMAGED_MODELS) {
+        expect(list.data.find(m => m.id === id), id).toMatchObject({ loaded: false, error: { name: 'InvalidGgufError' } })
+        // a warn names each skipped file
+        expect(node.stderr(), id).toMatch(new RegExp(`"level":40[^\n]*${id}\.gguf`))
+      }
+      const id = basename(good, '.gguf')
+      expect(list.data.find(m => m.id === id)).toMatchObject({ loaded: true })
+      expect(list.data.find(m => m.id === id)!.error).toBeUndefined()
+      const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: id, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4 }) })
+      expect(res.status).toBe(200)
+      const load = await fetch(`${base}/v1/models/cut-1-byte/load`, { method: 'POST' })
+      expect(load.status).toBe(422)
+      expect((await load.json() as { error: { code: string } }).error.code).toBe('model_load_failed')
+    } finally {
+      expect(await node.stop()).toBe(0)
+    }
+  })
+
+  it('stops on SIGTERM during start-up, even with damaged model files to check', async () => {
+    await using dir = await tempDir()
+    const models = join(dir.path, 'models')
+    await mkdir(models, { recursive: true })
+    await writeDamagedModels(models, await ensureModel(models, 'tiny', 1))
+    const node = spawnFlexnode(['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', '--json', ...TEST_NODE_FLAGS])
+    // start-up is under way: the conductor has installed the app
+    await waitUntil(() => node.stderr().includes('first start: installing the flexstack app'), { timeoutMs: 30_000 })
+    node.proc.kill('SIGTERM')
+    expect(await node.exit).toBe(0)
+    expect(await exists(join(dir.path, 'flexnode.lock'))).toBe(false)
+  })
+
   it('rejects bad flags with a usage error (exit 2)', async () => {
-    for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!']]) {
+    for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!'], ['--no-demo-model=yes'], ['--http-allowed-hosts', 'not a host']]) {
       const p = spawnFlexnode(['start', ...args])
       expect(await p.exit).toBe(2)
       expect(p.stderr()).toContain('Usage: flexnode start')

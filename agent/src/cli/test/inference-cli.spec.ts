@@ -23,14 +23,14 @@ describe('flexnode models / infer / moe', () => {
       await node.ready
       const d = ['--data-dir', dir.path]
 
-      // models --json: the generated tiny model, loaded at start
+      // models --json: the generated demo model, loaded at start
       const listed = await flexnode(['models', ...d, '--json'])
       expect(listed.code, listed.stderr).toBe(0)
       const { models } = JSON.parse(listed.stdout) as { models: ModelInfo[] }
       expect(models).toHaveLength(1)
       const model = models[0]!
-      expect(model).toMatchObject({ loaded: true, context_length: 2048 })
-      expect(model.id).toMatch(/^flexnode-tiny-seed1-/)
+      expect(model).toMatchObject({ loaded: true, context_length: 2048, demo: true })
+      expect(model.id).toMatch(/^flexnode-demo-seed1-/)
       expect(model.size_bytes).toBeGreaterThan(0)
 
       // the table, with the data dir from FLEXNODE_DATA_DIR
@@ -158,7 +158,7 @@ describe('models / infer / moe helpers', () => {
 
   it('renders models, MOE answers and load progress', () => {
     expect([0, 1023, 1024, 654432, 3 * 2 ** 30].map(formatBytes)).toEqual(['0 B', '1023 B', '1.0 KiB', '639.1 KiB', '3.0 GiB'])
-    const info: ModelInfo = { id: 'tiny', path: '/m/tiny.gguf', size_bytes: 2048, architecture: 'llama', context_length: 512, embedding_length: 64, loaded: false, tokens_per_second: 12.345, queue_depth: 0, in_flight: 0 }
+    const info: ModelInfo = { id: 'tiny', file: 'tiny.gguf', size_bytes: 2048, architecture: 'llama', context_length: 512, embedding_length: 64, loaded: false, tokens_per_second: 12.345, queue_depth: 0, in_flight: 0, demo: false }
     expect(renderModels([info])).toBe('ID    LOADED  SIZE     CONTEXT  TOKENS/S\ntiny  no      2.0 KiB  512      12.3\n')
     const moe = renderMoe({
       response: 'an answer',

@@ -116,7 +116,7 @@ describe('OpenAI-compatible HTTP API', () => {
     expect(body.object).toBe('list')
     expect(body.data.map((m: Json) => m.id).sort()).toEqual([model, model2])
     for (const m of body.data as Json[]) {
-      expect(m).toMatchObject({ object: 'model', owned_by: 'flexnode', loaded: true, context_length: 2048 })
+      expect(m).toMatchObject({ object: 'model', owned_by: 'flexnode', loaded: true, context_length: 2048, demo: false })
       expect(Number.isInteger(m.created)).toBe(true)
       expect(m.tokens_per_second === null || typeof m.tokens_per_second === 'number').toBe(true)
     }

@@ -80,7 +80,7 @@ describe('model admin HTTP routes', () => {
     // the node-local listing has the sizes and files the OpenAI listing leaves out
     const list = await (await fetch(`${base}/v1/node/models`)).json() as Json
     expect(list.object).toBe('list')
-    expect(list.data).toEqual([expect.objectContaining({ id: model, loaded: true, size_bytes: info.size_bytes, path: info.path })])
+    expect(list.data).toEqual([expect.objectContaining({ id: model, loaded: true, size_bytes: info.size_bytes, file: info.file })])
   })
 
   it('unloads, and loads again as one JSON answer with {"stream": false}', async () => {

@@ -4,15 +4,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ensureModel } from '../../../../fixtures/gguf/index.ts'
+import { ensureDemoModel, ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { tempDir, waitUntil, type TempDir } from '../../../../fixtures/index.ts'
-import { silentLogger } from '../../logger.ts'
+import { createLogger } from '../../logger.ts'
 import { createInferenceEngine } from '../engine.ts'
-import type { InferenceEngine } from '../types.ts'
 
 describe('inference engine', () => {
   let dir: TempDir
-  let engine: InferenceEngine & { preload: () => Promise<string[]> }
+  let engine: Awaited<ReturnType<typeof createInferenceEngine>>
+  /** the engine's log records */
+  const records: Array<Record<string, unknown>> = []
   let a: string
   let b: string
 
@@ -28,7 +29,8 @@ describe('inference engine', () => {
     const bytes = await readFile(pa)
     await writeFile(join(models, 'broken.gguf'), bytes.subarray(0, bytes.length >> 1))
     await writeFile(join(models, 'garbage.gguf'), 'not a gguf file at all')
-    engine = await createInferenceEngine({ modelsDirs: [models], gpu: false, threads: 1, contextSize: 512, sequences: 2, maxQueue: 1 }, { logger: silentLogger() })
+    await ensureDemoModel(models)
+    engine = await createInferenceEngine({ modelsDirs: [models], gpu: false, threads: 1, contextSize: 512, sequences: 2, maxQueue: 1 }, { logger: createLogger({ level: 'info', json: true, destination: { write: (line: string) => { records.push(JSON.parse(line) as Record<string, unknown>) } } }) })
   }, 60_000)
 
   afterAll(async () => {
@@ -36,14 +38,20 @@ describe('inference engine', () => {
     await dir?.[Symbol.asyncDispose]()
   })
 
-  it('lists the models of its directories with their metadata', () => {
+  it('lists the models of its directories with their metadata, and unusable files with their error', () => {
     const ids = engine.listModels().map(m => m.id)
-    expect(ids).toEqual(expect.arrayContaining([a, b, 'broken']))
-    expect(ids).not.toContain('garbage')
+    expect(ids).toEqual(expect.arrayContaining([a, b, 'broken', 'garbage']))
     const m = engine.listModels().find(x => x.id === a)!
     expect(m.architecture).toBe('llama')
     expect(m.loaded).toBe(false)
     expect(m.embedding_length).toBeGreaterThan(0)
+    expect(m.file).toBe(`${a}.gguf`)
+    expect(m.demo).toBe(false)
+    expect(m.error).toBeUndefined()
+    expect(engine.listModels().find(x => x.id === 'broken')).toMatchObject({ loaded: false, error: { name: 'InvalidGgufError', code: 'bounds' } })
+    expect(engine.listModels().find(x => x.id === 'garbage')).toMatchObject({ loaded: false, error: { name: 'InvalidGgufError', code: 'magic' } })
+    // only the self-generated demo model is a demo; tiny models of other seeds (and seed 1) are not
+    expect(engine.listModels().filter(x => x.demo).map(x => x.id)).toEqual([expect.stringMatching(/^flexnode-demo-seed1-/)])
   })
 
   it('loads and unloads with progress, and refuses a truncated file with a typed error', async () => {
@@ -58,6 +66,17 @@ describe('inference engine', () => {
     await engine.unloadModel(b)
     expect(engine.listModels().find(m => m.id === b)!.loaded).toBe(false)
     await expect(engine.chat(b, [{ role: 'user', content: 'hi' }])).rejects.toMatchObject({ name: 'ModelNotLoadedError' })
+  })
+
+  it('estimates memory with the GPU-layer count the load then uses', async () => {
+    const plan = await engine.plan(b)
+    expect(plan.ram).toBeGreaterThan(0)
+    expect(plan.contextSize).toBe(512)
+    await engine.loadModel(b)
+    const loaded = records.filter(r => r.msg === 'model loaded' && r.model === b).at(-1)
+    expect(loaded).toMatchObject({ gpuLayers: plan.gpuLayers, estimatedRam: plan.ram })
+    await engine.unloadModel(b)
+    await expect(engine.plan('garbage')).rejects.toMatchObject({ name: 'ModelLoadError', status: 422 })
   })
 
   it('chats and completes, reproducibly with a seed, and measures tokens/s', async () => {
@@ -99,6 +118,16 @@ describe('inference engine', () => {
     const busy = results.filter(r => r.status === 'rejected' && (r.reason as { name: string }).name === 'BusyError').length
     expect(ok).toBe(3)
     expect(busy).toBe(2)
+  })
+
+  it('bounds concurrent embeddings like generation: one runs, maxQueue wait, the rest get BusyError', async () => {
+    const results = await Promise.allSettled(Array.from({ length: 6 }, async () => await engine.embed(a, ['hello world'])))
+    const ok = results.filter(r => r.status === 'fulfilled').length
+    const busy = results.filter(r => r.status === 'rejected' && (r.reason as { name: string, status: number }).name === 'BusyError' && (r.reason as { status: number }).status === 503).length
+    // maxQueue is 1: one embedding runs, one waits, four are refused at once
+    expect(ok).toBe(2)
+    expect(busy).toBe(4)
+    expect(engine.listModels().find(m => m.id === a)).toMatchObject({ queue_depth: 0, in_flight: 0 })
   })
 
   it('aborts a generation and frees its sequence', async () => {
