@@ -77,7 +77,12 @@ describe('agent_registry zomes', () => {
     ['empty agent name', c => ({ ...c, agent_name: '' })],
     ['heartbeat an hour off', c => ({ ...c, last_heartbeat: new Date(Date.now() - 3600_000).toISOString() })],
     ['heartbeat not a time', c => ({ ...c, last_heartbeat: 'yesterday' })],
-    ['not a map', () => [1, 2, 3]]
+    ['not a map', () => [1, 2, 3]],
+    // names of Object.prototype members are unknown fields like any other, at any depth and size
+    ['an extra field named constructor', c => ({ ...c, constructor: 'x'.repeat(100_000) })],
+    ['an extra field named hasOwnProperty', c => ({ ...c, hasOwnProperty: { padding: 'x'.repeat(1000) } })],
+    ['a nested extra field named toString', c => ({ ...c, capabilities: { ...c.capabilities, inference: { ...c.capabilities.inference, toString: 'x'.repeat(1000) } } })],
+    ['a nested extra field named valueOf', c => ({ ...c, load: { ...c.load, valueOf: 1 } })]
   ]
   for (const [what, mutate] of bad) {
     it(`rejects a NodeCapability with ${what}, writing nothing`, async () => {
@@ -86,6 +91,13 @@ describe('agent_registry zomes', () => {
       expect(t.conductor.cell(client.cellId('agent_registry'))!.chain().length).toBe(before)
     })
   }
+
+  it('refuses a payload with an own __proto__ key before any zome code runs, writing nothing', async () => {
+    const before = t.conductor.cell(client.cellId('agent_registry'))!.chain().length
+    const hostile = { ...capability(me), ['__proto__']: { padding: 'x'.repeat(1000) } }
+    await expect(call('capabilities', 'advertise', hostile)).rejects.toMatchObject({ name: 'deserialization' })
+    expect(t.conductor.cell(client.cellId('agent_registry'))!.chain().length).toBe(before)
+  })
 
   it('beats with the live load and validates it', async () => {
     await call('heartbeat', 'beat', { cpu_percent: 77, gpu_percent: 3, memory_percent: 55 })
