@@ -81,6 +81,12 @@ function validateOptions (o: GenerateOptions, contextSize: number): Required<Pic
   return { max_tokens: maxTokens, temperature }
 }
 
+/** `clamp_max_tokens`: lower max_tokens to what fits after the prompt (at least 1; the context check still applies). */
+function clampMaxTokens (o: GenerateOptions, contextSize: number, promptTokens: number): GenerateOptions {
+  if (o.clamp_max_tokens !== true || typeof o.max_tokens !== 'number' || !Number.isInteger(o.max_tokens) || o.max_tokens < 1) return o
+  return { ...o, max_tokens: Math.max(1, Math.min(o.max_tokens, contextSize - promptTokens)) }
+}
+
 export async function createInferenceEngine (init: InferenceEngineInit, components: InferenceEngineComponents): Promise<InferenceEngine & { readonly llama: Llama, preload: (opts?: { memoryShare?: number }) => Promise<string[]> }> {
   const log = components.logger.forComponent('flexnode:inference')
   const llamaLog = log.forComponent('flexnode:llama.cpp')
@@ -308,6 +314,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     const last = messages[messages.length - 1]!
     if (last.role !== 'user') throw new InvalidRequestError('the last message must come from the user', { param: 'messages' })
     const promptTokens = (await l.pool.tokenCounts(messages.map(m => m.content))).reduce((n, c) => n + c + 6, 0)
+    o = clampMaxTokens(o, l.contextSize, promptTokens)
     const history: ChatHistoryItem[] = []
     for (const m of messages.slice(0, -1)) {
       if (m.role === 'system') history.push({ type: 'system', text: m.content })
@@ -327,6 +334,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     const l = live(id)
     if (typeof prompt !== 'string' || prompt.length === 0) throw new InvalidRequestError('prompt must be a non-empty string', { param: 'prompt' })
     const [promptTokens = 0] = await l.pool.tokenCounts([prompt])
+    o = clampMaxTokens(o, l.contextSize, promptTokens)
     const { temperature } = validateOptions(o, l.contextSize)
     return await run(id, o, promptTokens, async (pool, signal, onChunk, count) => {
       const r = await pool.generate({ op: 'complete', prompt, maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS, temperature, seed: o.seed, stop: o.stop }, { signal, onText: onChunk })

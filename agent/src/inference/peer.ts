@@ -46,7 +46,7 @@ export interface GenerateRequestWire {
   messages?: ChatMessage[]
   prompt?: string
   input?: string[]
-  options?: Pick<GenerateOptions, 'max_tokens' | 'temperature' | 'seed' | 'stop' | 'deadline_ms'>
+  options?: Pick<GenerateOptions, 'max_tokens' | 'temperature' | 'seed' | 'stop' | 'deadline_ms' | 'clamp_max_tokens'>
   trace_id?: string
 }
 
@@ -284,5 +284,6 @@ function wireOptions (o: GenerateOptions): GenerateRequestWire['options'] {
   if (o.seed !== undefined) out.seed = o.seed
   if (o.stop !== undefined) out.stop = o.stop
   if (o.deadline_ms !== undefined) out.deadline_ms = o.deadline_ms
+  if (o.clamp_max_tokens === true) out.clamp_max_tokens = true
   return out
 }

@@ -10,12 +10,12 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
-import { createSeededRng, DEFAULT_MOE_POLICY, planMoe, reduceWeightedConsensus, type MoeInstance, type MoePolicy, type Vote } from '../../../scheduler/index.ts'
+import { createSeededRng, DEFAULT_MOE_POLICY, NoAnswersError, planMoe, reduceWeightedConsensus, type MoeInstance, type MoePolicy, type Vote } from '../../../scheduler/index.ts'
 import { errorMessage } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { MoeQueryRequest, SingleQueryRequest } from '../http/openai.ts'
 import type { PeerInference } from './peer.ts'
-import { InvalidRequestError, ModelNotFoundError, type InferenceEngine } from './types.ts'
+import { DeadlineExceededError, InferenceError, InvalidRequestError, ModelNotFoundError, MoeNoAnswersError, PromptTooLongError, type InferenceEngine } from './types.ts'
 
 export interface InferenceRouterComponents {
   engine: Pick<InferenceEngine, 'listModels' | 'chat'>
@@ -44,9 +44,11 @@ export interface MoeQueryOutcome {
 
 export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRouterComponents): { single: (req: SingleQueryRequest, o: { signal: AbortSignal }) => Promise<object>, moe: (req: MoeQueryRequest, o: { signal: AbortSignal }) => Promise<MoeQueryOutcome> } {
   const log = c.logger.forComponent('flexnode:inference:router')
+  // a Map: a caller's policy name is never looked up on an object (`constructor`, `__proto__`)
+  const localPolicies = new Map<string, MoePolicy>(Object.entries(init.policies ?? {}))
   /** local override > the mesh's policy_store entry > the built-in ripple-moe */
   const resolvePolicy = async (name: string): Promise<MoePolicy | undefined> => {
-    const local = init.policies?.[name]
+    const local = localPolicies.get(name)
     if (local !== undefined) return local
     try {
       const shared = await c.sharedPolicy?.(name)
@@ -92,21 +94,39 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
     const plan = planMoe({ policy, task_type: req.task_type, available, region: init.region, rng: createSeededRng(Date.now() & 0xffff) })
     if (plan.picks.length === 0) throw new ModelNotFoundError(`no (model, node) pair is available for MOE: ${plan.reason}`)
     log.info({ trace_id: trace, picks: plan.picks.map(p => `${p.model}@${p.node_id.slice(0, 12)}`), reason: plan.reason }, 'moe fan-out')
-    const deadline = AbortSignal.any([o.signal, AbortSignal.timeout(tier.timeout_ms)])
+    const timeout = new AbortController()
+    const timer = setTimeout(() => { timeout.abort(new DeadlineExceededError(`no answer within the policy's timeout_ms ${tier.timeout_ms}`)) }, tier.timeout_ms)
+    const deadline = AbortSignal.any([o.signal, timeout.signal])
     const messages = [{ role: 'user' as const, content: req.prompt }]
-    const votes: Vote[] = await Promise.all(plan.picks.map(async (p): Promise<Vote> => {
-      const started = performance.now()
-      try {
-        const options = { max_tokens: req.max_tokens, temperature: 0, seed: 0, signal: deadline }
-        const r = p.node_id === c.selfNodeId
-          ? await c.engine.chat(p.model, messages, options)
-          : await c.peers.chat(p.model, messages, { ...options, nodes: [p.node_id], trace_id: trace })
-        return { model: p.model, node: p.node_id, text: r.text, weight: p.weight, latency_ms: Math.round(performance.now() - started) }
-      } catch (err) {
-        return { model: p.model, node: p.node_id, text: '', weight: p.weight, latency_ms: Math.round(performance.now() - started), error: errorMessage(err) }
-      }
-    }))
-    const reduced = reduceWeightedConsensus(votes, { min_agreement: policy.reducer.min_agreement })
+    /** each failed vote's typed error, by vote index */
+    const failures = new Map<number, Error>()
+    let votes: Vote[]
+    try {
+      votes = await Promise.all(plan.picks.map(async (p, i): Promise<Vote> => {
+        const started = performance.now()
+        try {
+          // max_tokens is an upper bound per vote: each model answers within its own context
+          const options = { max_tokens: req.max_tokens, clamp_max_tokens: true, temperature: 0, seed: 0, signal: deadline }
+          const r = p.node_id === c.selfNodeId
+            ? await c.engine.chat(p.model, messages, options)
+            : await c.peers.chat(p.model, messages, { ...options, nodes: [p.node_id], trace_id: trace })
+          return { model: p.model, node: p.node_id, text: r.text, weight: p.weight, latency_ms: Math.round(performance.now() - started) }
+        } catch (err) {
+          const failure = timeout.signal.aborted && !o.signal.aborted ? timeout.signal.reason as Error : err instanceof Error ? err : new InferenceError(errorMessage(err))
+          failures.set(i, failure)
+          return { model: p.model, node: p.node_id, text: '', weight: p.weight, latency_ms: Math.round(performance.now() - started), error: errorMessage(failure) }
+        }
+      }))
+    } finally {
+      clearTimeout(timer)
+    }
+    let reduced: ReturnType<typeof reduceWeightedConsensus>
+    try {
+      reduced = reduceWeightedConsensus(votes, { min_agreement: policy.reducer.min_agreement })
+    } catch (err) {
+      if (!(err instanceof NoAnswersError)) throw err
+      throw noAnswers(votes, failures, trace)
+    }
     return {
       response: reduced.response,
       consensus: reduced.consensus,
@@ -117,4 +137,18 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
   }
 
   return { single, moe }
+}
+
+/**
+ * Every vote failed. When each one refused the caller's own input (a prompt longer than every
+ * context, a bad option) that refusal is the answer (400); otherwise the fan-out failed on the
+ * serving side: 502 with every vote's error.
+ */
+function noAnswers (votes: Vote[], failures: Map<number, Error>, trace: string): InferenceError {
+  const errors = votes.map((_, i) => failures.get(i))
+  const callersFault = (e: Error | undefined): boolean => e instanceof InvalidRequestError || e instanceof PromptTooLongError
+  const first = errors[0]
+  if (errors.length > 0 && errors.every(callersFault) && first !== undefined) return first as InferenceError
+  const modelVotes = votes.map((v, i) => ({ model: v.model, node: v.node, error: v.error ?? 'empty answer', error_name: errors[i]?.name ?? 'EmptyAnswer', latency_ms: v.latency_ms }))
+  return new MoeNoAnswersError(`every vote of the MOE query failed (trace ${trace}): ${modelVotes.map(v => `${v.model}: ${v.error}`).join('; ').slice(0, 2000)}`, { model_votes: modelVotes })
 }
