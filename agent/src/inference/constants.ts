@@ -16,3 +16,7 @@ export const DEFAULT_DEADLINE_MS = 120_000
 export const PRELOAD_MEMORY_SHARE = 0.5
 /** Weight of the newest sample in the tokens/s moving average. */
 export const TPS_EMA_ALPHA = 0.3
+/** Requests per minute one peer may start on a provider when no policy sets a rate. */
+export const DEFAULT_PER_PEER_PER_MINUTE = 120
+/** Peers whose request windows a provider holds at most (a flood of peer ids cannot grow it further). */
+export const MAX_TRACKED_PEERS = 10_000

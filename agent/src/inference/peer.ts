@@ -22,23 +22,17 @@ import { decodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { peerIdFromAgentPubKey } from '../mesh/libp2p-node.ts'
 import type { MeshNode } from '../mesh/types.ts'
+import { createAdmission, mergePolicies, type ProviderPolicy } from './admission.ts'
 import {
   BusyError, DeadlineExceededError, InferenceError, InvalidRequestError, ModelLoadError, ModelNotFoundError, ModelNotLoadedError,
   PolicyDeniedError, PromptTooLongError, RequestAbortedError,
   type ChatMessage, type GenerateOptions, type GenerateResult, type InferenceEngine, type Usage
 } from './types.ts'
 
+export type { ProviderPolicy } from './admission.ts'
+
 export const INFERENCE_PROTOCOL = 'inference'
 
-/** Who may use this node's models over the mesh. */
-export interface ProviderPolicy {
-  /** PeerIds refused outright */
-  deny?: string[]
-  /** when set, only these PeerIds are served */
-  allow?: string[]
-  /** requests per minute one peer may start. @default 120 */
-  perPeerPerMinute?: number
-}
 
 export interface GenerateRequestWire {
   op: 'chat' | 'complete' | 'embed'
@@ -102,17 +96,11 @@ export function parseAccessPolicy (doc: unknown): ProviderPolicy {
   return { deny: ids(doc.deny, 'deny'), allow: ids(doc.allow, 'allow'), perPeerPerMinute: rate as number | undefined }
 }
 
-/** The local policy tightened by the shared one: both deny lists apply, an allow list narrows. */
-function mergePolicies (local: ProviderPolicy, shared: ProviderPolicy | null): ProviderPolicy {
-  if (shared === null) return local
-  const allow = local.allow !== undefined && shared.allow !== undefined ? local.allow.filter(p => shared.allow!.includes(p)) : local.allow ?? shared.allow
-  return { deny: [...(local.deny ?? []), ...(shared.deny ?? [])], allow, perPeerPerMinute: Math.min(local.perPeerPerMinute ?? Infinity, shared.perPeerPerMinute ?? Infinity, 120) }
-}
 
 /** Serve this node's models to the mesh. */
 export async function startInferenceProvider (local: ProviderPolicy, c: InferenceProviderComponents): Promise<void> {
   const log = c.logger.forComponent('flexnode:inference:provider')
-  const recent = new Map<string, number[]>()
+  const admission = createAdmission()
   let cached: { at: number, policy: ProviderPolicy | null } = { at: 0, policy: null }
   const current = async (): Promise<ProviderPolicy> => {
     if (c.sharedPolicy !== undefined && Date.now() - cached.at > SHARED_POLICY_TTL_MS) {
@@ -127,16 +115,7 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
     return mergePolicies(local, cached.policy)
   }
   const admit = async (peer: string): Promise<void> => {
-    const policy = await current()
-    const rate = policy.perPeerPerMinute ?? 120
-    if (policy.deny?.includes(peer) === true) throw new PolicyDeniedError(`peer ${peer} is denied by this node's policy`)
-    if (policy.allow !== undefined && !policy.allow.includes(peer)) throw new PolicyDeniedError(`peer ${peer} is not on this node's allow list`)
-    const now = Date.now()
-    const times = (recent.get(peer) ?? []).filter(t => now - t < 60_000)
-    if (times.length >= rate) throw new BusyError(`peer ${peer} exceeded ${rate} requests per minute`)
-    times.push(now)
-    recent.set(peer, times)
-    if (recent.size > 10_000) recent.clear()
+    admission.admit(peer, await current())
   }
   await c.mesh.handleStream(INFERENCE_PROTOCOL, async (raw, from, responder) => {
     try {
