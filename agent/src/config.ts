@@ -73,6 +73,11 @@ export interface StartOptions {
   httpHost: string
   /** a local MOE policy (the design's inference_policy.yaml); it overrides policy_store's one of the same name */
   moePolicyFile?: string
+  /**
+   * agent keys whose policy_store publications the mesh applies (repeatable); part of the
+   * policy_store DNA, so another set is another mesh. @default none: local policies only
+   */
+  policyAdmins?: string[]
 }
 
 export const START_USAGE = `Usage: flexnode start [options]
@@ -97,6 +102,11 @@ Options:
   --http-host <address>         address the HTTP API binds to (default 127.0.0.1)
   --moe-policy <file>           a local MOE policy (YAML or JSON, the inference_policy format);
                                 it overrides the mesh's policy_store entry of the same name
+  --policy-admin <key>          an agent key (uhCAk…) whose policy_store publications (mesh-wide
+                                inference-access and MOE policies) every node applies, repeatable;
+                                part of the policy_store DNA: every node of a mesh needs the same
+                                set, and a data dir keeps the set it was first started with
+                                (default none: published policies are ignored, local ones apply)
   --agent-name <name>           name advertised in NodeCapability (default: hostname)
   --heartbeat-interval <secs>   seconds between heartbeats (default 10)
   --region <region>             latency region advertised (default local)
@@ -160,6 +170,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'http-port': { type: 'string' },
     'http-host': { type: 'string' },
     'moe-policy': { type: 'string' },
+    'policy-admin': { type: 'string', multiple: true },
     'passphrase-file': { type: 'string' },
     'log-level': { type: 'string' },
     json: { type: 'boolean' },
@@ -201,6 +212,10 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
   const httpHost = v['http-host'] ?? DEFAULT_HOST
   if (!/^[A-Za-z0-9.:[\]-]{1,253}$/.test(httpHost)) throw new UsageError(`--http-host must be an address or host name, got ${JSON.stringify(httpHost)}`, '--http-host')
   const bootstrap = v.bootstrap?.map(multiaddr('--bootstrap'))
+  const policyAdmins = v['policy-admin']?.map((key) => {
+    if (!/^uhCAk[A-Za-z0-9_-]{48}$/.test(key)) throw new UsageError(`--policy-admin must be an agent key (uhCAk… as in FLEXNODE_READY's agent_pub_key), got ${JSON.stringify(key)}`, '--policy-admin')
+    return key
+  })
   return {
     dataDir: resolve(dataDir),
     network: network as NetworkName,
@@ -223,7 +238,8 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     maxQueue: v['max-queue'] === undefined ? undefined : integer(v['max-queue'], '--max-queue', 0, 100_000),
     httpPort: port(v['http-port'], '--http-port'),
     httpHost,
-    moePolicyFile: v['moe-policy'] === undefined ? undefined : resolve(v['moe-policy'])
+    moePolicyFile: v['moe-policy'] === undefined ? undefined : resolve(v['moe-policy']),
+    ...(policyAdmins !== undefined ? { policyAdmins } : {})
   }
 }
 

@@ -20,3 +20,5 @@ export const TPS_EMA_ALPHA = 0.3
 export const DEFAULT_PER_PEER_PER_MINUTE = 120
 /** Peers whose request windows a provider holds at most (a flood of peer ids cannot grow it further). */
 export const MAX_TRACKED_PEERS = 10_000
+/** How long a provider reuses the mesh-wide access policy it read from policy_store. */
+export const SHARED_POLICY_TTL_MS = 5000

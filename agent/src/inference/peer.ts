@@ -23,6 +23,7 @@ import type { ComponentLogger } from '../logger.ts'
 import { peerIdFromAgentPubKey } from '../mesh/libp2p-node.ts'
 import type { MeshNode } from '../mesh/types.ts'
 import { createAdmission, mergePolicies, type ProviderPolicy } from './admission.ts'
+import { SHARED_POLICY_TTL_MS } from './constants.ts'
 import {
   BusyError, DeadlineExceededError, InferenceError, InvalidRequestError, ModelLoadError, ModelNotFoundError, ModelNotLoadedError,
   PolicyDeniedError, PromptTooLongError, RequestAbortedError,
@@ -74,8 +75,6 @@ export interface InferenceProviderComponents {
   sharedPolicy?: () => Promise<ProviderPolicy | null>
 }
 
-/** How long a policy_store access policy is reused before it is read again. */
-const SHARED_POLICY_TTL_MS = 5000
 
 /** policy_store's `inference-access` document: `{deny?, allow?: node ids (uhCAk…), per_peer_per_minute?}`. */
 export function parseAccessPolicy (doc: unknown): ProviderPolicy {
