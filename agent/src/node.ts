@@ -19,7 +19,7 @@ import { decodeHash, encodeHash } from './holo/hash.ts'
 import { decode, isPlainObject } from './conductor/codec.ts'
 import { Keystore } from './identity/keystore.ts'
 import { createLogger, type ComponentLogger } from './logger.ts'
-import { createLoadSampler, probeMachine } from './probe/probe.ts'
+import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
 import { createMeshNode } from './mesh/libp2p-node.ts'
 import { DhtNetwork } from './mesh/dht-network.ts'
@@ -330,11 +330,17 @@ export class FlexNode {
         localPolicies[p.name] = p
         log.info({ policy: p.name, file: init.moePolicyFile }, 'local MOE policy override')
       }
-      const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy: shared.moe, logger })
+      // this node's live load: one sampler shared by the heartbeat and the router, sampled at most once a second
+      const sampler = createLoadSampler()
+      let lastLoad: { at: number, sample: Promise<LoadSample> } | undefined
+      const liveLoad = async (): Promise<LoadSample> => {
+        if (lastLoad === undefined || Date.now() - lastLoad.at >= 1000) lastLoad = { at: Date.now(), sample: sampler.sample() }
+        return await lastLoad.sample
+      }
+      const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy: shared.moe, selfLoad: liveLoad, logger })
       const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0 }, { engine: inference, logger, router: { ...router, remote: peers } })
       const { port: httpPort } = await http.start()
       cleanup.push(async () => { await http.stop() })
-      const sampler = createLoadSampler()
       const registry = registryService({
         agentName: init.agentName,
         heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
@@ -343,14 +349,16 @@ export class FlexNode {
       })({
         client,
         logger,
-        probe: { machine: async () => await probeMachine({ dataDir }), load: async () => await sampler.sample() },
+        probe: { machine: async () => await probeMachine({ dataDir }), load: liveLoad },
         inference: () => {
           const loaded = inference.listModels().filter(m => m.loaded)
           return {
             models_loaded: loaded.map(m => m.id),
             max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0,
             tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0),
-            queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0)
+            queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0),
+            in_flight: loaded.reduce((q, m) => q + m.in_flight, 0),
+            demo_models: loaded.filter(m => m.demo === true).map(m => m.id)
           }
         }
       })

@@ -133,7 +133,8 @@ const INFERENCE_ERROR_CODES: Readonly<Record<string, string>> = {
   DeadlineExceededError: 'timeout',
   RequestAbortedError: 'request_aborted',
   PolicyDeniedError: 'policy_denied',
-  MoeNoAnswersError: 'moe_no_answers'
+  MoeNoAnswersError: 'moe_no_answers',
+  ProviderFailedError: 'provider_failed'
 }
 
 /** `param` an inference error points at when it carries none itself. */

@@ -1,9 +1,12 @@
 /**
  * The mesh-wide inference routes: `inference.single_query` and `inference.moe_query`.
  *
- * single: the best node for the model (this node when it has it loaded, else the mesh's best).
+ * single: the best node for the model (this node when it has it loaded, else the mesh's best);
+ * without a model, a real one (this node's, else the mesh's) before any demo model.
  * moe: the planner picks min..max (model, node) pairs from this node's loaded models and every
- * node's advertised ones; the prompt fans out to all of them at once; answers that arrive within
+ * node's advertised ones, scored with live figures: this node's sampled load and queue, each
+ * other node's advertised load and queue plus this node's own requests in flight there; demo
+ * models never vote unless the policy names them. The prompt fans out to all pairs at once; answers that arrive within
  * the policy's `timeout_ms` vote with their weights; the reducer clusters equivalent answers and
  * the heaviest cluster wins (`consensus` is false below `min_agreement`, the answer is still
  * returned: highest_weight_wins).
@@ -12,6 +15,8 @@ import { randomUUID } from 'node:crypto'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { createSeededRng, DEFAULT_MOE_POLICY, NoAnswersError, planMoe, reduceWeightedConsensus, type MoeInstance, type MoePolicy, type Vote } from '../../../scheduler/index.ts'
 import { errorMessage } from '../errors.ts'
+import { decodeHash } from '../holo/hash.ts'
+import { peerIdFromAgentPubKey } from '../mesh/libp2p-node.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { MoeQueryRequest, SingleQueryRequest } from '../http/openai.ts'
 import type { PeerInference } from './peer.ts'
@@ -19,8 +24,10 @@ import { DeadlineExceededError, InferenceError, InvalidRequestError, ModelNotFou
 
 export interface InferenceRouterComponents {
   engine: Pick<InferenceEngine, 'listModels' | 'chat'>
-  peers: Pick<PeerInference, 'chat'>
+  peers: Pick<PeerInference, 'chat' | 'inFlight'>
   capabilities: () => Promise<NodeCapability[]>
+  /** this node's live load (the load sampler's latest figures). @default idle */
+  selfLoad?: () => Promise<{ cpu_percent: number, gpu_percent: number }>
   /** this node's agent key string (its NodeCapability.node_id) */
   selfNodeId: string
   /** a named policy from policy_store (the mesh-wide one), or null */
@@ -62,7 +69,13 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
   const single = async (req: SingleQueryRequest, o: { signal: AbortSignal }): Promise<object> => {
     const trace = randomUUID()
     const local = c.engine.listModels().filter(m => m.loaded)
-    const model = req.model ?? local[0]?.id ?? (await c.capabilities()).flatMap(cap => cap.capabilities.inference.models_loaded)[0]
+    let model = req.model
+    if (model === undefined) {
+      // never a demo (random-weight) model while a real one is available anywhere
+      const remote = (await c.capabilities()).filter(cap => cap.node_id !== c.selfNodeId).map(cap => cap.capabilities.inference)
+      const remoteReal = remote.flatMap(inf => inf.models_loaded.filter(m => inf.demo_models?.includes(m) !== true))
+      model = local.find(m => m.demo !== true)?.id ?? remoteReal[0] ?? local[0]?.id ?? remote.flatMap(inf => inf.models_loaded)[0]
+    }
     if (model === undefined) throw new ModelNotFoundError('no node of the mesh has a model loaded')
     const messages = [{ role: 'user' as const, content: req.prompt }]
     const options = { max_tokens: req.max_tokens, signal: o.signal }
@@ -71,7 +84,7 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
       const r = await c.engine.chat(model, messages, options)
       return { response: r.text, model, node: c.selfNodeId, latency_ms: Math.round(performance.now() - started), usage: r.usage, trace_id: trace }
     }
-    const r = await c.peers.chat(model, messages, { ...options, trace_id: trace, failover: 'restart' })
+    const r = await c.peers.chat(model, messages, { ...options, trace_id: trace })
     return { response: r.text, model, node: r.node_id, latency_ms: Math.round(performance.now() - started), usage: r.usage, trace_id: trace }
   }
 
@@ -80,15 +93,41 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
     const policy = await resolvePolicy(req.policy_override ?? DEFAULT_MOE_POLICY.name)
     if (policy === undefined) throw new InvalidRequestError(`unknown policy ${JSON.stringify(req.policy_override)}`, { param: 'policy_override' })
     const tier = policy.local_tier
-    const caps = await c.capabilities()
+    const [caps, selfLoad] = await Promise.all([c.capabilities(), c.selfLoad?.() ?? Promise.resolve({ cpu_percent: 0, gpu_percent: 0 })])
     const available: MoeInstance[] = []
     for (const m of c.engine.listModels().filter(x => x.loaded)) {
-      available.push({ model: m.id, node_id: c.selfNodeId, loaded: true, availability: 'online', load: { cpu_percent: 0, gpu_percent: 0 }, tokens_per_second: m.tokens_per_second, latency_region: init.region ?? 'local', self: true, queue_depth: m.queue_depth })
+      available.push({
+        model: m.id,
+        node_id: c.selfNodeId,
+        loaded: true,
+        availability: 'online',
+        load: { cpu_percent: selfLoad.cpu_percent, gpu_percent: selfLoad.gpu_percent },
+        tokens_per_second: m.tokens_per_second,
+        latency_region: init.region ?? 'local',
+        self: true,
+        queue_depth: m.queue_depth + m.in_flight,
+        demo: m.demo === true
+      })
     }
     for (const cap of caps) {
       if (cap.node_id === c.selfNodeId) continue
-      for (const model of cap.capabilities.inference.models_loaded) {
-        available.push({ model, node_id: cap.node_id, loaded: true, availability: cap.availability, load: cap.load, tokens_per_second: cap.capabilities.inference.tokens_per_second || null, latency_region: cap.network.latency_region, self: false })
+      const inference = cap.capabilities.inference
+      let inFlight = 0
+      try { inFlight = c.peers.inFlight(peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent'))) } catch { continue }
+      for (const model of inference.models_loaded) {
+        available.push({
+          model,
+          node_id: cap.node_id,
+          loaded: true,
+          availability: cap.availability,
+          load: cap.load,
+          tokens_per_second: inference.tokens_per_second || null,
+          latency_region: cap.network.latency_region,
+          self: false,
+          // the node's advertised queue, plus this node's own requests in flight there
+          queue_depth: (inference.queue_depth ?? 0) + inFlight,
+          demo: inference.demo_models?.includes(model) === true
+        })
       }
     }
     const plan = planMoe({ policy, task_type: req.task_type, available, region: init.region, rng: createSeededRng(Date.now() & 0xffff) })

@@ -21,6 +21,8 @@ export interface ModelInfo {
   queue_depth: number
   /** requests generating now */
   in_flight: number
+  /** a demo model: the random-weight model a node generates for a first run; routing and MOE pass it over */
+  demo?: boolean
 }
 
 export interface GenerateOptions {
@@ -41,6 +43,13 @@ export interface GenerateOptions {
    * @default false
    */
   clamp_max_tokens?: boolean
+  /**
+   * Continue an answer that already begins with this text (another node's partial answer, when
+   * it failed mid-stream): a chat continues the assistant's response from it, a completion
+   * continues `prompt + continue_from`. Only the new text is streamed and returned; max_tokens
+   * counts new tokens.
+   */
+  continue_from?: string
 }
 
 export interface Usage { prompt_tokens: number, completion_tokens: number, total_tokens: number }
@@ -154,6 +163,14 @@ export class RequestAbortedError extends InferenceError {
   static override readonly name: string = 'RequestAbortedError'
   override name: string = 'RequestAbortedError'
   override readonly status = 499
+  override readonly type = 'server_error'
+}
+
+/** The node serving a request failed and no other holder of the model could take it over: 502. */
+export class ProviderFailedError extends InferenceError {
+  static override readonly name: string = 'ProviderFailedError'
+  override name: string = 'ProviderFailedError'
+  override readonly status = 502
   override readonly type = 'server_error'
 }
 

@@ -106,4 +106,23 @@ describe('inference router on one node', () => {
       expect(v.error_name).toBe('DeadlineExceededError')
     }
   })
+
+  it('passes over a demo model: single picks the real one, MOE never lets the demo vote', async () => {
+    // the engine's own demo flag, as ModelInfo carries it for the generated random-weight model
+    const marked = { ...engine, listModels: () => engine.listModels().map(m => m.id === a ? { ...m, demo: true } : m) }
+    const logger = silentLogger()
+    const peers = new PeerInference({ mesh, capabilities: async () => [], logger })
+    const router = createInferenceRouter({}, { engine: marked, peers, capabilities: async () => [], selfNodeId: encodeHash(agentPubKeyFromPeerId(mesh.peerId)), logger })
+    const signal = new AbortController().signal
+    for (let i = 0; i < 3; i++) expect(await router.single({ prompt: 'Hi', max_tokens: 2 }, { signal })).toMatchObject({ model: b })
+    const out = await router.moe({ prompt: 'Hi', task_type: 'general', max_tokens: 2, require_consensus: true }, { signal })
+    expect(out.model_votes.map(v => v.model)).toEqual([b])
+
+    // only demo models: no vote at all, a clear 404
+    const onlyDemo = { ...engine, listModels: () => engine.listModels().map(m => ({ ...m, demo: true })) }
+    const demoRouter = createInferenceRouter({}, { engine: onlyDemo, peers, capabilities: async () => [], selfNodeId: encodeHash(agentPubKeyFromPeerId(mesh.peerId)), logger })
+    await expect(demoRouter.moe({ prompt: 'Hi', task_type: 'general', max_tokens: 2, require_consensus: true }, { signal })).rejects.toMatchObject({ name: 'ModelNotFoundError', status: 404 })
+    // single still answers with a demo model when there is nothing else
+    expect(await demoRouter.single({ prompt: 'Hi', max_tokens: 2 }, { signal })).toMatchObject({ model: expect.any(String) as unknown })
+  })
 })
