@@ -6,10 +6,12 @@
  * moe: the planner picks min..max (model, node) pairs from this node's loaded models and every
  * node's advertised ones, scored with live figures: this node's sampled load and queue, each
  * other node's advertised load and queue plus this node's own requests in flight there; demo
- * models never vote unless the policy names them. The prompt fans out to all pairs at once; answers that arrive within
- * the policy's `timeout_ms` vote with their weights; the reducer clusters equivalent answers and
- * the heaviest cluster wins (`consensus` is false below `min_agreement`, the answer is still
- * returned: highest_weight_wins).
+ * models never vote unless the policy names them. The prompt fans out to all pairs at once;
+ * answers that arrive within the policy's `timeout_ms` vote with their weights; the reducer
+ * clusters equivalent answers and the heaviest cluster wins (`consensus` is false below
+ * `min_agreement`, the answer is still returned: highest_weight_wins). `max_tokens` is an upper
+ * bound per vote (clamped to each model's context); when every vote fails the answer is the
+ * caller's own error (400) if each vote refused the input, else MoeNoAnswersError (502).
  */
 import { randomUUID } from 'node:crypto'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
@@ -21,6 +23,9 @@ import type { ComponentLogger } from '../logger.ts'
 import type { MoeQueryRequest, SingleQueryRequest } from '../http/openai.ts'
 import type { PeerInference } from './peer.ts'
 import { DeadlineExceededError, InferenceError, InvalidRequestError, ModelNotFoundError, MoeNoAnswersError, PromptTooLongError, type InferenceEngine } from './types.ts'
+
+/** The names policy_store accepts. */
+const POLICY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
 
 export interface InferenceRouterComponents {
   engine: Pick<InferenceEngine, 'listModels' | 'chat'>
@@ -57,6 +62,8 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
   const resolvePolicy = async (name: string): Promise<MoePolicy | undefined> => {
     const local = localPolicies.get(name)
     if (local !== undefined) return local
+    // not a policy_store name (its zome would refuse it): unknown, without asking
+    if (!POLICY_NAME.test(name)) return undefined
     try {
       const shared = await c.sharedPolicy?.(name)
       if (shared != null) return shared
