@@ -280,21 +280,45 @@ export class PeerInference {
 
   private async once (peer: string, req: GenerateRequestWire, o: RemoteOptions, onText: (t: string) => void): Promise<unknown> {
     const budget = (o.deadline_ms ?? 120_000) + 5000
-    const final = await this.c.mesh.requestStream(peer, INFERENCE_PROTOCOL, encode(req), {
-      signal: o.signal,
-      timeoutMs: budget,
-      // a progress deadline: every frame (token or keep-alive) restarts it
-      idleTimeoutMs: this.progressTimeoutMs,
-      onChunk: (chunk) => {
-        const msg = decode(chunk)
-        if (!isPlainObject(msg) || typeof msg.t !== 'string') return
-        onText(msg.t)
+    // the progress deadline: every frame (token or keep-alive) restarts it. A watchdog rather than
+    // the stream's idle timer, so that a stall of this node's own event loop (frames waiting
+    // unread in the socket while timers run first) is not taken for a frozen provider.
+    const stalled = new AbortController()
+    let lastFrame = performance.now()
+    const tick = Math.max(10, Math.min(250, Math.floor(this.progressTimeoutMs / 4)))
+    let expected = lastFrame + tick
+    const watchdog = setInterval(() => {
+      const now = performance.now()
+      const lag = now - expected
+      expected = now + tick
+      // this loop was late: let pending I/O in before judging the provider
+      if (lag > tick) return
+      if (now - lastFrame > this.progressTimeoutMs) {
+        stalled.abort(new ProviderFailedError(`no progress from ${peer} for ${Math.round(now - lastFrame)} ms (no token and no keep-alive): frozen, dead or cut off`))
       }
-    })
-    const msg = decode(final)
-    if (!isPlainObject(msg)) throw new InferenceError(`malformed answer from ${peer}`)
-    if (msg.ok !== true) throw errorFromWire(msg.error, peer)
-    return msg.result
+    }, tick)
+    try {
+      const final = await this.c.mesh.requestStream(peer, INFERENCE_PROTOCOL, encode(req), {
+        signal: o.signal === undefined ? stalled.signal : AbortSignal.any([o.signal, stalled.signal]),
+        timeoutMs: budget,
+        idleTimeoutMs: budget,
+        onChunk: (chunk) => {
+          lastFrame = performance.now()
+          const msg = decode(chunk)
+          if (!isPlainObject(msg) || typeof msg.t !== 'string') return
+          onText(msg.t)
+        }
+      })
+      const msg = decode(final)
+      if (!isPlainObject(msg)) throw new InferenceError(`malformed answer from ${peer}`)
+      if (msg.ok !== true) throw errorFromWire(msg.error, peer)
+      return msg.result
+    } catch (err) {
+      if (stalled.signal.aborted && o.signal?.aborted !== true) throw stalled.signal.reason as Error
+      throw err
+    } finally {
+      clearInterval(watchdog)
+    }
   }
 
   /**

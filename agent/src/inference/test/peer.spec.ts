@@ -10,6 +10,7 @@ import { basename, join } from 'node:path'
 import { ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { LOOPBACK, tempDir, waitUntil, type TempDir } from '../../../../fixtures/index.ts'
 import type { NodeCapability } from '../../../../zomes-ts/agent_registry/types.ts'
+import { encode } from '../../conductor/codec.ts'
 import { silentLogger } from '../../logger.ts'
 import { agentPubKeyFromPeerId, createMeshNode, type Libp2pMeshNode } from '../../mesh/libp2p-node.ts'
 import type { MachineProfile } from '../../probe/probe.ts'
@@ -99,5 +100,39 @@ describe('peer inference', () => {
     const [a, b] = await Promise.all([long, queued])
     expect(a.usage.completion_tokens).toBeGreaterThan(0)
     expect(b.node_id).toBe(a.node_id)
+  })
+
+  it('leaves a provider that stops making progress mid-stream and continues the answer on another holder', async () => {
+    const [alpha] = providers as [Provider, Provider]
+    // a provider that sends one token, then nothing at all (no keep-alive): frozen mid-answer
+    const frozen = await createMeshNode({ network: 'testnet', seed: randomBytes(32), listen: [LOOPBACK], mdns: false }, { logger: silentLogger() })
+    try {
+      await frozen.start()
+      await frozen.handleStream('inference', async (_raw, _from, responder) => {
+        await responder.send(encode({ t: 'Once' }))
+        await new Promise((resolve) => { responder.signal.addEventListener('abort', resolve, { once: true }) })
+        return encode({ ok: false, error: { name: 'InferenceError', message: 'aborted' } })
+      })
+      await requester.dial(frozen.multiaddrs().find(a => a.startsWith('/ip4/127.0.0.1/'))!)
+      await waitUntil(() => requester.peers().includes(frozen.peerId), { what: 'the requester to see the frozen provider' })
+      const frozenCap = buildCapability(agentPubKeyFromPeerId(frozen.peerId), 'frozen', MACHINE, IDLE, { region: 'local' }, { models_loaded: [model], max_batch_size: 2, tokens_per_second: 1000 })
+      caps = [frozenCap, capabilityOf(alpha, { queue_depth: 3 })]
+      const chunks: string[] = []
+      const r = await peers({ progressTimeoutMs: 500 }).chat(model, USER, { max_tokens: 20, temperature: 0, onToken: (t) => { chunks.push(t) } })
+      expect(chunks[0]).toBe('Once')
+      expect(chunks.join('')).toBe(r.text)
+      expect(r.text.startsWith('Once')).toBe(true)
+      expect(r.continued).toEqual([{ node_id: frozenCap.node_id, at_chars: 4 }])
+      expect(r.peer_id).toBe(alpha.mesh.peerId)
+      // a non-streaming request to the frozen provider is answered afresh by the other holder
+      const whole = await peers({ progressTimeoutMs: 500 }).chat(model, USER, { max_tokens: 8, temperature: 0 })
+      expect(whole.peer_id).toBe(alpha.mesh.peerId)
+      expect(whole.continued).toBeUndefined()
+      // and with no other holder, the stream ends with a typed error
+      caps = [frozenCap]
+      await expect(peers({ progressTimeoutMs: 500 }).chat(model, USER, { max_tokens: 8, onToken: () => {} })).rejects.toMatchObject({ name: 'ProviderFailedError', status: 502 })
+    } finally {
+      await frozen.stop()
+    }
   })
 })
