@@ -7,12 +7,15 @@
  * 2. local HTTP: `POST /v1/completions` on a node that holds the model (non-streaming: tokens/s
  *    from `usage.completion_tokens` over the request's wall time; streaming SSE: TTFT = ms to the
  *    first data event carrying text, tokens/s from the `include_usage` chunk);
- * 3. remote peer: the same requests on a node without models, routed over loopback libp2p to one
- *    of the two nodes that hold it (`/flexstack/local/inference/1`);
- * 4. MOE: `POST /v1/moe/query` on the model-less node against the sum of the same single calls
- *    made one after another (`POST /v1/inference/single` for each vote's model). The planner
- *    takes each (model, node) pair once, so one model on two nodes gives 2 votes, short of the
- *    `ripple-moe` policy's min_parallel 5; the section prints how many ran.
+ * 3. remote peer: the same requests on a node that does not hold the model, routed over loopback
+ *    libp2p to one of the two nodes that hold it (`/flexstack/local/inference/1`);
+ * 4. concurrency: 8 clients at once through the remote peer (spread over both holders, 2
+ *    sequences each) against 8 concurrent direct generations (one context of 8 sequences), as
+ *    aggregate tokens/s;
+ * 5. MOE: `POST /v1/moe/query` over 5 distinct models (the same preset, seeds 1-5) on the 3 nodes
+ *    (a: seeds 1, 2; b: seeds 1, 3; c, the asking node: seeds 4, 5), the `ripple-moe` policy's
+ *    min_parallel, against the sum of the same single calls made one after another
+ *    (`POST /v1/inference/single` for each vote's model).
  *
  * The direct calls run once more while the three players are up ("direct, 3 players running"),
  * so the players' background work in this process is told apart from what the API adds.
@@ -36,6 +39,11 @@ const SMALL = BENCH_SCALE < 0.1
 const PRESET: PresetName = SMALL ? 'tiny' : 'bench'
 const MODELS_CACHE = join(tmpdir(), 'flexnode-bench-models', PRESET)
 const MODEL_SEED = 1
+/** the MOE's other experts: the same preset with other seeds, one directory each */
+const EXPERT_SEEDS = [2, 3, 4, 5] as const
+const expertDir = (seed: number): string => join(MODELS_CACHE, `expert-seed${seed}`)
+/** concurrent clients of the concurrency case */
+const CONCURRENT = 8
 const PROMPT = 'The quick brown fox jumps over the lazy dog. Once upon a time'
 const SEED = 42
 const MAX_TOKENS = SMALL ? 16 : 64
@@ -215,6 +223,7 @@ interface MoeFigures {
   wallMs: number[]
   singlesMs: number[]
   votes: number
+  models: number
   nodes: number
   failed: number
   singleTokens: number[]
@@ -223,7 +232,7 @@ interface MoeFigures {
 }
 
 async function moe (c: Player): Promise<MoeFigures> {
-  const out: MoeFigures = { wallMs: [], singlesMs: [], votes: 0, nodes: 0, failed: 0, singleTokens: [], slowestVoteMs: [] }
+  const out: MoeFigures = { wallMs: [], singlesMs: [], votes: 0, models: 0, nodes: 0, failed: 0, singleTokens: [], slowestVoteMs: [] }
   for (let i = 0; i <= MOE_SAMPLES; i++) {
     const warm = i === 0
     const t0 = performance.now()
@@ -244,6 +253,7 @@ async function moe (c: Player): Promise<MoeFigures> {
     out.slowestVoteMs.push(Math.max(...body.model_votes.map(v => v.latency_ms)))
     out.singlesMs.push(singles)
     out.votes = body.model_votes.length
+    out.models = new Set(body.model_votes.map(v => v.model)).size
     out.nodes = new Set(body.model_votes.map(v => v.node)).size
     out.failed += body.model_votes.filter(v => v.error !== undefined).length
   }
@@ -255,6 +265,73 @@ function moeResult (id: string, name: string, ms: number[], note: string): Bench
   return { id, name, group: GROUP, concurrency: 1, ops: ms.length, unitsPerOp: 1, seconds, opsPerSec: ms.length / seconds, p50Ms: pct(ms, 50), p95Ms: pct(ms, 95), note }
 }
 
+// -- 4. concurrency -----------------------------------------------------------------------------
+
+interface Round { ms: number, tokens: number }
+
+/** `CONCURRENT` greedy completions at once on one context of that many sequences; one warm-up round first. */
+async function directConcurrent (modelPath: string, rounds: number): Promise<Round[]> {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
+  try {
+    const model = await llama.loadModel({ modelPath, gpuLayers: 0 })
+    const trained = model.trainContextSize
+    const context = await model.createContext({ contextSize: Math.min(DEFAULT_CONTEXT_SIZE, trained > 0 ? trained : Infinity), sequences: CONCURRENT, threads: 1 })
+    const sequences = Array.from({ length: CONCURRENT }, () => context.getSequence())
+    const round = async (): Promise<Round> => {
+      const t0 = performance.now()
+      const counts = await Promise.all(sequences.map(async (sequence) => {
+        await sequence.clearHistory()
+        const completion = new LlamaCompletion({ contextSequence: sequence })
+        try {
+          let tokens = 0
+          await completion.generateCompletionWithMeta(PROMPT, { maxTokens: MAX_TOKENS, temperature: 0, seed: SEED, onToken: (t) => { tokens += t.length } })
+          return tokens
+        } finally {
+          completion.dispose({ disposeSequence: false })
+        }
+      }))
+      return { ms: performance.now() - t0, tokens: sumOf(counts) }
+    }
+    await round()
+    const out: Round[] = []
+    for (let i = 0; i < rounds; i++) out.push(await round())
+    return out
+  } finally {
+    await llama.dispose()
+  }
+}
+
+/** `CONCURRENT` clients at once on `p`'s `/v1/completions`; one warm-up round first. */
+async function remoteConcurrent (p: Player, model: string, rounds: number): Promise<Round[]> {
+  const round = async (): Promise<Round> => {
+    const t0 = performance.now()
+    const samples = await Promise.all(Array.from({ length: CONCURRENT }, async () => await completeOnce(p, model)))
+    return { ms: performance.now() - t0, tokens: sumOf(samples.map(x => x.tokens)) }
+  }
+  await round()
+  const out: Round[] = []
+  for (let i = 0; i < rounds; i++) out.push(await round())
+  return out
+}
+
+function concurrentResult (id: string, name: string, rounds: Round[]): BenchResult {
+  const tokens = sumOf(rounds.map(r => r.tokens))
+  const seconds = sumOf(rounds.map(r => r.ms)) / 1000
+  return {
+    id,
+    name,
+    group: GROUP,
+    concurrency: CONCURRENT,
+    ops: tokens,
+    unitsPerOp: 1,
+    seconds,
+    opsPerSec: tokens / seconds,
+    p50Ms: pct(rounds.map(r => r.ms), 50),
+    p95Ms: pct(rounds.map(r => r.ms), 95),
+    note: `ops = generated tokens of ${rounds.length} round(s) of ${CONCURRENT} concurrent requests × max ${MAX_TOKENS} tokens; p50/p95 = wall ms of one round`
+  }
+}
+
 // -- run ---------------------------------------------------------------------------------------
 
 export async function run (report: Report): Promise<void> {
@@ -262,6 +339,7 @@ export async function run (report: Report): Promise<void> {
   const t0 = performance.now()
   const modelPath = await ensureModel(MODELS_CACHE, PRESET, MODEL_SEED)
   const modelId = basename(modelPath, '.gguf')
+  for (const seed of EXPERT_SEEDS) await ensureModel(expertDir(seed), PRESET, seed)
   report.log(`  inference: model ${modelId} (${PRESET}, dim ${PRESETS[PRESET].dim} × ${PRESETS[PRESET].layers} layers, F32) ready in ${fmtNum(performance.now() - t0)} ms`)
 
   const paths: PathFigures[] = []
@@ -275,18 +353,20 @@ export async function run (report: Report): Promise<void> {
   }
 
   let moeFigures: MoeFigures | undefined
+  let concurrency: { direct?: Round[], remote?: Round[] } = {}
   const scenario = new Scenario()
   try {
     const s0 = performance.now()
-    const a = await scenario.addPlayer({ ...PLAYER, modelsDirs: [MODELS_CACHE] })
-    const b = await scenario.addPlayer({ ...PLAYER, modelsDirs: [MODELS_CACHE] })
-    const c = await scenario.addPlayer(PLAYER)
+    const a = await scenario.addPlayer({ ...PLAYER, modelsDirs: [MODELS_CACHE, expertDir(2)] })
+    const b = await scenario.addPlayer({ ...PLAYER, modelsDirs: [MODELS_CACHE, expertDir(3)] })
+    // the asking node holds two experts of the MOE, not the model of the single-model paths
+    const c = await scenario.addPlayer({ ...PLAYER, modelsDirs: [expertDir(4), expertDir(5)] })
     for (const p of [a, b]) {
       if (!p.node.inference.listModels().some(m => m.id === modelId && m.loaded)) throw new Error(`${p.name} did not preload ${modelId}`)
     }
     const up = performance.now()
     await seesModels(c, [a, b])
-    report.log(`  inference: 3 players up in ${fmtNum((up - s0) / 1000, 1)} s (2 holding the model), the third sees both ${fmtNum((performance.now() - up) / 1000, 1)} s later`)
+    report.log(`  inference: 3 players up in ${fmtNum((up - s0) / 1000, 1)} s (2 holding the model, 5 distinct models in all), the third sees both ${fmtNum((performance.now() - up) / 1000, 1)} s later`)
 
     // the same direct calls while the three players run in this process: their background work
     // (and the sharing of two cores) apart from what the API and the mesh add
@@ -316,9 +396,19 @@ export async function run (report: Report): Promise<void> {
     }
 
     try {
+      const rounds = SMALL ? 1 : 3
+      concurrency = { direct: await directConcurrent(modelPath, rounds) }
+      report.add(concurrentResult('inference.direct.concurrent', `direct, ${CONCURRENT} concurrent generations`, concurrency.direct!))
+      concurrency.remote = await remoteConcurrent(c, modelId, rounds)
+      report.add(concurrentResult('inference.mesh.remote.concurrent', `remote peer, ${CONCURRENT} concurrent clients`, concurrency.remote))
+    } catch (err) {
+      report.fail('inference: concurrent clients', err)
+    }
+
+    try {
       moeFigures = await moe(c)
       const m = moeFigures
-      report.add(moeResult('inference.moe.fanout', `MOE /v1/moe/query (${m.votes} votes)`, m.wallMs, `ops = MOE queries of ${m.votes} votes × max ${MOE_TOKENS} tokens on ${m.nodes} nodes; p50/p95 = wall ms of one query`))
+      report.add(moeResult('inference.moe.fanout', `MOE /v1/moe/query (${m.votes} votes)`, m.wallMs, `ops = MOE queries of ${m.votes} votes (${m.models} distinct models) × max ${MOE_TOKENS} tokens on ${m.nodes} nodes; p50/p95 = wall ms of one query`))
       report.add(moeResult('inference.moe.singles', `MOE: the same ${m.votes} singles in sequence`, m.singlesMs, `ops = rounds of ${m.votes} sequential /v1/inference/single calls × max ${MOE_TOKENS} tokens; p50/p95 = wall ms of one round`))
     } catch (err) {
       report.fail('inference: MOE fan-out', err)
@@ -341,11 +431,19 @@ export async function run (report: Report): Promise<void> {
   report.log(table(['path', 'tokens/s', 'vs direct', 'TTFT ms', 'added TTFT', 'loop p99 ms'], rows).split('\n').map(l => `  ${l}`).join('\n'))
   const summary = paths.map(f => `${f.name} ${fmtNum(tps(f), 1)} tok/s (${fmtRatio(tps(f) / baseTps)})` + (f.streamed ? ` TTFT ${fmtMs(ttft(f))} ms` : '')).join('; ')
   report.note(`inference: ${modelId}, ${SAMPLES} × max ${MAX_TOKENS} tokens: ${summary}`)
+  if (concurrency.direct !== undefined && concurrency.remote !== undefined) {
+    const rate = (rs: Round[]): number => sumOf(rs.map(r => r.tokens)) / (sumOf(rs.map(r => r.ms)) / 1000)
+    const direct = rate(concurrency.direct)
+    const remote = rate(concurrency.remote)
+    const line = `${CONCURRENT} concurrent clients through a remote peer (2 holders × ${DEFAULT_SEQUENCES} sequences): ${fmtNum(remote, 1)} tok/s aggregate vs ${CONCURRENT} concurrent direct generations ${fmtNum(direct, 1)} tok/s = ${fmtRatio(remote / direct)}`
+    report.log(`  ${line}`)
+    report.note(`inference: ${line}`)
+  }
   if (moeFigures !== undefined) {
     const m = moeFigures
     const wall = pct(m.wallMs, 50)
     const singles = pct(m.singlesMs, 50)
-    const line = `MOE: ${m.votes} votes of ${modelId} on ${m.nodes} nodes (${m.failed} failed), max ${MOE_TOKENS} tokens: wall p50 ${fmtMs(wall)} ms vs sum of the same ${m.votes} singles in sequence p50 ${fmtMs(singles)} ms = ${fmtRatio(wall / singles)} ` +
+    const line = `MOE: ${m.votes} votes of ${m.models} distinct models (${PRESET}, seeds 1-5) on ${m.nodes} nodes (${m.failed} failed), max ${MOE_TOKENS} tokens: wall p50 ${fmtMs(wall)} ms vs sum of the same ${m.votes} singles in sequence p50 ${fmtMs(singles)} ms = ${fmtRatio(wall / singles)} ` +
       `(${m.wallMs.length} samples; slowest vote p50 ${fmtMs(pct(m.slowestVoteMs, 50))} ms; singles generated ${fmtNum(pct(m.singleTokens, 50))} tokens p50)`
     report.log(`  ${line}`)
     report.note(`inference: ${line}`)

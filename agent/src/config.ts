@@ -77,6 +77,11 @@ export interface StartOptions {
   httpAllowedHosts?: string[]
   /** a local MOE policy (the design's inference_policy.yaml); it overrides policy_store's one of the same name */
   moePolicyFile?: string
+  /**
+   * agent keys whose policy_store publications the mesh applies (repeatable); part of the
+   * policy_store DNA, so another set is another mesh. @default none: local policies only
+   */
+  policyAdmins?: string[]
 }
 
 export const START_USAGE = `Usage: flexnode start [options]
@@ -106,6 +111,11 @@ Options:
                                 on), repeatable; other Host or POST Origin headers get 403
   --moe-policy <file>           a local MOE policy (YAML or JSON, the inference_policy format);
                                 it overrides the mesh's policy_store entry of the same name
+  --policy-admin <key>          an agent key (uhCAk…) whose policy_store publications (mesh-wide
+                                inference-access and MOE policies) every node applies, repeatable;
+                                part of the policy_store DNA: every node of a mesh needs the same
+                                set, and a data dir keeps the set it was first started with
+                                (default none: published policies are ignored, local ones apply)
   --agent-name <name>           name advertised in NodeCapability (default: hostname)
   --heartbeat-interval <secs>   seconds between heartbeats (default 10)
   --region <region>             latency region advertised (default local)
@@ -171,6 +181,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'http-host': { type: 'string' },
     'http-allowed-hosts': { type: 'string', multiple: true },
     'moe-policy': { type: 'string' },
+    'policy-admin': { type: 'string', multiple: true },
     'passphrase-file': { type: 'string' },
     'log-level': { type: 'string' },
     json: { type: 'boolean' },
@@ -218,6 +229,10 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     }
   }
   const bootstrap = v.bootstrap?.map(multiaddr('--bootstrap'))
+  const policyAdmins = v['policy-admin']?.map((key) => {
+    if (!/^uhCAk[A-Za-z0-9_-]{48}$/.test(key)) throw new UsageError(`--policy-admin must be an agent key (uhCAk… as in FLEXNODE_READY's agent_pub_key), got ${JSON.stringify(key)}`, '--policy-admin')
+    return key
+  })
   return {
     dataDir: resolve(dataDir),
     network: network as NetworkName,
@@ -242,7 +257,8 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     httpPort: port(v['http-port'], '--http-port'),
     httpHost,
     ...(httpAllowedHosts !== undefined ? { httpAllowedHosts } : {}),
-    moePolicyFile: v['moe-policy'] === undefined ? undefined : resolve(v['moe-policy'])
+    moePolicyFile: v['moe-policy'] === undefined ? undefined : resolve(v['moe-policy']),
+    ...(policyAdmins !== undefined ? { policyAdmins } : {})
   }
 }
 

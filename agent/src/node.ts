@@ -14,11 +14,12 @@ import { fileURLToPath } from 'node:url'
 import { EmbeddedConductor } from './conductor/conductor.ts'
 import { InProcessAppClient } from './conductor/in-process-client.ts'
 import { INSTALLED_APP_ID, LOCK_FILE, RUNTIME_FILE, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
-import { FlexnodeError, errorMessage } from './errors.ts'
-import { encodeHash } from './holo/hash.ts'
+import { FlexnodeError, InvalidInputError, errorMessage } from './errors.ts'
+import { decodeHash, encodeHash } from './holo/hash.ts'
+import { decode, isPlainObject } from './conductor/codec.ts'
 import { Keystore } from './identity/keystore.ts'
 import { createLogger, type ComponentLogger } from './logger.ts'
-import { createLoadSampler, probeMachine } from './probe/probe.ts'
+import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
 import { createMeshNode } from './mesh/libp2p-node.ts'
 import { DhtNetwork } from './mesh/dht-network.ts'
@@ -26,7 +27,8 @@ import type { MeshNode } from './mesh/types.ts'
 import { createInferenceEngine } from './inference/engine.ts'
 import type { InferenceEngine } from './inference/types.ts'
 import { createHttpServer, type HttpServer } from './http/server.ts'
-import { parseAccessPolicy, PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
+import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
+import { sharedPolicies } from './inference/shared-policies.ts'
 import { createInferenceRouter } from './inference/router.ts'
 import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../scheduler/index.ts'
 import { parse as parseYaml } from 'yaml'
@@ -100,6 +102,12 @@ export interface FlexNodeInit {
   moePolicyFile?: string
   /** aborting it stops start-up (a SIGTERM before READY): `start` undoes what it started and rejects */
   signal?: AbortSignal
+  /**
+   * agent keys (uhCAk…) whose policy_store publications the mesh applies: the policy_store DNA
+   * property `policy_admins`, so a different set is a different mesh (DNA hash). Sorted and
+   * deduplicated before install. @default none: shared policies are ignored, local ones apply
+   */
+  policyAdmins?: string[]
 }
 
 export interface ReadyInfo {
@@ -134,6 +142,44 @@ export class NetworkMismatchError extends FlexnodeError {
   constructor (dataDir: string, installed: string, requested: string) {
     super(`data dir ${dataDir} belongs to the network with seed ${installed}; use another --data-dir for ${requested}`)
   }
+}
+
+/** The data dir's policy_store was installed with other policy admins: a different DNA, a different mesh. */
+export class PolicyAdminsMismatchError extends FlexnodeError {
+  static override readonly name = 'PolicyAdminsMismatchError'
+  override name = 'PolicyAdminsMismatchError'
+  readonly installed: string[]
+  readonly requested: string[]
+
+  constructor (dataDir: string, installed: string[], requested: string[]) {
+    const list = (a: string[]): string => a.length === 0 ? 'none' : a.join(', ')
+    super(`data dir ${dataDir} was installed with policy admins [${list(installed)}], but this start asks for [${list(requested)}]; ` +
+      'the policy admins are part of the policy_store DNA, so another set is another mesh: start with the same --policy-admin flags, or use another --data-dir')
+    this.installed = installed
+    this.requested = requested
+  }
+}
+
+/** `--policy-admin` keys, validated, sorted and deduplicated (the order of flags must not change the DNA). */
+export function normalizePolicyAdmins (keys: readonly string[] | undefined): string[] {
+  const out = new Set<string>()
+  for (const key of keys ?? []) {
+    try {
+      decodeHash(key, 'Agent')
+    } catch {
+      throw new InvalidInputError(`policy admin ${JSON.stringify(key)} is not an agent key (uhCAk…)`, { field: 'policyAdmins' })
+    }
+    out.add(key)
+  }
+  return [...out].sort()
+}
+
+/** The policy admins an installed app's policy_store cell was created with. */
+function installedPolicyAdmins (app: { cell_info: Record<string, Array<{ value: { dna_modifiers: { properties?: unknown } } }>> }): string[] {
+  const raw = app.cell_info.policy_store?.[0]?.value.dna_modifiers.properties
+  const props = raw instanceof Uint8Array ? decode(raw) : raw
+  const list = isPlainObject(props) ? props.policy_admins : undefined
+  return Array.isArray(list) ? list.filter((a): a is string => typeof a === 'string').sort() : []
 }
 
 export interface NetworkProfile { network_seed: string, bootstrap: string[] }
@@ -187,13 +233,13 @@ async function loadPolicyFile (path: string): Promise<MoePolicy> {
   }
 }
 
-/** Publish the built-in ripple-moe policy to policy_store when the mesh has none yet. */
+/** A policy admin publishes the built-in ripple-moe policy to policy_store when the mesh has none yet. */
 async function publishDefaultPolicy (client: InProcessAppClient, log: ComponentLogger): Promise<void> {
   try {
     const existing = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: DEFAULT_MOE_POLICY.name })
     if (existing === null) await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'set_policy', payload: { name: DEFAULT_MOE_POLICY.name, kind: 'moe', document: DEFAULT_MOE_POLICY } })
   } catch (err) {
-    log.warn({ err: errorMessage(err) }, 'could not publish the default MOE policy (policy_admins may restrict it)')
+    log.warn({ err: errorMessage(err) }, 'could not publish the default MOE policy')
   }
 }
 
@@ -241,13 +287,18 @@ export class FlexNode {
       const agent = keystore.primary.agentPubKey
       const profile = await networkProfile(network)
       const seed = profile.network_seed
-      const existing = conductor.listApps().find((a) => (a as { installed_app_id: string }).installed_app_id === INSTALLED_APP_ID) as { cell_info: Record<string, Array<{ value: { dna_modifiers: { network_seed: string } } }>> } | undefined
+      const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
+      const existing = conductor.listApps().find((a) => (a as { installed_app_id: string }).installed_app_id === INSTALLED_APP_ID) as { cell_info: Record<string, Array<{ value: { dna_modifiers: { network_seed: string, properties?: unknown } } }>> } | undefined
       if (existing === undefined) {
-        log.info({ network, seed }, 'first start: installing the flexstack app')
-        await conductor.installApp({ source: { type: 'path', value: init.happPath ?? DEFAULT_HAPP }, agent_key: agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed })
+        log.info({ network, seed, policy_admins: policyAdmins }, 'first start: installing the flexstack app')
+        // no admins: no property at all, so the default mesh keeps its DNA hash
+        const rolesSettings = policyAdmins.length === 0 ? undefined : { policy_store: { type: 'provisioned' as const, value: { modifiers: { properties: { policy_admins: policyAdmins } } } } }
+        await conductor.installApp({ source: { type: 'path', value: init.happPath ?? DEFAULT_HAPP }, agent_key: agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed, roles_settings: rolesSettings })
       } else {
         const installedSeed = Object.values(existing.cell_info)[0]?.[0]?.value.dna_modifiers.network_seed ?? ''
         if (installedSeed !== seed) throw new NetworkMismatchError(dataDir, installedSeed, network)
+        const installedAdmins = installedPolicyAdmins(existing)
+        if (installedAdmins.join('\n') !== policyAdmins.join('\n')) throw new PolicyAdminsMismatchError(dataDir, installedAdmins, policyAdmins)
       }
       await conductor.enableApp({ installed_app_id: INSTALLED_APP_ID })
       const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0 })
@@ -274,31 +325,31 @@ export class FlexNode {
         log.info({ models: preloaded }, 'models loaded')
       }
       init.signal?.throwIfAborted()
-      const sharedAccess = async (): Promise<ProviderPolicy | null> => {
-        const p = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: 'inference-access' }) as { kind: string, document: unknown } | null
-        return p?.kind === 'access' ? parseAccessPolicy(p.document) : null
-      }
-      await startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: sharedAccess })
+      // mesh-wide policies count only when an admin named in the DNA published them
+      const shared = sharedPolicies({ admins: policyAdmins }, { client, logger })
+      await startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: shared.access })
       // every node, stale heartbeats included: routing only picks connected peers, and a live
       // connection is fresher than a heartbeat past the TTL; draining nodes are left out
       const capabilities = async (): Promise<NodeCapability[]> => await client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { availability: ['online', 'busy', 'offline'] } }) as NodeCapability[]
       const peers = new PeerInference({ mesh, capabilities, logger }, { region: init.region })
-      const sharedPolicy = async (name: string): Promise<MoePolicy | null> => {
-        const p = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: name }) as { kind: string, document: unknown } | null
-        return p?.kind === 'moe' ? parseMoePolicy(p.document) : null
-      }
-      await publishDefaultPolicy(client, log)
+      if (shared.isAdmin(encodeHash(agent))) await publishDefaultPolicy(client, log)
       const localPolicies: Record<string, MoePolicy> = {}
       if (init.moePolicyFile !== undefined) {
         const p = await loadPolicyFile(init.moePolicyFile)
         localPolicies[p.name] = p
         log.info({ policy: p.name, file: init.moePolicyFile }, 'local MOE policy override')
       }
-      const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy, logger })
+      // this node's live load: one sampler shared by the heartbeat and the router, sampled at most once a second
+      const sampler = createLoadSampler()
+      let lastLoad: { at: number, sample: Promise<LoadSample> } | undefined
+      const liveLoad = async (): Promise<LoadSample> => {
+        if (lastLoad === undefined || Date.now() - lastLoad.at >= 1000) lastLoad = { at: Date.now(), sample: sampler.sample() }
+        return await lastLoad.sample
+      }
+      const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy: shared.moe, selfLoad: liveLoad, logger })
       const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts }, { engine: inference, logger, router: { ...router, remote: peers } })
       const { port: httpPort } = await http.start()
       cleanup.push(async () => { await http.stop() })
-      const sampler = createLoadSampler()
       const registry = registryService({
         agentName: init.agentName,
         heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
@@ -307,14 +358,16 @@ export class FlexNode {
       })({
         client,
         logger,
-        probe: { machine: async () => await probeMachine({ dataDir }), load: async () => await sampler.sample() },
+        probe: { machine: async () => await probeMachine({ dataDir }), load: liveLoad },
         inference: () => {
           const loaded = inference.listModels().filter(m => m.loaded)
           return {
             models_loaded: loaded.map(m => m.id),
             max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0,
             tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0),
-            queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0)
+            queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0),
+            in_flight: loaded.reduce((q, m) => q + m.in_flight, 0),
+            demo_models: loaded.filter(m => m.demo === true).map(m => m.id)
           }
         }
       })

@@ -18,5 +18,8 @@ describe('npm run bench', () => {
       expect(out).toMatch(new RegExp(`${row}[^\\n]*\\d+\\.\\d+x`))
     }
     expect(out).toContain('vs sqlite 1/tx')
-  }, 120_000)
+    // the inference section: 8 concurrent clients as a ratio to 8 direct generations, MOE over 5 distinct models
+    expect(out).toMatch(/8 concurrent clients through a remote peer[^\n]*= \d+\.\d+x/)
+    expect(out).toMatch(/MOE: 5 votes of 5 distinct models [^\n]* on 3 nodes \(0 failed\)/)
+  }, 300_000)
 })

@@ -14,7 +14,7 @@
 import '../../agent/src/polyfill.ts'
 import {
   getLlama, LlamaChatSession, LlamaCompletion, LlamaLogLevel, resolveChatWrapper,
-  type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaModel
+  type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaModel, type Token
 } from 'node-llama-cpp'
 
 export interface LoadTask {
@@ -35,6 +35,8 @@ export interface GenerateTask {
   temperature: number
   seed?: number
   stop?: string[]
+  /** continue a model response that already begins with this text (another node's partial answer); only the new text is streamed and returned */
+  continueFrom?: string
 }
 export interface EmbedTask { op: 'embed', input: string[] }
 export interface TokenizeTask { op: 'tokenize', texts: string[] }
@@ -96,6 +98,14 @@ async function generate (id: number, t: GenerateTask): Promise<GenerateOutcome> 
   generations.set(id, ac)
   let tokens = 0
   let firstTokenAt: number | null = null
+  // chat continuation: node-llama-cpp echoes the response prefix once (text and tokens) before generating
+  let echo = t.op === 'chat' && t.continueFrom !== undefined && t.continueFrom !== ''
+  let echoTokens = echo
+  // a continuation's first token is detokenized without its leading space (as at the start of an
+  // answer); detokenizing it after the prefix's last tokens gives the text it has mid-answer
+  const prefixContext = t.continueFrom !== undefined && t.continueFrom !== '' ? model.tokenize(t.continueFrom).slice(-16) : undefined
+  let firstTokens: Token[] | undefined
+  let lead = ''
   const common = {
     maxTokens: t.maxTokens,
     temperature: t.temperature,
@@ -103,26 +113,37 @@ async function generate (id: number, t: GenerateTask): Promise<GenerateOutcome> 
     signal: ac.signal,
     customStopTriggers: t.stop,
     onTextChunk: (text: string) => {
+      if (echo) { echo = false; return }
+      if (firstTokenAt === null && prefixContext !== undefined && firstTokens !== undefined && !/^\s/.test(text)) {
+        lead = /^\s+/.exec(model!.detokenize(firstTokens, false, prefixContext))?.[0] ?? ''
+        text = lead + text
+      }
       firstTokenAt ??= Date.now()
       send({ id, t: text })
     },
-    onToken: (tk: readonly unknown[]) => { tokens += tk.length }
+    onToken: (tk: readonly Token[]) => {
+      if (echoTokens) { echoTokens = false; return }
+      firstTokens ??= [...tk]
+      tokens += tk.length
+    }
   }
   try {
     if (t.op === 'chat') {
       const session = new LlamaChatSession({ contextSequence: seq, autoDisposeSequence: false, chatWrapper })
       try {
         if (t.history !== undefined && t.history.length > 0) session.setChatHistory([...t.history])
-        const r = await session.promptWithMeta(t.prompt, common)
-        return { text: r.responseText, stop: r.stopReason, tokens, firstTokenAt }
+        const prefix = t.continueFrom ?? ''
+        const r = await session.promptWithMeta(t.prompt, prefix === '' ? common : { ...common, responsePrefix: prefix })
+        const text = prefix !== '' && r.responseText.startsWith(prefix) ? r.responseText.slice(prefix.length) : r.responseText
+        return { text: lead + text.slice(text.startsWith(lead) ? lead.length : 0), stop: r.stopReason, tokens, firstTokenAt }
       } finally {
         session.dispose({ disposeSequence: false })
       }
     }
     const completion = new LlamaCompletion({ contextSequence: seq })
     try {
-      const r = await completion.generateCompletionWithMeta(t.prompt, common)
-      return { text: r.response, stop: r.metadata.stopReason, tokens, firstTokenAt }
+      const r = await completion.generateCompletionWithMeta(t.prompt + (t.continueFrom ?? ''), common)
+      return { text: lead + r.response.slice(r.response.startsWith(lead) ? lead.length : 0), stop: r.metadata.stopReason, tokens, firstTokenAt }
     } finally {
       completion.dispose({ disposeSequence: false })
     }

@@ -19,7 +19,8 @@
  * models (on unused nodes first) until `min_parallel` is reached. Beyond `min_parallel`, up to
  * `max_parallel`, only models not yet picked are added: a second instance of a model adds load
  * and a correlated vote, not an independent opinion. `offline` and `draining` nodes are never
- * picked. The seeded `rng` only breaks exact ties (so equal nodes share the load across
+ * picked, and neither is a demo model (the random-weight model a node generates for a first run)
+ * unless the policy names it: random weights are no opinion. The seeded `rng` only breaks exact ties (so equal nodes share the load across
  * requesters); the plan is a pure function of its input and the seed.
  */
 import type { Availability } from '../../zomes-ts/agent_registry/types.ts'
@@ -58,6 +59,8 @@ export interface MoeInstance {
   latency_region: string
   /** the requesting node itself */
   self: boolean
+  /** a demo model (random weights): never a vote unless the policy names it. @default false */
+  demo?: boolean
 }
 
 export interface MoePlanInput {
@@ -142,7 +145,8 @@ export function toMoeInstances (candidates: readonly ProviderCandidate[]): MoeIn
         queue_depth: c.queue_depth,
         tokens_per_second: c.tokens_per_second,
         latency_region: c.latency_region,
-        self: c.self
+        self: c.self,
+        demo: c.demo_models?.includes(model) === true
       })
     }
   }
@@ -162,12 +166,17 @@ export function planMoe (input: MoePlanInput): MoePlan {
   // score every servable pair; one entry per (model, node), the better if listed twice
   const unique = new Map<string, Scored>()
   let excluded = 0
+  let demos = 0
   for (const instance of input.available) {
     if (instance.availability === 'offline' || instance.availability === 'draining') {
       excluded++
       continue
     }
     const spec = specs.get(instance.model)
+    if (instance.demo === true && spec === undefined) {
+      demos++
+      continue
+    }
     const weight = spec?.weight ?? (finiteOr(instance.weight, 0) > 0 ? instance.weight as number : DEFAULT_MODEL_WEIGHT)
     const specialization = spec?.specialization ?? instance.specialization ?? 'general'
     const score = weight * specializationBonus(specialization, task) * moeLoadFactor(instance) * moeLocalityFactor(instance, region)
@@ -214,6 +223,7 @@ export function planMoe (input: MoePlanInput): MoePlan {
   const servable = unique.size
   let reason = `picked ${picks.length} (model, node) pair(s) for ${task}: ${modelUses.size} distinct model(s) on ${nodeUses.size} node(s), from ${servable} servable pair(s)`
   if (excluded > 0) reason += `; ${excluded} offline/draining pair(s) excluded`
+  if (demos > 0) reason += `; ${demos} demo pair(s) excluded (random weights; name a demo model in the policy to let it vote)`
   if (shortfall > 0) reason += `; only ${picks.length} available, fewer than min_parallel ${min}`
   return { picks, reason, shortfall }
 }

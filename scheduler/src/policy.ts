@@ -305,7 +305,7 @@ function parseAudit (value: unknown): AuditPolicy {
  * @throws {InvalidPolicyError} with `field` = the dotted path of the first bad field
  */
 export function parseMoePolicy (value: unknown): MoePolicy {
-  if (isObject(value) && Object.keys(value).length === 1 && 'inference_policy' in value) {
+  if (isObject(value) && Object.keys(value).length === 1 && Object.hasOwn(value, 'inference_policy')) {
     value = value.inference_policy
   }
   if (!isObject(value)) throw new InvalidPolicyError('inference_policy must be an object', { field: 'inference_policy' })

@@ -3,11 +3,15 @@
  * lexicographic key, so every decision can be explained field by field:
  *
  * 1. residency: the model already loaded > on disk only > neither (excluded);
- * 2. availability: `online` > `busy` (`draining` and `offline` are excluded);
- * 3. pressure: fewer queued requests, then lower load (in buckets of LOAD_BUCKET_PERCENT %);
- * 4. speed: higher measured tokens/s (unmeasured ranks below any measurement);
- * 5. locality: the requester's region, then the requester itself;
- * 6. `node_id`, ascending, so the order never depends on the input order.
+ * 2. a real model > a demo one (the random-weight model a node generates for itself): a demo copy
+ *    serves only when no node has a real one;
+ * 3. availability: `online` > `busy` (`draining` and `offline` are excluded);
+ * 4. pressure: fewer queued requests, then lower load (in buckets of LOAD_BUCKET_PERCENT %); the
+ *    caller counts its own requests in flight to a node as queued there, so concurrent requests
+ *    spread over equal nodes;
+ * 5. speed: higher measured tokens/s (unmeasured ranks below any measurement);
+ * 6. locality: the requester's region, then the requester itself;
+ * 7. `node_id`, ascending, so the order never depends on the input order.
  */
 import type { Availability } from '../../zomes-ts/agent_registry/types.ts'
 import { LOAD_BUCKET_PERCENT, QUEUE_WEIGHT_IN_BUCKETS } from './constants.ts'
@@ -21,8 +25,10 @@ export interface ProviderCandidate {
   models_available: readonly string[]
   availability: Availability
   load: { cpu_percent: number, gpu_percent: number }
-  /** requests waiting on the node (for this model when known, else in total) */
+  /** requests waiting on the node (for this model when known, else in total), plus the caller's own in flight there */
   queue_depth: number
+  /** the node's demo models (random weights, generated for a first run). @default none */
+  demo_models?: readonly string[]
   /** measured generation speed; null before any measurement */
   tokens_per_second: number | null
   latency_region: string
@@ -38,9 +44,9 @@ export type Residency = 'loaded' | 'on_disk' | 'missing'
 
 /**
  * The sort key, higher is better at every position, compared left to right:
- * `[residency, availability, −pressure, tokens/s, same region, self]`.
+ * `[residency, real (not demo), availability, −pressure, tokens/s, same region, self]`.
  */
-export type ProviderScoreKey = readonly [residency: number, availability: number, pressure: number, tokens_per_second: number, same_region: number, self: number]
+export type ProviderScoreKey = readonly [residency: number, real: number, availability: number, pressure: number, tokens_per_second: number, same_region: number, self: number]
 
 export interface ProviderScore {
   node_id: string
@@ -76,13 +82,14 @@ export function scoreProvider (candidate: ProviderCandidate, request: RouteReque
   const pressure = queue * QUEUE_WEIGHT_IN_BUCKETS + Math.floor(load / LOAD_BUCKET_PERCENT)
   const tps = candidate.tokens_per_second === null ? -1 : Math.max(0, finiteOr(candidate.tokens_per_second, 0))
   const sameRegion = request.region !== undefined && request.region === candidate.latency_region
+  const demo = candidate.demo_models?.includes(request.model) === true
 
   let excluded: ProviderScore['excluded_because']
   if (residency === 'missing') excluded = 'model_missing'
   else if (candidate.availability === 'offline' || candidate.availability === 'draining') excluded = candidate.availability
 
   const parts = [
-    `${request.model} ${residency === 'on_disk' ? 'on disk (not loaded)' : residency}`,
+    `${request.model} ${residency === 'on_disk' ? 'on disk (not loaded)' : residency}${demo ? ' (demo)' : ''}`,
     candidate.availability,
     `queue ${queue}`,
     `load ${load}%`,
@@ -97,7 +104,7 @@ export function scoreProvider (candidate: ProviderCandidate, request: RouteReque
     eligible: excluded === undefined,
     residency,
     pressure,
-    key: [RESIDENCY_RANK[residency], AVAILABILITY_RANK[candidate.availability], -pressure, tps, sameRegion ? 1 : 0, candidate.self ? 1 : 0],
+    key: [RESIDENCY_RANK[residency], demo ? 0 : 1, AVAILABILITY_RANK[candidate.availability] ?? -1, -pressure, tps, sameRegion ? 1 : 0, candidate.self ? 1 : 0],
     explanation: parts.join(', ')
   }
   if (excluded !== undefined) score.excluded_because = excluded

@@ -148,6 +148,24 @@ describe('planMoe', () => {
   })
 })
 
+describe('planMoe and demo models', () => {
+  it('never counts a demo model as a vote unless the policy names it', () => {
+    const p = plan([instance('real-a', 'a'), instance('demo-x', 'b', { demo: true }), instance('real-c', 'c')], { policy: policy(3, 8) })
+    expect(p.picks.map(x => x.model).sort()).toEqual(['real-a', 'real-c'])
+    expect(p.reason).toContain('1 demo pair(s) excluded')
+    // only demo models: no vote at all
+    expect(plan([instance('demo-x', 'a', { demo: true })], { policy: policy(1, 8) }).picks).toEqual([])
+    // a policy that names the demo model lets it vote
+    const named = parseMoePolicy({ local_tier: { min_parallel: 1, max_parallel: 8, models: [{ name: 'demo-x', weight: 0.5 }] } })
+    expect(plan([instance('demo-x', 'a', { demo: true })], { policy: named }).picks).toMatchObject([{ model: 'demo-x', weight: 0.5 }])
+  })
+
+  it('prefers idle nodes: live load and queue depth (requests in flight included) lower a pair\'s score', () => {
+    const p = plan([instance('m', 'busy', { queue_depth: 3 }), instance('m', 'idle'), instance('m', 'loaded', { load: { cpu_percent: 95, gpu_percent: 0 } })], { policy: policy(1, 1) })
+    expect(pairs(p)).toEqual(['m@idle'])
+  })
+})
+
 describe('toMoeInstances', () => {
   it('turns one routing candidate per node into one instance per model', () => {
     const out = toMoeInstances([{
@@ -159,8 +177,9 @@ describe('toMoeInstances', () => {
       load: { cpu_percent: 1, gpu_percent: 2 },
       queue_depth: 0,
       tokens_per_second: 10,
-      latency_region: 'r'
+      latency_region: 'r',
+      demo_models: ['b']
     }])
-    expect(out.map(i => [i.model, i.loaded])).toEqual([['a', true], ['b', false]])
+    expect(out.map(i => [i.model, i.loaded, i.demo])).toEqual([['a', true, false], ['b', false, true]])
   })
 })

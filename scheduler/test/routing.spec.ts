@@ -82,6 +82,29 @@ describe('rankProviders', () => {
     }
   })
 
+  it('puts a node where the model is a real one before a node where it is a demo (random-weight) model', () => {
+    const demo = candidate('a-demo', { demo_models: [MODEL], load: { cpu_percent: 0, gpu_percent: 0 }, tokens_per_second: 900 })
+    const real = candidate('b-real', { load: { cpu_percent: 90, gpu_percent: 0 }, queue_depth: 2 })
+    expect(order([demo, real])).toEqual(['b-real', 'a-demo'])
+    // the demo copy still serves when it is the only one
+    expect(order([demo])).toEqual(['a-demo'])
+    expect(scoreProvider(demo, { model: MODEL }).explanation).toContain('demo')
+  })
+
+  it('spreads concurrent requests: each request in flight counts as queued work', () => {
+    // what PeerInference does: queue_depth = advertised queue + its own requests in flight there
+    const inflight = new Map<string, number>()
+    const picks: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const ranked = rankProviders(['a', 'b'].map(n => candidate(n, { queue_depth: inflight.get(n) ?? 0 })), { model: MODEL })
+      const pick = ranked[0]!.node_id
+      inflight.set(pick, (inflight.get(pick) ?? 0) + 1)
+      picks.push(pick)
+    }
+    expect(picks.filter(p => p === 'a')).toHaveLength(2)
+    expect(picks.filter(p => p === 'b')).toHaveLength(2)
+  })
+
   it('does not modify its input', () => {
     const input = [candidate('b'), candidate('a')]
     const copy = structuredClone(input)
@@ -96,7 +119,7 @@ describe('scoreProvider', () => {
     expect(s.eligible).toBe(true)
     expect(s.residency).toBe('loaded')
     expect(s.pressure).toBe(10 + 4)
-    expect(s.key).toEqual([2, 1, -14, 150, 1, 1])
+    expect(s.key).toEqual([2, 1, 1, -14, 150, 1, 1])
     expect(s.explanation).toBe('qwen3-4b loaded, online, queue 1, load 45%, 150 tok/s, same region, self')
   })
 

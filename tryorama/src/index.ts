@@ -19,12 +19,14 @@ import { join } from 'node:path'
 import { AdminWebsocket, AppWebsocket, CellType, type AppInfo, type CellId } from '@holochain/client'
 import type { NetworkName } from '../../agent/src/constants.ts'
 import { encodeHash } from '../../agent/src/holo/hash.ts'
+import { Keystore } from '../../agent/src/identity/keystore.ts'
 import { silentLogger, type ComponentLogger } from '../../agent/src/logger.ts'
 import { FlexNode, type FlexNodeInit } from '../../agent/src/node.ts'
 import { waitUntil as waitFor } from '../../fixtures/wait.ts'
 
 export const TEST_ORIGIN = 'http://127.0.0.1'
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
+const SCRYPT_N = 2 ** 12
 
 export interface PlayerOptions {
   /** @default 'local' */
@@ -43,6 +45,10 @@ export interface PlayerOptions {
   syncOnConnect?: boolean
   /** dial these players at start. @default every live player of the scenario on the same network */
   bootstrapFrom?: Player[]
+  /** policy admins of the player's mesh (the policy_store DNA property). @default none */
+  policyAdmins?: string[]
+  /** a data dir made by `scenario.prepareAgent()`, so its key is known before the player starts */
+  dataDir?: string
   logger?: ComponentLogger
 }
 
@@ -92,10 +98,28 @@ export class Scenario {
   private readonly dirs: string[] = []
   private readonly blocked: Array<[Player, Player]> = []
 
-  /** A new player: a whole flexnode on its own temp data dir, joined to the others. */
-  async addPlayer (options: PlayerOptions = {}): Promise<Player> {
+  /**
+   * A data dir holding a fresh agent key, for a player started later with `{ dataDir }`: its key
+   * can then be named in the scenario's `policyAdmins` (the progenitor pattern).
+   */
+  async prepareAgent (): Promise<{ dataDir: string, agentPubKey: string }> {
     const dataDir = await mkdtemp(join(tmpdir(), 'tryorama-'))
     this.dirs.push(dataDir)
+    const keystore = await Keystore.open({ dataDir, scryptN: SCRYPT_N })
+    try {
+      return { dataDir, agentPubKey: encodeHash(keystore.primary.agentPubKey) }
+    } finally {
+      keystore.dispose()
+    }
+  }
+
+  /** A new player: a whole flexnode on its own temp data dir, joined to the others. */
+  async addPlayer (options: PlayerOptions = {}): Promise<Player> {
+    let dataDir = options.dataDir
+    if (dataDir === undefined) {
+      dataDir = await mkdtemp(join(tmpdir(), 'tryorama-'))
+      this.dirs.push(dataDir)
+    }
     const name = `player${this.players.length}`
     const node = await this.startNode(dataDir, name, options)
     const { admin, app, cells } = await connect(node)
@@ -118,7 +142,8 @@ export class Scenario {
       syncIntervalMs: options.syncIntervalMs ?? 500,
       syncOnConnect: options.syncOnConnect,
       republishIntervalMs: options.republishIntervalMs ?? 2000,
-      scryptN: 2 ** 12,
+      scryptN: SCRYPT_N,
+      policyAdmins: options.policyAdmins,
       modelsDirs: options.modelsDirs,
       inferencePolicy: options.inferencePolicy,
       generateDefaultModel: false,

@@ -8,8 +8,10 @@ import { basename, join } from 'node:path'
 import { ensureModel } from '../../fixtures/gguf/index.ts'
 import { tempDir, type TempDir } from '../../fixtures/index.ts'
 import { encodeHash } from '../../agent/src/holo/hash.ts'
+import { silentLogger } from '../../agent/src/logger.ts'
 import { runScenario, waitUntil, type Player } from '../src/index.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
+import { SHARED_POLICY_TTL_MS } from '../../agent/src/inference/constants.ts'
 
 let root: TempDir
 const dirs: Record<string, string> = {}
@@ -45,10 +47,13 @@ async function seesModels (viewer: Player, players: Player[]): Promise<void> {
 describe('inference across the mesh', () => {
   it('routes to the only holder, streams, fails over when the chosen node dies, and obeys provider policy', async () => {
     await runScenario(async (scenario) => {
-      const a = await scenario.addPlayer({ modelsDirs: [dirs.x!] })
-      const b = await scenario.addPlayer({ modelsDirs: [dirs.w!] })
+      // c is the mesh's policy admin
+      const admin = await scenario.prepareAgent()
+      const policyAdmins = [admin.agentPubKey]
+      const a = await scenario.addPlayer({ modelsDirs: [dirs.x!], policyAdmins })
+      const b = await scenario.addPlayer({ modelsDirs: [dirs.w!], policyAdmins })
       // c serves only a and b: anyone else is denied by its policy
-      const c = await scenario.addPlayer({ modelsDirs: [dirs.w!, dirs.z!], inferencePolicy: { allow: [a.peerId, b.peerId] } })
+      const c = await scenario.addPlayer({ modelsDirs: [dirs.w!, dirs.z!], inferencePolicy: { allow: [a.peerId, b.peerId] }, policyAdmins, dataDir: admin.dataDir })
       await seesModels(a, [b, c])
 
       // a model only c holds, asked through a's OpenAI API
@@ -79,13 +84,13 @@ describe('inference across the mesh', () => {
       await scenario.restart(chosen)
 
       // a newcomer that c's policy does not allow is refused with 403
-      const d = await scenario.addPlayer()
+      const d = await scenario.addPlayer({ policyAdmins })
       await seesModels(d, [c])
       const denied = await post(d, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 })
       expect(denied.status).toBe(403)
       expect((await denied.json() as { error: { type: string } }).error.type).toBe('permission_error')
 
-      // the mesh-wide access policy in policy_store: c publishes a deny of b, and b is refused
+      // the mesh-wide access policy in policy_store: c, the admin, publishes a deny of b, and b is refused
       await waitUntil(async () => (await post(b, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 })).status === 200, { what: 'b served by c', timeoutMs: 30_000, intervalMs: 500 })
       await c.cells.policy_store!.callZome('policies', 'set_policy', { name: 'inference-access', kind: 'access', document: { deny: [nodeId(b)] } })
       await waitUntil(async () => (await post(b, '/v1/chat/completions', { model: ids.z, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 })).status === 403, { what: 'the shared deny to apply', timeoutMs: 20_000, intervalMs: 500 })
@@ -94,11 +99,13 @@ describe('inference across the mesh', () => {
 
   it('MOE over 5 instances on 4 nodes: identical models agree and a different one is outvoted', async () => {
     await runScenario(async (scenario) => {
-      const a = await scenario.addPlayer({ modelsDirs: [dirs.x!, dirs.y!] })
+      const admin = await scenario.prepareAgent()
+      const policyAdmins = [admin.agentPubKey]
+      const a = await scenario.addPlayer({ modelsDirs: [dirs.x!, dirs.y!], policyAdmins, dataDir: admin.dataDir })
       const others = [
-        await scenario.addPlayer({ modelsDirs: [dirs.x!] }),
-        await scenario.addPlayer({ modelsDirs: [dirs.x!] }),
-        await scenario.addPlayer({ modelsDirs: [dirs.x!] })
+        await scenario.addPlayer({ modelsDirs: [dirs.x!], policyAdmins }),
+        await scenario.addPlayer({ modelsDirs: [dirs.x!], policyAdmins }),
+        await scenario.addPlayer({ modelsDirs: [dirs.x!], policyAdmins })
       ]
       await seesModels(a, others)
       const res = await post(a, '/v1/moe/query', { prompt: 'Write one short line.', task_type: 'general', max_tokens: 12 })
@@ -120,7 +127,7 @@ describe('inference across the mesh', () => {
       expect(out.response).toBe(expected.text)
       expect(out.trace_id).toMatch(/^[0-9a-f-]{36}$/)
 
-      // a stricter policy published to policy_store: same answer, but below its min_agreement
+      // a stricter policy published to policy_store by the admin: same answer, but below its min_agreement
       const { DEFAULT_MOE_POLICY } = await import('../../scheduler/index.ts')
       const strict = { ...DEFAULT_MOE_POLICY, name: 'strict-moe', reducer: { ...DEFAULT_MOE_POLICY.reducer, min_agreement: 0.9 } }
       await a.cells.policy_store!.callZome('policies', 'set_policy', { name: 'strict-moe', kind: 'moe', document: strict })
@@ -130,6 +137,74 @@ describe('inference across the mesh', () => {
       expect(strictRes.response).toBe(expected.text)
       const unknown = await post(a, '/v1/moe/query', { prompt: 'x', task_type: 'general', policy_override: 'no-such-policy' })
       expect(unknown.status).toBe(400)
+    })
+  }, 180_000)
+})
+
+describe('mesh-wide policies and a hostile peer', () => {
+  it('without policy admins, a peer\'s deny-everyone inference-access policy changes nothing: providers keep serving', async () => {
+    await runScenario(async (scenario) => {
+      const p1 = await scenario.addPlayer({ modelsDirs: [dirs.x!] })
+      const p2 = await scenario.addPlayer({ modelsDirs: [dirs.y!] })
+      const hostile = await scenario.addPlayer()
+      await seesModels(hostile, [p1, p2])
+      await seesModels(p1, [p2])
+      const ask = async (from: Player, model: string): Promise<number> =>
+        (await post(from, '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 })).status
+      expect(await ask(hostile, ids.x!)).toBe(200)
+
+      // the hostile peer publishes a deny list of every node, itself included
+      const everyone = [p1, p2, hostile].map(nodeId)
+      await hostile.cells.policy_store!.callZome('policies', 'set_policy', { name: 'inference-access', kind: 'access', document: { deny: everyone, per_peer_per_minute: 1 } })
+      // the entry reaches both providers' DHT replicas
+      for (const p of [p1, p2]) {
+        await waitUntil(async () => (await p.cells.policy_store!.callZome<{ author: string } | null>('policies', 'get_policy', 'inference-access'))?.author === nodeId(hostile), { what: `the hostile policy on ${p.name}` })
+      }
+      // well past the providers' policy cache, everyone is still served, and above the hostile rate
+      const until = Date.now() + 2 * SHARED_POLICY_TTL_MS + 1000
+      let served = 0
+      while (Date.now() < until) {
+        for (const [from, model] of [[hostile, ids.x!], [hostile, ids.y!], [p1, ids.y!], [p2, ids.x!]] as const) {
+          expect(await ask(from, model)).toBe(200)
+          served++
+        }
+      }
+      expect(served).toBeGreaterThan(4)
+    })
+  }, 180_000)
+
+  it('with a policy admin, only the admin\'s policies apply: a hostile peer\'s are refused, and a data dir keeps its admins', async () => {
+    await runScenario(async (scenario) => {
+      const admin = await scenario.prepareAgent()
+      const policyAdmins = [admin.agentPubKey]
+      const a = await scenario.addPlayer({ modelsDirs: [dirs.x!], policyAdmins, dataDir: admin.dataDir })
+      const b = await scenario.addPlayer({ modelsDirs: [dirs.x!], policyAdmins })
+      const hostile = await scenario.addPlayer({ policyAdmins })
+      await seesModels(hostile, [a, b])
+      const ask = async (from: Player): Promise<number> =>
+        (await post(from, '/v1/chat/completions', { model: ids.x, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 })).status
+
+      // the admin published the default MOE policy at start; nobody else may publish anything
+      await waitUntil(async () => (await b.cells.policy_store!.callZome<{ author: string } | null>('policies', 'get_policy', 'ripple-moe'))?.author === admin.agentPubKey, { what: 'the admin\'s ripple-moe on b' })
+      const denyAll = { name: 'inference-access', kind: 'access', document: { deny: [a, b, hostile].map(nodeId) } }
+      await expect(hostile.cells.policy_store!.callZome('policies', 'set_policy', denyAll)).rejects.toMatchObject({ message: expect.stringContaining('policy_admins') as unknown })
+      await expect(hostile.cells.policy_store!.callZome('policies', 'set_policy', { name: 'ripple-moe', kind: 'moe', document: { local_tier: { min_parallel: 1, max_parallel: 1 } } })).rejects.toThrow()
+      expect(await ask(hostile)).toBe(200)
+
+      // the admin's deny of the hostile peer applies on every provider; everyone else is served
+      await a.cells.policy_store!.callZome('policies', 'set_policy', { name: 'inference-access', kind: 'access', document: { deny: [nodeId(hostile)] } })
+      await waitUntil(async () => await ask(hostile) === 403, { what: 'the admin\'s deny to apply', timeoutMs: 30_000, intervalMs: 500 })
+      expect(await ask(b)).toBe(200)
+
+      // b's data dir belongs to the mesh of these admins: other flags are a clear error
+      await scenario.kill(b)
+      const { FlexNode } = await import('../../agent/src/node.ts')
+      for (const other of [[], [nodeId(hostile)]]) {
+        await expect(FlexNode.start({ dataDir: b.dataDir, scryptN: 2 ** 12, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, generateDefaultModel: false, preloadModels: false, gpu: false, threads: 1, logger: silentLogger(), policyAdmins: other }))
+          .rejects.toMatchObject({ name: 'PolicyAdminsMismatchError' })
+      }
+      await scenario.restart(b)
+      expect(b.alive).toBe(true)
     })
   }, 180_000)
 })

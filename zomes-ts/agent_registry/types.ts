@@ -16,7 +16,15 @@ export interface NodeCapability {
   capabilities: {
     compute: { cpu_cores: number, cpu_arch: string, ram_gb: number, gpu: GpuCapability | null }
     storage: { local_ssd_gb: number, ipfs_pinned_gb: number, s3_available_gb: number }
-    inference: { models_loaded: string[], max_batch_size: number, tokens_per_second: number }
+    inference: {
+      models_loaded: string[]
+      max_batch_size: number
+      tokens_per_second: number
+      /** of models_loaded, the demo ones (random weights, generated for a first run): routing and MOE pass them over */
+      demo_models?: string[]
+      /** requests this node is generating or has waiting, over all its models (live, with each heartbeat) */
+      queue_depth?: number
+    }
     memory: { vector_shards: number, redis_memory_gb: number }
   }
   network: { bandwidth_mbps: number, latency_region: string }
@@ -60,7 +68,8 @@ export const LIMITS = {
   tokens_per_second: 10_000_000,
   shards: 65536,
   bandwidth_mbps: 10_000_000,
-  models: 256
+  models: 256,
+  queue_depth: 1_000_000
 } as const
 
 export const NODE_CAPABILITY_SCHEMA: Schema = {
@@ -99,7 +108,9 @@ export const NODE_CAPABILITY_SCHEMA: Schema = {
           properties: {
             models_loaded: { type: 'array', items: name(256), maxItems: LIMITS.models },
             max_batch_size: { type: 'number', integer: true, minimum: 0, maximum: LIMITS.batch },
-            tokens_per_second: gb(LIMITS.tokens_per_second)
+            tokens_per_second: gb(LIMITS.tokens_per_second),
+            demo_models: { type: 'array', items: name(256), maxItems: LIMITS.models, nullable: true },
+            queue_depth: { type: 'number', integer: true, minimum: 0, maximum: LIMITS.queue_depth, nullable: true }
           }
         },
         memory: {

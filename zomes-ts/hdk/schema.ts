@@ -45,11 +45,13 @@ export function checkSchema (value: unknown, schema: Schema, path = 'entry'): st
     case 'object': {
       if (typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) return `${path} must be an object`
       const obj = value as Record<string, unknown>
+      // own properties only on both sides: a field named after an Object.prototype member
+      // (`constructor`, `toString`, `__proto__`) is unknown like any other
       for (const key of Object.keys(obj)) {
-        if (!(key in schema.properties)) return `${path}.${key} is not a known field`
+        if (!Object.hasOwn(schema.properties, key)) return `${path}.${key} is not a known field`
       }
       for (const [key, sub] of Object.entries(schema.properties)) {
-        const present = obj[key] !== undefined
+        const present = Object.hasOwn(obj, key) && obj[key] !== undefined
         if (!present) {
           if (schema.required?.includes(key) === true) return `${path}.${key} is required`
           continue

@@ -14,7 +14,7 @@ import { FlexnodeError } from '../errors.ts'
 import { InferenceError, InvalidRequestError, type ChatMessage, type GenerateOptions, type GenerateResult, type ModelInfo, type Usage } from '../inference/types.ts'
 import {
   DEFAULT_MAX_TOKENS, MAX_EMBEDDING_INPUTS, MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, MAX_TEMPERATURE, MOE_DEFAULT_MAX_TOKENS,
-  MOE_DEFAULT_REQUIRE_CONSENSUS, MOE_TASK_TYPES, OWNED_BY
+  MOE_DEFAULT_REQUIRE_CONSENSUS, MOE_TASK_TYPES, OWNED_BY, REMOTE_MAX_TOKENS_LIMIT
 } from './constants.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -150,7 +150,8 @@ export class ShuttingDownError extends HttpApiError {
 // errors → OpenAI's error body
 
 export interface OpenAIErrorBody {
-  error: { message: string, type: string, param: string | null, code: string | null }
+  /** `model_votes`: each vote's error, when every vote of an MOE query failed */
+  error: { message: string, type: string, param: string | null, code: string | null, model_votes?: unknown[] }
 }
 
 /** `code` of each inference error, by `name`. */
@@ -165,7 +166,9 @@ const INFERENCE_ERROR_CODES: Readonly<Record<string, string>> = {
   InvalidRequestError: 'invalid_value',
   DeadlineExceededError: 'timeout',
   RequestAbortedError: 'request_aborted',
-  PolicyDeniedError: 'policy_denied'
+  PolicyDeniedError: 'policy_denied',
+  MoeNoAnswersError: 'moe_no_answers',
+  ProviderFailedError: 'provider_failed'
 }
 
 /** `param` an inference error points at when it carries none itself. */
@@ -194,8 +197,13 @@ export function toOpenAIError (err: unknown): { status: number, body: OpenAIErro
     return { status: err.status, known: true, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } } }
   }
   if (isStatusError(err)) {
-    const param = typeof err.param === 'string' ? err.param : (INFERENCE_ERROR_PARAMS[err.name] ?? null)
-    return { status: err.status, known: true, body: { error: { message: err.message, type: err.type, param, code: INFERENCE_ERROR_CODES[err.name] ?? null } } }
+    // own properties only: an error's name is never looked up on Object.prototype
+    const param = typeof err.param === 'string' ? err.param : Object.hasOwn(INFERENCE_ERROR_PARAMS, err.name) ? INFERENCE_ERROR_PARAMS[err.name]! : null
+    const code = Object.hasOwn(INFERENCE_ERROR_CODES, err.name) ? INFERENCE_ERROR_CODES[err.name]! : null
+    const body: OpenAIErrorBody = { error: { message: err.message, type: err.type, param, code } }
+    const votes = (err as StatusError & { model_votes?: unknown }).model_votes
+    if (Array.isArray(votes)) body.error.model_votes = votes
+    return { status: err.status, known: true, body }
   }
   if (err instanceof FlexnodeError && err.name === 'InvalidInputError') {
     const field = (err as FlexnodeError & { field?: unknown }).field
@@ -388,8 +396,8 @@ function parseTaskType (v: unknown, required: boolean): MoeTaskType | undefined 
   return v as MoeTaskType
 }
 
-function positiveInteger (v: unknown, param: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw invalid(param, `${param} must be a positive integer`)
+function positiveInteger (v: unknown, param: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) throw invalid(param, `${param} must be an integer from 1 to ${max}`)
   return v
 }
 
@@ -401,7 +409,8 @@ export function parseMoeQueryRequest (value: unknown): MoeQueryRequest {
   const po = body.policy_override
   if (po !== undefined && po !== null && (typeof po !== 'string' || po.length === 0)) throw invalid('policy_override', 'policy_override must be a non-empty string')
   const requireConsensus = optionalBoolean(body, 'require_consensus') ?? MOE_DEFAULT_REQUIRE_CONSENSUS
-  const maxTokens = body.max_tokens === undefined || body.max_tokens === null ? MOE_DEFAULT_MAX_TOKENS : positiveInteger(body.max_tokens, 'max_tokens')
+  // an upper bound per vote, each model answering within its own context; beyond any context is the caller's mistake
+  const maxTokens = body.max_tokens === undefined || body.max_tokens === null ? MOE_DEFAULT_MAX_TOKENS : positiveInteger(body.max_tokens, 'max_tokens', REMOTE_MAX_TOKENS_LIMIT)
   const out: MoeQueryRequest = { prompt, task_type: taskType, require_consensus: requireConsensus, max_tokens: maxTokens }
   if (typeof po === 'string') out.policy_override = po
   return out
@@ -424,7 +433,7 @@ export function parseSingleQueryRequest (value: unknown): SingleQueryRequest {
   if (body.model !== undefined && body.model !== null) out.model = requiredString(body, 'model', { nonEmpty: true })
   const taskType = parseTaskType(body.task_type, false)
   if (taskType !== undefined) out.task_type = taskType
-  if (body.max_tokens !== undefined && body.max_tokens !== null) out.max_tokens = positiveInteger(body.max_tokens, 'max_tokens')
+  if (body.max_tokens !== undefined && body.max_tokens !== null) out.max_tokens = positiveInteger(body.max_tokens, 'max_tokens', REMOTE_MAX_TOKENS_LIMIT)
   return out
 }
 

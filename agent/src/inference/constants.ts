@@ -20,3 +20,19 @@ export const PRELOAD_MEMORY_SHARE = 0.5
 export const TPS_EMA_ALPHA = 0.3
 /** On unload, time a model's process gets to free the model and exit before it is killed. */
 export const MODEL_PROCESS_EXIT_GRACE_MS = 5_000
+/** Requests per minute one peer may start on a provider when no policy sets a rate. */
+export const DEFAULT_PER_PEER_PER_MINUTE = 120
+/** Peers whose request windows a provider holds at most (a flood of peer ids cannot grow it further). */
+export const MAX_TRACKED_PEERS = 10_000
+/** How long a provider reuses the mesh-wide access policy it read from policy_store. */
+export const SHARED_POLICY_TTL_MS = 5000
+/**
+ * A provider sends a keep-alive chunk after this much silence while it works on a request
+ * (queued, evaluating the prompt, between slow tokens), so requesters can tell busy from frozen.
+ */
+export const KEEPALIVE_INTERVAL_MS = 1000
+/**
+ * A requester's progress deadline: no frame from the provider (token or keep-alive) for this long
+ * means it is frozen, dead or cut off, and the request moves to the next holder of the model.
+ */
+export const PROGRESS_TIMEOUT_MS = 5000

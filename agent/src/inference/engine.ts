@@ -125,6 +125,19 @@ function describe (s: GgufStructure): Pick<ModelInfo, 'architecture' | 'context_
   }
 }
 
+/** `continue_from`, checked: a string, or undefined. */
+function continuation (o: GenerateOptions): string | undefined {
+  if (o.continue_from === undefined || o.continue_from === '') return undefined
+  if (typeof o.continue_from !== 'string') throw new InvalidRequestError('continue_from must be a string', { param: 'continue_from' })
+  return o.continue_from
+}
+
+/** `clamp_max_tokens`: lower max_tokens to what fits after the prompt (at least 1; the context check still applies). */
+function clampMaxTokens (o: GenerateOptions, contextSize: number, promptTokens: number): GenerateOptions {
+  if (o.clamp_max_tokens !== true || typeof o.max_tokens !== 'number' || !Number.isInteger(o.max_tokens) || o.max_tokens < 1) return o
+  return { ...o, max_tokens: Math.max(1, Math.min(o.max_tokens, contextSize - promptTokens)) }
+}
+
 export async function createInferenceEngine (init: InferenceEngineInit, components: InferenceEngineComponents): Promise<InferenceEngine & { readonly llama: Llama, preload: (opts?: { memoryShare?: number, signal?: AbortSignal }) => Promise<string[]>, plan: (id: string) => Promise<LoadPlan> }> {
   const log = components.logger.forComponent('flexnode:inference')
   const llamaLog = log.forComponent('flexnode:llama.cpp')
@@ -426,7 +439,9 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     const messages = checkMessages(rawMessages)
     const last = messages[messages.length - 1]!
     if (last.role !== 'user') throw new InvalidRequestError('the last message must come from the user', { param: 'messages' })
-    const promptTokens = (await l.pool.tokenCounts(messages.map(m => m.content))).reduce((n, c) => n + c + 6, 0)
+    const continueFrom = continuation(o)
+    const promptTokens = (await l.pool.tokenCounts([...messages.map(m => m.content), ...(continueFrom !== undefined ? [continueFrom] : [])])).reduce((n, c) => n + c + 6, 0)
+    o = clampMaxTokens(o, l.contextSize, promptTokens)
     const history: ChatHistoryItem[] = []
     for (const m of messages.slice(0, -1)) {
       if (m.role === 'system') history.push({ type: 'system', text: m.content })
@@ -435,7 +450,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     }
     const { temperature } = validateOptions(o, l.contextSize)
     return await run(id, o, promptTokens, async (pool, signal, onChunk, count) => {
-      const r = await pool.generate({ op: 'chat', history, prompt: last.content, maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS, temperature, seed: o.seed, stop: o.stop }, { signal, onText: onChunk })
+      const r = await pool.generate({ op: 'chat', history, prompt: last.content, maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS, temperature, seed: o.seed, stop: o.stop, continueFrom }, { signal, onText: onChunk })
       count(r.tokens)
       if (signal.aborted) throw signal.reason
       return { text: r.text, stop: r.stop }
@@ -445,10 +460,12 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
   const complete = async (id: string, prompt: string, o: GenerateOptions = {}): Promise<GenerateResult> => {
     const l = live(id)
     if (typeof prompt !== 'string' || prompt.length === 0) throw new InvalidRequestError('prompt must be a non-empty string', { param: 'prompt' })
-    const [promptTokens = 0] = await l.pool.tokenCounts([prompt])
+    const continueFrom = continuation(o)
+    const [promptTokens = 0] = await l.pool.tokenCounts([prompt + (continueFrom ?? '')])
+    o = clampMaxTokens(o, l.contextSize, promptTokens)
     const { temperature } = validateOptions(o, l.contextSize)
     return await run(id, o, promptTokens, async (pool, signal, onChunk, count) => {
-      const r = await pool.generate({ op: 'complete', prompt, maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS, temperature, seed: o.seed, stop: o.stop }, { signal, onText: onChunk })
+      const r = await pool.generate({ op: 'complete', prompt, maxTokens: o.max_tokens ?? DEFAULT_MAX_TOKENS, temperature, seed: o.seed, stop: o.stop, continueFrom }, { signal, onText: onChunk })
       count(r.tokens)
       if (signal.aborted) throw signal.reason
       return { text: r.text, stop: r.stop }

@@ -2,18 +2,31 @@
  * Peer inference over the mesh: `/flexstack/<network>/inference/1`.
  *
  * A requester sends one msgpack request (`chat`, `complete` or `embed`, with the model, the
- * input and the generation options); the provider checks its policy, runs the request on its
- * engine and streams `{t: text}` chunks, then one final message `{ok: true, result}` or
- * `{ok: false, error: {name, message}}`, so typed errors (busy, not found, denied…) cross the
- * wire intact. Either side can abort: the requester by aborting its signal (the provider's
- * generation stops), the provider by failing the stream.
+ * input, the generation options and a trace id); the provider checks its policy, runs the
+ * request on its engine and streams `{t: text}` chunks, then one final message `{ok: true,
+ * result}` or `{ok: false, error: {name, message}}`, so typed errors (busy, not found, denied…)
+ * cross the wire intact. Either side can abort: the requester by aborting its signal (the
+ * provider's generation stops), the provider by failing the stream.
  *
- * `PeerInference` routes a request to the best node holding the model (already loaded > live
- * load and queue > measured tokens/s > locality, from the live NodeCapability entries). If the
- * chosen node fails before the first token, the next candidate gets the request; if it fails
- * mid-stream, a streaming caller gets a clear error and a buffered caller with
- * `failover: 'restart'` gets a fresh answer from the next node: never a silent duplicate.
+ * Progress, not just liveness: while a request waits in the provider's queue, its prompt is
+ * evaluated, or between two slow tokens, the provider sends a keep-alive chunk `{k: 1}` whenever
+ * it has sent nothing for KEEPALIVE_INTERVAL_MS. The requester's stream deadline is therefore a
+ * progress deadline: no frame at all (token or keep-alive) for `progressTimeoutMs` means the
+ * provider is frozen, dead or cut off (a busy provider keeps talking, so a long first-token wait
+ * in its queue is fine), and the request moves on at once instead of waiting for libp2p pings.
+ *
+ * `PeerInference` routes each request to the best node holding the model (a real model before a
+ * demo one, already loaded > live load and queue depth, counting this node's own requests in
+ * flight there, so concurrent requests spread > measured tokens/s > locality). When the chosen
+ * node fails:
+ * - before any text reached the caller (and always for a non-streaming request, whose caller has
+ *   seen nothing), the next holder answers the request afresh;
+ * - mid-stream, the next holder continues the answer from the prompt plus the text already sent
+ *   (`continue_from`, with max_tokens reduced by the chunks already sent): the caller sees one
+ *   answer with no repeated text, or a `ProviderFailedError` when no other holder is left.
+ * Every provider failure is logged at `warn` with the peer and the request's trace id.
  */
+import { randomUUID } from 'node:crypto'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { rankProviders, type ProviderCandidate } from '../../../scheduler/index.ts'
 import { decode, encode, isPlainObject } from '../conductor/codec.ts'
@@ -22,23 +35,21 @@ import { decodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { peerIdFromAgentPubKey } from '../mesh/libp2p-node.ts'
 import type { MeshNode } from '../mesh/types.ts'
+import { createAdmission, mergePolicies, type ProviderPolicy } from './admission.ts'
+import { DEFAULT_MAX_TOKENS, KEEPALIVE_INTERVAL_MS, PROGRESS_TIMEOUT_MS, SHARED_POLICY_TTL_MS } from './constants.ts'
 import {
   BusyError, DeadlineExceededError, InferenceError, InvalidRequestError, ModelLoadError, ModelNotFoundError, ModelNotLoadedError,
-  PolicyDeniedError, PromptTooLongError, RequestAbortedError,
+  PolicyDeniedError, PromptTooLongError, ProviderFailedError, RequestAbortedError,
   type ChatMessage, type GenerateOptions, type GenerateResult, type InferenceEngine, type Usage
 } from './types.ts'
 
+export type { ProviderPolicy } from './admission.ts'
+
 export const INFERENCE_PROTOCOL = 'inference'
 
-/** Who may use this node's models over the mesh. */
-export interface ProviderPolicy {
-  /** PeerIds refused outright */
-  deny?: string[]
-  /** when set, only these PeerIds are served */
-  allow?: string[]
-  /** requests per minute one peer may start. @default 120 */
-  perPeerPerMinute?: number
-}
+/** The generation options a request carries over the wire (nothing else is taken from a peer). */
+const WIRE_OPTIONS = ['max_tokens', 'temperature', 'seed', 'stop', 'deadline_ms', 'clamp_max_tokens', 'continue_from'] as const
+type WireOptions = Pick<GenerateOptions, typeof WIRE_OPTIONS[number]>
 
 export interface GenerateRequestWire {
   op: 'chat' | 'complete' | 'embed'
@@ -46,20 +57,22 @@ export interface GenerateRequestWire {
   messages?: ChatMessage[]
   prompt?: string
   input?: string[]
-  options?: Pick<GenerateOptions, 'max_tokens' | 'temperature' | 'seed' | 'stop' | 'deadline_ms'>
+  options?: WireOptions
   trace_id?: string
 }
 
-const ERRORS: Record<string, new (message: string) => InferenceError> = {
-  BusyError, DeadlineExceededError, InvalidRequestError, ModelLoadError, ModelNotFoundError, ModelNotLoadedError, PolicyDeniedError, PromptTooLongError, RequestAbortedError
-}
+const ERRORS: ReadonlyMap<string, new (message: string) => InferenceError> = new Map<string, new (message: string) => InferenceError>([
+  ['BusyError', BusyError], ['DeadlineExceededError', DeadlineExceededError], ['InvalidRequestError', InvalidRequestError], ['ModelLoadError', ModelLoadError],
+  ['ModelNotFoundError', ModelNotFoundError], ['ModelNotLoadedError', ModelNotLoadedError], ['PolicyDeniedError', PolicyDeniedError],
+  ['PromptTooLongError', PromptTooLongError], ['RequestAbortedError', RequestAbortedError], ['ProviderFailedError', ProviderFailedError]
+])
 
 /** Rebuild a typed error from the wire; unknown names become a plain InferenceError. */
 export function errorFromWire (value: unknown, peer: string): InferenceError {
   const e = isPlainObject(value) ? value : {}
   const name = typeof e.name === 'string' ? e.name : 'InferenceError'
   const message = `${typeof e.message === 'string' ? e.message.slice(0, 1000) : 'remote inference failed'} (from ${peer})`
-  const Ctor = Object.hasOwn(ERRORS, name) ? ERRORS[name] : undefined
+  const Ctor = ERRORS.get(name)
   return Ctor !== undefined ? new Ctor(message) : new InferenceError(message)
 }
 
@@ -69,7 +82,11 @@ function checkRequest (value: unknown): GenerateRequestWire {
   }
   const o = value.options
   if (o !== undefined && o !== null && !isPlainObject(o)) throw new InvalidRequestError('options must be a map')
-  return value as unknown as GenerateRequestWire
+  const options: Record<string, unknown> = {}
+  // own, known fields only (the engine validates their values)
+  if (isPlainObject(o)) for (const k of WIRE_OPTIONS) if (Object.hasOwn(o, k) && o[k] !== undefined && o[k] !== null) options[k] = o[k]
+  const trace = typeof value.trace_id === 'string' ? value.trace_id.slice(0, 128) : undefined
+  return { ...(value as unknown as GenerateRequestWire), options: options as WireOptions, trace_id: trace }
 }
 
 export interface InferenceProviderComponents {
@@ -80,12 +97,15 @@ export interface InferenceProviderComponents {
   sharedPolicy?: () => Promise<ProviderPolicy | null>
 }
 
-/** How long a policy_store access policy is reused before it is read again. */
-const SHARED_POLICY_TTL_MS = 5000
+export interface InferenceProviderInit {
+  /** a keep-alive chunk goes out after this much silence. @default 1000 */
+  keepaliveIntervalMs?: number
+}
 
 /** policy_store's `inference-access` document: `{deny?, allow?: node ids (uhCAk…), per_peer_per_minute?}`. */
 export function parseAccessPolicy (doc: unknown): ProviderPolicy {
   if (!isPlainObject(doc)) throw new InvalidRequestError('an access policy is a map {deny?, allow?, per_peer_per_minute?}')
+  const own = (k: string): unknown => Object.hasOwn(doc, k) ? doc[k] : undefined
   const ids = (v: unknown, field: string): string[] | undefined => {
     if (v === undefined || v === null) return undefined
     if (!Array.isArray(v) || v.length > 10_000) throw new InvalidRequestError(`${field} must be a list of node ids`)
@@ -97,22 +117,18 @@ export function parseAccessPolicy (doc: unknown): ProviderPolicy {
       }
     })
   }
-  const rate = doc.per_peer_per_minute
+  const rate = own('per_peer_per_minute')
   if (rate !== undefined && (!Number.isInteger(rate) || (rate as number) < 1)) throw new InvalidRequestError('per_peer_per_minute must be a positive integer')
-  return { deny: ids(doc.deny, 'deny'), allow: ids(doc.allow, 'allow'), perPeerPerMinute: rate as number | undefined }
-}
-
-/** The local policy tightened by the shared one: both deny lists apply, an allow list narrows. */
-function mergePolicies (local: ProviderPolicy, shared: ProviderPolicy | null): ProviderPolicy {
-  if (shared === null) return local
-  const allow = local.allow !== undefined && shared.allow !== undefined ? local.allow.filter(p => shared.allow!.includes(p)) : local.allow ?? shared.allow
-  return { deny: [...(local.deny ?? []), ...(shared.deny ?? [])], allow, perPeerPerMinute: Math.min(local.perPeerPerMinute ?? Infinity, shared.perPeerPerMinute ?? Infinity, 120) }
+  const policy: ProviderPolicy = { deny: ids(own('deny'), 'deny'), allow: ids(own('allow'), 'allow') }
+  if (rate !== undefined) policy.perPeerPerMinute = rate as number
+  return policy
 }
 
 /** Serve this node's models to the mesh. */
-export async function startInferenceProvider (local: ProviderPolicy, c: InferenceProviderComponents): Promise<void> {
+export async function startInferenceProvider (local: ProviderPolicy, c: InferenceProviderComponents, init: InferenceProviderInit = {}): Promise<void> {
   const log = c.logger.forComponent('flexnode:inference:provider')
-  const recent = new Map<string, number[]>()
+  const keepaliveMs = init.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS
+  const admission = createAdmission()
   let cached: { at: number, policy: ProviderPolicy | null } = { at: 0, policy: null }
   const current = async (): Promise<ProviderPolicy> => {
     if (c.sharedPolicy !== undefined && Date.now() - cached.at > SHARED_POLICY_TTL_MS) {
@@ -126,36 +142,33 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
     }
     return mergePolicies(local, cached.policy)
   }
-  const admit = async (peer: string): Promise<void> => {
-    const policy = await current()
-    const rate = policy.perPeerPerMinute ?? 120
-    if (policy.deny?.includes(peer) === true) throw new PolicyDeniedError(`peer ${peer} is denied by this node's policy`)
-    if (policy.allow !== undefined && !policy.allow.includes(peer)) throw new PolicyDeniedError(`peer ${peer} is not on this node's allow list`)
-    const now = Date.now()
-    const times = (recent.get(peer) ?? []).filter(t => now - t < 60_000)
-    if (times.length >= rate) throw new BusyError(`peer ${peer} exceeded ${rate} requests per minute`)
-    times.push(now)
-    recent.set(peer, times)
-    if (recent.size > 10_000) recent.clear()
-  }
   await c.mesh.handleStream(INFERENCE_PROTOCOL, async (raw, from, responder) => {
+    // progress frames: a keep-alive after every KEEPALIVE_INTERVAL_MS without a chunk, from the
+    // request's arrival (queue, prompt evaluation, slow tokens) to its end
+    let lastSent = Date.now()
+    const send = (msg: object): void => {
+      lastSent = Date.now()
+      void responder.send(encode(msg)).catch(() => {})
+    }
+    const keepalive = setInterval(() => { if (Date.now() - lastSent >= keepaliveMs) send({ k: 1 }) }, Math.max(10, Math.floor(keepaliveMs / 2)))
+    let trace: string | undefined
     try {
-      await admit(from)
+      admission.admit(from, await current())
       const req = checkRequest(decode(raw))
-      const options: GenerateOptions = {
-        ...(req.options ?? {}),
-        signal: responder.signal,
-        onToken: (t) => { void responder.send(encode({ t })).catch(() => {}) }
-      }
+      trace = req.trace_id
+      const options: GenerateOptions = { ...req.options, signal: responder.signal, onToken: (t) => { send({ t }) } }
       let result: unknown
       if (req.op === 'chat') result = await c.engine.chat(req.model, req.messages ?? [], options)
       else if (req.op === 'complete') result = await c.engine.complete(req.model, req.prompt ?? '', options)
       else result = await c.engine.embed(req.model, req.input ?? [], { signal: responder.signal })
-      log.debug({ from, op: req.op, model: req.model, trace_id: req.trace_id }, 'served')
+      log.debug({ from, op: req.op, model: req.model, trace_id: trace, continued: req.options?.continue_from !== undefined }, 'served')
       return encode({ ok: true, result })
     } catch (err) {
       const name = err instanceof Error ? err.name : 'InferenceError'
+      log.debug({ from, trace_id: trace, err: errorMessage(err) }, 'refused or failed')
       return encode({ ok: false, error: { name, message: errorMessage(err) } })
+    } finally {
+      clearInterval(keepalive)
     }
   }, { maxRequestBytes: 4 * 1024 * 1024, timeoutMs: 10 * 60 * 1000, idleTimeoutMs: 10 * 60 * 1000 })
 }
@@ -167,108 +180,222 @@ export interface PeerInferenceComponents {
   logger: ComponentLogger
 }
 
+export interface PeerInferenceInit {
+  region?: string
+  /**
+   * The progress deadline: longest wait for any frame from the provider (a token or its
+   * keep-alive) before it counts as frozen and the request moves to the next holder. @default 5000
+   */
+  progressTimeoutMs?: number
+}
+
 export interface RemoteOptions extends GenerateOptions {
-  /** after a mid-stream failure of a buffered request: 'restart' asks the next node. @default 'error' */
-  failover?: 'error' | 'restart'
   trace_id?: string
   /** only these nodes (NodeCapability.node_id) */
   nodes?: string[]
 }
 
-export interface RemoteResult extends GenerateResult { node_id: string, peer_id: string }
+export interface RemoteResult extends GenerateResult {
+  /** the node that finished the answer */
+  node_id: string
+  peer_id: string
+  /** nodes that failed mid-stream, and how many characters of the answer had been sent when another node took over */
+  continued?: Array<{ node_id: string, at_chars: number }>
+}
+
+interface Candidate { node_id: string, peer_id: string }
 
 /** Inference on the mesh's nodes, chosen per request; the same calls as the engine. */
 export class PeerInference {
   private readonly c: PeerInferenceComponents
   private readonly log: ComponentLogger
   private readonly region: string | undefined
+  private readonly progressTimeoutMs: number
+  /** this node's requests in flight, per provider PeerId */
+  private readonly inflight = new Map<string, number>()
 
-  constructor (components: PeerInferenceComponents, init: { region?: string } = {}) {
+  constructor (components: PeerInferenceComponents, init: PeerInferenceInit = {}) {
     this.c = components
     this.log = components.logger.forComponent('flexnode:inference:peers')
     this.region = init.region
+    this.progressTimeoutMs = init.progressTimeoutMs ?? PROGRESS_TIMEOUT_MS
+  }
+
+  /** Requests this node has in flight to a provider. */
+  inFlight (peerId: string): number {
+    return this.inflight.get(peerId) ?? 0
   }
 
   /** Ranked candidate nodes for a model, excluding this node. */
-  async candidates (model: string, only?: string[]): Promise<Array<{ node_id: string, peer_id: string }>> {
+  async candidates (model: string, only?: string[]): Promise<Candidate[]> {
+    return this.rank(await this.c.capabilities(), model, only)
+  }
+
+  /**
+   * Synchronous, so a caller can rank and take a slot (`acquire`) with no await in between:
+   * concurrent requests then see each other's slots and spread.
+   */
+  private rank (caps: readonly NodeCapability[], model: string, only?: readonly string[], exclude?: ReadonlySet<string>): Candidate[] {
     const connected = new Set(this.c.mesh.peers())
-    const caps = (await this.c.capabilities()).filter(cap => only === undefined || only.includes(cap.node_id))
-    const byId = new Map<string, NodeCapability>()
+    const wanted = only === undefined ? undefined : new Set(only)
     const cands: ProviderCandidate[] = []
+    const peers = new Map<string, string>()
     for (const cap of caps) {
+      if (wanted !== undefined && !wanted.has(cap.node_id)) continue
       let peer: string
       try { peer = peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent')) } catch { continue }
-      if (peer === this.c.mesh.peerId || !connected.has(peer)) continue
-      byId.set(cap.node_id, cap)
+      if (peer === this.c.mesh.peerId || !connected.has(peer) || exclude?.has(peer) === true || peers.has(cap.node_id)) continue
+      peers.set(cap.node_id, peer)
+      const inference = cap.capabilities.inference
       // a live connection is fresher evidence than a heartbeat that aged past the registry's TTL
       const availability = cap.availability === 'offline' ? 'online' : cap.availability
       cands.push({
         node_id: cap.node_id,
         self: false,
-        models_loaded: cap.capabilities.inference.models_loaded,
-        models_available: cap.capabilities.inference.models_loaded,
+        models_loaded: inference.models_loaded,
+        models_available: inference.models_loaded,
+        demo_models: inference.demo_models ?? [],
         availability,
         load: { cpu_percent: cap.load.cpu_percent, gpu_percent: cap.load.gpu_percent },
-        queue_depth: 0,
-        tokens_per_second: cap.capabilities.inference.tokens_per_second > 0 ? cap.capabilities.inference.tokens_per_second : null,
+        // the provider's advertised queue, and this node's own requests in flight there (live)
+        queue_depth: (inference.queue_depth ?? 0) + this.inFlight(peer),
+        tokens_per_second: inference.tokens_per_second > 0 ? inference.tokens_per_second : null,
         latency_region: cap.network.latency_region
       })
     }
-    return rankProviders(cands, { model, region: this.region }).map(c => ({ node_id: c.node_id, peer_id: peerIdFromAgentPubKey(decodeHash(c.node_id, 'Agent')) }))
+    return rankProviders(cands, { model, region: this.region }).map(c => ({ node_id: c.node_id, peer_id: peers.get(c.node_id)! }))
   }
 
-  private async once (peer: string, req: GenerateRequestWire, o: RemoteOptions, onFirst: () => void): Promise<unknown> {
+  private acquire (peer: string): () => void {
+    this.inflight.set(peer, this.inFlight(peer) + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const n = this.inFlight(peer) - 1
+      if (n > 0) this.inflight.set(peer, n)
+      else this.inflight.delete(peer)
+    }
+  }
+
+  private async once (peer: string, req: GenerateRequestWire, o: RemoteOptions, onText: (t: string) => void): Promise<unknown> {
     const budget = (o.deadline_ms ?? 120_000) + 5000
-    const final = await this.c.mesh.requestStream(peer, INFERENCE_PROTOCOL, encode(req), {
-      signal: o.signal,
-      timeoutMs: budget,
-      // the first token may take as long as the whole deadline (a queue, a long prompt)
-      idleTimeoutMs: budget,
-      onChunk: (chunk) => {
-        const msg = decode(chunk)
-        if (!isPlainObject(msg) || typeof msg.t !== 'string') return
-        onFirst()
-        o.onToken?.(msg.t)
+    // the progress deadline: every frame (token or keep-alive) restarts it. A watchdog rather than
+    // the stream's idle timer, so that a stall of this node's own event loop (frames waiting
+    // unread in the socket while timers run first) is not taken for a frozen provider.
+    const stalled = new AbortController()
+    let lastFrame = performance.now()
+    const tick = Math.max(10, Math.min(250, Math.floor(this.progressTimeoutMs / 4)))
+    let expected = lastFrame + tick
+    const watchdog = setInterval(() => {
+      const now = performance.now()
+      const lag = now - expected
+      expected = now + tick
+      // this loop was late: let pending I/O in before judging the provider
+      if (lag > tick) return
+      if (now - lastFrame > this.progressTimeoutMs) {
+        stalled.abort(new ProviderFailedError(`no progress from ${peer} for ${Math.round(now - lastFrame)} ms (no token and no keep-alive): frozen, dead or cut off`))
       }
-    })
-    const msg = decode(final)
-    if (!isPlainObject(msg)) throw new InferenceError(`malformed answer from ${peer}`)
-    if (msg.ok !== true) throw errorFromWire(msg.error, peer)
-    return msg.result
+    }, tick)
+    try {
+      const final = await this.c.mesh.requestStream(peer, INFERENCE_PROTOCOL, encode(req), {
+        signal: o.signal === undefined ? stalled.signal : AbortSignal.any([o.signal, stalled.signal]),
+        timeoutMs: budget,
+        idleTimeoutMs: budget,
+        onChunk: (chunk) => {
+          lastFrame = performance.now()
+          const msg = decode(chunk)
+          if (!isPlainObject(msg) || typeof msg.t !== 'string') return
+          onText(msg.t)
+        }
+      })
+      const msg = decode(final)
+      if (!isPlainObject(msg)) throw new InferenceError(`malformed answer from ${peer}`)
+      if (msg.ok !== true) throw errorFromWire(msg.error, peer)
+      return msg.result
+    } catch (err) {
+      if (stalled.signal.aborted && o.signal?.aborted !== true) throw stalled.signal.reason as Error
+      throw err
+    } finally {
+      clearInterval(watchdog)
+    }
   }
 
-  /** Run a request on the best node, moving on to the next one when a node fails before answering. */
-  private async route (req: GenerateRequestWire, o: RemoteOptions): Promise<{ result: unknown, node_id: string, peer_id: string }> {
-    const candidates = await this.candidates(req.model, o.nodes)
-    if (candidates.length === 0) throw new ModelNotFoundError(`no reachable node of the mesh serves model ${JSON.stringify(req.model)}`)
+  /**
+   * Run a request on the best node; when a node fails, the next holder of the model answers it
+   * afresh (nothing reached the caller yet) or continues it (a stream already under way).
+   */
+  private async route (request: GenerateRequestWire, o: RemoteOptions): Promise<{ result: unknown, node_id: string, peer_id: string, continued: RemoteResult['continued'] }> {
+    const trace = o.trace_id ?? randomUUID()
+    const req: GenerateRequestWire = { ...request, trace_id: trace }
+    const streaming = o.onToken !== undefined && req.op !== 'embed'
+    const maxTokens = req.options?.max_tokens ?? DEFAULT_MAX_TOKENS
+    const caps = await this.c.capabilities()
+    const tried = new Set<string>()
+    const continued: NonNullable<RemoteResult['continued']> = []
+    /** what the caller has received so far (streaming only), and in how many chunks */
+    let sent = ''
+    let chunks = 0
     let last: unknown
-    for (const cand of candidates) {
+    let failedNode: string | undefined
+    const t0 = performance.now()
+    let firstAt: number | undefined
+    const timing = (): Pick<GenerateResult, 'ttft_ms' | 'duration_ms'> => {
+      const now = performance.now()
+      return { ttft_ms: (firstAt ?? now) - t0, duration_ms: now - t0 }
+    }
+    for (;;) {
+      // rank and take the slot with no await in between
+      const cand = this.rank(caps, req.model, o.nodes, tried)[0]
+      if (cand === undefined) break
+      tried.add(cand.peer_id)
+      const release = this.acquire(cand.peer_id)
+      const prefix = sent
+      const chunksBefore = chunks
+      const attempt: GenerateRequestWire = prefix === '' ? req : { ...req, options: { ...req.options, continue_from: prefix, max_tokens: maxTokens - chunks } }
+      if (prefix !== '' && failedNode !== undefined) continued.push({ node_id: failedNode, at_chars: prefix.length })
       let started = false
       try {
-        const result = await this.once(cand.peer_id, req, o, () => { started = true })
-        return { result, ...cand }
+        const result = await this.once(cand.peer_id, attempt, o, (t) => {
+          started = true
+          if (!streaming || t.length === 0) return
+          firstAt ??= performance.now()
+          sent += t
+          chunks++
+          o.onToken!(t)
+        })
+        return { result: prefix === '' ? result : joinContinuation(prefix, chunksBefore, result as GenerateResult, timing()), ...cand, continued }
       } catch (err) {
-        last = err
-        if (o.signal?.aborted === true) throw new RequestAbortedError('the request was aborted')
-        // a typed refusal that another node would repeat (bad input) ends the attempt
+        if (o.signal?.aborted === true) throw new RequestAbortedError('the request was aborted', { cause: err })
+        // the caller's own mistake: every other node would refuse it too
         if (err instanceof InvalidRequestError || err instanceof PromptTooLongError) throw err
-        if (started && (o.onToken !== undefined || o.failover !== 'restart')) {
-          throw new InferenceError(`node ${cand.node_id} failed mid-answer: ${errorMessage(err)}`, { cause: err })
+        last = err
+        failedNode = cand.node_id
+        this.log.warn({ peer: cand.peer_id, node: cand.node_id, model: req.model, trace_id: trace, err: errorMessage(err), started, streamed_chars: sent.length }, 'inference provider failed; trying the next holder of the model')
+        if (streaming && sent !== '' && maxTokens - chunks < 1) {
+          // the answer was complete but for its final message: nothing is left to generate
+          return { result: { model: req.model, text: sent, finish_reason: 'length', usage: { prompt_tokens: 0, completion_tokens: chunks, total_tokens: chunks }, ...timing() } satisfies GenerateResult, ...cand, continued }
         }
-        this.log.info({ node: cand.node_id, err: errorMessage(err), started }, 'inference failed over to the next node')
+      } finally {
+        release()
       }
     }
-    throw last instanceof InferenceError ? last : new InferenceError(`every node failed: ${errorMessage(last)}`, { cause: last })
+    if (tried.size === 0) throw new ModelNotFoundError(`no reachable node of the mesh serves model ${JSON.stringify(req.model)}`, { model: req.model })
+    if (streaming && sent !== '') {
+      throw new ProviderFailedError(`node ${failedNode ?? '?'} failed mid-answer (trace ${trace}) and no other reachable node holds model ${req.model} to continue it: ${errorMessage(last)}`, { model: req.model, cause: last })
+    }
+    if (last instanceof InferenceError) throw last
+    throw new ProviderFailedError(`every node holding model ${req.model} failed (trace ${trace}): ${errorMessage(last)}`, { model: req.model, cause: last })
   }
 
   async chat (model: string, messages: ChatMessage[], o: RemoteOptions = {}): Promise<RemoteResult> {
-    const { result, node_id: nodeId, peer_id: peerId } = await this.route({ op: 'chat', model, messages, options: wireOptions(o), trace_id: o.trace_id }, o)
-    return { ...(result as GenerateResult), node_id: nodeId, peer_id: peerId }
+    const { result, node_id: nodeId, peer_id: peerId, continued } = await this.route({ op: 'chat', model, messages, options: wireOptions(o) }, o)
+    return { ...(result as GenerateResult), node_id: nodeId, peer_id: peerId, ...(continued !== undefined && continued.length > 0 ? { continued } : {}) }
   }
 
   async complete (model: string, prompt: string, o: RemoteOptions = {}): Promise<RemoteResult> {
-    const { result, node_id: nodeId, peer_id: peerId } = await this.route({ op: 'complete', model, prompt, options: wireOptions(o), trace_id: o.trace_id }, o)
-    return { ...(result as GenerateResult), node_id: nodeId, peer_id: peerId }
+    const { result, node_id: nodeId, peer_id: peerId, continued } = await this.route({ op: 'complete', model, prompt, options: wireOptions(o) }, o)
+    return { ...(result as GenerateResult), node_id: nodeId, peer_id: peerId, ...(continued !== undefined && continued.length > 0 ? { continued } : {}) }
   }
 
   async embed (model: string, input: string[], o: { signal?: AbortSignal } = {}): Promise<{ model: string, embeddings: number[][], usage: Usage }> {
@@ -277,12 +404,24 @@ export class PeerInference {
   }
 }
 
-function wireOptions (o: GenerateOptions): GenerateRequestWire['options'] {
-  const out: NonNullable<GenerateRequestWire['options']> = {}
+/**
+ * One answer from a continuation: the text sent before (`chunksBefore` chunks, each at least one
+ * token) followed by the continuing node's result.
+ */
+function joinContinuation (prefix: string, chunksBefore: number, r: GenerateResult, timing: Pick<GenerateResult, 'ttft_ms' | 'duration_ms'>): GenerateResult {
+  const completion = chunksBefore + r.usage.completion_tokens
+  const prompt = Math.max(0, r.usage.prompt_tokens - chunksBefore)
+  return { ...r, text: prefix + r.text, usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }, ...timing }
+}
+
+function wireOptions (o: GenerateOptions): WireOptions {
+  const out: WireOptions = {}
   if (o.max_tokens !== undefined) out.max_tokens = o.max_tokens
   if (o.temperature !== undefined) out.temperature = o.temperature
   if (o.seed !== undefined) out.seed = o.seed
   if (o.stop !== undefined) out.stop = o.stop
   if (o.deadline_ms !== undefined) out.deadline_ms = o.deadline_ms
+  if (o.clamp_max_tokens === true) out.clamp_max_tokens = true
+  if (o.continue_from !== undefined) out.continue_from = o.continue_from
   return out
 }

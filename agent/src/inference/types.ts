@@ -51,6 +51,19 @@ export interface GenerateOptions {
   deadline_ms?: number
   /** each generated piece of text, as it comes */
   onToken?: (text: string) => void
+  /**
+   * `max_tokens` is an upper bound: it is lowered to what fits in the model's context after the
+   * prompt, instead of failing the request (MOE votes ask every model for the same bound).
+   * @default false
+   */
+  clamp_max_tokens?: boolean
+  /**
+   * Continue an answer that already begins with this text (another node's partial answer, when
+   * it failed mid-stream): a chat continues the assistant's response from it, a completion
+   * continues `prompt + continue_from`. Only the new text is streamed and returned; max_tokens
+   * counts new tokens.
+   */
+  continue_from?: string
 }
 
 export interface Usage { prompt_tokens: number, completion_tokens: number, total_tokens: number }
@@ -173,6 +186,28 @@ export class RequestAbortedError extends InferenceError {
   override name: string = 'RequestAbortedError'
   override readonly status = 499
   override readonly type = 'server_error'
+}
+
+/** The node serving a request failed and no other holder of the model could take it over: 502. */
+export class ProviderFailedError extends InferenceError {
+  static override readonly name: string = 'ProviderFailedError'
+  override name: string = 'ProviderFailedError'
+  override readonly status = 502
+  override readonly type = 'server_error'
+}
+
+/** Every vote of an MOE fan-out failed on the serving side: 502, with each vote's error. */
+export class MoeNoAnswersError extends InferenceError {
+  static override readonly name: string = 'MoeNoAnswersError'
+  override name: string = 'MoeNoAnswersError'
+  override readonly status = 502
+  override readonly type = 'server_error'
+  readonly model_votes: Array<{ model: string, node: string, error: string, error_name: string, latency_ms: number }>
+
+  constructor (message: string, options: ErrorOptions & { model_votes: MoeNoAnswersError['model_votes'] }) {
+    super(message, options)
+    this.model_votes = options.model_votes
+  }
 }
 
 export class PolicyDeniedError extends InferenceError {

@@ -26,8 +26,27 @@ export interface RegistryServiceInit {
   bandwidthMbps?: number
 }
 
-/** What the node serves right now, advertised live; queued requests make the node `busy`. */
-export interface InferenceSnapshot { models_loaded: string[], max_batch_size: number, tokens_per_second: number, queue_depth?: number }
+/**
+ * What the node serves right now, advertised live: the model set (and its demo models) with a
+ * full advertise when it changes, the queue with every heartbeat. Waiting requests make the node
+ * `busy`.
+ */
+export interface InferenceSnapshot {
+  models_loaded: string[]
+  max_batch_size: number
+  tokens_per_second: number
+  /** requests waiting for a generation slot */
+  queue_depth?: number
+  /** requests generating now */
+  in_flight?: number
+  /** of models_loaded, the demo (random-weight) ones */
+  demo_models?: string[]
+}
+
+/** The advertised queue depth: requests the node is generating or has waiting. */
+function requestsOn (s: InferenceSnapshot | undefined): number {
+  return Math.max(0, Math.trunc((s?.queue_depth ?? 0) + (s?.in_flight ?? 0)))
+}
 
 export interface RegistryServiceComponents {
   client: Pick<AppClient, 'callZome' | 'myPubKey'>
@@ -61,7 +80,15 @@ export function buildCapability (agent: Uint8Array, name: string, machine: Machi
     capabilities: {
       compute: { cpu_cores: machine.cpu_cores, cpu_arch: machine.cpu_arch, ram_gb: machine.ram_gb, gpu: machine.gpu },
       storage: { local_ssd_gb: machine.local_ssd_gb, ipfs_pinned_gb: 0, s3_available_gb: 0 },
-      inference: inference === undefined ? { models_loaded: [], max_batch_size: 0, tokens_per_second: 0 } : { models_loaded: inference.models_loaded, max_batch_size: inference.max_batch_size, tokens_per_second: inference.tokens_per_second },
+      inference: inference === undefined
+        ? { models_loaded: [], max_batch_size: 0, tokens_per_second: 0 }
+        : {
+            models_loaded: inference.models_loaded,
+            max_batch_size: inference.max_batch_size,
+            tokens_per_second: inference.tokens_per_second,
+            ...(inference.demo_models !== undefined && inference.demo_models.length > 0 ? { demo_models: inference.demo_models.filter(m => inference.models_loaded.includes(m)) } : {}),
+            queue_depth: requestsOn(inference)
+          },
       memory: { vector_shards: 0, redis_memory_gb: 0 }
     },
     network: { bandwidth_mbps: init.bandwidthMbps ?? 1000, latency_region: init.region ?? 'local' },
@@ -82,8 +109,13 @@ export function registryService (init: RegistryServiceInit = {}) {
     let advertised = ''
     const snapshot = (): InferenceSnapshot | undefined => {
       const s = components.inference?.()
-      return s === undefined ? undefined : { ...s, models_loaded: [...s.models_loaded].sort(), tokens_per_second: Math.round(s.tokens_per_second * 10) / 10, queue_depth: Math.min(1, s.queue_depth ?? 0) }
+      if (s === undefined) return undefined
+      const out: InferenceSnapshot = { ...s, models_loaded: [...s.models_loaded].sort(), tokens_per_second: Math.round(s.tokens_per_second * 10) / 10 }
+      if (s.demo_models !== undefined) out.demo_models = [...s.demo_models].sort()
+      return out
     }
+    /** what a full advertise is for: the model set and speed (the queue rides on every heartbeat) */
+    const advertisedKey = (s: InferenceSnapshot | undefined): string => JSON.stringify(s === undefined ? null : [s.models_loaded, s.demo_models ?? [], s.max_batch_size, s.tokens_per_second])
     const call = async (zome: string, fn: string, payload: unknown): Promise<Uint8Array> =>
       await components.client.callZome({ role_name: ROLE, zome_name: zome, fn_name: fn, payload }) as Uint8Array
 
@@ -92,19 +124,20 @@ export function registryService (init: RegistryServiceInit = {}) {
       const inference = snapshot()
       const cap = buildCapability(components.client.myPubKey, name, machine, load, init, inference)
       const hash = await call('capabilities', 'advertise', cap)
-      advertised = JSON.stringify(inference ?? null)
+      advertised = advertisedKey(inference)
       log.info({ agent_name: name, cpu_cores: machine.cpu_cores, ram_gb: machine.ram_gb, gpu: machine.gpu?.model ?? null }, 'advertised NodeCapability')
       return hash
     }
     const beat = async (): Promise<Uint8Array> => {
-      const busy = (snapshot()?.queue_depth ?? 0) > 0
-      const hash = await call('heartbeat', 'beat', { ...(await components.probe.load()), availability: busy ? 'busy' : 'online' })
+      const s = snapshot()
+      const busy = (s?.queue_depth ?? 0) > 0
+      const hash = await call('heartbeat', 'beat', { ...(await components.probe.load()), availability: busy ? 'busy' : 'online', ...(s !== undefined ? { queue_depth: requestsOn(s) } : {}) })
       beats++
       return hash
     }
     const tick = (): void => {
       // a changed model set or speed goes out as a full advertise; otherwise a light heartbeat
-      const changed = JSON.stringify(snapshot() ?? null) !== advertised
+      const changed = advertisedKey(snapshot()) !== advertised
       beating = (changed ? advertise() : beat()).catch((err: unknown) => { log.warn({ err: errorMessage(err) }, 'heartbeat failed') })
     }
     return {

@@ -2,7 +2,8 @@
  * agent_registry integrity zome: the `NodeCapability` entry type and its links.
  *
  * - A NodeCapability is valid when it matches the schema, its `node_id` is its author, its
- *   figures are within `LIMITS` and its heartbeat time is within 5 minutes of the action.
+ *   figures are within `LIMITS`, its demo models are among its loaded ones and its heartbeat
+ *   time is within 5 minutes of the action.
  * - Only the author of a NodeCapability may update or delete it.
  * - `AgentToCapability` links go from the author's own key to their own NodeCapability;
  *   `AllNodes` links go from the all-nodes anchor to the author's own NodeCapability.
@@ -27,6 +28,8 @@ function validateCapability (cap: unknown, op: Op, ctx: ValidateContext): Valida
   const problem = checkSchema(cap, NODE_CAPABILITY_SCHEMA, 'NodeCapability')
   if (problem !== null) return Invalid(problem)
   const c = cap as NodeCapability
+  const loaded = c.capabilities.inference.models_loaded
+  if (c.capabilities.inference.demo_models?.some(m => !loaded.includes(m)) === true) return Invalid('NodeCapability.capabilities.inference.demo_models must be models it has loaded')
   let nodeId: Uint8Array
   try {
     nodeId = ctx.decode_hash(c.node_id)

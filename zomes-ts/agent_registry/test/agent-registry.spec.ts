@@ -77,7 +77,15 @@ describe('agent_registry zomes', () => {
     ['empty agent name', c => ({ ...c, agent_name: '' })],
     ['heartbeat an hour off', c => ({ ...c, last_heartbeat: new Date(Date.now() - 3600_000).toISOString() })],
     ['heartbeat not a time', c => ({ ...c, last_heartbeat: 'yesterday' })],
-    ['not a map', () => [1, 2, 3]]
+    ['not a map', () => [1, 2, 3]],
+    // names of Object.prototype members are unknown fields like any other, at any depth and size
+    ['an extra field named constructor', c => ({ ...c, constructor: 'x'.repeat(100_000) })],
+    ['an extra field named hasOwnProperty', c => ({ ...c, hasOwnProperty: { padding: 'x'.repeat(1000) } })],
+    ['a nested extra field named toString', c => ({ ...c, capabilities: { ...c.capabilities, inference: { ...c.capabilities.inference, toString: 'x'.repeat(1000) } } })],
+    ['a nested extra field named valueOf', c => ({ ...c, load: { ...c.load, valueOf: 1 } })],
+    ['a demo model it has not loaded', c => ({ ...c, capabilities: { ...c.capabilities, inference: { ...c.capabilities.inference, demo_models: ['other'] } } })],
+    ['a negative queue depth', c => ({ ...c, capabilities: { ...c.capabilities, inference: { ...c.capabilities.inference, queue_depth: -1 } } })],
+    ['a fractional queue depth', c => ({ ...c, capabilities: { ...c.capabilities, inference: { ...c.capabilities.inference, queue_depth: 1.5 } } })]
   ]
   for (const [what, mutate] of bad) {
     it(`rejects a NodeCapability with ${what}, writing nothing`, async () => {
@@ -86,6 +94,27 @@ describe('agent_registry zomes', () => {
       expect(t.conductor.cell(client.cellId('agent_registry'))!.chain().length).toBe(before)
     })
   }
+
+  it('refuses a payload with an own __proto__ key before any zome code runs, writing nothing', async () => {
+    const before = t.conductor.cell(client.cellId('agent_registry'))!.chain().length
+    const hostile = { ...capability(me), ['__proto__']: { padding: 'x'.repeat(1000) } }
+    await expect(call('capabilities', 'advertise', hostile)).rejects.toMatchObject({ name: 'deserialization' })
+    expect(t.conductor.cell(client.cellId('agent_registry'))!.chain().length).toBe(before)
+  })
+
+  it('advertises demo models and a live queue depth, and a beat updates the queue depth', async () => {
+    const inference = { models_loaded: ['qwen3-4b', 'flexnode-tiny-seed1'], max_batch_size: 2, tokens_per_second: 10, demo_models: ['flexnode-tiny-seed1'], queue_depth: 3 }
+    await call('capabilities', 'advertise', { ...capability(me), capabilities: { ...capability(me).capabilities, inference } })
+    expect((await call('capabilities', 'get_capability', t.agent)).capabilities.inference).toEqual(inference)
+    await call('heartbeat', 'beat', { cpu_percent: 5, gpu_percent: 0, memory_percent: 5, queue_depth: 7 })
+    const after = await call('capabilities', 'get_capability', t.agent)
+    expect(after.capabilities.inference).toEqual({ ...inference, queue_depth: 7 })
+    expect(after.load).toEqual({ cpu_percent: 5, gpu_percent: 0, memory_percent: 5 })
+    for (const q of [-1, 0.5, 'many']) {
+      await expect(call('heartbeat', 'beat', { cpu_percent: 5, gpu_percent: 0, memory_percent: 5, queue_depth: q })).rejects.toMatchObject({ name: 'ribosome_error' })
+    }
+    await call('capabilities', 'advertise', capability(me))
+  })
 
   it('beats with the live load and validates it', async () => {
     await call('heartbeat', 'beat', { cpu_percent: 77, gpu_percent: 3, memory_percent: 55 })

@@ -1,6 +1,8 @@
 /**
  * policies: publish and read named policy documents. The newest publication under a name wins,
- * so every node reads the same policy once the DHT has converged.
+ * so every node reads the same policy once the DHT has converged. When the DNA property
+ * `policy_admins` names agents, only their publications are read (validation already refuses
+ * anyone else's; reading skips them too, as a second line of defence).
  */
 import type { ActionHash, Hdk } from '../../hdk/index.ts'
 
@@ -14,7 +16,14 @@ function checkName (name: unknown): string {
   return name
 }
 
+/** The DNA's policy admins (agent key strings), or null when the property names none. */
+function admins (hdk: Hdk): string[] | null {
+  const list = hdk.dna_info().modifiers.properties.policy_admins
+  return Array.isArray(list) && list.length > 0 ? list.filter((a): a is string => typeof a === 'string') : null
+}
+
 async function latest (hdk: Hdk, name: string): Promise<PublishedPolicy | null> {
+  const allowed = admins(hdk)
   const links = await hdk.get_links({ base: anchor(hdk, name), link_type: 'NameToPolicy' })
   links.sort((a, b) => b.timestamp - a.timestamp || (a.create_link_hash < b.create_link_hash ? 1 : -1))
   for (const link of links) {
@@ -23,7 +32,9 @@ async function latest (hdk: Hdk, name: string): Promise<PublishedPolicy | null> 
     const p = hdk.entry_of<{ name: string, kind: string, document: Record<string, unknown>, version: number }>(record)
     if (p === undefined || p.name !== name) continue
     const header = record.signed_action.hashed.content.header
-    return { ...p, author: hdk.encode_hash(header.author), published_at: header.timestamp, action_hash: record.signed_action.hashed.hash }
+    const author = hdk.encode_hash(header.author)
+    if (allowed !== null && !allowed.includes(author)) continue
+    return { ...p, author, published_at: header.timestamp, action_hash: record.signed_action.hashed.hash }
   }
   return null
 }

@@ -4,7 +4,7 @@
  * - `Policy {name, kind, document, version}`: a named policy document (e.g. the `ripple-moe`
  *   inference policy). Publishing a new one under a name supersedes the older ones: readers
  *   take the newest. When the DNA property `policy_admins` lists agent keys, only they may
- *   publish policies.
+ *   publish policies or link them from a policy name.
  * - PolicyDecision and PolicyAudit are declared for the decisions and audit zomes to come.
  * - Entries belong to their authors: only the author updates or deletes them.
  */
@@ -36,14 +36,21 @@ function checkPolicy (value: unknown): string | null {
   return checkSchema(header, POLICY_HEADER_SCHEMA, 'Policy')
 }
 
+/** Whether the DNA names policy admins and the author is not one of them. */
+function notAnAdmin (op: Op, ctx: ValidateContext): boolean {
+  const admins = ctx.dna_info().modifiers.properties.policy_admins
+  return Array.isArray(admins) && admins.length > 0 && !admins.includes(ctx.encode_hash(op.action.header.author))
+}
+
 export function validate (op: Op, ctx: ValidateContext): ValidateResult {
   if (op.app_entry?.entry_type === 'Policy') {
     const problem = checkPolicy(op.app_entry.value)
     if (problem !== null) return Invalid(problem)
-    const admins = ctx.dna_info().modifiers.properties.policy_admins
-    if (Array.isArray(admins) && admins.length > 0 && !admins.includes(ctx.encode_hash(op.action.header.author))) {
-      return Invalid('only the agents in the DNA property policy_admins may publish policies')
-    }
+    if (notAnAdmin(op, ctx)) return Invalid('only the agents in the DNA property policy_admins may publish policies')
+  }
+  // nor may anyone else hang links on a policy name (readers would have to wade through them)
+  if (op.action.data.type === 'CreateLink' && op.link_type === 'NameToPolicy' && notAnAdmin(op, ctx)) {
+    return Invalid('only the agents in the DNA property policy_admins may link policies')
   }
   return validateOwnership(op, ctx)
 }

@@ -11,6 +11,7 @@ import { ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { DAMAGED_MODELS, writeDamagedModels } from '../../../../fixtures/gguf/damaged.ts'
 import { tempDir, TEST_NODE_FLAGS, TEST_ORIGIN, waitUntil } from '../../../../fixtures/index.ts'
 import { spawnFlexnode, spawnNode } from '../../../../fixtures/spawn-node.ts'
+import { DEMO, modelFileName } from '../../inference/gguf/generate.ts'
 
 const exists = async (p: string): Promise<boolean> => await access(p).then(() => true, () => false)
 
@@ -120,7 +121,8 @@ describe('flexnode start', () => {
     expect(await refused.exit).toBe(1)
     expect(refused.stderr()).toContain('PolicyFileError')
     const good = join(dir.path, 'policy.yaml')
-    await writeFile(good, 'inference_policy:\n  name: local-moe\n  reducer:\n    strategy: weighted_consensus\n    min_agreement: 0.9\n    conflict_resolution: highest_weight_wins\n')
+    // it names the demo model, the only model here: a demo model votes only when a policy names it
+    await writeFile(good, `inference_policy:\n  name: local-moe\n  local_tier:\n    min_parallel: 1\n    max_parallel: 1\n    models:\n      - name: ${modelFileName(DEMO).replace(/\.gguf$/, '')}\n        weight: 1\n        specialization: general\n  reducer:\n    strategy: weighted_consensus\n    min_agreement: 0.9\n    conflict_resolution: highest_weight_wins\n`)
     const node = spawnFlexnode(['start', '--data-dir', join(dir.path, 'n2'), '--moe-policy', good, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS])
     try {
       const info = await node.ready
@@ -193,7 +195,7 @@ describe('flexnode start', () => {
   })
 
   it('rejects bad flags with a usage error (exit 2)', async () => {
-    for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!'], ['--no-demo-model=yes'], ['--http-allowed-hosts', 'not a host']]) {
+    for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!'], ['--no-demo-model=yes'], ['--http-allowed-hosts', 'not a host'], ['--policy-admin', 'alice']]) {
       const p = spawnFlexnode(['start', ...args])
       expect(await p.exit).toBe(2)
       expect(p.stderr()).toContain('Usage: flexnode start')

@@ -11,6 +11,7 @@ import { tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { runFlexnode, spawnFlexnode } from '../../../../fixtures/spawn-node.ts'
 import { parseInferArgs, parseModelsArgs, parseMoeArgs, UsageError } from '../../config.ts'
 import type { ModelInfo } from '../../inference/types.ts'
+import { DEMO, modelFileName } from '../../inference/gguf/generate.ts'
 import { formatBytes, LoadProgress, renderModels, renderMoe } from '../inference.ts'
 
 const flexnode = runFlexnode
@@ -18,10 +19,13 @@ const flexnode = runFlexnode
 describe('flexnode models / infer / moe', () => {
   it('list, unload and load models, infer (whole and streamed) and run an MOE query on a running node', async () => {
     await using dir = await tempDir()
-    const node = spawnFlexnode(['start', '--data-dir', dir.path, ...TEST_NODE_FLAGS, '--heartbeat-interval', '3600'])
+    // the demo model votes in MOE only when a policy names it: a local ripple-moe that does
+    const policy = join(dir.path, 'moe.yaml')
+    await writeFile(policy, `inference_policy:\n  name: ripple-moe\n  local_tier:\n    min_parallel: 1\n    max_parallel: 1\n    models:\n      - name: ${modelFileName(DEMO).replace(/\.gguf$/, '')}\n        weight: 1\n        specialization: general\n`)
+    const node = spawnFlexnode(['start', '--data-dir', join(dir.path, 'node'), '--moe-policy', policy, ...TEST_NODE_FLAGS, '--heartbeat-interval', '3600'])
     try {
       await node.ready
-      const d = ['--data-dir', dir.path]
+      const d = ['--data-dir', join(dir.path, 'node')]
 
       // models --json: the generated demo model, loaded at start
       const listed = await flexnode(['models', ...d, '--json'])
@@ -34,7 +38,7 @@ describe('flexnode models / infer / moe', () => {
       expect(model.size_bytes).toBeGreaterThan(0)
 
       // the table, with the data dir from FLEXNODE_DATA_DIR
-      const table = await flexnode(['models'], { FLEXNODE_DATA_DIR: dir.path })
+      const table = await flexnode(['models'], { FLEXNODE_DATA_DIR: join(dir.path, 'node') })
       expect(table.code, table.stderr).toBe(0)
       expect(table.stdout).toMatch(/^ID\s+LOADED\s+SIZE\s+CONTEXT\s+TOKENS\/S$/m)
       expect(table.stdout).toMatch(new RegExp(`^${model.id}\\s+yes\\s+\\d+\\.\\d KiB\\s+2048\\s+\\S+$`, 'm'))
