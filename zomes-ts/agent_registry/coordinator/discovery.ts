@@ -57,8 +57,10 @@ export async function query_peers (hdk: Hdk, rawInput: QueryPeersInput | null): 
   const now = hdk.sys_time()
   const wanted = input.availability == null ? null : Array.isArray(input.availability) ? input.availability : [input.availability]
   const byNode = new Map<string, NodeCapability>()
-  for (const link of await hdk.get_links({ base: allNodesAnchor(hdk), link_type: 'AllNodes' })) {
-    const cap = await latestCapability(hdk, link.target)
+  const links = await hdk.get_links({ base: allNodesAnchor(hdk), link_type: 'AllNodes' })
+  // every node's latest version at once: the look-ups overlap instead of waiting on each other
+  const caps = await Promise.all(links.map(async link => await latestCapability(hdk, link.target)))
+  for (const cap of caps) {
     if (cap === null) continue
     const live = withLiveness(cap, now, ttl)
     const seen = byNode.get(live.node_id)

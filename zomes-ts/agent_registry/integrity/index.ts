@@ -53,18 +53,23 @@ function ownCapabilityTarget (target: Uint8Array, author: Uint8Array, ctx: Valid
   return Valid
 }
 
+/**
+ * Every Create or Update produces a `CreateEntry` op (the one that stores the entry) and the
+ * conductor validates all ops of an action together, so the entry's content is checked once, on
+ * that op; the cheap authorship rules hold on every op.
+ */
 export function validate (op: Op, ctx: ValidateContext): ValidateResult {
   const d = op.action.data
   const author = op.action.header.author
   switch (d.type) {
     case 'Create':
-      if (op.app_entry?.entry_type === 'NodeCapability') return validateCapability(op.app_entry.value, op, ctx)
+      if (op.app_entry?.entry_type === 'NodeCapability' && op.type === 'CreateEntry') return validateCapability(op.app_entry.value, op, ctx)
       return Valid
     case 'Update': {
       if (op.app_entry?.entry_type !== 'NodeCapability') return Valid
       const original = ctx.must_get_action(d.original_action_address)
       if (!sameAgent(original.hashed.content.header.author, author)) return Invalid('only the author of a NodeCapability may update it')
-      return validateCapability(op.app_entry.value, op, ctx)
+      return op.type === 'CreateEntry' ? validateCapability(op.app_entry.value, op, ctx) : Valid
     }
     case 'Delete': {
       const original = ctx.must_get_action(d.deletes_address)
