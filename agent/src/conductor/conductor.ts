@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ZomeCallCapGrant } from '../../../zomes-ts/hdk/index.ts'
 import { DisposedError } from '../errors.ts'
-import { assertHash, encodeHash, hashEquals, sameKey, type HoloHash } from '../holo/hash.ts'
+import { assertHash, encodeHash, hashEquals, sameKey, type HoloHash, type HoloHashType } from '../holo/hash.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import { verifySignature } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
@@ -83,6 +83,15 @@ export interface InstallAppRequest {
 }
 
 const APP_ID_RE = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
+
+/** A hash from an API request: a malformed one is the caller's `deserialization` error, not ours. */
+function requestHash (value: unknown, type: HoloHashType, field: string): HoloHash {
+  try {
+    return assertHash(value, type, field)
+  } catch (err) {
+    throw deserializationError(err instanceof Error ? err.message : String(err))
+  }
+}
 
 const cellKey = (dna: Uint8Array, agent: Uint8Array): string => encodeHash(dna) + encodeHash(agent).slice(0, 48)
 
@@ -287,7 +296,7 @@ export class EmbeddedConductor {
     if (req.agent_key == null) {
       agent = await this.generateAgentPubKey()
     } else {
-      agent = assertHash(req.agent_key, 'Agent', 'agent_key')
+      agent = requestHash(req.agent_key, 'Agent', 'agent_key')
       if (!this.keystore.has(agent)) throw internalError(`agent_key ${encodeHash(agent)} is not held by this conductor's keystore`)
     }
     const settings = req.roles_settings ?? {}
@@ -501,7 +510,7 @@ export class EmbeddedConductor {
 
   revokeZomeCallCapability (req: { cell_id: CellId, action_hash: HoloHash }): null {
     const cell = this.cellOrThrow(req?.cell_id)
-    const hash = assertHash(req.action_hash, 'Action', 'action_hash')
+    const hash = requestHash(req.action_hash, 'Action', 'action_hash')
     if (!this.store.revokeCapGrant(cell.id[0], hash, Date.now() * 1000)) throw internalError('no live capability grant with that action hash')
     return null
   }
@@ -518,8 +527,8 @@ export class EmbeddedConductor {
 
   private cellOrThrow (cellId: unknown): Cell {
     if (!Array.isArray(cellId) || cellId.length !== 2) throw deserializationError('cell_id must be [DnaHash, AgentPubKey]')
-    const dna = assertHash(cellId[0], 'Dna', 'cell_id[0]')
-    const agent = assertHash(cellId[1], 'Agent', 'cell_id[1]')
+    const dna = requestHash(cellId[0], 'Dna', 'cell_id[0]')
+    const agent = requestHash(cellId[1], 'Agent', 'cell_id[1]')
     const cell = this.cells.get(cellKey(dna, agent))
     if (cell === undefined) throw internalError(`CellMissing: ${encodeHash(dna)} / ${encodeHash(agent)}`)
     return cell
@@ -550,7 +559,7 @@ export class EmbeddedConductor {
   }
 
   getDnaDefinition (req: unknown): unknown {
-    const hash = assertHash(Array.isArray(req) ? req[0] : req, 'Dna', 'dna_hash')
+    const hash = requestHash(Array.isArray(req) ? req[0] : req, 'Dna', 'dna_hash')
     const bytes = this.store.getDnaDef(hash)
     if (bytes === undefined) throw internalError('DnaMissing')
     return decodeDnaDef(bytes)
@@ -581,12 +590,7 @@ export class EmbeddedConductor {
     if (!(nonce instanceof Uint8Array) || nonce.length !== 32) throw deserializationError('nonce must be 32 bytes')
     if (typeof expiresAt !== 'number' && typeof expiresAt !== 'bigint') throw deserializationError('expires_at must be a timestamp in microseconds')
     if (capSecret != null && (!(capSecret instanceof Uint8Array) || capSecret.length !== 64)) throw deserializationError('cap_secret must be 64 bytes')
-    let prov: HoloHash
-    try {
-      prov = assertHash(provenance, 'Agent', 'provenance')
-    } catch (err) {
-      throw deserializationError(err instanceof Error ? err.message : String(err))
-    }
+    const prov = requestHash(provenance, 'Agent', 'provenance')
     const digest = createHash('sha512').update(req.bytes).digest()
     if (req.signature.length !== 64 || !verifySignature(prov.subarray(3, 35), digest, req.signature)) {
       throw authenticationFailed(`signature does not verify for provenance ${encodeHash(prov)}`)

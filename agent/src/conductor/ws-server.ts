@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
+import { ListenError } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { handleAdminRequest, handleAppRequest } from './api.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
@@ -78,6 +79,9 @@ export class ConductorWsServer {
       }
     })
     this.wss.on('connection', (ws) => { this.onConnection(ws) })
+    // ws re-emits the HTTP server's errors (EADDRINUSE at listen, and any later one): without a
+    // listener they would be an uncaught exception that takes the whole node down
+    this.wss.on('error', (err) => { this.log.warn({ err: err.message }, 'server error') })
     this.pinger = setInterval(() => {
       for (const ws of this.wss.clients) {
         if (this.alive.get(ws) === false) { ws.terminate(); continue }
@@ -88,6 +92,7 @@ export class ConductorWsServer {
     this.pinger.unref()
   }
 
+  /** Listen on `init.host:init.port`; rejects with `ListenError` (e.g. `code: 'EADDRINUSE'`) and leaves nothing behind. */
   static async listen (init: WsServerInit): Promise<ConductorWsServer> {
     const s = new ConductorWsServer(init)
     await new Promise<void>((resolve, reject) => {
@@ -97,9 +102,10 @@ export class ConductorWsServer {
         s.http.off('error', onError)
         resolve()
       })
-    }).catch((err: unknown) => {
+    }).catch(async (err: unknown) => {
       clearInterval(s.pinger)
-      throw err
+      await new Promise<void>(resolve => { s.wss.close(() => { resolve() }) })
+      throw new ListenError(`${init.kind} interface`, { host: init.host, port: init.port }, err)
     })
     const addr = s.http.address()
     s.port = typeof addr === 'object' && addr !== null ? addr.port : init.port

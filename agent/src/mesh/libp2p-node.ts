@@ -52,7 +52,7 @@ import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { NETWORKS } from '../constants.ts'
 import type { NetworkName } from '../constants.ts'
-import { AbortError, DisposedError, InvalidInputError, errorMessage } from '../errors.ts'
+import { AbortError, DisposedError, InvalidInputError, ListenError, errorMessage } from '../errors.ts'
 import { assertHash, core32, hashFrom32 } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import {
@@ -579,7 +579,13 @@ class Libp2pMesh implements Libp2pMeshNode {
   async start (): Promise<void> {
     if (this.#stopPromise !== undefined) throw new DisposedError('MeshNode')
     this.#startPromise ??= (async () => {
-      await this.#libp2p.start()
+      try {
+        await this.#libp2p.start()
+      } catch (err) {
+        // a listen address that failed leaves the others (and the services) started: stop them
+        try { await this.#libp2p.stop() } catch { /* already failing: the listen error says why */ }
+        throw listenError(err, this.#init.listen)
+      }
       this.#running = true
       for (const topic of this.#subs.keys()) this.#join(topic)
       for (const addr of this.#init.bootstrap) {
@@ -1261,6 +1267,14 @@ class Libp2pMesh implements Libp2pMeshNode {
       }
     }
   }
+}
+
+/** libp2p's failure to listen as a `ListenError` naming the first address that failed and why. */
+function listenError (err: unknown, listen: string[]): Error {
+  if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return asError(err)
+  // libp2p lists each failed address and its error on a line of the message
+  const failed = /^\s*(\/\S+): .*?\b(E[A-Z]{4,})\b/m.exec(err.message)
+  return new ListenError('mesh', { addr: failed?.[1] ?? listen.join(', ') }, err, failed?.[2])
 }
 
 function positiveInt (value: number | undefined, fallback: number, field: string): number {
