@@ -48,6 +48,10 @@ export interface FlexNodeInit {
   appPort?: number
   /** @default '127.0.0.1' */
   host?: string
+  /** browser origins the Admin API admits (every non-browser client is admitted). @default none */
+  adminAllowedOrigins?: string[]
+  /** browser origins the App API admits (every non-browser client is admitted). @default none */
+  appAllowedOrigins?: string[]
   passphrase?: string
   agentName?: string
   /** @default 10 */
@@ -243,8 +247,9 @@ export class FlexNode {
         if (installedSeed !== seed) throw new NetworkMismatchError(dataDir, installedSeed, network)
       }
       await conductor.enableApp({ installed_app_id: INSTALLED_APP_ID })
-      const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0 })
-      const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: '*', installed_app_id: INSTALLED_APP_ID })
+      // '*' admits every non-browser client and no web page; browser origins only when listed
+      const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
+      const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
       const client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
       const bootstrap = init.bootstrap ?? profile.bootstrap
       const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })

@@ -14,7 +14,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ZomeCallCapGrant } from '../../../zomes-ts/hdk/index.ts'
-import { DisposedError } from '../errors.ts'
+import { DisposedError, InvalidInputError } from '../errors.ts'
 import { assertHash, encodeHash, hashEquals, sameKey, type HoloHash, type HoloHashType } from '../holo/hash.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import { verifySignature } from '../identity/keystore.ts'
@@ -25,6 +25,7 @@ import { decode, encode, isPlainObject } from './codec.ts'
 import { DB_FILE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TOKEN_EXPIRY_SECONDS, NONCE_MAX_FUTURE_MS } from './constants.ts'
 import { decodeDnaDef, encodeDnaDef, resolveDna, ZomeLoader, type LoadedDna, type ModifiersOverride } from './dna.ts'
 import { ConductorApiError, authenticationFailed, deserializationError, internalError, ribosomeError, unauthorized } from './errors.ts'
+import { parseAllowedOrigins } from './origins.ts'
 import { ConductorStore } from './store.ts'
 import { DhtSpace, type NetRecord, type ReceiveOutcome } from './space.ts'
 import { ConductorWsServer } from './ws-server.ts'
@@ -405,12 +406,22 @@ export class EmbeddedConductor {
     return { installed_app_id: app.id, cell_info: cellInfo, status: app.status, agent_pub_key: app.agent, manifest: app.def.manifest, installed_at: app.installedAt }
   }
 
+  /**
+   * Listen for App API clients of one app (or any). `allowed_origins` as for the admin
+   * interface: `*` admits every non-browser client and no browser; browser origins must be listed.
+   * A port in use is a `ListenError`.
+   */
   async attachAppInterface (req: { port?: number | null, allowed_origins: string, installed_app_id?: string | null }): Promise<{ port: number }> {
     this.assertOpen()
     if (!isPlainObject(req)) throw deserializationError('attach_app_interface takes a map')
     const port = req.port ?? 0
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw deserializationError('port must be an integer 0..65535')
-    if (typeof req.allowed_origins !== 'string' || req.allowed_origins.length === 0) throw deserializationError('allowed_origins must be "*" or a comma-separated list of origins')
+    if (typeof req.allowed_origins !== 'string') throw deserializationError('allowed_origins must be "*" or a comma-separated list of origins')
+    try {
+      parseAllowedOrigins(req.allowed_origins)
+    } catch (err) {
+      throw deserializationError(err instanceof Error ? err.message : String(err))
+    }
     const appId = req.installed_app_id ?? null
     if (appId !== null) this.app(appId)
     const server = await ConductorWsServer.listen({
@@ -448,8 +459,18 @@ export class EmbeddedConductor {
     return out
   }
 
+  /**
+   * Listen for Admin API clients. `allowedOrigins` is `*` (every non-browser client) or a
+   * comma-separated list of origins (see `origins.ts`); a browser origin must be listed.
+   * @default allowedOrigins '*'
+   */
   async startAdminInterface (opts: { port?: number, allowedOrigins?: string } = {}): Promise<{ port: number }> {
     this.assertOpen()
+    try {
+      parseAllowedOrigins(opts.allowedOrigins ?? '*')
+    } catch (err) {
+      throw new InvalidInputError(err instanceof Error ? err.message : String(err), { field: 'allowedOrigins' })
+    }
     const server = await ConductorWsServer.listen({
       kind: 'admin',
       port: opts.port ?? 0,

@@ -5,7 +5,8 @@
  * `{id, type: "response", data: bin}`; app sockets must first send `{type: "authenticate",
  * data: bin(msgpack({token}))}` within 10 s and are then scoped to the token's app and
  * subscribed to its signals. Connections without an `Origin` header, or from an origin the
- * interface does not allow, are refused at the upgrade. Bad frames close only their own socket.
+ * interface does not allow (browser origins unless listed: see `origins.ts`), are refused at the
+ * upgrade. Bad frames close only their own socket.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
@@ -13,6 +14,7 @@ import { ListenError } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { handleAdminRequest, handleAppRequest } from './api.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
+import { originAllowed, parseAllowedOrigins } from './origins.ts'
 import type { EmbeddedConductor } from './conductor.ts'
 import { AUTHENTICATE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_SOCKET, PING_INTERVAL_MS } from './constants.ts'
 
@@ -41,14 +43,10 @@ function rawToBytes (data: RawData): Uint8Array {
   return new Uint8Array(data)
 }
 
-function originAllowed (allowed: string, origin: string): boolean {
-  if (allowed === '*') return true
-  return allowed.split(',').map(s => s.trim()).filter(s => s.length > 0).includes(origin)
-}
-
 export class ConductorWsServer {
   readonly kind: 'admin' | 'app'
   readonly allowedOrigins: string
+  private readonly origins: string[]
   readonly installedAppId: string | null
   private readonly http: Server
   private readonly wss: WebSocketServer
@@ -62,6 +60,7 @@ export class ConductorWsServer {
     this.init = init
     this.kind = init.kind
     this.allowedOrigins = init.allowedOrigins
+    this.origins = parseAllowedOrigins(init.allowedOrigins)
     this.installedAppId = init.installedAppId
     this.log = init.logger.forComponent(`flexnode:conductor:${init.kind}-ws`)
     this.http = createServer((_req, res) => {
@@ -74,7 +73,7 @@ export class ConductorWsServer {
       verifyClient: (info: { origin: string, req: IncomingMessage }, cb: (ok: boolean, code?: number, message?: string) => void) => {
         const origin = info.req.headers.origin
         if (typeof origin !== 'string' || origin.length === 0) { cb(false, 400, 'an Origin header is required'); return }
-        if (!originAllowed(this.allowedOrigins, origin)) { cb(false, 403, 'origin not allowed'); return }
+        if (!originAllowed(this.origins, origin)) { cb(false, 403, 'origin not allowed'); return }
         cb(true)
       }
     })
