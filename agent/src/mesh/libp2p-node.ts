@@ -27,7 +27,10 @@
  *
  * Network isolation: protocol ids are `/flexstack/<network>/<name>/1`, gossip topics
  * `/flexstack/<network>/<topic>`, and every node serves `/flexstack/<network>/hello/1`; a peer whose
- * identify does not list that sentinel is hung up on and never reported.
+ * identify does not list that sentinel is hung up on and never reported. Every inbound request,
+ * stream and gossip message of a peer that has not passed that check is refused (an inbound
+ * stream on a fresh connection waits briefly for the check). Reading a request has its own short
+ * deadline (`requestTimeoutMs`), whatever the protocol's longer timeouts.
  */
 import { setMaxListeners } from 'node:events'
 import '../polyfill.ts'
@@ -63,6 +66,7 @@ import {
   MESH_GOSSIP_HEARTBEAT_MS,
   MESH_HELLO_PROTOCOL_NAME,
   MESH_IDENTIFY_TIMEOUT_MS,
+  MESH_INBOUND_CHECK_TIMEOUT_MS,
   MESH_INBOUND_CONNECTION_THRESHOLD,
   MESH_MAX_ERROR_MESSAGE_BYTES,
   MESH_MAX_INBOUND_STREAMS,
@@ -80,6 +84,7 @@ import {
   MESH_PROTOCOL_VERSION,
   MESH_REDIAL_MAX_MS,
   MESH_REDIAL_MIN_MS,
+  MESH_REQUEST_READ_TIMEOUT_MS,
   MESH_REQUEST_TIMEOUT_MS,
   MESH_STREAM_CLOSE_GRACE_MS,
   MESH_STREAM_IDLE_TIMEOUT_MS,
@@ -424,7 +429,8 @@ class PeerSlots {
 // ---------------------------------------------------------------------------------------------
 // the node
 
-interface StreamLimits { maxRequestBytes: number, timeoutMs: number, idleTimeoutMs: number, maxChunkBytes: number, maxChunks: number }
+interface RequestLimits { maxRequestBytes: number, timeoutMs: number, requestTimeoutMs: number }
+interface StreamLimits extends RequestLimits { idleTimeoutMs: number, maxChunkBytes: number, maxChunks: number }
 interface VerifyWaiter { resolve: () => void, reject: (err: Error) => void }
 interface Subscriber { handler: (data: Uint8Array, from: string) => void }
 interface Resolved {
@@ -474,6 +480,8 @@ class Libp2pMesh implements Libp2pMeshNode {
   /** peers recently hung up on for not speaking this network (bounded), for precise dial errors */
   readonly #mismatched = new Set<string>()
   readonly #verifyWaiters = new Map<string, Set<VerifyWaiter>>()
+  /** the network check run for an inbound stream of a fresh connection, once per connection */
+  readonly #inboundChecks = new WeakMap<Connection, Promise<void>>()
   readonly #disconnectWaiters = new Map<string, Set<(wasVerified: boolean) => void>>()
   readonly #listeners = { connect: new Set<(peerId: string) => void>(), disconnect: new Set<(peerId: string) => void>() }
   readonly #subs = new Map<string, Set<Subscriber>>()
@@ -734,6 +742,36 @@ class Libp2pMesh implements Libp2pMeshNode {
     }
   }
 
+  /**
+   * The network check, for every inbound protocol: the peer must have passed it (its identify
+   * lists the sentinel) before any handler sees its request. On a fresh connection identify may
+   * still be under way, so run it now (once per connection) and wait for its verdict, briefly,
+   * rather than racing it. Refused: a blocked peer, a peer on another network, one that does not
+   * identify within `MESH_INBOUND_CHECK_TIMEOUT_MS`.
+   */
+  async #checkInbound (from: string, connection: Connection, protocol: string, signal: AbortSignal): Promise<void> {
+    if (this.#blocked.has(from)) throw new MeshProtocolError('peer is blocked', { peerId: from, protocol })
+    if (this.#verified.has(from)) return
+    if (this.#mismatched.has(from)) throw new MeshProtocolError(`peer ${from} is not on network ${this.network}`, { peerId: from, protocol: this.#hello })
+    let check = this.#inboundChecks.get(connection)
+    if (check === undefined) {
+      check = (async () => {
+        const deadline = AbortSignal.any([this.#stopController.signal, AbortSignal.timeout(MESH_INBOUND_CHECK_TIMEOUT_MS)])
+        // identify dispatches peer:identify before it returns, so #onIdentify has judged the peer by then
+        await this.#libp2p.services.identify.identify(connection, { signal: deadline })
+      })()
+      check.catch(() => undefined)
+      this.#inboundChecks.set(connection, check)
+    }
+    try {
+      await raceSignal(check, signal)
+    } catch (err) {
+      if (signal.aborted) throw asError(signal.reason)
+      throw new MeshProtocolError(`peer ${from} did not pass the network check: ${errorMessage(err)}`, { peerId: from, protocol: this.#hello, cause: err })
+    }
+    if (!this.#verified.has(from) || this.#blocked.has(from)) throw new MeshProtocolError(`peer ${from} did not pass the network check`, { peerId: from, protocol: this.#hello })
+  }
+
   #isConnected (id: string): boolean {
     try {
       return this.#libp2p.getConnections(peerIdFromString(id)).length > 0
@@ -876,9 +914,10 @@ class Libp2pMesh implements Libp2pMeshNode {
     if (this.#stopPromise !== undefined) throw new DisposedError('MeshNode')
     const protocol = this.protocolId(name)
     if (typeof handler !== 'function') throw new InvalidInputError('handler must be a function', { field: 'handler' })
-    const limits = {
+    const limits: RequestLimits = {
       maxRequestBytes: positiveInt(options.maxRequestBytes, MESH_MAX_REQUEST_BYTES, 'maxRequestBytes'),
-      timeoutMs: positiveInt(options.timeoutMs, MESH_REQUEST_TIMEOUT_MS, 'timeoutMs')
+      timeoutMs: positiveInt(options.timeoutMs, MESH_REQUEST_TIMEOUT_MS, 'timeoutMs'),
+      requestTimeoutMs: positiveInt(options.requestTimeoutMs, MESH_REQUEST_READ_TIMEOUT_MS, 'requestTimeoutMs')
     }
     const maxInboundStreams = positiveInt(options.maxInboundStreams, MESH_MAX_INBOUND_STREAMS, 'maxInboundStreams')
     await this.#libp2p.handle(protocol, async (stream, connection) => {
@@ -886,10 +925,10 @@ class Libp2pMesh implements Libp2pMeshNode {
     }, { maxInboundStreams, maxOutboundStreams: MESH_MAX_OUTBOUND_STREAMS })
   }
 
-  async #serve (stream: Stream, connection: Connection, protocol: string, handler: RequestHandler, limits: { maxRequestBytes: number, timeoutMs: number }): Promise<void> {
+  async #serve (stream: Stream, connection: Connection, protocol: string, handler: RequestHandler, limits: RequestLimits): Promise<void> {
     const from = connection.remotePeer.toString()
-    if (this.#blocked.has(from)) {
-      stream.abort(new MeshProtocolError('peer is blocked', { peerId: from, protocol }))
+    if (this.#blocked.has(from) || this.#stopPromise !== undefined) {
+      stream.abort(new MeshProtocolError('refused', { peerId: from, protocol }))
       return
     }
     const controller = new AbortController()
@@ -901,14 +940,21 @@ class Libp2pMesh implements Libp2pMeshNode {
     const signal = controller.signal
     let slot: 'none' | 'held' | 'handed-over' = 'none'
     let reader: FrameReader | undefined
+    let readTimer: NodeJS.Timeout | undefined
     try {
+      await this.#checkInbound(from, connection, protocol, signal)
       if (!await this.#slots.acquire(from, signal)) {
         throw signal.aborted ? asError(signal.reason) : new MeshProtocolError(`too many concurrent requests from ${from}`, { peerId: from, protocol })
       }
       slot = 'held'
+      // the request has its own deadline: a half-sent one must not hold the slot for long
+      readTimer = setTimeout(() => {
+        controller.abort(new MeshTimeoutError(`request not received within ${limits.requestTimeoutMs} ms`, { peerId: from, protocol }))
+      }, limits.requestTimeoutMs)
       reader = new FrameReader(stream)
       const request = await reader.read(limits.maxRequestBytes, signal, declared =>
         new MessageTooLargeError(`request of ${declared} bytes exceeds maxRequestBytes ${limits.maxRequestBytes}`, { peerId: from, protocol }))
+      clearTimeout(readTimer)
       reader.dispose()
       reader = undefined
 
@@ -935,6 +981,7 @@ class Libp2pMesh implements Libp2pMeshNode {
       stream.abort(asError(err))
     } finally {
       clearTimeout(timer)
+      clearTimeout(readTimer)
       stream.removeEventListener('close', onClose)
       reader?.dispose()
       if (slot === 'held') this.#slots.release(from)
@@ -993,6 +1040,7 @@ class Libp2pMesh implements Libp2pMeshNode {
     const limits: StreamLimits = {
       maxRequestBytes: positiveInt(options.maxRequestBytes, MESH_MAX_REQUEST_BYTES, 'maxRequestBytes'),
       timeoutMs: positiveInt(options.timeoutMs, MESH_STREAM_TIMEOUT_MS, 'timeoutMs'),
+      requestTimeoutMs: positiveInt(options.requestTimeoutMs, MESH_REQUEST_READ_TIMEOUT_MS, 'requestTimeoutMs'),
       idleTimeoutMs: positiveInt(options.idleTimeoutMs, MESH_STREAM_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
       maxChunkBytes: positiveInt(options.maxChunkBytes, MESH_MAX_CHUNK_BYTES, 'maxChunkBytes'),
       maxChunks: positiveInt(options.maxChunks, MESH_MAX_STREAM_CHUNKS, 'maxChunks')
@@ -1028,16 +1076,25 @@ class Libp2pMesh implements Libp2pMeshNode {
     let reader: FrameReader | undefined
     let finished = false
     let chunks = 0
+    let readTimer: NodeJS.Timeout | undefined
+    let requestLate = false
     // sends run one after another, so a handler that does not await each one still keeps order and backpressure
     let tail: Promise<void> = Promise.resolve()
     try {
+      await this.#checkInbound(from, connection, protocol, signal)
       if (!await this.#streamSlots.acquire(from, signal)) {
         throw signal.aborted ? asError(signal.reason) : new MeshProtocolError(`too many concurrent streams from ${from}`, { peerId: from, protocol })
       }
       slot = 'held'
+      // the request has its own deadline, far shorter than the idle timeout of a long stream
+      readTimer = setTimeout(() => {
+        requestLate = true
+        fail(new MeshTimeoutError(`request not received within ${limits.requestTimeoutMs} ms`, { peerId: from, protocol }))
+      }, limits.requestTimeoutMs)
       reader = new FrameReader(stream)
       const request = await reader.read(limits.maxRequestBytes, signal, declared =>
         new MessageTooLargeError(`request of ${declared} bytes exceeds maxRequestBytes ${limits.maxRequestBytes}`, { peerId: from, protocol }))
+      clearTimeout(readTimer)
       reader.dispose()
       reader = undefined
       idle.refresh()
@@ -1089,11 +1146,13 @@ class Libp2pMesh implements Libp2pMeshNode {
       finished = true
       const reason = signal.aborted ? asError(signal.reason) : asError(err)
       this.#log.debug({ peer: from, protocol, err: errorMessage(reason) }, 'inbound stream failed')
-      if (reason instanceof MeshTimeoutError && await this.#sendErrorAndClose(stream, reason.message)) return
+      // a peer that never sent its whole request gets no error frame: its stream is reset
+      if (reason instanceof MeshTimeoutError && !requestLate && await this.#sendErrorAndClose(stream, reason.message)) return
       stream.abort(reason)
     } finally {
       clearTimeout(overall)
       clearTimeout(idle)
+      clearTimeout(readTimer)
       stream.removeEventListener('close', onClose)
       this.#streamServes.delete(controller)
       reader?.dispose()
@@ -1250,6 +1309,8 @@ class Libp2pMesh implements Libp2pMeshNode {
   #validateGossip = (propagationSource: PeerId, msg: GossipMessage): TopicValidatorResult => {
     if (msg.type !== 'signed') return TopicValidatorResult.Reject
     if (this.#blocked.has(propagationSource.toString()) || this.#blocked.has(msg.from.toString())) return TopicValidatorResult.Ignore
+    // the network gate covers gossip too: only a peer that passed the check may hand us messages
+    if (!this.#verified.has(propagationSource.toString())) return TopicValidatorResult.Ignore
     return TopicValidatorResult.Accept
   }
 
