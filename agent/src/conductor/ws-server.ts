@@ -83,9 +83,14 @@ export class ConductorWsServer {
     this.wss.on('error', (err) => { this.log.warn({ err: err.message }, 'server error') })
     this.pinger = setInterval(() => {
       for (const ws of this.wss.clients) {
-        if (this.alive.get(ws) === false) { ws.terminate(); continue }
-        this.alive.set(ws, false)
-        ws.ping()
+        try {
+          if (this.alive.get(ws) === false) { ws.terminate(); continue }
+          this.alive.set(ws, false)
+          ws.ping()
+        } catch (err) {
+          this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'ping failed; dropping the socket')
+          ws.terminate()
+        }
       }
     }, PING_INTERVAL_MS)
     this.pinger.unref()
@@ -181,6 +186,14 @@ export class ConductorWsServer {
       const p = this.kind === 'admin' ? handleAdminRequest(conductor, inner) : handleAppRequest(conductor, appId ?? '', inner)
       p.then(respond, (err: unknown) => {
         respond({ type: 'error', value: { type: 'internal_error', value: err instanceof Error ? err.message : String(err) } })
+      }).catch((err: unknown) => {
+        // the answer itself could not be sent (not encodable): an error answer instead, never an unhandled rejection
+        this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not send a response')
+        try {
+          respond({ type: 'error', value: { type: 'internal_error', value: 'the response could not be encoded' } })
+        } catch {
+          ws.terminate()
+        }
       }).finally(() => { inFlight-- })
     })
   }
