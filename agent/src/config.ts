@@ -48,6 +48,8 @@ export interface StartOptions {
   json: boolean
   /** @default 'info' (or FLEXNODE_LOG_LEVEL) */
   logLevel: LogLevel
+  /** With a keystore but no database: start a new source chain under a new agent key. @default false */
+  newChain: boolean
   /** Keystore passphrase, from FLEXNODE_PASSPHRASE or --passphrase-file. */
   passphrase?: string
   /** Name in the NodeCapability. @default the hostname */
@@ -112,6 +114,10 @@ Options:
   --bandwidth-mbps <n>          link speed advertised (default 1000)
   --passphrase-file <file>      encrypt the keystore with the passphrase in this file
                                 (or set FLEXNODE_PASSPHRASE)
+  --new-chain                   the data dir has a keystore but its database is missing or
+                                empty: start a new source chain under a new agent key (the old
+                                keystore is kept as keystore.<time>.json.bak); without it such
+                                a start is refused
   --log-level <level>           trace | debug | info | warn | error | silent (default info)
   --json                        log JSON lines on stderr
   -h, --help                    show this help
@@ -188,6 +194,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'http-host': { type: 'string' },
     'moe-policy': { type: 'string' },
     'passphrase-file': { type: 'string' },
+    'new-chain': { type: 'boolean' },
     'log-level': { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
@@ -238,6 +245,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     appAllowedOrigins: browserOrigins(v['app-allowed-origins'], '--app-allowed-origins'),
     json: v.json === true,
     logLevel,
+    newChain: v['new-chain'] === true,
     passphrase,
     agentName,
     heartbeatIntervalSeconds: positive(v['heartbeat-interval'], '--heartbeat-interval', DEFAULT_HEARTBEAT_INTERVAL_SECONDS, 86400),

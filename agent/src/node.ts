@@ -8,7 +8,7 @@
  * await node.stop()
  * ```
  */
-import { mkdir, open, readdir, readFile, rm, writeFile, rename } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EmbeddedConductor } from './conductor/conductor.ts'
@@ -16,7 +16,8 @@ import { InProcessAppClient } from './conductor/in-process-client.ts'
 import { INSTALLED_APP_ID, LOCK_FILE, RUNTIME_FILE, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
 import { FlexnodeError, errorMessage } from './errors.ts'
 import { encodeHash } from './holo/hash.ts'
-import { Keystore } from './identity/keystore.ts'
+import { KEYSTORE_FILE, Keystore } from './identity/keystore.ts'
+import { DB_FILE } from './conductor/constants.ts'
 import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
@@ -61,6 +62,13 @@ export interface FlexNodeInit {
   /** the hApp to install on first start. @default dnas/happ.yaml */
   happPath?: string
   logger?: ComponentLogger
+  /**
+   * When the data dir has a keystore but its database is missing or empty, start a new source
+   * chain under a new agent key (the old keystore is kept as `keystore.<time>.json.bak`). Without
+   * it such a start is refused (`DatabaseMissingError`). No effect on a data dir with a database.
+   * @default false
+   */
+  newChain?: boolean
   /** scrypt cost for a new encrypted keystore (tests lower it). */
   scryptN?: number
   /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/0'] */
@@ -131,6 +139,55 @@ export class NetworkMismatchError extends FlexnodeError {
   constructor (dataDir: string, installed: string, requested: string) {
     super(`data dir ${dataDir} belongs to the network with seed ${installed}; use another --data-dir for ${requested}`)
   }
+}
+
+/**
+ * The data dir has a keystore but no database (missing or empty): the agent's source chain is
+ * not here. Running genesis again would make a second chain under the same key, a fork.
+ */
+export class DatabaseMissingError extends FlexnodeError {
+  static override readonly name = 'DatabaseMissingError'
+  override name = 'DatabaseMissingError'
+  readonly dataDir: string
+  readonly path: string
+
+  constructor (dataDir: string, path: string, state: 'missing' | 'empty') {
+    super(`the data dir ${dataDir} has a keystore but its database ${path} is ${state}: this agent's source chain is not here. ` +
+      'Restore the database from a backup, or start with --new-chain to begin a new source chain under a new agent key ' +
+      '(a second chain under the old key would be a fork, which the mesh warrants)')
+    this.dataDir = dataDir
+    this.path = path
+  }
+}
+
+async function sizeOf (path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/**
+ * Refuse a keystore without its database, or with `newChain`, set the old keystore (and any
+ * leftover WAL) aside so a new agent key and a new chain start. Nothing is deleted that holds data.
+ */
+async function guardLostDatabase (dataDir: string, newChain: boolean, log: ComponentLogger): Promise<void> {
+  const keystore = join(dataDir, KEYSTORE_FILE)
+  const db = join(dataDir, DB_FILE)
+  if (await sizeOf(keystore) === undefined) return
+  const size = await sizeOf(db)
+  if (size !== undefined && size > 0) return
+  if (!newChain) throw new DatabaseMissingError(dataDir, db, size === undefined ? 'missing' : 'empty')
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const kept = join(dataDir, `keystore.${stamp}.json.bak`)
+  await rename(keystore, kept)
+  if ((await sizeOf(`${db}-wal`) ?? 0) > 0) await rename(`${db}-wal`, `${db}-wal.${stamp}.bak`)
+  await rm(`${db}-wal`, { force: true })
+  await rm(`${db}-shm`, { force: true })
+  await rm(db, { force: true })
+  log.warn({ kept }, '--new-chain: the database was missing; starting a new source chain under a new agent key (the old keystore is kept)')
 }
 
 export interface NetworkProfile { network_seed: string, bootstrap: string[] }
@@ -231,6 +288,7 @@ export class FlexNode {
     const unlock = await lockDataDir(dataDir)
     const cleanup: Array<() => Promise<void> | void> = [unlock]
     try {
+      await guardLostDatabase(dataDir, init.newChain === true, log)
       const keystore = await Keystore.open({ dataDir, passphrase: init.passphrase, scryptN: init.scryptN })
       cleanup.push(() => { keystore.dispose() })
       const conductor = await EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger })

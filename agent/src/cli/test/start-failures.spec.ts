@@ -3,10 +3,14 @@
  * or missing database, a SIGTERM during start-up. Each ends with a clear, typed, one-line error
  * (or a clean stop) and an exit status, never a stack trace or a half-started node.
  */
+import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:net'
+import { readdir, readFile, rm, truncate } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
+import { createTestAgent, tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { spawnFlexnode, type SpawnedNode } from '../../../../fixtures/spawn-node.ts'
+import { overwriteRootPage } from '../../../../fixtures/sqlite-damage.ts'
 
 /** A TCP port on 127.0.0.1 held by a plain node:net server. */
 async function occupy (): Promise<{ server: Server, port: number }> {
@@ -48,4 +52,84 @@ describe('flexnode start on a port already in use', () => {
       server.close()
     }
   }, 120_000)
+})
+
+/** A data dir a node ran on and stopped: keystore, database, installed app. Returns its agent key. */
+async function usedDataDir (dataDir: string): Promise<string> {
+  await using agent = await createTestAgent({ dataDir })
+  return agent.node.info.agent_pub_key
+}
+
+/** How a start that must fail ended: its exit code, or 'ready' (then the node is stopped). */
+async function refusal (node: SpawnedNode): Promise<number | string> {
+  const outcome = await Promise.race([node.exit, node.ready.then(() => 'ready', () => 'exited')])
+  if (outcome === 'ready') {
+    await node.stop()
+    return 'ready'
+  }
+  return await node.exit
+}
+
+const sha256 = async (path: string): Promise<string> => createHash('sha256').update(await readFile(path)).digest('hex')
+
+describe('flexnode start on a damaged or missing database', () => {
+  it('refuses a database with a damaged table before READY, naming the file, and leaves it as it was', async () => {
+    await using dir = await tempDir()
+    await usedDataDir(dir.path)
+    const db = join(dir.path, 'conductor.sqlite3')
+    // limbo: a table start-up itself never reads, so only a check at start can catch it
+    await overwriteRootPage(db, 'limbo')
+    const before = await sha256(db)
+    const node = spawnFlexnode(['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS])
+    expect(await refusal(node)).toBe(1)
+    expect(node.stdout()).not.toContain('FLEXNODE_READY')
+    const lines = errorLines(node)
+    expect(lines.length).toBe(1)
+    expect(lines[0]).toContain('DatabaseCorruptError')
+    expect(lines[0]).toContain(db)
+    expect(stackLines(node)).toEqual([])
+    expect(await sha256(db)).toBe(before)
+  })
+
+  it('refuses a keystore whose database is empty or gone, and starts a new chain under a new key with --new-chain', async () => {
+    await using dir = await tempDir()
+    const oldKey = await usedDataDir(dir.path)
+    const db = join(dir.path, 'conductor.sqlite3')
+    const keystore = await readFile(join(dir.path, 'keystore.json'), 'utf8')
+    const args = ['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS]
+    for (const damage of ['truncate', 'delete'] as const) {
+      if (damage === 'truncate') await truncate(db, 0)
+      else await rm(db)
+      const refused = spawnFlexnode(args)
+      expect({ damage, code: await refusal(refused) }).toEqual({ damage, code: 1 })
+      expect(refused.stdout()).not.toContain('FLEXNODE_READY')
+      const lines = errorLines(refused)
+      expect(lines.length).toBe(1)
+      expect(lines[0]).toContain('DatabaseMissingError')
+      expect(lines[0]).toContain('--new-chain')
+      expect(stackLines(refused)).toEqual([])
+      // nothing was created or changed: no genesis ran, the keystore is as it was
+      expect(await readFile(join(dir.path, 'keystore.json'), 'utf8')).toBe(keystore)
+      expect(await readdir(dir.path)).not.toContain('node.json')
+    }
+    const fresh = spawnFlexnode([...args, '--new-chain'])
+    try {
+      const info = await fresh.ready
+      expect(info.agent_pub_key).not.toBe(oldKey)
+      // the old key is kept beside the new keystore, never deleted
+      const kept = (await readdir(dir.path)).filter(f => f.startsWith('keystore.') && f.endsWith('.bak'))
+      expect(kept.length).toBe(1)
+      expect(await readFile(join(dir.path, kept[0]!), 'utf8')).toBe(keystore)
+      expect(fresh.stderr()).toContain('new source chain')
+    } finally {
+      expect(await fresh.stop()).toBe(0)
+    }
+    // the new chain is now the node's chain: a plain restart keeps it
+    const again = spawnFlexnode(args)
+    try {
+      expect((await again.ready).agent_pub_key).not.toBe(oldKey)
+    } finally {
+      expect(await again.stop()).toBe(0)
+    }
+  }, 180_000)
 })
