@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { EmbeddedConductor } from './conductor/conductor.ts'
 import { InProcessAppClient } from './conductor/in-process-client.ts'
 import { INSTALLED_APP_ID, LOCK_FILE, RUNTIME_FILE, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
-import { FlexnodeError, errorMessage } from './errors.ts'
+import { AbortError, FlexnodeError, errorMessage } from './errors.ts'
 import { encodeHash } from './holo/hash.ts'
 import { KEYSTORE_FILE, Keystore } from './identity/keystore.ts'
 import { DB_FILE } from './conductor/constants.ts'
@@ -105,6 +105,12 @@ export interface FlexNodeInit {
   inferencePolicy?: ProviderPolicy
   /** a local MOE policy file (YAML or JSON, the inference_policy format), overriding policy_store's */
   moePolicyFile?: string
+  /**
+   * Aborts start-up (SIGTERM before READY): `start` stops waiting for the step in progress, stops
+   * what already started, disposes what that step makes if it finishes later, and rejects with
+   * `AbortError`. No effect once started: use `stop()`.
+   */
+  signal?: AbortSignal
 }
 
 export interface ReadyInfo {
@@ -285,13 +291,33 @@ export class FlexNode {
     const network = init.network ?? 'local'
     const dataDir = resolve(init.dataDir)
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    const signal = init.signal
+    /**
+     * One start-up step: its result, or AbortError as soon as `signal` aborts (the step may be
+     * stuck: a slow disk, a model load). Whatever the step makes after that is disposed by `late`.
+     */
+    const step = async <T>(work: Promise<T>, late?: (made: T) => unknown): Promise<T> => {
+      if (signal === undefined) return await work
+      return await new Promise<T>((resolve, reject) => {
+        const onAbort = (): void => {
+          reject(new AbortError('start-up was aborted'))
+          work.then(async made => { await late?.(made) }).catch((err: unknown) => { log.debug({ err: errorMessage(err) }, 'a start-up step failed after the abort') })
+        }
+        if (signal.aborted) { onAbort(); return }
+        signal.addEventListener('abort', onAbort, { once: true })
+        work.then(
+          made => { signal.removeEventListener('abort', onAbort); resolve(made) },
+          (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) }
+        )
+      })
+    }
     const unlock = await lockDataDir(dataDir)
     const cleanup: Array<() => Promise<void> | void> = [unlock]
     try {
-      await guardLostDatabase(dataDir, init.newChain === true, log)
-      const keystore = await Keystore.open({ dataDir, passphrase: init.passphrase, scryptN: init.scryptN })
+      await step(guardLostDatabase(dataDir, init.newChain === true, log))
+      const keystore = await step(Keystore.open({ dataDir, passphrase: init.passphrase, scryptN: init.scryptN }), (k) => { k.dispose() })
       cleanup.push(() => { keystore.dispose() })
-      const conductor = await EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger })
+      const conductor = await step(EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger }), async (c) => { await c.stop() })
       cleanup.push(async () => { await conductor.stop() })
       const agent = keystore.primary.agentPubKey
       const profile = await networkProfile(network)
@@ -299,40 +325,42 @@ export class FlexNode {
       const existing = conductor.listApps().find((a) => (a as { installed_app_id: string }).installed_app_id === INSTALLED_APP_ID) as { cell_info: Record<string, Array<{ value: { dna_modifiers: { network_seed: string } } }>> } | undefined
       if (existing === undefined) {
         log.info({ network, seed }, 'first start: installing the flexstack app')
-        await conductor.installApp({ source: { type: 'path', value: init.happPath ?? DEFAULT_HAPP }, agent_key: agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed })
+        await step(conductor.installApp({ source: { type: 'path', value: init.happPath ?? DEFAULT_HAPP }, agent_key: agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed }))
       } else {
         const installedSeed = Object.values(existing.cell_info)[0]?.[0]?.value.dna_modifiers.network_seed ?? ''
         if (installedSeed !== seed) throw new NetworkMismatchError(dataDir, installedSeed, network)
       }
-      await conductor.enableApp({ installed_app_id: INSTALLED_APP_ID })
+      await step(conductor.enableApp({ installed_app_id: INSTALLED_APP_ID }))
       // '*' admits every non-browser client and no web page; browser origins only when listed
       const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
       const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
       const client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
       const bootstrap = init.bootstrap ?? profile.bootstrap
       const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })
-      await mesh.start()
+      // stop() waits for a start in progress, so it goes on the list first
       cleanup.push(async () => { await mesh.stop() })
+      await step(mesh.start())
       const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor, mesh, logger })
       await dht.start()
       cleanup.push(async () => { await dht.stop() })
       const modelsDir = join(dataDir, 'models')
       await mkdir(modelsDir, { recursive: true, mode: 0o700 })
       if (init.generateDefaultModel !== false && (await readdir(modelsDir)).filter(f => f.endsWith('.gguf')).length === 0) {
-        const path = await ensureModel(modelsDir, 'tiny', 1)
+        const path = await step(ensureModel(modelsDir, 'tiny', 1, { signal }))
         log.info({ path }, 'generated the tiny random-weight test model (drop real .gguf files into the models dir)')
       }
-      const inference = await createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger })
+      const inference = await step(createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger }), async (e) => { await e.dispose() })
       cleanup.push(async () => { await inference.dispose() })
       if (init.preloadModels !== false) {
-        const preloaded = await inference.preload()
+        // many or large models take long to load: a stop request must not wait for all of them
+        const preloaded = await step(inference.preload())
         log.info({ models: preloaded }, 'models loaded')
       }
       const sharedAccess = async (): Promise<ProviderPolicy | null> => {
         const p = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: 'inference-access' }) as { kind: string, document: unknown } | null
         return p?.kind === 'access' ? parseAccessPolicy(p.document) : null
       }
-      await startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: sharedAccess })
+      await step(startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: sharedAccess }))
       // every node, stale heartbeats included: routing only picks connected peers, and a live
       // connection is fresher than a heartbeat past the TTL; draining nodes are left out
       const capabilities = async (): Promise<NodeCapability[]> => await client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { availability: ['online', 'busy', 'offline'] } }) as NodeCapability[]
@@ -341,7 +369,7 @@ export class FlexNode {
         const p = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: name }) as { kind: string, document: unknown } | null
         return p?.kind === 'moe' ? parseMoePolicy(p.document) : null
       }
-      await publishDefaultPolicy(client, log)
+      await step(publishDefaultPolicy(client, log))
       const localPolicies: Record<string, MoePolicy> = {}
       if (init.moePolicyFile !== undefined) {
         const p = await loadPolicyFile(init.moePolicyFile)
@@ -350,7 +378,7 @@ export class FlexNode {
       }
       const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy, logger })
       const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0 }, { engine: inference, logger, router: { ...router, remote: peers } })
-      const { port: httpPort } = await http.start()
+      const { port: httpPort } = await step(http.start(), async () => { await http.stop() })
       cleanup.push(async () => { await http.stop() })
       const sampler = createLoadSampler()
       const registry = registryService({
@@ -372,8 +400,8 @@ export class FlexNode {
           }
         }
       })
-      await registry.start()
       cleanup.push(async () => { await registry.stop() })
+      await step(registry.start())
       const info: ReadyInfo = {
         agent_pub_key: encodeHash(agent),
         network,
@@ -385,6 +413,7 @@ export class FlexNode {
         multiaddrs: mesh.multiaddrs(),
         http_port: httpPort
       }
+      if (signal?.aborted === true) throw new AbortError('start-up was aborted')
       const runtime = join(dataDir, RUNTIME_FILE)
       await writeFile(`${runtime}.tmp`, JSON.stringify({ ...info, pid: process.pid, started_at: new Date().toISOString() }, null, 2), { mode: 0o600 })
       await rename(`${runtime}.tmp`, runtime)

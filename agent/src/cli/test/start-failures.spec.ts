@@ -5,12 +5,14 @@
  */
 import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:net'
-import { readdir, readFile, rm, truncate } from 'node:fs/promises'
+import { access, link, mkdir, readdir, readFile, rm, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createTestAgent, tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { spawnFlexnode, type SpawnedNode } from '../../../../fixtures/spawn-node.ts'
 import { overwriteRootPage } from '../../../../fixtures/sqlite-damage.ts'
+import { ensureModel } from '../../../../fixtures/gguf/index.ts'
+import { waitUntil } from '../../../../fixtures/wait.ts'
 
 /** A TCP port on 127.0.0.1 held by a plain node:net server. */
 async function occupy (): Promise<{ server: Server, port: number }> {
@@ -29,6 +31,16 @@ const errorLines = (node: SpawnedNode): string[] => node.stderr().split('\n').fi
 /** Lines of a printed stack trace. */
 const stackLines = (node: SpawnedNode): string[] => node.stderr().split('\n').filter(l => /^\s+at /.test(l))
 
+/** How a start that must fail ended: its exit code, or 'ready' (then the node is stopped). */
+async function refusal (node: SpawnedNode): Promise<number | string> {
+  const outcome = await Promise.race([node.exit, node.ready.then(() => 'ready', () => 'exited')])
+  if (outcome === 'ready') {
+    await node.stop()
+    return 'ready'
+  }
+  return await node.exit
+}
+
 describe('flexnode start on a port already in use', () => {
   it('exits 1 with one ListenError line for --admin-port, --app-port, --http-port and --listen', async () => {
     const { server, port } = await occupy()
@@ -38,7 +50,7 @@ describe('flexnode start on a port already in use', () => {
         await using dir = await tempDir()
         const value = flag === '--listen' ? `/ip4/127.0.0.1/tcp/${port}` : String(port)
         const node = spawnFlexnode(['start', '--data-dir', dir.path, '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS, flag, value])
-        const code = await node.exit
+        const code = await refusal(node)
         expect({ flag, code }).toEqual({ flag, code: 1 })
         expect(node.stdout()).not.toContain('FLEXNODE_READY')
         const lines = errorLines(node)
@@ -58,16 +70,6 @@ describe('flexnode start on a port already in use', () => {
 async function usedDataDir (dataDir: string): Promise<string> {
   await using agent = await createTestAgent({ dataDir })
   return agent.node.info.agent_pub_key
-}
-
-/** How a start that must fail ended: its exit code, or 'ready' (then the node is stopped). */
-async function refusal (node: SpawnedNode): Promise<number | string> {
-  const outcome = await Promise.race([node.exit, node.ready.then(() => 'ready', () => 'exited')])
-  if (outcome === 'ready') {
-    await node.stop()
-    return 'ready'
-  }
-  return await node.exit
 }
 
 const sha256 = async (path: string): Promise<string> => createHash('sha256').update(await readFile(path)).digest('hex')
@@ -131,5 +133,40 @@ describe('flexnode start on a damaged or missing database', () => {
     } finally {
       expect(await again.stop()).toBe(0)
     }
+  }, 180_000)
+})
+
+describe('flexnode start interrupted', () => {
+  // What makes start-up slow here is real: a models dir with many models, each loaded at start
+  // (preload loads every model that fits in half the free memory, one after another, each in its
+  // own worker). 40 copies of the tiny model take far longer to load than a stop may take.
+  const MODELS = 40
+
+  it('exits promptly on SIGTERM before READY, stopping what had started', async () => {
+    await using dir = await tempDir()
+    const models = join(dir.path, 'many-models')
+    await mkdir(models)
+    const one = await ensureModel(join(dir.path, 'src'), 'tiny', 7)
+    await Promise.all(Array.from({ length: MODELS }, async (_, i) => { await link(one, join(models, `model-${String(i).padStart(2, '0')}.gguf`)) }))
+    const node = spawnFlexnode(['start', '--data-dir', join(dir.path, 'node'), '--models-dir', models, '--threads', '1', '--heartbeat-interval', '3600', ...TEST_NODE_FLAGS])
+    const loaded = (): number => node.stderr().split('\n').filter(l => l.includes('model loaded')).length
+    try {
+      // start-up is busy loading models: the first one is in
+      await waitUntil(() => loaded() >= 1 || node.proc.exitCode !== null, { timeoutMs: 60_000, what: 'the first model to load' })
+      expect(node.proc.exitCode).toBe(null)
+      node.proc.kill('SIGTERM')
+      expect(await refusal(node)).toBe(0)
+    } finally {
+      // never leave a node behind, whatever failed above
+      if (node.proc.exitCode === null && node.proc.signalCode === null) node.proc.kill('SIGKILL')
+    }
+    expect(node.stdout()).not.toContain('FLEXNODE_READY')
+    expect(errorLines(node).some(l => l.includes('start-up interrupted by SIGTERM'))).toBe(true)
+    expect(stackLines(node)).toEqual([])
+    // it did not load everything first, and it released the data dir: a stop, not a kill
+    expect(loaded()).toBeLessThan(MODELS)
+    expect(node.stderr()).not.toContain('did not stop within')
+    await expect(access(join(dir.path, 'node', 'flexnode.lock'))).rejects.toThrow()
+    await expect(access(join(dir.path, 'node', 'node.json'))).rejects.toThrow()
   }, 180_000)
 })
