@@ -524,6 +524,8 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
   server.headersTimeout = HEADERS_TIMEOUT_MS
   server.requestTimeout = REQUEST_TIMEOUT_MS
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
+  // a server error after listening (EMFILE on accept) is logged, not an uncaught exception
+  server.on('error', (err) => { log.warn({ err: errorMessage(err) }, 'HTTP server error') })
 
   return {
     get port () { return boundPort },

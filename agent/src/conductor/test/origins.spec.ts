@@ -10,6 +10,7 @@ import { AdminWebsocket, AppWebsocket } from '@holochain/client'
 import { createTestAgent, createTestConductor, NOTES_HAPP, TEST_ORIGIN, type TestConductor } from '../../../../fixtures/index.ts'
 import { parseStartArgs, type UsageError } from '../../config.ts'
 import { isBrowserOrigin, originAllowed } from '../origins.ts'
+import { runFlexnode } from '../../../../fixtures/spawn-node.ts'
 
 const BROWSER_ORIGINS = ['http://evil.example', 'https://evil.example:8443', 'null', 'file://', 'chrome-extension://x', 'moz-extension://abc-def', 'http://127.0.0.1']
 
@@ -140,6 +141,13 @@ describe('the start flags', () => {
     if (none === 'help') throw new Error('unexpected help')
     expect(none.adminAllowedOrigins).toEqual([])
     expect(none.appAllowedOrigins).toEqual([])
+  })
+
+  it('a bad origin on the command line is a usage error (exit 2)', async () => {
+    const res = await runFlexnode(['start', '--admin-allowed-origins', '*'])
+    expect(res.code).toBe(2)
+    expect(res.stderr).toContain('--admin-allowed-origins')
+    expect(res.stderr).toContain('Usage: flexnode start')
   })
 
   it('reject "*", empty entries, paths and junk with a UsageError naming the flag', async () => {
