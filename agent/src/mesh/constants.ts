@@ -53,7 +53,9 @@ export const MESH_MAX_STREAMS_QUEUED_PER_PEER = 4
 /** A connected peer must pass the network check (identify lists the sentinel) within this. */
 export const MESH_IDENTIFY_TIMEOUT_MS = 10_000
 /** An inbound stream of a peer not yet checked waits at most this long for the check, then is refused. */
-export const MESH_INBOUND_CHECK_TIMEOUT_MS = 5_000
+export const MESH_INBOUND_CHECK_TIMEOUT_MS = 10_000
+/** While identify already runs on a connection, how often the inbound check looks again. */
+export const MESH_INBOUND_CHECK_RETRY_MS = 50
 /** One bootstrap dial attempt gives up after this. */
 export const MESH_DIAL_TIMEOUT_MS = 10_000
 /** First and largest delay between bootstrap redials (doubling, ±20 % jitter). */

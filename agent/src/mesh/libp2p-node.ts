@@ -66,6 +66,7 @@ import {
   MESH_GOSSIP_HEARTBEAT_MS,
   MESH_HELLO_PROTOCOL_NAME,
   MESH_IDENTIFY_TIMEOUT_MS,
+  MESH_INBOUND_CHECK_RETRY_MS,
   MESH_INBOUND_CHECK_TIMEOUT_MS,
   MESH_INBOUND_CONNECTION_THRESHOLD,
   MESH_MAX_ERROR_MESSAGE_BYTES,
@@ -745,21 +746,16 @@ class Libp2pMesh implements Libp2pMeshNode {
   /**
    * The network check, for every inbound protocol: the peer must have passed it (its identify
    * lists the sentinel) before any handler sees its request. On a fresh connection identify may
-   * still be under way, so run it now (once per connection) and wait for its verdict, briefly,
-   * rather than racing it. Refused: a blocked peer, a peer on another network, one that does not
-   * identify within `MESH_INBOUND_CHECK_TIMEOUT_MS`.
+   * still be under way, so wait for its verdict, briefly, rather than racing it. Refused: a
+   * blocked peer, a peer on another network, one that does not identify, or not within
+   * `MESH_INBOUND_CHECK_TIMEOUT_MS`.
    */
   async #checkInbound (from: string, connection: Connection, protocol: string, signal: AbortSignal): Promise<void> {
     if (this.#blocked.has(from)) throw new MeshProtocolError('peer is blocked', { peerId: from, protocol })
     if (this.#verified.has(from)) return
-    if (this.#mismatched.has(from)) throw new MeshProtocolError(`peer ${from} is not on network ${this.network}`, { peerId: from, protocol: this.#hello })
     let check = this.#inboundChecks.get(connection)
     if (check === undefined) {
-      check = (async () => {
-        const deadline = AbortSignal.any([this.#stopController.signal, AbortSignal.timeout(MESH_INBOUND_CHECK_TIMEOUT_MS)])
-        // identify dispatches peer:identify before it returns, so #onIdentify has judged the peer by then
-        await this.#libp2p.services.identify.identify(connection, { signal: deadline })
-      })()
+      check = this.#identifyInbound(from, connection)
       check.catch(() => undefined)
       this.#inboundChecks.set(connection, check)
     }
@@ -767,9 +763,37 @@ class Libp2pMesh implements Libp2pMeshNode {
       await raceSignal(check, signal)
     } catch (err) {
       if (signal.aborted) throw asError(signal.reason)
+      if (err instanceof MeshProtocolError) throw err
       throw new MeshProtocolError(`peer ${from} did not pass the network check: ${errorMessage(err)}`, { peerId: from, protocol: this.#hello, cause: err })
     }
-    if (!this.#verified.has(from) || this.#blocked.has(from)) throw new MeshProtocolError(`peer ${from} did not pass the network check`, { peerId: from, protocol: this.#hello })
+    if (this.#blocked.has(from)) throw new MeshProtocolError('peer is blocked', { peerId: from, protocol })
+  }
+
+  /**
+   * Identify a connection's peer now, or wait for the identify already running on it (libp2p runs
+   * one identify stream per connection at a time and refuses a second at once): retry shortly
+   * until a verdict arrives. `#onIdentify` judges every identify result before it returns.
+   */
+  async #identifyInbound (from: string, connection: Connection): Promise<void> {
+    const deadline = AbortSignal.any([this.#stopController.signal, AbortSignal.timeout(MESH_INBOUND_CHECK_TIMEOUT_MS)])
+    const mismatch = (): MeshProtocolError => new MeshProtocolError(`peer ${from} is not on network ${this.network}`, { peerId: from, protocol: this.#hello })
+    for (;;) {
+      if (this.#verified.has(from)) return
+      if (this.#mismatched.has(from)) throw mismatch()
+      if (connection.status !== 'open') throw new MeshProtocolError(`peer ${from} hung up before passing the network check`, { peerId: from, protocol: this.#hello })
+      if (deadline.aborted) throw new MeshTimeoutError(`peer ${from} did not pass the network check within ${MESH_INBOUND_CHECK_TIMEOUT_MS} ms`, { peerId: from, protocol: this.#hello })
+      try {
+        await this.#libp2p.services.identify.identify(connection, { signal: deadline })
+        if (this.#verified.has(from)) return
+        throw mismatch()
+      } catch (err) {
+        if (err instanceof MeshProtocolError) throw err
+        // a peer that does not speak identify at all can never pass
+        if (err instanceof Error && err.name === 'UnsupportedProtocolError') throw new MeshProtocolError(`peer ${from} does not identify itself`, { peerId: from, protocol: this.#hello, cause: err })
+        // identify already running on this connection (its verdict comes as an event), or a transient failure
+        await sleep(MESH_INBOUND_CHECK_RETRY_MS, deadline)
+      }
+    }
   }
 
   #isConnected (id: string): boolean {

@@ -81,6 +81,26 @@ describe('the network gate', () => {
     })
   }
 
+  it('serves a mesh peer whose request arrives while identify is still running on the fresh connection', async () => {
+    const [a, b] = await Promise.all([makeNode(), makeNode()])
+    let served = 0
+    await b.handle('echo', async (req) => { served++; return req })
+    for (let round = 0; round < 5; round++) {
+      // a raw dial and an at-once stream: neither side has identified the other yet
+      const conn = await a.libp2p.dial(multiaddr(addr(b)))
+      const stream = await conn.newStream(b.protocolId('echo'))
+      const answer = drain(stream)
+      stream.send(frame(enc.encode(`hi ${round}`)))
+      await stream.close()
+      const { bytes } = await answer
+      // varint(n) + status 0 + the echoed request
+      expect({ round, bytes }).toEqual({ round, bytes: 2 + `hi ${round}`.length })
+      await a.libp2p.hangUp(peerIdFromString(b.peerId))
+      await waitUntil(() => !b.peers().includes(a.peerId), { what: 'the hang-up to reach b' })
+    }
+    expect(served).toBe(5)
+  })
+
   it('serves a mesh peer whose first request arrives before the network check finished on the serving side', async () => {
     const [a, b] = await Promise.all([makeNode(), makeNode()])
     await b.handle('echo', async req => req)
