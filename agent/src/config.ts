@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util'
 import { FlexnodeError } from './errors.ts'
 import { DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_HOST, DEFAULT_NETWORK, NETWORKS, type NetworkName } from './constants.ts'
 import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
+import { isBrowserOrigin, originProblem } from './conductor/origins.ts'
 
 /** A command line that cannot be run as given. */
 export class UsageError extends FlexnodeError {
@@ -39,10 +40,16 @@ export interface StartOptions {
   appPort: number
   /** Interface the conductor's WebSockets bind to. @default '127.0.0.1' */
   host: string
+  /** Browser origins (`http://localhost:3000`, `null`…) the Admin API admits besides non-browser clients. @default none */
+  adminAllowedOrigins: string[]
+  /** Browser origins the App API admits besides non-browser clients. @default none */
+  appAllowedOrigins: string[]
   /** Log JSON lines instead of readable lines. @default false */
   json: boolean
   /** @default 'info' (or FLEXNODE_LOG_LEVEL) */
   logLevel: LogLevel
+  /** With a keystore but no database: start a new source chain under a new agent key. @default false */
+  newChain: boolean
   /** Keystore passphrase, from FLEXNODE_PASSPHRASE or --passphrase-file. */
   passphrase?: string
   /** Name in the NodeCapability. @default the hostname */
@@ -92,6 +99,10 @@ Options:
   --admin-port <port>           Conductor Admin API port, 0 = pick a free port (default 0)
   --app-port <port>             Conductor App API port, 0 = pick a free port (default 0)
   --host <address>              address the conductor interfaces bind to (default 127.0.0.1)
+  --admin-allowed-origins <o>   browser origins the Admin API admits, comma-separated or
+                                repeated, e.g. http://localhost:3000 (default none: every
+                                client that is not a browser is admitted, no web page is)
+  --app-allowed-origins <o>     browser origins the App API admits, likewise (default none)
   --listen <multiaddr>          libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/0)
   --bootstrap <multiaddr>       peer to join through, repeatable, e.g.
                                 /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW… (default: the network
@@ -122,6 +133,10 @@ Options:
   --bandwidth-mbps <n>          link speed advertised (default 1000)
   --passphrase-file <file>      encrypt the keystore with the passphrase in this file
                                 (or set FLEXNODE_PASSPHRASE)
+  --new-chain                   the data dir has a keystore but its database is missing or
+                                empty: start a new source chain under a new agent key (the old
+                                keystore is kept as keystore.<time>.json.bak); without it such
+                                a start is refused
   --log-level <level>           trace | debug | info | warn | error | silent (default info)
   --json                        log JSON lines on stderr
   -h, --help                    show this help
@@ -147,6 +162,22 @@ function positive (value: string | undefined, flag: string, def: number, max: nu
   return n
 }
 
+/** `--admin-allowed-origins` / `--app-allowed-origins`: repeated and comma-separated browser origins. */
+function browserOrigins (values: string[] | undefined, flag: string): string[] {
+  const out: string[] = []
+  for (const value of values ?? []) {
+    for (const raw of value.split(',')) {
+      const origin = raw.trim()
+      if (origin === '*') throw new UsageError(`${flag} takes origins, not "*": every client that is not a browser is admitted already; list the browser origins to admit`, flag)
+      const problem = originProblem(origin)
+      if (problem !== undefined) throw new UsageError(`${flag}: ${problem}`, flag)
+      if (!isBrowserOrigin(origin)) throw new UsageError(`${flag}: ${JSON.stringify(origin)} is not a browser origin (scheme://host[:port] or null); other clients are admitted anyway`, flag)
+      if (!out.includes(origin)) out.push(origin)
+    }
+  }
+  return out
+}
+
 type FlagSpec = Record<string, { type: 'string' | 'boolean', multiple?: boolean, short?: string }>
 
 /** node:util parseArgs in strict mode, no positionals, its errors turned into UsageErrors. */
@@ -165,6 +196,8 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'admin-port': { type: 'string' },
     'app-port': { type: 'string' },
     host: { type: 'string' },
+    'admin-allowed-origins': { type: 'string', multiple: true },
+    'app-allowed-origins': { type: 'string', multiple: true },
     'agent-name': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
     region: { type: 'string' },
@@ -183,6 +216,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'moe-policy': { type: 'string' },
     'policy-admin': { type: 'string', multiple: true },
     'passphrase-file': { type: 'string' },
+    'new-chain': { type: 'boolean' },
     'log-level': { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
@@ -239,8 +273,11 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     adminPort: port(v['admin-port'], '--admin-port'),
     appPort: port(v['app-port'], '--app-port'),
     host,
+    adminAllowedOrigins: browserOrigins(v['admin-allowed-origins'], '--admin-allowed-origins'),
+    appAllowedOrigins: browserOrigins(v['app-allowed-origins'], '--app-allowed-origins'),
     json: v.json === true,
     logLevel,
+    newChain: v['new-chain'] === true,
     passphrase,
     agentName,
     heartbeatIntervalSeconds: positive(v['heartbeat-interval'], '--heartbeat-interval', DEFAULT_HEARTBEAT_INTERVAL_SECONDS, 86400),

@@ -14,3 +14,8 @@ export const READY_PREFIX = 'FLEXNODE_READY'
 /** The runtime file a started node writes into its data dir, for the CLI's other commands. */
 export const RUNTIME_FILE = 'node.json'
 export const LOCK_FILE = 'flexnode.lock'
+/**
+ * After SIGTERM/SIGINT during start-up, how long stopping what already started may take before
+ * the process exits anyway (a step such as a native model load cannot be interrupted).
+ */
+export const START_ABORT_GRACE_MS = 10_000

@@ -45,3 +45,33 @@ export class AbortError extends FlexnodeError {
 export function errorMessage (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
+
+const LISTEN_REASONS: Record<string, string> = {
+  EADDRINUSE: 'the port is already in use',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'this machine has no such address',
+  ENOTFOUND: 'the host name does not resolve'
+}
+
+/** A server could not listen on its address: the port is in use, not permitted, no such address. */
+export class ListenError extends FlexnodeError {
+  static override readonly name = 'ListenError'
+  override name = 'ListenError'
+  /** what tried to listen: `admin interface`, `app interface`, `HTTP API`, `mesh` */
+  readonly what: string
+  readonly host?: string
+  readonly port?: number
+  /** the system error code (`EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL`…), when there is one */
+  readonly code?: string
+
+  constructor (what: string, address: { host?: string, port?: number, addr?: string }, cause: unknown, code?: string) {
+    code ??= typeof (cause as { code?: unknown } | null)?.code === 'string' ? (cause as { code: string }).code : undefined
+    const where = address.addr ?? `${address.host ?? ''}:${String(address.port ?? '')}`
+    const reason = code !== undefined ? `${LISTEN_REASONS[code] ?? errorMessage(cause)} (${code})` : errorMessage(cause)
+    super(`the ${what} cannot listen on ${where}: ${reason}`, { cause })
+    this.what = what
+    this.host = address.host
+    this.port = address.port
+    this.code = code
+  }
+}

@@ -8,16 +8,17 @@
  * await node.stop()
  * ```
  */
-import { mkdir, open, readdir, readFile, rm, writeFile, rename } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EmbeddedConductor } from './conductor/conductor.ts'
 import { InProcessAppClient } from './conductor/in-process-client.ts'
 import { INSTALLED_APP_ID, LOCK_FILE, RUNTIME_FILE, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
-import { FlexnodeError, InvalidInputError, errorMessage } from './errors.ts'
+import { AbortError, FlexnodeError, InvalidInputError, errorMessage } from './errors.ts'
 import { decodeHash, encodeHash } from './holo/hash.ts'
 import { decode, isPlainObject } from './conductor/codec.ts'
-import { Keystore } from './identity/keystore.ts'
+import { KEYSTORE_FILE, Keystore } from './identity/keystore.ts'
+import { DB_FILE } from './conductor/constants.ts'
 import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
@@ -50,6 +51,10 @@ export interface FlexNodeInit {
   appPort?: number
   /** @default '127.0.0.1' */
   host?: string
+  /** browser origins the Admin API admits (every non-browser client is admitted). @default none */
+  adminAllowedOrigins?: string[]
+  /** browser origins the App API admits (every non-browser client is admitted). @default none */
+  appAllowedOrigins?: string[]
   passphrase?: string
   agentName?: string
   /** @default 10 */
@@ -59,6 +64,13 @@ export interface FlexNodeInit {
   /** the hApp to install on first start. @default dnas/happ.yaml */
   happPath?: string
   logger?: ComponentLogger
+  /**
+   * When the data dir has a keystore but its database is missing or empty, start a new source
+   * chain under a new agent key (the old keystore is kept as `keystore.<time>.json.bak`). Without
+   * it such a start is refused (`DatabaseMissingError`). No effect on a data dir with a database.
+   * @default false
+   */
+  newChain?: boolean
   /** scrypt cost for a new encrypted keystore (tests lower it). */
   scryptN?: number
   /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/0'] */
@@ -100,7 +112,11 @@ export interface FlexNodeInit {
   inferencePolicy?: ProviderPolicy
   /** a local MOE policy file (YAML or JSON, the inference_policy format), overriding policy_store's */
   moePolicyFile?: string
-  /** aborting it stops start-up (a SIGTERM before READY): `start` undoes what it started and rejects */
+  /**
+   * Aborts start-up (SIGTERM before READY): `start` stops waiting for the step in progress, stops
+   * what already started, disposes what that step makes if it finishes later, and rejects with
+   * `AbortError`. No effect once started: use `stop()`.
+   */
   signal?: AbortSignal
   /**
    * agent keys (uhCAk…) whose policy_store publications the mesh applies: the policy_store DNA
@@ -180,6 +196,55 @@ function installedPolicyAdmins (app: { cell_info: Record<string, Array<{ value: 
   const props = raw instanceof Uint8Array ? decode(raw) : raw
   const list = isPlainObject(props) ? props.policy_admins : undefined
   return Array.isArray(list) ? list.filter((a): a is string => typeof a === 'string').sort() : []
+}
+
+/**
+ * The data dir has a keystore but no database (missing or empty): the agent's source chain is
+ * not here. Running genesis again would make a second chain under the same key, a fork.
+ */
+export class DatabaseMissingError extends FlexnodeError {
+  static override readonly name = 'DatabaseMissingError'
+  override name = 'DatabaseMissingError'
+  readonly dataDir: string
+  readonly path: string
+
+  constructor (dataDir: string, path: string, state: 'missing' | 'empty') {
+    super(`the data dir ${dataDir} has a keystore but its database ${path} is ${state}: this agent's source chain is not here. ` +
+      'Restore the database from a backup, or start with --new-chain to begin a new source chain under a new agent key ' +
+      '(a second chain under the old key would be a fork, which the mesh warrants)')
+    this.dataDir = dataDir
+    this.path = path
+  }
+}
+
+async function sizeOf (path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/**
+ * Refuse a keystore without its database, or with `newChain`, set the old keystore (and any
+ * leftover WAL) aside so a new agent key and a new chain start. Nothing is deleted that holds data.
+ */
+async function guardLostDatabase (dataDir: string, newChain: boolean, log: ComponentLogger): Promise<void> {
+  const keystore = join(dataDir, KEYSTORE_FILE)
+  const db = join(dataDir, DB_FILE)
+  if (await sizeOf(keystore) === undefined) return
+  const size = await sizeOf(db)
+  if (size !== undefined && size > 0) return
+  if (!newChain) throw new DatabaseMissingError(dataDir, db, size === undefined ? 'missing' : 'empty')
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const kept = join(dataDir, `keystore.${stamp}.json.bak`)
+  await rename(keystore, kept)
+  if ((await sizeOf(`${db}-wal`) ?? 0) > 0) await rename(`${db}-wal`, `${db}-wal.${stamp}.bak`)
+  await rm(`${db}-wal`, { force: true })
+  await rm(`${db}-shm`, { force: true })
+  await rm(db, { force: true })
+  log.warn({ kept }, '--new-chain: the database was missing; starting a new source chain under a new agent key (the old keystore is kept)')
 }
 
 export interface NetworkProfile { network_seed: string, bootstrap: string[] }
@@ -277,12 +342,33 @@ export class FlexNode {
     const network = init.network ?? 'local'
     const dataDir = resolve(init.dataDir)
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    const signal = init.signal
+    /**
+     * One start-up step: its result, or AbortError as soon as `signal` aborts (the step may be
+     * stuck: a slow disk, a model load). Whatever the step makes after that is disposed by `late`.
+     */
+    const step = async <T>(work: Promise<T>, late?: (made: T) => unknown): Promise<T> => {
+      if (signal === undefined) return await work
+      return await new Promise<T>((resolve, reject) => {
+        const onAbort = (): void => {
+          reject(new AbortError('start-up was aborted'))
+          work.then(async made => { await late?.(made) }).catch((err: unknown) => { log.debug({ err: errorMessage(err) }, 'a start-up step failed after the abort') })
+        }
+        if (signal.aborted) { onAbort(); return }
+        signal.addEventListener('abort', onAbort, { once: true })
+        work.then(
+          made => { signal.removeEventListener('abort', onAbort); resolve(made) },
+          (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) }
+        )
+      })
+    }
     const unlock = await lockDataDir(dataDir)
     const cleanup: Array<() => Promise<void> | void> = [unlock]
     try {
-      const keystore = await Keystore.open({ dataDir, passphrase: init.passphrase, scryptN: init.scryptN })
+      await step(guardLostDatabase(dataDir, init.newChain === true, log))
+      const keystore = await step(Keystore.open({ dataDir, passphrase: init.passphrase, scryptN: init.scryptN }), (k) => { k.dispose() })
       cleanup.push(() => { keystore.dispose() })
-      const conductor = await EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger })
+      const conductor = await step(EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger }), async (c) => { await c.stop() })
       cleanup.push(async () => { await conductor.stop() })
       const agent = keystore.primary.agentPubKey
       const profile = await networkProfile(network)
@@ -293,21 +379,23 @@ export class FlexNode {
         log.info({ network, seed, policy_admins: policyAdmins }, 'first start: installing the flexstack app')
         // no admins: no property at all, so the default mesh keeps its DNA hash
         const rolesSettings = policyAdmins.length === 0 ? undefined : { policy_store: { type: 'provisioned' as const, value: { modifiers: { properties: { policy_admins: policyAdmins } } } } }
-        await conductor.installApp({ source: { type: 'path', value: init.happPath ?? DEFAULT_HAPP }, agent_key: agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed, roles_settings: rolesSettings })
+        await step(conductor.installApp({ source: { type: 'path', value: init.happPath ?? DEFAULT_HAPP }, agent_key: agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed, roles_settings: rolesSettings }))
       } else {
         const installedSeed = Object.values(existing.cell_info)[0]?.[0]?.value.dna_modifiers.network_seed ?? ''
         if (installedSeed !== seed) throw new NetworkMismatchError(dataDir, installedSeed, network)
         const installedAdmins = installedPolicyAdmins(existing)
         if (installedAdmins.join('\n') !== policyAdmins.join('\n')) throw new PolicyAdminsMismatchError(dataDir, installedAdmins, policyAdmins)
       }
-      await conductor.enableApp({ installed_app_id: INSTALLED_APP_ID })
-      const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0 })
-      const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: '*', installed_app_id: INSTALLED_APP_ID })
+      await step(conductor.enableApp({ installed_app_id: INSTALLED_APP_ID }))
+      // '*' admits every non-browser client and no web page; browser origins only when listed
+      const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
+      const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
       const client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
       const bootstrap = init.bootstrap ?? profile.bootstrap
       const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })
-      await mesh.start()
+      // stop() waits for a start in progress, so it goes on the list first
       cleanup.push(async () => { await mesh.stop() })
+      await step(mesh.start())
       const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor, mesh, logger })
       await dht.start()
       cleanup.push(async () => { await dht.stop() })
@@ -315,24 +403,24 @@ export class FlexNode {
       const modelsDir = join(dataDir, 'models')
       await mkdir(modelsDir, { recursive: true, mode: 0o700 })
       if (init.generateDefaultModel !== false && (await readdir(modelsDir)).filter(f => f.endsWith('.gguf')).length === 0) {
-        const path = await ensureDemoModel(modelsDir, { signal: init.signal })
+        const path = await step(ensureDemoModel(modelsDir, { signal }))
         log.info({ path }, 'generated the random-weight demo model (drop real .gguf files into the models dir; --no-demo-model skips it)')
       }
-      const inference = await createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger })
+      const inference = await step(createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger }), async (e) => { await e.dispose() })
       cleanup.push(async () => { await inference.dispose() })
       if (init.preloadModels !== false) {
-        const preloaded = await inference.preload({ signal: init.signal })
+        // many or large models take long to load: a stop request must not wait for all of them
+        const preloaded = await step(inference.preload({ signal }))
         log.info({ models: preloaded }, 'models loaded')
       }
-      init.signal?.throwIfAborted()
       // mesh-wide policies count only when an admin named in the DNA published them
       const shared = sharedPolicies({ admins: policyAdmins }, { client, logger })
-      await startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: shared.access })
+      await step(startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: shared.access }))
       // every node, stale heartbeats included: routing only picks connected peers, and a live
       // connection is fresher than a heartbeat past the TTL; draining nodes are left out
       const capabilities = async (): Promise<NodeCapability[]> => await client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { availability: ['online', 'busy', 'offline'] } }) as NodeCapability[]
       const peers = new PeerInference({ mesh, capabilities, logger }, { region: init.region })
-      if (shared.isAdmin(encodeHash(agent))) await publishDefaultPolicy(client, log)
+      if (shared.isAdmin(encodeHash(agent))) await step(publishDefaultPolicy(client, log))
       const localPolicies: Record<string, MoePolicy> = {}
       if (init.moePolicyFile !== undefined) {
         const p = await loadPolicyFile(init.moePolicyFile)
@@ -348,7 +436,7 @@ export class FlexNode {
       }
       const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy: shared.moe, selfLoad: liveLoad, logger })
       const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts }, { engine: inference, logger, router: { ...router, remote: peers } })
-      const { port: httpPort } = await http.start()
+      const { port: httpPort } = await step(http.start(), async () => { await http.stop() })
       cleanup.push(async () => { await http.stop() })
       const registry = registryService({
         agentName: init.agentName,
@@ -371,8 +459,8 @@ export class FlexNode {
           }
         }
       })
-      await registry.start()
       cleanup.push(async () => { await registry.stop() })
+      await step(registry.start())
       const info: ReadyInfo = {
         agent_pub_key: encodeHash(agent),
         network,
@@ -384,6 +472,7 @@ export class FlexNode {
         multiaddrs: mesh.multiaddrs(),
         http_port: httpPort
       }
+      if (signal?.aborted === true) throw new AbortError('start-up was aborted')
       const runtime = join(dataDir, RUNTIME_FILE)
       await writeFile(`${runtime}.tmp`, JSON.stringify({ ...info, pid: process.pid, started_at: new Date().toISOString() }, null, 2), { mode: 0o600 })
       await rename(`${runtime}.tmp`, runtime)

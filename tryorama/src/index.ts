@@ -24,7 +24,8 @@ import { silentLogger, type ComponentLogger } from '../../agent/src/logger.ts'
 import { FlexNode, type FlexNodeInit } from '../../agent/src/node.ts'
 import { waitUntil as waitFor } from '../../fixtures/wait.ts'
 
-export const TEST_ORIGIN = 'http://127.0.0.1'
+/** the Origin tryorama's clients send: a non-browser client's own string (browser origins are refused) */
+export const TEST_ORIGIN = 'flexnode-tryorama'
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 const SCRYPT_N = 2 ** 12
 

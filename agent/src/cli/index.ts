@@ -10,7 +10,8 @@
  * flexnode moe "Hello" --task-type general [--json]
  * ```
  * `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
- * logs go to stderr. SIGINT/SIGTERM stop the node cleanly. `peers` and `status` inspect the node
+ * logs go to stderr. SIGINT/SIGTERM stop the node cleanly, also during start-up (what started
+ * is stopped and the process exits without READY). `peers` and `status` inspect the node
  * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
  * `moe` use that node's HTTP API (see `inference.ts`), with the same exit codes.
  */
@@ -18,7 +19,7 @@ import {
   inspectUsage, nodeApiUsage, parseInferArgs, parseInspectArgs, parseModelsArgs, parseMoeArgs, parseStartArgs, START_USAGE, UsageError,
   type InspectCommand, type NodeApiCommand
 } from '../config.ts'
-import { READY_PREFIX } from '../constants.ts'
+import { READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
 
 const USAGE = `Usage: flexnode <command> [options]
 
@@ -75,33 +76,47 @@ async function start (args: string[]): Promise<number> {
     process.stdout.write(START_USAGE)
     return 0
   }
-  // loaded on demand, so `peers` and `status` do not pay for libp2p and the conductor
-  const [{ createLogger }, { FlexNode }] = await Promise.all([import('../logger.ts'), import('../node.ts')])
-  const logger = createLogger({ level: opts.logLevel, json: opts.json })
-  // Signal handlers go in before anything starts, so a SIGTERM that races the READY line (or
-  // arrives during start-up) still stops the node cleanly instead of killing it mid-write.
-  // A signal during start-up aborts it: FlexNode.start undoes what it started and rejects.
+  // Signal handlers go in before anything loads or starts. A signal during start-up aborts it:
+  // the step in progress is abandoned, what already started is stopped, and the process exits
+  // (at the latest START_ABORT_GRACE_MS later, should a step not let go). After READY a signal
+  // stops the node cleanly; a second signal exits at once.
   const stopRequested = Promise.withResolvers<NodeJS.Signals>()
   const startup = new AbortController()
+  let starting = true
   let signals = 0
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++signals > 1) {
       console.error(`flexnode: ${signal} again, exiting now`)
       process.exit(130)
     }
-    startup.abort(new Error(`${signal} during start-up`))
+    if (starting) {
+      startup.abort()
+      setTimeout(() => {
+        console.error(`flexnode: start-up did not stop within ${START_ABORT_GRACE_MS} ms of ${signal}; exiting`)
+        process.exit(1)
+      }, START_ABORT_GRACE_MS).unref()
+    }
     stopRequested.resolve(signal)
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // loaded on demand, so `peers` and `status` do not pay for libp2p and the conductor
+  const [{ createLogger }, { FlexNode }] = await Promise.all([import('../logger.ts'), import('../node.ts')])
+  const logger = createLogger({ level: opts.logLevel, json: opts.json })
+  const interrupted = async (): Promise<never> => {
+    console.error(`flexnode: start-up interrupted by ${await stopRequested.promise}; what had started is stopped`)
+    // a step abandoned mid-way (a model loading in a worker) may still hold the event loop
+    process.exit(0)
+  }
+  if (startup.signal.aborted) return await interrupted()
   let node: Awaited<ReturnType<typeof FlexNode.start>>
   try {
     node = await FlexNode.start({ ...opts, logger, signal: startup.signal })
   } catch (err) {
-    // stopped before it was ready, as asked
-    if (startup.signal.aborted) return 0
+    if (startup.signal.aborted) return await interrupted()
     throw err
   }
+  starting = false
   if (signals === 0) process.stdout.write(`${READY_PREFIX} ${JSON.stringify(node.info)}\n`)
   await stopRequested.promise
   try {

@@ -14,8 +14,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ZomeCallCapGrant } from '../../../zomes-ts/hdk/index.ts'
-import { DisposedError } from '../errors.ts'
-import { assertHash, encodeHash, hashEquals, sameKey, type HoloHash } from '../holo/hash.ts'
+import { DisposedError, InvalidInputError } from '../errors.ts'
+import { assertHash, encodeHash, hashEquals, sameKey, type HoloHash, type HoloHashType } from '../holo/hash.ts'
 import { bytesEqual } from '../../../zomes-ts/hdk/index.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import { verifySignature } from '../identity/keystore.ts'
@@ -26,6 +26,7 @@ import { decode, encode, isPlainObject } from './codec.ts'
 import { DB_FILE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TOKEN_EXPIRY_SECONDS, NONCE_MAX_FUTURE_MS } from './constants.ts'
 import { decodeDnaDef, encodeDnaDef, resolveDna, ZomeLoader, type DnaDef, type LoadedDna, type ModifiersOverride, type ZomeRuntime } from './dna.ts'
 import { ConductorApiError, authenticationFailed, deserializationError, internalError, ribosomeError, unauthorized } from './errors.ts'
+import { parseAllowedOrigins } from './origins.ts'
 import { ConductorStore } from './store.ts'
 import { ZomeSandbox, type ZomeSandboxInit } from './sandbox/host.ts'
 import { DhtSpace, type NetRecord, type ReceiveOutcome } from './space.ts'
@@ -89,6 +90,15 @@ export interface InstallAppRequest {
 }
 
 const APP_ID_RE = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
+
+/** A hash from an API request: a malformed one is the caller's `deserialization` error, not ours. */
+function requestHash (value: unknown, type: HoloHashType, field: string): HoloHash {
+  try {
+    return assertHash(value, type, field)
+  } catch (err) {
+    throw deserializationError(err instanceof Error ? err.message : String(err))
+  }
+}
 
 const cellKey = (dna: Uint8Array, agent: Uint8Array): string => encodeHash(dna) + encodeHash(agent).slice(0, 48)
 
@@ -313,7 +323,7 @@ export class EmbeddedConductor {
     if (req.agent_key == null) {
       agent = await this.generateAgentPubKey()
     } else {
-      agent = assertHash(req.agent_key, 'Agent', 'agent_key')
+      agent = requestHash(req.agent_key, 'Agent', 'agent_key')
       if (!this.keystore.has(agent)) throw internalError(`agent_key ${encodeHash(agent)} is not held by this conductor's keystore`)
     }
     const settings = req.roles_settings ?? {}
@@ -431,12 +441,22 @@ export class EmbeddedConductor {
     return { installed_app_id: app.id, cell_info: cellInfo, status: app.status, agent_pub_key: app.agent, manifest: app.def.manifest, installed_at: app.installedAt }
   }
 
+  /**
+   * Listen for App API clients of one app (or any). `allowed_origins` as for the admin
+   * interface: `*` admits every non-browser client and no browser; browser origins must be listed.
+   * A port in use is a `ListenError`.
+   */
   async attachAppInterface (req: { port?: number | null, allowed_origins: string, installed_app_id?: string | null }): Promise<{ port: number }> {
     this.assertOpen()
     if (!isPlainObject(req)) throw deserializationError('attach_app_interface takes a map')
     const port = req.port ?? 0
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw deserializationError('port must be an integer 0..65535')
-    if (typeof req.allowed_origins !== 'string' || req.allowed_origins.length === 0) throw deserializationError('allowed_origins must be "*" or a comma-separated list of origins')
+    if (typeof req.allowed_origins !== 'string') throw deserializationError('allowed_origins must be "*" or a comma-separated list of origins')
+    try {
+      parseAllowedOrigins(req.allowed_origins)
+    } catch (err) {
+      throw deserializationError(err instanceof Error ? err.message : String(err))
+    }
     const appId = req.installed_app_id ?? null
     if (appId !== null) this.app(appId)
     const server = await ConductorWsServer.listen({
@@ -474,8 +494,18 @@ export class EmbeddedConductor {
     return out
   }
 
+  /**
+   * Listen for Admin API clients. `allowedOrigins` is `*` (every non-browser client) or a
+   * comma-separated list of origins (see `origins.ts`); a browser origin must be listed.
+   * @default allowedOrigins '*'
+   */
   async startAdminInterface (opts: { port?: number, allowedOrigins?: string } = {}): Promise<{ port: number }> {
     this.assertOpen()
+    try {
+      parseAllowedOrigins(opts.allowedOrigins ?? '*')
+    } catch (err) {
+      throw new InvalidInputError(err instanceof Error ? err.message : String(err), { field: 'allowedOrigins' })
+    }
     const server = await ConductorWsServer.listen({
       kind: 'admin',
       port: opts.port ?? 0,
@@ -536,7 +566,7 @@ export class EmbeddedConductor {
 
   revokeZomeCallCapability (req: { cell_id: CellId, action_hash: HoloHash }): null {
     const cell = this.cellOrThrow(req?.cell_id)
-    const hash = assertHash(req.action_hash, 'Action', 'action_hash')
+    const hash = requestHash(req.action_hash, 'Action', 'action_hash')
     if (!this.store.revokeCapGrant(cell.id[0], hash, Date.now() * 1000)) throw internalError('no live capability grant with that action hash')
     return null
   }
@@ -553,8 +583,8 @@ export class EmbeddedConductor {
 
   private cellOrThrow (cellId: unknown): Cell {
     if (!Array.isArray(cellId) || cellId.length !== 2) throw deserializationError('cell_id must be [DnaHash, AgentPubKey]')
-    const dna = assertHash(cellId[0], 'Dna', 'cell_id[0]')
-    const agent = assertHash(cellId[1], 'Agent', 'cell_id[1]')
+    const dna = requestHash(cellId[0], 'Dna', 'cell_id[0]')
+    const agent = requestHash(cellId[1], 'Agent', 'cell_id[1]')
     const cell = this.cells.get(cellKey(dna, agent))
     if (cell === undefined) throw internalError(`CellMissing: ${encodeHash(dna)} / ${encodeHash(agent)}`)
     return cell
@@ -585,7 +615,7 @@ export class EmbeddedConductor {
   }
 
   getDnaDefinition (req: unknown): unknown {
-    const hash = assertHash(Array.isArray(req) ? req[0] : req, 'Dna', 'dna_hash')
+    const hash = requestHash(Array.isArray(req) ? req[0] : req, 'Dna', 'dna_hash')
     const bytes = this.store.getDnaDef(hash)
     if (bytes === undefined) throw internalError('DnaMissing')
     return decodeDnaDef(bytes)
@@ -616,12 +646,7 @@ export class EmbeddedConductor {
     if (!(nonce instanceof Uint8Array) || nonce.length !== 32) throw deserializationError('nonce must be 32 bytes')
     if (typeof expiresAt !== 'number' && typeof expiresAt !== 'bigint') throw deserializationError('expires_at must be a timestamp in microseconds')
     if (capSecret != null && (!(capSecret instanceof Uint8Array) || capSecret.length !== 64)) throw deserializationError('cap_secret must be 64 bytes')
-    let prov: HoloHash
-    try {
-      prov = assertHash(provenance, 'Agent', 'provenance')
-    } catch (err) {
-      throw deserializationError(err instanceof Error ? err.message : String(err))
-    }
+    const prov = requestHash(provenance, 'Agent', 'provenance')
     const digest = createHash('sha512').update(req.bytes).digest()
     if (req.signature.length !== 64 || !verifySignature(prov.subarray(3, 35), digest, req.signature)) {
       throw authenticationFailed(`signature does not verify for provenance ${encodeHash(prov)}`)

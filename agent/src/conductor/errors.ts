@@ -76,3 +76,24 @@ export class AppNotFoundError extends FlexnodeError {
     this.installedAppId = installedAppId
   }
 }
+
+/**
+ * The node's database failed its integrity check at open (or is not a database at all). Nothing
+ * was written to it; the node does not start on it.
+ */
+export class DatabaseCorruptError extends FlexnodeError {
+  static override readonly name = 'DatabaseCorruptError'
+  override name = 'DatabaseCorruptError'
+  readonly path: string
+  /** what SQLite's check reported (the first few problems) */
+  readonly problems: string[]
+
+  constructor (path: string, problems: string[], options?: ErrorOptions) {
+    const first = problems[0] ?? 'unknown damage'
+    super(`the database ${path} is damaged (${first}${problems.length > 1 ? `, and ${problems.length - 1} more` : ''}). ` +
+      'The node will not start on it: restore it from a backup (replace the file and delete its -wal and -shm files), ' +
+      'or move it away and start with --new-chain to begin a new source chain under a new agent key', options)
+    this.path = path
+    this.problems = problems
+  }
+}

@@ -9,6 +9,7 @@ import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
 import { DisposedError } from '../errors.ts'
+import { DatabaseCorruptError } from './errors.ts'
 
 const SCHEMA_VERSION = 1
 
@@ -132,6 +133,15 @@ export interface StoreInit {
   path: string
 }
 
+/** Problems `PRAGMA quick_check` reports at most. */
+const MAX_REPORTED_PROBLEMS = 5
+
+/** SQLite's result codes for a damaged file or one that is not a database. */
+function isCorruption (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')
+}
+
 function toBuf (b: Uint8Array | null | undefined): Buffer | null {
   if (b == null) return null
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength)
@@ -155,13 +165,29 @@ export class ConductorStore {
   private disposed = false
   private readonly stmts: Map<string, Statement> = new Map()
 
+  /**
+   * Open (or create) the database. Its structure is checked first (`PRAGMA quick_check`: every
+   * b-tree page of every table and index, not the index contents; about 3 ms per MiB on a warm
+   * cache): a damaged file, or one that is not a database, is a `DatabaseCorruptError` before
+   * anything is written to it.
+   */
   constructor (init: StoreInit) {
     if (init.path !== ':memory:') closeSync(openSync(init.path, 'a', 0o600))
-    this.db = new Database(init.path)
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma('synchronous = NORMAL')
-    this.db.pragma('foreign_keys = ON')
-    this.db.exec(SCHEMA)
+    let db: Db | undefined
+    try {
+      db = new Database(init.path)
+      const problems = (db.pragma(`quick_check(${MAX_REPORTED_PROBLEMS})`) as Array<{ quick_check: string }>).map(r => r.quick_check)
+      if (problems.length !== 1 || problems[0] !== 'ok') throw new DatabaseCorruptError(init.path, problems)
+      db.pragma('journal_mode = WAL')
+      db.pragma('synchronous = NORMAL')
+      db.pragma('foreign_keys = ON')
+      db.exec(SCHEMA)
+    } catch (err) {
+      db?.close()
+      if (isCorruption(err)) throw new DatabaseCorruptError(init.path, [err instanceof Error ? err.message : String(err)], { cause: err })
+      throw err
+    }
+    this.db = db
     const version = this.getMeta('schema_version')
     if (version === undefined) this.setMeta('schema_version', Buffer.from(String(SCHEMA_VERSION)))
   }

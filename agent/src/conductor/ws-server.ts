@@ -5,13 +5,16 @@
  * `{id, type: "response", data: bin}`; app sockets must first send `{type: "authenticate",
  * data: bin(msgpack({token}))}` within 10 s and are then scoped to the token's app and
  * subscribed to its signals. Connections without an `Origin` header, or from an origin the
- * interface does not allow, are refused at the upgrade. Bad frames close only their own socket.
+ * interface does not allow (browser origins unless listed: see `origins.ts`), are refused at the
+ * upgrade. Bad frames close only their own socket.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
+import { ListenError } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { handleAdminRequest, handleAppRequest } from './api.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
+import { originAllowed, parseAllowedOrigins } from './origins.ts'
 import type { EmbeddedConductor } from './conductor.ts'
 import { AUTHENTICATE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_SOCKET, PING_INTERVAL_MS } from './constants.ts'
 
@@ -40,14 +43,10 @@ function rawToBytes (data: RawData): Uint8Array {
   return new Uint8Array(data)
 }
 
-function originAllowed (allowed: string, origin: string): boolean {
-  if (allowed === '*') return true
-  return allowed.split(',').map(s => s.trim()).filter(s => s.length > 0).includes(origin)
-}
-
 export class ConductorWsServer {
   readonly kind: 'admin' | 'app'
   readonly allowedOrigins: string
+  private readonly origins: string[]
   readonly installedAppId: string | null
   private readonly http: Server
   private readonly wss: WebSocketServer
@@ -61,6 +60,7 @@ export class ConductorWsServer {
     this.init = init
     this.kind = init.kind
     this.allowedOrigins = init.allowedOrigins
+    this.origins = parseAllowedOrigins(init.allowedOrigins)
     this.installedAppId = init.installedAppId
     this.log = init.logger.forComponent(`flexnode:conductor:${init.kind}-ws`)
     this.http = createServer((_req, res) => {
@@ -73,21 +73,30 @@ export class ConductorWsServer {
       verifyClient: (info: { origin: string, req: IncomingMessage }, cb: (ok: boolean, code?: number, message?: string) => void) => {
         const origin = info.req.headers.origin
         if (typeof origin !== 'string' || origin.length === 0) { cb(false, 400, 'an Origin header is required'); return }
-        if (!originAllowed(this.allowedOrigins, origin)) { cb(false, 403, 'origin not allowed'); return }
+        if (!originAllowed(this.origins, origin)) { cb(false, 403, 'origin not allowed'); return }
         cb(true)
       }
     })
     this.wss.on('connection', (ws) => { this.onConnection(ws) })
+    // ws re-emits the HTTP server's errors (EADDRINUSE at listen, and any later one): without a
+    // listener they would be an uncaught exception that takes the whole node down
+    this.wss.on('error', (err) => { this.log.warn({ err: err.message }, 'server error') })
     this.pinger = setInterval(() => {
       for (const ws of this.wss.clients) {
-        if (this.alive.get(ws) === false) { ws.terminate(); continue }
-        this.alive.set(ws, false)
-        ws.ping()
+        try {
+          if (this.alive.get(ws) === false) { ws.terminate(); continue }
+          this.alive.set(ws, false)
+          ws.ping()
+        } catch (err) {
+          this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'ping failed; dropping the socket')
+          ws.terminate()
+        }
       }
     }, PING_INTERVAL_MS)
     this.pinger.unref()
   }
 
+  /** Listen on `init.host:init.port`; rejects with `ListenError` (e.g. `code: 'EADDRINUSE'`) and leaves nothing behind. */
   static async listen (init: WsServerInit): Promise<ConductorWsServer> {
     const s = new ConductorWsServer(init)
     await new Promise<void>((resolve, reject) => {
@@ -97,9 +106,10 @@ export class ConductorWsServer {
         s.http.off('error', onError)
         resolve()
       })
-    }).catch((err: unknown) => {
+    }).catch(async (err: unknown) => {
       clearInterval(s.pinger)
-      throw err
+      await new Promise<void>(resolve => { s.wss.close(() => { resolve() }) })
+      throw new ListenError(`${init.kind} interface`, { host: init.host, port: init.port }, err)
     })
     const addr = s.http.address()
     s.port = typeof addr === 'object' && addr !== null ? addr.port : init.port
@@ -176,6 +186,14 @@ export class ConductorWsServer {
       const p = this.kind === 'admin' ? handleAdminRequest(conductor, inner) : handleAppRequest(conductor, appId ?? '', inner)
       p.then(respond, (err: unknown) => {
         respond({ type: 'error', value: { type: 'internal_error', value: err instanceof Error ? err.message : String(err) } })
+      }).catch((err: unknown) => {
+        // the answer itself could not be sent (not encodable): an error answer instead, never an unhandled rejection
+        this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not send a response')
+        try {
+          respond({ type: 'error', value: { type: 'internal_error', value: 'the response could not be encoded' } })
+        } catch {
+          ws.terminate()
+        }
       }).finally(() => { inFlight-- })
     })
   }

@@ -29,7 +29,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { errorMessage } from '../errors.ts'
+import { errorMessage, ListenError } from '../errors.ts'
 import type { ChatMessage, GenerateOptions, GenerateResult, InferenceEngine, ModelInfo } from '../inference/types.ts'
 import { ModelNotFoundError, RequestAbortedError } from '../inference/types.ts'
 import type { ComponentLogger } from '../logger.ts'
@@ -592,6 +592,8 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
   server.headersTimeout = HEADERS_TIMEOUT_MS
   server.requestTimeout = REQUEST_TIMEOUT_MS
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
+  // a server error after listening (EMFILE on accept) is logged, not an uncaught exception
+  server.on('error', (err) => { log.warn({ err: errorMessage(err) }, 'HTTP server error') })
 
   return {
     get port () { return boundPort },
@@ -600,7 +602,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
       if (server.listening) return { port: boundPort }
       stopping = false
       await new Promise<void>((resolve, reject) => {
-        const onError = (err: Error): void => { reject(err) }
+        const onError = (err: Error): void => { reject(new ListenError('HTTP API', { host, port: init.port ?? DEFAULT_PORT }, err)) }
         server.once('error', onError)
         server.listen(init.port ?? DEFAULT_PORT, host, () => {
           server.off('error', onError)

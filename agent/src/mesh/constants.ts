@@ -18,6 +18,11 @@ export const MESH_MAX_REQUEST_BYTES = 1 << 20
 export const MESH_MAX_RESPONSE_BYTES = 4 << 20
 /** Whole-exchange deadline on both sides of a request. */
 export const MESH_REQUEST_TIMEOUT_MS = 10_000
+/**
+ * Reading a request (`handle` and `handleStream`): once a peer's stream holds a slot, its whole
+ * request frame must arrive within this, whatever the protocol's longer timeouts.
+ */
+export const MESH_REQUEST_READ_TIMEOUT_MS = 10_000
 /** Concurrent inbound streams of one protocol per connection (libp2p resets the excess). */
 export const MESH_MAX_INBOUND_STREAMS = 8
 /** Concurrent outbound streams of one protocol per connection. */
@@ -47,6 +52,10 @@ export const MESH_MAX_STREAMS_QUEUED_PER_PEER = 4
 
 /** A connected peer must pass the network check (identify lists the sentinel) within this. */
 export const MESH_IDENTIFY_TIMEOUT_MS = 10_000
+/** An inbound stream of a peer not yet checked waits at most this long for the check, then is refused. */
+export const MESH_INBOUND_CHECK_TIMEOUT_MS = 10_000
+/** While identify already runs on a connection, how often the inbound check looks again. */
+export const MESH_INBOUND_CHECK_RETRY_MS = 50
 /** One bootstrap dial attempt gives up after this. */
 export const MESH_DIAL_TIMEOUT_MS = 10_000
 /** First and largest delay between bootstrap redials (doubling, ±20 % jitter). */

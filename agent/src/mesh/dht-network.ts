@@ -15,6 +15,7 @@
 import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import type { EmbeddedConductor } from '../conductor/conductor.ts'
 import { checkNetRecord, checkSummary, diffBuckets, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../conductor/space.ts'
+import { periodic, type Periodic } from '../background.ts'
 import { errorMessage } from '../errors.ts'
 import { decodeHash, encodeHash, hashEquals, isHash, type HoloHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
@@ -78,7 +79,7 @@ export class DhtNetwork {
   private readonly c: DhtNetworkComponents
   private readonly log: ComponentLogger
   private readonly unsubscribe: Array<() => void> = []
-  private readonly timers: NodeJS.Timeout[] = []
+  private readonly tasks: Periodic[] = []
   private readonly syncing = new Map<string, Promise<SyncStats>>()
   private running = false
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
@@ -110,22 +111,23 @@ export class DhtNetwork {
       if (space !== null) this.blockAgents(space.blockedAgents().map(s => decodeHash(s)))
     }
     this.unsubscribe.push(conductor.onAuthored((dna, records) => { void this.publish(dna, records) }))
-    if (this.init.syncOnConnect !== false) this.unsubscribe.push(mesh.onPeer('connect', (peer) => { void this.syncWithPeer(peer) }))
+    if (this.init.syncOnConnect !== false) this.unsubscribe.push(mesh.onPeer('connect', (peer) => { this.syncInBackground(peer) }))
     conductor.setPeerInfo(() => mesh.peers().map(p => JSON.stringify({ agent_pub_key: encodeHash(agentPubKeyFromPeerId(p)), peer_id: p })))
     conductor.setCascade(async (dna, query) => { await this.fetchFromAuthorities(dna, query) })
-    const sync = setInterval(() => { void this.syncRound() }, this.init.syncIntervalMs ?? 5000)
-    const republish = setInterval(() => { void this.republishRound() }, this.init.republishIntervalMs ?? 15_000)
-    sync.unref()
-    republish.unref()
-    this.timers.push(sync, republish)
-    if (this.init.syncOnConnect !== false) for (const peer of mesh.peers()) void this.syncWithPeer(peer)
+    // the rounds touch the database and the network: a failure (a damaged table, a closed store)
+    // is logged and backed off, never thrown out of a timer
+    this.tasks.push(
+      periodic({ name: 'dht sync round', intervalMs: this.init.syncIntervalMs ?? 5000 }, async () => { await this.syncRound() }, this.log),
+      periodic({ name: 'dht republish round', intervalMs: this.init.republishIntervalMs ?? 15_000 }, async () => { await this.republishRound() }, this.log)
+    )
+    if (this.init.syncOnConnect !== false) for (const peer of mesh.peers()) this.syncInBackground(peer)
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    for (const t of this.timers) clearInterval(t)
-    this.timers.length = 0
+    await Promise.all(this.tasks.map(async t => { await t.stop() }))
+    this.tasks.length = 0
     for (const u of this.unsubscribe) u()
     this.unsubscribe.length = 0
     this.c.conductor.setPeerInfo(() => [])
@@ -188,7 +190,9 @@ export class DhtNetwork {
       this.blockAgents([w.warrantee])
       void this.c.mesh.publish(warrantTopic(dna), encode({ warrant: w })).catch(() => {})
     }
-    if (out.integrated.length > 0) void this.sendReceipts(dna, out)
+    if (out.integrated.length > 0) {
+      this.sendReceipts(dna, out).catch((err: unknown) => { this.log.warn({ err: errorMessage(err) }, 'sending validation receipts failed') })
+    }
     return out
   }
 
@@ -291,15 +295,31 @@ export class DhtNetwork {
 
   // -- anti-entropy ------------------------------------------------------------------------
 
+  /** A sync started by an event (a new peer): its failure is logged, never left unhandled. */
+  private syncInBackground (peer: string): void {
+    this.syncWithPeer(peer).catch((err: unknown) => { this.log.warn({ peer, err: errorMessage(err) }, 'sync with a new peer failed') })
+  }
+
   private async syncRound (): Promise<void> {
     if (!this.running) return
-    for (const dna of this.c.conductor.runningDnas()) this.space(dna)?.retryLimbo()
+    // one DNA's limbo failing (a damaged table) does not stop the others, nor the sync itself;
+    // the round still fails afterwards, so it is logged and backed off
+    let limboError: unknown
+    for (const dna of this.c.conductor.runningDnas()) {
+      try {
+        this.space(dna)?.retryLimbo()
+      } catch (err) {
+        limboError ??= err
+      }
+    }
     const peers = this.c.mesh.peers()
-    if (peers.length === 0) return
-    // two random peers per round: every pair meets often, the cost stays flat as the mesh grows
-    const picks = new Set<string>()
-    while (picks.size < Math.min(2, peers.length)) picks.add(peers[Math.floor(Math.random() * peers.length)]!)
-    await Promise.allSettled([...picks].map(async p => await this.syncWithPeer(p)))
+    if (peers.length > 0) {
+      // two random peers per round: every pair meets often, the cost stays flat as the mesh grows
+      const picks = new Set<string>()
+      while (picks.size < Math.min(2, peers.length)) picks.add(peers[Math.floor(Math.random() * peers.length)]!)
+      await Promise.allSettled([...picks].map(async p => await this.syncWithPeer(p)))
+    }
+    if (limboError !== undefined) throw limboError
   }
 
   /** Pull from one peer, for every DNA, whatever it holds that we lack. */

@@ -27,7 +27,10 @@
  *
  * Network isolation: protocol ids are `/flexstack/<network>/<name>/1`, gossip topics
  * `/flexstack/<network>/<topic>`, and every node serves `/flexstack/<network>/hello/1`; a peer whose
- * identify does not list that sentinel is hung up on and never reported.
+ * identify does not list that sentinel is hung up on and never reported. Every inbound request,
+ * stream and gossip message of a peer that has not passed that check is refused (an inbound
+ * stream on a fresh connection waits briefly for the check). Reading a request has its own short
+ * deadline (`requestTimeoutMs`), whatever the protocol's longer timeouts.
  */
 import { setMaxListeners } from 'node:events'
 import '../polyfill.ts'
@@ -52,7 +55,7 @@ import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { NETWORKS } from '../constants.ts'
 import type { NetworkName } from '../constants.ts'
-import { AbortError, DisposedError, InvalidInputError, errorMessage } from '../errors.ts'
+import { AbortError, DisposedError, InvalidInputError, ListenError, errorMessage } from '../errors.ts'
 import { assertHash, core32, hashFrom32 } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import {
@@ -63,6 +66,8 @@ import {
   MESH_GOSSIP_HEARTBEAT_MS,
   MESH_HELLO_PROTOCOL_NAME,
   MESH_IDENTIFY_TIMEOUT_MS,
+  MESH_INBOUND_CHECK_RETRY_MS,
+  MESH_INBOUND_CHECK_TIMEOUT_MS,
   MESH_INBOUND_CONNECTION_THRESHOLD,
   MESH_MAX_ERROR_MESSAGE_BYTES,
   MESH_MAX_INBOUND_STREAMS,
@@ -80,6 +85,7 @@ import {
   MESH_PROTOCOL_VERSION,
   MESH_REDIAL_MAX_MS,
   MESH_REDIAL_MIN_MS,
+  MESH_REQUEST_READ_TIMEOUT_MS,
   MESH_REQUEST_TIMEOUT_MS,
   MESH_STREAM_CLOSE_GRACE_MS,
   MESH_STREAM_IDLE_TIMEOUT_MS,
@@ -424,7 +430,8 @@ class PeerSlots {
 // ---------------------------------------------------------------------------------------------
 // the node
 
-interface StreamLimits { maxRequestBytes: number, timeoutMs: number, idleTimeoutMs: number, maxChunkBytes: number, maxChunks: number }
+interface RequestLimits { maxRequestBytes: number, timeoutMs: number, requestTimeoutMs: number }
+interface StreamLimits extends RequestLimits { idleTimeoutMs: number, maxChunkBytes: number, maxChunks: number }
 interface VerifyWaiter { resolve: () => void, reject: (err: Error) => void }
 interface Subscriber { handler: (data: Uint8Array, from: string) => void }
 interface Resolved {
@@ -474,6 +481,8 @@ class Libp2pMesh implements Libp2pMeshNode {
   /** peers recently hung up on for not speaking this network (bounded), for precise dial errors */
   readonly #mismatched = new Set<string>()
   readonly #verifyWaiters = new Map<string, Set<VerifyWaiter>>()
+  /** the network check run for an inbound stream of a fresh connection, once per connection */
+  readonly #inboundChecks = new WeakMap<Connection, Promise<void>>()
   readonly #disconnectWaiters = new Map<string, Set<(wasVerified: boolean) => void>>()
   readonly #listeners = { connect: new Set<(peerId: string) => void>(), disconnect: new Set<(peerId: string) => void>() }
   readonly #subs = new Map<string, Set<Subscriber>>()
@@ -579,7 +588,13 @@ class Libp2pMesh implements Libp2pMeshNode {
   async start (): Promise<void> {
     if (this.#stopPromise !== undefined) throw new DisposedError('MeshNode')
     this.#startPromise ??= (async () => {
-      await this.#libp2p.start()
+      try {
+        await this.#libp2p.start()
+      } catch (err) {
+        // a listen address that failed leaves the others (and the services) started: stop them
+        try { await this.#libp2p.stop() } catch { /* already failing: the listen error says why */ }
+        throw listenError(err, this.#init.listen)
+      }
       this.#running = true
       for (const topic of this.#subs.keys()) this.#join(topic)
       for (const addr of this.#init.bootstrap) {
@@ -728,6 +743,59 @@ class Libp2pMesh implements Libp2pMeshNode {
     }
   }
 
+  /**
+   * The network check, for every inbound protocol: the peer must have passed it (its identify
+   * lists the sentinel) before any handler sees its request. On a fresh connection identify may
+   * still be under way, so wait for its verdict, briefly, rather than racing it. Refused: a
+   * blocked peer, a peer on another network, one that does not identify, or not within
+   * `MESH_INBOUND_CHECK_TIMEOUT_MS`.
+   */
+  async #checkInbound (from: string, connection: Connection, protocol: string, signal: AbortSignal): Promise<void> {
+    if (this.#blocked.has(from)) throw new MeshProtocolError('peer is blocked', { peerId: from, protocol })
+    if (this.#verified.has(from)) return
+    let check = this.#inboundChecks.get(connection)
+    if (check === undefined) {
+      check = this.#identifyInbound(from, connection)
+      check.catch(() => undefined)
+      this.#inboundChecks.set(connection, check)
+    }
+    try {
+      await raceSignal(check, signal)
+    } catch (err) {
+      if (signal.aborted) throw asError(signal.reason)
+      if (err instanceof MeshProtocolError) throw err
+      throw new MeshProtocolError(`peer ${from} did not pass the network check: ${errorMessage(err)}`, { peerId: from, protocol: this.#hello, cause: err })
+    }
+    if (this.#blocked.has(from)) throw new MeshProtocolError('peer is blocked', { peerId: from, protocol })
+  }
+
+  /**
+   * Identify a connection's peer now, or wait for the identify already running on it (libp2p runs
+   * one identify stream per connection at a time and refuses a second at once): retry shortly
+   * until a verdict arrives. `#onIdentify` judges every identify result before it returns.
+   */
+  async #identifyInbound (from: string, connection: Connection): Promise<void> {
+    const deadline = AbortSignal.any([this.#stopController.signal, AbortSignal.timeout(MESH_INBOUND_CHECK_TIMEOUT_MS)])
+    const mismatch = (): MeshProtocolError => new MeshProtocolError(`peer ${from} is not on network ${this.network}`, { peerId: from, protocol: this.#hello })
+    for (;;) {
+      if (this.#verified.has(from)) return
+      if (this.#mismatched.has(from)) throw mismatch()
+      if (connection.status !== 'open') throw new MeshProtocolError(`peer ${from} hung up before passing the network check`, { peerId: from, protocol: this.#hello })
+      if (deadline.aborted) throw new MeshTimeoutError(`peer ${from} did not pass the network check within ${MESH_INBOUND_CHECK_TIMEOUT_MS} ms`, { peerId: from, protocol: this.#hello })
+      try {
+        await this.#libp2p.services.identify.identify(connection, { signal: deadline })
+        if (this.#verified.has(from)) return
+        throw mismatch()
+      } catch (err) {
+        if (err instanceof MeshProtocolError) throw err
+        // a peer that does not speak identify at all can never pass
+        if (err instanceof Error && err.name === 'UnsupportedProtocolError') throw new MeshProtocolError(`peer ${from} does not identify itself`, { peerId: from, protocol: this.#hello, cause: err })
+        // identify already running on this connection (its verdict comes as an event), or a transient failure
+        await sleep(MESH_INBOUND_CHECK_RETRY_MS, deadline)
+      }
+    }
+  }
+
   #isConnected (id: string): boolean {
     try {
       return this.#libp2p.getConnections(peerIdFromString(id)).length > 0
@@ -870,9 +938,10 @@ class Libp2pMesh implements Libp2pMeshNode {
     if (this.#stopPromise !== undefined) throw new DisposedError('MeshNode')
     const protocol = this.protocolId(name)
     if (typeof handler !== 'function') throw new InvalidInputError('handler must be a function', { field: 'handler' })
-    const limits = {
+    const limits: RequestLimits = {
       maxRequestBytes: positiveInt(options.maxRequestBytes, MESH_MAX_REQUEST_BYTES, 'maxRequestBytes'),
-      timeoutMs: positiveInt(options.timeoutMs, MESH_REQUEST_TIMEOUT_MS, 'timeoutMs')
+      timeoutMs: positiveInt(options.timeoutMs, MESH_REQUEST_TIMEOUT_MS, 'timeoutMs'),
+      requestTimeoutMs: positiveInt(options.requestTimeoutMs, MESH_REQUEST_READ_TIMEOUT_MS, 'requestTimeoutMs')
     }
     const maxInboundStreams = positiveInt(options.maxInboundStreams, MESH_MAX_INBOUND_STREAMS, 'maxInboundStreams')
     await this.#libp2p.handle(protocol, async (stream, connection) => {
@@ -880,10 +949,10 @@ class Libp2pMesh implements Libp2pMeshNode {
     }, { maxInboundStreams, maxOutboundStreams: MESH_MAX_OUTBOUND_STREAMS })
   }
 
-  async #serve (stream: Stream, connection: Connection, protocol: string, handler: RequestHandler, limits: { maxRequestBytes: number, timeoutMs: number }): Promise<void> {
+  async #serve (stream: Stream, connection: Connection, protocol: string, handler: RequestHandler, limits: RequestLimits): Promise<void> {
     const from = connection.remotePeer.toString()
-    if (this.#blocked.has(from)) {
-      stream.abort(new MeshProtocolError('peer is blocked', { peerId: from, protocol }))
+    if (this.#blocked.has(from) || this.#stopPromise !== undefined) {
+      stream.abort(new MeshProtocolError('refused', { peerId: from, protocol }))
       return
     }
     const controller = new AbortController()
@@ -895,14 +964,21 @@ class Libp2pMesh implements Libp2pMeshNode {
     const signal = controller.signal
     let slot: 'none' | 'held' | 'handed-over' = 'none'
     let reader: FrameReader | undefined
+    let readTimer: NodeJS.Timeout | undefined
     try {
+      await this.#checkInbound(from, connection, protocol, signal)
       if (!await this.#slots.acquire(from, signal)) {
         throw signal.aborted ? asError(signal.reason) : new MeshProtocolError(`too many concurrent requests from ${from}`, { peerId: from, protocol })
       }
       slot = 'held'
+      // the request has its own deadline: a half-sent one must not hold the slot for long
+      readTimer = setTimeout(() => {
+        controller.abort(new MeshTimeoutError(`request not received within ${limits.requestTimeoutMs} ms`, { peerId: from, protocol }))
+      }, limits.requestTimeoutMs)
       reader = new FrameReader(stream)
       const request = await reader.read(limits.maxRequestBytes, signal, declared =>
         new MessageTooLargeError(`request of ${declared} bytes exceeds maxRequestBytes ${limits.maxRequestBytes}`, { peerId: from, protocol }))
+      clearTimeout(readTimer)
       reader.dispose()
       reader = undefined
 
@@ -929,6 +1005,7 @@ class Libp2pMesh implements Libp2pMeshNode {
       stream.abort(asError(err))
     } finally {
       clearTimeout(timer)
+      clearTimeout(readTimer)
       stream.removeEventListener('close', onClose)
       reader?.dispose()
       if (slot === 'held') this.#slots.release(from)
@@ -987,6 +1064,7 @@ class Libp2pMesh implements Libp2pMeshNode {
     const limits: StreamLimits = {
       maxRequestBytes: positiveInt(options.maxRequestBytes, MESH_MAX_REQUEST_BYTES, 'maxRequestBytes'),
       timeoutMs: positiveInt(options.timeoutMs, MESH_STREAM_TIMEOUT_MS, 'timeoutMs'),
+      requestTimeoutMs: positiveInt(options.requestTimeoutMs, MESH_REQUEST_READ_TIMEOUT_MS, 'requestTimeoutMs'),
       idleTimeoutMs: positiveInt(options.idleTimeoutMs, MESH_STREAM_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
       maxChunkBytes: positiveInt(options.maxChunkBytes, MESH_MAX_CHUNK_BYTES, 'maxChunkBytes'),
       maxChunks: positiveInt(options.maxChunks, MESH_MAX_STREAM_CHUNKS, 'maxChunks')
@@ -1022,16 +1100,25 @@ class Libp2pMesh implements Libp2pMeshNode {
     let reader: FrameReader | undefined
     let finished = false
     let chunks = 0
+    let readTimer: NodeJS.Timeout | undefined
+    let requestLate = false
     // sends run one after another, so a handler that does not await each one still keeps order and backpressure
     let tail: Promise<void> = Promise.resolve()
     try {
+      await this.#checkInbound(from, connection, protocol, signal)
       if (!await this.#streamSlots.acquire(from, signal)) {
         throw signal.aborted ? asError(signal.reason) : new MeshProtocolError(`too many concurrent streams from ${from}`, { peerId: from, protocol })
       }
       slot = 'held'
+      // the request has its own deadline, far shorter than the idle timeout of a long stream
+      readTimer = setTimeout(() => {
+        requestLate = true
+        fail(new MeshTimeoutError(`request not received within ${limits.requestTimeoutMs} ms`, { peerId: from, protocol }))
+      }, limits.requestTimeoutMs)
       reader = new FrameReader(stream)
       const request = await reader.read(limits.maxRequestBytes, signal, declared =>
         new MessageTooLargeError(`request of ${declared} bytes exceeds maxRequestBytes ${limits.maxRequestBytes}`, { peerId: from, protocol }))
+      clearTimeout(readTimer)
       reader.dispose()
       reader = undefined
       idle.refresh()
@@ -1083,11 +1170,13 @@ class Libp2pMesh implements Libp2pMeshNode {
       finished = true
       const reason = signal.aborted ? asError(signal.reason) : asError(err)
       this.#log.debug({ peer: from, protocol, err: errorMessage(reason) }, 'inbound stream failed')
-      if (reason instanceof MeshTimeoutError && await this.#sendErrorAndClose(stream, reason.message)) return
+      // a peer that never sent its whole request gets no error frame: its stream is reset
+      if (reason instanceof MeshTimeoutError && !requestLate && await this.#sendErrorAndClose(stream, reason.message)) return
       stream.abort(reason)
     } finally {
       clearTimeout(overall)
       clearTimeout(idle)
+      clearTimeout(readTimer)
       stream.removeEventListener('close', onClose)
       this.#streamServes.delete(controller)
       reader?.dispose()
@@ -1244,6 +1333,8 @@ class Libp2pMesh implements Libp2pMeshNode {
   #validateGossip = (propagationSource: PeerId, msg: GossipMessage): TopicValidatorResult => {
     if (msg.type !== 'signed') return TopicValidatorResult.Reject
     if (this.#blocked.has(propagationSource.toString()) || this.#blocked.has(msg.from.toString())) return TopicValidatorResult.Ignore
+    // the network gate covers gossip too: only a peer that passed the check may hand us messages
+    if (!this.#verified.has(propagationSource.toString())) return TopicValidatorResult.Ignore
     return TopicValidatorResult.Accept
   }
 
@@ -1261,6 +1352,14 @@ class Libp2pMesh implements Libp2pMeshNode {
       }
     }
   }
+}
+
+/** libp2p's failure to listen as a `ListenError` naming the first address that failed and why. */
+function listenError (err: unknown, listen: string[]): Error {
+  if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return asError(err)
+  // libp2p lists each failed address and its error on a line of the message
+  const failed = /^\s*(\/\S+): .*?\b(E[A-Z]{4,})\b/m.exec(err.message)
+  return new ListenError('mesh', { addr: failed?.[1] ?? listen.join(', ') }, err, failed?.[2])
 }
 
 function positiveInt (value: number | undefined, fallback: number, field: string): number {

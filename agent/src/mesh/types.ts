@@ -30,6 +30,11 @@ export interface ProtocolOptions {
   maxResponseBytes?: number
   /** a peer must send its whole request (and the handler answer) within this. @default 10 s */
   timeoutMs?: number
+  /**
+   * a peer must send its whole request within this once its stream holds a per-peer slot, so a
+   * half-sent request cannot hold the slot for the protocol's longer timeouts. @default 10 s
+   */
+  requestTimeoutMs?: number
   /** concurrent inbound streams of this protocol per connection. @default 8 */
   maxInboundStreams?: number
 }

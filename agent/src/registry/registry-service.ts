@@ -13,7 +13,7 @@ import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { encodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { LoadSample, MachineProfile } from '../probe/probe.ts'
-import { errorMessage } from '../errors.ts'
+import { periodic, type Periodic } from '../background.ts'
 
 export interface RegistryServiceInit {
   /** @default the hostname, sanitized */
@@ -103,10 +103,16 @@ export function registryService (init: RegistryServiceInit = {}) {
     const log = components.logger.forComponent('flexnode:registry')
     const interval = init.heartbeatIntervalMs ?? 10_000
     const name = sanitizeAgentName(init.agentName ?? hostname())
-    let timer: NodeJS.Timeout | undefined
+    let task: Periodic | undefined
     let beats = 0
-    let beating: Promise<unknown> = Promise.resolve()
     let advertised = ''
+    // advertise and beat one at a time: an explicit advertise() waits for a heartbeat in progress
+    let queue: Promise<unknown> = Promise.resolve()
+    const serial = async <T>(fn: () => Promise<T>): Promise<T> => {
+      const next = queue.then(fn, fn)
+      queue = next.catch(() => undefined)
+      return await next
+    }
     const snapshot = (): InferenceSnapshot | undefined => {
       const s = components.inference?.()
       if (s === undefined) return undefined
@@ -135,24 +141,25 @@ export function registryService (init: RegistryServiceInit = {}) {
       beats++
       return hash
     }
-    const tick = (): void => {
+    const tick = async (): Promise<void> => {
       // a changed model set or speed goes out as a full advertise; otherwise a light heartbeat
       const changed = advertisedKey(snapshot()) !== advertised
-      beating = (changed ? advertise() : beat()).catch((err: unknown) => { log.warn({ err: errorMessage(err) }, 'heartbeat failed') })
+      await (changed ? advertise() : beat())
     }
     return {
       get beats () { return beats },
-      advertise: async () => { await beating; return await advertise() },
+      advertise: async () => await serial(advertise),
       beat,
       start: async () => {
-        await advertise()
-        timer = setInterval(tick, interval)
-        timer.unref()
+        await serial(advertise)
+        // a failing heartbeat (a damaged database, a stopped engine) is logged and backed off by
+        // the task, never thrown out of its timer
+        task ??= periodic({ name: 'heartbeat', intervalMs: interval }, async () => { await serial(tick) }, log)
       },
       stop: async () => {
-        clearInterval(timer)
-        timer = undefined
-        await beating
+        await task?.stop()
+        task = undefined
+        await queue
       }
     }
   }
