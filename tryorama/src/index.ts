@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { AdminWebsocket, AppWebsocket, CellType, type AppInfo, type CellId } from '@holochain/client'
 import type { NetworkName } from '../../agent/src/constants.ts'
 import { encodeHash } from '../../agent/src/holo/hash.ts'
+import { EmbeddedConductor } from '../../agent/src/conductor/conductor.ts'
 import { Keystore } from '../../agent/src/identity/keystore.ts'
 import { silentLogger, type ComponentLogger } from '../../agent/src/logger.ts'
 import { FlexNode, type FlexNodeInit } from '../../agent/src/node.ts'
@@ -108,6 +109,10 @@ export class Scenario {
     this.dirs.push(dataDir)
     const keystore = await Keystore.open({ dataDir, scryptN: SCRYPT_N })
     try {
+      // a data dir holds its key and its (still empty) database together: a keystore alone would
+      // look like a node whose database was lost, which a start refuses
+      const conductor = await EmbeddedConductor.open({ dataDir }, { keystore, logger: silentLogger() })
+      await conductor.stop()
       return { dataDir, agentPubKey: encodeHash(keystore.primary.agentPubKey) }
     } finally {
       keystore.dispose()
