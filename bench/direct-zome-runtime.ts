@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { ZomeRuntime } from '../agent/src/conductor/dna.ts'
-import type { HostApi } from '../agent/src/conductor/sandbox/engine.ts'
-import type { DnaStatic, ExportsInfo, ZomeSource } from '../agent/src/conductor/sandbox/protocol.ts'
+import type { HostApi } from '../agent/src/conductor/sandbox/host.ts'
+import type { DnaStatic, ExportsInfo, ZomeSource } from '../agent/src/conductor/sandbox/host.ts'
 
 type Module = Record<string, unknown>
 

@@ -6,14 +6,13 @@
  * the hash of `{modifiers, integrity_zomes}` only, as in Holochain: coordinators can change
  * without changing the DNA.
  */
-import type { EntryTypeDef, Hdk, Op, OpType, SignedActionHashed, ValidateContext, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
+import type { EntryTypeDef, Hdk, Op, OpType, ValidateContext, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
 import { errorMessage } from '../errors.ts'
 import { encodeHash, hashEquals, hashFromBytes, hashFromContent, type HoloHash } from '../holo/hash.ts'
 import type { DnaBundle } from './bundle.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { BundleError } from './errors.ts'
-import type { HostApi } from './sandbox/engine.ts'
-import type { DnaStatic, ExportsInfo, ZomeSource } from './sandbox/protocol.ts'
+import type { DnaStatic, ExportsInfo, HostApi, ZomeSource } from './sandbox/host.ts'
 
 /**
  * What runs zome code for the conductor. The node uses `ZomeSandbox` (QuickJS in a worker);
@@ -25,11 +24,8 @@ export interface ZomeRuntime {
   unloadDna: (key: string) => void
   /** Call a coordinator function; the HDK calls it makes are answered by `hdk`. */
   call: (key: string, zome: string, fn: string, hdk: HostApi, payload: unknown, options?: { signal?: AbortSignal }) => Promise<unknown>
-  /**
-   * An integrity zome's `validate` over every op type of one action: the verdict. Synchronous.
-   * `known` are actions `must_get_action` may be asked for (answered without asking `ctx`).
-   */
-  validate: (key: string, zome: string, base: unknown, types: readonly string[], ctx: HostApi, known?: SignedActionHashed[]) => unknown
+  /** An integrity zome's `validate` over every op type of one action: the verdict. Synchronous. */
+  validate: (key: string, zome: string, base: unknown, types: readonly string[], ctx: HostApi) => unknown
   dispose: () => void
 }
 
@@ -105,7 +101,7 @@ export interface LoadedIntegrityZome {
    * The zome's `validate`, run in its sandbox once per op type of one action (the op marshalled
    * once); the first result that is not Valid, or Valid.
    */
-  validate: (base: Omit<Op, 'type'>, types: readonly OpType[], ctx: ValidateContext, known?: SignedActionHashed[]) => ValidateResult
+  validate: (base: Omit<Op, 'type'>, types: readonly OpType[], ctx: ValidateContext) => ValidateResult
   entryTypes: Map<string, { index: number, def: EntryTypeDef }>
   linkTypes: Map<string, number>
 }
@@ -147,7 +143,7 @@ function checkValidateResult (zome: string, value: unknown): ValidateResult {
 }
 
 /**
- * Loads zome modules into the sandbox (QuickJS in the conductor's zome worker): one runtime per
+ * Loads zome modules into the sandbox (QuickJS): one runtime per
  * DNA, one context per zome. The code comes from the conductor's store (or an install's bundle)
  * by hash and is checked against its hash before it runs, so a restarted node runs exactly the
  * code it installed.
@@ -200,8 +196,8 @@ export class ZomeLoader {
           if (typeof l !== 'string') throw new BundleError(`integrity zome ${name}: link_types[${i}] must be a string`)
           linkTypes.set(l, i)
         })
-        const validate = (base: Omit<Op, 'type'>, types: readonly OpType[], ctx: ValidateContext, known?: SignedActionHashed[]): ValidateResult =>
-          checkValidateResult(name, this.sandbox.validate(key, name, base, types, ctx as unknown as HostApi, known))
+        const validate = (base: Omit<Op, 'type'>, types: readonly OpType[], ctx: ValidateContext): ValidateResult =>
+          checkValidateResult(name, this.sandbox.validate(key, name, base, types, ctx as unknown as HostApi))
         integrity.push({ name, index, validate, entryTypes, linkTypes })
       }
       const coordinators = new Map<string, LoadedCoordinatorZome>()

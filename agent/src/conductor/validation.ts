@@ -150,27 +150,6 @@ function checkReferences (action: Action, lookup: Lookup): ValidateResult {
 }
 
 /**
- * The actions an action points at (what it updates or deletes, a link's action-hash base or
- * target), as held here: validation almost always asks for them, so they travel with the request
- * to the zome sandbox instead of costing a round trip each.
- */
-function referencedActions (action: Action, lookup: Lookup): SignedActionHashed[] {
-  const d = action.data
-  const refs: Uint8Array[] = []
-  if (d.type === 'Update') refs.push(d.original_action_address)
-  else if (d.type === 'Delete') refs.push(d.deletes_address)
-  else if (d.type === 'DeleteLink') refs.push(d.link_add_address)
-  else if (d.type === 'CreateLink') refs.push(d.base_address, d.target_address)
-  const out: SignedActionHashed[] = []
-  for (const h of refs) {
-    if (!isHash(h, 'Action')) continue
-    const a = lookup.action(h)
-    if (a !== undefined) out.push(a)
-  }
-  return out
-}
-
-/**
  * App-validate every op of one action with its owning integrity zome(s). Returns the first
  * non-Valid result. Thrown errors in a zome's `validate` are Invalid, not crashes; a sandbox limit
  * hit while validating throws `ZomeSandboxError` (no verdict either way).
@@ -181,7 +160,6 @@ export function validateOps (dna: LoadedDna, sa: SignedAction, entry: Entry | nu
     if (refs.type !== 'Valid') return refs
     const ctx = contextFor(dna, lookup)
     const zomes = validatorsFor(dna, sa.action, lookup)
-    const known = referencedActions(sa.action, lookup)
     const d = sa.action.data
     for (const zome of zomes) {
       let appEntry: Op['app_entry']
@@ -200,7 +178,7 @@ export function validateOps (dna: LoadedDna, sa: SignedAction, entry: Entry | nu
         linkType = [...zome.linkTypes.entries()].find(([, v]) => v === d.link_type)?.[0]
         if (linkType === undefined) return fail(`unknown link type index ${d.link_type} in zome ${zome.name}`)
       }
-      const result = zome.validate({ action: sa.action, action_hash: sa.hash, signature: sa.signature, entry, app_entry: appEntry, link_type: linkType }, opTypes, ctx, known)
+      const result = zome.validate({ action: sa.action, action_hash: sa.hash, signature: sa.signature, entry, app_entry: appEntry, link_type: linkType }, opTypes, ctx)
       if (result.type !== 'Valid') return result
     }
     return { type: 'Valid' }

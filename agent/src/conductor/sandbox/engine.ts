@@ -1,19 +1,17 @@
 /**
- * The QuickJS engine that runs zome code, inside the zome worker (`native/workers/zome-worker.ts`):
- * one QuickJS runtime per DNA (the memory limit covers that DNA's zomes together), one context
- * per zome (zomes share no globals). What a zome reaches is exactly what the worker hands it
- * through a `HostApi`: the HDK or the validation context, JSON-shaped data and bytes.
+ * The QuickJS engine that runs zome code (see `host.ts` for the conductor's side): one QuickJS
+ * runtime per DNA (the memory limit covers that DNA's zomes together), one context per zome
+ * (zomes share no globals). What a zome reaches is exactly what the host hands it through a
+ * `HostApi`: the HDK or the validation context, as JSON-shaped data and bytes (`wire.ts`).
  *
  * A run of zome code that exceeds its CPU time (the interrupt handler) or the memory limit fails
- * with `ZomeSandboxError` and the runtime is rebuilt; calls of that DNA still running then fail
- * too. Loops inside QuickJS's own C built-ins cannot be interrupted, which is why the engine
- * lives in a worker: the conductor's watchdog terminates the whole worker when a run overstays.
+ * with `ZomeSandboxError` and the runtime is rebuilt; calls of that DNA still running then fail too.
  *
  * ```ts
  * const engine = await QuickJsEngine.create(limits, { logger })
  * const runtime = engine.newRuntime('notes')
  * const zome = runtime.load('notes', moduleBytes)           // an ES module, as bundled by the conductor
- * const hash = await zome.call('create_note', hdk, { text: 'hi' })
+ * const hash = decodeFromGuest(await zome.call('create_note', hdk, encodeForGuest({ text: 'hi' })))
  * ```
  */
 import { randomBytes } from 'node:crypto'
@@ -22,6 +20,7 @@ import { FlexnodeError, errorMessage } from '../../errors.ts'
 import type { ComponentLogger } from '../../logger.ts'
 import { ZomeSandboxError, ZomeThrewError, type SandboxLimit } from './errors.ts'
 import { PRELUDE } from './prelude.ts'
+import { decodeFromGuest, encodeForGuest, type FromGuest, type ToGuest } from './wire.ts'
 
 /** Limits of the zome engine (see ZomeSandboxInit for their meaning and defaults). */
 export interface EngineLimits {
@@ -41,7 +40,12 @@ const MAX_VALUE_JSON_CHARS = 64 * 1024 * 1024
 const MAX_LOG_CHARS = 2000
 
 /** Host functions a zome may call during one call: each returns a value or a promise of one. */
-export type HostApi = Record<string, (...args: never[]) => unknown>
+/**
+ * Host functions a zome may call during one call, in wire form: each takes the zome's arguments
+ * (an array, as the guest packed it) and returns the value for the guest, or a promise of it; a
+ * throw or a rejection is an error in the zome.
+ */
+export type HostApi = Record<string, (args: FromGuest) => ToGuest | Promise<ToGuest>>
 
 /** Handles of the prelude's helpers and the host functions of one context. */
 interface Helpers {
@@ -58,92 +62,12 @@ interface Helpers {
 
 const HOST_ERROR_KEY = '__flexnode_host_error'
 
-type Fix = [Array<string | number>, 'b', number, number] | [Array<string | number>, 'u' | 'n' | 'i' | 'j' | 'z']
-
-/** Host value → `[value, fixes]` JSON and the bytes it holds, for the guest's `revive`. */
-function encodeForGuest (value: unknown): { json: string, bytes: Uint8Array } {
-  const parts: Uint8Array[] = []
-  let size = 0
-  const fixes: Fix[] = []
-  const path: Array<string | number> = [0]
-  const walk = (v: unknown): unknown => {
-    switch (typeof v) {
-      case 'undefined':
-        fixes.push([path.slice(), 'u'])
-        return null
-      case 'number':
-        if (Number.isFinite(v)) {
-          if (v === 0 && 1 / v < 0) { fixes.push([path.slice(), 'z']); return 0 }
-          return v
-        }
-        fixes.push([path.slice(), Number.isNaN(v) ? 'n' : v > 0 ? 'i' : 'j'])
-        return null
-      case 'string':
-      case 'boolean':
-        return v
-      case 'bigint':
-        return Number(v)
-      case 'object': {
-        if (v === null) return null
-        if (v instanceof Uint8Array) {
-          fixes.push([path.slice(), 'b', size, v.length])
-          parts.push(v)
-          size += v.length
-          return null
-        }
-        if (Array.isArray(v)) {
-          const out = new Array<unknown>(v.length)
-          for (let i = 0; i < v.length; i++) {
-            path.push(i)
-            out[i] = walk(v[i])
-            path.pop()
-          }
-          return out
-        }
-        const out: Record<string, unknown> = {}
-        for (const k of Object.keys(v)) {
-          path.push(k)
-          const x = walk((v as Record<string, unknown>)[k])
-          path.pop()
-          Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true })
-        }
-        return out
-      }
-      default:
-        // functions and symbols have no place in zome data
-        fixes.push([path.slice(), 'u'])
-        return null
-    }
-  }
-  const json = JSON.stringify([walk(value), fixes])
-  const bytes = new Uint8Array(size)
-  let at = 0
-  for (const p of parts) {
-    bytes.set(p, at)
-    at += p.length
-  }
-  return { json, bytes }
-}
-
-/** The guest's packed JSON and its bytes → a host value. */
-function decodeFromGuest (json: string, bytes: Uint8Array | null, nonce: string): unknown {
-  if (bytes === null && !json.includes(nonce)) return JSON.parse(json)
-  return JSON.parse(json, (_key, v: unknown) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, nonce)) return v
-    const m = (v as Record<string, unknown>)[nonce]
-    if (bytes === null || !Array.isArray(m) || m.length !== 2 || !m.every(n => Number.isSafeInteger(n) && n >= 0) || m[0] + m[1] > bytes.length) throw new Error('malformed byte marker')
-    return bytes.slice(m[0], m[0] + m[1])
-  })
-}
-
 /** Owns the QuickJS WebAssembly module; makes one runtime per DNA. */
 export class QuickJsEngine {
   readonly limits: EngineLimits
   private readonly module: QuickJSWASMModule
   private readonly log: ComponentLogger
   private readonly runtimes = new Set<SandboxRuntime>()
-  /** called when a run of zome code starts (a timestamp, and the run's call tag) and ends (0), for the watchdog */
-  onBusy: (since: number, tag: number) => void = () => {}
 
   private constructor (module: QuickJSWASMModule, limits: EngineLimits, log: ComponentLogger) {
     this.module = module
@@ -161,7 +85,7 @@ export class QuickJsEngine {
 
   /** A runtime for one DNA's zomes. */
   newRuntime (label: string): SandboxRuntime {
-    const rt = new SandboxRuntime(this.module, this.limits, this.log, label, (since, tag) => { this.onBusy(since, tag) }, () => { this.runtimes.delete(rt) })
+    const rt = new SandboxRuntime(this.module, this.limits, this.log, label, () => { this.runtimes.delete(rt) })
     this.runtimes.add(rt)
     return rt
   }
@@ -174,8 +98,6 @@ export class QuickJsEngine {
 /** One call into a zome: its CPU budget, its host APIs, the host errors and host promises it holds. */
 interface Call {
   readonly id: number
-  /** the caller's own id for this call (reported with busy runs) */
-  readonly tag: number
   remainingMs: number
   readonly apis: Map<number, HostApi>
   readonly hostErrors: Map<number, unknown>
@@ -193,7 +115,6 @@ export class SandboxRuntime {
   readonly log: ComponentLogger
   private readonly module: QuickJSWASMModule
   private readonly init: EngineLimits
-  private readonly onBusy: (since: number, tag: number) => void
   private readonly onDispose: () => void
   private rt: QuickJSRuntime | undefined
   /** bumped on every reset: contexts of an older generation are dead */
@@ -207,12 +128,11 @@ export class SandboxRuntime {
   private depth = 0
   private disposed = false
 
-  constructor (module: QuickJSWASMModule, init: EngineLimits, log: ComponentLogger, label: string, onBusy: (since: number, tag: number) => void, onDispose: () => void) {
+  constructor (module: QuickJSWASMModule, init: EngineLimits, log: ComponentLogger, label: string, onDispose: () => void) {
     this.module = module
     this.init = init
     this.log = log
     this.label = label
-    this.onBusy = onBusy
     this.onDispose = onDispose
   }
 
@@ -242,10 +162,9 @@ export class SandboxRuntime {
     return z
   }
 
-  beginCall (settle: Call['settle'], tag = 0): Call {
+  beginCall (settle: Call['settle']): Call {
     const call: Call = {
       id: this.nextId++,
-      tag,
       remainingMs: this.init.cpuTimeMs,
       apis: new Map(),
       hostErrors: new Map(),
@@ -295,11 +214,9 @@ export class SandboxRuntime {
     const started = performance.now()
     this.deadline = started + (call === 'start' ? this.init.startTimeMs : call?.remainingMs ?? this.init.cpuTimeMs)
     this.depth = 1
-    this.onBusy(Date.now(), typeof call === 'object' ? call.tag : 0)
     try {
       return fn()
     } finally {
-      this.onBusy(0, 0)
       this.depth = 0
       this.deadline = Number.POSITIVE_INFINITY
       if (call !== undefined && call !== 'start') call.remainingMs = Math.max(0, call.remainingMs - (performance.now() - started))
@@ -526,7 +443,7 @@ export class SandboxedZome {
         const v = vm.getProp(exports, nh)
         try {
           if (vm.typeof(v) === 'function') functions.push(key)
-          else Object.defineProperty(values, key, { value: this.toHost(live, v), enumerable: true, writable: true, configurable: true })
+          else Object.defineProperty(values, key, { value: this.decode(this.toHost(live, v)), enumerable: true, writable: true, configurable: true })
         } finally {
           v.dispose()
         }
@@ -540,10 +457,9 @@ export class SandboxedZome {
 
   // -- marshalling ---------------------------------------------------------------------------
 
-  /** Host data → a new guest value. */
-  private toGuest (live: Live, value: unknown): QuickJSHandle {
+  /** A value made by `encodeForGuest` → a new guest value. */
+  private toGuest (live: Live, { json, bytes }: ToGuest): QuickJSHandle {
     const { vm, helpers } = live
-    const { json, bytes } = encodeForGuest(value)
     const jh = vm.newString(json)
     const bh = bytes.length > 0 ? vm.newArrayBuffer(bytes.buffer) : vm.undefined
     try {
@@ -560,8 +476,8 @@ export class SandboxedZome {
     }
   }
 
-  /** A guest value → host data (JSON-shaped, Uint8Arrays kept). */
-  private toHost (live: Live, h: QuickJSHandle): unknown {
+  /** A guest value, packed for the host (`decodeFromGuest` reads it). */
+  private toHost (live: Live, h: QuickJSHandle): FromGuest {
     const { vm, helpers, nonce } = live
     const nh = vm.newString(nonce)
     let packed: string
@@ -596,8 +512,13 @@ export class SandboxedZome {
         r.value.dispose()
       }
     }
+    return { json: packed.slice(1), bytes, nonce }
+  }
+
+  /** Packed guest data → host data; a malformed value is the zome's marshalling error. */
+  decode (v: FromGuest): unknown {
     try {
-      return decodeFromGuest(packed.slice(1), bytes, nonce)
+      return decodeFromGuest(v)
     } catch (err) {
       throw new ZomeSandboxError('marshal', this.name, `zome ${this.name} handed over a malformed value: ${errorMessage(err)}`)
     }
@@ -656,15 +577,15 @@ export class SandboxedZome {
     }
     const fn = Object.hasOwn(api, name) ? api[name] : undefined
     if (typeof fn !== 'function') return { error: vm.newError({ name: 'TypeError', message: `${name} is not a host function` }) }
-    let args: unknown
+    let args: FromGuest
     try {
       args = this.toHost(live, argsH)
     } catch (err) {
       return { error: vm.newError({ name: err instanceof ZomeSandboxError && err.reason !== 'marshal' ? 'InternalError' : 'TypeError', message: `hdk.${name}: ${errorMessage(err)}` }) }
     }
-    let result: unknown
+    let result: ToGuest | Promise<ToGuest>
     try {
-      result = (fn as (...a: unknown[]) => unknown)(...(Array.isArray(args) ? args : []))
+      result = fn(args)
     } catch (err) {
       return { error: this.hostErrorToGuest(vm, call, err) }
     }
@@ -684,7 +605,7 @@ export class SandboxedZome {
         let h: QuickJSHandle
         let fulfilled = ok
         try {
-          h = ok ? this.toGuest(live, value) : this.hostErrorToGuest(vm, call, value)
+          h = ok ? this.toGuest(live, value as ToGuest) : this.hostErrorToGuest(vm, call, value)
         } catch (err) {
           fulfilled = false
           h = this.hostErrorToGuest(vm, call, err)
@@ -707,7 +628,7 @@ export class SandboxedZome {
     const live = this.live
     if (call === undefined || call.done || live === undefined || live.vm !== vm) return
     if (vm.dump(okH) === true) {
-      let value: unknown
+      let value: FromGuest
       try {
         value = this.toHost(live, valueH)
       } catch (err) {
@@ -733,7 +654,7 @@ export class SandboxedZome {
     }
     const idH = vm.newNumber(id)
     const shapeH = vm.newNumber(shape)
-    const namesH = fresh ? this.toGuest(live, names) : vm.undefined
+    const namesH = fresh ? this.toGuest(live, encodeForGuest(names)) : vm.undefined
     try {
       return vm.callFunction(helpers.makeApi, vm.undefined, helpers.host, idH, shapeH, namesH).unwrap()
     } finally {
@@ -745,19 +666,19 @@ export class SandboxedZome {
 
   // -- calls ---------------------------------------------------------------------------------
 
-  /** A coordinator function `(api, payload)`: resolves with its result, as host data. */
-  async call (fn: string, api: HostApi, payload: unknown, options: { signal?: AbortSignal, tag?: number } = {}): Promise<unknown> {
+  /** A coordinator function `(api, payload)`: resolves with its result, packed for the host. */
+  async call (fn: string, api: HostApi, payload: ToGuest, options: { signal?: AbortSignal } = {}): Promise<FromGuest> {
     if (!this.functions.includes(fn)) throw new ZomeSandboxError('load', this.name, `zome ${this.name} exports no function ${fn}`)
-    const { promise, resolve, reject } = Promise.withResolvers<unknown>()
+    const { promise, resolve, reject } = Promise.withResolvers<FromGuest>()
     const signal = options.signal
     const onAbort = (): void => { call.settle(false, signal?.reason instanceof Error ? signal.reason : new ZomeSandboxError('closed', this.name, `zome ${this.name}: the call was aborted`)) }
     const call = this.owner.beginCall((ok, value) => {
       if (call.done) return
       this.owner.endCall(call)
       signal?.removeEventListener('abort', onAbort)
-      if (ok) resolve(value)
+      if (ok) resolve(value as FromGuest)
       else reject(value)
-    }, options.tag)
+    })
     if (signal?.aborted === true) {
       onAbort()
       return await promise
@@ -805,13 +726,13 @@ export class SandboxedZome {
    * The integrity zome's `validate`, once per op type of one action: the op is marshalled once and
    * the first result that is not Valid is returned. Synchronous, as validation is.
    */
-  validate (base: Record<string, unknown>, types: readonly string[], ctx: HostApi, tag = 0): unknown {
+  validate (base: ToGuest, types: ToGuest, ctx: HostApi): FromGuest {
     if (!this.functions.includes('validate')) throw new ZomeSandboxError('load', this.name, `integrity zome ${this.name} exports no validate()`)
     let outcome: { ok: boolean, value: unknown } | undefined
     const call = this.owner.beginCall((ok, value) => {
       outcome ??= { ok, value }
       this.owner.endCall(call)
-    }, tag)
+    })
     try {
       const live = this.ensure()
       const { vm, exports, helpers } = live

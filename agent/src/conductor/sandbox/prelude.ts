@@ -4,6 +4,12 @@
  *
  * - `Math.random`, `Date.now`, `Date()` and `new Date()` without a time throw: zomes get time and
  *   randomness only through the HDK (`sys_time`, `random_bytes`), as Holochain's WASM zomes do.
+ *   `WeakRef` and `FinalizationRegistry` (garbage-collector timing), `Atomics` and
+ *   `SharedArrayBuffer` (blocking) and `Proxy` are not there.
+ * - QuickJS checks the CPU budget between bytecode instructions, not inside its C built-ins, so the
+ *   array built-ins that loop over a length (`indexOf` over `{length: 1e15}`, `fill` on a huge
+ *   sparse array…) take at most `MAX_LENGTH` elements, and generic ones copy an array-like first
+ *   (a loop in JavaScript, which the budget does stop).
  * - `TextEncoder`/`TextDecoder` (UTF-8) and a `console` that logs through the host.
  * - The helpers (`revive`, `pack`, `makeApi`, `watch`, `validateOps`) are returned to the host as one
  *   object, which holds their handles; nothing of them is reachable from the global scope.
@@ -30,6 +36,66 @@ export const PRELUDE = String.raw`(function (hostLog) {
   })
   lock(RealDate.prototype, 'constructor', SafeDate)
   lock(globalThis, 'Date', SafeDate)
+
+  for (const name of ['WeakRef', 'FinalizationRegistry', 'Atomics', 'SharedArrayBuffer', 'Proxy']) delete globalThis[name]
+
+  // -- built-ins that loop in C: bounded lengths
+  const MAX_LENGTH = 1 << 22
+  const isArray = Array.isArray
+  const isView = ArrayBuffer.isView
+  const apply = Reflect.apply
+  const ArrayProto = Array.prototype
+  const tooLong = (what) => new RangeError(what + ' on more than ' + MAX_LENGTH + ' elements is not available in zomes')
+  /** this for a generic array method: an array within bounds, a typed array, or a copy of an array-like */
+  const bounded = (o, name, mutating) => {
+    if (isArray(o)) {
+      if (o.length > MAX_LENGTH) throw tooLong('Array.prototype.' + name)
+      return o
+    }
+    if (o === null || o === undefined || isView(o) || (typeof o !== 'object' && typeof o !== 'function')) return o
+    if (mutating) throw new TypeError('Array.prototype.' + name + ' on an array-like is not available in zomes')
+    const n = Number(o.length)
+    const len = n > 0 ? Math.floor(n) : 0
+    if (len > MAX_LENGTH) throw tooLong('Array.prototype.' + name)
+    const copy = []
+    for (let i = 0; i < len; i++) copy.push(o[i])
+    return copy
+  }
+  const boundedArgs = (args, name) => {
+    for (let i = 0; i < args.length; i++) if (isArray(args[i]) && args[i].length > MAX_LENGTH) throw tooLong('Array.prototype.' + name)
+  }
+  const MUTATING = ['copyWithin', 'fill', 'pop', 'push', 'reverse', 'shift', 'sort', 'splice', 'unshift']
+  const READING = ['at', 'concat', 'entries', 'every', 'filter', 'find', 'findIndex', 'findLast', 'findLastIndex', 'flat', 'flatMap', 'forEach', 'includes', 'indexOf', 'join', 'keys', 'lastIndexOf', 'map', 'reduce', 'reduceRight', 'slice', 'some', 'toLocaleString', 'toReversed', 'toSorted', 'toSpliced', 'toString', 'values', 'with']
+  for (const name of [...MUTATING, ...READING]) {
+    const original = ArrayProto[name]
+    if (typeof original !== 'function') continue
+    const mutating = MUTATING.includes(name)
+    const wrapped = { [name] (...args) {
+      if (name === 'concat') boundedArgs(args, name)
+      return apply(original, bounded(this, name, mutating), args)
+    } }[name]
+    Object.defineProperty(ArrayProto, name, { value: wrapped, writable: true, enumerable: false, configurable: true })
+  }
+  ArrayProto[Symbol.iterator] = ArrayProto.values
+  // flat: nested arrays are walked in C too; count what it would visit first, in JavaScript
+  const flat = ArrayProto.flat
+  Object.defineProperty(ArrayProto, 'flat', { value: function flat_ (depth) {
+    const limit = depth === undefined ? 1 : Number(depth)
+    let total = 0
+    const count = (a, d) => {
+      total += a.length
+      if (total > MAX_LENGTH) throw tooLong('Array.prototype.flat')
+      if (d > 0) for (let i = 0; i < a.length; i++) if (isArray(a[i])) count(a[i], d - 1)
+    }
+    if (isArray(this)) count(this, limit)
+    return apply(flat, this, [depth])
+  }, writable: true, enumerable: false, configurable: true })
+  const from = Array.from
+  Object.defineProperty(Array, 'from', { value: function from_ (items, ...rest) {
+    if (items !== null && items !== undefined && !isArray(items) && typeof items[Symbol.iterator] !== 'function') items = bounded(items, 'from', false)
+    else if (isArray(items) && items.length > MAX_LENGTH) throw tooLong('Array.from')
+    return apply(from, this, [items, ...rest])
+  }, writable: true, enumerable: false, configurable: true })
 
   // -- UTF-8 text
   class TextEncoder {

@@ -157,12 +157,21 @@ describe('zome sandbox: hostile functions', () => {
     // QuickJS slows to a crawl near its memory limit, so the CPU watchdog may stop the bomb first
     ['memory_bomb', /memory limit|CPU time/],
     ['stack_bomb', /stack/],
-    ['stall_in_builtin', /CPU time/]
+    ['stall_in_builtin', /not available in zomes/],
+    ['stall_fill', /not available in zomes/],
+    ['stall_spread', /not available in zomes/]
   ])('%s hits its limit as a typed error, and the node keeps serving', async (fn, reason) => {
     const err = await failure(fn)
     expect(err.name).toBe('ribosome_error')
     expect(err.message).toMatch(reason)
     await stillServing()
+  })
+
+  it('a length from the payload cannot make a built-in loop in C past its bound', async () => {
+    const err = await failure('stall_from', 1e15)
+    expect(err.name).toBe('ribosome_error')
+    expect(err.message).toMatch(/not available in zomes/)
+    expect(await call('stall_from', 3)).toBe(3)
   })
 
   it('an HDK kept past its call no longer reaches the host', async () => {
