@@ -144,8 +144,11 @@ describe('inference across the mesh', () => {
 describe('mesh-wide policies and a hostile peer', () => {
   it('without policy admins, a peer\'s deny-everyone inference-access policy changes nothing: providers keep serving', async () => {
     await runScenario(async (scenario) => {
-      const p1 = await scenario.addPlayer({ modelsDirs: [dirs.x!] })
-      const p2 = await scenario.addPlayer({ modelsDirs: [dirs.y!] })
+      // the providers' own rate is far above what the loop below sends, so any refusal would be
+      // the hostile policy's 1/min taking effect
+      const inferencePolicy = { perPeerPerMinute: 1_000_000 }
+      const p1 = await scenario.addPlayer({ modelsDirs: [dirs.x!], inferencePolicy })
+      const p2 = await scenario.addPlayer({ modelsDirs: [dirs.y!], inferencePolicy })
       const hostile = await scenario.addPlayer()
       await seesModels(hostile, [p1, p2])
       await seesModels(p1, [p2])
