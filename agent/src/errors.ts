@@ -1,15 +1,10 @@
 /**
- * The base of every typed error in flexnode. Callers branch on `err.name`; each subclass
- * carries its own structured context fields.
+ * The agent's common typed errors. The base class, `FlexnodeError`, lives in `lib/errors.ts` so
+ * the scheduler shares it without importing the agent; it is re-exported here for agent code.
  */
-export class FlexnodeError extends Error {
-  static override readonly name: string = 'FlexnodeError'
-  override name: string = 'FlexnodeError'
+import { FlexnodeError } from '../../lib/errors.ts'
 
-  constructor (message: string, options?: ErrorOptions) {
-    super(message, options)
-  }
-}
+export { FlexnodeError, toWireError, type ErrorFields, type WireError } from '../../lib/errors.ts'
 
 /** An input (flag, file, HTTP body, network message) failed validation at the boundary. */
 export class InvalidInputError extends FlexnodeError {

@@ -2,7 +2,7 @@
  * The scheduler's typed errors. Callers branch on `err.name`; each carries the context it is
  * about (`field`, the audit trail of votes).
  */
-import { FlexnodeError } from '../../agent/src/errors.ts'
+import { FlexnodeError } from '../../lib/errors.ts'
 import type { ModelVote } from './reducer.ts'
 
 /** An MOE policy (file, override, network message) failed validation. `field` is its dotted path. */
