@@ -34,6 +34,8 @@ import { createInferenceRouter } from './inference/router.ts'
 import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../scheduler/index.ts'
 import { parse as parseYaml } from 'yaml'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
+import { AgentRegistryClient } from '../../zomes-ts/agent_registry/client.ts'
+import { PolicyStoreClient } from '../../zomes-ts/policy_store/client.ts'
 import { ensureDemoModel } from './inference/gguf/generate.ts'
 import { pidAlive } from './process.ts'
 
@@ -301,8 +303,9 @@ async function loadPolicyFile (path: string): Promise<MoePolicy> {
 /** A policy admin publishes the built-in ripple-moe policy to policy_store when the mesh has none yet. */
 async function publishDefaultPolicy (client: InProcessAppClient, log: ComponentLogger): Promise<void> {
   try {
-    const existing = await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: DEFAULT_MOE_POLICY.name })
-    if (existing === null) await client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'set_policy', payload: { name: DEFAULT_MOE_POLICY.name, kind: 'moe', document: DEFAULT_MOE_POLICY } })
+    const store = new PolicyStoreClient(client)
+    const existing = await store.getPolicy(DEFAULT_MOE_POLICY.name)
+    if (existing === null) await store.setPolicy({ name: DEFAULT_MOE_POLICY.name, kind: 'moe', document: { ...DEFAULT_MOE_POLICY } })
   } catch (err) {
     log.warn({ err: errorMessage(err) }, 'could not publish the default MOE policy')
   }
@@ -418,7 +421,8 @@ export class FlexNode {
       await step(startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: shared.access }))
       // every node, stale heartbeats included: routing only picks connected peers, and a live
       // connection is fresher than a heartbeat past the TTL; draining nodes are left out
-      const capabilities = async (): Promise<NodeCapability[]> => await client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { availability: ['online', 'busy', 'offline'] } }) as NodeCapability[]
+      const registryDna = new AgentRegistryClient(client)
+      const capabilities = async (): Promise<NodeCapability[]> => await registryDna.queryPeers({ availability: ['online', 'busy', 'offline'] })
       const peers = new PeerInference({ mesh, capabilities, logger }, { region: init.region })
       if (shared.isAdmin(encodeHash(agent))) await step(publishDefaultPolicy(client, log))
       const localPolicies: Record<string, MoePolicy> = {}

@@ -16,6 +16,7 @@
  */
 import { AdminWebsocket, AppWebsocket, CellType, encodeHashToBase64, type AppInfo, type CellId } from '@holochain/client'
 import { AVAILABILITY as AVAILABILITIES, type Availability, type GpuCapability, type NodeCapability, type NodeLoad } from '../../../zomes-ts/agent_registry/types.ts'
+import { AgentRegistryClient } from '../../../zomes-ts/agent_registry/client.ts'
 import type { InspectOptions } from '../config.ts'
 import { FlexnodeError, errorMessage } from '../errors.ts'
 import { NodeNotRunningError, readRuntimeInfo, renderTable, shortId, type RuntimeInfo } from './runtime.ts'
@@ -102,7 +103,7 @@ class NodeSession {
     if (cellId === undefined) throw new FlexnodeError(`app ${this.info.installed_app_id} has no ${REGISTRY_ROLE} cell`)
     // least privilege: the signing key may call this one function only
     await this.admin.authorizeSigningCredentials(cellId, { type: 'listed', value: [['discovery', 'query_peers']] })
-    const caps = await this.app.callZome({ cell_id: cellId, zome_name: 'discovery', fn_name: 'query_peers', payload: null }) as unknown
+    const caps: unknown = await new AgentRegistryClient(this.app, { cell_id: cellId }).queryPeers(null)
     if (!Array.isArray(caps)) throw new FlexnodeError('query_peers returned something other than a list')
     return caps as NodeCapability[]
   }

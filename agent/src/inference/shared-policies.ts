@@ -17,6 +17,7 @@
  */
 import type { AppClient } from '@holochain/client'
 import { parseMoePolicy, type MoePolicy } from '../../../scheduler/index.ts'
+import { PolicyStoreClient } from '../../../zomes-ts/policy_store/client.ts'
 import { isPlainObject } from '../conductor/codec.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { ProviderPolicy } from './admission.ts'
@@ -65,10 +66,12 @@ export function sharedPolicies (init: SharedPoliciesInit, c: SharedPoliciesCompo
   if (admins.length === 0) {
     log.info('no policy admins configured (--policy-admin): policies published to policy_store are ignored; this node applies its local policies only')
   }
+  const store = new PolicyStoreClient(c.client)
   const ignored = new Set<string>()
   const read = async (name: string, kind: string): Promise<PublishedPolicy | null> => {
     if (admins.length === 0) return null
-    const got = await c.client.callZome({ role_name: 'policy_store', zome_name: 'policies', fn_name: 'get_policy', payload: name }) as unknown
+    // what the DHT holds is another node's input: checked again before it counts
+    const got: unknown = await store.getPolicy(name)
     const accepted = acceptPublished(got, admins, kind)
     if (accepted === null && got !== null) {
       const key = `${name}:${isPlainObject(got) ? String(got.author) : '?'}`

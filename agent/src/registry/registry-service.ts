@@ -9,6 +9,7 @@
  */
 import { hostname } from 'node:os'
 import type { AppClient } from '@holochain/client'
+import { AgentRegistryClient } from '../../../zomes-ts/agent_registry/client.ts'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { encodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
@@ -66,7 +67,6 @@ export interface RegistryService {
   readonly beats: number
 }
 
-const ROLE = 'agent_registry'
 
 export function sanitizeAgentName (name: string): string {
   const cleaned = name.normalize('NFC').replace(/[^\p{L}\p{N} ._-]/gu, '-').replace(/^[^\p{L}\p{N}]+/u, '').slice(0, 64)
@@ -122,14 +122,13 @@ export function registryService (init: RegistryServiceInit = {}) {
     }
     /** what a full advertise is for: the model set and speed (the queue rides on every heartbeat) */
     const advertisedKey = (s: InferenceSnapshot | undefined): string => JSON.stringify(s === undefined ? null : [s.models_loaded, s.demo_models ?? [], s.max_batch_size, s.tokens_per_second])
-    const call = async (zome: string, fn: string, payload: unknown): Promise<Uint8Array> =>
-      await components.client.callZome({ role_name: ROLE, zome_name: zome, fn_name: fn, payload }) as Uint8Array
+    const registry = new AgentRegistryClient(components.client)
 
     const advertise = async (): Promise<Uint8Array> => {
       const [machine, load] = await Promise.all([components.probe.machine(), components.probe.load()])
       const inference = snapshot()
       const cap = buildCapability(components.client.myPubKey, name, machine, load, init, inference)
-      const hash = await call('capabilities', 'advertise', cap)
+      const hash = await registry.advertise(cap)
       advertised = advertisedKey(inference)
       log.info({ agent_name: name, cpu_cores: machine.cpu_cores, ram_gb: machine.ram_gb, gpu: machine.gpu?.model ?? null }, 'advertised NodeCapability')
       return hash
@@ -137,7 +136,7 @@ export function registryService (init: RegistryServiceInit = {}) {
     const beat = async (): Promise<Uint8Array> => {
       const s = snapshot()
       const busy = (s?.queue_depth ?? 0) > 0
-      const hash = await call('heartbeat', 'beat', { ...(await components.probe.load()), availability: busy ? 'busy' : 'online', ...(s !== undefined ? { queue_depth: requestsOn(s) } : {}) })
+      const hash = await registry.beat({ ...(await components.probe.load()), availability: busy ? 'busy' : 'online', ...(s !== undefined ? { queue_depth: requestsOn(s) } : {}) })
       beats++
       return hash
     }

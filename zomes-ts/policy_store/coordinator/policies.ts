@@ -5,14 +5,14 @@
  * anyone else's; reading skips them too, as a second line of defence).
  */
 import type { ActionHash, Hdk } from '../../hdk/index.ts'
+import { POLICY_NAME, type PolicyInput, type PublishedPolicy } from '../types.ts'
 
-export interface PolicyInput { name: string, kind: string, document: Record<string, unknown> }
-export interface PublishedPolicy extends PolicyInput { version: number, author: string, published_at: number, action_hash: ActionHash }
+export type { PolicyInput, PublishedPolicy }
 
 const anchor = (hdk: Hdk, name: string): Uint8Array => hdk.path_entry_hash(`policy_store.policies.${name}`)
 
 function checkName (name: unknown): string {
-  if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(name)) throw new Error('a policy name is 1-64 lowercase letters, digits, . _ -')
+  if (typeof name !== 'string' || !POLICY_NAME.test(name)) throw new Error('a policy name is 1-64 lowercase letters, digits, . _ -')
   return name
 }
 
