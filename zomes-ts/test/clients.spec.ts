@@ -101,7 +101,8 @@ describe.each(Object.keys(setups))('typed DNA clients over the %s', (name) => {
   })
 
   it('a zome\'s refusal keeps its kind, and an aborted call rejects with a typed error', async () => {
-    await expect(policies.getPolicy('../etc')).rejects.toMatchObject({ name: 'ribosome_error' })
+    await expect(policies.getPolicy('../etc')).rejects.toMatchObject({ name: 'ribosome_error', message: expect.stringContaining('ZomeInputError') })
+    await expect(registry.beat({ cpu_percent: 1, gpu_percent: 0, memory_percent: 1, queue_depth: -1 })).rejects.toMatchObject({ name: 'ribosome_error', message: expect.stringContaining('ZomeInputError') })
     const aborted = new AbortController()
     aborted.abort()
     await expect(registry.queryPeers(null, { signal: aborted.signal })).rejects.toMatchObject({ name: 'ZomeCallAbortedError', zome: 'discovery', fn: 'query_peers' })

@@ -7,9 +7,10 @@
 import type { ActionHash, AgentPubKey, Hdk } from '../../hdk/index.ts'
 import type { NodeCapability } from '../types.ts'
 import { allNodesAnchor, capabilityOriginal, heartbeatTtlSeconds, isMap, latestCapability, withLiveness } from './shared.ts'
+import { ZomeInputError } from '../../hdk/errors.ts'
 
 export async function advertise (hdk: Hdk, capability: NodeCapability): Promise<ActionHash> {
-  if (!isMap(capability)) throw new Error('advertise takes a NodeCapability')
+  if (!isMap(capability)) throw new ZomeInputError('advertise takes a NodeCapability')
   const me = (await hdk.agent_info()).agent_initial_pubkey
   const original = await capabilityOriginal(hdk, me)
   let hash: ActionHash
@@ -25,7 +26,7 @@ export async function advertise (hdk: Hdk, capability: NodeCapability): Promise<
 }
 
 export async function get_capability (hdk: Hdk, agent: AgentPubKey): Promise<NodeCapability | null> {
-  if (!(agent instanceof Uint8Array) || agent.length !== 39 || agent[0] !== 0x84 || agent[1] !== 0x20) throw new Error('get_capability takes an AgentPubKey')
+  if (!(agent instanceof Uint8Array) || agent.length !== 39 || agent[0] !== 0x84 || agent[1] !== 0x20) throw new ZomeInputError('get_capability takes an AgentPubKey')
   const original = await capabilityOriginal(hdk, agent)
   if (original === null) return null
   const cap = await latestCapability(hdk, original)

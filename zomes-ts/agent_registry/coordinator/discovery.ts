@@ -4,36 +4,37 @@
 import type { Hdk } from '../../hdk/index.ts'
 import { AVAILABILITY, type Availability, type NodeCapability, type PeerRequirements, type QueryPeersInput } from '../types.ts'
 import { allNodesAnchor, heartbeatTtlSeconds, isMap, latestCapability, withLiveness } from './shared.ts'
+import { ZomeInputError } from '../../hdk/errors.ts'
 
 const NUMBER_FIELDS = ['cpu_cores', 'memory_gb', 'gpu_vram_gb', 'storage_gb'] as const
 const STRING_FIELDS = ['model_name', 'cpu_arch', 'latency_region'] as const
 
 function checkInput (input: unknown): QueryPeersInput {
   if (input === null || input === undefined) return {}
-  if (!isMap(input)) throw new Error('query_peers takes {requirements?, availability?, ttl_seconds?}')
+  if (!isMap(input)) throw new ZomeInputError('query_peers takes {requirements?, availability?, ttl_seconds?}')
   const req = input.requirements
   if (req !== undefined && req !== null) {
-    if (!isMap(req)) throw new Error('requirements must be a map')
+    if (!isMap(req)) throw new ZomeInputError('requirements must be a map')
     for (const key of Object.keys(req)) {
-      if (!(NUMBER_FIELDS as readonly string[]).includes(key) && !(STRING_FIELDS as readonly string[]).includes(key) && key !== 'gpu') throw new Error(`requirements.${key} is not a known requirement`)
+      if (!(NUMBER_FIELDS as readonly string[]).includes(key) && !(STRING_FIELDS as readonly string[]).includes(key) && key !== 'gpu') throw new ZomeInputError(`requirements.${key} is not a known requirement`)
     }
     for (const f of NUMBER_FIELDS) {
       const v = req[f]
-      if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new Error(`requirements.${f} must be a non-negative number`)
+      if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new ZomeInputError(`requirements.${f} must be a non-negative number`)
     }
     for (const f of STRING_FIELDS) {
       const v = req[f]
-      if (v !== undefined && (typeof v !== 'string' || v.length > 256)) throw new Error(`requirements.${f} must be a string`)
+      if (v !== undefined && (typeof v !== 'string' || v.length > 256)) throw new ZomeInputError(`requirements.${f} must be a string`)
     }
-    if (req.gpu !== undefined && typeof req.gpu !== 'boolean') throw new Error('requirements.gpu must be a boolean')
+    if (req.gpu !== undefined && typeof req.gpu !== 'boolean') throw new ZomeInputError('requirements.gpu must be a boolean')
   }
   const av = input.availability
   if (av !== undefined && av !== null) {
     const list = Array.isArray(av) ? av : [av]
-    for (const a of list) if (!AVAILABILITY.includes(a as Availability)) throw new Error(`availability must be one of ${AVAILABILITY.join(', ')}`)
+    for (const a of list) if (!AVAILABILITY.includes(a as Availability)) throw new ZomeInputError(`availability must be one of ${AVAILABILITY.join(', ')}`)
   }
   const ttl = input.ttl_seconds
-  if (ttl !== undefined && ttl !== null && (typeof ttl !== 'number' || !(ttl > 0))) throw new Error('ttl_seconds must be a positive number')
+  if (ttl !== undefined && ttl !== null && (typeof ttl !== 'number' || !(ttl > 0))) throw new ZomeInputError('ttl_seconds must be a positive number')
   return input as QueryPeersInput
 }
 

@@ -6,13 +6,14 @@
  */
 import type { ActionHash, Hdk } from '../../hdk/index.ts'
 import { POLICY_NAME, type PolicyInput, type PublishedPolicy } from '../types.ts'
+import { ZomeInputError } from '../../hdk/errors.ts'
 
 export type { PolicyInput, PublishedPolicy }
 
 const anchor = (hdk: Hdk, name: string): Uint8Array => hdk.path_entry_hash(`policy_store.policies.${name}`)
 
 function checkName (name: unknown): string {
-  if (typeof name !== 'string' || !POLICY_NAME.test(name)) throw new Error('a policy name is 1-64 lowercase letters, digits, . _ -')
+  if (typeof name !== 'string' || !POLICY_NAME.test(name)) throw new ZomeInputError('a policy name is 1-64 lowercase letters, digits, . _ -')
   return name
 }
 
@@ -40,7 +41,7 @@ async function latest (hdk: Hdk, name: string): Promise<PublishedPolicy | null> 
 }
 
 export async function set_policy (hdk: Hdk, input: PolicyInput): Promise<ActionHash> {
-  if (typeof input !== 'object' || input === null) throw new Error('set_policy takes {name, kind, document}')
+  if (typeof input !== 'object' || input === null) throw new ZomeInputError('set_policy takes {name, kind, document}')
   const name = checkName(input.name)
   const previous = await latest(hdk, name)
   const hash = await hdk.create_entry({ entry_type: 'Policy', entry: { name, kind: input.kind, document: input.document, version: (previous?.version ?? 0) + 1 } })
