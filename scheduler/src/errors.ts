@@ -3,7 +3,7 @@
  * about (`field`, the audit trail of votes).
  */
 import { FlexnodeError } from '../../lib/errors.ts'
-import type { ModelVote } from './reducer.ts'
+import type { ModelVote } from './types.ts'
 
 /** An MOE policy (file, override, network message) failed validation. `field` is its dotted path. */
 export class InvalidPolicyError extends FlexnodeError {

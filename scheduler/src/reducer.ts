@@ -15,6 +15,9 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
 import { DEFAULT_SIMILARITY_THRESHOLD } from './constants.ts'
 import { InvalidSchedulerInputError, NoAnswersError } from './errors.ts'
+import type { ModelVote } from './types.ts'
+
+export type { ModelVote }
 
 export interface Vote {
   model: string
@@ -36,20 +39,6 @@ export interface ReduceOptions {
   similarity_threshold?: number
 }
 
-/** `inference.moe_query`'s `model_votes` item, plus the node and where the vote went. */
-export interface ModelVote {
-  model: string
-  node: string
-  /** sha256 hex of the normalized answer; null for a failed vote */
-  response_hash: string | null
-  /** the weight the vote contributed (0 for a failed vote) */
-  weight: number
-  latency_ms: number
-  /** index into `clusters`; null for a failed vote */
-  cluster: number | null
-  /** why the vote failed */
-  error?: string
-}
 
 export interface AnswerCluster {
   /** the heaviest member's answer, as it was given */
