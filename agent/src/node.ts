@@ -1,24 +1,22 @@
 /**
- * A flexnode: wires the keystore, the embedded conductor, the flexstack app and the registry
- * service together. This is the one place components are built.
+ * The composition root: a node is an ordered list of services, each built `x(init)(components)`
+ * from the components of the ones before it, started in order and stopped in reverse. Adding a
+ * capability is one entry in `nodeServices` plus its own folder; nothing else wires components.
  *
  * ```ts
  * const node = await FlexNode.start({ dataDir: '/tmp/n1', network: 'local' })
- * node.info  // { agent_pub_key, network, admin_port, app_port, installed_app_id, data_dir }
+ * node.info  // { agent_pub_key, network, admin_port, app_port, installed_app_id, data_dir, peer_id, … }
  * await node.stop()
  * ```
  */
-import { mkdir, open, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { mkdir, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { EmbeddedConductor } from './conductor/conductor.ts'
 import { InProcessAppClient } from './conductor/in-process-client.ts'
-import { INSTALLED_APP_ID, LOCK_FILE, RUNTIME_FILE, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
-import { AbortError, FlexnodeError, InvalidInputError, errorMessage } from './errors.ts'
-import { decodeHash, encodeHash } from './holo/hash.ts'
-import { decode, isPlainObject } from './conductor/codec.ts'
-import { KEYSTORE_FILE, Keystore } from './identity/keystore.ts'
-import { DB_FILE } from './conductor/constants.ts'
+import { INSTALLED_APP_ID, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
+import { dataDirService, type DataDir } from './data-dir.ts'
+import { encodeHash } from './holo/hash.ts'
+import { Keystore } from './identity/keystore.ts'
 import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
@@ -29,19 +27,23 @@ import { createInferenceEngine } from './inference/engine.ts'
 import type { InferenceEngine } from './inference/types.ts'
 import { createHttpServer, type HttpServer } from './http/server.ts'
 import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
-import { sharedPolicies } from './inference/shared-policies.ts'
 import { createInferenceRouter } from './inference/router.ts'
-import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../scheduler/index.ts'
-import { parse as parseYaml } from 'yaml'
+import type { MoePolicy } from '../../scheduler/index.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { AgentRegistryClient } from '../../zomes-ts/agent_registry/client.ts'
 import { PolicyStoreClient } from '../../zomes-ts/policy_store/client.ts'
 import { ensureDemoModel } from './inference/gguf/generate.ts'
-import { pidAlive } from './process.ts'
+import { ensureFlexstackApp, networkProfile } from './flexstack-app.ts'
+import { normalizePolicyAdmins } from './policy/admins.ts'
+import { loadPolicyFile } from './policy/file.ts'
+import { publishDefaultMoePolicy, sharedPolicies, type SharedPolicies } from './policy/shared.ts'
+import { components, service, startServices, type RunningServices, type ServiceEntry } from './service.ts'
+import { AbortError } from './errors.ts'
 
-const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const DEFAULT_HAPP = join(PACKAGE_ROOT, 'dnas', 'happ.yaml')
-const NETWORKS_FILE = join(PACKAGE_ROOT, 'dnas', 'networks.json')
+export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
+export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
+export { normalizePolicyAdmins, PolicyAdminsMismatchError } from './policy/admins.ts'
+export { PolicyFileError } from './policy/file.ts'
 
 export interface FlexNodeInit {
   dataDir: string
@@ -140,175 +142,191 @@ export interface ReadyInfo {
   http_port: number
 }
 
-export class DataDirInUseError extends FlexnodeError {
-  static override readonly name = 'DataDirInUseError'
-  override name = 'DataDirInUseError'
-  readonly dataDir: string
-  readonly pid: number
-
-  constructor (dataDir: string, pid: number) {
-    super(`data dir ${dataDir} is in use by a running flexnode (pid ${pid})`)
-    this.dataDir = dataDir
-    this.pid = pid
-  }
+/** Everything a node is made of; each field is filled by the service that provides it. */
+export interface NodeComponents {
+  logger: ComponentLogger
+  dataDir: DataDir
+  keystore: Keystore
+  /** this node's agent key (the keystore's primary) */
+  agent: Uint8Array
+  conductor: EmbeddedConductor
+  /** the in-process client of the flexstack app */
+  client: InProcessAppClient
+  /** the bound Admin and App interface ports */
+  interfaces: { admin: number, app: number }
+  mesh: MeshNode
+  dht: DhtNetwork
+  inference: Awaited<ReturnType<typeof createInferenceEngine>>
+  policies: SharedPolicies
+  /** this node's live load, sampled at most once a second (heartbeat and router share it) */
+  liveLoad: () => Promise<LoadSample>
+  /** the OpenAI-compatible HTTP API (and the routes of later capabilities) */
+  http: { readonly port: number }
+  registry: RegistryService
 }
 
-export class NetworkMismatchError extends FlexnodeError {
-  static override readonly name = 'NetworkMismatchError'
-  override name = 'NetworkMismatchError'
-
-  constructor (dataDir: string, installed: string, requested: string) {
-    super(`data dir ${dataDir} belongs to the network with seed ${installed}; use another --data-dir for ${requested}`)
-  }
-}
-
-/** The data dir's policy_store was installed with other policy admins: a different DNA, a different mesh. */
-export class PolicyAdminsMismatchError extends FlexnodeError {
-  static override readonly name = 'PolicyAdminsMismatchError'
-  override name = 'PolicyAdminsMismatchError'
-  readonly installed: string[]
-  readonly requested: string[]
-
-  constructor (dataDir: string, installed: string[], requested: string[]) {
-    const list = (a: string[]): string => a.length === 0 ? 'none' : a.join(', ')
-    super(`data dir ${dataDir} was installed with policy admins [${list(installed)}], but this start asks for [${list(requested)}]; ` +
-      'the policy admins are part of the policy_store DNA, so another set is another mesh: start with the same --policy-admin flags, or use another --data-dir')
-    this.installed = installed
-    this.requested = requested
-  }
-}
-
-/** `--policy-admin` keys, validated, sorted and deduplicated (the order of flags must not change the DNA). */
-export function normalizePolicyAdmins (keys: readonly string[] | undefined): string[] {
-  const out = new Set<string>()
-  for (const key of keys ?? []) {
-    try {
-      decodeHash(key, 'Agent')
-    } catch {
-      throw new InvalidInputError(`policy admin ${JSON.stringify(key)} is not an agent key (uhCAk…)`, { field: 'policyAdmins' })
+/** The node's services, in start order (stopped in reverse). */
+function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceEntry<NodeComponents>> {
+  const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
+  return [
+    { name: 'data dir', provides: 'dataDir', create: (c) => dataDirService({ dataDir: init.dataDir, newChain: init.newChain })(c) },
+    {
+      name: 'keystore',
+      create: (c) => {
+        let keystore: Keystore | undefined
+        return service({
+          start: async () => {
+            c.keystore = keystore = await Keystore.open({ dataDir: c.dataDir.path, passphrase: init.passphrase, scryptN: init.scryptN })
+            c.agent = keystore.primary.agentPubKey
+          },
+          stop: () => { keystore?.dispose() }
+        })
+      }
+    },
+    {
+      name: 'conductor',
+      create: (c) => {
+        let conductor: EmbeddedConductor | undefined
+        return service({
+        start: async () => {
+          c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keystore, logger: c.logger })
+          const profile = await networkProfile(network)
+          await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.agent, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
+          // '*' admits every non-browser client and no web page; browser origins only when listed
+          const admin = await c.conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
+          const app = await c.conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
+          c.interfaces = { admin: admin.port, app: app.port }
+          c.client = await InProcessAppClient.connect(c.conductor, INSTALLED_APP_ID)
+        },
+        stop: async () => { await conductor?.stop() }
+        })
+      }
+    },
+    {
+      name: 'mesh',
+      create: (c) => {
+        let mesh: MeshNode | undefined
+        return service({
+          start: async () => {
+            const bootstrap = init.bootstrap ?? (await networkProfile(network)).bootstrap
+            c.mesh = mesh = await createMeshNode({ network, seed: c.keystore.exportSeed(c.agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger: c.logger })
+            await mesh.start()
+          },
+          stop: async () => { await mesh?.stop() }
+        })
+      }
+    },
+    {
+      name: 'dht network',
+      create: (c) => {
+        const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor: c.conductor, mesh: c.mesh, logger: c.logger })
+        c.dht = dht
+        return service({ start: async () => { await dht.start() }, stop: async () => { await dht.stop() } })
+      }
+    },
+    {
+      name: 'inference engine',
+      create: (c) => {
+        let engine: NodeComponents['inference'] | undefined
+        return service({
+        start: async ({ signal } = {}) => {
+          const log = c.logger.forComponent('flexnode:node')
+          const modelsDir = join(c.dataDir.path, 'models')
+          await mkdir(modelsDir, { recursive: true, mode: 0o700 })
+          if (init.generateDefaultModel !== false && (await readdir(modelsDir)).filter(f => f.endsWith('.gguf')).length === 0) {
+            const path = await ensureDemoModel(modelsDir, { signal })
+            log.info({ path }, 'generated the random-weight demo model (drop real .gguf files into the models dir; --no-demo-model skips it)')
+          }
+          c.inference = engine = await createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger: c.logger })
+          if (init.preloadModels !== false) {
+            // many or large models take long to load: a stop request must not wait for all of them
+            log.info({ models: await engine.preload({ signal }) }, 'models loaded')
+          }
+        },
+        stop: async () => { await engine?.dispose() }
+        })
+      }
+    },
+    {
+      name: 'policies',
+      create: (c) => service({
+        start: async ({ signal } = {}) => {
+          // mesh-wide policies count only when an admin named in the DNA published them
+          c.policies = sharedPolicies({ admins: policyAdmins }, { client: c.client, logger: c.logger })
+          if (c.policies.isAdmin(encodeHash(c.agent))) await publishDefaultMoePolicy(new PolicyStoreClient(c.client), c.logger.forComponent('flexnode:policy'), { signal })
+        },
+        stop: () => {}
+      })
+    },
+    {
+      name: 'inference provider',
+      create: (c) => service({
+        start: async () => { await startInferenceProvider(init.inferencePolicy ?? {}, { engine: c.inference, mesh: c.mesh, logger: c.logger, sharedPolicy: c.policies.access }) },
+        stop: () => {}
+      })
+    },
+    {
+      name: 'HTTP API',
+      provides: 'http',
+      create: (c) => {
+        const sampler = createLoadSampler()
+        let last: { at: number, sample: Promise<LoadSample> } | undefined
+        c.liveLoad = async () => {
+          if (last === undefined || Date.now() - last.at >= 1000) last = { at: Date.now(), sample: sampler.sample() }
+          return await last.sample
+        }
+        let http: HttpServer | undefined
+        const svc = service({
+          start: async () => {
+            const localPolicies: Record<string, MoePolicy> = {}
+            if (init.moePolicyFile !== undefined) {
+              const p = await loadPolicyFile(init.moePolicyFile)
+              localPolicies[p.name] = p
+              c.logger.forComponent('flexnode:node').info({ policy: p.name, file: init.moePolicyFile }, 'local MOE policy override')
+            }
+            // every node, stale heartbeats included: routing only picks connected peers, and a live
+            // connection is fresher than a heartbeat past the TTL; draining nodes are left out
+            const registry = new AgentRegistryClient(c.client)
+            const capabilities = async (): Promise<NodeCapability[]> => await registry.queryPeers({ availability: ['online', 'busy', 'offline'] })
+            const peers = new PeerInference({ mesh: c.mesh, capabilities, logger: c.logger }, { region: init.region })
+            const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: c.inference, peers, capabilities, selfNodeId: encodeHash(c.agent), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, logger: c.logger })
+            http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts }, { engine: c.inference, logger: c.logger, router: { ...router, remote: peers } })
+            await http.start()
+          },
+          stop: async () => { await http?.stop() }
+        })
+        return { ...svc, start: svc.start, get port () { return http?.port ?? 0 } }
+      }
+    },
+    {
+      name: 'registry',
+      provides: 'registry',
+      create: (c) => {
+        const registry = registryService({
+          agentName: init.agentName,
+          heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
+          region: init.region,
+          bandwidthMbps: init.bandwidthMbps
+        })({
+          client: c.client,
+          logger: c.logger,
+          probe: { machine: async () => await probeMachine({ dataDir: c.dataDir.path }), load: c.liveLoad },
+          inference: () => {
+            const loaded = c.inference.listModels().filter(m => m.loaded)
+            return {
+              models_loaded: loaded.map(m => m.id),
+              max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0,
+              tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0),
+              queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0),
+              in_flight: loaded.reduce((q, m) => q + m.in_flight, 0),
+              demo_models: loaded.filter(m => m.demo === true).map(m => m.id)
+            }
+          }
+        })
+        return { ...registry, ...service({ start: registry.start, stop: registry.stop }), get beats () { return registry.beats } }
+      }
     }
-    out.add(key)
-  }
-  return [...out].sort()
-}
-
-/** The policy admins an installed app's policy_store cell was created with. */
-function installedPolicyAdmins (app: { cell_info: Record<string, Array<{ value: { dna_modifiers: { properties?: unknown } } }>> }): string[] {
-  const raw = app.cell_info.policy_store?.[0]?.value.dna_modifiers.properties
-  const props = raw instanceof Uint8Array ? decode(raw) : raw
-  const list = isPlainObject(props) ? props.policy_admins : undefined
-  return Array.isArray(list) ? list.filter((a): a is string => typeof a === 'string').sort() : []
-}
-
-/**
- * The data dir has a keystore but no database (missing or empty): the agent's source chain is
- * not here. Running genesis again would make a second chain under the same key, a fork.
- */
-export class DatabaseMissingError extends FlexnodeError {
-  static override readonly name = 'DatabaseMissingError'
-  override name = 'DatabaseMissingError'
-  readonly dataDir: string
-  readonly path: string
-
-  constructor (dataDir: string, path: string, state: 'missing' | 'empty') {
-    super(`the data dir ${dataDir} has a keystore but its database ${path} is ${state}: this agent's source chain is not here. ` +
-      'Restore the database from a backup, or start with --new-chain to begin a new source chain under a new agent key ' +
-      '(a second chain under the old key would be a fork, which the mesh warrants)')
-    this.dataDir = dataDir
-    this.path = path
-  }
-}
-
-async function sizeOf (path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
-}
-
-/**
- * Refuse a keystore without its database, or with `newChain`, set the old keystore (and any
- * leftover WAL) aside so a new agent key and a new chain start. Nothing is deleted that holds data.
- */
-async function guardLostDatabase (dataDir: string, newChain: boolean, log: ComponentLogger): Promise<void> {
-  const keystore = join(dataDir, KEYSTORE_FILE)
-  const db = join(dataDir, DB_FILE)
-  if (await sizeOf(keystore) === undefined) return
-  const size = await sizeOf(db)
-  if (size !== undefined && size > 0) return
-  if (!newChain) throw new DatabaseMissingError(dataDir, db, size === undefined ? 'missing' : 'empty')
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  const kept = join(dataDir, `keystore.${stamp}.json.bak`)
-  await rename(keystore, kept)
-  if ((await sizeOf(`${db}-wal`) ?? 0) > 0) await rename(`${db}-wal`, `${db}-wal.${stamp}.bak`)
-  await rm(`${db}-wal`, { force: true })
-  await rm(`${db}-shm`, { force: true })
-  await rm(db, { force: true })
-  log.warn({ kept }, '--new-chain: the database was missing; starting a new source chain under a new agent key (the old keystore is kept)')
-}
-
-export interface NetworkProfile { network_seed: string, bootstrap: string[] }
-
-export async function networkProfile (network: NetworkName): Promise<NetworkProfile> {
-  const profiles = JSON.parse(await readFile(NETWORKS_FILE, 'utf8')) as Record<string, { network_seed?: unknown, bootstrap?: unknown }>
-  const p = profiles[network]
-  const seed = p?.network_seed
-  if (typeof seed !== 'string' || seed.length === 0) throw new FlexnodeError(`dnas/networks.json has no network_seed for ${network}`)
-  const bootstrap = Array.isArray(p?.bootstrap) ? p.bootstrap.filter((a): a is string => typeof a === 'string') : []
-  return { network_seed: seed, bootstrap }
-}
-
-
-/** Take the data dir's lock file, replacing a stale one left by a dead process. */
-async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
-  const path = join(dataDir, LOCK_FILE)
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(path, 'wx', 0o600)
-      await fh.writeFile(String(process.pid))
-      await fh.close()
-      return async () => { await rm(path, { force: true }) }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) throw new DataDirInUseError(dataDir, pid)
-      await rm(path, { force: true })
-    }
-  }
-  throw new DataDirInUseError(dataDir, -1)
-}
-
-export class PolicyFileError extends FlexnodeError {
-  static override readonly name = 'PolicyFileError'
-  override name = 'PolicyFileError'
-}
-
-/** Read a MOE policy file (YAML or JSON; `{inference_policy: …}` or the bare policy) and validate it. */
-async function loadPolicyFile (path: string): Promise<MoePolicy> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    throw new PolicyFileError(`cannot read the MOE policy ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`)
-  }
-  try {
-    return parseMoePolicy(parseYaml(text))
-  } catch (err) {
-    throw new PolicyFileError(`${path}: ${errorMessage(err)}`, { cause: err })
-  }
-}
-
-/** A policy admin publishes the built-in ripple-moe policy to policy_store when the mesh has none yet. */
-async function publishDefaultPolicy (client: InProcessAppClient, log: ComponentLogger): Promise<void> {
-  try {
-    const store = new PolicyStoreClient(client)
-    const existing = await store.getPolicy(DEFAULT_MOE_POLICY.name)
-    if (existing === null) await store.setPolicy({ name: DEFAULT_MOE_POLICY.name, kind: 'moe', document: { ...DEFAULT_MOE_POLICY } })
-  } catch (err) {
-    log.warn({ err: errorMessage(err) }, 'could not publish the default MOE policy')
-  }
+  ]
 }
 
 export class FlexNode {
@@ -320,191 +338,64 @@ export class FlexNode {
   readonly mesh: MeshNode
   readonly dht: DhtNetwork
   readonly inference: InferenceEngine
-  readonly http: HttpServer
-  private readonly log: ComponentLogger
-  private readonly unlock: () => Promise<void>
-  private stopping: Promise<void> | undefined
+  readonly http: { readonly port: number }
+  readonly #services: RunningServices
+  readonly #log: ComponentLogger
+  #stopping: Promise<void> | undefined
 
-  private constructor (parts: { info: ReadyInfo, conductor: EmbeddedConductor, keystore: Keystore, client: InProcessAppClient, registry: RegistryService, mesh: MeshNode, dht: DhtNetwork, inference: InferenceEngine, http: HttpServer, log: ComponentLogger, unlock: () => Promise<void> }) {
-    this.info = parts.info
-    this.inference = parts.inference
-    this.http = parts.http
-    this.mesh = parts.mesh
-    this.dht = parts.dht
-    this.conductor = parts.conductor
-    this.keystore = parts.keystore
-    this.client = parts.client
-    this.registry = parts.registry
-    this.log = parts.log
-    this.unlock = parts.unlock
+  private constructor (info: ReadyInfo, c: NodeComponents, services: RunningServices, log: ComponentLogger) {
+    this.info = info
+    this.conductor = c.conductor
+    this.keystore = c.keystore
+    this.client = c.client
+    this.registry = c.registry
+    this.mesh = c.mesh
+    this.dht = c.dht
+    this.inference = c.inference
+    this.http = c.http
+    this.#services = services
+    this.#log = log
   }
 
+  /**
+   * Starts every service in order. On a failure (or `init.signal` aborting) what started is
+   * stopped in reverse and the error is thrown.
+   */
   static async start (init: FlexNodeInit): Promise<FlexNode> {
     const logger = init.logger ?? createLogger()
     const log = logger.forComponent('flexnode:node')
     const network = init.network ?? 'local'
-    const dataDir = resolve(init.dataDir)
-    await mkdir(dataDir, { recursive: true, mode: 0o700 })
-    const signal = init.signal
-    /**
-     * One start-up step: its result, or AbortError as soon as `signal` aborts (the step may be
-     * stuck: a slow disk, a model load). Whatever the step makes after that is disposed by `late`.
-     */
-    const step = async <T>(work: Promise<T>, late?: (made: T) => unknown): Promise<T> => {
-      if (signal === undefined) return await work
-      return await new Promise<T>((resolve, reject) => {
-        const onAbort = (): void => {
-          reject(new AbortError('start-up was aborted'))
-          work.then(async made => { await late?.(made) }).catch((err: unknown) => { log.debug({ err: errorMessage(err) }, 'a start-up step failed after the abort') })
-        }
-        if (signal.aborted) { onAbort(); return }
-        signal.addEventListener('abort', onAbort, { once: true })
-        work.then(
-          made => { signal.removeEventListener('abort', onAbort); resolve(made) },
-          (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) }
-        )
-      })
-    }
-    const unlock = await lockDataDir(dataDir)
-    const cleanup: Array<() => Promise<void> | void> = [unlock]
+    const c = components<NodeComponents>({ logger })
+    const services = await startServices(nodeServices(init, network), c, { signal: init.signal, log })
     try {
-      await step(guardLostDatabase(dataDir, init.newChain === true, log))
-      const keystore = await step(Keystore.open({ dataDir, passphrase: init.passphrase, scryptN: init.scryptN }), (k) => { k.dispose() })
-      cleanup.push(() => { keystore.dispose() })
-      const conductor = await step(EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger }), async (c) => { await c.stop() })
-      cleanup.push(async () => { await conductor.stop() })
-      const agent = keystore.primary.agentPubKey
-      const profile = await networkProfile(network)
-      const seed = profile.network_seed
-      const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
-      const existing = conductor.listApps().find((a) => (a as { installed_app_id: string }).installed_app_id === INSTALLED_APP_ID) as { cell_info: Record<string, Array<{ value: { dna_modifiers: { network_seed: string, properties?: unknown } } }>> } | undefined
-      if (existing === undefined) {
-        log.info({ network, seed, policy_admins: policyAdmins }, 'first start: installing the flexstack app')
-        // no admins: no property at all, so the default mesh keeps its DNA hash
-        const rolesSettings = policyAdmins.length === 0 ? undefined : { policy_store: { type: 'provisioned' as const, value: { modifiers: { properties: { policy_admins: policyAdmins } } } } }
-        await step(conductor.installApp({ source: { type: 'path', value: init.happPath ?? DEFAULT_HAPP }, agent_key: agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed, roles_settings: rolesSettings }))
-      } else {
-        const installedSeed = Object.values(existing.cell_info)[0]?.[0]?.value.dna_modifiers.network_seed ?? ''
-        if (installedSeed !== seed) throw new NetworkMismatchError(dataDir, installedSeed, network)
-        const installedAdmins = installedPolicyAdmins(existing)
-        if (installedAdmins.join('\n') !== policyAdmins.join('\n')) throw new PolicyAdminsMismatchError(dataDir, installedAdmins, policyAdmins)
-      }
-      await step(conductor.enableApp({ installed_app_id: INSTALLED_APP_ID }))
-      // '*' admits every non-browser client and no web page; browser origins only when listed
-      const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
-      const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
-      const client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
-      const bootstrap = init.bootstrap ?? profile.bootstrap
-      const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })
-      // stop() waits for a start in progress, so it goes on the list first
-      cleanup.push(async () => { await mesh.stop() })
-      await step(mesh.start())
-      const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor, mesh, logger })
-      await dht.start()
-      cleanup.push(async () => { await dht.stop() })
-      init.signal?.throwIfAborted()
-      const modelsDir = join(dataDir, 'models')
-      await mkdir(modelsDir, { recursive: true, mode: 0o700 })
-      if (init.generateDefaultModel !== false && (await readdir(modelsDir)).filter(f => f.endsWith('.gguf')).length === 0) {
-        const path = await step(ensureDemoModel(modelsDir, { signal }))
-        log.info({ path }, 'generated the random-weight demo model (drop real .gguf files into the models dir; --no-demo-model skips it)')
-      }
-      const inference = await step(createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger }), async (e) => { await e.dispose() })
-      cleanup.push(async () => { await inference.dispose() })
-      if (init.preloadModels !== false) {
-        // many or large models take long to load: a stop request must not wait for all of them
-        const preloaded = await step(inference.preload({ signal }))
-        log.info({ models: preloaded }, 'models loaded')
-      }
-      // mesh-wide policies count only when an admin named in the DNA published them
-      const shared = sharedPolicies({ admins: policyAdmins }, { client, logger })
-      await step(startInferenceProvider(init.inferencePolicy ?? {}, { engine: inference, mesh, logger, sharedPolicy: shared.access }))
-      // every node, stale heartbeats included: routing only picks connected peers, and a live
-      // connection is fresher than a heartbeat past the TTL; draining nodes are left out
-      const registryDna = new AgentRegistryClient(client)
-      const capabilities = async (): Promise<NodeCapability[]> => await registryDna.queryPeers({ availability: ['online', 'busy', 'offline'] })
-      const peers = new PeerInference({ mesh, capabilities, logger }, { region: init.region })
-      if (shared.isAdmin(encodeHash(agent))) await step(publishDefaultPolicy(client, log))
-      const localPolicies: Record<string, MoePolicy> = {}
-      if (init.moePolicyFile !== undefined) {
-        const p = await loadPolicyFile(init.moePolicyFile)
-        localPolicies[p.name] = p
-        log.info({ policy: p.name, file: init.moePolicyFile }, 'local MOE policy override')
-      }
-      // this node's live load: one sampler shared by the heartbeat and the router, sampled at most once a second
-      const sampler = createLoadSampler()
-      let lastLoad: { at: number, sample: Promise<LoadSample> } | undefined
-      const liveLoad = async (): Promise<LoadSample> => {
-        if (lastLoad === undefined || Date.now() - lastLoad.at >= 1000) lastLoad = { at: Date.now(), sample: sampler.sample() }
-        return await lastLoad.sample
-      }
-      const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: inference, peers, capabilities, selfNodeId: encodeHash(agent), sharedPolicy: shared.moe, selfLoad: liveLoad, logger })
-      const http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts }, { engine: inference, logger, router: { ...router, remote: peers } })
-      const { port: httpPort } = await step(http.start(), async () => { await http.stop() })
-      cleanup.push(async () => { await http.stop() })
-      const registry = registryService({
-        agentName: init.agentName,
-        heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
-        region: init.region,
-        bandwidthMbps: init.bandwidthMbps
-      })({
-        client,
-        logger,
-        probe: { machine: async () => await probeMachine({ dataDir }), load: liveLoad },
-        inference: () => {
-          const loaded = inference.listModels().filter(m => m.loaded)
-          return {
-            models_loaded: loaded.map(m => m.id),
-            max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0,
-            tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0),
-            queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0),
-            in_flight: loaded.reduce((q, m) => q + m.in_flight, 0),
-            demo_models: loaded.filter(m => m.demo === true).map(m => m.id)
-          }
-        }
-      })
-      cleanup.push(async () => { await registry.stop() })
-      await step(registry.start())
       const info: ReadyInfo = {
-        agent_pub_key: encodeHash(agent),
+        agent_pub_key: encodeHash(c.agent),
         network,
-        admin_port: admin.port,
-        app_port: app.port,
+        admin_port: c.interfaces.admin,
+        app_port: c.interfaces.app,
         installed_app_id: INSTALLED_APP_ID,
-        data_dir: dataDir,
-        peer_id: mesh.peerId,
-        multiaddrs: mesh.multiaddrs(),
-        http_port: httpPort
+        data_dir: c.dataDir.path,
+        peer_id: c.mesh.peerId,
+        multiaddrs: c.mesh.multiaddrs(),
+        http_port: c.http.port
       }
-      if (signal?.aborted === true) throw new AbortError('start-up was aborted')
-      const runtime = join(dataDir, RUNTIME_FILE)
-      await writeFile(`${runtime}.tmp`, JSON.stringify({ ...info, pid: process.pid, started_at: new Date().toISOString() }, null, 2), { mode: 0o600 })
-      await rename(`${runtime}.tmp`, runtime)
+      if (init.signal?.aborted === true) throw new AbortError('start-up was aborted')
+      await c.dataDir.writeRuntime(info)
       log.info(info, 'flexnode ready')
-      return new FlexNode({ info, conductor, keystore, client, registry, mesh, dht, inference, http, log, unlock })
+      return new FlexNode(info, c, services, log)
     } catch (err) {
-      for (const fn of cleanup.reverse()) {
-        try { await fn() } catch (e) { log.warn({ err: errorMessage(e) }, 'cleanup after a failed start failed') }
-      }
+      await services.stop()
       throw err
     }
   }
 
-  /** Stop heartbeats, close interfaces and the database, release the data dir. Idempotent. */
+  /** Stops every service in reverse start order and releases the data dir. Idempotent. */
   async stop (): Promise<void> {
-    this.stopping ??= (async () => {
-      await this.registry.stop()
-      await this.http.stop()
-      await this.inference.dispose()
-      await this.dht.stop()
-      await this.mesh.stop()
-      await this.conductor.stop()
-      this.keystore.dispose()
-      await rm(join(this.info.data_dir, RUNTIME_FILE), { force: true })
-      await this.unlock()
-      this.log.info('flexnode stopped')
+    this.#stopping ??= (async () => {
+      await this.#services.stop()
+      this.#log.info('flexnode stopped')
     })()
-    return this.stopping
+    await this.#stopping
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {

@@ -16,12 +16,13 @@
  * ```
  */
 import type { AppClient } from '@holochain/client'
-import { parseMoePolicy, type MoePolicy } from '../../../scheduler/index.ts'
+import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../../scheduler/index.ts'
 import { PolicyStoreClient } from '../../../zomes-ts/policy_store/client.ts'
 import { isPlainObject } from '../conductor/codec.ts'
+import { errorMessage } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
-import type { ProviderPolicy } from './admission.ts'
-import { parseAccessPolicy } from './peer.ts'
+import type { ProviderPolicy } from '../inference/admission.ts'
+import { parseAccessPolicy } from '../inference/peer.ts'
 
 /** The access policy's name in policy_store. */
 export const ACCESS_POLICY_NAME = 'inference-access'
@@ -93,5 +94,15 @@ export function sharedPolicies (init: SharedPoliciesInit, c: SharedPoliciesCompo
       const p = await read(name, 'moe')
       return p === null ? null : parseMoePolicy(p.document)
     }
+  }
+}
+
+/** A policy admin publishes the built-in MOE policy to policy_store when the mesh has none yet. */
+export async function publishDefaultMoePolicy (store: PolicyStoreClient, log: ComponentLogger, options: { signal?: AbortSignal } = {}): Promise<void> {
+  try {
+    const existing = await store.getPolicy(DEFAULT_MOE_POLICY.name, options)
+    if (existing === null) await store.setPolicy({ name: DEFAULT_MOE_POLICY.name, kind: 'moe', document: { ...DEFAULT_MOE_POLICY } }, options)
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, 'could not publish the default MOE policy')
   }
 }

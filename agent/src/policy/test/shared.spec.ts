@@ -9,7 +9,7 @@ import { InProcessAppClient } from '../../conductor/in-process-client.ts'
 import { encodeHash, hashFrom32 } from '../../holo/hash.ts'
 import { createLogger } from '../../logger.ts'
 import { DEFAULT_MOE_POLICY } from '../../../../scheduler/index.ts'
-import { acceptPublished, sharedPolicies } from '../shared-policies.ts'
+import { acceptPublished, sharedPolicies } from '../shared.ts'
 
 const ADMIN = encodeHash(hashFrom32(new Uint8Array(32).fill(1), 'Agent'))
 const OTHER = encodeHash(hashFrom32(new Uint8Array(32).fill(2), 'Agent'))

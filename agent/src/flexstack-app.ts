@@ -1,0 +1,88 @@
+/**
+ * The flexstack hApp on this node: the network profile (`dnas/networks.json`) picks its network
+ * seed and bootstrap peers; the first start installs the app with that seed (and the policy
+ * admins as policy_store's DNA property), every later start checks that the data dir belongs to
+ * the same mesh, then enables the app.
+ */
+import { readFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { EmbeddedConductor } from './conductor/conductor.ts'
+import { INSTALLED_APP_ID, type NetworkName } from './constants.ts'
+import { FlexnodeError } from './errors.ts'
+import type { ComponentLogger } from './logger.ts'
+import { installedPolicyAdmins, policyAdminsProperties, PolicyAdminsMismatchError } from './policy/admins.ts'
+
+const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const DEFAULT_HAPP = join(PACKAGE_ROOT, 'dnas', 'happ.yaml')
+const NETWORKS_FILE = join(PACKAGE_ROOT, 'dnas', 'networks.json')
+
+export class NetworkMismatchError extends FlexnodeError {
+  static override readonly name = 'NetworkMismatchError'
+  readonly dataDir: string
+  readonly installed: string
+  readonly requested: string
+
+  constructor (dataDir: string, installed: string, requested: string) {
+    super(`data dir ${dataDir} belongs to the network with seed ${installed}; use another --data-dir for ${requested}`)
+    this.dataDir = dataDir
+    this.installed = installed
+    this.requested = requested
+  }
+}
+
+/** `dnas/networks.json` has no usable profile for a network. */
+export class NetworkProfileError extends FlexnodeError {
+  static override readonly name = 'NetworkProfileError'
+  readonly network: string
+
+  constructor (network: string, message: string) {
+    super(message)
+    this.network = network
+  }
+}
+
+export interface NetworkProfile { network_seed: string, bootstrap: string[] }
+
+export async function networkProfile (network: NetworkName): Promise<NetworkProfile> {
+  const profiles = JSON.parse(await readFile(NETWORKS_FILE, 'utf8')) as Record<string, { network_seed?: unknown, bootstrap?: unknown }>
+  const p = profiles[network]
+  const seed = p?.network_seed
+  if (typeof seed !== 'string' || seed.length === 0) throw new NetworkProfileError(network, `dnas/networks.json has no network_seed for ${network}`)
+  const bootstrap = Array.isArray(p?.bootstrap) ? p.bootstrap.filter((a): a is string => typeof a === 'string') : []
+  return { network_seed: seed, bootstrap }
+}
+
+interface InstalledApp {
+  installed_app_id: string
+  cell_info: Record<string, Array<{ value: { dna_modifiers: { network_seed: string, properties?: unknown } } }>>
+}
+
+export interface FlexstackAppOptions {
+  dataDir: string
+  network: NetworkName
+  profile: NetworkProfile
+  agent: Uint8Array
+  /** normalized (sorted, deduplicated) policy admins */
+  policyAdmins: string[]
+  /** @default dnas/happ.yaml */
+  happPath?: string
+}
+
+/** Installs the app on first start or checks it is this mesh's, then enables it. */
+export async function ensureFlexstackApp (conductor: Pick<EmbeddedConductor, 'listApps' | 'installApp' | 'enableApp'>, opts: FlexstackAppOptions, log: ComponentLogger): Promise<void> {
+  const seed = opts.profile.network_seed
+  const existing = (conductor.listApps() as InstalledApp[]).find((a) => a.installed_app_id === INSTALLED_APP_ID)
+  if (existing === undefined) {
+    log.info({ network: opts.network, seed, policy_admins: opts.policyAdmins }, 'first start: installing the flexstack app')
+    const properties = policyAdminsProperties(opts.policyAdmins)
+    const rolesSettings = properties === undefined ? undefined : { policy_store: { type: 'provisioned' as const, value: { modifiers: { properties } } } }
+    await conductor.installApp({ source: { type: 'path', value: opts.happPath ?? DEFAULT_HAPP }, agent_key: opts.agent, installed_app_id: INSTALLED_APP_ID, network_seed: seed, roles_settings: rolesSettings })
+  } else {
+    const installedSeed = Object.values(existing.cell_info)[0]?.[0]?.value.dna_modifiers.network_seed ?? ''
+    if (installedSeed !== seed) throw new NetworkMismatchError(opts.dataDir, installedSeed, opts.network)
+    const installedAdmins = installedPolicyAdmins(existing.cell_info.policy_store?.[0]?.value.dna_modifiers.properties)
+    if (installedAdmins.join('\n') !== opts.policyAdmins.join('\n')) throw new PolicyAdminsMismatchError(opts.dataDir, installedAdmins, opts.policyAdmins)
+  }
+  await conductor.enableApp({ installed_app_id: INSTALLED_APP_ID })
+}
