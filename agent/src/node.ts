@@ -301,8 +301,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
     {
       name: 'registry',
       provides: 'registry',
-      create: (c) => {
-        const registry = registryService({
+      create: (c) => registryService({
           agentName: init.agentName,
           heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
           region: init.region,
@@ -323,8 +322,6 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             }
           }
         })
-        return { ...registry, ...service({ start: registry.start, stop: registry.stop }), get beats () { return registry.beats } }
-      }
     }
   ]
 }

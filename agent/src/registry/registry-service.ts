@@ -15,6 +15,9 @@ import { encodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { LoadSample, MachineProfile } from '../probe/probe.ts'
 import { periodic, type Periodic } from '../background.ts'
+import { DisposedError } from '../errors.ts'
+import type { Service } from '../service.ts'
+import type { ZomeCallOptions } from '../../../zomes-ts/client.ts'
 
 export interface RegistryServiceInit {
   /** @default the hostname, sanitized */
@@ -57,13 +60,11 @@ export interface RegistryServiceComponents {
   inference?: () => InferenceSnapshot
 }
 
-export interface RegistryService {
-  start: () => Promise<void>
-  stop: () => Promise<void>
+export interface RegistryService extends Service {
   /** Advertise again now (after a capability changed). */
-  advertise: () => Promise<Uint8Array>
+  advertise: (options?: ZomeCallOptions) => Promise<Uint8Array>
   /** One heartbeat now. */
-  beat: () => Promise<Uint8Array>
+  beat: (options?: ZomeCallOptions) => Promise<Uint8Array>
   readonly beats: number
 }
 
@@ -124,19 +125,19 @@ export function registryService (init: RegistryServiceInit = {}) {
     const advertisedKey = (s: InferenceSnapshot | undefined): string => JSON.stringify(s === undefined ? null : [s.models_loaded, s.demo_models ?? [], s.max_batch_size, s.tokens_per_second])
     const registry = new AgentRegistryClient(components.client)
 
-    const advertise = async (): Promise<Uint8Array> => {
+    const advertise = async (options?: ZomeCallOptions): Promise<Uint8Array> => {
       const [machine, load] = await Promise.all([components.probe.machine(), components.probe.load()])
       const inference = snapshot()
       const cap = buildCapability(components.client.myPubKey, name, machine, load, init, inference)
-      const hash = await registry.advertise(cap)
+      const hash = await registry.advertise(cap, options)
       advertised = advertisedKey(inference)
       log.info({ agent_name: name, cpu_cores: machine.cpu_cores, ram_gb: machine.ram_gb, gpu: machine.gpu?.model ?? null }, 'advertised NodeCapability')
       return hash
     }
-    const beat = async (): Promise<Uint8Array> => {
+    const beat = async (options?: ZomeCallOptions): Promise<Uint8Array> => {
       const s = snapshot()
       const busy = (s?.queue_depth ?? 0) > 0
-      const hash = await registry.beat({ ...(await components.probe.load()), availability: busy ? 'busy' : 'online', ...(s !== undefined ? { queue_depth: requestsOn(s) } : {}) })
+      const hash = await registry.beat({ ...(await components.probe.load()), availability: busy ? 'busy' : 'online', ...(s !== undefined ? { queue_depth: requestsOn(s) } : {}) }, options)
       beats++
       return hash
     }
@@ -145,21 +146,26 @@ export function registryService (init: RegistryServiceInit = {}) {
       const changed = advertisedKey(snapshot()) !== advertised
       await (changed ? advertise() : beat())
     }
+    let stopped = false
+    const stop = async (): Promise<void> => {
+      stopped = true
+      await task?.stop()
+      task = undefined
+      await queue
+    }
     return {
       get beats () { return beats },
-      advertise: async () => await serial(advertise),
+      advertise: async (options) => await serial(async () => await advertise(options)),
       beat,
-      start: async () => {
-        await serial(advertise)
+      start: async (options) => {
+        if (stopped) throw new DisposedError('the registry service')
+        await serial(async () => await advertise(options))
         // a failing heartbeat (a damaged database, a stopped engine) is logged and backed off by
         // the task, never thrown out of its timer
         task ??= periodic({ name: 'heartbeat', intervalMs: interval }, async () => { await serial(tick) }, log)
       },
-      stop: async () => {
-        await task?.stop()
-        task = undefined
-        await queue
-      }
+      stop,
+      [Symbol.asyncDispose]: stop
     }
   }
 }
