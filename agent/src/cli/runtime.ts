@@ -40,14 +40,14 @@ export async function readRuntimeInfo (dataDir: string): Promise<RuntimeInfo> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new NodeNotRunningError(dataDir)
     throw new FlexnodeError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`)
   }
-  let v: Record<string, unknown>
+  let parsed: unknown
   try {
-    const parsed: unknown = JSON.parse(text)
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object')
-    v = parsed as Record<string, unknown>
+    parsed = JSON.parse(text)
   } catch (err) {
     throw new FlexnodeError(`${path} is not valid JSON: ${errorMessage(err)}`)
   }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new FlexnodeError(`${path} is not valid JSON: not an object`)
+  const v = parsed as Record<string, unknown>
   // a file left by a dead process means no node, whatever else it holds
   if (Number.isInteger(v.pid) && (v.pid as number) > 0 && !pidAlive(v.pid as number)) throw new NodeNotRunningError(dataDir, `${RUNTIME_FILE} names pid ${String(v.pid)}, which is not running`)
   if (!Number.isInteger(v.pid) || (v.pid as number) <= 0 || !isPort(v.admin_port) || !isPort(v.app_port) ||
