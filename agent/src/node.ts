@@ -16,7 +16,8 @@ import { InProcessAppClient } from './conductor/in-process-client.ts'
 import { INSTALLED_APP_ID, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
 import { dataDirService, type DataDir } from './data-dir.ts'
 import { encodeHash } from './holo/hash.ts'
-import { Keystore } from './identity/keystore.ts'
+import type { Keystore } from './identity/keystore.ts'
+import { keystoreService, type KeystoreService } from './identity/keystore-service.ts'
 import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
@@ -146,9 +147,7 @@ export interface ReadyInfo {
 export interface NodeComponents {
   logger: ComponentLogger
   dataDir: DataDir
-  keystore: Keystore
-  /** this node's agent key (the keystore's primary) */
-  agent: Uint8Array
+  keys: KeystoreService
   conductor: EmbeddedConductor
   /** the in-process client of the flexstack app */
   client: InProcessAppClient
@@ -170,28 +169,16 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
   const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
   return [
     { name: 'data dir', provides: 'dataDir', create: (c) => dataDirService({ dataDir: init.dataDir, newChain: init.newChain })(c) },
-    {
-      name: 'keystore',
-      create: (c) => {
-        let keystore: Keystore | undefined
-        return service({
-          start: async () => {
-            c.keystore = keystore = await Keystore.open({ dataDir: c.dataDir.path, passphrase: init.passphrase, scryptN: init.scryptN })
-            c.agent = keystore.primary.agentPubKey
-          },
-          stop: () => { keystore?.dispose() }
-        })
-      }
-    },
+    { name: 'keystore', provides: 'keys', create: (c) => keystoreService({ passphrase: init.passphrase, scryptN: init.scryptN })(c) },
     {
       name: 'conductor',
       create: (c) => {
         let conductor: EmbeddedConductor | undefined
         return service({
         start: async () => {
-          c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keystore, logger: c.logger })
+          c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger })
           const profile = await networkProfile(network)
-          await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.agent, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
+          await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
           // '*' admits every non-browser client and no web page; browser origins only when listed
           const admin = await c.conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
           const app = await c.conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
@@ -209,7 +196,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         return service({
           start: async () => {
             const bootstrap = init.bootstrap ?? (await networkProfile(network)).bootstrap
-            c.mesh = mesh = await createMeshNode({ network, seed: c.keystore.exportSeed(c.agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger: c.logger })
+            c.mesh = mesh = await createMeshNode({ network, seed: c.keys.keystore.exportSeed(c.keys.keystore.primary.agentPubKey), listen: init.listen, bootstrap, mdns: init.mdns }, { logger: c.logger })
             await mesh.start()
           },
           stop: async () => { await mesh?.stop() }
@@ -253,7 +240,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         start: async ({ signal } = {}) => {
           // mesh-wide policies count only when an admin named in the DNA published them
           c.policies = sharedPolicies({ admins: policyAdmins }, { client: c.client, logger: c.logger })
-          if (c.policies.isAdmin(encodeHash(c.agent))) await publishDefaultMoePolicy(new PolicyStoreClient(c.client), c.logger.forComponent('flexnode:policy'), { signal })
+          if (c.policies.isAdmin(encodeHash(c.keys.keystore.primary.agentPubKey))) await publishDefaultMoePolicy(new PolicyStoreClient(c.client), c.logger.forComponent('flexnode:policy'), { signal })
         },
         stop: () => {}
       })
@@ -289,7 +276,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             const registry = new AgentRegistryClient(c.client)
             const capabilities = async (): Promise<NodeCapability[]> => await registry.queryPeers({ availability: ['online', 'busy', 'offline'] })
             const peers = new PeerInference({ mesh: c.mesh, capabilities, logger: c.logger }, { region: init.region })
-            const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: c.inference, peers, capabilities, selfNodeId: encodeHash(c.agent), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, logger: c.logger })
+            const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: c.inference, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, logger: c.logger })
             http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts }, { engine: c.inference, logger: c.logger, router: { ...router, remote: peers } })
             await http.start()
           },
@@ -343,7 +330,7 @@ export class FlexNode {
   private constructor (info: ReadyInfo, c: NodeComponents, services: RunningServices, log: ComponentLogger) {
     this.info = info
     this.conductor = c.conductor
-    this.keystore = c.keystore
+    this.keystore = c.keys.keystore
     this.client = c.client
     this.registry = c.registry
     this.mesh = c.mesh
@@ -366,7 +353,7 @@ export class FlexNode {
     const services = await startServices(nodeServices(init, network), c, { signal: init.signal, log })
     try {
       const info: ReadyInfo = {
-        agent_pub_key: encodeHash(c.agent),
+        agent_pub_key: encodeHash(c.keys.keystore.primary.agentPubKey),
         network,
         admin_port: c.interfaces.admin,
         app_port: c.interfaces.app,

@@ -39,6 +39,17 @@ export type ServiceEntry<C> =
   | { [K in keyof C]: { name: string, provides: K, create: (components: C) => C[K] & Service } }[keyof C]
   | { name: string, provides?: undefined, create: (components: C) => Service }
 
+/** A service's product (its keystore, its conductor…) was asked for before the service started. */
+export class NotStartedError extends FlexnodeError {
+  static override readonly name = 'NotStartedError'
+  readonly service: string
+
+  constructor (service: string) {
+    super(`${service} has not started`)
+    this.service = service
+  }
+}
+
 /** A component was used before the service that provides it was started (an ordering bug). */
 export class MissingComponentError extends FlexnodeError {
   static override readonly name = 'MissingComponentError'
