@@ -23,7 +23,8 @@ import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
 import { createMeshNode } from './mesh/libp2p-node.ts'
-import { DhtNetwork } from './mesh/dht-network.ts'
+import { dhtNetwork } from './conductor/network/dht-network.ts'
+import type { DhtNetwork } from './conductor/network/types.ts'
 import type { MeshNode } from './mesh/types.ts'
 import { createInferenceEngine } from './inference/engine.ts'
 import type { InferenceEngine } from './inference/types.ts'
@@ -368,10 +369,17 @@ export class FlexNode {
       await step(guardLostDatabase(dataDir, init.newChain === true, log))
       const keystore = await step(Keystore.open({ dataDir, passphrase: init.passphrase, scryptN: init.scryptN }), (k) => { k.dispose() })
       cleanup.push(() => { keystore.dispose() })
-      const conductor = await step(EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger }), async (c) => { await c.stop() })
-      cleanup.push(async () => { await conductor.stop() })
       const agent = keystore.primary.agentPubKey
       const profile = await networkProfile(network)
+      const bootstrap = init.bootstrap ?? profile.bootstrap
+      // built before the conductor (its DHT network runs over it), started once the app runs
+      const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })
+      // stop() waits for a start in progress, so it goes on the list first
+      cleanup.push(async () => { await mesh.stop() })
+      const networkInit = { syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }
+      const conductor = await step(EmbeddedConductor.open({ dataDir, host: init.host }, { keystore, logger, network: (host) => dhtNetwork(networkInit)({ host, mesh, logger }) }), async (c) => { await c.stop() })
+      cleanup.push(async () => { await conductor.stop() })
+      const dht = conductor.network!
       const seed = profile.network_seed
       const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
       const existing = conductor.listApps().find((a) => (a as { installed_app_id: string }).installed_app_id === INSTALLED_APP_ID) as { cell_info: Record<string, Array<{ value: { dna_modifiers: { network_seed: string, properties?: unknown } } }>> } | undefined
@@ -391,12 +399,7 @@ export class FlexNode {
       const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
       const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
       const client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
-      const bootstrap = init.bootstrap ?? profile.bootstrap
-      const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })
-      // stop() waits for a start in progress, so it goes on the list first
-      cleanup.push(async () => { await mesh.stop() })
       await step(mesh.start())
-      const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor, mesh, logger })
       await dht.start()
       cleanup.push(async () => { await dht.stop() })
       init.signal?.throwIfAborted()

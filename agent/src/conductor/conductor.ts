@@ -21,7 +21,7 @@ import type { Keystore } from '../identity/keystore.ts'
 import { verifySignature } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { readHappBundle, loadHappYaml, type AppManifest, type HappBundle } from './bundle.ts'
-import { Cell, checkCapGrant, type CascadeQuery, type CellId } from './cell.ts'
+import { Cell, checkCapGrant, type CellId } from './cell.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { DB_FILE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TOKEN_EXPIRY_SECONDS, NONCE_MAX_FUTURE_MS } from './constants.ts'
 import { decodeDnaDef, encodeDnaDef, resolveDna, ZomeLoader, type DnaDef, type LoadedDna, type ModifiersOverride, type ZomeRuntime } from './dna.ts'
@@ -31,6 +31,7 @@ import { ConductorStore } from './store.ts'
 import { ZomeSandbox, type ZomeSandboxInit } from './sandbox/host.ts'
 import { DhtSpace, type NetRecord, type ReceiveOutcome } from './space.ts'
 import { ConductorWsServer } from './ws-server.ts'
+import type { AuthoredListener, DhtNetwork, DhtNetworkFactory } from './network/types.ts'
 
 export interface ConductorInit {
   dataDir: string
@@ -49,6 +50,11 @@ export interface ConductorComponents {
   logger: ComponentLogger
   /** what runs zome code. @default a ZomeSandbox with `init.sandbox`'s limits */
   zomeRuntime?: ZomeRuntime
+  /**
+   * How this conductor reaches other nodes: built at construction with the conductor as its
+   * host (see `network/types.ts`). @default none: the conductor runs alone (no cascade, no peers)
+   */
+  network?: DhtNetworkFactory
 }
 
 export type AppStatus = { type: 'enabled' } | { type: 'disabled', value: { type: 'never_started' } | { type: 'user' } | { type: 'error', value: string } }
@@ -76,7 +82,7 @@ interface InstalledApp {
 
 export interface AppSignalEvent { cell_id: CellId, zome_name: string, payload: unknown }
 export type AppSignalListener = (signal: AppSignalEvent) => void
-export type AuthoredListener = (dna: HoloHash, records: NetRecord[]) => void
+export type { AuthoredListener } from './network/types.ts'
 
 interface TokenInfo { appId: string, expiresAt: number | null, singleUse: boolean }
 
@@ -119,8 +125,8 @@ export class EmbeddedConductor {
   private readonly signalListeners = new Set<{ appId: string, fn: AppSignalListener }>()
   private readonly spaces = new Map<string, DhtSpace>()
   private readonly authoredListeners = new Set<AuthoredListener>()
-  private peerInfo: () => string[] = () => []
-  private cascadeFetch: ((dna: Uint8Array, query: CascadeQuery) => Promise<void>) | undefined
+  /** the network this conductor built from its `network` component, if any */
+  readonly network: DhtNetwork | undefined
   private readonly servers: ConductorWsServer[] = []
   private readonly appInterfaces = new Map<number, ConductorWsServer>()
   private nonceCalls = 0
@@ -134,6 +140,7 @@ export class EmbeddedConductor {
     this.sandbox = sandbox
     this.store = new ConductorStore({ path: join(init.dataDir, DB_FILE) })
     this.loader = new ZomeLoader(sandbox)
+    this.network = components.network?.(this)
   }
 
   /** Open the conductor on a data dir: loads installed apps and starts the enabled ones. */
@@ -205,7 +212,7 @@ export class EmbeddedConductor {
       logger: this.log,
       emitSignal: (cellId, zomeName, payload) => this.emitSignal(cellId, zomeName, payload),
       onCommitted: (cell, records) => this.committed(cell, records),
-      cascade: async (dna, query) => { await this.cascadeFetch?.(dna, query) }
+      cascade: async (dna, query) => { await this.network?.cascade(dna, query) }
     }, { zomeCallTimeoutMs: this.init.zomeCallTimeoutMs })
   }
 
@@ -249,16 +256,6 @@ export class EmbeddedConductor {
     const space = this.space(dna)
     if (space === null) throw internalError(`DnaMissing: this node does not run ${encodeHash(dna)}`)
     return space.receive(records)
-  }
-
-  /** How cells reach authorities on a local miss: the mesh sets this when it starts. */
-  setCascade (fn: ((dna: Uint8Array, query: CascadeQuery) => Promise<void>) | undefined): void {
-    this.cascadeFetch = fn
-  }
-
-  /** What `agent_info` answers: the mesh sets this when it starts. */
-  setPeerInfo (fn: () => string[]): void {
-    this.peerInfo = fn
   }
 
   private stopCells (app: InstalledApp): void {
@@ -603,7 +600,7 @@ export class EmbeddedConductor {
   }
 
   agentInfo (_req?: { dna_hashes?: HoloHash[] | null } | null): string[] {
-    return this.peerInfo()
+    return this.network?.peerInfo() ?? []
   }
 
   listDnas (): HoloHash[] {
@@ -725,6 +722,7 @@ export class EmbeddedConductor {
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    await this.network?.stop()
     await Promise.allSettled(this.servers.map(async s => { await s.close() }))
     this.servers.length = 0
     this.appInterfaces.clear()
