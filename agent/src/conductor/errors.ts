@@ -3,6 +3,7 @@
  * and is what goes over the wire as `{type: "error", value: {type: kind, value: message}}`.
  */
 import { FlexnodeError } from '../errors.ts'
+import { assertHash, type HoloHash, type HoloHashType } from '../holo/hash.ts'
 
 export type WireErrorKind =
   | 'internal_error'
@@ -30,6 +31,15 @@ export const internalError = (message: string, cause?: unknown): ConductorApiErr
 export const ribosomeError = (message: string, cause?: unknown): ConductorApiError => new ConductorApiError('ribosome_error', message, { cause })
 export const unauthorized = (message: string): ConductorApiError => new ConductorApiError('zome_call_unauthorized', message)
 export const authenticationFailed = (message: string): ConductorApiError => new ConductorApiError('zome_call_authentication_failed', message)
+
+/** A hash from an API request: a malformed one is the caller's `deserialization` error, not ours. */
+export function requestHash (value: unknown, type: HoloHashType, field: string): HoloHash {
+  try {
+    return assertHash(value, type, field)
+  } catch (err) {
+    throw deserializationError(err instanceof Error ? err.message : String(err))
+  }
+}
 
 /** A commit whose op failed the integrity zome's or the system's validation. */
 export class InvalidCommitError extends FlexnodeError {
