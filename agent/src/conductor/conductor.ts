@@ -98,7 +98,7 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
       cascade: async (dna, query) => { await this.network?.cascade(dna, query) }
     })
     this.apps = new AppRegistry({ store, keystore, cells: this.cells, bundler: components.bundler ?? new ZomeBundler(), logger })
-    this.calls = new ZomeCalls({ store, cells: this.cells, apps: this.apps })
+    this.calls = new ZomeCalls({ store, keystore, cells: this.cells, apps: this.apps })
     this.interfaces = new ConductorInterfaces({ host: init.host, maxMessageBytes: init.maxMessageBytes }, { api: this, store, apps: this.apps, logger })
     this.network = components.network?.(this)
   }

@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { ZomeCallCapGrant } from '../../../zomes-ts/hdk/index.ts'
 import { encodeHash, sameKey, type HoloHash } from '../holo/hash.ts'
-import { verifySignature } from '../identity/keystore.ts'
+import type { Keystore } from '../identity/keystore.ts'
 import type { AppRegistry } from './apps.ts'
 import { checkCapGrant, type Cell, type CellId } from './cell.ts'
 import type { CellRegistry } from './cells.ts'
@@ -17,6 +17,7 @@ import type { ConductorStore } from './store.ts'
 
 export interface ZomeCallsComponents {
   store: ConductorStore
+  keystore: Pick<Keystore, 'verify'>
   cells: Pick<CellRegistry, 'require'>
   apps: Pick<AppRegistry, 'get' | 'require' | 'holds' | 'cellIds'>
 }
@@ -53,7 +54,7 @@ export class ZomeCalls {
     if (capSecret != null && (!(capSecret instanceof Uint8Array) || capSecret.length !== 64)) throw deserializationError('cap_secret must be 64 bytes')
     const prov = requestHash(provenance, 'Agent', 'provenance')
     const digest = createHash('sha512').update(req.bytes).digest()
-    if (req.signature.length !== 64 || !verifySignature(prov.subarray(3, 35), digest, req.signature)) {
+    if (req.signature.length !== 64 || !this.c.keystore.verify(prov.subarray(3, 35), digest, req.signature)) {
       throw authenticationFailed(`signature does not verify for provenance ${encodeHash(prov)}`)
     }
     const nowMs = Date.now()
