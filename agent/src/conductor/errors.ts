@@ -107,3 +107,43 @@ export class DatabaseCorruptError extends FlexnodeError {
     this.problems = problems
   }
 }
+
+/**
+ * The database was written by a newer flexnode (its schema version is above the one this code
+ * knows). Nothing was written to it; run the newer release, or restore a backup of this one.
+ */
+export class SchemaTooNewError extends FlexnodeError {
+  static override readonly name = 'SchemaTooNewError'
+  override name = 'SchemaTooNewError'
+  readonly path: string
+  /** the database's schema version */
+  readonly found: number
+  /** the newest version this code supports */
+  readonly supported: number
+
+  constructor (path: string, found: number, supported: number) {
+    super(`the database ${path} has schema version ${found}, newer than the ${supported} this flexnode supports: it was written by a newer release. ` +
+      'Nothing was changed; run that release (or newer) on it')
+    this.path = path
+    this.found = found
+    this.supported = supported
+  }
+}
+
+/** A schema migration failed; the upgrade was rolled back, the database is as it was. */
+export class MigrationFailedError extends FlexnodeError {
+  static override readonly name = 'MigrationFailedError'
+  override name = 'MigrationFailedError'
+  readonly path: string
+  /** the version the database had (and still has) */
+  readonly from: number
+  /** the migration that failed */
+  readonly version: number
+
+  constructor (path: string, from: number, version: number, cause: unknown) {
+    super(`upgrading the database ${path} from schema ${from} failed at migration ${version}: ${cause instanceof Error ? cause.message : String(cause)}. The upgrade was rolled back`, { cause })
+    this.path = path
+    this.from = from
+    this.version = version
+  }
+}
