@@ -22,7 +22,8 @@ import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
 import { createMeshNode } from './mesh/libp2p-node.ts'
-import { DhtNetwork } from './mesh/dht-network.ts'
+import { dhtNetwork } from './conductor/network/dht-network.ts'
+import type { DhtNetwork } from './conductor/network/types.ts'
 import type { MeshNode } from './mesh/types.ts'
 import { createInferenceEngine } from './inference/engine.ts'
 import type { InferenceEngine } from './inference/types.ts'
@@ -171,25 +172,6 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
     { name: 'data dir', provides: 'dataDir', create: (c) => dataDirService({ dataDir: init.dataDir, newChain: init.newChain })(c) },
     { name: 'keystore', provides: 'keys', create: (c) => keystoreService({ passphrase: init.passphrase, scryptN: init.scryptN })(c) },
     {
-      name: 'conductor',
-      create: (c) => {
-        let conductor: EmbeddedConductor | undefined
-        return service({
-        start: async () => {
-          c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger })
-          const profile = await networkProfile(network)
-          await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
-          // '*' admits every non-browser client and no web page; browser origins only when listed
-          const admin = await c.conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
-          const app = await c.conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
-          c.interfaces = { admin: admin.port, app: app.port }
-          c.client = await InProcessAppClient.connect(c.conductor, INSTALLED_APP_ID)
-        },
-        stop: async () => { await conductor?.stop() }
-        })
-      }
-    },
-    {
       name: 'mesh',
       create: (c) => {
         let mesh: MeshNode | undefined
@@ -204,10 +186,30 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       }
     },
     {
+      name: 'conductor',
+      create: (c) => {
+        let conductor: EmbeddedConductor | undefined
+        return service({
+        start: async () => {
+          // the conductor builds its DHT network over the mesh (started by the next service)
+          const dht = dhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect })
+          c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger }) })
+          const profile = await networkProfile(network)
+          await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
+          // '*' admits every non-browser client and no web page; browser origins only when listed
+          const admin = await c.conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
+          const app = await c.conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
+          c.interfaces = { admin: admin.port, app: app.port }
+          c.client = await InProcessAppClient.connect(c.conductor, INSTALLED_APP_ID)
+        },
+        stop: async () => { await conductor?.stop() }
+        })
+      }
+    },
+    {
       name: 'dht network',
       create: (c) => {
-        const dht = new DhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect }, { conductor: c.conductor, mesh: c.mesh, logger: c.logger })
-        c.dht = dht
+        const dht = c.dht = c.conductor.network!
         return service({ start: async () => { await dht.start() }, stop: async () => { await dht.stop() } })
       }
     },

@@ -71,38 +71,76 @@ export interface HappBundle {
 const MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/
 
-const codeCache = new Map<string, Promise<Uint8Array>>()
-
-/** Bundle one TS zome into a self-contained ES module (cached per process). */
-export async function bundleZome (sourcePath: string): Promise<Uint8Array> {
+/** Bundle one TS zome into a self-contained ES module. */
+async function buildZome (sourcePath: string): Promise<Uint8Array> {
   const abs = resolve(sourcePath)
-  let p = codeCache.get(abs)
-  if (p === undefined) {
-    p = (async () => {
-      try {
-        const out = await build({
-          entryPoints: [abs],
-          absWorkingDir: dirname(dirname(abs)),
-          bundle: true,
-          format: 'esm',
-          platform: 'neutral',
-          target: 'es2022',
-          write: false,
-          legalComments: 'none',
-          logLevel: 'silent',
-          charset: 'utf8'
-        })
-        const file = out.outputFiles[0]
-        if (file === undefined) throw new Error('esbuild produced no output')
-        return file.contents
-      } catch (err) {
-        codeCache.delete(abs)
-        throw new BundleError(`cannot bundle zome ${sourcePath}: ${err instanceof Error ? err.message : String(err)}`, { path: sourcePath, cause: err })
-      }
-    })()
-    codeCache.set(abs, p)
+  try {
+    const out = await build({
+      entryPoints: [abs],
+      absWorkingDir: dirname(dirname(abs)),
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      target: 'es2022',
+      write: false,
+      legalComments: 'none',
+      logLevel: 'silent',
+      charset: 'utf8'
+    })
+    const file = out.outputFiles[0]
+    if (file === undefined) throw new BundleError(`esbuild produced no output for ${sourcePath}`, { path: sourcePath })
+    return file.contents
+  } catch (err) {
+    if (err instanceof BundleError) throw err
+    throw new BundleError(`cannot bundle zome ${sourcePath}: ${err instanceof Error ? err.message : String(err)}`, { path: sourcePath, cause: err })
   }
-  return p
+}
+
+/**
+ * Reads dna.yaml / happ.yaml files and bundles their TS zomes, keeping each bundled zome for the
+ * life of this instance (a conductor owns one, so reinstalling or reopening in the same process
+ * does not run esbuild again). A failed bundle is not kept.
+ */
+export class ZomeBundler {
+  private readonly code = new Map<string, Promise<Uint8Array>>()
+
+  /** Bundle one TS zome into a self-contained ES module (cached by this instance). */
+  async bundleZome (sourcePath: string): Promise<Uint8Array> {
+    const abs = resolve(sourcePath)
+    let p = this.code.get(abs)
+    if (p === undefined) {
+      p = buildZome(abs)
+      p.catch(() => { this.code.delete(abs) })
+      this.code.set(abs, p)
+    }
+    return await p
+  }
+
+  /** Read a dna.yaml and bundle its zomes. */
+  async loadDnaYaml (path: string): Promise<DnaBundle> {
+    const manifest = checkDnaManifest(await readYaml(path), path)
+    const code = new Map<string, Uint8Array>()
+    for (const zome of [...manifest.integrity.zomes, ...manifest.coordinator.zomes]) {
+      code.set(zome.name, await this.bundleZome(resolve(dirname(path), zome.path)))
+    }
+    return { manifest: withResourcePaths(manifest), code }
+  }
+
+  /** Read a happ.yaml whose roles point at dna.yaml files, bundling every DNA. */
+  async loadHappYaml (path: string): Promise<HappBundle> {
+    const manifest = checkAppManifest(await readYaml(path), path)
+    const dnas = new Map<string, DnaBundle>()
+    for (const role of manifest.roles) {
+      if (role.dna.path === undefined) throw new BundleError(`role ${role.name} in ${path} has no dna.path`, { path })
+      dnas.set(role.name, await this.loadDnaYaml(resolve(dirname(path), role.dna.path)))
+    }
+    return { manifest: { ...manifest, roles: manifest.roles.map(r => ({ ...r, dna: { ...r.dna, path: `${r.name}.dna` } })) }, dnas }
+  }
+
+  /** Pack a happ.yaml into `.happ` bytes. */
+  async packHapp (happYamlPath: string): Promise<Uint8Array> {
+    return encodeHappBundle(await this.loadHappYaml(happYamlPath))
+  }
 }
 
 async function readYaml (path: string): Promise<unknown> {
@@ -119,30 +157,14 @@ async function readYaml (path: string): Promise<unknown> {
   }
 }
 
-/** Read a dna.yaml and bundle its zomes. */
-export async function loadDnaYaml (path: string): Promise<DnaBundle> {
-  const manifest = checkDnaManifest(await readYaml(path), path)
-  const code = new Map<string, Uint8Array>()
-  for (const zome of [...manifest.integrity.zomes, ...manifest.coordinator.zomes]) {
-    code.set(zome.name, await bundleZome(resolve(dirname(path), zome.path)))
-  }
-  return { manifest: withResourcePaths(manifest), code }
-}
-
 function withResourcePaths (m: DnaManifest): DnaManifest {
   const z = (zome: ZomeManifest): ZomeManifest => ({ ...zome, path: `${zome.name}.mjs` })
   return { ...m, integrity: { ...m.integrity, zomes: m.integrity.zomes.map(z) }, coordinator: { zomes: m.coordinator.zomes.map(z) } }
 }
 
-/** Read a happ.yaml whose roles point at dna.yaml files, bundling every DNA. */
+/** Read a happ.yaml whose roles point at dna.yaml files, bundling every DNA (no cache kept). */
 export async function loadHappYaml (path: string): Promise<HappBundle> {
-  const manifest = checkAppManifest(await readYaml(path), path)
-  const dnas = new Map<string, DnaBundle>()
-  for (const role of manifest.roles) {
-    if (role.dna.path === undefined) throw new BundleError(`role ${role.name} in ${path} has no dna.path`, { path })
-    dnas.set(role.name, await loadDnaYaml(resolve(dirname(path), role.dna.path)))
-  }
-  return { manifest: { ...manifest, roles: manifest.roles.map(r => ({ ...r, dna: { ...r.dna, path: `${r.name}.dna` } })) }, dnas }
+  return await new ZomeBundler().loadHappYaml(path)
 }
 
 export function encodeDnaBundle (dna: DnaBundle): Uint8Array {
@@ -157,9 +179,9 @@ export function encodeHappBundle (happ: HappBundle): Uint8Array {
   return gzipSync(encode({ manifest: happ.manifest, resources }))
 }
 
-/** Pack a happ.yaml into `.happ` bytes. */
+/** Pack a happ.yaml into `.happ` bytes (no cache kept). */
 export async function packHapp (happYamlPath: string): Promise<Uint8Array> {
-  return encodeHappBundle(await loadHappYaml(happYamlPath))
+  return await new ZomeBundler().packHapp(happYamlPath)
 }
 
 function unpack (bytes: Uint8Array, what: string): { manifest: unknown, resources: Record<string, unknown> } {

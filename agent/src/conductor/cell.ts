@@ -13,6 +13,7 @@ import type {
   Link, QueryFilter, RecordDetails, SignedActionHashed, ZomeCallCapGrant
 } from '../../../zomes-ts/hdk/index.ts'
 import { encodeHash, hashEquals, hashFromContent, hashType, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
+import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { DEFAULT_ZOME_CALL_TIMEOUT_MS } from './constants.ts'
@@ -32,7 +33,7 @@ export type CascadeQuery = { hashes: Uint8Array[] } | { base: Uint8Array, zome_i
 
 export interface CellComponents {
   store: ConductorStore
-  keystore: { sign: (agent: Uint8Array, data: Uint8Array) => Uint8Array, has: (agent: Uint8Array) => boolean }
+  keystore: Pick<Keystore, 'sign' | 'has' | 'verify'>
   logger: ComponentLogger
   emitSignal: (cellId: CellId, zomeName: string, payload: unknown) => void
   /** on a local miss, ask authorities for these hashes and integrate what they send (the cascade) */
@@ -497,7 +498,7 @@ export class Cell {
         if (!isHash(key, 'Agent')) throw new Error('sign needs an AgentPubKey')
         return this.components.keystore.sign(key, encode(data))
       },
-      verify_signature: async (key, signature, data) => hdkVerifySignature(key, signature, data),
+      verify_signature: async (key, signature, data) => hdkVerifySignature(key, signature, data, this.components.keystore.verify.bind(this.components.keystore)),
       create_cap_grant: async (grant: ZomeCallCapGrant) => {
         open()
         checkCapGrant(grant)

@@ -3,6 +3,7 @@
  * and is what goes over the wire as `{type: "error", value: {type: kind, value: message}}`.
  */
 import { FlexnodeError } from '../errors.ts'
+import { assertHash, type HoloHash, type HoloHashType } from '../holo/hash.ts'
 
 export type WireErrorKind =
   | 'internal_error'
@@ -30,6 +31,15 @@ export const internalError = (message: string, cause?: unknown): ConductorApiErr
 export const ribosomeError = (message: string, cause?: unknown): ConductorApiError => new ConductorApiError('ribosome_error', message, { cause })
 export const unauthorized = (message: string): ConductorApiError => new ConductorApiError('zome_call_unauthorized', message)
 export const authenticationFailed = (message: string): ConductorApiError => new ConductorApiError('zome_call_authentication_failed', message)
+
+/** A hash from an API request: a malformed one is the caller's `deserialization` error, not ours. */
+export function requestHash (value: unknown, type: HoloHashType, field: string): HoloHash {
+  try {
+    return assertHash(value, type, field)
+  } catch (err) {
+    throw deserializationError(err instanceof Error ? err.message : String(err))
+  }
+}
 
 /** A commit whose op failed the integrity zome's or the system's validation. */
 export class InvalidCommitError extends FlexnodeError {
@@ -95,5 +105,45 @@ export class DatabaseCorruptError extends FlexnodeError {
       'or move it away and start with --new-chain to begin a new source chain under a new agent key', options)
     this.path = path
     this.problems = problems
+  }
+}
+
+/**
+ * The database was written by a newer flexnode (its schema version is above the one this code
+ * knows). Nothing was written to it; run the newer release, or restore a backup of this one.
+ */
+export class SchemaTooNewError extends FlexnodeError {
+  static override readonly name = 'SchemaTooNewError'
+  override name = 'SchemaTooNewError'
+  readonly path: string
+  /** the database's schema version */
+  readonly found: number
+  /** the newest version this code supports */
+  readonly supported: number
+
+  constructor (path: string, found: number, supported: number) {
+    super(`the database ${path} has schema version ${found}, newer than the ${supported} this flexnode supports: it was written by a newer release. ` +
+      'Nothing was changed; run that release (or newer) on it')
+    this.path = path
+    this.found = found
+    this.supported = supported
+  }
+}
+
+/** A schema migration failed; the upgrade was rolled back, the database is as it was. */
+export class MigrationFailedError extends FlexnodeError {
+  static override readonly name = 'MigrationFailedError'
+  override name = 'MigrationFailedError'
+  readonly path: string
+  /** the version the database had (and still has) */
+  readonly from: number
+  /** the migration that failed */
+  readonly version: number
+
+  constructor (path: string, from: number, version: number, cause: unknown) {
+    super(`upgrading the database ${path} from schema ${from} failed at migration ${version}: ${cause instanceof Error ? cause.message : String(cause)}. The upgrade was rolled back`, { cause })
+    this.path = path
+    this.from = from
+    this.version = version
   }
 }

@@ -32,9 +32,9 @@ export function entryOf<T> (record: HolochainRecord): T | undefined {
   return (e.entry_type === 'App' && e.entry instanceof Uint8Array ? decode(e.entry) : e.entry) as T
 }
 
-export function hdkVerifySignature (key: AgentPubKey, signature: Signature, data: unknown): boolean {
+export function hdkVerifySignature (key: AgentPubKey, signature: Signature, data: unknown, verify: (publicKey32: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean = verifySignature): boolean {
   if (!isHash(key, 'Agent') || !(signature instanceof Uint8Array)) return false
-  return verifySignature(key.subarray(3, 35), encode(data), signature)
+  return verify(key.subarray(3, 35), encode(data), signature)
 }
 
 export function hdkEncodeHash (hash: HoloHash): string {

@@ -1,7 +1,10 @@
 /**
- * An `AppClient` (the `@holochain/client` interface) served by the embedded conductor without a
- * socket: the fast path for the agent's own calls. Calls are signed with the agent's key from
- * the node keystore and go through the same authorization as calls over the app WebSocket.
+ * A `ConductorAppClient` (the part of `@holochain/client`'s `AppClient` the embedded conductor
+ * serves: `callZome`, `appInfo`, signals, identity) without a socket: the fast path for the
+ * agent's own calls. Calls are signed with the agent's key from the node keystore and go through
+ * the same authorization as calls over the app WebSocket. Network stats and clone cells are not
+ * offered (the conductor's app interface refuses them too); `test/app-client.compliance.ts` holds
+ * this client and `AppWebsocket` to the same behaviour.
  *
  * ```ts
  * const client = await InProcessAppClient.connect(conductor, 'flexstack')
@@ -19,10 +22,11 @@ import { ConductorApiError } from './errors.ts'
 /** Zome-call lifetime used when signing, as `@holochain/client` does. */
 const EXPIRY_MS = 5 * 60 * 1000
 
-export class NotSupportedError extends FlexnodeError {
-  static override readonly name = 'NotSupportedError'
-  override name = 'NotSupportedError'
-}
+/**
+ * What a client of the embedded conductor offers: the part of `AppClient` the conductor serves
+ * (its app interface refuses network stats and clone cells, so neither client claims them).
+ */
+export type ConductorAppClient = Pick<AppClient, 'callZome' | 'on' | 'appInfo' | 'myPubKey' | 'installedAppId'>
 
 /** The `HolochainError` shape `@holochain/client` throws, so callers handle both clients alike. */
 export class InProcessHolochainError extends FlexnodeError {
@@ -32,20 +36,23 @@ export class InProcessHolochainError extends FlexnodeError {
   }
 }
 
-export class InProcessAppClient implements AppClient {
+/** The slice of the conductor the in-process client uses. */
+export type InProcessConductor = Pick<EmbeddedConductor, 'appInfo' | 'callZomeSigned' | 'onAppSignal' | 'keystore'>
+
+export class InProcessAppClient implements ConductorAppClient {
   readonly myPubKey: Uint8Array
   readonly installedAppId: string
-  private readonly conductor: EmbeddedConductor
+  private readonly conductor: InProcessConductor
   private cached: AppInfo
 
-  private constructor (conductor: EmbeddedConductor, info: AppInfo) {
+  private constructor (conductor: InProcessConductor, info: AppInfo) {
     this.conductor = conductor
     this.cached = info
     this.myPubKey = info.agent_pub_key
     this.installedAppId = info.installed_app_id
   }
 
-  static async connect (conductor: EmbeddedConductor, installedAppId: string): Promise<InProcessAppClient> {
+  static async connect (conductor: InProcessConductor, installedAppId: string): Promise<InProcessAppClient> {
     const info = conductor.appInfo(installedAppId) as AppInfo | null
     if (info === null) throw new InProcessHolochainError('AppNotFound', `app ${installedAppId} is not installed`)
     return new InProcessAppClient(conductor, info)
@@ -92,10 +99,4 @@ export class InProcessAppClient implements AppClient {
       listener({ type: 'app', value: { cell_id: s.cell_id, zome_name: s.zome_name, payload: s.payload } } as Signal)
     })
   }
-
-  async dumpNetworkStats (): Promise<never> { throw new NotSupportedError('dumpNetworkStats is not available in process') }
-  async dumpNetworkMetrics (): Promise<never> { throw new NotSupportedError('dumpNetworkMetrics is not available in process') }
-  async createCloneCell (): Promise<never> { throw new NotSupportedError('clone cells are not supported') }
-  async enableCloneCell (): Promise<never> { throw new NotSupportedError('clone cells are not supported') }
-  async disableCloneCell (): Promise<never> { throw new NotSupportedError('clone cells are not supported') }
 }

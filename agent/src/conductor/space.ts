@@ -16,7 +16,7 @@
  */
 import type { Action, Entry, EntryType, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
 import { blake2b256, encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
-import { verifySignature } from '../identity/keystore.ts'
+import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { dhtActionRow } from './cell.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
@@ -24,7 +24,7 @@ import type { LoadedDna } from './dna.ts'
 import { produceOps, type ProducedOp, type SignedAction } from './ops.ts'
 import { decodeAction, decodeEntry, signedActionHashed } from './records.ts'
 import type { ConductorStore, DhtActionRow } from './store.ts'
-import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
+import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup, type SignatureCheck } from './validation.ts'
 import { FlexnodeError } from '../errors.ts'
 import { ZomeSandboxError } from './sandbox/errors.ts'
 
@@ -173,7 +173,7 @@ export function checkSummary (value: unknown): Summary {
 
 export interface DhtSpaceComponents {
   store: ConductorStore
-  keystore: { sign: (agent: Uint8Array, data: Uint8Array) => Uint8Array }
+  keystore: Pick<Keystore, 'sign' | 'verify'>
   logger: ComponentLogger
 }
 
@@ -187,10 +187,13 @@ export class DhtSpace {
   private readonly xors = new BigUint64Array(256)
   private readonly blocked = new Set<string>()
 
+  /** signature checks through the keystore's key cache */
+  private readonly verify: SignatureCheck
   constructor (dna: LoadedDna, agent: HoloHash, components: DhtSpaceComponents) {
     this.dna = dna
     this.agent = agent
     this.c = components
+    this.verify = (publicKey32, data, signature) => components.keystore.verify(publicKey32, data, signature)
     this.log = components.logger.forComponent(`flexnode:dht:${dna.def.name}`)
     for (const h of components.store.allValidHashes(dna.hash)) this.noteValid(h)
     for (const w of components.store.warrants(dna.hash)) this.blocked.add(encodeHash(retype(w.warrantee, 'Agent')))
@@ -410,7 +413,7 @@ export class DhtSpace {
     const author = r.action.header.author
     if (this.isBlocked(author)) return { kind: 'dropped', reason: 'author is blocked' }
     // a record its author did not sign is dropped, never warranted
-    const integrity = checkActionIntegrity(sa, r.entry, { signedHere: verified })
+    const integrity = checkActionIntegrity(sa, r.entry, { signedHere: verified, verify: this.verify })
     if (integrity.type !== 'Valid') {
       const reason = integrity.type === 'Invalid' ? integrity.reason : 'unresolved'
       if (reason.includes('signature') || reason.includes('action hash')) return { kind: 'dropped', reason }
@@ -518,9 +521,9 @@ export class DhtSpace {
       return { accepted: false, fresh: false, reason: err instanceof Error ? err.message : String(err) }
     }
     const w: Warrant = { kind, warrantee, evidence: records, issuer, timestamp, signature, reason: reason.slice(0, 500) }
-    if (!verifySignature(issuer.subarray(3, 35), this.warrantBody(w), signature)) return { accepted: false, fresh: false, reason: 'bad issuer signature' }
+    if (!this.verify(issuer.subarray(3, 35), this.warrantBody(w), signature)) return { accepted: false, fresh: false, reason: 'bad issuer signature' }
     const signedBy = (r: NetRecord): boolean => sameKey(r.action.header.author, warrantee) &&
-      checkActionIntegrity({ action: r.action, hash: actionHashOf(r.action), signature: r.signature }, null).type === 'Valid'
+      checkActionIntegrity({ action: r.action, hash: actionHashOf(r.action), signature: r.signature }, null, { verify: this.verify }).type === 'Valid'
     if (!records.every(signedBy)) return { accepted: false, fresh: false, reason: 'evidence not signed by the warrantee' }
     if (kind === 'ChainFork') {
       const [a, b] = records
@@ -565,7 +568,7 @@ export class DhtSpace {
     if (sameKey(value.validator, this.agent)) return false
     const own = this.store.chainActionByHash(value.action_hash)
     if (own === undefined || !hashEquals(own.dna, this.dna.hash)) return false
-    if (!verifySignature(value.validator.subarray(3, 35), this.receiptBody(value.action_hash), value.signature)) return false
+    if (!this.verify(value.validator.subarray(3, 35), this.receiptBody(value.action_hash), value.signature)) return false
     this.store.putReceipt(this.dna.hash, value.action_hash, value.validator, value.signature)
     return true
   }

@@ -8,64 +8,9 @@
 import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
-import { DisposedError } from '../errors.ts'
-import { DatabaseCorruptError } from './errors.ts'
-
-const SCHEMA_VERSION = 1
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
-CREATE TABLE IF NOT EXISTS zome_code (hash BLOB PRIMARY KEY, code BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS dna_def (hash BLOB PRIMARY KEY, def BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS app (
-  id TEXT PRIMARY KEY, agent BLOB NOT NULL, def BLOB NOT NULL,
-  status TEXT NOT NULL, disabled_reason BLOB, installed_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS app_interface (port INTEGER PRIMARY KEY, allowed_origins TEXT NOT NULL, installed_app_id TEXT);
-CREATE TABLE IF NOT EXISTS chain_action (
-  dna BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
-  type TEXT NOT NULL, timestamp INTEGER NOT NULL, entry_hash BLOB, entry_type TEXT,
-  action BLOB NOT NULL, signature BLOB NOT NULL,
-  PRIMARY KEY (dna, author, seq)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS chain_action_hash ON chain_action (hash);
-CREATE TABLE IF NOT EXISTS entry (dna BLOB NOT NULL, hash BLOB NOT NULL, blob BLOB NOT NULL, private INTEGER NOT NULL, PRIMARY KEY (dna, hash));
-CREATE TABLE IF NOT EXISTS dht_op (
-  dna BLOB NOT NULL, hash BLOB NOT NULL, type TEXT NOT NULL, basis BLOB NOT NULL, location INTEGER NOT NULL,
-  action_hash BLOB NOT NULL, author BLOB NOT NULL, stage TEXT NOT NULL, validation_status TEXT,
-  when_integrated INTEGER, authored INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  UNIQUE (dna, hash)
-);
-CREATE INDEX IF NOT EXISTS dht_op_stage ON dht_op (dna, stage);
-CREATE TABLE IF NOT EXISTS dht_action (
-  dna BLOB NOT NULL, hash BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, timestamp INTEGER NOT NULL,
-  type TEXT NOT NULL, entry_hash BLOB, original_action BLOB, deletes_action BLOB,
-  base BLOB, target BLOB, link_add BLOB, zome_index INTEGER, link_type INTEGER, tag BLOB,
-  action BLOB NOT NULL, signature BLOB NOT NULL, status TEXT NOT NULL,
-  PRIMARY KEY (dna, hash)
-);
-CREATE INDEX IF NOT EXISTS dht_action_entry ON dht_action (dna, entry_hash) WHERE entry_hash IS NOT NULL;
-CREATE INDEX IF NOT EXISTS dht_action_update ON dht_action (dna, original_action, timestamp) WHERE original_action IS NOT NULL;
-CREATE INDEX IF NOT EXISTS dht_action_delete ON dht_action (dna, deletes_action) WHERE deletes_action IS NOT NULL;
-CREATE INDEX IF NOT EXISTS dht_action_link ON dht_action (dna, base, zome_index, link_type) WHERE type = 'CreateLink';
-CREATE INDEX IF NOT EXISTS dht_action_link_del ON dht_action (dna, link_add) WHERE link_add IS NOT NULL;
-CREATE INDEX IF NOT EXISTS dht_action_author ON dht_action (dna, author, seq);
-CREATE TABLE IF NOT EXISTS cap_grant (
-  dna BLOB NOT NULL, author BLOB NOT NULL, action_hash BLOB NOT NULL, tag TEXT NOT NULL,
-  access TEXT NOT NULL, secret BLOB, assignees BLOB, functions BLOB NOT NULL,
-  created_at INTEGER NOT NULL, revoked_at INTEGER,
-  PRIMARY KEY (dna, action_hash)
-);
-CREATE INDEX IF NOT EXISTS cap_grant_secret ON cap_grant (dna, author, secret);
-CREATE TABLE IF NOT EXISTS limbo (dna BLOB NOT NULL, hash BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, waiting_for BLOB NOT NULL, record BLOB NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (dna, hash));
-CREATE INDEX IF NOT EXISTS limbo_waiting ON limbo (dna, waiting_for);
-CREATE INDEX IF NOT EXISTS limbo_author ON limbo (dna, author);
-CREATE TABLE IF NOT EXISTS warrant (dna BLOB NOT NULL, hash BLOB NOT NULL, warrantee BLOB NOT NULL, kind TEXT NOT NULL, blob BLOB NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (dna, hash));
-CREATE INDEX IF NOT EXISTS warrant_warrantee ON warrant (warrantee);
-CREATE TABLE IF NOT EXISTS receipt (dna BLOB NOT NULL, action_hash BLOB NOT NULL, validator BLOB NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (dna, action_hash, validator));
-CREATE TABLE IF NOT EXISTS nonce (agent BLOB NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (agent, nonce));
-CREATE INDEX IF NOT EXISTS nonce_expires ON nonce (expires);
-`
+import { DisposedError, InvalidInputError } from '../errors.ts'
+import { DatabaseCorruptError, MigrationFailedError, SchemaTooNewError } from './errors.ts'
+import { MIGRATIONS, type Migration } from './migrations.ts'
 
 export interface ChainActionRow {
   dna: Uint8Array
@@ -131,6 +76,31 @@ export interface CapGrantRow {
 export interface StoreInit {
   /** path of the database file, or ':memory:' */
   path: string
+  /** the schema's migrations, numbered 1, 2, 3… (tests add failing ones). @default MIGRATIONS */
+  migrations?: readonly Migration[]
+}
+
+function checkMigrations (migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new InvalidInputError(`migration ${i} has version ${m.version}; versions must be 1, 2, 3… in order`, { field: 'migrations' })
+  })
+}
+
+/**
+ * The schema version of an open database, read without writing: `PRAGMA user_version`, or for
+ * a database of the release before migrations, `meta.schema_version`; 0 for an empty database.
+ */
+function readSchemaVersion (db: Db): number {
+  const user = db.pragma('user_version', { simple: true }) as number
+  if (user > 0) return user
+  const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() !== undefined
+  if (!hasMeta) return 0
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: Buffer | string | null } | undefined
+  if (row === undefined || row.value === null) return 1
+  const text = Buffer.isBuffer(row.value) ? row.value.toString('utf8') : String(row.value)
+  const v = Number(text)
+  // a value this code cannot read is no version it knows: refuse rather than guess
+  return Number.isSafeInteger(v) && v > 0 ? v : Number.MAX_SAFE_INTEGER
 }
 
 /** Problems `PRAGMA quick_check` reports at most. */
@@ -160,8 +130,36 @@ function rowU8<T extends object> (row: T | undefined): T | undefined {
   return out as T
 }
 
+/** Run the migrations after `from`, all in one transaction, and record the new version. */
+function migrate (db: Db, path: string, from: number, migrations: readonly Migration[]): void {
+  let current = from
+  const now = Date.now()
+  try {
+    db.transaction(() => {
+      for (const m of migrations.slice(from)) {
+        current = m.version
+        m.up(db)
+      }
+      current = migrations.length
+      const logged = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migration'").get() !== undefined
+      if (logged) {
+        const log = db.prepare('INSERT OR IGNORE INTO schema_migration (version, description, applied_at) VALUES (?, ?, ?)')
+        // versions applied before the log existed are listed without a time
+        for (const m of migrations) log.run(m.version, m.description, m.version > from ? now : null)
+      }
+      db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run('schema_version', Buffer.from(String(migrations.length)))
+      db.pragma(`user_version = ${migrations.length}`)
+    })()
+  } catch (err) {
+    if (isCorruption(err)) throw err
+    throw new MigrationFailedError(path, from, current, err)
+  }
+}
+
 export class ConductorStore {
   readonly db: Db
+  /** the schema version after open (the latest of `init.migrations`) */
+  readonly schemaVersion: number
   private disposed = false
   private readonly stmts: Map<string, Statement> = new Map()
 
@@ -169,27 +167,33 @@ export class ConductorStore {
    * Open (or create) the database. Its structure is checked first (`PRAGMA quick_check`: every
    * b-tree page of every table and index, not the index contents; about 3 ms per MiB on a warm
    * cache): a damaged file, or one that is not a database, is a `DatabaseCorruptError` before
-   * anything is written to it.
+   * anything is written to it. A database of a newer schema is a `SchemaTooNewError`, also
+   * before anything is written; an older one is upgraded by the pending migrations in one
+   * transaction (a failure is a `MigrationFailedError` and leaves it as it was).
    */
   constructor (init: StoreInit) {
+    const migrations = init.migrations ?? MIGRATIONS
+    checkMigrations(migrations)
+    const latest = migrations.length
     if (init.path !== ':memory:') closeSync(openSync(init.path, 'a', 0o600))
     let db: Db | undefined
     try {
       db = new Database(init.path)
       const problems = (db.pragma(`quick_check(${MAX_REPORTED_PROBLEMS})`) as Array<{ quick_check: string }>).map(r => r.quick_check)
       if (problems.length !== 1 || problems[0] !== 'ok') throw new DatabaseCorruptError(init.path, problems)
+      const found = readSchemaVersion(db)
+      if (found > latest) throw new SchemaTooNewError(init.path, found, latest)
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
       db.pragma('foreign_keys = ON')
-      db.exec(SCHEMA)
+      if (found < latest) migrate(db, init.path, found, migrations)
     } catch (err) {
       db?.close()
       if (isCorruption(err)) throw new DatabaseCorruptError(init.path, [err instanceof Error ? err.message : String(err)], { cause: err })
       throw err
     }
     this.db = db
-    const version = this.getMeta('schema_version')
-    if (version === undefined) this.setMeta('schema_version', Buffer.from(String(SCHEMA_VERSION)))
+    this.schemaVersion = latest
   }
 
   private stmt (sql: string): Statement {

@@ -29,21 +29,25 @@ export function actionHashOf (action: Action): Uint8Array {
   return hashFromContent(action, 'Action')
 }
 
+/** Checks a detached ed25519 signature by a 32-byte public key. */
+export type SignatureCheck = (publicKey32: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean
+
 function fail (reason: string): ValidateResult {
   return { type: 'Invalid', reason }
 }
 
 /**
  * Checks that need nothing but the action, its signature and its entry. `signedHere` skips the
- * hash and signature checks for actions this process has just hashed and signed itself.
+ * hash and signature checks for actions this process has just hashed and signed itself; `verify`
+ * checks a signature (a keystore's, with its key cache). @default verifySignature, uncached
  */
-export function checkActionIntegrity (sa: SignedAction, entry: Entry | null, opts: { signedHere?: boolean } = {}): ValidateResult {
+export function checkActionIntegrity (sa: SignedAction, entry: Entry | null, opts: { signedHere?: boolean, verify?: SignatureCheck } = {}): ValidateResult {
   const { action } = sa
   const author = action.header.author
   if (!isHash(author, 'Agent')) return fail('action author is not an agent key')
   if (opts.signedHere !== true) {
     if (!hashEquals(actionHashOf(action), sa.hash)) return fail('action hash does not match the action')
-    if (!verifySignature(author.subarray(3, 35), sa.hash, sa.signature)) return fail('action signature does not verify')
+    if (!(opts.verify ?? verifySignature)(author.subarray(3, 35), sa.hash, sa.signature)) return fail('action signature does not verify')
   }
   const d = action.data
   if (d.type === 'Create' || d.type === 'Update') {

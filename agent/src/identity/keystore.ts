@@ -153,6 +153,7 @@ export class Keystore {
   #keys: HeldKey[]
   #cipher: CipherState | undefined
   #disposed = false
+  readonly #publicKeys = new PublicKeyCache()
   #queue: Promise<unknown> = Promise.resolve()
 
   private constructor (file: string, keys: HeldKey[], cipher: CipherState | undefined) {
@@ -280,6 +281,15 @@ export class Keystore {
     return new Uint8Array(crypto.sign(null, data, held.privateKey))
   }
 
+  /**
+   * Verify a detached ed25519 signature by any key (held or not), with this keystore's cache of
+   * public-key objects. Malformed input gives `false`.
+   */
+  verify (publicKey32: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
+    this.#assertOpen()
+    return verifySignature(publicKey32, data, signature, { keys: this.#publicKeys })
+  }
+
   /** The 32-byte ed25519 seed (private key) of a held key — used to build the libp2p PeerId. */
   exportSeed (agentPubKey: Uint8Array): Uint8Array {
     this.#assertOpen()
@@ -308,28 +318,51 @@ export class Keystore {
   }
 }
 
-/** Public-key objects of recently seen keys: building one costs about as much as a verify. */
+/** Public-key objects kept per cache. @default 1024 */
 const PUBLIC_KEY_CACHE_SIZE = 1024
-const publicKeys = new Map<string, crypto.KeyObject>()
 
 function publicKeyObject (publicKey32: Uint8Array): crypto.KeyObject {
-  const id = Buffer.from(publicKey32.buffer, publicKey32.byteOffset, 32).toString('base64')
-  let key = publicKeys.get(id)
-  if (key === undefined) {
-    key = crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey32]), format: 'der', type: 'spki' })
-    if (publicKeys.size >= PUBLIC_KEY_CACHE_SIZE) publicKeys.delete(publicKeys.keys().next().value as string)
-    publicKeys.set(id, key)
-  }
-  return key
+  return crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey32]), format: 'der', type: 'spki' })
 }
 
-/** Verify a detached ed25519 signature. Never throws: malformed input gives `false`. */
-export function verifySignature (publicKey32: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
+/**
+ * Public-key objects of recently seen keys (building one costs about as much as a verify),
+ * oldest dropped first. Each `Keystore` owns one; nothing is shared between instances.
+ */
+export class PublicKeyCache {
+  readonly #keys = new Map<string, crypto.KeyObject>()
+  readonly #size: number
+
+  constructor (size: number = PUBLIC_KEY_CACHE_SIZE) {
+    this.#size = size
+  }
+
+  get (publicKey32: Uint8Array): crypto.KeyObject {
+    const id = Buffer.from(publicKey32.buffer, publicKey32.byteOffset, 32).toString('base64')
+    let key = this.#keys.get(id)
+    if (key === undefined) {
+      key = publicKeyObject(publicKey32)
+      if (this.#keys.size >= this.#size) this.#keys.delete(this.#keys.keys().next().value as string)
+      this.#keys.set(id, key)
+    }
+    return key
+  }
+
+  get size (): number {
+    return this.#keys.size
+  }
+}
+
+/**
+ * Verify a detached ed25519 signature. Never throws: malformed input gives `false`. With
+ * `options.keys` the public-key object comes from (and is kept in) that cache.
+ */
+export function verifySignature (publicKey32: Uint8Array, data: Uint8Array, signature: Uint8Array, options: { keys?: PublicKeyCache } = {}): boolean {
   try {
     if (!(publicKey32 instanceof Uint8Array) || publicKey32.length !== 32) return false
     if (!(data instanceof Uint8Array)) return false
     if (!(signature instanceof Uint8Array) || signature.length !== 64) return false
-    return crypto.verify(null, data, publicKeyObject(publicKey32), signature)
+    return crypto.verify(null, data, options.keys?.get(publicKey32) ?? publicKeyObject(publicKey32), signature)
   } catch {
     return false
   }

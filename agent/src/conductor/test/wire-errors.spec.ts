@@ -18,7 +18,7 @@ import {
   type CellId
 } from '@holochain/client'
 import { createTestConductor, NOTES_HAPP, TEST_ORIGIN, waitUntil, type TestConductor } from '../../../../fixtures/index.ts'
-import { CLOSE } from '../ws-server.ts'
+import { CLOSE } from '../api/ws-server.ts'
 
 // -- raw socket helpers ------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { Keystore, KEYSTORE_FILE, verifySignature } from '../keystore.ts'
+import { Keystore, KEYSTORE_FILE, PublicKeyCache, verifySignature } from '../keystore.ts'
 import type { KeystoreInit } from '../keystore.ts'
 import { agentPubKeyFromEd25519, encodeHash, sameKey } from '../../holo/hash.ts'
 
@@ -98,6 +98,23 @@ describe('Keystore', () => {
     expect(verifySignature(k, new Uint8Array(1), new Uint8Array(63))).toBe(false)
     expect(verifySignature(null as unknown as Uint8Array, new Uint8Array(1), new Uint8Array(64))).toBe(false)
     expect(verifySignature(k, 'x' as unknown as Uint8Array, new Uint8Array(64))).toBe(false)
+  })
+
+  it('verify() checks any key through the keystore\'s own key cache, and throws DisposedError after dispose', async () => {
+    const a = await open({ dataDir: await tempDir() })
+    const b = await open({ dataDir: await tempDir() })
+    const data = new Uint8Array([1, 2, 3])
+    const sig = b.sign(b.primary.agentPubKey, data)
+    // a verifies a key it does not hold; b's cache is not touched by a's verification
+    expect(a.verify(b.primary.publicKey, data, sig)).toBe(true)
+    expect(a.verify(b.primary.publicKey, new Uint8Array([9]), sig)).toBe(false)
+    expect(a.verify(new Uint8Array(31), data, sig)).toBe(false)
+    const cache = new PublicKeyCache(2)
+    for (const ks of [a, b, a]) expect(verifySignature(ks.primary.publicKey, data, ks.sign(ks.primary.agentPubKey, data), { keys: cache })).toBe(true)
+    expect(cache.size).toBe(2)
+    a.dispose()
+    expect(() => a.verify(b.primary.publicKey, data, sig)).toThrow(expect.objectContaining({ name: 'DisposedError' }))
+    expect(b.verify(b.primary.publicKey, data, sig)).toBe(true)
   })
 
   it('has() ignores the location bytes', async () => {

@@ -10,13 +10,13 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
-import { ListenError } from '../errors.ts'
-import type { ComponentLogger } from '../logger.ts'
-import { handleAdminRequest, handleAppRequest } from './api.ts'
-import { decode, encode, isPlainObject } from './codec.ts'
-import { originAllowed, parseAllowedOrigins } from './origins.ts'
-import type { EmbeddedConductor } from './conductor.ts'
-import { AUTHENTICATE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_SOCKET, PING_INTERVAL_MS } from './constants.ts'
+import { ListenError } from '../../errors.ts'
+import type { ComponentLogger } from '../../logger.ts'
+import { handleAdminRequest, handleAppRequest } from './dispatch.ts'
+import { decode, encode, isPlainObject } from '../codec.ts'
+import { originAllowed, parseAllowedOrigins } from '../origins.ts'
+import { AUTHENTICATE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_SOCKET, PING_INTERVAL_MS } from '../constants.ts'
+import type { ConductorApi } from './types.ts'
 
 export interface WsServerInit {
   kind: 'admin' | 'app'
@@ -25,7 +25,8 @@ export interface WsServerInit {
   allowedOrigins: string
   installedAppId: string | null
   maxMessageBytes: number
-  conductor: EmbeddedConductor
+  /** the conductor, as the APIs see it */
+  conductor: ConductorApi
   logger: ComponentLogger
 }
 

@@ -7,13 +7,13 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { dhtSync, integratedOps, runScenario, waitUntil, type Player } from '../../../../tryorama/src/index.ts'
-import type { NodeCapability } from '../../../../zomes-ts/agent_registry/types.ts'
-import { decode, encode } from '../../conductor/codec.ts'
-import { checkSummary, type NetRecord, type Summary } from '../../conductor/space.ts'
-import { encodeHash, hashFrom32, hashFromContent } from '../../holo/hash.ts'
+import { dhtSync, integratedOps, runScenario, waitUntil, type Player } from '../../../../../tryorama/src/index.ts'
+import type { NodeCapability } from '../../../../../zomes-ts/agent_registry/types.ts'
+import { decode, encode } from '../../codec.ts'
+import { checkSummary, type NetRecord, type Summary } from '../../space.ts'
+import { encodeHash, hashFrom32, hashFromContent } from '../../../holo/hash.ts'
 import { SYNC } from '../dht-network.ts'
-import type { Libp2pMeshNode } from '../libp2p-node.ts'
+import type { Libp2pMeshNode } from '../../../mesh/libp2p-node.ts'
 
 const registry = (p: Player): Uint8Array => p.cells.agent_registry!.cell_id[0]
 const space = (p: Player, dna: Uint8Array) => p.node.conductor.space(dna)!

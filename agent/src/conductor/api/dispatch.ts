@@ -2,11 +2,11 @@
  * Conductor API dispatch: inner requests `{type, value}` to inner responses `{type, value}`,
  * with the tags of Holochain's `AdminRequest`/`AdminResponse` and `AppRequest`/`AppResponse`.
  */
-import type { EmbeddedConductor } from './conductor.ts'
-import { ConductorApiError, deserializationError, internalError } from './errors.ts'
-import { isPlainObject } from './codec.ts'
+import { ConductorApiError, deserializationError, internalError } from '../errors.ts'
+import { isPlainObject } from '../codec.ts'
+import type { AdminApi, AppApi } from './types.ts'
 
-type Handler = (c: EmbeddedConductor, value: never) => unknown
+type Handler = (c: AdminApi, value: never) => unknown
 
 const ADMIN: Record<string, [string, Handler]> = {
   generate_agent_pub_key: ['agent_pub_key_generated', async (c) => c.generateAgentPubKey()],
@@ -39,7 +39,7 @@ function splitRequest (req: unknown): { type: string, value: unknown } {
   return { type: req.type, value: req.value ?? null }
 }
 
-export async function handleAdminRequest (c: EmbeddedConductor, req: unknown): Promise<unknown> {
+export async function handleAdminRequest (c: AdminApi, req: unknown): Promise<unknown> {
   try {
     const { type, value } = splitRequest(req)
     const h = Object.hasOwn(ADMIN, type) ? ADMIN[type] : undefined
@@ -50,7 +50,7 @@ export async function handleAdminRequest (c: EmbeddedConductor, req: unknown): P
   }
 }
 
-export async function handleAppRequest (c: EmbeddedConductor, appId: string, req: unknown): Promise<unknown> {
+export async function handleAppRequest (c: AppApi, appId: string, req: unknown): Promise<unknown> {
   try {
     const { type, value } = splitRequest(req)
     switch (type) {

@@ -12,16 +12,17 @@
  * - warrants: invalid or forked chains produce warrants, gossiped on `warrants/<dna>`; every node
  *   checks the evidence itself and then blocks the warranted agent, its PeerId included.
  */
-import { decode, encode, isPlainObject } from '../conductor/codec.ts'
-import type { EmbeddedConductor } from '../conductor/conductor.ts'
-import { checkNetRecord, checkSummary, diffBuckets, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../conductor/space.ts'
-import { periodic, type Periodic } from '../background.ts'
-import { errorMessage } from '../errors.ts'
-import { decodeHash, encodeHash, hashEquals, isHash, type HoloHash } from '../holo/hash.ts'
-import type { ComponentLogger } from '../logger.ts'
-import type { MeshNode } from './types.ts'
-import type { CascadeQuery } from '../conductor/cell.ts'
-import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from './libp2p-node.ts'
+import { periodic, type Periodic } from '../../background.ts'
+import { DisposedError, errorMessage } from '../../errors.ts'
+import { decodeHash, encodeHash, hashEquals, isHash, type HoloHash } from '../../holo/hash.ts'
+import type { ComponentLogger } from '../../logger.ts'
+import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../../mesh/libp2p-node.ts'
+import type { CascadeQuery } from '../cell.ts'
+import { decode, encode, isPlainObject } from '../codec.ts'
+import { checkNetRecord, checkSummary, diffBuckets, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../space.ts'
+import type { CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
+
+export type { SyncStats } from './types.ts'
 
 export interface DhtNetworkInit {
   /** ms between anti-entropy rounds. @default 5000 */
@@ -35,12 +36,11 @@ export interface DhtNetworkInit {
 }
 
 export interface DhtNetworkComponents {
-  conductor: Pick<EmbeddedConductor, 'runningDnas' | 'space' | 'receiveRecords' | 'onAuthored' | 'setPeerInfo' | 'setCascade'>
-  mesh: MeshNode
+  /** the conductor side: running DNAs, their spaces, locally authored records */
+  host: DhtHost
+  mesh: DhtMesh
   logger: ComponentLogger
 }
-
-export interface SyncStats { requests: number, bytesSent: number, bytesReceived: number, records: number }
 
 export const SYNC = {
   /** top buckets answered per diff */
@@ -74,7 +74,16 @@ function warrantTopic (dna: HoloHash): string { return `warrants/${encodeHash(dn
 
 function isU8 (v: unknown): v is Uint8Array { return v instanceof Uint8Array }
 
-export class DhtNetwork {
+/**
+ * The DHT network over the mesh, in the service shape: `dhtNetwork(init)(components)`. The
+ * conductor builds it through its `network` component (a `DhtNetworkFactory`), so `host` is the
+ * conductor itself.
+ */
+export function dhtNetwork (init: DhtNetworkInit = {}): (components: DhtNetworkComponents) => DhtNetwork {
+  return (components) => new MeshDhtNetwork(init, components)
+}
+
+class MeshDhtNetwork implements DhtNetwork {
   private readonly init: DhtNetworkInit
   private readonly c: DhtNetworkComponents
   private readonly log: ComponentLogger
@@ -82,6 +91,7 @@ export class DhtNetwork {
   private readonly tasks: Periodic[] = []
   private readonly syncing = new Map<string, Promise<SyncStats>>()
   private running = false
+  private stopped = false
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
   /** gossip messages dropped by the per-peer rate limit */
   droppedGossip = 0
@@ -95,25 +105,24 @@ export class DhtNetwork {
   }
 
   private space (dna: Uint8Array): DhtSpace | null {
-    return this.c.conductor.space(dna)
+    return this.c.host.space(dna)
   }
 
   async start (): Promise<void> {
+    if (this.stopped) throw new DisposedError('DhtNetwork')
     if (this.running) return
     this.running = true
-    const { mesh, conductor } = this.c
+    const { mesh, host } = this.c
     await mesh.handle(PROTOCOL_SYNC, async (req, from) => this.serveSync(req, from), { maxRequestBytes: 1024 * 1024, timeoutMs: 15_000 })
     await mesh.handle(PROTOCOL_RECEIPT, async (req, from) => this.serveReceipts(req, from), { maxRequestBytes: 1024 * 1024 })
-    for (const dna of conductor.runningDnas()) {
+    for (const dna of host.runningDnas()) {
       this.unsubscribe.push(mesh.subscribe(opsTopic(dna), (data, from) => { this.onGossip(dna, data, from) }))
       this.unsubscribe.push(mesh.subscribe(warrantTopic(dna), (data, from) => { this.onWarrant(dna, data, from) }))
       const space = this.space(dna)
       if (space !== null) this.blockAgents(space.blockedAgents().map(s => decodeHash(s)))
     }
-    this.unsubscribe.push(conductor.onAuthored((dna, records) => { void this.publish(dna, records) }))
+    this.unsubscribe.push(host.onAuthored((dna, records) => { void this.publish(dna, records) }))
     if (this.init.syncOnConnect !== false) this.unsubscribe.push(mesh.onPeer('connect', (peer) => { this.syncInBackground(peer) }))
-    conductor.setPeerInfo(() => mesh.peers().map(p => JSON.stringify({ agent_pub_key: encodeHash(agentPubKeyFromPeerId(p)), peer_id: p })))
-    conductor.setCascade(async (dna, query) => { await this.fetchFromAuthorities(dna, query) })
     // the rounds touch the database and the network: a failure (a damaged table, a closed store)
     // is logged and backed off, never thrown out of a timer
     this.tasks.push(
@@ -124,15 +133,24 @@ export class DhtNetwork {
   }
 
   async stop (): Promise<void> {
+    this.stopped = true
     if (!this.running) return
     this.running = false
     await Promise.all(this.tasks.map(async t => { await t.stop() }))
     this.tasks.length = 0
     for (const u of this.unsubscribe) u()
     this.unsubscribe.length = 0
-    this.c.conductor.setPeerInfo(() => [])
-    this.c.conductor.setCascade(undefined)
     await Promise.allSettled([...this.syncing.values()])
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> {
+    await this.stop()
+  }
+
+  /** One JSON record per connected peer while running; none otherwise. */
+  peerInfo (): string[] {
+    if (!this.running) return []
+    return this.c.mesh.peers().map(p => JSON.stringify({ agent_pub_key: encodeHash(agentPubKeyFromPeerId(p)), peer_id: p }))
   }
 
   // -- publish and gossip ------------------------------------------------------------------
@@ -181,7 +199,7 @@ export class DhtNetwork {
   private receive (dna: HoloHash, records: NetRecord[]): ReceiveOutcome | null {
     let out: ReceiveOutcome
     try {
-      out = this.c.conductor.receiveRecords(dna, records)
+      out = this.c.host.receiveRecords(dna, records)
     } catch (err) {
       this.log.debug({ err: errorMessage(err) }, 'records refused')
       return null
@@ -246,7 +264,7 @@ export class DhtNetwork {
     const peers = this.c.mesh.peers().length
     if (!this.running || peers === 0) return
     const target = Math.min(this.init.receiptTarget ?? 5, peers)
-    for (const dna of this.c.conductor.runningDnas()) {
+    for (const dna of this.c.host.runningDnas()) {
       const space = this.space(dna)
       if (space === null) continue
       const hashes = space.underReceipted(target, 256)
@@ -260,7 +278,10 @@ export class DhtNetwork {
    * A local miss: ask a few authorities (with full arcs, any connected peer) for the records
    * behind these hashes and integrate what comes back. Returns how many records integrated.
    */
-  async fetchFromAuthorities (dna: HoloHash, query: CascadeQuery, opts: { timeoutMs?: number } = {}): Promise<number> {
+  async cascade (dna: HoloHash, query: CascadeQuery, opts: CascadeOptions = {}): Promise<number> {
+    if (this.stopped) throw new DisposedError('DhtNetwork')
+    if (!this.running) return 0
+    opts.signal?.throwIfAborted()
     const space = this.space(dna)
     const peers = this.c.mesh.peers().sort(() => Math.random() - 0.5).slice(0, CASCADE_PEERS)
     if (space === null || peers.length === 0) return 0
@@ -270,9 +291,10 @@ export class DhtNetwork {
     // a record whose author's earlier actions we lack waits in limbo: pull those too (bounded),
     // since with full arcs this node is an authority for the whole chain anyway
     for (let round = 0; round < CASCADE_ROUNDS && (want.length > 0 || links !== undefined); round++) {
+      opts.signal?.throwIfAborted()
       const req = links !== undefined ? encode({ op: 'links', dna, base: links.base, zome_index: links.zome_index, link_type: links.link_type }) : encode({ op: 'basis', dna, hashes: want })
       links = undefined
-      const answers = await Promise.allSettled(peers.map(async p => await this.c.mesh.request(p, PROTOCOL_SYNC, req, { timeoutMs: opts.timeoutMs ?? CASCADE_TIMEOUT_MS, maxResponseBytes: SYNC.maxFetchBytes + 1024 * 1024 })))
+      const answers = await Promise.allSettled(peers.map(async p => await this.c.mesh.request(p, PROTOCOL_SYNC, req, { signal: opts.signal, timeoutMs: opts.timeoutMs ?? CASCADE_TIMEOUT_MS, maxResponseBytes: SYNC.maxFetchBytes + 1024 * 1024 })))
       let pending = 0
       for (const a of answers) {
         if (a.status !== 'fulfilled') continue
@@ -305,7 +327,7 @@ export class DhtNetwork {
     // one DNA's limbo failing (a damaged table) does not stop the others, nor the sync itself;
     // the round still fails afterwards, so it is logged and backed off
     let limboError: unknown
-    for (const dna of this.c.conductor.runningDnas()) {
+    for (const dna of this.c.host.runningDnas()) {
       try {
         this.space(dna)?.retryLimbo()
       } catch (err) {
@@ -322,16 +344,19 @@ export class DhtNetwork {
     if (limboError !== undefined) throw limboError
   }
 
-  /** Pull from one peer, for every DNA, whatever it holds that we lack. */
-  async syncWithPeer (peer: string): Promise<SyncStats> {
+  /**
+   * Pull from one peer, for every DNA, whatever it holds that we lack. A sync with that peer
+   * already running is joined (and `signal` then only governs the one that started it).
+   */
+  async syncWithPeer (peer: string, options: { signal?: AbortSignal } = {}): Promise<SyncStats> {
     const running = this.syncing.get(peer)
     if (running !== undefined) return running
     const p = (async () => {
       const total: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
-      for (const dna of this.c.conductor.runningDnas()) {
-        if (!this.running) break
+      for (const dna of this.c.host.runningDnas()) {
+        if (!this.running || options.signal?.aborted === true) break
         try {
-          const s = await this.syncDna(peer, dna)
+          const s = await this.syncDna(peer, dna, options)
           total.requests += s.requests
           total.bytesSent += s.bytesSent
           total.bytesReceived += s.bytesReceived
@@ -346,9 +371,9 @@ export class DhtNetwork {
     return p
   }
 
-  private async ask (peer: string, body: Record<string, unknown>, stats: SyncStats): Promise<Record<string, unknown>> {
+  private async ask (peer: string, body: Record<string, unknown>, stats: SyncStats, signal?: AbortSignal): Promise<Record<string, unknown>> {
     const req = encode(body)
-    const res = await this.c.mesh.request(peer, PROTOCOL_SYNC, req, { timeoutMs: 15_000, maxResponseBytes: SYNC.maxFetchBytes + 1024 * 1024 })
+    const res = await this.c.mesh.request(peer, PROTOCOL_SYNC, req, { signal, timeoutMs: 15_000, maxResponseBytes: SYNC.maxFetchBytes + 1024 * 1024 })
     stats.requests++
     stats.bytesSent += req.length
     stats.bytesReceived += res.length
@@ -360,18 +385,19 @@ export class DhtNetwork {
     return msg
   }
 
-  async syncDna (peer: string, dna: HoloHash): Promise<SyncStats> {
+  async syncDna (peer: string, dna: HoloHash, options: { signal?: AbortSignal } = {}): Promise<SyncStats> {
+    const signal = options.signal
     const stats: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
     const space = this.space(dna)
     if (space === null) return stats
     // equal digests: nothing to do (the common case once converged: a 32-byte answer)
-    const probe = await this.ask(peer, { op: 'digest', dna }, stats)
+    const probe = await this.ask(peer, { op: 'digest', dna }, stats, signal)
     if (probe.digest instanceof Uint8Array && hashEquals(probe.digest, space.digest())) return stats
     // walk the top buckets with a cursor, so differences the requester cannot resolve from this
     // peer (records it already holds in limbo, records only it has) never starve later buckets
     let fromTop = 0
     while (fromTop < 256 && this.running) {
-      const diff = await this.ask(peer, { op: 'diff', dna, summary: space.summary(), from_top: fromTop }, stats)
+      const diff = await this.ask(peer, { op: 'diff', dna, summary: space.summary(), from_top: fromTop }, stats, signal)
       const tops = diff.tops
       const theirLeaves = diff.leaves
       if (!Array.isArray(tops) || !Array.isArray(theirLeaves) || tops.length !== theirLeaves.length || tops.length > SYNC.maxTops) throw new Error('malformed diff response')
@@ -386,11 +412,11 @@ export class DhtNetwork {
       })
       fromTop = last + 1
       for (let i = 0; i < leaves.length; i += SYNC.maxLeaves) {
-        const res = await this.ask(peer, { op: 'hashes', dna, leaves: leaves.slice(i, i + SYNC.maxLeaves) }, stats)
+        const res = await this.ask(peer, { op: 'hashes', dna, leaves: leaves.slice(i, i + SYNC.maxLeaves) }, stats, signal)
         if (!Array.isArray(res.hashes) || res.hashes.length > SYNC.maxHashes || !res.hashes.every(h => isHash(h, 'Action'))) throw new Error('malformed hashes response')
         const missing = (res.hashes as HoloHash[]).filter(h => !space.knows(h))
         for (let j = 0; j < missing.length; j += SYNC.maxFetch) {
-          const got = await this.ask(peer, { op: 'fetch', dna, hashes: missing.slice(j, j + SYNC.maxFetch) }, stats)
+          const got = await this.ask(peer, { op: 'fetch', dna, hashes: missing.slice(j, j + SYNC.maxFetch) }, stats, signal)
           if (!Array.isArray(got.records)) throw new Error('malformed fetch response')
           const records: NetRecord[] = []
           for (const r of got.records) {

@@ -1,0 +1,62 @@
+/**
+ * The conductor's network is a component: built at construction from the `network` factory with
+ * the conductor as its `DhtHost` (no setters), asked on a local miss (the cascade), answering
+ * `agent_info`, and stopped with the conductor. Without one the conductor runs alone.
+ */
+import { describe, expect, it } from 'vitest'
+import { createTestConductor, NOTES_HAPP } from '../../../../../fixtures/index.ts'
+import { hashEquals, type HoloHash } from '../../../holo/hash.ts'
+import { InProcessAppClient } from '../../in-process-client.ts'
+import type { CascadeQuery } from '../../cell.ts'
+import type { DhtHost, DhtNetwork, SyncStats } from '../types.ts'
+
+/** A network with no peers that records what the conductor asks of it. */
+class RecordingNetwork implements DhtNetwork {
+  readonly host: DhtHost
+  readonly cascades: Array<{ dna: HoloHash, query: CascadeQuery }> = []
+  stops = 0
+  readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
+  readonly droppedGossip = 0
+  constructor (host: DhtHost) { this.host = host }
+  async start (): Promise<void> {}
+  async stop (): Promise<void> { this.stops++ }
+  async [Symbol.asyncDispose] (): Promise<void> { await this.stop() }
+  async cascade (dna: HoloHash, query: CascadeQuery): Promise<number> {
+    this.cascades.push({ dna, query })
+    return 0
+  }
+
+  peerInfo (): string[] { return ['{"peer_id":"12D3KooWtest"}'] }
+  async syncWithPeer (): Promise<SyncStats> { return { ...this.totals } }
+  async syncDna (): Promise<SyncStats> { return { ...this.totals } }
+}
+
+describe('the conductor\'s network component', () => {
+  it('is built with the conductor as host, cascades local misses to it, answers agent_info from it and stops with it', async () => {
+    let built: RecordingNetwork | undefined
+    await using t = await createTestConductor({ network: (host: DhtHost) => (built = new RecordingNetwork(host)) })
+    expect(built).toBeDefined()
+    const net = built!
+    expect(net.host).toBe(t.conductor)
+    expect(t.conductor.network).toBe(net)
+    expect(t.conductor.agentInfo()).toEqual(['{"peer_id":"12D3KooWtest"}'])
+    await t.conductor.installApp({ source: { type: 'path', value: NOTES_HAPP }, agent_key: t.agent, installed_app_id: 'notes' })
+    await t.conductor.enableApp({ installed_app_id: 'notes' })
+    const client = await InProcessAppClient.connect(t.conductor, 'notes')
+    const dna = client.cellId('notes')[0]
+    expect(net.host.runningDnas().map(d => hashEquals(d, dna))).toEqual([true])
+    // a get of a hash nobody holds locally goes to the network
+    const missing = new Uint8Array(39).fill(7)
+    missing.set([0x84, 0x29, 0x24])
+    expect(await client.callZome({ role_name: 'notes', zome_name: 'notes', fn_name: 'get_note', payload: missing })).toBeNull()
+    expect(net.cascades.some(c => hashEquals(c.dna, dna) && 'hashes' in c.query && c.query.hashes.some(h => hashEquals(h, missing)))).toBe(true)
+    await t.stop()
+    expect(net.stops).toBe(1)
+  })
+
+  it('without one, the conductor runs alone: no peers, local misses stay misses', async () => {
+    await using t = await createTestConductor()
+    expect(t.conductor.network).toBeUndefined()
+    expect(t.conductor.agentInfo()).toEqual([])
+  })
+})
