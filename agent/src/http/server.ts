@@ -437,8 +437,8 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     try {
       info = await models.loadModel(id, {
         signal,
-        onProgress: (p) => {
-          const progress = Math.round(Math.min(p, LOAD_PROGRESS_BEFORE_READY) * 1000) / 1000
+        onProgress: (e) => {
+          const progress = Math.round(Math.min(e.progress, LOAD_PROGRESS_BEFORE_READY) * 1000) / 1000
           if (!(progress - last >= LOAD_PROGRESS_STEP || (progress === LOAD_PROGRESS_BEFORE_READY && progress > last))) return
           last = progress
           send({ progress })

@@ -22,7 +22,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { freemem } from 'node:os'
 import { basename, join } from 'node:path'
 import { getLlama, GgufInsights, LlamaLogLevel, readGgufFileInfo, type ChatHistoryItem, type Llama } from 'node-llama-cpp'
-import { LlamaPool, type LlamaLogLevel as PoolLogLevel } from './llama-pool.ts'
+import { LlamaPool } from './llama-pool.ts'
 import { errorMessage } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import {
@@ -268,12 +268,6 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     }
   }
 
-  const logFor = (id: string) => (level: PoolLogLevel, text: string): void => {
-    if (level === 'error') llamaLog.error({ model: id }, text)
-    else if (level === 'warn') llamaLog.warn({ model: id }, text)
-    else llamaLog.debug({ model: id }, text)
-  }
-
   /** Reject everyone waiting for a slot of `l`. */
   const drain = (l: Loaded, err: Error): void => {
     for (const w of l.gen.queue.splice(0)) w.reject(err)
@@ -290,7 +284,8 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
         const { contextSize, gpuLayers, ram } = await plan(id)
         const free = freemem()
         if (ram > free) throw new InsufficientMemoryError(`${id} needs about ${(ram / 2 ** 30).toFixed(2)} GiB; ${(free / 2 ** 30).toFixed(2)} GiB are free`, { model: id })
-        options.onProgress?.(0)
+        const progress = (p: number): void => { options.onProgress?.({ type: 'flexnode:model:load', model: id, progress: p }) }
+        progress(0)
         let pool: LlamaPool
         try {
           pool = await LlamaPool.open({
@@ -301,8 +296,8 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
             gpu: llama.gpu !== false,
             gpuLayers,
             signal: options.signal,
-            onProgress: (p) => { options.onProgress?.(p) },
-            log: logFor(id),
+            onProgress: (e) => { progress(e.progress) },
+            logFields: { model: id },
             onExit: (reason) => {
               const l = loaded.get(id)
               if (l === undefined || l.pool !== pool) return
@@ -310,7 +305,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
               drain(l, new ModelNotLoadedError(`${id} was unloaded: its process stopped (${reason})`, { model: id }))
               log.error({ model: id, reason }, 'the model process stopped; the model is unloaded')
             }
-          })
+          }, { logger: llamaLog })
         } catch (err) {
           if (options.signal?.aborted === true) throw new RequestAbortedError(`loading ${id} was aborted`, { model: id })
           throw new ModelLoadError(`${id} failed to load: ${redact(e, errorMessage(err))}`, { model: id, cause: err })
@@ -320,7 +315,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
           throw new InferenceError('the inference engine is disposed')
         }
         loaded.set(id, { pool, contextSize: pool.contextSize, gpuLayers: pool.gpuLayers, gen: { free: sequences, queue: [], inFlight: 0 }, emb: { free: EMBEDDING_SLOTS, queue: [], inFlight: 0 }, tps: null })
-        options.onProgress?.(1)
+        progress(1)
         log.info({ model: id, contextSize, sequences, threads, gpuLayers: pool.gpuLayers, estimatedRam: ram }, 'model loaded')
         return listModels().find(m => m.id === id)!
       })().finally(() => loading.delete(id))

@@ -78,10 +78,17 @@ export interface GenerateResult {
   duration_ms: number
 }
 
+/** A model load's progress: 0 when it starts, 1 once the model serves. */
+export interface ModelLoadProgressEvent {
+  type: 'flexnode:model:load'
+  model: string
+  /** 0..1 */
+  progress: number
+}
+
 export interface LoadOptions {
   signal?: AbortSignal
-  /** load progress 0..1 */
-  onProgress?: (progress: number) => void
+  onProgress?: (event: ModelLoadProgressEvent) => void
 }
 
 export interface InferenceEngine {

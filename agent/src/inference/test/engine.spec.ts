@@ -8,6 +8,7 @@ import { ensureDemoModel, ensureModel } from '../../../../fixtures/gguf/index.ts
 import { tempDir, waitUntil, type TempDir } from '../../../../fixtures/index.ts'
 import { createLogger } from '../../logger.ts'
 import { createInferenceEngine } from '../engine.ts'
+import type { ModelLoadProgressEvent } from '../types.ts'
 
 describe('inference engine', () => {
   let dir: TempDir
@@ -55,11 +56,16 @@ describe('inference engine', () => {
   })
 
   it('loads and unloads with progress, and refuses a truncated file with a typed error', async () => {
-    const progress: number[] = []
-    const info = await engine.loadModel(a, { onProgress: (p) => { progress.push(p) } })
+    const events: ModelLoadProgressEvent[] = []
+    const info = await engine.loadModel(a, { onProgress: (e) => { events.push(e) } })
     expect(info.loaded).toBe(true)
+    expect(events.every(e => e.type === 'flexnode:model:load' && e.model === a)).toBe(true)
+    const progress = events.map(e => e.progress)
     expect(progress[0]).toBe(0)
     expect(progress[progress.length - 1]).toBe(1)
+    // llama.cpp's own progress comes through the model's process, in order
+    expect(progress.length).toBeGreaterThan(2)
+    expect(progress).toEqual([...progress].sort((x, y) => x - y))
     await expect(engine.loadModel('broken')).rejects.toMatchObject({ name: 'ModelLoadError', status: 422 })
     await expect(engine.loadModel('nope')).rejects.toMatchObject({ name: 'ModelNotFoundError', status: 404 })
     await engine.loadModel(b)
