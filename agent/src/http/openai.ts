@@ -146,6 +146,22 @@ export class ShuttingDownError extends HttpApiError {
   }
 }
 
+/** An SSE client stopped reading: its stream is dropped and its generation aborted, so the model serves others. */
+export class SlowReaderError extends HttpApiError {
+  static override readonly name: string = 'SlowReaderError'
+  override name: string = 'SlowReaderError'
+  override readonly status = 408
+  override readonly type = 'invalid_request_error'
+  override readonly code = 'slow_reader'
+  /** bytes the client left unread when it was dropped */
+  readonly bufferedBytes: number
+
+  constructor (reason: string, bufferedBytes: number) {
+    super(`the client does not read its event stream: ${reason}`)
+    this.bufferedBytes = bufferedBytes
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // errors → OpenAI's error body
 

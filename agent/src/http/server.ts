@@ -35,8 +35,9 @@ import { ModelNotFoundError, RequestAbortedError } from '../inference/types.ts'
 import type { ComponentLogger } from '../logger.ts'
 import {
   DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, HEADERS_TIMEOUT_MS, JSON_MEDIA_TYPE, KEEP_ALIVE_TIMEOUT_MS, MAX_DRAIN_BYTES,
-  REMOTE_MAX_TOKENS_LIMIT, REQUEST_TIMEOUT_MS, SSE_HEADERS, STOP_GRACE_MS
+  REMOTE_MAX_TOKENS_LIMIT, REQUEST_TIMEOUT_MS, STOP_GRACE_MS
 } from './constants.ts'
+import { EventStream } from './sse.ts'
 import { isIP } from 'node:net'
 import {
   chatChunk, chatCompletion, embeddingList, generateOptions, HostNotAllowedError, MalformedJsonError, OriginNotAllowedError, MethodNotAllowedError, modelObject,
@@ -59,6 +60,10 @@ export interface HttpServerInit {
    * a POST) gets 403. @default []
    */
   allowedHosts?: string[]
+  /** bytes of events an SSE client may leave unread before it is dropped (and its generation aborted). @default 1 MiB */
+  sseMaxBufferedBytes?: number
+  /** an SSE client that reads nothing for this long is dropped (and its generation aborted). @default 30000 */
+  sseDrainTimeoutMs?: number
 }
 
 /** Inference on models this node does not hold (another node of the mesh); same calls as the engine. */
@@ -104,8 +109,10 @@ const MODEL_ACTION_RE = /^\/v1\/models\/([^/]+)\/(load|unload)$/
 interface RequestContext {
   req: IncomingMessage
   res: ServerResponse
-  /** aborted when the client disconnects or the server stops */
+  /** aborted when the client disconnects or stops reading, or the server stops */
   signal: AbortSignal
+  /** abort the request's work (a reader that stopped reading) */
+  abort: (reason: Error) => void
   /** the path's parameter, for `/v1/models/{id}` */
   param?: string
 }
@@ -154,41 +161,6 @@ export function isLoopbackName (name: string): boolean {
   const a = plainAddress(name)
   if (isIP(a) === 4) return a.startsWith('127.')
   return isIP(a) === 6 && (a === '::1' || a === '0:0:0:0:0:0:0:1')
-}
-
-/**
- * An SSE response whose headers go out with its first event, so a request that fails before any
- * token (busy, prompt too long) still gets its proper status.
- */
-class EventStream {
-  private readonly res: ServerResponse
-  private readonly onOpen: () => unknown
-  private opened = false
-
-  constructor (res: ServerResponse, onOpen: () => unknown) {
-    this.res = res
-    this.onOpen = onOpen
-  }
-
-  get isOpen (): boolean { return this.opened }
-
-  /** headers, then the opening event (the chat role chunk) if there is one */
-  open (): void {
-    if (this.opened) return
-    this.opened = true
-    this.res.writeHead(200, SSE_HEADERS)
-    const first = this.onOpen()
-    if (first !== undefined) this.send(first)
-  }
-
-  send (data: unknown): void {
-    if (this.res.destroyed || this.res.writableEnded) return
-    this.res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)
-  }
-
-  end (): void {
-    if (!this.res.writableEnded) this.res.end()
-  }
 }
 
 export function createHttpServer (init: HttpServerInit, components: HttpServerComponents): HttpServer {
@@ -282,8 +254,20 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
   // -------------------------------------------------------------------------------------------
   // generation (shared by chat and completions)
 
+  /** an event stream on a request's response; a client that stops reading aborts the request */
+  const eventStream = (ctx: Pick<RequestContext, 'res' | 'abort'>, open?: () => unknown): EventStream => new EventStream(ctx.res, {
+    open,
+    maxBufferedBytes: init.sseMaxBufferedBytes,
+    drainTimeoutMs: init.sseDrainTimeoutMs,
+    onStall: (err) => {
+      log.warn({ err: err.name, bufferedBytes: err.bufferedBytes }, 'dropped an event-stream client that does not read')
+      ctx.abort(err)
+    }
+  })
+
   interface Generation {
     res: ServerResponse
+    abort: (reason: Error) => void
     signal: AbortSignal
     stream: boolean
     includeUsage: boolean
@@ -304,7 +288,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
       sendJson(g.res, 200, g.whole(result))
       return
     }
-    const events = new EventStream(g.res, g.opening)
+    const events = eventStream(g, g.opening)
     let result: GenerateResult
     try {
       result = await g.run({
@@ -321,7 +305,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
       const failure = g.signal.aborted && g.signal.reason instanceof ShuttingDownError ? g.signal.reason : err
       logFailure(failure)
       events.send(toOpenAIError(failure).body)
-      events.end()
+      await events.end()
       return
     }
     events.open()
@@ -329,7 +313,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     events.send(last)
     if (g.includeUsage) events.send(usageChunk(last, result.usage))
     events.send('[DONE]')
-    events.end()
+    await events.end()
   }
 
   // -------------------------------------------------------------------------------------------
@@ -345,7 +329,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     sendJson(res, 200, modelObject(info, created))
   }
 
-  const chatCompletions: Handler = async ({ req, res, signal }) => {
+  const chatCompletions: Handler = async ({ req, res, signal, abort }) => {
     const request = parseChatCompletionRequest(await readJson(req), parseOptions)
     const backend = backendFor(request.model)
     const id = newId('chatcmpl')
@@ -353,6 +337,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     const messages: ChatMessage[] = request.messages
     await generate({
       res,
+      abort,
       signal,
       stream: request.stream,
       includeUsage: request.include_usage,
@@ -365,13 +350,14 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     })
   }
 
-  const completions: Handler = async ({ req, res, signal }) => {
+  const completions: Handler = async ({ req, res, signal, abort }) => {
     const request = parseCompletionRequest(await readJson(req), parseOptions)
     const backend = backendFor(request.model)
     const id = newId('cmpl')
     const at = nowSeconds()
     await generate({
       res,
+      abort,
       signal,
       stream: request.stream,
       includeUsage: request.include_usage,
@@ -418,7 +404,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     sendJson(res, 200, body)
   }
 
-  const loadModel: Handler = async ({ req, res, signal, param }) => {
+  const loadModel: Handler = async ({ req, res, signal, abort, param }) => {
     const models = admin()
     const request = parseModelLoadRequest(await readOptionalJson(req))
     const id = param ?? ''
@@ -430,7 +416,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
     }
     // opened by the first progress above 0, so a model that fails at once (unknown, corrupt, too
     // large) still gets its own status
-    const events = new EventStream(res, () => undefined)
+    const events = eventStream({ res, abort })
     const send = (event: ModelLoadEvent): void => { events.open(); events.send(event) }
     let last = 0
     let info: ModelInfo
@@ -449,13 +435,13 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
       const failure = signal.aborted && signal.reason instanceof ShuttingDownError ? signal.reason : err
       logFailure(failure)
       events.send(toOpenAIError(failure).body)
-      events.end()
+      await events.end()
       return
     }
     send({ progress: 1 })
     send({ model: info })
     events.send('[DONE]')
-    events.end()
+    await events.end()
   }
 
   const unloadModel: Handler = async ({ res, req, param }) => {
@@ -576,7 +562,7 @@ export function createHttpServer (init: HttpServerInit, components: HttpServerCo
       if (stopping) setImmediate(() => { server.closeIdleConnections() })
       log.debug({ method, path, status: res.statusCode, ms: Math.round(performance.now() - started), complete: res.writableFinished }, 'request')
     })
-    const ctx: RequestContext = { req, res, signal: controller.signal }
+    const ctx: RequestContext = { req, res, signal: controller.signal, abort: (reason) => { controller.abort(reason) } }
     try {
       if (stopping) throw new ShuttingDownError()
       checkBrowserAccess(req, method)
