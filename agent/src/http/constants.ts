@@ -46,8 +46,8 @@ export const MAX_EMBEDDING_INPUTS = 256
 /** `owned_by` of every model this node lists. */
 export const OWNED_BY = 'flexnode'
 
-/** MOE `task_type` values (`inference.moe_query` in CONTRACTS.md). */
-export const MOE_TASK_TYPES = ['code_generation', 'reasoning', 'general', 'review'] as const
+/** MOE `task_type` values (`inference.moe_query` in CONTRACTS.md), the inference layer's. */
+export { MOE_TASK_TYPES } from '../inference/constants.ts'
 
 /** `inference.moe_query` defaults. */
 export const MOE_DEFAULT_REQUIRE_CONSENSUS = true
