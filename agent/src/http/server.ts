@@ -62,7 +62,7 @@ export interface HttpCoreComponents {
 
 export interface HttpServer {
   /** listen; resolves with the bound port */
-  start: () => Promise<{ port: number }>
+  start: (options?: { signal?: AbortSignal }) => Promise<{ port: number }>
   /** abort running requests, close every connection; idempotent */
   stop: () => Promise<void>
   [Symbol.asyncDispose]: () => Promise<void>
@@ -204,7 +204,8 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
     return {
       get port () { return boundPort },
 
-      start: async () => {
+      start: async (options = {}) => {
+        options.signal?.throwIfAborted()
         if (server.listening) return { port: boundPort }
         stopping = false
         await new Promise<void>((resolve, reject) => {

@@ -21,7 +21,7 @@
  */
 import { freemem } from 'node:os'
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp'
-import { errorMessage } from '../errors.ts'
+import { DisposedError, errorMessage, FlexnodeError } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { checkModelId, modelCatalog, type CatalogEntry } from './catalog.ts'
 import { DEFAULT_CONTEXT_SIZE, DEFAULT_MAX_QUEUE, DEFAULT_SEQUENCES, DEFAULT_THREADS, EMBEDDING_SLOTS, PRELOAD_MEMORY_SHARE } from './constants.ts'
@@ -85,6 +85,8 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
   const loaded = new Map<string, LoadedModel>()
   const loading = new Map<string, Promise<ModelInfo>>()
   let disposed = false
+  /** every public call after `dispose()` is DisposedError */
+  const usable = (): void => { if (disposed) throw new DisposedError('the inference engine') }
 
   const listModels = (): ModelInfo[] => catalog.entries().map(({ info }) => {
     const l = loaded.get(info.id)
@@ -99,6 +101,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
   const infoOf = (id: string): ModelInfo => listModels().find(m => m.id === id)!
 
   const refresh = async (options: { signal?: AbortSignal } = {}): Promise<ModelInfo[]> => {
+    usable()
     await catalog.refresh({ keep: (id) => loaded.has(id), signal: options.signal })
     return listModels()
   }
@@ -110,6 +113,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
   const contextSizeFor = (e: CatalogEntry): number => Math.min(init.contextSize ?? DEFAULT_CONTEXT_SIZE, e.info.context_length > 0 ? e.info.context_length : Infinity)
 
   const plan = async (id: string, options: { signal?: AbortSignal } = {}): Promise<LoadPlan> => {
+    usable()
     const e = catalog.entry(id)
     options.signal?.throwIfAborted()
     try {
@@ -158,7 +162,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     }
     if (disposed) {
       await pool.dispose()
-      throw new InferenceError('the inference engine is disposed')
+      throw new DisposedError('the inference engine')
     }
     loaded.set(id, {
       id,
@@ -175,7 +179,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
   }
 
   const loadModel = async (id: string, options: LoadOptions = {}): Promise<ModelInfo> => {
-    if (disposed) throw new InferenceError('the inference engine is disposed')
+    usable()
     const e = catalog.entry(id)
     if (loaded.has(id)) return infoOf(id)
     let p = loading.get(id)
@@ -186,8 +190,10 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     return await p
   }
 
-  const unloadModel = async (id: string): Promise<void> => {
+  const unloadModel = async (id: string, options: { signal?: AbortSignal } = {}): Promise<void> => {
+    usable()
     checkModelId(id)
+    options.signal?.throwIfAborted()
     if (!catalog.has(id)) throw new ModelNotFoundError(`model ${JSON.stringify(id)} is not on this node`, { model: id })
     const l = loaded.get(id)
     if (l === undefined) return
@@ -197,6 +203,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
   }
 
   const live = (id: string): LoadedModel => {
+    usable()
     catalog.entry(id)
     const l = loaded.get(id)
     if (l === undefined) throw new ModelNotLoadedError(`model ${id} is not loaded on this node`, { model: id })
@@ -225,6 +232,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
   const preload = async (opts: { memoryShare?: number, signal?: AbortSignal } = {}): Promise<string[]> => {
     let budget = freemem() * (opts.memoryShare ?? PRELOAD_MEMORY_SHARE)
     const out: string[] = []
+    usable()
     const aborted = (): boolean => opts.signal?.aborted === true
     for (const m of listModels().sort((a, b) => a.size_bytes - b.size_bytes)) {
       if (aborted()) break
@@ -257,9 +265,58 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     dispose: async () => {
       if (disposed) return
       disposed = true
-      for (const id of [...loaded.keys()]) await unloadModel(id).catch(() => {})
+      for (const l of [...loaded.values()]) {
+        forget(l, new DisposedError('the inference engine'))
+        await l.pool.dispose().catch(() => {})
+      }
       await catalog.dispose()
       await llama.dispose()
+    }
+  }
+}
+
+/** The engine as a service of the node's composition root: built by `start()`, disposed by `stop()`. */
+export interface InferenceService {
+  /** find the models and get llama.cpp ready; idempotent */
+  start: (options?: { signal?: AbortSignal }) => Promise<void>
+  /** unload every model; idempotent; `engine` afterwards throws DisposedError */
+  stop: () => Promise<void>
+  [Symbol.asyncDispose]: () => Promise<void>
+  readonly engine: LocalInferenceEngine
+}
+
+/**
+ * ```ts
+ * const inference = inferenceEngine({ modelsDirs })({ logger })
+ * await inference.start({ signal })
+ * await inference.engine.loadModel(id)
+ * await inference.stop()
+ * ```
+ */
+export function inferenceEngine (init: InferenceEngineInit): (components: InferenceEngineComponents) => InferenceService {
+  return (components) => {
+    let started: Promise<LocalInferenceEngine> | undefined
+    let engine: LocalInferenceEngine | undefined
+    let stopped = false
+    const stop = async (): Promise<void> => {
+      stopped = true
+      await (await started?.catch(() => undefined))?.dispose()
+    }
+    return {
+      start: async (options = {}) => {
+        if (stopped) throw new DisposedError('the inference engine')
+        options.signal?.throwIfAborted()
+        started ??= createInferenceEngine(init, components)
+        engine = await started
+        if (stopped) await engine.dispose()
+      },
+      stop,
+      [Symbol.asyncDispose]: stop,
+      get engine (): LocalInferenceEngine {
+        if (stopped) throw new DisposedError('the inference engine')
+        if (engine === undefined) throw new FlexnodeError('the inference engine is not started')
+        return engine
+      }
     }
   }
 }

@@ -97,10 +97,11 @@ export interface InferenceEngine {
   /** re-scan the models directory */
   refresh: (options?: { signal?: AbortSignal }) => Promise<ModelInfo[]>
   loadModel: (id: string, options?: LoadOptions) => Promise<ModelInfo>
-  unloadModel: (id: string) => Promise<void>
+  unloadModel: (id: string, options?: { signal?: AbortSignal }) => Promise<void>
   chat: (model: string, messages: ChatMessage[], options?: GenerateOptions) => Promise<GenerateResult>
   complete: (model: string, prompt: string, options?: GenerateOptions) => Promise<GenerateResult>
   embed: (model: string, input: string[], options?: { signal?: AbortSignal }) => Promise<{ model: string, embeddings: number[][], usage: Usage }>
+  /** unload every model; idempotent; every call afterwards throws DisposedError */
   dispose: () => Promise<void>
 }
 
