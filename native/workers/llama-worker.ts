@@ -1,21 +1,21 @@
 /**
- * The process that serves one GGUF model, as a child of the node (`agent/src/inference/llama-pool.ts`
- * forks it): it loads the model and one context with N sequences (request `load`), then runs
- * `chat`, `complete`, `embed` and `tokenize` requests on them. llama.cpp runs only here, so a
- * native abort (a GGML_ASSERT, an exception escaping a native callback) ends this process, never
- * the node, which sees the exit and unloads the model.
+ * The worker module that serves one GGUF model, run by a `ProcessPool` (`native/pool.ts`) in a
+ * child process of the node (`agent/src/inference/llama-pool.ts`): task `load` loads the model and
+ * one context with N sequences, then `chat`, `complete`, `embed` and `tokenize` tasks run on them.
+ * llama.cpp runs only here, so a native abort (a GGML_ASSERT, an exception escaping a native
+ * callback) ends this process, never the node, which sees the exit and unloads the model.
  *
- * IPC messages (advanced serialization), parent → child: `{ id, op, … }` (a `LlamaTask`) or
- * `{ id, abort: true }` (stop that generation); child → parent: `{ id, progress }` while loading,
- * `{ id, t }` for each generated piece of text, then `{ id, ok }` or `{ id, err: { name, message } }`,
- * and `{ log, text }` for llama.cpp's log lines. The parent keeps at most N generations in flight,
- * so a free sequence always exists here. The process exits when the parent disconnects.
+ * Progress comes back as events: `{ type: 'flexnode:model:load', progress }` while loading and
+ * `{ type: 'flexnode:model:text', text }` for each generated piece of text; llama.cpp's log lines
+ * go to the pool's logger. A task's abort is its own signal. The pool's owner keeps at most N
+ * generations in flight, so a free sequence always exists here.
  */
 import '../../agent/src/polyfill.ts'
 import {
   getLlama, LlamaChatSession, LlamaCompletion, LlamaLogLevel, resolveChatWrapper,
   type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaModel, type Token
 } from 'node-llama-cpp'
+import type { TaskContext, TaskHandler } from './task.ts'
 
 export interface LoadTask {
   op: 'load'
@@ -26,6 +26,8 @@ export interface LoadTask {
   gpu: boolean
   /** layers offloaded to the GPU: the number the parent's memory estimate used */
   gpuLayers: number
+  /** llama.cpp's log lines at this level and above go to the pool's logger. @default 'warn' */
+  logLevel?: 'error' | 'warn' | 'info' | 'debug'
 }
 export interface GenerateTask {
   op: 'chat' | 'complete'
@@ -40,16 +42,11 @@ export interface GenerateTask {
 }
 export interface EmbedTask { op: 'embed', input: string[] }
 export interface TokenizeTask { op: 'tokenize', texts: string[] }
-export interface DisposeTask { op: 'dispose' }
-export type LlamaTask = LoadTask | GenerateTask | EmbedTask | TokenizeTask | DisposeTask
+export type LlamaTask = LoadTask | GenerateTask | EmbedTask | TokenizeTask
 
-export type LlamaRequest = (LlamaTask & { id: number }) | { id: number, abort: true }
-export type LlamaReply =
-  | { id: number, progress: number }
-  | { id: number, t: string }
-  | { id: number, ok: unknown }
-  | { id: number, err: { name: string, message: string } }
-  | { log: 'error' | 'warn' | 'info' | 'debug', text: string }
+export type LlamaEvent =
+  | { type: 'flexnode:model:load', progress: number }
+  | { type: 'flexnode:model:text', text: string }
 
 export interface LoadOutcome { contextSize: number, gpuLayers: number }
 export interface GenerateOutcome { text: string, stop: string, tokens: number, firstTokenAt: number | null }
@@ -61,27 +58,29 @@ let embedding: Promise<LlamaEmbeddingContext> | undefined
 /** the model's chat template, resolved once at load (resolving it per session costs 0.5-2 s) */
 let chatWrapper: ChatWrapper | undefined
 const free: LlamaContextSequence[] = []
-const generations = new Map<number, AbortController>()
 let contextSize = 0
 let threads = 1
 
-function send (m: LlamaReply): void {
-  if (process.connected) process.send!(m)
-}
+type Context = TaskContext<LlamaEvent>
 
-async function load (id: number, t: LoadTask): Promise<LoadOutcome> {
+async function load (t: LoadTask, ctx: Context): Promise<LoadOutcome> {
   llama ??= await getLlama({
     gpu: t.gpu ? 'auto' : false,
     build: 'never',
-    logLevel: LlamaLogLevel.warn,
+    logLevel: LlamaLogLevel[t.logLevel ?? 'warn'],
     logger: (level, message) => {
       const text = message.trim()
       if (text.length === 0) return
       const log = level === LlamaLogLevel.error || level === LlamaLogLevel.fatal ? 'error' : level === LlamaLogLevel.warn ? 'warn' : 'debug'
-      send({ log, text })
+      ctx.log(log, text, { source: 'llama.cpp' })
     }
   })
-  model = await llama.loadModel({ modelPath: t.modelPath, gpuLayers: llama.gpu === false ? 0 : t.gpuLayers, onLoadProgress: (p) => { send({ id, progress: p }) } })
+  model = await llama.loadModel({
+    modelPath: t.modelPath,
+    gpuLayers: llama.gpu === false ? 0 : t.gpuLayers,
+    loadSignal: ctx.signal,
+    onLoadProgress: (progress) => { ctx.progress({ type: 'flexnode:model:load', progress }) }
+  })
   context = await model.createContext({ contextSize: t.contextSize, sequences: t.sequences, threads: t.threads })
   for (let i = 0; i < t.sequences; i++) free.push(context.getSequence())
   contextSize = context.contextSize
@@ -90,12 +89,10 @@ async function load (id: number, t: LoadTask): Promise<LoadOutcome> {
   return { contextSize, gpuLayers: model.gpuLayers }
 }
 
-async function generate (id: number, t: GenerateTask): Promise<GenerateOutcome> {
+async function generate (t: GenerateTask, ctx: Context): Promise<GenerateOutcome> {
   if (model === undefined || context === undefined) throw new Error('the model is not loaded in this process')
   const seq = free.pop()
   if (seq === undefined) throw new Error('no free sequence (the pool admitted too many requests)')
-  const ac = new AbortController()
-  generations.set(id, ac)
   let tokens = 0
   let firstTokenAt: number | null = null
   // chat continuation: node-llama-cpp echoes the response prefix once (text and tokens) before generating
@@ -110,7 +107,7 @@ async function generate (id: number, t: GenerateTask): Promise<GenerateOutcome> 
     maxTokens: t.maxTokens,
     temperature: t.temperature,
     seed: t.seed,
-    signal: ac.signal,
+    signal: ctx.signal,
     customStopTriggers: t.stop,
     onTextChunk: (text: string) => {
       if (echo) { echo = false; return }
@@ -119,7 +116,7 @@ async function generate (id: number, t: GenerateTask): Promise<GenerateOutcome> 
         text = lead + text
       }
       firstTokenAt ??= Date.now()
-      send({ id, t: text })
+      ctx.progress({ type: 'flexnode:model:text', text })
     },
     onToken: (tk: readonly Token[]) => {
       if (echoTokens) { echoTokens = false; return }
@@ -148,7 +145,6 @@ async function generate (id: number, t: GenerateTask): Promise<GenerateOutcome> 
       completion.dispose({ disposeSequence: false })
     }
   } finally {
-    generations.delete(id)
     let next = seq
     try {
       await seq.clearHistory()
@@ -169,40 +165,24 @@ async function embed (t: EmbedTask): Promise<number[][]> {
   return out
 }
 
-async function dispose (): Promise<null> {
+/** Free the model (the pool runs this before it lets the process go). */
+export async function dispose (): Promise<void> {
   await (await embedding?.catch(() => undefined))?.dispose()
   await context?.dispose()
   await model?.dispose()
   model = undefined
   context = undefined
-  return null
 }
 
-async function run (id: number, t: LlamaTask): Promise<unknown> {
+export const handler: TaskHandler<LlamaTask, unknown, LlamaEvent> = async (t, ctx) => {
   switch (t.op) {
-    case 'load': return await load(id, t)
+    case 'load': return await load(t, ctx)
     case 'chat':
-    case 'complete': return await generate(id, t)
+    case 'complete': return await generate(t, ctx)
     case 'embed': return await embed(t)
     case 'tokenize': {
       if (model === undefined) throw new Error('the model is not loaded in this process')
       return t.texts.map(s => model!.tokenize(s).length)
     }
-    case 'dispose': return await dispose()
   }
 }
-
-process.on('message', (m: LlamaRequest) => {
-  if ('abort' in m) {
-    generations.get(m.id)?.abort()
-    return
-  }
-  run(m.id, m).then((ok) => { send({ id: m.id, ok }) }, (err: unknown) => {
-    send({ id: m.id, err: { name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) } })
-  })
-})
-// the node is gone (or let this process go): nothing is left to serve
-process.on('disconnect', () => { process.exit(0) })
-// Ctrl-C in a terminal and a SIGTERM to the node's process group reach this process too: the
-// node unloads its models in order as it stops, and this process follows its IPC channel
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {})

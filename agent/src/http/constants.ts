@@ -46,8 +46,8 @@ export const MAX_EMBEDDING_INPUTS = 256
 /** `owned_by` of every model this node lists. */
 export const OWNED_BY = 'flexnode'
 
-/** MOE `task_type` values (`inference.moe_query` in CONTRACTS.md). */
-export const MOE_TASK_TYPES = ['code_generation', 'reasoning', 'general', 'review'] as const
+/** MOE `task_type` values (`inference.moe_query` in CONTRACTS.md), the inference layer's. */
+export { MOE_TASK_TYPES } from '../inference/constants.ts'
 
 /** `inference.moe_query` defaults. */
 export const MOE_DEFAULT_REQUIRE_CONSENSUS = true
@@ -55,6 +55,12 @@ export const MOE_DEFAULT_MAX_TOKENS = 4096
 
 /** Media type every POST body must declare. */
 export const JSON_MEDIA_TYPE = 'application/json'
+
+/** Bytes of events an SSE client may leave unread (in the socket and queued) before it is dropped. */
+export const DEFAULT_SSE_MAX_BUFFERED_BYTES = 1024 * 1024
+
+/** An SSE client that takes none of what it was sent for this long is dropped and its generation aborted. */
+export const DEFAULT_SSE_DRAIN_TIMEOUT_MS = 30_000
 
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'content-type': 'text/event-stream; charset=utf-8',

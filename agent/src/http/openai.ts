@@ -11,7 +11,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import { FlexnodeError } from '../errors.ts'
-import { InferenceError, InvalidRequestError, type ChatMessage, type GenerateOptions, type GenerateResult, type ModelInfo, type Usage } from '../inference/types.ts'
+import {
+  InferenceError, InvalidRequestError,
+  type ChatMessage, type GenerateOptions, type GenerateResult, type ModelInfo, type MoeQueryRequest, type MoeTaskType, type SingleQueryRequest, type Usage
+} from '../inference/types.ts'
 import {
   DEFAULT_MAX_TOKENS, MAX_EMBEDDING_INPUTS, MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, MAX_TEMPERATURE, MOE_DEFAULT_MAX_TOKENS,
   MOE_DEFAULT_REQUIRE_CONSENSUS, MOE_TASK_TYPES, OWNED_BY, REMOTE_MAX_TOKENS_LIMIT
@@ -143,6 +146,22 @@ export class ShuttingDownError extends HttpApiError {
 
   constructor () {
     super('the server is shutting down')
+  }
+}
+
+/** An SSE client stopped reading: its stream is dropped and its generation aborted, so the model serves others. */
+export class SlowReaderError extends HttpApiError {
+  static override readonly name: string = 'SlowReaderError'
+  override name: string = 'SlowReaderError'
+  override readonly status = 408
+  override readonly type = 'invalid_request_error'
+  override readonly code = 'slow_reader'
+  /** bytes the client left unread when it was dropped */
+  readonly bufferedBytes: number
+
+  constructor (reason: string, bufferedBytes: number) {
+    super(`the client does not read its event stream: ${reason}`)
+    this.bufferedBytes = bufferedBytes
   }
 }
 
@@ -368,24 +387,7 @@ export function parseEmbeddingRequest (value: unknown): EmbeddingRequest {
   return { model, input: input as string[], encoding_format: ef === 'base64' ? 'base64' : 'float' }
 }
 
-export type MoeTaskType = typeof MOE_TASK_TYPES[number]
-
-/** `inference.moe_query` inputs (CONTRACTS.md), defaults applied. */
-export interface MoeQueryRequest {
-  prompt: string
-  task_type: MoeTaskType
-  policy_override?: string
-  require_consensus: boolean
-  max_tokens: number
-}
-
-/** `inference.moe_query` outputs (CONTRACTS.md). */
-export interface MoeQueryResult {
-  response: string
-  consensus_score: number
-  model_votes: Array<{ model: string, response_hash: string, weight: number, latency_ms: number }>
-  trace_id: string
-}
+export type { MoeQueryRequest, MoeQueryResult, MoeTaskType, SingleQueryRequest } from '../inference/types.ts'
 
 function parseTaskType (v: unknown, required: boolean): MoeTaskType | undefined {
   if (v === undefined || v === null) {
@@ -414,17 +416,6 @@ export function parseMoeQueryRequest (value: unknown): MoeQueryRequest {
   const out: MoeQueryRequest = { prompt, task_type: taskType, require_consensus: requireConsensus, max_tokens: maxTokens }
   if (typeof po === 'string') out.policy_override = po
   return out
-}
-
-/**
- * `POST /v1/inference/single` (`inference.single_query`; CONTRACTS.md gives it no input schema, so
- * this is ours): one prompt to one model, the mesh picking the model and node unless `model` is set.
- */
-export interface SingleQueryRequest {
-  prompt: string
-  model?: string
-  task_type?: MoeTaskType
-  max_tokens?: number
 }
 
 export function parseSingleQueryRequest (value: unknown): SingleQueryRequest {

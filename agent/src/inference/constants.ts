@@ -36,3 +36,5 @@ export const KEEPALIVE_INTERVAL_MS = 1000
  * means it is frozen, dead or cut off, and the request moves to the next holder of the model.
  */
 export const PROGRESS_TIMEOUT_MS = 5000
+/** MOE `task_type` values (`inference.moe_query` in CONTRACTS.md). */
+export const MOE_TASK_TYPES = ['code_generation', 'reasoning', 'general', 'review'] as const

@@ -20,9 +20,11 @@ import { errorMessage } from '../errors.ts'
 import { decodeHash } from '../holo/hash.ts'
 import { peerIdFromAgentPubKey } from '../mesh/libp2p-node.ts'
 import type { ComponentLogger } from '../logger.ts'
-import type { MoeQueryRequest, SingleQueryRequest } from '../http/openai.ts'
 import type { PeerInference } from './peer.ts'
-import { DeadlineExceededError, InferenceError, InvalidRequestError, ModelNotFoundError, MoeNoAnswersError, PromptTooLongError, type InferenceEngine } from './types.ts'
+import {
+  DeadlineExceededError, InferenceError, InvalidRequestError, ModelNotFoundError, MoeNoAnswersError, PromptTooLongError,
+  type InferenceEngine, type MoeQueryRequest, type SingleQueryRequest
+} from './types.ts'
 
 /** The names policy_store accepts. */
 const POLICY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/

@@ -3,6 +3,7 @@
  * hardware) and the errors every layer above it (HTTP API, mesh protocol, MOE) maps to its wire.
  */
 import { FlexnodeError } from '../errors.ts'
+import type { MOE_TASK_TYPES } from './constants.ts'
 
 export interface ChatMessage { role: 'system' | 'user' | 'assistant', content: string }
 
@@ -78,22 +79,63 @@ export interface GenerateResult {
   duration_ms: number
 }
 
+/** A model load's progress: 0 when it starts, 1 once the model serves. */
+export interface ModelLoadProgressEvent {
+  type: 'flexnode:model:load'
+  model: string
+  /** 0..1 */
+  progress: number
+}
+
 export interface LoadOptions {
   signal?: AbortSignal
-  /** load progress 0..1 */
-  onProgress?: (progress: number) => void
+  onProgress?: (event: ModelLoadProgressEvent) => void
 }
 
 export interface InferenceEngine {
   listModels: () => ModelInfo[]
   /** re-scan the models directory */
-  refresh: () => Promise<ModelInfo[]>
+  refresh: (options?: { signal?: AbortSignal }) => Promise<ModelInfo[]>
   loadModel: (id: string, options?: LoadOptions) => Promise<ModelInfo>
-  unloadModel: (id: string) => Promise<void>
+  unloadModel: (id: string, options?: { signal?: AbortSignal }) => Promise<void>
   chat: (model: string, messages: ChatMessage[], options?: GenerateOptions) => Promise<GenerateResult>
   complete: (model: string, prompt: string, options?: GenerateOptions) => Promise<GenerateResult>
   embed: (model: string, input: string[], options?: { signal?: AbortSignal }) => Promise<{ model: string, embeddings: number[][], usage: Usage }>
+  /** unload every model; idempotent; every call afterwards throws DisposedError */
   dispose: () => Promise<void>
+}
+
+// the mesh-wide queries (`inference.moe_query`, `inference.single_query`), as the router takes them
+
+/** `task_type` of an MOE or single query. */
+export type MoeTaskType = typeof MOE_TASK_TYPES[number]
+
+/** `inference.moe_query` inputs (CONTRACTS.md), defaults applied. */
+export interface MoeQueryRequest {
+  prompt: string
+  task_type: MoeTaskType
+  policy_override?: string
+  require_consensus: boolean
+  max_tokens: number
+}
+
+/** `inference.moe_query` outputs (CONTRACTS.md). */
+export interface MoeQueryResult {
+  response: string
+  consensus_score: number
+  model_votes: Array<{ model: string, response_hash: string, weight: number, latency_ms: number }>
+  trace_id: string
+}
+
+/**
+ * `POST /v1/inference/single` (`inference.single_query`; CONTRACTS.md gives it no input schema, so
+ * this is ours): one prompt to one model, the mesh picking the model and node unless `model` is set.
+ */
+export interface SingleQueryRequest {
+  prompt: string
+  model?: string
+  task_type?: MoeTaskType
+  max_tokens?: number
 }
 
 /** Every inference error carries an HTTP status, so the OpenAI-style API can map it directly. */

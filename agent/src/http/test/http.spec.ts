@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { ensureModel } from '../../../../fixtures/gguf/index.ts'
+import { waitUntil } from '../../../../fixtures/wait.ts'
 import { createInferenceEngine } from '../../inference/engine.ts'
 import type { ChatMessage, GenerateOptions, GenerateResult, InferenceEngine } from '../../inference/types.ts'
 import { silentLogger } from '../../logger.ts'
@@ -13,14 +14,6 @@ type Engine = Awaited<ReturnType<typeof createInferenceEngine>>
 type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const USER: ChatMessage[] = [{ role: 'user', content: 'hello there' }]
-
-async function waitUntil (cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 /** `data:` payloads of an SSE body. */
 function sseData (text: string): string[] {

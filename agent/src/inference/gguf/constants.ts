@@ -1,8 +1,7 @@
 /**
  * Constants of the GGUF reader and writer: format numbers from gguf-py `constants.py` and ggml
- * (`ggml.h`, `gguf.cpp`), the reader's limits, tokenizer token types, and the model presets.
+ * (`ggml.h`, `gguf.cpp`), the reader's limits and tokenizer token types (the model presets: `presets.ts`).
  */
-import type { LlamaModelSpec } from './llama.ts'
 
 export interface AbortOptions { signal?: AbortSignal }
 
@@ -112,40 +111,3 @@ export const CHATML_TEMPLATE =
 
 /** bump when the bytes written for a given spec change, so cached fixtures are regenerated */
 export const WRITER_VERSION = 1
-
-/** < 1 MiB; thousands of tokens per second on one CPU thread. */
-export const TINY: Readonly<LlamaModelSpec> = Object.freeze({
-  name: 'flexnode-tiny',
-  seed: 1,
-  vocab: 'tiny',
-  dim: 64,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  ffn: 128,
-  contextLength: 2048,
-  chatTemplate: CHATML_TEMPLATE
-})
-
-/** ~58M parameters (vocab 32000), ~220 MiB of F32: a realistic load for benchmarks. */
-export const BENCH: Readonly<LlamaModelSpec> = Object.freeze({
-  name: 'flexnode-bench',
-  seed: 1,
-  vocab: 'bench',
-  dim: 512,
-  layers: 8,
-  heads: 8,
-  kvHeads: 4,
-  ffn: 1536,
-  contextLength: 4096,
-  chatTemplate: CHATML_TEMPLATE
-})
-
-/**
- * The demo model a node generates into an empty models dir on first start, so `npm start`
- * answers out of the box: TINY's shape, marked `flexnode.demo = true` in its metadata.
- */
-export const DEMO: Readonly<LlamaModelSpec> = Object.freeze({ ...TINY, name: 'flexnode-demo', demo: true })
-
-export const PRESETS = { tiny: TINY, bench: BENCH } as const
-export type PresetName = keyof typeof PRESETS

@@ -23,13 +23,15 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { AbortOptions, PresetName } from './constants.ts'
-import { DEMO, PRESETS, WRITER_VERSION } from './constants.ts'
+import type { AbortOptions } from './constants.ts'
+import { WRITER_VERSION } from './constants.ts'
+import { DEMO, PRESETS, type PresetName } from './presets.ts'
 import { InvalidModelSpecError } from './errors.ts'
 import { llamaGgufSize, validateSpec, writeLlamaGguf, type LlamaModelSpec } from './llama.ts'
 import { hash32 } from './prng.ts'
 
-export { BENCH, CHATML_TEMPLATE, DEMO, DEMO_METADATA_KEY, PRESETS, TINY, type AbortOptions, type PresetName } from './constants.ts'
+export { CHATML_TEMPLATE, DEMO_METADATA_KEY, type AbortOptions } from './constants.ts'
+export { BENCH, DEMO, PRESETS, TINY, type PresetName } from './presets.ts'
 export { InvalidModelSpecError } from './errors.ts'
 export {
   llamaGgufSize, parameterCount, validateSpec, vocabSize, writeLlamaGguf, type LlamaGgufResult, type LlamaModelSpec

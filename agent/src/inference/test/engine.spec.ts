@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { ensureDemoModel, ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { tempDir, waitUntil, type TempDir } from '../../../../fixtures/index.ts'
 import { createLogger } from '../../logger.ts'
-import { createInferenceEngine } from '../engine.ts'
+import { createInferenceEngine, inferenceEngine } from '../engine.ts'
+import type { ModelLoadProgressEvent } from '../types.ts'
 
 describe('inference engine', () => {
   let dir: TempDir
@@ -55,11 +56,16 @@ describe('inference engine', () => {
   })
 
   it('loads and unloads with progress, and refuses a truncated file with a typed error', async () => {
-    const progress: number[] = []
-    const info = await engine.loadModel(a, { onProgress: (p) => { progress.push(p) } })
+    const events: ModelLoadProgressEvent[] = []
+    const info = await engine.loadModel(a, { onProgress: (e) => { events.push(e) } })
     expect(info.loaded).toBe(true)
+    expect(events.every(e => e.type === 'flexnode:model:load' && e.model === a)).toBe(true)
+    const progress = events.map(e => e.progress)
     expect(progress[0]).toBe(0)
     expect(progress[progress.length - 1]).toBe(1)
+    // llama.cpp's own progress comes through the model's process, in order
+    expect(progress.length).toBeGreaterThan(2)
+    expect(progress).toEqual([...progress].sort((x, y) => x - y))
     await expect(engine.loadModel('broken')).rejects.toMatchObject({ name: 'ModelLoadError', status: 422 })
     await expect(engine.loadModel('nope')).rejects.toMatchObject({ name: 'ModelNotFoundError', status: 404 })
     await engine.loadModel(b)
@@ -144,5 +150,25 @@ describe('inference engine', () => {
     const models = join(dir.path, 'models')
     await copyFile(join(models, `${a}.gguf`), join(models, 'copied-model.gguf'))
     expect((await engine.refresh()).map(m => m.id)).toContain('copied-model')
+  })
+
+  it('is disposed idempotently, and refuses every call afterwards with DisposedError', async () => {
+    await engine.loadModel(a)
+    await Promise.all([engine.dispose(), engine.dispose()])
+    await expect(engine.complete(a, 'x', { max_tokens: 2 })).rejects.toMatchObject({ name: 'DisposedError' })
+    await expect(engine.loadModel(a)).rejects.toMatchObject({ name: 'DisposedError' })
+    await expect(engine.refresh()).rejects.toMatchObject({ name: 'DisposedError' })
+    expect(engine.listModels().find(m => m.id === a)!.loaded).toBe(false)
+  })
+
+  it('is a service of the x(init)(components) shape: start, engine, idempotent stop, DisposedError after', async () => {
+    const service = inferenceEngine({ modelsDirs: [join(dir.path, 'models')], gpu: false, threads: 1, contextSize: 256, sequences: 1 })({ logger: createLogger({ level: 'silent' }) })
+    expect(() => service.engine).toThrow(expect.objectContaining({ name: 'FlexnodeError' }))
+    await service.start()
+    await service.start()
+    expect(service.engine.listModels().map(m => m.id)).toContain(a)
+    await Promise.all([service.stop(), service[Symbol.asyncDispose]()])
+    expect(() => service.engine).toThrow(expect.objectContaining({ name: 'DisposedError' }))
+    await expect(service.start()).rejects.toMatchObject({ name: 'DisposedError' })
   })
 })
