@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { peerIdFromSeed, type Libp2pMeshNode } from '../libp2p-node.ts'
-import type { StreamResponder } from '../types.ts'
+import { MeshProtocolError, type StreamResponder } from '../types.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
 import { addr, makeNode, pair } from './mesh-nodes.ts'
 
@@ -209,7 +209,10 @@ describe('streamed responses', () => {
       return new Uint8Array(0)
     }, { idleTimeoutMs: 200 })
     const err = await rejection(a.requestStream(b.peerId, 'slowpoke', new Uint8Array(0), { onChunk: () => {} }))
-    expect(err.name).toBe('MeshProtocolError')
+    // the provider's error keeps its kind across the mesh
+    expect(err.name).toBe('MeshTimeoutError')
+    expect(err).toBeInstanceOf(MeshProtocolError)
+    expect(err).toMatchObject({ remoteName: 'MeshTimeoutError', peerId: b.peerId })
     expect(err.message).toMatch(/idle for 200 ms/)
     await noStreamsLeft(a, b)
   })
