@@ -79,6 +79,8 @@ export interface FlexNodeInit {
   bootstrap?: string[]
   /** discover peers by mDNS. @default true on `local` when no bootstrap peers are given */
   mdns?: boolean
+  /** IPs exempt from gossipsub's IP-colocation penalty (tests: many nodes on loopback). @default [] */
+  gossipColocationWhitelist?: string[]
   /** ms between anti-entropy rounds. @default 5000 */
   syncIntervalMs?: number
   /** ms between republish rounds. @default 15000 */
@@ -392,7 +394,7 @@ export class FlexNode {
       const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
       const client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
       const bootstrap = init.bootstrap ?? profile.bootstrap
-      const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns }, { logger })
+      const mesh = await createMeshNode({ network, seed: keystore.exportSeed(agent), listen: init.listen, bootstrap, mdns: init.mdns, gossipColocationWhitelist: init.gossipColocationWhitelist }, { logger })
       // stop() waits for a start in progress, so it goes on the list first
       cleanup.push(async () => { await mesh.stop() })
       await step(mesh.start())

@@ -3,9 +3,9 @@
  *
  * A requester sends one msgpack request (`chat`, `complete` or `embed`, with the model, the
  * input, the generation options and a trace id); the provider checks its policy, runs the
- * request on its engine and streams `{t: text}` chunks, then one final message `{ok: true,
- * result}` or `{ok: false, error: {name, message}}`, so typed errors (busy, not found, denied…)
- * cross the wire intact. Either side can abort: the requester by aborting its signal (the
+ * request on its engine and streams `{t: text}` chunks, each awaited (a slow requester holds the
+ * provider's sends back), then one final message `{ok: true, result}`; a failure is the mesh's
+ * error frame, so typed errors (busy, not found, denied…) cross the wire with their name. Either side can abort: the requester by aborting its signal (the
  * provider's generation stops), the provider by failing the stream.
  *
  * Progress, not just liveness: while a request waits in the provider's queue, its prompt is
@@ -33,8 +33,8 @@ import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import { errorMessage } from '../errors.ts'
 import { decodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
-import { peerIdFromAgentPubKey } from '../mesh/libp2p-node.ts'
-import type { MeshNode } from '../mesh/types.ts'
+import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
+import { RemoteError, type MeshNode } from '../mesh/types.ts'
 import { createAdmission, mergePolicies, type ProviderPolicy } from './admission.ts'
 import { DEFAULT_MAX_TOKENS, KEEPALIVE_INTERVAL_MS, PROGRESS_TIMEOUT_MS, SHARED_POLICY_TTL_MS } from './constants.ts'
 import {
@@ -146,11 +146,20 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
     // progress frames: a keep-alive after every KEEPALIVE_INTERVAL_MS without a chunk, from the
     // request's arrival (queue, prompt evaluation, slow tokens) to its end
     let lastSent = Date.now()
+    // one send at a time, each awaited: a requester that reads slowly holds the stream back here,
+    // and the tokens waiting meanwhile (at most the request's max_tokens) queue in order
+    const queue: Uint8Array[] = []
+    let pump: Promise<void> | undefined
+    const drain = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) await responder.send(next)
+    }
     const send = (msg: object): void => {
       lastSent = Date.now()
-      void responder.send(encode(msg)).catch(() => {})
+      queue.push(encode(msg))
+      pump ??= drain().finally(() => { pump = undefined })
+      pump.catch(() => {}) // a failed send aborts responder.signal, which ends the generation
     }
-    const keepalive = setInterval(() => { if (Date.now() - lastSent >= keepaliveMs) send({ k: 1 }) }, Math.max(10, Math.floor(keepaliveMs / 2)))
+    const keepalive = setInterval(() => { if (Date.now() - lastSent >= keepaliveMs && pump === undefined) send({ k: 1 }) }, Math.max(10, Math.floor(keepaliveMs / 2)))
     let trace: string | undefined
     try {
       admission.admit(from, await current())
@@ -161,12 +170,15 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
       if (req.op === 'chat') result = await c.engine.chat(req.model, req.messages ?? [], options)
       else if (req.op === 'complete') result = await c.engine.complete(req.model, req.prompt ?? '', options)
       else result = await c.engine.embed(req.model, req.input ?? [], { signal: responder.signal })
+      clearInterval(keepalive)
+      // every token goes out before the final message
+      while (pump !== undefined) await pump
       log.debug({ from, op: req.op, model: req.model, trace_id: trace, continued: req.options?.continue_from !== undefined }, 'served')
       return encode({ ok: true, result })
     } catch (err) {
-      const name = err instanceof Error ? err.name : 'InferenceError'
       log.debug({ from, trace_id: trace, err: errorMessage(err) }, 'refused or failed')
-      return encode({ ok: false, error: { name, message: errorMessage(err) } })
+      // the mesh's error frame carries the error's name (BusyError, PolicyDeniedError…) to the requester
+      throw err
     } finally {
       clearInterval(keepalive)
     }
@@ -310,11 +322,12 @@ export class PeerInference {
         }
       })
       const msg = decode(final)
-      if (!isPlainObject(msg)) throw new InferenceError(`malformed answer from ${peer}`)
-      if (msg.ok !== true) throw errorFromWire(msg.error, peer)
+      if (!isPlainObject(msg) || msg.ok !== true) throw new InferenceError(`malformed answer from ${peer}`)
       return msg.result
     } catch (err) {
       if (stalled.signal.aborted && o.signal?.aborted !== true) throw stalled.signal.reason as Error
+      // the provider's typed error, as the mesh's error frame carried it
+      if (err instanceof RemoteError) throw errorFromWire({ name: err.remoteName, message: err.message }, peer)
       throw err
     } finally {
       clearInterval(watchdog)
