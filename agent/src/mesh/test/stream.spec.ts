@@ -126,7 +126,6 @@ describe('streamed responses', () => {
     })
     const ac = new AbortController()
     const got: number[] = []
-    const started = Date.now()
     const err = await rejection(a.requestStream(b.peerId, 'endless', new Uint8Array(0), {
       signal: ac.signal,
       onChunk: c => {
@@ -140,7 +139,6 @@ describe('streamed responses', () => {
     expect(responder?.signal.aborted).toBe(true)
     expect(lateSend?.name).toBe('MeshProtocolError')
     await expect(responder?.send(Uint8Array.of(100))).rejects.toMatchObject({ name: 'MeshProtocolError' })
-    expect(Date.now() - started).toBeLessThan(3_000)
     await noStreamsLeft(a, b)
   })
 
@@ -181,21 +179,18 @@ describe('streamed responses', () => {
       return new Uint8Array(0)
     })
     const got: string[] = []
-    let started = Date.now()
+    const started = Date.now()
     const idle = await rejection(a.requestStream(b.peerId, 'stall', new Uint8Array(0), { idleTimeoutMs: 300, onChunk: c => { got.push(dec.decode(c)) } }))
     expect(idle.name).toBe('MeshTimeoutError')
     expect(idle.message).toMatch(/idle/)
     expect(got).toEqual(['first'])
     expect(Date.now() - started).toBeGreaterThanOrEqual(250)
-    expect(Date.now() - started).toBeLessThan(2_000)
 
-    started = Date.now()
     let drips = 0
     const overall = await rejection(a.requestStream(b.peerId, 'drip', new Uint8Array(0), { timeoutMs: 400, idleTimeoutMs: 300, onChunk: () => { drips++ } }))
     expect(overall.name).toBe('MeshTimeoutError')
     expect(overall.message).toMatch(/within 400 ms/)
     expect(drips).toBeGreaterThan(1)
-    expect(Date.now() - started).toBeLessThan(2_000)
 
     await waitUntil(() => signals.length === 2 && signals.every(s => s.aborted), { what: 'the providers\' signals to abort' })
     await noStreamsLeft(a, b)
@@ -261,8 +256,10 @@ describe('streamed responses', () => {
     })
     const got: string[] = []
     let stopping: Promise<void> | undefined
-    const started = Date.now()
     const err = await rejection(a.requestStream(b.peerId, 'forever', new Uint8Array(0), {
+      // no timeout of ours could end this stream: only the provider's stop
+      timeoutMs: 10 * 60_000,
+      idleTimeoutMs: 10 * 60_000,
       onChunk: c => {
         got.push(dec.decode(c))
         stopping = b.stop()
@@ -270,18 +267,14 @@ describe('streamed responses', () => {
     }))
     expect(got).toEqual(['hello'])
     expect(err.name).toBe('MeshProtocolError')
-    expect(Date.now() - started).toBeLessThan(3_000)
     await stopping
     expect(providerSignal?.aborted).toBe(true)
 
     // the stopped node's address is known but refuses; a fresh PeerId has no address at all
-    let t = Date.now()
+    // (not our timeouts: those would be MeshTimeoutError)
     expect((await rejection(a.requestStream(b.peerId, 'forever', new Uint8Array(0), { onChunk: () => {} }))).name).toBe('MeshProtocolError')
-    expect(Date.now() - t).toBeLessThan(3_000)
-    t = Date.now()
     const stranger = await peerIdFromSeed(randomBytes(32))
     expect((await rejection(a.requestStream(stranger, 'forever', new Uint8Array(0), { onChunk: () => {} }))).name).toBe('MeshProtocolError')
-    expect(Date.now() - t).toBeLessThan(3_000)
     await noStreamsLeft(a)
   })
 
@@ -308,6 +301,9 @@ describe('streamed responses', () => {
     await c.dial(addr(b))
     const active = new Map<string, number>()
     const maxActive = new Map<string, number>()
+    // the flooder's streams are held until the second peer was answered
+    let releaseFlood!: () => void
+    const floodHeld = new Promise<void>(resolve => { releaseFlood = resolve })
     await b.handleStream('gen', async (req, from, r) => {
       const n = (active.get(from) ?? 0) + 1
       active.set(from, n)
@@ -315,7 +311,7 @@ describe('streamed responses', () => {
       try {
         for (let i = 0; i < 5; i++) {
           await r.send(Uint8Array.of(i))
-          await new Promise(resolve => setTimeout(resolve, 20))
+          if (from === a.peerId) await floodHeld
         }
         return req
       } finally {
@@ -330,14 +326,13 @@ describe('streamed responses', () => {
     await waitUntil(() => (active.get(a.peerId) ?? 0) > 0, { what: 'the flood to reach the handler' })
     // streams have their own per-peer slots: the flooder's plain requests still go through
     expect(await a.request(b.peerId, 'echo', enc.encode('plain'))).toEqual(enc.encode('plain'))
-    const started = Date.now()
     let mine = 0
     expect(await c.requestStream(b.peerId, 'gen', enc.encode('mine'), { timeoutMs: 5_000, onChunk: () => { mine++ } })).toEqual(enc.encode('mine'))
-    const waited = Date.now() - started
     expect(mine).toBe(5)
+    // answered while every one of the flooder's stream slots was still taken
+    expect(active.get(a.peerId)).toBe(4)
+    releaseFlood()
     const results = await flood
-    // all nodes share one event loop here, so only a loose bound on the wait
-    expect(waited).toBeLessThan(3_000)
     expect(maxActive.get(a.peerId)).toBeLessThanOrEqual(4)
     expect(results.some(r => r.status === 'fulfilled')).toBe(true)
     expect(results.some(r => r.status === 'rejected')).toBe(true)
