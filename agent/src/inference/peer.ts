@@ -91,7 +91,7 @@ function checkRequest (value: unknown): GenerateRequestWire {
 
 export interface InferenceProviderComponents {
   engine: Pick<InferenceEngine, 'chat' | 'complete' | 'embed'>
-  mesh: Pick<MeshNode, 'handleStream'>
+  mesh: Pick<MeshNode, 'handleStream' | 'unhandle'>
   logger: ComponentLogger
   /** the mesh-wide access policy from policy_store (`inference-access`), or null for the default */
   sharedPolicy?: () => Promise<ProviderPolicy | null>
@@ -124,8 +124,8 @@ export function parseAccessPolicy (doc: unknown): ProviderPolicy {
   return policy
 }
 
-/** Serve this node's models to the mesh. */
-export async function startInferenceProvider (local: ProviderPolicy, c: InferenceProviderComponents, init: InferenceProviderInit = {}): Promise<void> {
+/** Serve this node's models to the mesh; resolves with the function that stops serving them (removes the protocol). */
+export async function startInferenceProvider (local: ProviderPolicy, c: InferenceProviderComponents, init: InferenceProviderInit = {}): Promise<() => Promise<void>> {
   const log = c.logger.forComponent('flexnode:inference:provider')
   const keepaliveMs = init.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS
   const admission = createAdmission()
@@ -183,6 +183,7 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
       clearInterval(keepalive)
     }
   }, { maxRequestBytes: 4 * 1024 * 1024, timeoutMs: 10 * 60 * 1000, idleTimeoutMs: 10 * 60 * 1000 })
+  return async () => { await c.mesh.unhandle(INFERENCE_PROTOCOL) }
 }
 
 export interface PeerInferenceComponents {

@@ -132,6 +132,7 @@ export class DhtNetwork {
     this.unsubscribe.length = 0
     this.c.conductor.setPeerInfo(() => [])
     this.c.conductor.setCascade(undefined)
+    await Promise.allSettled([this.c.mesh.unhandle(PROTOCOL_SYNC), this.c.mesh.unhandle(PROTOCOL_RECEIPT)])
     await Promise.allSettled([...this.syncing.values()])
   }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { peerIdFromSeed, type Libp2pMeshNode } from '../libp2p-node.ts'
+import { peerIdFromSeed } from '../../identity/peer-id.ts'
+import type { Libp2pMeshNode } from '../libp2p-node.ts'
 import { MeshProtocolError, type StreamResponder } from '../types.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
 import { addr, makeNode, pair } from './mesh-nodes.ts'
