@@ -34,7 +34,7 @@ import { errorMessage } from '../errors.ts'
 import { decodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
-import { RemoteError, type MeshNode } from '../mesh/types.ts'
+import { MeshBackpressureError, MeshProtocolError, MeshTimeoutError, MessageTooLargeError, RemoteError, type MeshNode } from '../mesh/types.ts'
 import { createAdmission, mergePolicies, type ProviderPolicy } from './admission.ts'
 import { DEFAULT_MAX_TOKENS, KEEPALIVE_INTERVAL_MS, PROGRESS_TIMEOUT_MS, SHARED_POLICY_TTL_MS } from './constants.ts'
 import {
@@ -66,6 +66,9 @@ const ERRORS: ReadonlyMap<string, new (message: string) => InferenceError> = new
   ['ModelNotFoundError', ModelNotFoundError], ['ModelNotLoadedError', ModelNotLoadedError], ['PolicyDeniedError', PolicyDeniedError],
   ['PromptTooLongError', PromptTooLongError], ['RequestAbortedError', RequestAbortedError], ['ProviderFailedError', ProviderFailedError]
 ])
+
+/** Errors the mesh itself raises on the provider's side (its timeouts, limits, backpressure), not the provider's answer. */
+const MESH_ERROR_NAMES: ReadonlySet<string> = new Set([MeshProtocolError.name, MeshTimeoutError.name, MeshBackpressureError.name, MessageTooLargeError.name])
 
 /** Rebuild a typed error from the wire; unknown names become a plain InferenceError. */
 export function errorFromWire (value: unknown, peer: string): InferenceError {
@@ -327,8 +330,8 @@ export class PeerInference {
       return msg.result
     } catch (err) {
       if (stalled.signal.aborted && o.signal?.aborted !== true) throw stalled.signal.reason as Error
-      // the provider's typed error, as the mesh's error frame carried it
-      if (err instanceof RemoteError) throw errorFromWire({ name: err.remoteName, message: err.message }, peer)
+      // the provider's typed error, as the mesh's error frame carried it (the mesh's own stay as they are)
+      if (err instanceof RemoteError && !MESH_ERROR_NAMES.has(err.remoteName)) throw errorFromWire({ name: err.remoteName, message: err.message }, peer)
       throw err
     } finally {
       clearInterval(watchdog)

@@ -17,7 +17,7 @@ const dec = new TextDecoder()
 /** Streams of this mesh's protocols still held by the nodes (leak check). */
 function meshStreams (...ns: Libp2pMeshNode[]): string[] {
   return ns.flatMap(n => n.libp2p.getConnections().flatMap(c => c.streams))
-    .filter(s => s.protocol.startsWith('/flexstack/') && !s.protocol.includes('/kad/'))
+    .filter(s => s.protocol.startsWith('/flexstack/'))
     .map(s => `${s.protocol} ${s.direction} ${s.status}`)
 }
 
