@@ -294,13 +294,14 @@ export class PeerInference {
     }
   }
 
-  private async once (peer: string, req: GenerateRequestWire, o: RemoteOptions, onText: (t: string) => void): Promise<unknown> {
+  private async once (peer: string, req: GenerateRequestWire, o: RemoteOptions, onText: (t: string) => void | Promise<void>): Promise<unknown> {
     const budget = (o.deadline_ms ?? 120_000) + 5000
     // the progress deadline: every frame (token or keep-alive) restarts it. A watchdog rather than
     // the stream's idle timer, so that a stall of this node's own event loop (frames waiting
     // unread in the socket while timers run first) is not taken for a frozen provider.
     const stalled = new AbortController()
     let lastFrame = performance.now()
+    let holding = false
     const tick = Math.max(10, Math.min(250, Math.floor(this.progressTimeoutMs / 4)))
     let expected = lastFrame + tick
     const watchdog = setInterval(() => {
@@ -309,6 +310,8 @@ export class PeerInference {
       expected = now + tick
       // this loop was late: let pending I/O in before judging the provider
       if (lag > tick) return
+      // our own consumer holds the stream (backpressure): the provider is waiting for us, not frozen
+      if (holding) return
       if (now - lastFrame > this.progressTimeoutMs) {
         stalled.abort(new ProviderFailedError(`no progress from ${peer} for ${Math.round(now - lastFrame)} ms (no token and no keep-alive): frozen, dead or cut off`))
       }
@@ -322,7 +325,14 @@ export class PeerInference {
           lastFrame = performance.now()
           const msg = decode(chunk)
           if (!isPlainObject(msg) || typeof msg.t !== 'string') return
-          onText(msg.t)
+          const pending = onText(msg.t)
+          if (pending === undefined) return
+          // a consumer that returns a promise holds the stream, and so the provider, until it settles
+          holding = true
+          return pending.finally(() => {
+            holding = false
+            lastFrame = performance.now()
+          })
         }
       })
       const msg = decode(final)
@@ -379,7 +389,9 @@ export class PeerInference {
           firstAt ??= performance.now()
           sent += t
           chunks++
-          o.onToken!(t)
+          // an onToken that returns a promise (a slow HTTP client) slows the provider down
+          const pending: unknown = o.onToken!(t)
+          return pending instanceof Promise ? pending as Promise<void> : undefined
         })
         return { result: prefix === '' ? result : joinContinuation(prefix, chunksBefore, result as GenerateResult, timing()), ...cand, continued }
       } catch (err) {
