@@ -28,6 +28,7 @@ import {
   MESH_GOSSIP_HEARTBEAT_MS,
   MESH_HELLO_PROTOCOL_NAME,
   MESH_INBOUND_CONNECTION_THRESHOLD,
+  MESH_MAX_STREAM_WINDOW_BYTES,
   MESH_PROTOCOL_PREFIX,
   MESH_PROTOCOL_VERSION
 } from './constants.ts'
@@ -109,7 +110,8 @@ export function libp2pOptions (init: ResolvedMeshInit, parts: Libp2pParts): Libp
     addresses: { listen: init.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // a paused (slow) reader holds at most one window of unread bytes, below libp2p's 4 MiB read buffer
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MESH_MAX_STREAM_WINDOW_BYTES } })],
     connectionGater: {
       denyDialPeer: denyPeer,
       denyInboundEncryptedConnection: denyPeer,

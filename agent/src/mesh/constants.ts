@@ -48,6 +48,11 @@ export const MESH_MAX_STREAM_CHUNKS = 100_000
  * reader that does not keep up) fails the stream with `MeshBackpressureError`.
  */
 export const MESH_MAX_SEND_BUFFER_BYTES = 256 << 10
+/**
+ * Largest yamux receive window of one stream (yamux's default is 16 MiB): what a reader that
+ * pauses (backpressure) may have in flight towards it, kept below libp2p's 4 MiB read buffer.
+ */
+export const MESH_MAX_STREAM_WINDOW_BYTES = 2 << 20
 /** Streamed responses: whole-exchange deadline on both sides. */
 export const MESH_STREAM_TIMEOUT_MS = 10 * 60_000
 /** Streamed responses: longest silence before the first chunk or between two frames. */

@@ -12,7 +12,7 @@ import type { Stream } from '@libp2p/interface'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { decode, encode } from '@msgpack/msgpack'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { errorMessage } from '../errors.ts'
+import { FlexnodeError, errorMessage } from '../errors.ts'
 import { MESH_MAX_ERROR_FIELDS, MESH_MAX_ERROR_FRAME_BYTES, MESH_MAX_ERROR_MESSAGE_BYTES } from './constants.ts'
 import { MeshProtocolError, MessageTooLargeError, RemoteError } from './types.ts'
 
@@ -52,11 +52,12 @@ function isFieldValue (v: unknown): v is ErrorFieldValue {
 }
 
 /**
- * The error frame of a thrown value: its `name` (an untyped `Error` becomes `MeshProtocolError`:
- * a plain Error names no kind), its message, and its own scalar fields.
+ * The error frame of a thrown value: its `name` when it is a typed error (a `FlexnodeError`),
+ * its message, and its own scalar fields. Anything else (a plain `Error`, a `RangeError` from a
+ * decoder, a library's error) names no kind of ours: it goes as `MeshProtocolError`.
  */
 export function errorFrameOf (err: unknown): ErrorFrame {
-  const name = err instanceof Error && NAME_RE.test(err.name) && err.name !== 'Error' ? err.name : MeshProtocolError.name
+  const name = err instanceof FlexnodeError && NAME_RE.test(err.name) ? err.name : MeshProtocolError.name
   const fields: Record<string, ErrorFieldValue> = {}
   if (err !== null && typeof err === 'object') {
     for (const [k, v] of Object.entries(err)) {

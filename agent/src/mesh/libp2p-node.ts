@@ -1,7 +1,7 @@
 /**
  * The mesh node on libp2p v3: one libp2p node per agent (configuration in `config.ts`), the
  * network gate (`gate.ts`), bootstrap redial, the one exchange primitive (`exchange.ts`, framing
- * in `framing.ts`, per-peer slots in `slots.ts`) and gossip. The PeerId is the agent's ed25519
+ * in `framing.ts`, per-peer slots in `slots.ts`) and gossip (`gossip.ts`). The PeerId is the agent's ed25519
  * key (`identity/peer-id.ts`).
  *
  * ```ts
@@ -21,8 +21,6 @@
  */
 import { setMaxListeners } from 'node:events'
 import '../polyfill.ts'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
-import type { GossipsubMessage, Message as GossipMessage } from '@libp2p/gossipsub'
 import type { Connection, Libp2p, PeerId, PeerInfo, Stream } from '@libp2p/interface'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -52,6 +50,7 @@ import {
   MESH_STREAM_IDLE_TIMEOUT_MS,
   MESH_STREAM_TIMEOUT_MS
 } from './constants.ts'
+import { MeshGossip } from './gossip.ts'
 import { requestExchange, serveExchange, type ExchangeOptions, type ServeLimits } from './exchange.ts'
 import { PeerSlots } from './slots.ts'
 import { MeshProtocolError } from './types.ts'
@@ -77,8 +76,6 @@ export interface Libp2pMeshNode extends MeshNode {
   readonly network: NetworkName
 }
 
-interface Subscriber { handler: (data: Uint8Array, from: string) => void }
-
 /** Create (not start) the mesh node of an agent. Call `start()` to listen and dial the bootstrap peers. */
 export async function createMeshNode (init: MeshInit, components: MeshComponents): Promise<Libp2pMeshNode> {
   const resolved = resolveMeshInit(init)
@@ -100,7 +97,7 @@ class Libp2pMesh implements Libp2pMeshNode {
   readonly #init: ResolvedMeshInit
   readonly #prefix: string
   readonly #blocked: Set<string>
-  readonly #subs = new Map<string, Set<Subscriber>>()
+  readonly #gossip: MeshGossip
   /** protocols registered with `handle` / `handleStream`, removed by `unhandle` and by stop */
   readonly #handled = new Set<string>()
   readonly #slots = new PeerSlots(MESH_MAX_INFLIGHT_PER_PEER, MESH_MAX_QUEUED_PER_PEER)
@@ -124,7 +121,7 @@ class Libp2pMesh implements Libp2pMeshNode {
     this.#blocked = blocked
     this.#log = log
     this.#prefix = networkPrefix(init.network)
-    libp2p.services.pubsub.addEventListener('gossipsub:message', evt => { this.#onGossip(evt.detail) })
+    this.#gossip = new MeshGossip({ pubsub: libp2p.services.pubsub, gate: libp2p.services.gate, blocked, log })
   }
 
   get #gate (): MeshServices['gate'] {
@@ -145,7 +142,7 @@ class Libp2pMesh implements Libp2pMeshNode {
         throw listenError(err, this.#init.listen)
       }
       this.#running = true
-      for (const topic of this.#subs.keys()) this.#join(topic)
+      this.#gossip.start()
       for (const addr of this.#init.bootstrap) {
         const loop = this.#bootstrapLoop(addr).catch((err: unknown) => {
           this.#log.warn({ addr, err: errorMessage(err) }, 'bootstrap loop failed')
@@ -162,6 +159,7 @@ class Libp2pMesh implements Libp2pMeshNode {
     this.#stopPromise ??= (async () => {
       await this.#startPromise?.catch(() => undefined)
       this.#running = false
+      this.#gossip.stop()
       this.#stopController.abort(new DisposedError('MeshNode'))
       for (const serve of this.#serves) serve.abort(new DisposedError('MeshNode'))
       await Promise.allSettled([...this.#handled].map(async p => { await this.#unhandleProtocol(p) }))
@@ -392,66 +390,14 @@ class Libp2pMesh implements Libp2pMeshNode {
     this.#assertRunning()
     const full = this.#topicId(topic)
     if (!(data instanceof Uint8Array)) throw new InvalidInputError('data must be a Uint8Array', { field: 'data' })
-    try {
-      await this.libp2p.services.pubsub.publish(full, data)
-    } catch (err) {
-      throw new MeshProtocolError(`publish to ${full} failed: ${errorMessage(err)}`, { cause: err, protocol: full })
-    }
+    await this.#gossip.publish(full, data)
   }
 
   subscribe (topic: string, handler: (data: Uint8Array, from: string) => void): () => void {
     if (this.#stopPromise !== undefined) throw new DisposedError('MeshNode')
     const full = this.#topicId(topic)
     if (typeof handler !== 'function') throw new InvalidInputError('handler must be a function', { field: 'handler' })
-    let set = this.#subs.get(full)
-    if (set === undefined) {
-      set = new Set()
-      this.#subs.set(full, set)
-      if (this.#running) this.#join(full)
-    }
-    const entry: Subscriber = { handler }
-    const subs = set
-    subs.add(entry)
-    return () => {
-      if (!subs.delete(entry) || subs.size > 0 || this.#subs.get(full) !== subs) return
-      this.#subs.delete(full)
-      if (this.#running) this.#leave(full)
-    }
-  }
-
-  #join (topic: string): void {
-    const pubsub = this.libp2p.services.pubsub
-    pubsub.topicValidators.set(topic, this.#validateGossip)
-    pubsub.subscribe(topic)
-  }
-
-  #leave (topic: string): void {
-    const pubsub = this.libp2p.services.pubsub
-    pubsub.unsubscribe(topic)
-    pubsub.topicValidators.delete(topic)
-  }
-
-  #validateGossip = (propagationSource: PeerId, msg: GossipMessage): TopicValidatorResult => {
-    if (msg.type !== 'signed') return TopicValidatorResult.Reject
-    if (this.#blocked.has(propagationSource.toString()) || this.#blocked.has(msg.from.toString())) return TopicValidatorResult.Ignore
-    // the network gate covers gossip too: only a peer that passed the check may hand us messages
-    if (!this.#gate.isVerified(propagationSource.toString())) return TopicValidatorResult.Ignore
-    return TopicValidatorResult.Accept
-  }
-
-  #onGossip ({ msg, propagationSource }: GossipsubMessage): void {
-    if (msg.type !== 'signed') return
-    const from = msg.from.toString()
-    if (this.#blocked.has(from) || this.#blocked.has(propagationSource.toString())) return
-    const subs = this.#subs.get(msg.topic)
-    if (subs === undefined) return
-    for (const { handler } of [...subs]) {
-      try {
-        handler(msg.data, from)
-      } catch (err) {
-        this.#log.warn({ topic: msg.topic, from, err: errorMessage(err) }, 'gossip handler threw')
-      }
-    }
+    return this.#gossip.subscribe(full, handler)
   }
 }
 
