@@ -166,7 +166,7 @@ export class MeshBackpressureError extends MeshProtocolError {
 
 /**
  * The provider's error, as its error frame carried it: `name` is the provider's error name
- * (`BusyError`, `InvalidInputError`…, or `MeshProtocolError` for an untyped one), also in
+ * (`BusyError`, `InvalidInputError`…; `MeshProtocolError` for an error that is not a FlexnodeError), also in
  * `remoteName`; `fields` are its scalar context fields.
  */
 export class RemoteError extends MeshProtocolError {
