@@ -25,9 +25,11 @@ import { createMeshNode } from './mesh/libp2p-node.ts'
 import { dhtNetwork } from './conductor/network/dht-network.ts'
 import type { DhtNetwork } from './conductor/network/types.ts'
 import type { MeshNode } from './mesh/types.ts'
-import { createInferenceEngine } from './inference/engine.ts'
+import { inferenceEngine, type InferenceService } from './inference/engine.ts'
 import type { InferenceEngine } from './inference/types.ts'
-import { createHttpServer, type HttpServer } from './http/server.ts'
+import { httpServer, type HttpServer } from './http/server.ts'
+import { modelAdminRoutes } from './http/routes/models-admin.ts'
+import { openaiRoutes, type HttpRouter } from './http/routes/openai.ts'
 import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
 import { createInferenceRouter } from './inference/router.ts'
 import type { MoePolicy } from '../../scheduler/index.ts'
@@ -85,6 +87,8 @@ export interface FlexNodeInit {
   bootstrap?: string[]
   /** discover peers by mDNS. @default true on `local` when no bootstrap peers are given */
   mdns?: boolean
+  /** IPs exempt from gossipsub's IP-colocation penalty (tests: many nodes on loopback). @default [] */
+  gossipColocationWhitelist?: string[]
   /** ms between anti-entropy rounds. @default 5000 */
   syncIntervalMs?: number
   /** ms between republish rounds. @default 15000 */
@@ -156,12 +160,16 @@ export interface NodeComponents {
   interfaces: { admin: number, app: number }
   mesh: MeshNode
   dht: DhtNetwork
-  inference: Awaited<ReturnType<typeof createInferenceEngine>>
+  inference: InferenceService
   policies: SharedPolicies
+  /** MOE policies from `--moe-policy`, by name (they override policy_store's) */
+  localPolicies: Record<string, MoePolicy>
+  /** the mesh-wide inference routes the HTTP API serves (single, MOE, remote models) */
+  router: HttpRouter
   /** this node's live load, sampled at most once a second (heartbeat and router share it) */
   liveLoad: () => Promise<LoadSample>
-  /** the OpenAI-compatible HTTP API (and the routes of later capabilities) */
-  http: { readonly port: number }
+  /** the HTTP API: the OpenAI-compatible routes (and those of later capabilities) */
+  http: HttpServer
   registry: RegistryService
 }
 
@@ -178,7 +186,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         return service({
           start: async () => {
             const bootstrap = init.bootstrap ?? (await networkProfile(network)).bootstrap
-            c.mesh = mesh = await createMeshNode({ network, seed: c.keys.keystore.exportSeed(c.keys.keystore.primary.agentPubKey), listen: init.listen, bootstrap, mdns: init.mdns }, { logger: c.logger })
+            c.mesh = mesh = await createMeshNode({ network, seed: c.keys.keystore.exportSeed(c.keys.keystore.primary.agentPubKey), listen: init.listen, bootstrap, mdns: init.mdns, gossipColocationWhitelist: init.gossipColocationWhitelist }, { logger: c.logger })
             await mesh.start()
           },
           stop: async () => { await mesh?.stop() }
@@ -190,19 +198,19 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       create: (c) => {
         let conductor: EmbeddedConductor | undefined
         return service({
-        start: async () => {
-          // the conductor builds its DHT network over the mesh (started by the next service)
-          const dht = dhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect })
-          c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger }) })
-          const profile = await networkProfile(network)
-          await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
-          // '*' admits every non-browser client and no web page; browser origins only when listed
-          const admin = await c.conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
-          const app = await c.conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
-          c.interfaces = { admin: admin.port, app: app.port }
-          c.client = await InProcessAppClient.connect(c.conductor, INSTALLED_APP_ID)
-        },
-        stop: async () => { await conductor?.stop() }
+          start: async () => {
+            // the conductor builds its DHT network over the mesh (the next service starts it)
+            const dht = dhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect })
+            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger }) })
+            const profile = await networkProfile(network)
+            await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
+            // '*' admits every non-browser client and no web page; browser origins only when listed
+            const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
+            const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
+            c.interfaces = { admin: admin.port, app: app.port }
+            c.client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
+          },
+          stop: async () => { await conductor?.stop() }
         })
       }
     },
@@ -214,27 +222,33 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       }
     },
     {
-      name: 'inference engine',
-      create: (c) => {
-        let engine: NodeComponents['inference'] | undefined
-        return service({
+      name: 'models dir',
+      create: (c) => service({
         start: async ({ signal } = {}) => {
-          const log = c.logger.forComponent('flexnode:node')
           const modelsDir = join(c.dataDir.path, 'models')
           await mkdir(modelsDir, { recursive: true, mode: 0o700 })
           if (init.generateDefaultModel !== false && (await readdir(modelsDir)).filter(f => f.endsWith('.gguf')).length === 0) {
             const path = await ensureDemoModel(modelsDir, { signal })
-            log.info({ path }, 'generated the random-weight demo model (drop real .gguf files into the models dir; --no-demo-model skips it)')
-          }
-          c.inference = engine = await createInferenceEngine({ modelsDirs: [modelsDir, ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences }, { logger: c.logger })
-          if (init.preloadModels !== false) {
-            // many or large models take long to load: a stop request must not wait for all of them
-            log.info({ models: await engine.preload({ signal }) }, 'models loaded')
+            c.logger.forComponent('flexnode:node').info({ path }, 'generated the random-weight demo model (drop real .gguf files into the models dir; --no-demo-model skips it)')
           }
         },
-        stop: async () => { await engine?.dispose() }
-        })
-      }
+        stop: () => {}
+      })
+    },
+    {
+      name: 'inference engine',
+      provides: 'inference',
+      create: (c) => inferenceEngine({ modelsDirs: [join(c.dataDir.path, 'models'), ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences })(c)
+    },
+    {
+      name: 'model preload',
+      create: (c) => service({
+        start: async ({ signal } = {}) => {
+          // many or large models take long to load: a stop request must not wait for all of them
+          if (init.preloadModels !== false) c.logger.forComponent('flexnode:node').info({ models: await c.inference.engine.preload({ signal }) }, 'models loaded')
+        },
+        stop: () => {}
+      })
     },
     {
       name: 'policies',
@@ -243,20 +257,31 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           // mesh-wide policies count only when an admin named in the DNA published them
           c.policies = sharedPolicies({ admins: policyAdmins }, { client: c.client, logger: c.logger })
           if (c.policies.isAdmin(encodeHash(c.keys.keystore.primary.agentPubKey))) await publishDefaultMoePolicy(new PolicyStoreClient(c.client), c.logger.forComponent('flexnode:policy'), { signal })
+          if (init.moePolicyFile !== undefined) {
+            const p = await loadPolicyFile(init.moePolicyFile, { signal })
+            c.localPolicies = { [p.name]: p }
+            c.logger.forComponent('flexnode:policy').info({ policy: p.name, file: init.moePolicyFile }, 'local MOE policy override')
+          } else {
+            c.localPolicies = {}
+          }
         },
         stop: () => {}
       })
     },
     {
-      name: 'inference provider',
-      create: (c) => service({
-        start: async () => { await startInferenceProvider(init.inferencePolicy ?? {}, { engine: c.inference, mesh: c.mesh, logger: c.logger, sharedPolicy: c.policies.access }) },
-        stop: () => {}
-      })
+      name: 'inference protocol',
+      create: (c) => {
+        let unregister: (() => Promise<void>) | undefined
+        return service({
+          start: async () => {
+            unregister = await startInferenceProvider(init.inferencePolicy ?? {}, { engine: c.inference.engine, mesh: c.mesh, logger: c.logger, sharedPolicy: c.policies.access })
+          },
+          stop: async () => { await unregister?.() }
+        })
+      }
     },
     {
-      name: 'HTTP API',
-      provides: 'http',
+      name: 'inference router',
       create: (c) => {
         const sampler = createLoadSampler()
         let last: { at: number, sample: Promise<LoadSample> } | undefined
@@ -264,53 +289,49 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           if (last === undefined || Date.now() - last.at >= 1000) last = { at: Date.now(), sample: sampler.sample() }
           return await last.sample
         }
-        let http: HttpServer | undefined
-        const svc = service({
-          start: async () => {
-            const localPolicies: Record<string, MoePolicy> = {}
-            if (init.moePolicyFile !== undefined) {
-              const p = await loadPolicyFile(init.moePolicyFile)
-              localPolicies[p.name] = p
-              c.logger.forComponent('flexnode:node').info({ policy: p.name, file: init.moePolicyFile }, 'local MOE policy override')
-            }
-            // every node, stale heartbeats included: routing only picks connected peers, and a live
-            // connection is fresher than a heartbeat past the TTL; draining nodes are left out
-            const registry = new AgentRegistryClient(c.client)
-            const capabilities = async (): Promise<NodeCapability[]> => await registry.queryPeers({ availability: ['online', 'busy', 'offline'] })
-            const peers = new PeerInference({ mesh: c.mesh, capabilities, logger: c.logger }, { region: init.region })
-            const router = createInferenceRouter({ region: init.region, policies: localPolicies }, { engine: c.inference, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, logger: c.logger })
-            http = createHttpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts }, { engine: c.inference, logger: c.logger, router: { ...router, remote: peers } })
-            await http.start()
-          },
-          stop: async () => { await http?.stop() }
-        })
-        return { ...svc, start: svc.start, get port () { return http?.port ?? 0 } }
+        // every node, stale heartbeats included: routing only picks connected peers, and a live
+        // connection is fresher than a heartbeat past the TTL; draining nodes are left out
+        const registry = new AgentRegistryClient(c.client)
+        const capabilities = async (): Promise<NodeCapability[]> => await registry.queryPeers({ availability: ['online', 'busy', 'offline'] })
+        const peers = new PeerInference({ mesh: c.mesh, capabilities, logger: c.logger }, { region: init.region })
+        const router = createInferenceRouter({ region: init.region, policies: c.localPolicies }, { engine: c.inference.engine, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, logger: c.logger })
+        c.router = { ...router, remote: peers }
+        return service({ start: async () => {}, stop: () => {} })
       }
+    },
+    {
+      // each capability mounts its routes here
+      name: 'HTTP API',
+      provides: 'http',
+      create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
+        logger: c.logger,
+        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router })]
+      })
     },
     {
       name: 'registry',
       provides: 'registry',
       create: (c) => registryService({
-          agentName: init.agentName,
-          heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
-          region: init.region,
-          bandwidthMbps: init.bandwidthMbps
-        })({
-          client: c.client,
-          logger: c.logger,
-          probe: { machine: async () => await probeMachine({ dataDir: c.dataDir.path }), load: c.liveLoad },
-          inference: () => {
-            const loaded = c.inference.listModels().filter(m => m.loaded)
-            return {
-              models_loaded: loaded.map(m => m.id),
-              max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0,
-              tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0),
-              queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0),
-              in_flight: loaded.reduce((q, m) => q + m.in_flight, 0),
-              demo_models: loaded.filter(m => m.demo === true).map(m => m.id)
-            }
+        agentName: init.agentName,
+        heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
+        region: init.region,
+        bandwidthMbps: init.bandwidthMbps
+      })({
+        client: c.client,
+        logger: c.logger,
+        probe: { machine: async () => await probeMachine({ dataDir: c.dataDir.path }), load: c.liveLoad },
+        inference: () => {
+          const loaded = c.inference.engine.listModels().filter(m => m.loaded)
+          return {
+            models_loaded: loaded.map(m => m.id),
+            max_batch_size: loaded.length > 0 ? (init.sequences ?? 2) : 0,
+            tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0),
+            queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0),
+            in_flight: loaded.reduce((q, m) => q + m.in_flight, 0),
+            demo_models: loaded.filter(m => m.demo === true).map(m => m.id)
           }
-        })
+        }
+      })
     }
   ]
 }
@@ -324,7 +345,7 @@ export class FlexNode {
   readonly mesh: MeshNode
   readonly dht: DhtNetwork
   readonly inference: InferenceEngine
-  readonly http: { readonly port: number }
+  readonly http: HttpServer
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -337,7 +358,7 @@ export class FlexNode {
     this.registry = c.registry
     this.mesh = c.mesh
     this.dht = c.dht
-    this.inference = c.inference
+    this.inference = c.inference.engine
     this.http = c.http
     this.#services = services
     this.#log = log

@@ -25,7 +25,8 @@ export interface StartOptions {
 
 /** A component of the node: started once, stopped once (`stop` is idempotent). */
 export interface Service extends AsyncDisposable {
-  start: (options?: StartOptions) => Promise<void>
+  /** what it resolves with (a bound port…) is the service's own business */
+  start: (options?: StartOptions) => Promise<unknown>
   /** releases everything the service holds; waits for a start in progress. Idempotent. */
   stop: () => Promise<void>
 }

@@ -144,6 +144,8 @@ export class Scenario {
       listen: [LOOPBACK],
       bootstrap: peers.flatMap(p => p.node.info.multiaddrs.slice(0, 1)),
       mdns: false,
+      // many players on one loopback address: exempt it from gossipsub's IP-colocation penalty
+      gossipColocationWhitelist: ['127.0.0.1', '::1'],
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 3600,
       syncIntervalMs: options.syncIntervalMs ?? 500,
       syncOnConnect: options.syncOnConnect,

@@ -3,9 +3,9 @@
  *
  * A requester sends one msgpack request (`chat`, `complete` or `embed`, with the model, the
  * input, the generation options and a trace id); the provider checks its policy, runs the
- * request on its engine and streams `{t: text}` chunks, then one final message `{ok: true,
- * result}` or `{ok: false, error: {name, message}}`, so typed errors (busy, not found, denied…)
- * cross the wire intact. Either side can abort: the requester by aborting its signal (the
+ * request on its engine and streams `{t: text}` chunks, each awaited (a slow requester holds the
+ * provider's sends back), then one final message `{ok: true, result}`; a failure is the mesh's
+ * error frame, so typed errors (busy, not found, denied…) cross the wire with their name. Either side can abort: the requester by aborting its signal (the
  * provider's generation stops), the provider by failing the stream.
  *
  * Progress, not just liveness: while a request waits in the provider's queue, its prompt is
@@ -33,8 +33,8 @@ import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import { errorMessage } from '../errors.ts'
 import { decodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
-import { peerIdFromAgentPubKey } from '../mesh/libp2p-node.ts'
-import type { MeshNode } from '../mesh/types.ts'
+import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
+import { MeshBackpressureError, MeshProtocolError, MeshTimeoutError, MessageTooLargeError, RemoteError, type MeshNode } from '../mesh/types.ts'
 import { createAdmission, mergePolicies, type ProviderPolicy } from './admission.ts'
 import { DEFAULT_MAX_TOKENS, KEEPALIVE_INTERVAL_MS, PROGRESS_TIMEOUT_MS, SHARED_POLICY_TTL_MS } from './constants.ts'
 import {
@@ -67,6 +67,9 @@ const ERRORS: ReadonlyMap<string, new (message: string) => InferenceError> = new
   ['PromptTooLongError', PromptTooLongError], ['RequestAbortedError', RequestAbortedError], ['ProviderFailedError', ProviderFailedError]
 ])
 
+/** Errors the mesh itself raises on the provider's side (its timeouts, limits, backpressure), not the provider's answer. */
+const MESH_ERROR_NAMES: ReadonlySet<string> = new Set([MeshProtocolError.name, MeshTimeoutError.name, MeshBackpressureError.name, MessageTooLargeError.name])
+
 /** Rebuild a typed error from the wire; unknown names become a plain InferenceError. */
 export function errorFromWire (value: unknown, peer: string): InferenceError {
   const e = isPlainObject(value) ? value : {}
@@ -91,7 +94,7 @@ function checkRequest (value: unknown): GenerateRequestWire {
 
 export interface InferenceProviderComponents {
   engine: Pick<InferenceEngine, 'chat' | 'complete' | 'embed'>
-  mesh: Pick<MeshNode, 'handleStream'>
+  mesh: Pick<MeshNode, 'handleStream' | 'unhandle'>
   logger: ComponentLogger
   /** the mesh-wide access policy from policy_store (`inference-access`), or null for the default */
   sharedPolicy?: () => Promise<ProviderPolicy | null>
@@ -124,8 +127,8 @@ export function parseAccessPolicy (doc: unknown): ProviderPolicy {
   return policy
 }
 
-/** Serve this node's models to the mesh. */
-export async function startInferenceProvider (local: ProviderPolicy, c: InferenceProviderComponents, init: InferenceProviderInit = {}): Promise<void> {
+/** Serve this node's models to the mesh; resolves with the function that stops serving them (removes the protocol). */
+export async function startInferenceProvider (local: ProviderPolicy, c: InferenceProviderComponents, init: InferenceProviderInit = {}): Promise<() => Promise<void>> {
   const log = c.logger.forComponent('flexnode:inference:provider')
   const keepaliveMs = init.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS
   const admission = createAdmission()
@@ -146,11 +149,20 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
     // progress frames: a keep-alive after every KEEPALIVE_INTERVAL_MS without a chunk, from the
     // request's arrival (queue, prompt evaluation, slow tokens) to its end
     let lastSent = Date.now()
+    // one send at a time, each awaited: a requester that reads slowly holds the stream back here,
+    // and the tokens waiting meanwhile (at most the request's max_tokens) queue in order
+    const queue: Uint8Array[] = []
+    let pump: Promise<void> | undefined
+    const drain = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) await responder.send(next)
+    }
     const send = (msg: object): void => {
       lastSent = Date.now()
-      void responder.send(encode(msg)).catch(() => {})
+      queue.push(encode(msg))
+      pump ??= drain().finally(() => { pump = undefined })
+      pump.catch(() => {}) // a failed send aborts responder.signal, which ends the generation
     }
-    const keepalive = setInterval(() => { if (Date.now() - lastSent >= keepaliveMs) send({ k: 1 }) }, Math.max(10, Math.floor(keepaliveMs / 2)))
+    const keepalive = setInterval(() => { if (Date.now() - lastSent >= keepaliveMs && pump === undefined) send({ k: 1 }) }, Math.max(10, Math.floor(keepaliveMs / 2)))
     let trace: string | undefined
     try {
       admission.admit(from, await current())
@@ -161,16 +173,20 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
       if (req.op === 'chat') result = await c.engine.chat(req.model, req.messages ?? [], options)
       else if (req.op === 'complete') result = await c.engine.complete(req.model, req.prompt ?? '', options)
       else result = await c.engine.embed(req.model, req.input ?? [], { signal: responder.signal })
+      clearInterval(keepalive)
+      // every token goes out before the final message
+      while (pump !== undefined) await pump
       log.debug({ from, op: req.op, model: req.model, trace_id: trace, continued: req.options?.continue_from !== undefined }, 'served')
       return encode({ ok: true, result })
     } catch (err) {
-      const name = err instanceof Error ? err.name : 'InferenceError'
       log.debug({ from, trace_id: trace, err: errorMessage(err) }, 'refused or failed')
-      return encode({ ok: false, error: { name, message: errorMessage(err) } })
+      // the mesh's error frame carries the error's name (BusyError, PolicyDeniedError…) to the requester
+      throw err
     } finally {
       clearInterval(keepalive)
     }
   }, { maxRequestBytes: 4 * 1024 * 1024, timeoutMs: 10 * 60 * 1000, idleTimeoutMs: 10 * 60 * 1000 })
+  return async () => { await c.mesh.unhandle(INFERENCE_PROTOCOL) }
 }
 
 export interface PeerInferenceComponents {
@@ -278,13 +294,14 @@ export class PeerInference {
     }
   }
 
-  private async once (peer: string, req: GenerateRequestWire, o: RemoteOptions, onText: (t: string) => void): Promise<unknown> {
+  private async once (peer: string, req: GenerateRequestWire, o: RemoteOptions, onText: (t: string) => void | Promise<void>): Promise<unknown> {
     const budget = (o.deadline_ms ?? 120_000) + 5000
     // the progress deadline: every frame (token or keep-alive) restarts it. A watchdog rather than
     // the stream's idle timer, so that a stall of this node's own event loop (frames waiting
     // unread in the socket while timers run first) is not taken for a frozen provider.
     const stalled = new AbortController()
     let lastFrame = performance.now()
+    let holding = false
     const tick = Math.max(10, Math.min(250, Math.floor(this.progressTimeoutMs / 4)))
     let expected = lastFrame + tick
     const watchdog = setInterval(() => {
@@ -293,6 +310,8 @@ export class PeerInference {
       expected = now + tick
       // this loop was late: let pending I/O in before judging the provider
       if (lag > tick) return
+      // our own consumer holds the stream (backpressure): the provider is waiting for us, not frozen
+      if (holding) return
       if (now - lastFrame > this.progressTimeoutMs) {
         stalled.abort(new ProviderFailedError(`no progress from ${peer} for ${Math.round(now - lastFrame)} ms (no token and no keep-alive): frozen, dead or cut off`))
       }
@@ -306,15 +325,23 @@ export class PeerInference {
           lastFrame = performance.now()
           const msg = decode(chunk)
           if (!isPlainObject(msg) || typeof msg.t !== 'string') return
-          onText(msg.t)
+          const pending = onText(msg.t)
+          if (pending === undefined) return
+          // a consumer that returns a promise holds the stream, and so the provider, until it settles
+          holding = true
+          return pending.finally(() => {
+            holding = false
+            lastFrame = performance.now()
+          })
         }
       })
       const msg = decode(final)
-      if (!isPlainObject(msg)) throw new InferenceError(`malformed answer from ${peer}`)
-      if (msg.ok !== true) throw errorFromWire(msg.error, peer)
+      if (!isPlainObject(msg) || msg.ok !== true) throw new InferenceError(`malformed answer from ${peer}`)
       return msg.result
     } catch (err) {
       if (stalled.signal.aborted && o.signal?.aborted !== true) throw stalled.signal.reason as Error
+      // the provider's typed error, as the mesh's error frame carried it (the mesh's own stay as they are)
+      if (err instanceof RemoteError && !MESH_ERROR_NAMES.has(err.remoteName)) throw errorFromWire({ name: err.remoteName, message: err.message }, peer)
       throw err
     } finally {
       clearInterval(watchdog)
@@ -362,7 +389,9 @@ export class PeerInference {
           firstAt ??= performance.now()
           sent += t
           chunks++
-          o.onToken!(t)
+          // an onToken that returns a promise (a slow HTTP client) slows the provider down
+          const pending: unknown = o.onToken!(t)
+          return pending instanceof Promise ? pending as Promise<void> : undefined
         })
         return { result: prefix === '' ? result : joinContinuation(prefix, chunksBefore, result as GenerateResult, timing()), ...cand, continued }
       } catch (err) {

@@ -6,9 +6,6 @@ export const MESH_PROTOCOL_PREFIX = '/flexstack'
 export const MESH_PROTOCOL_VERSION = '1'
 /** Sentinel protocol every node of a network serves; a peer whose identify lacks it is hung up on. */
 export const MESH_HELLO_PROTOCOL_NAME = 'hello'
-/** kad-dht protocol name: `/flexstack/<network>/kad/1.0.0`. */
-export const MESH_DHT_PROTOCOL_NAME = 'kad'
-export const MESH_DHT_PROTOCOL_VERSION = '1.0.0'
 
 export const MESH_DEFAULT_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/0']
 
@@ -29,6 +26,10 @@ export const MESH_MAX_INBOUND_STREAMS = 8
 export const MESH_MAX_OUTBOUND_STREAMS = 64
 /** Longest error message sent back in an error frame, bytes (UTF-8, truncated). */
 export const MESH_MAX_ERROR_MESSAGE_BYTES = 1024
+/** Largest error frame (`{name, message, fields}`, msgpack), bytes. */
+export const MESH_MAX_ERROR_FRAME_BYTES = 4096
+/** Most context fields an error frame carries. */
+export const MESH_MAX_ERROR_FIELDS = 16
 /** After our side is done, how long a stream may wait for the remote to close before it is reset. */
 export const MESH_STREAM_CLOSE_GRACE_MS = 5_000
 
@@ -41,6 +42,17 @@ export const MESH_MAX_QUEUED_PER_PEER = 8
 export const MESH_MAX_CHUNK_BYTES = 64 << 10
 /** Streamed responses: most chunks in one response. */
 export const MESH_MAX_STREAM_CHUNKS = 100_000
+/**
+ * Streamed responses: chunk bytes a provider may have sent but not yet handed to the transport.
+ * A send beyond it while earlier ones still wait (a handler that does not await its sends, and a
+ * reader that does not keep up) fails the stream with `MeshBackpressureError`.
+ */
+export const MESH_MAX_SEND_BUFFER_BYTES = 256 << 10
+/**
+ * Largest yamux receive window of one stream (yamux's default is 16 MiB): what a reader that
+ * pauses (backpressure) may have in flight towards it, kept below libp2p's 4 MiB read buffer.
+ */
+export const MESH_MAX_STREAM_WINDOW_BYTES = 2 << 20
 /** Streamed responses: whole-exchange deadline on both sides. */
 export const MESH_STREAM_TIMEOUT_MS = 10 * 60_000
 /** Streamed responses: longest silence before the first chunk or between two frames. */

@@ -17,6 +17,12 @@ export interface MeshInit {
   bootstrap?: string[]
   /** discover peers by mDNS (the `local` network's default; never in tests). @default network === 'local' && bootstrap.length === 0 */
   mdns?: boolean
+  /**
+   * IP addresses exempt from gossipsub's IP-colocation penalty. Tests and benchmarks run many
+   * nodes on one loopback address, which that penalty takes for a sybil attack (above ~13 such
+   * peers gossip stops reaching anyone); real deployments keep the protection. @default []
+   */
+  gossipColocationWhitelist?: string[]
 }
 
 export interface MeshComponents {
@@ -44,9 +50,11 @@ export type RequestHandler = (request: Uint8Array, from: string) => Promise<Uint
 /** The provider's side of one streamed response. */
 export interface StreamResponder {
   /**
-   * Send one chunk. Resolves once the transport accepted it (backpressure: await it before the
-   * next); calls are queued in order. Rejects once `signal` has aborted (the requester went away,
-   * a timeout passed, the node stopped), after the handler returned, and with
+   * Send one chunk. Resolves once the transport accepted it: a reader that does not keep up
+   * holds it back (backpressure: await it before the next). Calls are queued in order, up to
+   * `MESH_MAX_SEND_BUFFER_BYTES` not yet taken by the transport; a send beyond that fails the
+   * stream with `MeshBackpressureError`. Rejects once `signal` has aborted (the requester went
+   * away, a timeout passed, the node stopped), after the handler returned, and with
    * `MessageTooLargeError` beyond `maxChunkBytes` / `maxChunks`.
    */
   send: (chunk: Uint8Array) => Promise<void>
@@ -54,7 +62,11 @@ export interface StreamResponder {
   signal: AbortSignal
 }
 
-/** Serves one streamed request: `responder.send` the chunks, then resolve with the final message (or throw: the requester gets the message). */
+/**
+ * Serves one streamed request: `responder.send` the chunks, then resolve with the final message,
+ * or throw: the requester rejects with a `RemoteError` carrying the thrown error's `name`, message
+ * and scalar fields.
+ */
 export type StreamHandler = (request: Uint8Array, from: string, responder: StreamResponder) => Promise<Uint8Array>
 
 export interface StreamProtocolOptions extends ProtocolOptions {
@@ -79,8 +91,12 @@ export interface StreamRequestOptions {
   maxChunks?: number
   /** largest final message accepted, bytes. @default 4 MiB */
   maxResponseBytes?: number
-  /** called synchronously, in order, with each chunk; if it throws, the stream is reset and `requestStream` rejects with that error */
-  onChunk: (chunk: Uint8Array) => void
+  /**
+   * called in order with each chunk; if it throws (or its promise rejects), the stream is reset
+   * and `requestStream` rejects with that error. A returned promise holds the next chunk back,
+   * and the provider with it (backpressure: the stream is paused until it settles).
+   */
+  onChunk: (chunk: Uint8Array) => void | Promise<void>
 }
 
 export interface MeshNode {
@@ -91,8 +107,10 @@ export interface MeshNode {
   stop: () => Promise<void>
   /** `/flexstack/<network>/<name>/1` */
   protocolId: (name: string) => string
-  /** serve a request/response protocol: one length-prefixed request, one length-prefixed response per stream */
+  /** serve a request/response protocol: one length-prefixed request, one final (or error) frame per stream */
   handle: (name: string, handler: RequestHandler, options?: ProtocolOptions) => Promise<void>
+  /** stop serving a protocol registered with `handle` or `handleStream` (no-op if not registered); streams under way finish */
+  unhandle: (name: string) => Promise<void>
   request: (peerId: string, name: string, request: Uint8Array, options?: { signal?: AbortSignal, timeoutMs?: number, maxResponseBytes?: number }) => Promise<Uint8Array>
   /**
    * serve a streamed protocol: one length-prefixed request, then many chunk frames and one final
@@ -101,8 +119,9 @@ export interface MeshNode {
   handleStream: (name: string, handler: StreamHandler, options?: StreamProtocolOptions) => Promise<void>
   /**
    * one streamed request: `onChunk` gets each chunk in order; resolves with the final message.
-   * Rejects with `MeshProtocolError` (the provider's error message, a reset, a dial failure),
-   * `MeshTimeoutError`, `MessageTooLargeError`, `AbortError` (our signal), `DisposedError` (stop)
+   * Rejects with `RemoteError` (the provider's error, its `name` kept), `MeshProtocolError` (a
+   * reset, a dial failure), `MeshTimeoutError`, `MessageTooLargeError`, `AbortError` (our
+   * signal), `DisposedError` (stop)
    */
   requestStream: (peerId: string, name: string, request: Uint8Array, options: StreamRequestOptions) => Promise<Uint8Array>
   publish: (topic: string, data: Uint8Array) => Promise<void>
@@ -137,4 +156,34 @@ export class MeshTimeoutError extends MeshProtocolError {
 export class MessageTooLargeError extends MeshProtocolError {
   static override readonly name = 'MessageTooLargeError'
   override name = 'MessageTooLargeError'
+}
+
+/** A streamed response's provider outran its reader by more than its send buffer. */
+export class MeshBackpressureError extends MeshProtocolError {
+  static override readonly name = 'MeshBackpressureError'
+  override name = 'MeshBackpressureError'
+}
+
+/**
+ * The provider's error, as its error frame carried it: `name` is the provider's error name
+ * (`BusyError`, `InvalidInputError`…; `MeshProtocolError` for an error that is not a FlexnodeError), also in
+ * `remoteName`; `fields` are its scalar context fields.
+ */
+export class RemoteError extends MeshProtocolError {
+  static override readonly name: string = 'RemoteError'
+  override name: string
+  readonly remoteName: string
+  readonly #fields: Readonly<Record<string, string | number | boolean | null>>
+
+  constructor (message: string, options: ErrorOptions & { remoteName: string, fields?: Record<string, string | number | boolean | null>, peerId?: string, protocol?: string }) {
+    super(message, options)
+    this.name = options.remoteName
+    this.remoteName = options.remoteName
+    this.#fields = Object.freeze({ ...(options.fields ?? {}) })
+  }
+
+  /** the provider's structured fields, as its error frame carried them */
+  override get fields (): Readonly<Record<string, string | number | boolean | null>> {
+    return this.#fields
+  }
 }

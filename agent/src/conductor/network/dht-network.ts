@@ -140,6 +140,7 @@ class MeshDhtNetwork implements DhtNetwork {
     this.tasks.length = 0
     for (const u of this.unsubscribe) u()
     this.unsubscribe.length = 0
+    await Promise.allSettled([this.c.mesh.unhandle(PROTOCOL_SYNC), this.c.mesh.unhandle(PROTOCOL_RECEIPT)])
     await Promise.allSettled([...this.syncing.values()])
   }
 

@@ -32,11 +32,8 @@ export interface DhtHost {
   onAuthored: (fn: AuthoredListener) => () => void
 }
 
-/**
- * The slice of the mesh the DHT network uses (no `unhandle` yet: the mesh does not offer it on
- * this branch; the sync and receipt protocols stay registered until the mesh stops).
- */
-export type DhtMesh = Pick<MeshNode, 'peerId' | 'request' | 'handle' | 'publish' | 'subscribe' | 'peers' | 'block' | 'onPeer'>
+/** The slice of the mesh the DHT network uses; its protocols are removed when it stops. */
+export type DhtMesh = Pick<MeshNode, 'peerId' | 'request' | 'handle' | 'unhandle' | 'publish' | 'subscribe' | 'peers' | 'block' | 'onPeer'>
 
 export interface SyncStats { requests: number, bytesSent: number, bytesReceived: number, records: number }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { peerIdFromSeed, type Libp2pMeshNode } from '../libp2p-node.ts'
-import type { StreamResponder } from '../types.ts'
+import { peerIdFromSeed } from '../../identity/peer-id.ts'
+import type { Libp2pMeshNode } from '../libp2p-node.ts'
+import { MeshProtocolError, type StreamResponder } from '../types.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
 import { addr, makeNode, pair } from './mesh-nodes.ts'
 
@@ -16,7 +17,7 @@ const dec = new TextDecoder()
 /** Streams of this mesh's protocols still held by the nodes (leak check). */
 function meshStreams (...ns: Libp2pMeshNode[]): string[] {
   return ns.flatMap(n => n.libp2p.getConnections().flatMap(c => c.streams))
-    .filter(s => s.protocol.startsWith('/flexstack/') && !s.protocol.includes('/kad/'))
+    .filter(s => s.protocol.startsWith('/flexstack/'))
     .map(s => `${s.protocol} ${s.direction} ${s.status}`)
 }
 
@@ -126,7 +127,6 @@ describe('streamed responses', () => {
     })
     const ac = new AbortController()
     const got: number[] = []
-    const started = Date.now()
     const err = await rejection(a.requestStream(b.peerId, 'endless', new Uint8Array(0), {
       signal: ac.signal,
       onChunk: c => {
@@ -140,7 +140,6 @@ describe('streamed responses', () => {
     expect(responder?.signal.aborted).toBe(true)
     expect(lateSend?.name).toBe('MeshProtocolError')
     await expect(responder?.send(Uint8Array.of(100))).rejects.toMatchObject({ name: 'MeshProtocolError' })
-    expect(Date.now() - started).toBeLessThan(3_000)
     await noStreamsLeft(a, b)
   })
 
@@ -181,21 +180,18 @@ describe('streamed responses', () => {
       return new Uint8Array(0)
     })
     const got: string[] = []
-    let started = Date.now()
+    const started = Date.now()
     const idle = await rejection(a.requestStream(b.peerId, 'stall', new Uint8Array(0), { idleTimeoutMs: 300, onChunk: c => { got.push(dec.decode(c)) } }))
     expect(idle.name).toBe('MeshTimeoutError')
     expect(idle.message).toMatch(/idle/)
     expect(got).toEqual(['first'])
     expect(Date.now() - started).toBeGreaterThanOrEqual(250)
-    expect(Date.now() - started).toBeLessThan(2_000)
 
-    started = Date.now()
     let drips = 0
     const overall = await rejection(a.requestStream(b.peerId, 'drip', new Uint8Array(0), { timeoutMs: 400, idleTimeoutMs: 300, onChunk: () => { drips++ } }))
     expect(overall.name).toBe('MeshTimeoutError')
     expect(overall.message).toMatch(/within 400 ms/)
     expect(drips).toBeGreaterThan(1)
-    expect(Date.now() - started).toBeLessThan(2_000)
 
     await waitUntil(() => signals.length === 2 && signals.every(s => s.aborted), { what: 'the providers\' signals to abort' })
     await noStreamsLeft(a, b)
@@ -209,7 +205,10 @@ describe('streamed responses', () => {
       return new Uint8Array(0)
     }, { idleTimeoutMs: 200 })
     const err = await rejection(a.requestStream(b.peerId, 'slowpoke', new Uint8Array(0), { onChunk: () => {} }))
-    expect(err.name).toBe('MeshProtocolError')
+    // the provider's error keeps its kind across the mesh
+    expect(err.name).toBe('MeshTimeoutError')
+    expect(err).toBeInstanceOf(MeshProtocolError)
+    expect(err).toMatchObject({ remoteName: 'MeshTimeoutError', peerId: b.peerId })
     expect(err.message).toMatch(/idle for 200 ms/)
     await noStreamsLeft(a, b)
   })
@@ -258,8 +257,10 @@ describe('streamed responses', () => {
     })
     const got: string[] = []
     let stopping: Promise<void> | undefined
-    const started = Date.now()
     const err = await rejection(a.requestStream(b.peerId, 'forever', new Uint8Array(0), {
+      // no timeout of ours could end this stream: only the provider's stop
+      timeoutMs: 10 * 60_000,
+      idleTimeoutMs: 10 * 60_000,
       onChunk: c => {
         got.push(dec.decode(c))
         stopping = b.stop()
@@ -267,18 +268,14 @@ describe('streamed responses', () => {
     }))
     expect(got).toEqual(['hello'])
     expect(err.name).toBe('MeshProtocolError')
-    expect(Date.now() - started).toBeLessThan(3_000)
     await stopping
     expect(providerSignal?.aborted).toBe(true)
 
     // the stopped node's address is known but refuses; a fresh PeerId has no address at all
-    let t = Date.now()
+    // (not our timeouts: those would be MeshTimeoutError)
     expect((await rejection(a.requestStream(b.peerId, 'forever', new Uint8Array(0), { onChunk: () => {} }))).name).toBe('MeshProtocolError')
-    expect(Date.now() - t).toBeLessThan(3_000)
-    t = Date.now()
     const stranger = await peerIdFromSeed(randomBytes(32))
     expect((await rejection(a.requestStream(stranger, 'forever', new Uint8Array(0), { onChunk: () => {} }))).name).toBe('MeshProtocolError')
-    expect(Date.now() - t).toBeLessThan(3_000)
     await noStreamsLeft(a)
   })
 
@@ -305,6 +302,9 @@ describe('streamed responses', () => {
     await c.dial(addr(b))
     const active = new Map<string, number>()
     const maxActive = new Map<string, number>()
+    // the flooder's streams are held until the second peer was answered
+    let releaseFlood!: () => void
+    const floodHeld = new Promise<void>(resolve => { releaseFlood = resolve })
     await b.handleStream('gen', async (req, from, r) => {
       const n = (active.get(from) ?? 0) + 1
       active.set(from, n)
@@ -312,7 +312,7 @@ describe('streamed responses', () => {
       try {
         for (let i = 0; i < 5; i++) {
           await r.send(Uint8Array.of(i))
-          await new Promise(resolve => setTimeout(resolve, 20))
+          if (from === a.peerId) await floodHeld
         }
         return req
       } finally {
@@ -327,14 +327,13 @@ describe('streamed responses', () => {
     await waitUntil(() => (active.get(a.peerId) ?? 0) > 0, { what: 'the flood to reach the handler' })
     // streams have their own per-peer slots: the flooder's plain requests still go through
     expect(await a.request(b.peerId, 'echo', enc.encode('plain'))).toEqual(enc.encode('plain'))
-    const started = Date.now()
     let mine = 0
     expect(await c.requestStream(b.peerId, 'gen', enc.encode('mine'), { timeoutMs: 5_000, onChunk: () => { mine++ } })).toEqual(enc.encode('mine'))
-    const waited = Date.now() - started
     expect(mine).toBe(5)
+    // answered while every one of the flooder's stream slots was still taken
+    expect(active.get(a.peerId)).toBe(4)
+    releaseFlood()
     const results = await flood
-    // all nodes share one event loop here, so only a loose bound on the wait
-    expect(waited).toBeLessThan(3_000)
     expect(maxActive.get(a.peerId)).toBeLessThanOrEqual(4)
     expect(results.some(r => r.status === 'fulfilled')).toBe(true)
     expect(results.some(r => r.status === 'rejected')).toBe(true)
