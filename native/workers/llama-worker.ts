@@ -16,6 +16,12 @@ import {
   type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaEmbeddingContext, type LlamaModel, type Token
 } from 'node-llama-cpp'
 import type { TaskContext, TaskHandler } from './task.ts'
+import { FlexnodeError } from '../../lib/errors.ts'
+
+/** A task came to this model process in a state it cannot serve (no model loaded, no free sequence). */
+export class ModelProcessStateError extends FlexnodeError {
+  static override readonly name = 'ModelProcessStateError'
+}
 
 export interface LoadTask {
   op: 'load'
@@ -90,9 +96,9 @@ async function load (t: LoadTask, ctx: Context): Promise<LoadOutcome> {
 }
 
 async function generate (t: GenerateTask, ctx: Context): Promise<GenerateOutcome> {
-  if (model === undefined || context === undefined) throw new Error('the model is not loaded in this process')
+  if (model === undefined || context === undefined) throw new ModelProcessStateError('the model is not loaded in this process')
   const seq = free.pop()
-  if (seq === undefined) throw new Error('no free sequence (the pool admitted too many requests)')
+  if (seq === undefined) throw new ModelProcessStateError('no free sequence (the pool admitted too many requests)')
   let tokens = 0
   let firstTokenAt: number | null = null
   // chat continuation: node-llama-cpp echoes the response prefix once (text and tokens) before generating
@@ -157,7 +163,7 @@ async function generate (t: GenerateTask, ctx: Context): Promise<GenerateOutcome
 }
 
 async function embed (t: EmbedTask): Promise<number[][]> {
-  if (model === undefined) throw new Error('the model is not loaded in this process')
+  if (model === undefined) throw new ModelProcessStateError('the model is not loaded in this process')
   embedding ??= model.createEmbeddingContext({ contextSize, threads })
   const ctx = await embedding
   const out: number[][] = []
@@ -181,7 +187,7 @@ export const handler: TaskHandler<LlamaTask, unknown, LlamaEvent> = async (t, ct
     case 'complete': return await generate(t, ctx)
     case 'embed': return await embed(t)
     case 'tokenize': {
-      if (model === undefined) throw new Error('the model is not loaded in this process')
+      if (model === undefined) throw new ModelProcessStateError('the model is not loaded in this process')
       return t.texts.map(s => model!.tokenize(s).length)
     }
   }

@@ -23,16 +23,20 @@ export const PRELUDE = String.raw`(function (hostLog) {
   'use strict'
   const lock = (o, k, v) => Object.defineProperty(o, k, { value: v, writable: false, enumerable: false, configurable: false })
 
-  // -- determinism: time and randomness only through the HDK
-  lock(Math, 'random', function random () { throw new Error('Math.random is not available to zomes: use hdk.random_bytes') })
+  // -- determinism: time and randomness only through the HDK; the refusal is a named error,
+  // so the caller sees "NonDeterminismError: …" in the ribosome error
+  class NonDeterminismError extends Error {
+    constructor (message) { super(message); this.name = 'NonDeterminismError' }
+  }
+  lock(Math, 'random', function random () { throw new NonDeterminismError('Math.random is not available to zomes: use hdk.random_bytes') })
   const RealDate = Date
-  lock(RealDate, 'now', function now () { throw new Error('Date.now is not available to zomes: use hdk.sys_time') })
+  lock(RealDate, 'now', function now () { throw new NonDeterminismError('Date.now is not available to zomes: use hdk.sys_time') })
   const SafeDate = new Proxy(RealDate, {
     construct (target, args, newTarget) {
-      if (args.length === 0) throw new Error('new Date() without a time is not available to zomes: use hdk.sys_time')
+      if (args.length === 0) throw new NonDeterminismError('new Date() without a time is not available to zomes: use hdk.sys_time')
       return Reflect.construct(target, args, newTarget)
     },
-    apply () { throw new Error('Date() is not available to zomes: use hdk.sys_time') }
+    apply () { throw new NonDeterminismError('Date() is not available to zomes: use hdk.sys_time') }
   })
   lock(RealDate.prototype, 'constructor', SafeDate)
   lock(globalThis, 'Date', SafeDate)

@@ -134,8 +134,8 @@ describe('zome sandbox: hostile functions', () => {
     ['use_fetch', /fetch/],
     ['escape_constructor', /no process behind the HDK/],
     ['escape_error', /no process behind a host error/],
-    ['clock', /Date\.now is not available/],
-    ['random', /Math\.random is not available/],
+    ['clock', /NonDeterminismError: Date\.now is not available/],
+    ['random', /NonDeterminismError: Math\.random is not available/],
     ['cyclic', /cannot|circular|cyclic/i]
   ])('%s is a ribosome error and the node keeps serving', async (fn, reason) => {
     const err = await failure(fn)

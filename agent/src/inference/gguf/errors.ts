@@ -13,6 +13,11 @@ export class InvalidModelSpecError extends FlexnodeError {
   }
 }
 
+/** The writer was used against its contract (a big-endian host, tensor data filled out of order). */
+export class GgufWriteError extends FlexnodeError {
+  static override readonly name = 'GgufWriteError'
+}
+
 /** Which structural check a GGUF file failed. */
 export type GgufDefect =
   | 'io' | 'magic' | 'version' | 'truncated' | 'count' | 'string' | 'value-type' | 'array'
