@@ -18,7 +18,8 @@ import type { ComponentLogger } from '../logger.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { DEFAULT_ZOME_CALL_TIMEOUT_MS } from './constants.ts'
 import type { LoadedCoordinatorZome, LoadedDna, LoadedIntegrityZome, SandboxedFunction } from './dna.ts'
-import { InvalidCommitError, ribosomeError } from './errors.ts'
+import { InvalidInputError } from '../errors.ts'
+import { HdkCallError, InvalidCommitError, ZomeInitFailedError, ribosomeError } from './errors.ts'
 import { ZomeSandboxError } from './sandbox/errors.ts'
 import { entryOf, hdkDecodeHash, hdkEncodeHash, hdkRandomBytes, hdkVerifySignature, pathEntryHash, sysTime } from './hdk-local.ts'
 import { dhtOpWire, produceOps, type SignedAction } from './ops.ts'
@@ -142,7 +143,7 @@ export class Cell {
         try {
           const init = coord.init
           const result = await this.withTimeout(async (signal) => await init(hdk, null, { signal }), `${coord.name}/init`)
-          if (isPlainObject(result) && result.type === 'Fail') throw new Error(String(result.reason ?? 'init failed'))
+          if (isPlainObject(result) && result.type === 'Fail') throw new ZomeInitFailedError(String(result.reason ?? 'no reason given'))
         } catch (err) {
           ws.closed = true
           throw ribosomeError(`init of zome ${coord.name} failed: ${err instanceof Error ? err.message : String(err)}`, err)
@@ -303,7 +304,7 @@ export class Cell {
       const et = zome?.entryTypes.get(name)
       if (zome !== undefined && et !== undefined) return { zome, index: et.index, visibility: et.def.visibility === 'private' ? 'Private' : 'Public' }
     }
-    throw new Error(`unknown entry type ${JSON.stringify(name)}`)
+    throw new HdkCallError(`unknown entry type ${JSON.stringify(name)}`)
   }
 
   private resolveLinkType (coord: LoadedCoordinatorZome, name: string): { zomeIndex: number, linkType: number } {
@@ -311,7 +312,7 @@ export class Cell {
       const lt = this.dna.integrity[zi]?.linkTypes.get(name)
       if (lt !== undefined) return { zomeIndex: zi, linkType: lt }
     }
-    throw new Error(`unknown link type ${JSON.stringify(name)}`)
+    throw new HdkCallError(`unknown link type ${JSON.stringify(name)}`)
   }
 
   private record (ws: Workspace, sah: SignedActionHashed): HolochainRecord {
@@ -330,7 +331,7 @@ export class Cell {
 
   private hdk (ws: Workspace, coord: LoadedCoordinatorZome, provenance?: HoloHash): Hdk {
     const open = (): void => {
-      if (ws.closed) throw new Error('this zome call has already returned; its HDK can no longer be used')
+      if (ws.closed) throw new HdkCallError('this zome call has already returned; its HDK can no longer be used')
     }
     const lookup = this.lookup(ws)
     /** Local store first; on a miss, the authorities (then the local store again). */
@@ -343,9 +344,9 @@ export class Cell {
       }
     }
     const mustAction = (hash: unknown, what: string): SignedActionHashed => {
-      if (!isHash(hash, 'Action')) throw new Error(`${what} must be an ActionHash`)
+      if (!isHash(hash, 'Action')) throw new HdkCallError(`${what} must be an ActionHash`)
       const a = lookup.action(hash)
-      if (a === undefined) throw new Error(`${what} ${encodeHash(hash)} not found`)
+      if (a === undefined) throw new HdkCallError(`${what} ${encodeHash(hash)} not found`)
       return a
     }
     const cellId = this.id
@@ -369,29 +370,29 @@ export class Cell {
       update_entry: async ({ original_action_hash: orig, entry }) => {
         open()
         const o = mustAction(orig, 'original_action_hash').hashed.content.data
-        if (o.type !== 'Create' && o.type !== 'Update') throw new Error('only a Create or Update can be updated')
-        if (typeof o.entry_type !== 'object') throw new Error('only app entries can be updated')
+        if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be updated')
+        if (typeof o.entry_type !== 'object') throw new HdkCallError('only app entries can be updated')
         const e: Entry = { entry_type: 'App', entry: encode(entry) }
         return this.append(ws, { type: 'Update', original_action_address: orig, original_entry_address: o.entry_hash, entry_type: o.entry_type, entry_hash: entryHashOf(e) }, e, o.entry_type.App.visibility === 'Public')
       },
       delete_entry: async (hash) => {
         open()
         const o = mustAction(hash, 'deleted action').hashed.content.data
-        if (o.type !== 'Create' && o.type !== 'Update') throw new Error('only a Create or Update can be deleted')
+        if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be deleted')
         return this.append(ws, { type: 'Delete', deletes_address: hash, deletes_entry_address: o.entry_hash }, null, false)
       },
       create_link: async ({ base, target, link_type: name, tag }) => {
         open()
-        if (!isHash(base)) throw new Error('link base must be a HoloHash')
-        if (!isHash(target)) throw new Error('link target must be a HoloHash')
-        if (tag !== undefined && !(tag instanceof Uint8Array)) throw new Error('link tag must be bytes')
+        if (!isHash(base)) throw new HdkCallError('link base must be a HoloHash')
+        if (!isHash(target)) throw new HdkCallError('link target must be a HoloHash')
+        if (tag !== undefined && !(tag instanceof Uint8Array)) throw new HdkCallError('link tag must be bytes')
         const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
         return this.append(ws, { type: 'CreateLink', base_address: base, target_address: target, zome_index: zomeIndex, link_type: linkType, tag: tag ?? new Uint8Array(0), weight: { bucket_id: 0, units: 0 } }, null, false)
       },
       delete_link: async (hash) => {
         open()
         const o = mustAction(hash, 'create_link_hash').hashed.content.data
-        if (o.type !== 'CreateLink') throw new Error('delete_link needs the hash of a CreateLink')
+        if (o.type !== 'CreateLink') throw new HdkCallError('delete_link needs the hash of a CreateLink')
         return this.append(ws, { type: 'DeleteLink', base_address: o.base_address, link_add_address: hash }, null, false)
       },
       get: async (hash) => {
@@ -412,11 +413,11 @@ export class Cell {
           }
           return null
         }
-        throw new Error('get needs an ActionHash or EntryHash')
+        throw new HdkCallError('get needs an ActionHash or EntryHash')
       },
       get_details: async (hash): Promise<RecordDetails | null> => {
         open()
-        if (!isHash(hash, 'Action')) throw new Error('get_details needs an ActionHash')
+        if (!isHash(hash, 'Action')) throw new HdkCallError('get_details needs an ActionHash')
         await cascade(hash, () => lookup.action(hash) !== undefined)
         const a = lookup.action(hash)
         if (a === undefined) return null
@@ -431,7 +432,7 @@ export class Cell {
       },
       get_latest: async (orig) => {
         open()
-        if (!isHash(orig, 'Action')) throw new Error('get_latest needs an ActionHash')
+        if (!isHash(orig, 'Action')) throw new HdkCallError('get_latest needs an ActionHash')
         await cascade(orig, () => lookup.action(orig) !== undefined)
         const original = lookup.action(orig)
         if (original === undefined || this.isDeleted(ws, orig)) return null
@@ -448,7 +449,7 @@ export class Cell {
       },
       get_links: async ({ base, link_type: name, tag_prefix: prefix }: GetLinksInput) => {
         open()
-        if (!isHash(base)) throw new Error('get_links base must be a HoloHash')
+        if (!isHash(base)) throw new HdkCallError('get_links base must be a HoloHash')
         const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
         await cascade({ base, zome_index: zomeIndex, link_type: linkType }, () => this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).length > 0 ||
           ws.pending.some(p => p.sa.action.data.type === 'CreateLink' && hashEquals(p.sa.action.data.base_address, base)))
@@ -483,7 +484,7 @@ export class Cell {
       agent_info: async (): Promise<AgentInfo> => {
         open()
         const head = ws.last()
-        if (head === null) throw new Error('the chain is empty')
+        if (head === null) throw new HdkCallError('the chain is empty')
         return { agent_initial_pubkey: this.agent, agent_latest_pubkey: this.agent, chain_head: { action: head.hash, seq: head.action.header.action_seq, timestamp: head.action.header.timestamp } }
       },
       dna_info: dnaInfo,
@@ -495,7 +496,7 @@ export class Cell {
       random_bytes: hdkRandomBytes,
       sign: async (key, data) => {
         open()
-        if (!isHash(key, 'Agent')) throw new Error('sign needs an AgentPubKey')
+        if (!isHash(key, 'Agent')) throw new HdkCallError('sign needs an AgentPubKey')
         return this.components.keystore.sign(key, encode(data))
       },
       verify_signature: async (key, signature, data) => hdkVerifySignature(key, signature, data, this.components.keystore.verify.bind(this.components.keystore)),
@@ -599,31 +600,31 @@ export function dhtActionRow (dna: Uint8Array, sa: SignedAction, actionBytes: Ui
 
 /** Shape-check a capability grant from a zome or the admin API. */
 export function checkCapGrant (grant: unknown): asserts grant is ZomeCallCapGrant {
-  if (!isPlainObject(grant)) throw new Error('cap_grant must be a map {tag, access, functions}')
-  if (typeof grant.tag !== 'string' || grant.tag.length > 256) throw new Error('cap_grant.tag must be a string of at most 256 characters')
+  if (!isPlainObject(grant)) throw new InvalidInputError('cap_grant must be a map {tag, access, functions}', { field: 'cap_grant' })
+  if (typeof grant.tag !== 'string' || grant.tag.length > 256) throw new InvalidInputError('cap_grant.tag must be a string of at most 256 characters', { field: 'cap_grant' })
   const access = grant.access
-  if (!isPlainObject(access)) throw new Error('cap_grant.access must be a map')
+  if (!isPlainObject(access)) throw new InvalidInputError('cap_grant.access must be a map', { field: 'cap_grant' })
   const secretOk = (v: unknown): boolean => isPlainObject(v) && v.secret instanceof Uint8Array && v.secret.length === 64
   if (access.type === 'unrestricted') {
     // nothing more
   } else if (access.type === 'transferable') {
-    if (!secretOk(access.value)) throw new Error('cap_grant.access.value.secret must be 64 bytes')
+    if (!secretOk(access.value)) throw new InvalidInputError('cap_grant.access.value.secret must be 64 bytes', { field: 'cap_grant' })
   } else if (access.type === 'assigned') {
-    if (!secretOk(access.value)) throw new Error('cap_grant.access.value.secret must be 64 bytes')
+    if (!secretOk(access.value)) throw new InvalidInputError('cap_grant.access.value.secret must be 64 bytes', { field: 'cap_grant' })
     const assignees = (access.value as Record<string, unknown>).assignees
     if (!Array.isArray(assignees) || assignees.length === 0 || assignees.length > 1000 || !assignees.every(a => a instanceof Uint8Array && a.length === 39 && hashType(a) === 'Agent')) {
-      throw new Error('cap_grant.access.value.assignees must be a non-empty list of AgentPubKeys')
+      throw new InvalidInputError('cap_grant.access.value.assignees must be a non-empty list of AgentPubKeys', { field: 'cap_grant' })
     }
   } else {
-    throw new Error('cap_grant.access.type must be unrestricted, transferable or assigned')
+    throw new InvalidInputError('cap_grant.access.type must be unrestricted, transferable or assigned', { field: 'cap_grant' })
   }
   const fns = grant.functions
-  if (!isPlainObject(fns)) throw new Error('cap_grant.functions must be a map')
+  if (!isPlainObject(fns)) throw new InvalidInputError('cap_grant.functions must be a map', { field: 'cap_grant' })
   if (fns.type === 'listed') {
     if (!Array.isArray(fns.value) || !fns.value.every(p => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string')) {
-      throw new Error('cap_grant.functions.value must be a list of [zome, function] pairs')
+      throw new InvalidInputError('cap_grant.functions.value must be a list of [zome, function] pairs', { field: 'cap_grant' })
     }
   } else if (fns.type !== 'all') {
-    throw new Error('cap_grant.functions.type must be all or listed')
+    throw new InvalidInputError('cap_grant.functions.type must be all or listed', { field: 'cap_grant' })
   }
 }

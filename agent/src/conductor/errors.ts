@@ -41,6 +41,22 @@ export function requestHash (value: unknown, type: HoloHashType, field: string):
   }
 }
 
+/** An HDK function was called with arguments it cannot take, or when it cannot serve (after its call returned…). */
+export class HdkCallError extends FlexnodeError {
+  static override readonly name = 'HdkCallError'
+}
+
+/** A coordinator zome's `init` answered `Fail`: the cell does not start its zome calls. */
+export class ZomeInitFailedError extends FlexnodeError {
+  static override readonly name = 'ZomeInitFailedError'
+  readonly reason: string
+
+  constructor (reason: string) {
+    super(`init failed: ${reason}`)
+    this.reason = reason
+  }
+}
+
 /** A commit whose op failed the integrity zome's or the system's validation. */
 export class InvalidCommitError extends FlexnodeError {
   static override readonly name = 'InvalidCommitError'

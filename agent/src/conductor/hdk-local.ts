@@ -8,6 +8,7 @@ import type { AgentPubKey, HolochainRecord, Signature } from '../../../zomes-ts/
 import { decodeHash, encodeHash, hashFromContent, isHash, type HoloHash } from '../holo/hash.ts'
 import { verifySignature } from '../identity/keystore.ts'
 import { decode, encode } from './codec.ts'
+import { HdkCallError } from './errors.ts'
 
 /** microseconds since the UNIX epoch */
 export function sysTime (): number {
@@ -15,13 +16,13 @@ export function sysTime (): number {
 }
 
 export function hdkRandomBytes (n: unknown): Uint8Array {
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65536) throw new Error('random_bytes takes 0..65536')
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65536) throw new HdkCallError('random_bytes takes 0..65536')
   return new Uint8Array(randomBytes(n))
 }
 
 /** The EntryHash an anchor path stands for (not committed), for use as a link base. */
 export function pathEntryHash (path: unknown): Uint8Array {
-  if (typeof path !== 'string' || path.length === 0 || path.length > 1024) throw new Error('a path is a non-empty string of at most 1024 characters')
+  if (typeof path !== 'string' || path.length === 0 || path.length > 1024) throw new HdkCallError('a path is a non-empty string of at most 1024 characters')
   return hashFromContent({ path: path.split('.') }, 'Entry')
 }
 

@@ -15,6 +15,7 @@
  * ```
  * Dependency-free, so the CLI's flag parsing can use it.
  */
+import { InvalidInputError } from '../errors.ts'
 
 /** Longest origin accepted in an allowed-origins list. */
 export const MAX_ORIGIN_LENGTH = 256
@@ -45,7 +46,7 @@ export function parseAllowedOrigins (allowed: string): string[] {
   const entries = allowed.split(',').map(s => s.trim())
   for (const e of entries) {
     const problem = originProblem(e)
-    if (problem !== undefined) throw new Error(`allowed_origins must be "*" or a comma-separated list of origins: ${problem}`)
+    if (problem !== undefined) throw new InvalidInputError(`allowed_origins must be "*" or a comma-separated list of origins: ${problem}`, { field: 'allowed_origins' })
   }
   return entries
 }

@@ -11,6 +11,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
 import { ListenError } from '../../errors.ts'
+import { deserializationError } from '../errors.ts'
 import type { ComponentLogger } from '../../logger.ts'
 import { handleAdminRequest, handleAppRequest } from './dispatch.ts'
 import { decode, encode, isPlainObject } from '../codec.ts'
@@ -150,9 +151,9 @@ export class ConductorWsServer {
       if (msg.type === 'authenticate') {
         if (this.kind !== 'app' || appId !== null) { ws.close(CLOSE.POLICY, 'unexpected authenticate'); return }
         try {
-          if (!(msg.data instanceof Uint8Array)) throw new Error('authenticate data must be binary')
+          if (!(msg.data instanceof Uint8Array)) throw deserializationError('authenticate data must be binary')
           const payload = decode(msg.data)
-          if (!isPlainObject(payload)) throw new Error('authenticate data must be {token}')
+          if (!isPlainObject(payload)) throw deserializationError('authenticate data must be {token}')
           const id = conductor.authenticateToken(payload.token, this.installedAppId)
           appId = id
           clearTimeout(authTimer)

@@ -19,7 +19,7 @@ import type { ComponentLogger } from '../../logger.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../../mesh/libp2p-node.ts'
 import type { CascadeQuery } from '../cell.ts'
 import { decode, encode, isPlainObject } from '../codec.ts'
-import { checkNetRecord, checkSummary, diffBuckets, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../space.ts'
+import { checkNetRecord, checkSummary, diffBuckets, DhtWireError, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../space.ts'
 import type { CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
@@ -187,7 +187,7 @@ class MeshDhtNetwork implements DhtNetwork {
     let records: NetRecord[]
     try {
       const msg = decode(data)
-      if (!isPlainObject(msg) || !Array.isArray(msg.records) || msg.records.length > SYNC.maxGossipRecords) throw new Error('expected {records: [...]} of at most 64 records')
+      if (!isPlainObject(msg) || !Array.isArray(msg.records) || msg.records.length > SYNC.maxGossipRecords) throw new DhtWireError('expected {records: [...]} of at most 64 records')
       records = msg.records.map(checkNetRecord)
     } catch (err) {
       this.log.debug({ from, err: errorMessage(err) }, 'dropped a malformed gossip message')
@@ -253,9 +253,9 @@ class MeshDhtNetwork implements DhtNetwork {
 
   private async serveReceipts (req: Uint8Array, _from: string): Promise<Uint8Array> {
     const msg = decode(req)
-    if (!isPlainObject(msg) || !isHash(msg.dna, 'Dna') || !Array.isArray(msg.receipts) || msg.receipts.length > 4096) throw new Error('expected {dna, receipts: [...]}')
+    if (!isPlainObject(msg) || !isHash(msg.dna, 'Dna') || !Array.isArray(msg.receipts) || msg.receipts.length > 4096) throw new DhtWireError('expected {dna, receipts: [...]}')
     const space = this.space(msg.dna)
-    if (space === null) throw new Error('DnaMissing')
+    if (space === null) throw new DhtWireError('DnaMissing')
     let stored = 0
     for (const r of msg.receipts) if (space.receiveReceipt(r)) stored++
     return encode({ stored })
@@ -382,7 +382,7 @@ class MeshDhtNetwork implements DhtNetwork {
     this.totals.bytesSent += req.length
     this.totals.bytesReceived += res.length
     const msg = decode(res)
-    if (!isPlainObject(msg)) throw new Error('malformed sync response')
+    if (!isPlainObject(msg)) throw new DhtWireError('malformed sync response')
     return msg
   }
 
@@ -401,12 +401,12 @@ class MeshDhtNetwork implements DhtNetwork {
       const diff = await this.ask(peer, { op: 'diff', dna, summary: space.summary(), from_top: fromTop }, stats, signal)
       const tops = diff.tops
       const theirLeaves = diff.leaves
-      if (!Array.isArray(tops) || !Array.isArray(theirLeaves) || tops.length !== theirLeaves.length || tops.length > SYNC.maxTops) throw new Error('malformed diff response')
+      if (!Array.isArray(tops) || !Array.isArray(theirLeaves) || tops.length !== theirLeaves.length || tops.length > SYNC.maxTops) throw new DhtWireError('malformed diff response')
       if (tops.length === 0) break
       const leaves: Array<[number, number]> = []
       let last = fromTop
       tops.forEach((top: unknown, i: number) => {
-        if (!Number.isInteger(top) || (top as number) < fromTop || (top as number) > 255) throw new Error('malformed diff response')
+        if (!Number.isInteger(top) || (top as number) < fromTop || (top as number) > 255) throw new DhtWireError('malformed diff response')
         last = Math.max(last, top as number)
         const theirs: Summary = checkSummary(theirLeaves[i])
         for (const leaf of diffBuckets(space.leafSummary(top as number), theirs)) if (theirs.counts[leaf]! > 0) leaves.push([top as number, leaf])
@@ -414,11 +414,11 @@ class MeshDhtNetwork implements DhtNetwork {
       fromTop = last + 1
       for (let i = 0; i < leaves.length; i += SYNC.maxLeaves) {
         const res = await this.ask(peer, { op: 'hashes', dna, leaves: leaves.slice(i, i + SYNC.maxLeaves) }, stats, signal)
-        if (!Array.isArray(res.hashes) || res.hashes.length > SYNC.maxHashes || !res.hashes.every(h => isHash(h, 'Action'))) throw new Error('malformed hashes response')
+        if (!Array.isArray(res.hashes) || res.hashes.length > SYNC.maxHashes || !res.hashes.every(h => isHash(h, 'Action'))) throw new DhtWireError('malformed hashes response')
         const missing = (res.hashes as HoloHash[]).filter(h => !space.knows(h))
         for (let j = 0; j < missing.length; j += SYNC.maxFetch) {
           const got = await this.ask(peer, { op: 'fetch', dna, hashes: missing.slice(j, j + SYNC.maxFetch) }, stats, signal)
-          if (!Array.isArray(got.records)) throw new Error('malformed fetch response')
+          if (!Array.isArray(got.records)) throw new DhtWireError('malformed fetch response')
           const records: NetRecord[] = []
           for (const r of got.records) {
             try { records.push(checkNetRecord(r)) } catch { /* a malformed record is skipped; the rest still count */ }
@@ -435,16 +435,16 @@ class MeshDhtNetwork implements DhtNetwork {
 
   private async serveSync (req: Uint8Array, _from: string): Promise<Uint8Array> {
     const msg = decode(req)
-    if (!isPlainObject(msg) || typeof msg.op !== 'string' || !isHash(msg.dna, 'Dna')) throw new Error('expected {op, dna, ...}')
+    if (!isPlainObject(msg) || typeof msg.op !== 'string' || !isHash(msg.dna, 'Dna')) throw new DhtWireError('expected {op, dna, ...}')
     const space = this.space(msg.dna)
-    if (space === null) throw new Error(`DnaMissing: this node does not run ${encodeHash(msg.dna)}`)
+    if (space === null) throw new DhtWireError(`DnaMissing: this node does not run ${encodeHash(msg.dna)}`)
     switch (msg.op) {
       case 'digest':
         return encode({ digest: space.digest() })
       case 'diff': {
         const theirs = checkSummary(msg.summary)
         const from = msg.from_top ?? 0
-        if (!Number.isInteger(from) || (from as number) < 0 || (from as number) > 255) throw new Error('from_top must be 0..255')
+        if (!Number.isInteger(from) || (from as number) < 0 || (from as number) > 255) throw new DhtWireError('from_top must be 0..255')
         const mine = space.summary()
         const tops = diffBuckets(mine, theirs).filter(t => t >= (from as number) && mine.counts[t]! > 0).slice(0, SYNC.maxTops)
         return encode({ tops, leaves: tops.map(t => space.leafSummary(t)) })
@@ -452,27 +452,27 @@ class MeshDhtNetwork implements DhtNetwork {
       case 'hashes': {
         const leaves = msg.leaves
         if (!Array.isArray(leaves) || leaves.length > SYNC.maxLeaves || !leaves.every(l => Array.isArray(l) && l.length === 2 && l.every(x => Number.isInteger(x) && x >= 0 && x <= 255))) {
-          throw new Error(`leaves must be at most ${SYNC.maxLeaves} [top, leaf] byte pairs`)
+          throw new DhtWireError(`leaves must be at most ${SYNC.maxLeaves} [top, leaf] byte pairs`)
         }
         return encode({ hashes: space.hashesInLeaves(leaves as Array<[number, number]>, SYNC.maxHashes) })
       }
       case 'basis': {
         const hashes = msg.hashes
-        if (!Array.isArray(hashes) || hashes.length > SYNC.maxFetch || !hashes.every(h => isHash(h))) throw new Error(`hashes must be at most ${SYNC.maxFetch} HoloHashes`)
+        if (!Array.isArray(hashes) || hashes.length > SYNC.maxFetch || !hashes.every(h => isHash(h))) throw new DhtWireError(`hashes must be at most ${SYNC.maxFetch} HoloHashes`)
         return encode({ records: space.recordsByBasis(hashes as HoloHash[], SYNC.maxFetchBytes) })
       }
       case 'links': {
         const { base, zome_index: zi, link_type: lt } = msg
-        if (!isHash(base) || !Number.isInteger(zi) || !Number.isInteger(lt) || (zi as number) < 0 || (lt as number) < 0 || (zi as number) > 255 || (lt as number) > 255) throw new Error('expected {base: HoloHash, zome_index, link_type}')
+        if (!isHash(base) || !Number.isInteger(zi) || !Number.isInteger(lt) || (zi as number) < 0 || (lt as number) < 0 || (zi as number) > 255 || (lt as number) > 255) throw new DhtWireError('expected {base: HoloHash, zome_index, link_type}')
         return encode({ records: space.linkRecords(base, zi as number, lt as number, SYNC.maxFetch, SYNC.maxFetchBytes) })
       }
       case 'fetch': {
         const hashes = msg.hashes
-        if (!Array.isArray(hashes) || hashes.length > SYNC.maxFetch || !hashes.every(isU8)) throw new Error(`hashes must be at most ${SYNC.maxFetch} ActionHashes`)
+        if (!Array.isArray(hashes) || hashes.length > SYNC.maxFetch || !hashes.every(isU8)) throw new DhtWireError(`hashes must be at most ${SYNC.maxFetch} ActionHashes`)
         return encode({ records: space.records(hashes, SYNC.maxFetchBytes) })
       }
       default:
-        throw new Error(`unknown sync op ${msg.op.slice(0, 32)}`)
+        throw new DhtWireError(`unknown sync op ${msg.op.slice(0, 32)}`)
     }
   }
 }

@@ -9,6 +9,12 @@
  *   `{<nonce>: [offset, length]}` into the bytes, with the context's secret nonce, so no value a
  *   zome builds can pass for a marker.
  */
+import { FlexnodeError } from '../../errors.ts'
+
+/** A value handed over by a zome does not decode (a marker that points outside its bytes…). */
+export class MarshalError extends FlexnodeError {
+  static override readonly name = 'MarshalError'
+}
 
 export interface ToGuest { json: string, bytes: Uint8Array }
 
@@ -94,7 +100,7 @@ export function decodeFromGuest ({ json, bytes, nonce }: FromGuest): unknown {
   return JSON.parse(json, (_key, v: unknown) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, nonce)) return v
     const m = (v as Record<string, unknown>)[nonce]
-    if (bytes === null || !Array.isArray(m) || m.length !== 2 || !m.every(n => Number.isSafeInteger(n) && n >= 0) || m[0] + m[1] > bytes.length) throw new Error('malformed byte marker')
+    if (bytes === null || !Array.isArray(m) || m.length !== 2 || !m.every(n => Number.isSafeInteger(n) && n >= 0) || m[0] + m[1] > bytes.length) throw new MarshalError('malformed byte marker')
     return bytes.slice(m[0], m[0] + m[1])
   })
 }
