@@ -85,7 +85,6 @@ export interface ComputePoolComponents {
 /** A worker (thread or process) died while it ran the task: the task is lost, the pool keeps serving. */
 export class WorkerCrashedError extends FlexnodeError {
   static override readonly name = 'WorkerCrashedError'
-  override name = 'WorkerCrashedError'
   readonly pool: string
   /** `exit code 1`, `signal SIGKILL`, or the thread's error */
   readonly reason: string
@@ -100,7 +99,6 @@ export class WorkerCrashedError extends FlexnodeError {
 /** The task's handler threw: `remoteName` and the message are the worker's error's. */
 export class WorkerTaskError extends FlexnodeError {
   static override readonly name = 'WorkerTaskError'
-  override name = 'WorkerTaskError'
   readonly pool: string
   /** the `name` of the error the handler threw (`Error`, `InvalidGgufError`…) */
   readonly remoteName: string

@@ -17,7 +17,6 @@ import { isBrowserOrigin, originProblem } from './conductor/origins.ts'
 /** A command line that cannot be run as given. */
 export class UsageError extends FlexnodeError {
   static override readonly name = 'UsageError'
-  override name = 'UsageError'
   readonly flag?: string
 
   constructor (message: string, flag?: string) {

@@ -9,7 +9,6 @@ export { FlexnodeError, toWireError, type ErrorFields, type WireError } from '..
 /** An input (flag, file, HTTP body, network message) failed validation at the boundary. */
 export class InvalidInputError extends FlexnodeError {
   static override readonly name = 'InvalidInputError'
-  override name = 'InvalidInputError'
   readonly field?: string
 
   constructor (message: string, options?: ErrorOptions & { field?: string }) {
@@ -21,8 +20,6 @@ export class InvalidInputError extends FlexnodeError {
 /** A component was used after `dispose()` / `stop()`. */
 export class DisposedError extends FlexnodeError {
   static override readonly name = 'DisposedError'
-  override name = 'DisposedError'
-
   constructor (component: string) {
     super(`${component} has been disposed`)
   }
@@ -30,8 +27,6 @@ export class DisposedError extends FlexnodeError {
 
 export class AbortError extends FlexnodeError {
   static override readonly name = 'AbortError'
-  override name = 'AbortError'
-
   constructor (message = 'the operation was aborted') {
     super(message)
   }
@@ -51,7 +46,6 @@ const LISTEN_REASONS: Record<string, string> = {
 /** A server could not listen on its address: the port is in use, not permitted, no such address. */
 export class ListenError extends FlexnodeError {
   static override readonly name = 'ListenError'
-  override name = 'ListenError'
   /** what tried to listen: `admin interface`, `app interface`, `HTTP API`, `mesh` */
   readonly what: string
   readonly host?: string

@@ -8,7 +8,6 @@ import type { ModelVote } from './types.ts'
 /** An MOE policy (file, override, network message) failed validation. `field` is its dotted path. */
 export class InvalidPolicyError extends FlexnodeError {
   static override readonly name: string = 'InvalidPolicyError'
-  override name: string = 'InvalidPolicyError'
   /** dotted path of the offending field, e.g. `local_tier.models[2].weight` */
   readonly field: string
 
@@ -21,7 +20,6 @@ export class InvalidPolicyError extends FlexnodeError {
 /** An argument of a scheduler function is out of its domain (a vote without a weight…). */
 export class InvalidSchedulerInputError extends FlexnodeError {
   static override readonly name: string = 'InvalidSchedulerInputError'
-  override name: string = 'InvalidSchedulerInputError'
   readonly field: string
 
   constructor (message: string, options: ErrorOptions & { field: string }) {
@@ -33,7 +31,6 @@ export class InvalidSchedulerInputError extends FlexnodeError {
 /** Every vote of a fan-out failed (or none was cast): there is nothing to reduce. */
 export class NoAnswersError extends FlexnodeError {
   static override readonly name: string = 'NoAnswersError'
-  override name: string = 'NoAnswersError'
   /** the failed votes, for the audit trail */
   readonly model_votes: ModelVote[]
 

@@ -24,7 +24,6 @@ const MILESTONES = [25, 50, 75, 100]
 /** An error answer of the node's HTTP API (`{error: {message, type, param, code}}`). */
 export class NodeApiError extends FlexnodeError {
   static override readonly name = 'NodeApiError'
-  override name = 'NodeApiError'
   readonly status: number
   readonly code: string | null
   readonly param: string | null

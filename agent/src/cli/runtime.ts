@@ -12,7 +12,6 @@ import { pidAlive } from '../process.ts'
 /** No node runs on the data dir: no node.json, a dead pid, or nothing listening on its admin port. */
 export class NodeNotRunningError extends FlexnodeError {
   static override readonly name = 'NodeNotRunningError'
-  override name = 'NodeNotRunningError'
   readonly dataDir: string
 
   constructor (dataDir: string, detail?: string) {

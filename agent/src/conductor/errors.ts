@@ -17,7 +17,6 @@ export type WireErrorKind =
 
 export class ConductorApiError extends FlexnodeError {
   static override readonly name = 'ConductorApiError'
-  override name = 'ConductorApiError'
   readonly kind: WireErrorKind
 
   constructor (kind: WireErrorKind, message: string, options?: ErrorOptions) {
@@ -60,7 +59,6 @@ export class ZomeInitFailedError extends FlexnodeError {
 /** A commit whose op failed the integrity zome's or the system's validation. */
 export class InvalidCommitError extends FlexnodeError {
   static override readonly name = 'InvalidCommitError'
-  override name = 'InvalidCommitError'
   readonly reason: string
 
   constructor (reason: string) {
@@ -72,7 +70,6 @@ export class InvalidCommitError extends FlexnodeError {
 /** Thrown inside validation when a dependency is not held; the op waits instead of failing. */
 export class UnresolvedDependenciesError extends FlexnodeError {
   static override readonly name = 'UnresolvedDependenciesError'
-  override name = 'UnresolvedDependenciesError'
   readonly hashes: Uint8Array[]
 
   constructor (hashes: Uint8Array[]) {
@@ -83,7 +80,6 @@ export class UnresolvedDependenciesError extends FlexnodeError {
 
 export class BundleError extends FlexnodeError {
   static override readonly name = 'BundleError'
-  override name = 'BundleError'
   readonly path?: string
 
   constructor (message: string, options?: ErrorOptions & { path?: string }) {
@@ -94,7 +90,6 @@ export class BundleError extends FlexnodeError {
 
 export class AppNotFoundError extends FlexnodeError {
   static override readonly name = 'AppNotFoundError'
-  override name = 'AppNotFoundError'
   readonly installedAppId: string
 
   constructor (installedAppId: string) {
@@ -109,7 +104,6 @@ export class AppNotFoundError extends FlexnodeError {
  */
 export class DatabaseCorruptError extends FlexnodeError {
   static override readonly name = 'DatabaseCorruptError'
-  override name = 'DatabaseCorruptError'
   readonly path: string
   /** what SQLite's check reported (the first few problems) */
   readonly problems: string[]
@@ -130,7 +124,6 @@ export class DatabaseCorruptError extends FlexnodeError {
  */
 export class SchemaTooNewError extends FlexnodeError {
   static override readonly name = 'SchemaTooNewError'
-  override name = 'SchemaTooNewError'
   readonly path: string
   /** the database's schema version */
   readonly found: number
@@ -149,7 +142,6 @@ export class SchemaTooNewError extends FlexnodeError {
 /** A schema migration failed; the upgrade was rolled back, the database is as it was. */
 export class MigrationFailedError extends FlexnodeError {
   static override readonly name = 'MigrationFailedError'
-  override name = 'MigrationFailedError'
   readonly path: string
   /** the version the database had (and still has) */
   readonly from: number

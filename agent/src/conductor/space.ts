@@ -67,7 +67,6 @@ export interface ReceiveOutcome {
 
 export class DhtWireError extends FlexnodeError {
   static override readonly name = 'DhtWireError'
-  override name = 'DhtWireError'
 }
 
 /** Largest record accepted from the network (action + entry, msgpack). */

@@ -32,7 +32,6 @@ export const CORE_LENGTH = 32
 
 export class InvalidHashError extends FlexnodeError {
   static override readonly name = 'InvalidHashError'
-  override name = 'InvalidHashError'
   readonly expected?: HoloHashType
 
   constructor (message: string, expected?: HoloHashType) {

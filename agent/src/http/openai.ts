@@ -26,7 +26,6 @@ import {
 /** An error of the HTTP layer itself (routing, body, media type), already in OpenAI's terms. */
 export class HttpApiError extends FlexnodeError {
   static override readonly name: string = 'HttpApiError'
-  override name: string = 'HttpApiError'
   readonly status: number = 500
   readonly type: string = 'server_error'
   readonly code: string | null = null
@@ -35,7 +34,6 @@ export class HttpApiError extends FlexnodeError {
 
 export class RouteNotFoundError extends HttpApiError {
   static override readonly name: string = 'RouteNotFoundError'
-  override name: string = 'RouteNotFoundError'
   override readonly status = 404
   override readonly type = 'invalid_request_error'
   override readonly code = 'unknown_url'
@@ -49,7 +47,6 @@ export class RouteNotFoundError extends HttpApiError {
 
 export class MethodNotAllowedError extends HttpApiError {
   static override readonly name: string = 'MethodNotAllowedError'
-  override name: string = 'MethodNotAllowedError'
   override readonly status = 405
   override readonly type = 'invalid_request_error'
   override readonly code = 'method_not_allowed'
@@ -63,7 +60,6 @@ export class MethodNotAllowedError extends HttpApiError {
 
 export class PayloadTooLargeError extends HttpApiError {
   static override readonly name: string = 'PayloadTooLargeError'
-  override name: string = 'PayloadTooLargeError'
   override readonly status = 413
   override readonly type = 'invalid_request_error'
   override readonly code = 'payload_too_large'
@@ -77,7 +73,6 @@ export class PayloadTooLargeError extends HttpApiError {
 
 export class UnsupportedMediaTypeError extends HttpApiError {
   static override readonly name: string = 'UnsupportedMediaTypeError'
-  override name: string = 'UnsupportedMediaTypeError'
   override readonly status = 415
   override readonly type = 'invalid_request_error'
   override readonly code = 'unsupported_media_type'
@@ -89,7 +84,6 @@ export class UnsupportedMediaTypeError extends HttpApiError {
 
 export class MalformedJsonError extends HttpApiError {
   static override readonly name: string = 'MalformedJsonError'
-  override name: string = 'MalformedJsonError'
   override readonly status = 400
   override readonly type = 'invalid_request_error'
   override readonly code = 'invalid_json'
@@ -97,7 +91,6 @@ export class MalformedJsonError extends HttpApiError {
 
 export class NotImplementedError extends HttpApiError {
   static override readonly name: string = 'NotImplementedError'
-  override name: string = 'NotImplementedError'
   override readonly status = 501
   override readonly type = 'server_error'
   override readonly code = 'not_implemented'
@@ -109,7 +102,6 @@ export class NotImplementedError extends HttpApiError {
  */
 export class HostNotAllowedError extends HttpApiError {
   static override readonly name: string = 'HostNotAllowedError'
-  override name: string = 'HostNotAllowedError'
   override readonly status = 403
   override readonly type = 'permission_error'
   override readonly code = 'host_not_allowed'
@@ -124,7 +116,6 @@ export class HostNotAllowedError extends HttpApiError {
 /** A state-changing or generating request sent by a page of a foreign origin (CSRF). */
 export class OriginNotAllowedError extends HttpApiError {
   static override readonly name: string = 'OriginNotAllowedError'
-  override name: string = 'OriginNotAllowedError'
   override readonly status = 403
   override readonly type = 'permission_error'
   override readonly code = 'origin_not_allowed'
@@ -139,7 +130,6 @@ export class OriginNotAllowedError extends HttpApiError {
 /** The server is stopping; requests still generating are aborted with this. */
 export class ShuttingDownError extends HttpApiError {
   static override readonly name: string = 'ShuttingDownError'
-  override name: string = 'ShuttingDownError'
   override readonly status = 503
   override readonly type = 'server_error'
   override readonly code = 'shutting_down'
@@ -152,7 +142,6 @@ export class ShuttingDownError extends HttpApiError {
 /** An SSE client stopped reading: its stream is dropped and its generation aborted, so the model serves others. */
 export class SlowReaderError extends HttpApiError {
   static override readonly name: string = 'SlowReaderError'
-  override name: string = 'SlowReaderError'
   override readonly status = 408
   override readonly type = 'invalid_request_error'
   override readonly code = 'slow_reader'

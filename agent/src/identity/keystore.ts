@@ -66,7 +66,6 @@ const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 /** The keystore file is encrypted and no passphrase was given. */
 export class KeystoreLockedError extends FlexnodeError {
   static override readonly name = 'KeystoreLockedError'
-  override name = 'KeystoreLockedError'
   readonly path: string
 
   constructor (file: string) {
@@ -78,7 +77,6 @@ export class KeystoreLockedError extends FlexnodeError {
 /** The AEAD tag check failed: the passphrase is wrong (or the ciphertext was altered). */
 export class WrongPassphraseError extends FlexnodeError {
   static override readonly name = 'WrongPassphraseError'
-  override name = 'WrongPassphraseError'
   readonly path: string
 
   constructor (file: string) {
@@ -90,7 +88,6 @@ export class WrongPassphraseError extends FlexnodeError {
 /** The keystore file is unparsable, has an unknown version or malformed fields. */
 export class KeystoreCorruptError extends FlexnodeError {
   static override readonly name = 'KeystoreCorruptError'
-  override name = 'KeystoreCorruptError'
   readonly path: string
 
   constructor (file: string, reason: string, options?: ErrorOptions) {
@@ -102,7 +99,6 @@ export class KeystoreCorruptError extends FlexnodeError {
 /** sign/exportSeed was asked for a key this keystore does not hold. */
 export class UnknownKeyError extends FlexnodeError {
   static override readonly name = 'UnknownKeyError'
-  override name = 'UnknownKeyError'
   /** string form of the requested key */
   readonly agentPubKey: string
 

@@ -141,7 +141,6 @@ export interface SingleQueryRequest {
 /** Every inference error carries an HTTP status, so the OpenAI-style API can map it directly. */
 export class InferenceError extends FlexnodeError {
   static override readonly name: string = 'InferenceError'
-  override name: string = 'InferenceError'
   readonly status: number = 500
   /** OpenAI error `type` */
   readonly type: string = 'server_error'
@@ -155,21 +154,18 @@ export class InferenceError extends FlexnodeError {
 
 export class ModelNotFoundError extends InferenceError {
   static override readonly name: string = 'ModelNotFoundError'
-  override name: string = 'ModelNotFoundError'
   override readonly status = 404
   override readonly type = 'invalid_request_error'
 }
 
 export class ModelNotLoadedError extends InferenceError {
   static override readonly name: string = 'ModelNotLoadedError'
-  override name: string = 'ModelNotLoadedError'
   override readonly status = 409
   override readonly type = 'invalid_request_error'
 }
 
 export class ModelLoadError extends InferenceError {
   static override readonly name: string = 'ModelLoadError'
-  override name: string = 'ModelLoadError'
   override readonly status = 422
   override readonly type = 'invalid_request_error'
 }
@@ -177,35 +173,30 @@ export class ModelLoadError extends InferenceError {
 /** The process serving a model stopped (a native abort, or it was killed); the model is unloaded. */
 export class ModelCrashedError extends InferenceError {
   static override readonly name: string = 'ModelCrashedError'
-  override name: string = 'ModelCrashedError'
   override readonly status = 500
   override readonly type = 'server_error'
 }
 
 export class InsufficientMemoryError extends InferenceError {
   static override readonly name: string = 'InsufficientMemoryError'
-  override name: string = 'InsufficientMemoryError'
   override readonly status = 507
   override readonly type = 'server_error'
 }
 
 export class BusyError extends InferenceError {
   static override readonly name: string = 'BusyError'
-  override name: string = 'BusyError'
   override readonly status = 503
   override readonly type = 'server_error'
 }
 
 export class PromptTooLongError extends InferenceError {
   static override readonly name: string = 'PromptTooLongError'
-  override name: string = 'PromptTooLongError'
   override readonly status = 400
   override readonly type = 'invalid_request_error'
 }
 
 export class InvalidRequestError extends InferenceError {
   static override readonly name: string = 'InvalidRequestError'
-  override name: string = 'InvalidRequestError'
   override readonly status = 400
   override readonly type = 'invalid_request_error'
   readonly param?: string
@@ -218,14 +209,12 @@ export class InvalidRequestError extends InferenceError {
 
 export class DeadlineExceededError extends InferenceError {
   static override readonly name: string = 'DeadlineExceededError'
-  override name: string = 'DeadlineExceededError'
   override readonly status = 504
   override readonly type = 'server_error'
 }
 
 export class RequestAbortedError extends InferenceError {
   static override readonly name: string = 'RequestAbortedError'
-  override name: string = 'RequestAbortedError'
   override readonly status = 499
   override readonly type = 'server_error'
 }
@@ -233,7 +222,6 @@ export class RequestAbortedError extends InferenceError {
 /** The node serving a request failed and no other holder of the model could take it over: 502. */
 export class ProviderFailedError extends InferenceError {
   static override readonly name: string = 'ProviderFailedError'
-  override name: string = 'ProviderFailedError'
   override readonly status = 502
   override readonly type = 'server_error'
 }
@@ -241,7 +229,6 @@ export class ProviderFailedError extends InferenceError {
 /** Every vote of an MOE fan-out failed on the serving side: 502, with each vote's error. */
 export class MoeNoAnswersError extends InferenceError {
   static override readonly name: string = 'MoeNoAnswersError'
-  override name: string = 'MoeNoAnswersError'
   override readonly status = 502
   override readonly type = 'server_error'
   readonly model_votes: Array<{ model: string, node: string, error: string, error_name: string, latency_ms: number }>
@@ -254,7 +241,6 @@ export class MoeNoAnswersError extends InferenceError {
 
 export class PolicyDeniedError extends InferenceError {
   static override readonly name: string = 'PolicyDeniedError'
-  override name: string = 'PolicyDeniedError'
   override readonly status = 403
   override readonly type = 'permission_error'
 }

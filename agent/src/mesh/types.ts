@@ -137,7 +137,6 @@ export interface MeshNode {
 
 export class MeshProtocolError extends FlexnodeError {
   static override readonly name: string = 'MeshProtocolError'
-  override name: string = 'MeshProtocolError'
   readonly peerId?: string
   readonly protocol?: string
 
@@ -150,18 +149,15 @@ export class MeshProtocolError extends FlexnodeError {
 
 export class MeshTimeoutError extends MeshProtocolError {
   static override readonly name = 'MeshTimeoutError'
-  override name = 'MeshTimeoutError'
 }
 
 export class MessageTooLargeError extends MeshProtocolError {
   static override readonly name = 'MessageTooLargeError'
-  override name = 'MessageTooLargeError'
 }
 
 /** A streamed response's provider outran its reader by more than its send buffer. */
 export class MeshBackpressureError extends MeshProtocolError {
   static override readonly name = 'MeshBackpressureError'
-  override name = 'MeshBackpressureError'
 }
 
 /**

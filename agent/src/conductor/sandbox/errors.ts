@@ -6,7 +6,6 @@ export type SandboxLimit = 'cpu_time' | 'memory' | 'stack'
 /** A zome hit a sandbox limit, handed over a value that cannot cross, or its runtime was reset. */
 export class ZomeSandboxError extends FlexnodeError {
   static override readonly name = 'ZomeSandboxError'
-  override name = 'ZomeSandboxError'
   /** the limit that was hit, or: 'marshal' (a value that cannot cross), 'reset' (the runtime was reset under this call), 'load', 'closed' */
   readonly reason: SandboxLimit | 'marshal' | 'reset' | 'load' | 'closed'
   readonly zome: string
@@ -21,7 +20,6 @@ export class ZomeSandboxError extends FlexnodeError {
 /** An error a zome threw (or let through) that did not come from the host. */
 export class ZomeThrewError extends FlexnodeError {
   static override readonly name = 'ZomeThrewError'
-  override name = 'ZomeThrewError'
   /** the `name` of the error inside the zome (TypeError, Error, …) */
   readonly errorName: string
 

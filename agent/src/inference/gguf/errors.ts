@@ -4,7 +4,6 @@ import { FlexnodeError } from '../../errors.ts'
 /** A model spec handed to the writer is not one it can write. */
 export class InvalidModelSpecError extends FlexnodeError {
   static override readonly name = 'InvalidModelSpecError'
-  override readonly name = 'InvalidModelSpecError'
   readonly field?: string
 
   constructor (message = 'invalid model spec', field?: string) {
@@ -29,7 +28,6 @@ export type GgufDefect =
  */
 export class InvalidGgufError extends FlexnodeError {
   static override readonly name = 'InvalidGgufError'
-  override readonly name = 'InvalidGgufError'
   readonly file: string
   readonly defect: GgufDefect
   /** what is wrong, without the file name */

@@ -26,7 +26,6 @@ async function rejection (p: Promise<unknown>): Promise<Error> {
 
 class QuotaExceededError extends FlexnodeError {
   static override readonly name = 'QuotaExceededError'
-  override name = 'QuotaExceededError'
   readonly limit: number
   readonly resource: string
 
