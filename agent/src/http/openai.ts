@@ -162,38 +162,36 @@ export interface OpenAIErrorBody {
   error: { message: string, type: string, param: string | null, code: string | null, model_votes?: unknown[] }
 }
 
-/** `code` of each inference error, by `name`. */
-const INFERENCE_ERROR_CODES: Readonly<Record<string, string>> = {
-  ModelNotFoundError: 'model_not_found',
-  ModelNotLoadedError: 'model_not_loaded',
-  ModelLoadError: 'model_load_failed',
-  ModelCrashedError: 'model_crashed',
-  InsufficientMemoryError: 'insufficient_memory',
-  BusyError: 'queue_full',
-  PromptTooLongError: 'context_length_exceeded',
-  InvalidRequestError: 'invalid_value',
-  DeadlineExceededError: 'timeout',
-  RequestAbortedError: 'request_aborted',
-  PolicyDeniedError: 'policy_denied',
-  MoeNoAnswersError: 'moe_no_answers',
-  ProviderFailedError: 'provider_failed'
+/**
+ * What each typed error of the capabilities behind this API means in HTTP, by `name`: its status,
+ * OpenAI error `type` and `code`, and the `param` it points at when it carries none itself. The
+ * errors themselves know nothing of HTTP; a provider's error that crossed the mesh keeps its name
+ * (`RemoteError`), so it maps the same.
+ */
+const HTTP_ERRORS: Readonly<Record<string, { status: number, type: string, code: string, param?: string }>> = {
+  ModelNotFoundError: { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model' },
+  ModelNotLoadedError: { status: 409, type: 'invalid_request_error', code: 'model_not_loaded', param: 'model' },
+  ModelLoadError: { status: 422, type: 'invalid_request_error', code: 'model_load_failed', param: 'model' },
+  ModelCrashedError: { status: 500, type: 'server_error', code: 'model_crashed' },
+  InsufficientMemoryError: { status: 507, type: 'server_error', code: 'insufficient_memory' },
+  BusyError: { status: 503, type: 'server_error', code: 'queue_full' },
+  PromptTooLongError: { status: 400, type: 'invalid_request_error', code: 'context_length_exceeded' },
+  InvalidRequestError: { status: 400, type: 'invalid_request_error', code: 'invalid_value' },
+  InvalidInputError: { status: 400, type: 'invalid_request_error', code: 'invalid_value' },
+  DeadlineExceededError: { status: 504, type: 'server_error', code: 'timeout' },
+  RequestAbortedError: { status: 499, type: 'server_error', code: 'request_aborted' },
+  PolicyDeniedError: { status: 403, type: 'permission_error', code: 'policy_denied' },
+  MoeNoAnswersError: { status: 502, type: 'server_error', code: 'moe_no_answers' },
+  ProviderFailedError: { status: 502, type: 'server_error', code: 'provider_failed' },
+  // an inference error of a kind this table does not name
+  InferenceError: { status: 500, type: 'server_error', code: 'inference_failed' }
 }
 
-/** `param` an inference error points at when it carries none itself. */
-const INFERENCE_ERROR_PARAMS: Readonly<Record<string, string>> = {
-  ModelNotFoundError: 'model',
-  ModelNotLoadedError: 'model',
-  ModelLoadError: 'model'
-}
-
-interface StatusError extends Error { status: number, type: string, param?: unknown }
-
-/** An `InferenceError`, or one with its shape (e.g. from another copy of the module, or a router). */
-function isStatusError (err: unknown): err is StatusError {
-  if (err instanceof InferenceError) return true
-  if (!(err instanceof Error)) return false
-  const e = err as Partial<StatusError>
-  return typeof e.status === 'number' && Number.isInteger(e.status) && e.status >= 400 && e.status <= 599 && typeof e.type === 'string'
+/** The HTTP meaning of an error: by its name, else by the nearest base class that has one. */
+function httpMeaning (err: Error): { status: number, type: string, code: string, param?: string } | undefined {
+  if (Object.hasOwn(HTTP_ERRORS, err.name)) return HTTP_ERRORS[err.name]
+  if (err instanceof InferenceError) return HTTP_ERRORS.InferenceError
+  return undefined
 }
 
 /**
@@ -204,18 +202,14 @@ export function toOpenAIError (err: unknown): { status: number, body: OpenAIErro
   if (err instanceof HttpApiError) {
     return { status: err.status, known: true, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } } }
   }
-  if (isStatusError(err)) {
-    // own properties only: an error's name is never looked up on Object.prototype
-    const param = typeof err.param === 'string' ? err.param : Object.hasOwn(INFERENCE_ERROR_PARAMS, err.name) ? INFERENCE_ERROR_PARAMS[err.name]! : null
-    const code = Object.hasOwn(INFERENCE_ERROR_CODES, err.name) ? INFERENCE_ERROR_CODES[err.name]! : null
-    const body: OpenAIErrorBody = { error: { message: err.message, type: err.type, param, code } }
-    const votes = (err as StatusError & { model_votes?: unknown }).model_votes
-    if (Array.isArray(votes)) body.error.model_votes = votes
-    return { status: err.status, known: true, body }
-  }
-  if (err instanceof FlexnodeError && err.name === 'InvalidInputError') {
-    const field = (err as FlexnodeError & { field?: unknown }).field
-    return { status: 400, known: true, body: { error: { message: err.message, type: 'invalid_request_error', param: typeof field === 'string' ? field : null, code: 'invalid_value' } } }
+  const meaning = err instanceof Error ? httpMeaning(err) : undefined
+  if (err instanceof Error && meaning !== undefined) {
+    // own fields only: a field name is never looked up on Object.prototype
+    const own = err as Error & { param?: unknown, field?: unknown, model_votes?: unknown }
+    const param = typeof own.param === 'string' ? own.param : typeof own.field === 'string' ? own.field : meaning.param ?? null
+    const body: OpenAIErrorBody = { error: { message: err.message, type: meaning.type, param, code: meaning.code } }
+    if (Array.isArray(own.model_votes)) body.error.model_votes = own.model_votes
+    return { status: meaning.status, known: true, body }
   }
   return { status: 500, known: false, body: { error: { message: 'internal server error', type: 'server_error', param: null, code: null } } }
 }

@@ -138,12 +138,12 @@ export interface SingleQueryRequest {
   max_tokens?: number
 }
 
-/** Every inference error carries an HTTP status, so the OpenAI-style API can map it directly. */
+/**
+ * The base of the inference plane's typed errors. What each means to a protocol (its HTTP status
+ * and OpenAI `type`/`code`) is decided at that boundary, by name (`http/openai.ts`).
+ */
 export class InferenceError extends FlexnodeError {
   static override readonly name: string = 'InferenceError'
-  readonly status: number = 500
-  /** OpenAI error `type` */
-  readonly type: string = 'server_error'
   readonly model?: string
 
   constructor (message: string, options?: ErrorOptions & { model?: string }) {
@@ -154,51 +154,35 @@ export class InferenceError extends FlexnodeError {
 
 export class ModelNotFoundError extends InferenceError {
   static override readonly name: string = 'ModelNotFoundError'
-  override readonly status = 404
-  override readonly type = 'invalid_request_error'
 }
 
 export class ModelNotLoadedError extends InferenceError {
   static override readonly name: string = 'ModelNotLoadedError'
-  override readonly status = 409
-  override readonly type = 'invalid_request_error'
 }
 
 export class ModelLoadError extends InferenceError {
   static override readonly name: string = 'ModelLoadError'
-  override readonly status = 422
-  override readonly type = 'invalid_request_error'
 }
 
 /** The process serving a model stopped (a native abort, or it was killed); the model is unloaded. */
 export class ModelCrashedError extends InferenceError {
   static override readonly name: string = 'ModelCrashedError'
-  override readonly status = 500
-  override readonly type = 'server_error'
 }
 
 export class InsufficientMemoryError extends InferenceError {
   static override readonly name: string = 'InsufficientMemoryError'
-  override readonly status = 507
-  override readonly type = 'server_error'
 }
 
 export class BusyError extends InferenceError {
   static override readonly name: string = 'BusyError'
-  override readonly status = 503
-  override readonly type = 'server_error'
 }
 
 export class PromptTooLongError extends InferenceError {
   static override readonly name: string = 'PromptTooLongError'
-  override readonly status = 400
-  override readonly type = 'invalid_request_error'
 }
 
 export class InvalidRequestError extends InferenceError {
   static override readonly name: string = 'InvalidRequestError'
-  override readonly status = 400
-  override readonly type = 'invalid_request_error'
   readonly param?: string
 
   constructor (message: string, options?: ErrorOptions & { model?: string, param?: string }) {
@@ -209,28 +193,20 @@ export class InvalidRequestError extends InferenceError {
 
 export class DeadlineExceededError extends InferenceError {
   static override readonly name: string = 'DeadlineExceededError'
-  override readonly status = 504
-  override readonly type = 'server_error'
 }
 
 export class RequestAbortedError extends InferenceError {
   static override readonly name: string = 'RequestAbortedError'
-  override readonly status = 499
-  override readonly type = 'server_error'
 }
 
 /** The node serving a request failed and no other holder of the model could take it over: 502. */
 export class ProviderFailedError extends InferenceError {
   static override readonly name: string = 'ProviderFailedError'
-  override readonly status = 502
-  override readonly type = 'server_error'
 }
 
 /** Every vote of an MOE fan-out failed on the serving side: 502, with each vote's error. */
 export class MoeNoAnswersError extends InferenceError {
   static override readonly name: string = 'MoeNoAnswersError'
-  override readonly status = 502
-  override readonly type = 'server_error'
   readonly model_votes: Array<{ model: string, node: string, error: string, error_name: string, latency_ms: number }>
 
   constructor (message: string, options: ErrorOptions & { model_votes: MoeNoAnswersError['model_votes'] }) {
@@ -241,6 +217,4 @@ export class MoeNoAnswersError extends InferenceError {
 
 export class PolicyDeniedError extends InferenceError {
   static override readonly name: string = 'PolicyDeniedError'
-  override readonly status = 403
-  override readonly type = 'permission_error'
 }

@@ -66,8 +66,8 @@ describe('inference engine', () => {
     // llama.cpp's own progress comes through the model's process, in order
     expect(progress.length).toBeGreaterThan(2)
     expect(progress).toEqual([...progress].sort((x, y) => x - y))
-    await expect(engine.loadModel('broken')).rejects.toMatchObject({ name: 'ModelLoadError', status: 422 })
-    await expect(engine.loadModel('nope')).rejects.toMatchObject({ name: 'ModelNotFoundError', status: 404 })
+    await expect(engine.loadModel('broken')).rejects.toMatchObject({ name: 'ModelLoadError' })
+    await expect(engine.loadModel('nope')).rejects.toMatchObject({ name: 'ModelNotFoundError' })
     await engine.loadModel(b)
     await engine.unloadModel(b)
     expect(engine.listModels().find(m => m.id === b)!.loaded).toBe(false)
@@ -82,7 +82,7 @@ describe('inference engine', () => {
     const loaded = records.filter(r => r.msg === 'model loaded' && r.model === b).at(-1)
     expect(loaded).toMatchObject({ gpuLayers: plan.gpuLayers, estimatedRam: plan.ram })
     await engine.unloadModel(b)
-    await expect(engine.plan('garbage')).rejects.toMatchObject({ name: 'ModelLoadError', status: 422 })
+    await expect(engine.plan('garbage')).rejects.toMatchObject({ name: 'ModelLoadError' })
   })
 
   it('chats and completes, reproducibly with a seed, and measures tokens/s', async () => {
@@ -114,7 +114,7 @@ describe('inference engine', () => {
     await expect(engine.chat(a, [{ role: 'robot' as never, content: 'x' }])).rejects.toMatchObject({ name: 'InvalidRequestError' })
     await expect(engine.complete(a, 'x', { max_tokens: 0 })).rejects.toMatchObject({ name: 'InvalidRequestError', param: 'max_tokens' })
     await expect(engine.complete(a, 'x', { temperature: 5 })).rejects.toMatchObject({ param: 'temperature' })
-    await expect(engine.complete(a, 'word '.repeat(600), { max_tokens: 8 })).rejects.toMatchObject({ name: 'PromptTooLongError', status: 400 })
+    await expect(engine.complete(a, 'word '.repeat(600), { max_tokens: 8 })).rejects.toMatchObject({ name: 'PromptTooLongError' })
   })
 
   it('serves two requests at once, queues one, and answers more with BusyError', async () => {
@@ -142,7 +142,7 @@ describe('inference engine', () => {
     const p = engine.complete(a, 'Tell a long story', { max_tokens: 400, temperature: 0.8, signal: ac.signal, onToken: () => { if (++seen === 3) ac.abort() } })
     await expect(p).rejects.toMatchObject({ name: 'RequestAbortedError' })
     await waitUntil(() => engine.listModels().find(m => m.id === a)!.in_flight === 0)
-    await expect(engine.complete(a, 'x', { max_tokens: 50, deadline_ms: 1 })).rejects.toMatchObject({ name: 'DeadlineExceededError', status: 504 })
+    await expect(engine.complete(a, 'x', { max_tokens: 50, deadline_ms: 1 })).rejects.toMatchObject({ name: 'DeadlineExceededError' })
     expect((await engine.complete(a, 'Again', { max_tokens: 4 })).usage.completion_tokens).toBeGreaterThan(0)
   })
 

@@ -130,7 +130,7 @@ describe('peer inference', () => {
       expect(whole.continued).toBeUndefined()
       // and with no other holder, the stream ends with a typed error
       caps = [frozenCap]
-      await expect(peers({ progressTimeoutMs: 500 }).chat(model, USER, { max_tokens: 8, onToken: () => {} })).rejects.toMatchObject({ name: 'ProviderFailedError', status: 502 })
+      await expect(peers({ progressTimeoutMs: 500 }).chat(model, USER, { max_tokens: 8, onToken: () => {} })).rejects.toMatchObject({ name: 'ProviderFailedError' })
     } finally {
       await frozen.stop()
     }
