@@ -18,7 +18,7 @@ import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { createSeededRng, DEFAULT_MOE_POLICY, NoAnswersError, planMoe, reduceWeightedConsensus, type MoeInstance, type MoePolicy, type Vote } from '../../../scheduler/index.ts'
 import { errorMessage } from '../errors.ts'
 import { decodeHash } from '../holo/hash.ts'
-import { peerIdFromAgentPubKey } from '../mesh/libp2p-node.ts'
+import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { PeerInference } from './peer.ts'
 import {

@@ -67,8 +67,6 @@ import type {
 import { asError, isAborted, jitter, parseMultiaddr, positiveInt, sleep } from './util.ts'
 
 export type { MeshServices } from './config.ts'
-/** @deprecated moved to `identity/peer-id.ts`; re-exported here for existing callers */
-export { agentPubKeyFromPeerId, peerIdFromAgentPubKey, peerIdFromSeed } from '../identity/peer-id.ts'
 
 /** A `MeshNode` that also exposes its libp2p node (for tests and for components that build on it, e.g. Helia). */
 export interface Libp2pMeshNode extends MeshNode {
