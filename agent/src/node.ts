@@ -21,6 +21,7 @@ import { keystoreService, type KeystoreService } from './identity/keystore-servi
 import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
+import { peerCapabilities } from './registry/peer-capabilities.ts'
 import { createMeshNode } from './mesh/libp2p-node.ts'
 import { dhtNetwork } from './conductor/network/dht-network.ts'
 import type { DhtNetwork } from './conductor/network/types.ts'
@@ -33,7 +34,6 @@ import { openaiRoutes, type HttpRouter } from './http/routes/openai.ts'
 import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
 import { createInferenceRouter } from './inference/router.ts'
 import type { MoePolicy } from '../../scheduler/index.ts'
-import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { AgentRegistryClient } from '../../zomes-ts/agent_registry/client.ts'
 import { PolicyStoreClient } from '../../zomes-ts/policy_store/client.ts'
 import { ensureDemoModel } from './inference/gguf/generate.ts'
@@ -289,10 +289,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           if (last === undefined || Date.now() - last.at >= 1000) last = { at: Date.now(), sample: sampler.sample() }
           return await last.sample
         }
-        // every node, stale heartbeats included: routing only picks connected peers, and a live
-        // connection is fresher than a heartbeat past the TTL; draining nodes are left out
-        const registry = new AgentRegistryClient(c.client)
-        const capabilities = async (): Promise<NodeCapability[]> => await registry.queryPeers({ availability: ['online', 'busy', 'offline'] })
+        const capabilities = peerCapabilities()({ registry: new AgentRegistryClient(c.client) })
         const peers = new PeerInference({ mesh: c.mesh, capabilities, logger: c.logger }, { region: init.region })
         const router = createInferenceRouter({ region: init.region, policies: c.localPolicies }, { engine: c.inference.engine, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, logger: c.logger })
         c.router = { ...router, remote: peers }
