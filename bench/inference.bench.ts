@@ -48,6 +48,8 @@ const PROMPT = 'The quick brown fox jumps over the lazy dog. Once upon a time'
 const SEED = 42
 const MAX_TOKENS = SMALL ? 16 : 64
 const SAMPLES = SMALL ? 1 : 5
+/** requests of each path when the paths are measured in turns */
+const INTERLEAVED_SAMPLES = SMALL ? 1 : 10
 const MOE_PROMPT = 'Write one short line.'
 const MOE_TOKENS = SMALL ? 8 : 16
 const MOE_SAMPLES = SMALL ? 1 : 3
@@ -114,14 +116,15 @@ async function sample (n: number, fn: () => Promise<Sample>): Promise<{ samples:
 
 // -- 1. node-llama-cpp directly --------------------------------------------------------------
 
-async function direct (modelPath: string, id: string, name: string): Promise<PathFigures> {
+/** A node-llama-cpp context of its own on the bench model: `once` is one timed greedy completion. */
+async function openDirect (modelPath: string): Promise<{ once: () => Promise<Sample>, dispose: () => Promise<void> }> {
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
   try {
     const model = await llama.loadModel({ modelPath, gpuLayers: 0 })
     const trained = model.trainContextSize
     const context = await model.createContext({ contextSize: Math.min(DEFAULT_CONTEXT_SIZE, trained > 0 ? trained : Infinity), sequences: DEFAULT_SEQUENCES, threads: 1 })
     const sequence = context.getSequence()
-    const measured = await sample(SAMPLES, async () => {
+    const once = async (): Promise<Sample> => {
       await sequence.clearHistory()
       const completion = new LlamaCompletion({ contextSequence: sequence })
       try {
@@ -140,10 +143,38 @@ async function direct (modelPath: string, id: string, name: string): Promise<Pat
       } finally {
         completion.dispose({ disposeSequence: false })
       }
-    })
-    return { id, name, ...measured, streamed: true }
-  } finally {
+    }
+    return { once, dispose: async () => { await llama.dispose() } }
+  } catch (err) {
     await llama.dispose()
+    throw err
+  }
+}
+
+async function direct (modelPath: string, id: string, name: string): Promise<PathFigures> {
+  const d = await openDirect(modelPath)
+  try {
+    return { id, name, ...await sample(SAMPLES, d.once), streamed: true }
+  } finally {
+    await d.dispose()
+  }
+}
+
+/**
+ * The paths measured in turns (one request of each, again and again), so a drift of the
+ * machine's speed (a noisy neighbour, the clock) weighs on every path alike.
+ */
+async function interleaved (paths: Array<{ id: string, name: string, streamed: boolean, once: () => Promise<Sample> }>, n: number): Promise<PathFigures[]> {
+  for (const p of paths) await p.once()
+  const loop = monitorEventLoopDelay({ resolution: 5 })
+  loop.enable()
+  try {
+    const samples = paths.map(() => [] as Sample[])
+    for (let i = 0; i < n; i++) for (const [j, p] of paths.entries()) samples[j]!.push(await p.once())
+    const loopP99Ms = loop.percentile(99) / 1e6
+    return paths.map((p, j) => ({ id: p.id, name: p.name, streamed: p.streamed, samples: samples[j]!, loopP99Ms }))
+  } finally {
+    loop.disable()
   }
 }
 
@@ -368,31 +399,28 @@ export async function run (report: Report): Promise<void> {
     await seesModels(c, [a, b])
     report.log(`  inference: 3 players up in ${fmtNum((up - s0) / 1000, 1)} s (2 holding the model, 5 distinct models in all), the third sees both ${fmtNum((performance.now() - up) / 1000, 1)} s later`)
 
-    // the same direct calls while the three players run in this process: their background work
-    // (and the sharing of two cores) apart from what the API and the mesh add
+    // the same direct calls while the three players run in this process, in turns with the
+    // API and mesh paths: their background work (and the sharing of two cores) apart from what
+    // the API and the mesh add
     try {
-      const f = await direct(modelPath, 'inference.direct.players-up', 'direct, 3 players running')
-      paths.push(f)
-      report.add(tokenResult(f))
-    } catch (err) {
-      report.fail('inference: node-llama-cpp direct, players up', err)
-    }
-
-    const cases: Array<{ id: string, name: string, player: Player, streamed: boolean }> = [
-      { id: 'inference.http.local', name: 'local HTTP /v1/completions', player: a, streamed: false },
-      { id: 'inference.http.local.sse', name: 'local HTTP /v1/completions SSE', player: a, streamed: true },
-      { id: 'inference.mesh.remote', name: 'remote peer via libp2p', player: c, streamed: false },
-      { id: 'inference.mesh.remote.sse', name: 'remote peer via libp2p SSE', player: c, streamed: true }
-    ]
-    for (const k of cases) {
+      const d = await openDirect(modelPath)
       try {
-        const measured = await sample(SAMPLES, async () => k.streamed ? await streamOnce(k.player, modelId) : await completeOnce(k.player, modelId))
-        const f: PathFigures = { id: k.id, name: k.name, ...measured, streamed: k.streamed }
-        paths.push(f)
-        report.add(tokenResult(f))
-      } catch (err) {
-        report.fail(`inference: ${k.name}`, err)
+        const measured = await interleaved([
+          { id: 'inference.direct.players-up', name: 'direct, 3 players running', streamed: true, once: d.once },
+          { id: 'inference.http.local', name: 'local HTTP /v1/completions', streamed: false, once: async () => await completeOnce(a, modelId) },
+          { id: 'inference.http.local.sse', name: 'local HTTP /v1/completions SSE', streamed: true, once: async () => await streamOnce(a, modelId) },
+          { id: 'inference.mesh.remote', name: 'remote peer via libp2p', streamed: false, once: async () => await completeOnce(c, modelId) },
+          { id: 'inference.mesh.remote.sse', name: 'remote peer via libp2p SSE', streamed: true, once: async () => await streamOnce(c, modelId) }
+        ], INTERLEAVED_SAMPLES)
+        for (const f of measured) {
+          paths.push(f)
+          report.add(tokenResult(f))
+        }
+      } finally {
+        await d.dispose()
       }
+    } catch (err) {
+      report.fail('inference: direct, HTTP and remote paths with the players up', err)
     }
 
     try {
@@ -422,14 +450,19 @@ export async function run (report: Report): Promise<void> {
   // -- the section --
   const baseTps = base === undefined ? Number.NaN : tps(base)
   const baseTtft = base === undefined ? Number.NaN : ttft(base)
+  // the paths measured in turns with the direct calls, against those (same time, same load)
+  const inTurns = paths.find(f => f.id === 'inference.direct.players-up')
+  const nowTps = inTurns === undefined ? Number.NaN : tps(inTurns)
   const rows = paths.map(f => {
     const t = ttft(f)
-    return [f.name, fmtNum(tps(f), 1), fmtRatio(tps(f) / baseTps), fmtMs(t), f === base || !f.streamed ? '-' : `${t - baseTtft >= 0 ? '+' : '-'}${fmtMs(Math.abs(t - baseTtft))}`, fmtMs(f.loopP99Ms)]
+    const turned = f !== base
+    return [f.name, fmtNum(tps(f), 1), fmtRatio(tps(f) / baseTps), turned ? fmtRatio(tps(f) / nowTps) : '-', fmtMs(t), f === base || !f.streamed ? '-' : `${t - baseTtft >= 0 ? '+' : '-'}${fmtMs(Math.abs(t - baseTtft))}`, fmtMs(f.loopP99Ms)]
   })
   report.log('')
-  report.log(`  inference, ${modelId}: ${SAMPLES} requests × max ${MAX_TOKENS} tokens per path, greedy, 1 thread per model, wall time incl. prompt`)
-  report.log(table(['path', 'tokens/s', 'vs direct', 'TTFT ms', 'added TTFT', 'loop p99 ms'], rows).split('\n').map(l => `  ${l}`).join('\n'))
-  const summary = paths.map(f => `${f.name} ${fmtNum(tps(f), 1)} tok/s (${fmtRatio(tps(f) / baseTps)})` + (f.streamed ? ` TTFT ${fmtMs(ttft(f))} ms` : '')).join('; ')
+  report.log(`  inference, ${modelId}: max ${MAX_TOKENS} tokens per request, greedy, 1 thread per model, wall time incl. prompt; direct alone ${SAMPLES} requests, ` +
+    `then ${INTERLEAVED_SAMPLES} requests of each other path measured in turns ("vs direct in turns": against the direct calls made in those same turns)`)
+  report.log(table(['path', 'tokens/s', 'vs direct', 'vs direct in turns', 'TTFT ms', 'added TTFT', 'loop p99 ms'], rows).split('\n').map(l => `  ${l}`).join('\n'))
+  const summary = paths.map(f => `${f.name} ${fmtNum(tps(f), 1)} tok/s (${fmtRatio(tps(f) / baseTps)}${f !== base ? `, ${fmtRatio(tps(f) / nowTps)} in turns` : ''})` + (f.streamed ? ` TTFT ${fmtMs(ttft(f))} ms` : '')).join('; ')
   report.note(`inference: ${modelId}, ${SAMPLES} × max ${MAX_TOKENS} tokens: ${summary}`)
   if (concurrency.direct !== undefined && concurrency.remote !== undefined) {
     const rate = (rs: Round[]): number => sumOf(rs.map(r => r.tokens)) / (sumOf(rs.map(r => r.ms)) / 1000)
