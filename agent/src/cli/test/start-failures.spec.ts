@@ -4,7 +4,6 @@
  * (or a clean stop) and an exit status, never a stack trace or a half-started node.
  */
 import { createHash } from 'node:crypto'
-import { createServer, type Server } from 'node:net'
 import { access, link, mkdir, readdir, readFile, rm, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -13,18 +12,7 @@ import { spawnFlexnode, type SpawnedNode } from '../../../../fixtures/spawn-node
 import { overwriteRootPage } from '../../../../fixtures/sqlite-damage.ts'
 import { ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
-
-/** A TCP port on 127.0.0.1 held by a plain node:net server. */
-async function occupy (): Promise<{ server: Server, port: number }> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => { resolve() })
-  })
-  const addr = server.address()
-  if (addr === null || typeof addr !== 'object') throw new Error('no address')
-  return { server, port: addr.port }
-}
+import { occupy } from '../../../../fixtures/occupy.ts'
 
 /** The CLI's own error lines (`flexnode: …`), apart from the log lines. */
 const errorLines = (node: SpawnedNode): string[] => node.stderr().split('\n').filter(l => l.startsWith('flexnode: '))

@@ -3,10 +3,11 @@
  * (it crashed the whole node), and garbage hashes in admin calls (internal errors instead of
  * `deserialization`). Driven through the real `@holochain/client`.
  */
-import { createServer, type Server } from 'node:net'
+import { type Server } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AdminWebsocket, type CellId } from '@holochain/client'
 import { createTestConductor, NOTES_HAPP, TEST_ORIGIN, type TestConductor } from '../../../../fixtures/index.ts'
+import { occupy } from '../../../../fixtures/occupy.ts'
 
 /** The `.name` (Holochain error kind) and message of the error `p` rejects with. */
 async function failure (p: Promise<unknown>): Promise<{ name: string, message: string }> {
@@ -16,18 +17,6 @@ async function failure (p: Promise<unknown>): Promise<{ name: string, message: s
     return { name: (err as Error).name, message: (err as Error).message }
   }
   throw new Error('expected a rejection')
-}
-
-/** A TCP port on 127.0.0.1 held by a plain node:net server. */
-async function occupy (): Promise<{ server: Server, port: number }> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => { resolve() })
-  })
-  const addr = server.address()
-  if (addr === null || typeof addr !== 'object') throw new Error('no address')
-  return { server, port: addr.port }
 }
 
 let t: TestConductor
