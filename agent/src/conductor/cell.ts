@@ -5,8 +5,14 @@
  * the scratch and HDK reads see the scratch over the store. When the function returns, every
  * new action is sys- and app-validated, then all of them, their entries, their DHT ops and the
  * integrated records are written in one SQLite transaction. A throw, a timeout or an invalid
- * op discards the scratch: nothing half-written reaches the chain. Calls on one cell run one
- * at a time, so the chain head cannot move under a running call.
+ * op discards the scratch: nothing half-written reaches the chain.
+ *
+ * Calls of one cell run concurrently until they write: a call takes the cell's write lock at its
+ * first write (or commit) and keeps it until its commit, so writers run one at a time while
+ * reads, and calls waiting on the network for a local miss, never hold the writers up. A call
+ * that takes the lock before it has written anything moves its scratch onto the chain head of
+ * that moment (as Holochain's relaxed chain-top ordering does), so it never fails because an
+ * earlier writer moved the head.
  */
 import type {
   Action, ActionData, ActionHash, AgentInfo, DnaInfo, Entry, EntryType, GetLinksInput, Hdk, HolochainRecord,
@@ -72,6 +78,8 @@ class Workspace {
   closed = false
   readonly pending: Pending[] = []
   head: Head | null
+  /** releases the cell's write lock, while this workspace holds it */
+  release: (() => void) | null = null
 
   constructor (head: Head | null) {
     this.head = head
@@ -94,8 +102,9 @@ export class Cell {
   private readonly components: CellComponents
   private readonly log: ComponentLogger
   private readonly timeoutMs: number
-  private tail: Promise<unknown> = Promise.resolve()
-  private initialized = false
+  /** the write lock: each holder's release settles the promise the next one waits for */
+  private lockTail: Promise<void> = Promise.resolve()
+  private initializing: Promise<void> | undefined
 
   constructor (dna: LoadedDna, agent: HoloHash, components: CellComponents, init: CellInit = {}) {
     this.dna = dna
@@ -125,18 +134,50 @@ export class Cell {
     this.flush(ws)
   }
 
-  /** Run `fn` after every call queued before it on this cell. */
-  private serial<T> (fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn, fn)
-    this.tail = run.catch(() => undefined)
-    return run
+  /** Wait for the write lock; resolves with its release. */
+  private async lock (): Promise<() => void> {
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    const before = this.lockTail
+    this.lockTail = before.then(async () => { await held })
+    await before
+    return release
   }
 
+  /** Take the write lock for `ws` (once); a workspace with nothing written yet moves onto the current head. */
+  private async hold (ws: Workspace): Promise<void> {
+    if (ws.release !== null) return
+    const release = await this.lock()
+    if (ws.closed) {
+      // the call returned (a timeout) while its abandoned code waited here
+      release()
+      throw new HdkCallError('this zome call has already returned; its HDK can no longer be used')
+    }
+    ws.release = release
+    if (ws.pending.length === 0) ws.head = this.head()
+  }
+
+  private static done (ws: Workspace): void {
+    ws.closed = true
+    const release = ws.release
+    ws.release = null
+    release?.()
+  }
+
+  /** Run the zomes' `init` once, before the first call (concurrent first calls share it). */
   private async ensureInit (): Promise<void> {
-    if (this.initialized) return
-    const done = this.store.chainActions(this.dna.hash, this.agent, { type: 'InitZomesComplete' }).length > 0
-    if (!done) {
-      const ws = new Workspace(this.head())
+    this.initializing ??= this.runInit().catch((err: unknown) => {
+      this.initializing = undefined
+      throw err
+    })
+    await this.initializing
+  }
+
+  private async runInit (): Promise<void> {
+    const ws = new Workspace(null)
+    await this.hold(ws)
+    try {
+      if (this.store.chainActions(this.dna.hash, this.agent, { type: 'InitZomesComplete' }).length > 0) return
       for (const coord of this.dna.coordinators.values()) {
         if (coord.init === undefined) continue
         const hdk = this.hdk(ws, coord)
@@ -145,15 +186,15 @@ export class Cell {
           const result = await this.withTimeout(async (signal) => await init(hdk, null, { signal }), `${coord.name}/init`)
           if (isPlainObject(result) && result.type === 'Fail') throw new ZomeInitFailedError(String(result.reason ?? 'no reason given'))
         } catch (err) {
-          ws.closed = true
           throw ribosomeError(`init of zome ${coord.name} failed: ${err instanceof Error ? err.message : String(err)}`, err)
         }
       }
       this.append(ws, { type: 'InitZomesComplete' }, null, false)
       ws.closed = true
       this.flushOrThrow(ws)
+    } finally {
+      Cell.done(ws)
     }
-    this.initialized = true
   }
 
   /** Run `fn` with a signal that aborts it (the sandboxed call is abandoned) after the call timeout. */
@@ -173,9 +214,9 @@ export class Cell {
     if (coord === undefined) throw ribosomeError(`zome ${JSON.stringify(zomeName)} not found in DNA ${this.dna.def.name}`)
     const fn: SandboxedFunction | undefined = coord.functions.get(fnName)
     if (fn === undefined) throw ribosomeError(`function ${JSON.stringify(fnName)} not found in zome ${zomeName}`)
-    return this.serial(async () => {
-      await this.ensureInit()
-      const ws = new Workspace(this.head())
+    await this.ensureInit()
+    const ws = new Workspace(this.head())
+    try {
       const hdk = this.hdk(ws, coord, provenance)
       let result: unknown
       try {
@@ -188,19 +229,24 @@ export class Cell {
       }
       this.flushOrThrow(ws)
       return result
-    })
+    } finally {
+      Cell.done(ws)
+    }
   }
 
   /** Commit a capability grant to this agent's chain (the admin API's grant_zome_call_capability). */
   async grantCapability (grant: ZomeCallCapGrant): Promise<ActionHash> {
     checkCapGrant(grant)
-    return this.serial(async () => {
-      const ws = new Workspace(this.head())
+    const ws = new Workspace(null)
+    await this.hold(ws)
+    try {
       const hash = this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)
       ws.closed = true
       this.flushOrThrow(ws)
       return hash
-    })
+    } finally {
+      Cell.done(ws)
+    }
   }
 
   // -- writing -----------------------------------------------------------------------------
@@ -333,6 +379,11 @@ export class Cell {
     const open = (): void => {
       if (ws.closed) throw new HdkCallError('this zome call has already returned; its HDK can no longer be used')
     }
+    /** every write first takes the cell's write lock (and the chain head of that moment) */
+    const writing = async (): Promise<void> => {
+      open()
+      await this.hold(ws)
+    }
     const lookup = this.lookup(ws)
     /** Local store first; on a miss, the authorities (then the local store again). */
     const cascade = async (query: Uint8Array | CascadeQuery, local: () => boolean): Promise<void> => {
@@ -362,13 +413,13 @@ export class Cell {
     }
     const hdk: Hdk = {
       create_entry: async ({ entry_type: name, entry }) => {
-        open()
+        await writing()
         const { zome, index, visibility } = this.resolveEntryType(coord, name)
         const e: Entry = { entry_type: 'App', entry: encode(entry) }
         return this.append(ws, { type: 'Create', entry_type: { App: { entry_index: index, zome_index: zome.index, visibility } }, entry_hash: entryHashOf(e) }, e, visibility === 'Public')
       },
       update_entry: async ({ original_action_hash: orig, entry }) => {
-        open()
+        await writing()
         const o = mustAction(orig, 'original_action_hash').hashed.content.data
         if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be updated')
         if (typeof o.entry_type !== 'object') throw new HdkCallError('only app entries can be updated')
@@ -376,13 +427,13 @@ export class Cell {
         return this.append(ws, { type: 'Update', original_action_address: orig, original_entry_address: o.entry_hash, entry_type: o.entry_type, entry_hash: entryHashOf(e) }, e, o.entry_type.App.visibility === 'Public')
       },
       delete_entry: async (hash) => {
-        open()
+        await writing()
         const o = mustAction(hash, 'deleted action').hashed.content.data
         if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be deleted')
         return this.append(ws, { type: 'Delete', deletes_address: hash, deletes_entry_address: o.entry_hash }, null, false)
       },
       create_link: async ({ base, target, link_type: name, tag }) => {
-        open()
+        await writing()
         if (!isHash(base)) throw new HdkCallError('link base must be a HoloHash')
         if (!isHash(target)) throw new HdkCallError('link target must be a HoloHash')
         if (tag !== undefined && !(tag instanceof Uint8Array)) throw new HdkCallError('link tag must be bytes')
@@ -390,7 +441,7 @@ export class Cell {
         return this.append(ws, { type: 'CreateLink', base_address: base, target_address: target, zome_index: zomeIndex, link_type: linkType, tag: tag ?? new Uint8Array(0), weight: { bucket_id: 0, units: 0 } }, null, false)
       },
       delete_link: async (hash) => {
-        open()
+        await writing()
         const o = mustAction(hash, 'create_link_hash').hashed.content.data
         if (o.type !== 'CreateLink') throw new HdkCallError('delete_link needs the hash of a CreateLink')
         return this.append(ws, { type: 'DeleteLink', base_address: o.base_address, link_add_address: hash }, null, false)
@@ -501,7 +552,7 @@ export class Cell {
       },
       verify_signature: async (key, signature, data) => hdkVerifySignature(key, signature, data, this.components.keystore.verify.bind(this.components.keystore)),
       create_cap_grant: async (grant: ZomeCallCapGrant) => {
-        open()
+        await writing()
         checkCapGrant(grant)
         return this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)
       },

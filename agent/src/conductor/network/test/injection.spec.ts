@@ -4,7 +4,7 @@
  * `agent_info`, and stopped with the conductor. Without one the conductor runs alone.
  */
 import { describe, expect, it } from 'vitest'
-import { createTestConductor, NOTES_HAPP } from '../../../../../fixtures/index.ts'
+import { createTestConductor, NOTES_HAPP, waitUntil } from '../../../../../fixtures/index.ts'
 import { hashEquals, type HoloHash } from '../../../holo/hash.ts'
 import { InProcessAppClient } from '../../in-process-client.ts'
 import type { CascadeQuery } from '../../cell.ts'
@@ -15,6 +15,8 @@ class RecordingNetwork implements DhtNetwork {
   readonly host: DhtHost
   readonly cascades: Array<{ dna: HoloHash, query: CascadeQuery }> = []
   stops = 0
+  /** while set, every cascade waits for it: a lookup stuck on the network */
+  hold: Promise<void> | undefined
   readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
   readonly droppedGossip = 0
   constructor (host: DhtHost) { this.host = host }
@@ -23,8 +25,11 @@ class RecordingNetwork implements DhtNetwork {
   async [Symbol.asyncDispose] (): Promise<void> { await this.stop() }
   async cascade (dna: HoloHash, query: CascadeQuery): Promise<number> {
     this.cascades.push({ dna, query })
+    await this.hold
     return 0
   }
+
+  onCascade (): () => void { return () => {} }
 
   peerInfo (): string[] { return ['{"peer_id":"12D3KooWtest"}'] }
   async syncWithPeer (): Promise<SyncStats> { return { ...this.totals } }
@@ -52,6 +57,48 @@ describe('the conductor\'s network component', () => {
     expect(net.cascades.some(c => hashEquals(c.dna, dna) && 'hashes' in c.query && c.query.hashes.some(h => hashEquals(h, missing)))).toBe(true)
     await t.stop()
     expect(net.stops).toBe(1)
+  })
+
+  it('a call waiting on the network holds no other call of its cell: writes and reads issued meanwhile complete first', async () => {
+    let built: RecordingNetwork | undefined
+    await using t = await createTestConductor({ network: (host: DhtHost) => (built = new RecordingNetwork(host)) })
+    const net = built!
+    await t.conductor.installApp({ source: { type: 'path', value: NOTES_HAPP }, agent_key: t.agent, installed_app_id: 'notes' })
+    await t.conductor.enableApp({ installed_app_id: 'notes' })
+    const client = await InProcessAppClient.connect(t.conductor, 'notes')
+    const call = async (fn: string, payload: unknown): Promise<unknown> => await client.callZome({ role_name: 'notes', zome_name: 'notes', fn_name: fn, payload })
+    const first = await call('create_note', { text: 'before' }) as HoloHash
+    let open!: () => void
+    net.hold = new Promise<void>(resolve => { open = resolve })
+    const missing = new Uint8Array(39).fill(9)
+    missing.set([0x84, 0x29, 0x24])
+    const order: string[] = []
+    const lookup = call('get_note', missing).then((v) => { order.push('lookup'); return v })
+    // the lookup is now waiting on the network
+    await waitUntil(() => net.cascades.length === 1, { what: 'the lookup to reach the network' })
+    const written = await call('create_note', { text: 'meanwhile' }) as HoloHash
+    order.push('write')
+    expect(await call('get_note', written)).toMatchObject({ text: 'meanwhile' })
+    expect(await call('get_note', first)).toMatchObject({ text: 'before' })
+    expect(order).toEqual(['write'])
+    open()
+    expect(await lookup).toBeNull()
+    expect(order).toEqual(['write', 'lookup'])
+    const notes = await call('my_notes', null) as string[]
+    expect(notes).toEqual(expect.arrayContaining(['before', 'meanwhile']))
+  })
+
+  it('concurrent writers of one cell all land, each on the head the one before it left', async () => {
+    await using t = await createTestConductor()
+    await t.conductor.installApp({ source: { type: 'path', value: NOTES_HAPP }, agent_key: t.agent, installed_app_id: 'notes' })
+    await t.conductor.enableApp({ installed_app_id: 'notes' })
+    const client = await InProcessAppClient.connect(t.conductor, 'notes')
+    const call = async (fn: string, payload: unknown): Promise<unknown> => await client.callZome({ role_name: 'notes', zome_name: 'notes', fn_name: fn, payload })
+    const before = await call('chain_length', null) as number
+    const texts = Array.from({ length: 24 }, (_, i) => `n${i}`)
+    await Promise.all(texts.map(async text => await call('create_note', { text })))
+    expect(await call('chain_length', null)).toBe(before + texts.length)
+    expect((await call('my_notes', null) as string[]).sort()).toEqual(expect.arrayContaining(texts))
   })
 
   it('without one, the conductor runs alone: no peers, local misses stay misses', async () => {
