@@ -293,6 +293,11 @@ export class DhtSpace {
     return this.store.limboNeeds(this.dna.hash, limit * 2).filter(h => !this.knows(h)).slice(0, limit)
   }
 
+  /** Records waiting in limbo. */
+  pendingCount (): number {
+    return this.store.limboCount(this.dna.hash)
+  }
+
   isBlocked (agent: Uint8Array): boolean {
     return this.blocked.has(encodeHash(retype(agent, 'Agent')))
   }

@@ -20,7 +20,7 @@ import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../../identity/pee
 import type { CascadeQuery } from '../cell.ts'
 import { decode, encode, isPlainObject } from '../codec.ts'
 import { checkNetRecord, checkSummary, diffBuckets, DhtWireError, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../space.ts'
-import type { CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
+import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
 
@@ -33,6 +33,8 @@ export interface DhtNetworkInit {
   receiptTarget?: number
   /** reconcile with every newly connected peer at once. @default true */
   syncOnConnect?: boolean
+  /** ms a local miss waits for one authority before it also asks the next. @default 150 */
+  hedgeDelayMs?: number
 }
 
 export interface DhtNetworkComponents {
@@ -65,6 +67,8 @@ const PROTOCOL_SYNC = 'sync'
 /** authorities asked on a cascade miss */
 const CASCADE_PEERS = 3
 const CASCADE_TIMEOUT_MS = 2000
+/** ms a cascade waits for an authority before it also asks the next one */
+const CASCADE_HEDGE_MS = 150
 /** rounds of predecessor fetching per cascade miss */
 const CASCADE_ROUNDS = 32
 const PROTOCOL_RECEIPT = 'receipt'
@@ -93,6 +97,7 @@ class MeshDhtNetwork implements DhtNetwork {
   private running = false
   private stopped = false
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
+  private readonly cascadeListeners = new Set<(event: CascadeEvent) => void>()
   /** gossip messages dropped by the per-peer rate limit */
   droppedGossip = 0
   /** totals since start, for benchmarks and status */
@@ -276,8 +281,12 @@ class MeshDhtNetwork implements DhtNetwork {
   // -- the cascade -------------------------------------------------------------------------
 
   /**
-   * A local miss: ask a few authorities (with full arcs, any connected peer) for the records
-   * behind these hashes and integrate what comes back. Returns how many records integrated.
+   * A local miss: ask the authorities for the records behind `query`, integrate what comes back,
+   * and return on the first answer that integrates something. Authorities are asked one after
+   * another, each `hedgeDelayMs` after the last (or at once when one fails or has nothing), so
+   * one frozen authority costs a hedge delay, not its timeout; the requests still running when
+   * an answer wins are abandoned. A record whose author's earlier actions this node lacks waits
+   * in limbo, and its predecessors are pulled the same way (bounded rounds).
    */
   async cascade (dna: HoloHash, query: CascadeQuery, opts: CascadeOptions = {}): Promise<number> {
     if (this.stopped) throw new DisposedError('DhtNetwork')
@@ -286,34 +295,109 @@ class MeshDhtNetwork implements DhtNetwork {
     const space = this.space(dna)
     const peers = this.c.mesh.peers().sort(() => Math.random() - 0.5).slice(0, CASCADE_PEERS)
     if (space === null || peers.length === 0) return 0
-    let integrated = 0
+    const started = performance.now()
+    const report: CascadeEvent = { dna, asked: [], answeredBy: null, abandoned: [], integrated: 0, ms: 0 }
     let links = 'base' in query ? query : undefined
     let want = 'hashes' in query ? query.hashes.slice(0, SYNC.maxFetch) : []
-    // a record whose author's earlier actions we lack waits in limbo: pull those too (bounded),
-    // since with full arcs this node is an authority for the whole chain anyway
-    for (let round = 0; round < CASCADE_ROUNDS && (want.length > 0 || links !== undefined); round++) {
-      opts.signal?.throwIfAborted()
-      const req = links !== undefined ? encode({ op: 'links', dna, base: links.base, zome_index: links.zome_index, link_type: links.link_type }) : encode({ op: 'basis', dna, hashes: want })
-      links = undefined
-      const answers = await Promise.allSettled(peers.map(async p => await this.c.mesh.request(p, PROTOCOL_SYNC, req, { signal: opts.signal, timeoutMs: opts.timeoutMs ?? CASCADE_TIMEOUT_MS, maxResponseBytes: SYNC.maxFetchBytes + 1024 * 1024 })))
-      let pending = 0
-      for (const a of answers) {
-        if (a.status !== 'fulfilled') continue
-        try {
-          const msg = decode(a.value)
-          if (!isPlainObject(msg) || !Array.isArray(msg.records)) continue
-          const records: NetRecord[] = []
-          for (const r of msg.records) {
-            try { records.push(checkNetRecord(r)) } catch { /* skip a malformed record */ }
-          }
-          const out = this.receive(dna, records)
-          integrated += out?.integrated.length ?? 0
-          pending = Math.max(pending, out?.pending ?? 0)
-        } catch { /* a malformed answer counts as no answer */ }
+    try {
+      for (let round = 0; round < CASCADE_ROUNDS && (want.length > 0 || links !== undefined); round++) {
+        opts.signal?.throwIfAborted()
+        const req = links !== undefined ? encode({ op: 'links', dna, base: links.base, zome_index: links.zome_index, link_type: links.link_type }) : encode({ op: 'basis', dna, hashes: want })
+        links = undefined
+        const won = await this.firstAnswer(space, peers, req, opts, report)
+        if (won === null) break
+        // the next rounds ask the authority that answered first
+        peers.sort((a, b) => Number(b === report.answeredBy) - Number(a === report.answeredBy))
+        want = won.pending > 0 ? space.missingPrevs(SYNC.maxFetch) : []
       }
-      want = pending > 0 ? space.missingPrevs(SYNC.maxFetch) : []
+    } finally {
+      report.ms = performance.now() - started
+      for (const fn of this.cascadeListeners) fn(report)
     }
-    return integrated
+    return report.integrated
+  }
+
+  /** Be told of every cascade: who was asked, who answered, which requests were abandoned. */
+  onCascade (fn: (event: CascadeEvent) => void): () => void {
+    this.cascadeListeners.add(fn)
+    return () => { this.cascadeListeners.delete(fn) }
+  }
+
+  /**
+   * Ask `peers` in turn (hedged) until one answer integrates something or parks something in
+   * limbo (its predecessors are then pulled by the next round); abort the rest. Resolves
+   * with that answer's outcome, or null when every peer failed, timed out or had nothing new.
+   */
+  private async firstAnswer (space: DhtSpace, peers: string[], req: Uint8Array, opts: CascadeOptions, report: CascadeEvent): Promise<{ pending: number } | null> {
+    const hedgeMs = this.init.hedgeDelayMs ?? CASCADE_HEDGE_MS
+    const running = new Map<string, AbortController>()
+    let next = 0
+    let outstanding = 0
+    let hedge: ReturnType<typeof setTimeout> | undefined
+    return await new Promise<{ pending: number } | null>((resolve) => {
+      let settled = false
+      const finish = (value: { pending: number } | null): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(hedge)
+        for (const [peer, controller] of running) {
+          if (!report.abandoned.includes(peer)) report.abandoned.push(peer)
+          controller.abort(new DisposedError('cascade: another authority answered first'))
+        }
+        running.clear()
+        opts.signal?.removeEventListener('abort', onAbort)
+        resolve(value)
+      }
+      const onAbort = (): void => { finish(null) }
+      opts.signal?.addEventListener('abort', onAbort, { once: true })
+      const launch = (): void => {
+        clearTimeout(hedge)
+        if (settled) return
+        if (next >= peers.length) {
+          if (outstanding === 0) finish(null)
+          return
+        }
+        const peer = peers[next++]!
+        const controller = new AbortController()
+        const signal = opts.signal === undefined ? controller.signal : AbortSignal.any([opts.signal, controller.signal])
+        running.set(peer, controller)
+        outstanding++
+        if (!report.asked.includes(peer)) report.asked.push(peer)
+        hedge = setTimeout(launch, hedgeMs)
+        this.c.mesh.request(peer, PROTOCOL_SYNC, req, { signal, timeoutMs: opts.timeoutMs ?? CASCADE_TIMEOUT_MS, maxResponseBytes: SYNC.maxFetchBytes + 1024 * 1024 })
+          .then((bytes) => {
+            if (settled) return
+            const before = space.pendingCount()
+            const out = this.receive(space.dna.hash, this.answerRecords(bytes))
+            if (out !== null && (out.integrated.length > 0 || out.pending > before)) {
+              running.delete(peer)
+              report.answeredBy ??= peer
+              report.integrated += out.integrated.length
+              finish({ pending: out.pending })
+            }
+          }, () => { /* failed, timed out or abandoned: the others may still answer */ })
+          .finally(() => {
+            running.delete(peer)
+            outstanding--
+            // an authority that failed or had nothing: ask the next one now rather than after the hedge delay
+            if (!settled) launch()
+          })
+      }
+      launch()
+    })
+  }
+
+  /** The well-formed records of a cascade answer (a malformed answer or record counts as none). */
+  private answerRecords (bytes: Uint8Array): NetRecord[] {
+    const records: NetRecord[] = []
+    try {
+      const msg = decode(bytes)
+      if (!isPlainObject(msg) || !Array.isArray(msg.records)) return records
+      for (const r of msg.records) {
+        try { records.push(checkNetRecord(r)) } catch { /* skip a malformed record */ }
+      }
+    } catch { /* not msgpack */ }
+    return records
   }
 
   // -- anti-entropy ------------------------------------------------------------------------

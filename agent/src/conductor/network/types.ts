@@ -43,6 +43,20 @@ export interface CascadeOptions {
   timeoutMs?: number
 }
 
+/** One local miss, as `onCascade` listeners see it when it is over. */
+export interface CascadeEvent {
+  dna: HoloHash
+  /** PeerIds asked, in the order they were asked */
+  asked: string[]
+  /** the first authority whose answer integrated something, or null */
+  answeredBy: string | null
+  /** requests still running when an answer won, aborted */
+  abandoned: string[]
+  /** records integrated */
+  integrated: number
+  ms: number
+}
+
 /** The DHT over the mesh, as the conductor and the node use it. */
 export interface DhtNetwork {
   start: () => Promise<void>
@@ -54,6 +68,8 @@ export interface DhtNetwork {
    * Resolves with how many records integrated (0 when nobody answered).
    */
   cascade: (dna: HoloHash, query: CascadeQuery, options?: CascadeOptions) => Promise<number>
+  /** be told of every cascade when it is over; returns the unsubscribe */
+  onCascade: (fn: (event: CascadeEvent) => void) => () => void
   /** what `agent_info` answers: one JSON record per connected peer */
   peerInfo: () => string[]
   /** pull from one peer, for every DNA, whatever it holds that we lack */
