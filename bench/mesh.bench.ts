@@ -18,6 +18,7 @@
  * topology, half the start-up time), and each size samples for at most ~30 s (at least 3
  * samples). `FLEXNODE_BENCH_SCALE` < 0.1 shrinks the meshes to 3 and 4 nodes with 2 samples.
  */
+import { fullSectorSet } from '../agent/src/conductor/sectors.ts'
 import { randomBytes } from 'node:crypto'
 import { encode } from '../agent/src/conductor/codec.ts'
 import { encodeHash } from '../agent/src/holo/hash.ts'
@@ -84,8 +85,8 @@ async function libp2pRtt (report: Report): Promise<number> {
 
 /** The registry DHT's anti-entropy summary of a player (in process, cheap): equal summaries, equal op sets. */
 function fingerprint (p: Player): string {
-  const s = p.node.conductor.space(registry(p))?.summary()
-  return s === undefined ? '' : `${s.counts.join()}|${Buffer.from(s.xors).toString('base64')}`
+  const s = p.node.conductor.space(registry(p))?.digest(fullSectorSet())
+  return s === undefined ? '' : Buffer.from(s).toString('base64')
 }
 
 /**
@@ -161,7 +162,7 @@ async function convergence (report: Report, players: Player[], rttP50: number): 
 
 // -- 3. anti-entropy bytes -------------------------------------------------------------------
 
-async function antiEntropy (report: Report): Promise<string[]> {
+export async function antiEntropy (report: Report): Promise<string[]> {
   const scenario = new Scenario()
   try {
     const early = await scenario.addPlayers(3, { syncIntervalMs: SYNC_INTERVAL_MS })

@@ -28,7 +28,7 @@ import { InvalidInputError } from '../errors.ts'
 import { HdkCallError, InvalidCommitError, ZomeInitFailedError, ribosomeError } from './errors.ts'
 import { ZomeSandboxError } from './sandbox/errors.ts'
 import { entryOf, hdkDecodeHash, hdkEncodeHash, hdkRandomBytes, hdkVerifySignature, pathEntryHash, sysTime } from './hdk-local.ts'
-import { dhtOpWire, produceOps, type SignedAction } from './ops.ts'
+import { dhtOpWire, produceOps, type ProducedOp, type SignedAction } from './ops.ts'
 import { decodeAction, decodeEntry, recordOf, signedActionHashed } from './records.ts'
 import type { ConductorStore, DhtActionRow } from './store.ts'
 import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
@@ -46,7 +46,7 @@ export interface CellComponents {
   /** on a local miss, ask authorities for these hashes and integrate what they send (the cascade) */
   cascade?: (dna: Uint8Array, query: CascadeQuery) => Promise<void>
   /** called after each commit with the new records, in chain order */
-  onCommitted?: (cell: Cell, records: Array<{ sa: SignedAction, entry: Entry | null, entryPublic: boolean }>) => void
+  onCommitted?: (cell: Cell, records: Array<{ sa: SignedAction, entry: Entry | null, entryPublic: boolean, ops: ProducedOp[] }>) => void
 }
 
 export interface CellInit {
@@ -339,7 +339,7 @@ export class Cell {
       }
     })
     this.log.trace({ actions: produced.length }, 'committed')
-    this.components.onCommitted?.(this, produced.map(({ p }) => ({ sa: p.sa, entry: p.entry, entryPublic: p.entryPublic })))
+    this.components.onCommitted?.(this, produced.map(({ p, ops }) => ({ sa: p.sa, entry: p.entry, entryPublic: p.entryPublic, ops })))
   }
 
   // -- the HDK -----------------------------------------------------------------------------

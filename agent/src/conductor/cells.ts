@@ -17,6 +17,7 @@ import { Cell, type CascadeQuery, type CellId } from './cell.ts'
 import { decodeDnaDef, type DnaDef, type LoadedDna, type ZomeLoader } from './dna.ts'
 import { deserializationError, internalError, requestHash } from './errors.ts'
 import type { AuthoredListener } from './network/types.ts'
+import type { ProducedOp } from './ops.ts'
 import { DhtSpace, type NetRecord, type ReceiveOutcome } from './space.ts'
 import type { ConductorStore } from './store.ts'
 
@@ -39,7 +40,7 @@ export interface CellRegistryComponents {
 /** A DNA's code, from the store or (during an install) from the bundle. */
 export interface DnaSource { def: DnaDef, code: (wasm: HoloHash) => Uint8Array | undefined }
 
-type CommittedRecord = { sa: { action: NetRecord['action'], hash: HoloHash, signature: Uint8Array }, entry: NetRecord['entry'], entryPublic: boolean }
+type CommittedRecord = { sa: { action: NetRecord['action'], hash: HoloHash, signature: Uint8Array }, entry: NetRecord['entry'], entryPublic: boolean, ops: ProducedOp[] }
 
 const cellKey = (dna: Uint8Array, agent: Uint8Array): string => encodeHash(dna) + encodeHash(agent).slice(0, 48)
 
@@ -106,7 +107,7 @@ export class CellRegistry {
 
   private committed (cell: Cell, records: CommittedRecord[]): void {
     const space = this.spaces.get(encodeHash(cell.id[0]))
-    for (const r of records) space?.noteValid(r.sa.hash)
+    for (const r of records) space?.noteOps(r.ops)
     if (this.authoredListeners.size === 0) return
     const net: NetRecord[] = records.map(r => ({ action: r.sa.action, signature: r.sa.signature, entry: r.entryPublic ? r.entry : null }))
     for (const l of this.authoredListeners) {

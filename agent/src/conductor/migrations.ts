@@ -86,6 +86,13 @@ export const MIGRATIONS: readonly Migration[] = [
     up: (db) => {
       db.exec('CREATE TABLE schema_migration (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER)')
     }
+  },
+  {
+    version: 3,
+    description: 'dht_op_location: ops by DHT location, for anti-entropy by sector',
+    up: (db) => {
+      db.exec('CREATE INDEX IF NOT EXISTS dht_op_location ON dht_op (dna, location)')
+    }
   }
 ]
 

@@ -10,12 +10,12 @@
  * The wire unit is the record rather than each op: every op of an action is derived from the
  * action itself, so authorities derive them locally instead of receiving 3–5 copies of it.
  *
- * Anti-entropy compares a two-level summary of valid action hashes: 256 buckets by the first
- * core byte (count and XOR of the first 8 core bytes, kept incrementally), each splitting into
- * 256 leaves by the second byte, computed on demand from an index range scan.
+ * Anti-entropy compares what two nodes hold by DHT location (`sectors.ts`): per-sector sums of
+ * the valid ops held, kept incrementally, and per-leaf sums of one sector computed on demand from
+ * an index range scan, so only the sectors two nodes share are compared and listed.
  */
 import type { Action, Entry, EntryType, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
-import { blake2b256, encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
+import { encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { dhtActionRow } from './cell.ts'
@@ -27,6 +27,7 @@ import type { ConductorStore, DhtActionRow } from './store.ts'
 import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup, type SignatureCheck } from './validation.ts'
 import { FlexnodeError } from '../errors.ts'
 import { ZomeSandboxError } from './sandbox/errors.ts'
+import { leafOf, leafSums, locationRange, SectorSummary, type BucketSum, type SectorSet } from './sectors.ts'
 
 export interface NetRecord {
   action: Action
@@ -76,7 +77,6 @@ export const LIMBO_TTL_MS = 10 * 60 * 1000
 /** Records one author may have waiting in limbo, and all authors together; more are dropped. */
 export const LIMBO_MAX_PER_AUTHOR = 512
 export const LIMBO_MAX = 20_000
-const ACTION_PREFIX = [0x84, 0x29, 0x24]
 
 const nowMicros = (): number => Date.now() * 1000
 
@@ -125,51 +125,6 @@ function isPublic (et: EntryType): boolean {
   return et === 'Agent' || (typeof et === 'object' && et.App.visibility === 'Public')
 }
 
-function fold (hash: Uint8Array): bigint {
-  return new DataView(hash.buffer, hash.byteOffset + 3, 8).getBigUint64(0)
-}
-
-function rangeOf (prefix: number[]): [Uint8Array, Uint8Array] {
-  const lo = Uint8Array.from([...ACTION_PREFIX, ...prefix])
-  const hi = Uint8Array.from(lo)
-  for (let i = hi.length - 1; i >= 0; i--) {
-    if (hi[i]! < 255) { hi[i]!++; break }
-    hi[i] = 0
-  }
-  return [lo, hi]
-}
-
-export interface Summary { counts: number[], xors: Uint8Array }
-
-function summarize (hashes: Uint8Array[], byte: number): Summary {
-  const counts = new Array<number>(256).fill(0)
-  const xors = new BigUint64Array(256)
-  for (const h of hashes) {
-    const b = h[byte]!
-    counts[b]!++
-    xors[b] = xors[b]! ^ fold(h)
-  }
-  return { counts, xors: new Uint8Array(xors.buffer) }
-}
-
-/** The buckets where two summaries differ. */
-export function diffBuckets (a: Summary, b: Summary): number[] {
-  const out: number[] = []
-  const ax = new DataView(a.xors.buffer, a.xors.byteOffset, a.xors.byteLength)
-  const bx = new DataView(b.xors.buffer, b.xors.byteOffset, b.xors.byteLength)
-  for (let i = 0; i < 256; i++) {
-    if (a.counts[i] !== b.counts[i] || ax.getBigUint64(i * 8, true) !== bx.getBigUint64(i * 8, true)) out.push(i)
-  }
-  return out
-}
-
-export function checkSummary (value: unknown): Summary {
-  if (!isPlainObject(value) || !Array.isArray(value.counts) || value.counts.length !== 256 || !value.counts.every(c => Number.isInteger(c) && c >= 0) || !isU8(value.xors, 2048)) {
-    throw new DhtWireError('a summary is {counts: 256 integers, xors: 2048 bytes}')
-  }
-  return { counts: value.counts as number[], xors: value.xors }
-}
-
 export interface DhtSpaceComponents {
   store: ConductorStore
   keystore: Pick<Keystore, 'sign' | 'verify'>
@@ -182,8 +137,8 @@ export class DhtSpace {
   readonly agent: HoloHash
   private readonly c: DhtSpaceComponents
   private readonly log: ComponentLogger
-  private readonly counts = new Array<number>(256).fill(0)
-  private readonly xors = new BigUint64Array(256)
+  /** per-sector sums of the valid ops held */
+  private readonly sectors = new SectorSummary()
   private readonly blocked = new Set<string>()
 
   /** signature checks through the keystore's key cache */
@@ -194,57 +149,64 @@ export class DhtSpace {
     this.c = components
     this.verify = (publicKey32, data, signature) => components.keystore.verify(publicKey32, data, signature)
     this.log = components.logger.forComponent(`flexnode:dht:${dna.def.name}`)
-    for (const h of components.store.allValidHashes(dna.hash)) this.noteValid(h)
+    for (const op of components.store.validOps(dna.hash)) this.sectors.add(op.location, op.hash)
     for (const w of components.store.warrants(dna.hash)) this.blocked.add(encodeHash(retype(w.warrantee, 'Agent')))
   }
 
   private get store (): ConductorStore { return this.c.store }
 
-  /** Count a newly integrated valid action in the level-0 summary. */
-  noteValid (hash: Uint8Array): void {
-    const b = hash[3]!
-    this.counts[b]!++
-    this.xors[b] = this.xors[b]! ^ fold(hash)
+  /** Count newly integrated valid ops in the sector summary (ops committed locally, too). */
+  noteOps (ops: Iterable<{ location: number, hash: Uint8Array }>): void {
+    for (const op of ops) this.sectors.add(op.location, op.hash)
   }
 
-  /** A 32-byte digest of the summary: equal digests mean equal valid-action sets (one cheap round trip). */
-  digest (): Uint8Array {
-    const counts = new Uint32Array(this.counts)
-    const bytes = new Uint8Array(counts.byteLength + this.xors.byteLength)
-    bytes.set(new Uint8Array(counts.buffer), 0)
-    bytes.set(new Uint8Array(this.xors.buffer, this.xors.byteOffset, this.xors.byteLength), counts.byteLength)
-    return blake2b256(bytes)
+  /** 32 bytes equal on two nodes holding the same valid ops in the sectors of `set`. */
+  digest (set: SectorSet): Uint8Array {
+    return this.sectors.digest(set)
   }
 
-  summary (): Summary {
-    return { counts: [...this.counts], xors: new Uint8Array(this.xors.slice().buffer) }
+  /** Sums of the non-empty sectors of `set`. */
+  sectorSums (set: SectorSet): Map<number, BucketSum> {
+    return this.sectors.sums(set)
   }
 
-  /** Leaf summary of one top bucket. */
-  leafSummary (top: number): Summary {
-    const [lo, hi] = rangeOf([top])
-    return summarize(this.store.dhtHashesInRange(this.dna.hash, lo, hi, 1_000_000), 4)
+  /** Valid ops held in one sector. */
+  sectorCount (sector: number): number {
+    return this.sectors.count(sector)
   }
 
-  /** Every valid action hash in whole top buckets (all of them when `tops` is omitted), up to `limit`. */
-  hashesInTops (tops: number[] = Array.from({ length: 256 }, (_, i) => i), limit = 100_000): Uint8Array[] {
+  /** Valid ops held in the sectors of `set`. */
+  opCount (set?: SectorSet): number {
+    return this.sectors.total(set)
+  }
+
+  /** Sums of one sector's leaves, from the index. */
+  leafSums (sector: number): Map<number, BucketSum> {
+    const [lo, hi] = locationRange(sector)
+    return leafSums(this.store.validOpsInRange(this.dna.hash, lo, hi, 1_000_000))
+  }
+
+  /** Action hashes behind the valid ops of whole sectors or of single leaves `[sector, leaf]`, de-duplicated, up to `limit`. */
+  actionsIn (buckets: Array<number | [number, number]>, limit: number): Uint8Array[] {
+    const seen = new Set<string>()
     const out: Uint8Array[] = []
-    for (const top of tops) {
-      if (out.length >= limit) break
-      const [lo, hi] = rangeOf([top])
-      out.push(...this.store.dhtHashesInRange(this.dna.hash, lo, hi, limit - out.length))
+    for (const b of buckets) {
+      const [lo, hi] = typeof b === 'number' ? locationRange(b) : locationRange(b[0], b[1])
+      for (const op of this.store.validOpsInRange(this.dna.hash, lo, hi, limit * 5)) {
+        if (typeof b !== 'number' && leafOf(op.location) !== b[1]) continue
+        const key = Buffer.from(op.action_hash).toString('base64')
+        if (seen.has(key)) continue
+        seen.add(key)
+        out.push(op.action_hash)
+        if (out.length >= limit) return out
+      }
     }
     return out
   }
 
-  hashesInLeaves (leaves: Array<[number, number]>, limit: number): Uint8Array[] {
-    const out: Uint8Array[] = []
-    for (const [top, leaf] of leaves) {
-      if (out.length >= limit) break
-      const [lo, hi] = rangeOf([top, leaf])
-      out.push(...this.store.dhtHashesInRange(this.dna.hash, lo, hi, limit - out.length))
-    }
-    return out
+  /** Every valid action hash this node holds, up to `limit`. */
+  validActions (limit = 100_000): Uint8Array[] {
+    return this.store.allValidHashes(this.dna.hash, limit)
   }
 
   knows (hash: Uint8Array): boolean {
@@ -471,7 +433,7 @@ export class DhtSpace {
       this.store.insertDhtAction(dhtActionRow(this.dna.hash, sa, actionBytes, 'Valid'))
       this.store.deleteLimbo(this.dna.hash, hash)
     })
-    this.noteValid(hash)
+    this.noteOps(ops)
     out.integrated.push(sa)
   }
 

@@ -361,8 +361,21 @@ export class ConductorStore {
       .all(toBuf(dna), toBuf(lo), toBuf(hi), limit) as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
   }
 
-  allValidHashes (dna: Uint8Array): Uint8Array[] {
-    return (this.stmt("SELECT hash FROM dht_action WHERE dna = ? AND status = 'Valid'").all(toBuf(dna)) as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
+  /** Location and hash of every valid op this node holds for a DNA (the sector summary at start). */
+  validOps (dna: Uint8Array): Array<{ location: number, hash: Uint8Array }> {
+    return (this.stmt("SELECT location, hash FROM dht_op WHERE dna = ? AND validation_status = 'Valid'").all(toBuf(dna)) as Array<{ location: number, hash: Buffer }>)
+      .map(r => ({ location: r.location, hash: u8(r.hash)! }))
+  }
+
+  /** Valid ops located in [lo, hi], in location order, up to `limit`. */
+  validOpsInRange (dna: Uint8Array, lo: number, hi: number, limit: number): Array<{ location: number, hash: Uint8Array, action_hash: Uint8Array }> {
+    return (this.stmt("SELECT location, hash, action_hash FROM dht_op WHERE dna = ? AND location BETWEEN ? AND ? AND validation_status = 'Valid' ORDER BY location LIMIT ?")
+      .all(toBuf(dna), lo, hi, limit) as Array<{ location: number, hash: Buffer, action_hash: Buffer }>)
+      .map(r => ({ location: r.location, hash: u8(r.hash)!, action_hash: u8(r.action_hash)! }))
+  }
+
+  allValidHashes (dna: Uint8Array, limit = -1): Uint8Array[] {
+    return (this.stmt("SELECT hash FROM dht_action WHERE dna = ? AND status = 'Valid' LIMIT ?").all(toBuf(dna), limit) as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
   }
 
   /** Any action (valid, rejected) this node knows by hash, or one waiting in limbo. */

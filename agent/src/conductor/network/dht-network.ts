@@ -7,8 +7,10 @@
  *   integrates them; each integrated record earns its author a signed validation receipt.
  * - republish: authors publish again the actions holding fewer receipts than they want.
  * - anti-entropy: gossip is best effort, so nodes also reconcile over `/flexstack/<network>/sync/1`
- *   (on connect and every interval): summaries first, then the hashes of differing leaves, then
- *   the missing records, each step bounded.
+ *   (on connect and every interval), over the sectors their arcs share (`../sectors.ts`): a digest
+ *   first (one round trip when in sync), then sparse per-sector sums, answered with the hashes of
+ *   small differing sectors and leaf sums of large ones, then the missing records. A node syncs
+ *   one DNA with one peer at a time and fetches each missing record once, whoever lists it.
  * - warrants: invalid or forked chains produce warrants, gossiped on `warrants/<dna>`; every node
  *   checks the evidence itself and then blocks the warranted agent, its PeerId included.
  */
@@ -19,7 +21,8 @@ import type { ComponentLogger } from '../../logger.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../../identity/peer-id.ts'
 import type { CascadeQuery } from '../cell.ts'
 import { decode, encode, isPlainObject } from '../codec.ts'
-import { checkNetRecord, checkSummary, diffBuckets, DhtWireError, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../space.ts'
+import { checkNetRecord, DhtWireError, type DhtSpace, type NetRecord, type ReceiveOutcome } from '../space.ts'
+import { differing, fullSectorSet, hasSector, intersect, isSectorSet, LEAVES, packSums, SECTORS, sectorsOf, unpackSums, type SectorSet } from '../sectors.ts'
 import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
@@ -45,9 +48,11 @@ export interface DhtNetworkComponents {
 }
 
 export const SYNC = {
-  /** top buckets answered per diff */
-  maxTops: 16,
-  /** leaves asked per hashes request */
+  /** differing sectors answered per `sectors` request (the rest follow from its `next`) */
+  maxSectors: 64,
+  /** a differing sector holding at most this many ops is answered with its hashes, a larger one with its leaf sums */
+  listUpTo: 32,
+  /** [sector, leaf] pairs asked per `leaves` request */
   maxLeaves: 1024,
   /** hashes answered per hashes request */
   maxHashes: 4096,
@@ -78,6 +83,11 @@ function warrantTopic (dna: HoloHash): string { return `warrants/${encodeHash(dn
 
 function isU8 (v: unknown): v is Uint8Array { return v instanceof Uint8Array }
 
+function checkArc (v: unknown): SectorSet {
+  if (!isSectorSet(v)) throw new DhtWireError('arc must be a sector set (64 bytes)')
+  return v
+}
+
 /**
  * The DHT network over the mesh, in the service shape: `dhtNetwork(init)(components)`. The
  * conductor builds it through its `network` component (a `DhtNetworkFactory`), so `host` is the
@@ -94,6 +104,10 @@ class MeshDhtNetwork implements DhtNetwork {
   private readonly unsubscribe: Array<() => void> = []
   private readonly tasks: Periodic[] = []
   private readonly syncing = new Map<string, Promise<SyncStats>>()
+  /** per DNA, the tail of its queue of syncs (one peer at a time) */
+  private readonly dnaSyncs = new Map<string, Promise<unknown>>()
+  /** action hashes some sync is fetching now */
+  private readonly inflight = new Set<string>()
   private running = false
   private stopped = false
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
@@ -470,51 +484,95 @@ class MeshDhtNetwork implements DhtNetwork {
     return msg
   }
 
+  /** The sectors this node is an authority for (every sector while arcs are full). */
+  private myArc (): SectorSet {
+    return fullSectorSet()
+  }
+
+  /**
+   * Pull one DNA from one peer, over the sectors both hold. Syncs of one DNA run one at a time
+   * (a late joiner's second peer then usually answers "in sync" in one round trip).
+   */
   async syncDna (peer: string, dna: HoloHash, options: { signal?: AbortSignal } = {}): Promise<SyncStats> {
+    const key = encodeHash(dna)
+    const before = this.dnaSyncs.get(key) ?? Promise.resolve()
+    const run = before.then(async () => await this.syncDnaNow(peer, dna, options))
+    const tail = run.catch(() => undefined)
+    this.dnaSyncs.set(key, tail)
+    void tail.then(() => { if (this.dnaSyncs.get(key) === tail) this.dnaSyncs.delete(key) })
+    return await run
+  }
+
+  private async syncDnaNow (peer: string, dna: HoloHash, options: { signal?: AbortSignal }): Promise<SyncStats> {
     const signal = options.signal
     const stats: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
     const space = this.space(dna)
-    if (space === null) return stats
-    // equal digests: nothing to do (the common case once converged: a 32-byte answer)
-    const probe = await this.ask(peer, { op: 'digest', dna }, stats, signal)
-    if (probe.digest instanceof Uint8Array && hashEquals(probe.digest, space.digest())) return stats
-    // walk the top buckets with a cursor, so differences the requester cannot resolve from this
-    // peer (records it already holds in limbo, records only it has) never starve later buckets
-    let fromTop = 0
-    while (fromTop < 256 && this.running) {
-      const diff = await this.ask(peer, { op: 'diff', dna, summary: space.summary(), from_top: fromTop }, stats, signal)
-      const tops = diff.tops
-      const theirLeaves = diff.leaves
-      if (!Array.isArray(tops) || !Array.isArray(theirLeaves) || tops.length !== theirLeaves.length || tops.length > SYNC.maxTops) throw new DhtWireError('malformed diff response')
-      if (tops.length === 0) break
-      const leaves: Array<[number, number]> = []
-      let last = fromTop
-      tops.forEach((top: unknown, i: number) => {
-        if (!Number.isInteger(top) || (top as number) < fromTop || (top as number) > 255) throw new DhtWireError('malformed diff response')
-        last = Math.max(last, top as number)
-        const theirs: Summary = checkSummary(theirLeaves[i])
-        for (const leaf of diffBuckets(space.leafSummary(top as number), theirs)) if (theirs.counts[leaf]! > 0) leaves.push([top as number, leaf])
-      })
-      fromTop = last + 1
-      for (let i = 0; i < leaves.length; i += SYNC.maxLeaves) {
-        const res = await this.ask(peer, { op: 'hashes', dna, leaves: leaves.slice(i, i + SYNC.maxLeaves) }, stats, signal)
-        if (!Array.isArray(res.hashes) || res.hashes.length > SYNC.maxHashes || !res.hashes.every(h => isHash(h, 'Action'))) throw new DhtWireError('malformed hashes response')
-        const missing = (res.hashes as HoloHash[]).filter(h => !space.knows(h))
-        for (let j = 0; j < missing.length; j += SYNC.maxFetch) {
-          const got = await this.ask(peer, { op: 'fetch', dna, hashes: missing.slice(j, j + SYNC.maxFetch) }, stats, signal)
-          if (!Array.isArray(got.records)) throw new DhtWireError('malformed fetch response')
-          const records: NetRecord[] = []
-          for (const r of got.records) {
-            try { records.push(checkNetRecord(r)) } catch { /* a malformed record is skipped; the rest still count */ }
-          }
-          if (records.length === 0) break
-          const out = this.receive(dna, records)
-          stats.records += out?.integrated.length ?? 0
-          this.totals.records += out?.integrated.length ?? 0
-        }
+    if (space === null || !this.running) return stats
+    const mine = this.myArc()
+    // equal digests over the shared sectors: nothing to do (the common case once converged)
+    const probe = await this.ask(peer, { op: 'digest', dna, arc: mine }, stats, signal)
+    if (!isSectorSet(probe.arc) || !(probe.digest instanceof Uint8Array)) throw new DhtWireError('malformed digest response')
+    const common = intersect(mine, probe.arc)
+    if (hashEquals(probe.digest, space.digest(common))) return stats
+    let from: number | null = 0
+    while (from !== null && this.running) {
+      const sums = packSums([...space.sectorSums(common)].filter(([s]) => s >= from!))
+      const res = await this.ask(peer, { op: 'sectors', dna, arc: mine, sums, from }, stats, signal)
+      const { hashes, split, next } = res
+      if (!Array.isArray(hashes) || hashes.length > SYNC.maxHashes || !hashes.every(h => isHash(h, 'Action')) || !Array.isArray(split) || split.length > SYNC.maxSectors ||
+        !(next === null || (Number.isInteger(next) && (next as number) > from && (next as number) < SECTORS))) {
+        throw new DhtWireError('malformed sectors response')
       }
+      const want = (hashes as HoloHash[]).filter(h => !space.knows(h))
+      const leaves: Array<[number, number]> = []
+      for (const entry of split) {
+        const theirs = Array.isArray(entry) && entry.length === 2 && Number.isInteger(entry[0]) && hasSector(common, entry[0] as number) ? unpackSums(entry[1], LEAVES) : null
+        if (theirs === null) throw new DhtWireError('malformed sectors response')
+        const sector = entry[0] as number
+        for (const leaf of differing(space.leafSums(sector), theirs, theirs.keys())) leaves.push([sector, leaf])
+      }
+      for (let i = 0; i < leaves.length; i += SYNC.maxLeaves) {
+        const got = await this.ask(peer, { op: 'leaves', dna, leaves: leaves.slice(i, i + SYNC.maxLeaves) }, stats, signal)
+        if (!Array.isArray(got.hashes) || got.hashes.length > SYNC.maxHashes || !got.hashes.every(h => isHash(h, 'Action'))) throw new DhtWireError('malformed leaves response')
+        want.push(...(got.hashes as HoloHash[]).filter(h => !space.knows(h)))
+      }
+      await this.fetchMissing(peer, space, want, stats, signal)
+      from = next as number | null
     }
     return stats
+  }
+
+  /**
+   * Fetch records this node lacks from `peer` and integrate them. A record another sync is
+   * already fetching is left to it: each missing record is fetched once, whoever lists it.
+   */
+  private async fetchMissing (peer: string, space: DhtSpace, hashes: HoloHash[], stats: SyncStats, signal?: AbortSignal): Promise<void> {
+    const dna = space.dna.hash
+    const mine: string[] = []
+    const want: HoloHash[] = []
+    for (const h of hashes) {
+      const key = encodeHash(h)
+      if (this.inflight.has(key) || mine.includes(key)) continue
+      this.inflight.add(key)
+      mine.push(key)
+      want.push(h)
+    }
+    try {
+      for (let j = 0; j < want.length; j += SYNC.maxFetch) {
+        const got = await this.ask(peer, { op: 'fetch', dna, hashes: want.slice(j, j + SYNC.maxFetch) }, stats, signal)
+        if (!Array.isArray(got.records)) throw new DhtWireError('malformed fetch response')
+        const records: NetRecord[] = []
+        for (const r of got.records) {
+          try { records.push(checkNetRecord(r)) } catch { /* a malformed record is skipped; the rest still count */ }
+        }
+        if (records.length === 0) break
+        const out = this.receive(dna, records)
+        stats.records += out?.integrated.length ?? 0
+        this.totals.records += out?.integrated.length ?? 0
+      }
+    } finally {
+      for (const key of mine) this.inflight.delete(key)
+    }
   }
 
   private async serveSync (req: Uint8Array, _from: string): Promise<Uint8Array> {
@@ -523,22 +581,49 @@ class MeshDhtNetwork implements DhtNetwork {
     const space = this.space(msg.dna)
     if (space === null) throw new DhtWireError(`DnaMissing: this node does not run ${encodeHash(msg.dna)}`)
     switch (msg.op) {
-      case 'digest':
-        return encode({ digest: space.digest() })
-      case 'diff': {
-        const theirs = checkSummary(msg.summary)
-        const from = msg.from_top ?? 0
-        if (!Number.isInteger(from) || (from as number) < 0 || (from as number) > 255) throw new DhtWireError('from_top must be 0..255')
-        const mine = space.summary()
-        const tops = diffBuckets(mine, theirs).filter(t => t >= (from as number) && mine.counts[t]! > 0).slice(0, SYNC.maxTops)
-        return encode({ tops, leaves: tops.map(t => space.leafSummary(t)) })
+      case 'digest': {
+        const mine = this.myArc()
+        return encode({ arc: mine, digest: space.digest(intersect(mine, checkArc(msg.arc))) })
       }
-      case 'hashes': {
-        const leaves = msg.leaves
-        if (!Array.isArray(leaves) || leaves.length > SYNC.maxLeaves || !leaves.every(l => Array.isArray(l) && l.length === 2 && l.every(x => Number.isInteger(x) && x >= 0 && x <= 255))) {
-          throw new DhtWireError(`leaves must be at most ${SYNC.maxLeaves} [top, leaf] byte pairs`)
+      case 'sectors': {
+        const common = intersect(this.myArc(), checkArc(msg.arc))
+        const theirs = unpackSums(msg.sums, SECTORS)
+        if (theirs === null) throw new DhtWireError('sums must be packed sector sums (13 bytes each, at most 512)')
+        const from = msg.from ?? 0
+        if (!Number.isInteger(from) || (from as number) < 0 || (from as number) >= SECTORS) throw new DhtWireError('from must be a sector, 0..511')
+        const scope = sectorsOf(common).filter(s => s >= (from as number))
+        const mine = space.sectorSums(common)
+        const hashes: Uint8Array[] = []
+        const listed = new Set<string>()
+        const split: Array<[number, Uint8Array]> = []
+        let next: number | null = null
+        let answered = 0
+        for (const sector of differing(mine, theirs, scope)) {
+          const count = space.sectorCount(sector)
+          if (count === 0) continue
+          if (answered >= SYNC.maxSectors || hashes.length + Math.min(count, SYNC.listUpTo) > SYNC.maxHashes) {
+            next = sector
+            break
+          }
+          answered++
+          if (count <= SYNC.listUpTo) {
+            for (const h of space.actionsIn([sector], SYNC.listUpTo)) {
+              const key = encodeHash(h)
+              if (!listed.has(key)) { listed.add(key); hashes.push(h) }
+            }
+          } else {
+            split.push([sector, packSums(space.leafSums(sector))])
+          }
         }
-        return encode({ hashes: space.hashesInLeaves(leaves as Array<[number, number]>, SYNC.maxHashes) })
+        return encode({ hashes, split, next })
+      }
+      case 'leaves': {
+        const leaves = msg.leaves
+        if (!Array.isArray(leaves) || leaves.length > SYNC.maxLeaves || !leaves.every(l => Array.isArray(l) && l.length === 2 && Number.isInteger(l[0]) && Number.isInteger(l[1]) &&
+          l[0] >= 0 && l[0] < SECTORS && l[1] >= 0 && l[1] < LEAVES)) {
+          throw new DhtWireError(`leaves must be at most ${SYNC.maxLeaves} [sector, leaf] pairs`)
+        }
+        return encode({ hashes: space.actionsIn(leaves as Array<[number, number]>, SYNC.maxHashes) })
       }
       case 'basis': {
         const hashes = msg.hashes

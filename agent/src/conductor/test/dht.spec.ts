@@ -7,7 +7,8 @@ import { createTestConductor, FLEXSTACK_HAPP, type TestConductor } from '../../.
 import { InProcessAppClient } from '../in-process-client.ts'
 import { encodeHash, hashFromContent } from '../../holo/hash.ts'
 import { encode } from '../codec.ts'
-import { checkNetRecord, diffBuckets, LIMBO_MAX_PER_AUTHOR, type NetRecord } from '../space.ts'
+import { checkNetRecord, LIMBO_MAX_PER_AUTHOR, type DhtSpace, type NetRecord } from '../space.ts'
+import { differing, emptySectorSet, fullSectorSet, LEAVES, sectorsOf } from '../sectors.ts'
 import type { Action } from '../../../../zomes-ts/hdk/index.ts'
 import { buildCapability } from '../../registry/registry-service.ts'
 
@@ -37,7 +38,7 @@ const peers = async (n: Node): Promise<string[]> =>
 
 function allRecords (n: Node): NetRecord[] {
   const space = n.t.conductor.space(n.dna)!
-  return space.records(space.hashesInTops(), 1e9)
+  return space.records(space.validActions(), 1e9)
 }
 
 /** Sign a hand-made action as an agent of `n` (for forgeries). */
@@ -88,25 +89,30 @@ describe('DHT space', () => {
     expect(await peers(b)).toEqual(['alice-2', 'bob'])
   })
 
-  it('finds exactly the differing buckets between two summaries', () => {
+  it('finds exactly the differing sectors and leaves between two nodes', () => {
+    const all = fullSectorSet()
     const sa = a.t.conductor.space(a.dna)!
     const sb = b.t.conductor.space(b.dna)!
-    const tops = diffBuckets(sb.summary(), sa.summary())
-    expect(tops.length).toBeGreaterThan(0)
-    const missing = new Set<string>()
-    for (const top of tops) {
-      const leaves = diffBuckets(sb.leafSummary(top), sa.leafSummary(top)).map(l => [top, l] as [number, number])
-      for (const h of sa.hashesInLeaves(leaves, 1000)) if (!sb.knows(h)) missing.add(encodeHash(h))
+    /** what `from` holds in the sectors and leaves where its sums differ from `to`'s, and `to` lacks */
+    const lacking = (to: DhtSpace, from: DhtSpace): Set<string> => {
+      const out = new Set<string>()
+      for (const sector of differing(from.sectorSums(all), to.sectorSums(all), sectorsOf(all))) {
+        const leaves = differing(from.leafSums(sector), to.leafSums(sector), Array.from({ length: LEAVES }, (_, i) => i)).map(l => [sector, l] as [number, number])
+        for (const h of from.actionsIn(leaves, 10_000)) if (!to.knows(h)) out.add(encodeHash(h))
+        // whole-sector listing agrees with the leaf listing
+        for (const h of from.actionsIn([sector], 10_000)) if (!to.knows(h)) expect(out.has(encodeHash(h))).toBe(true)
+      }
+      return out
     }
-    // what a has and b lacks is exactly bob-less: b holds all of a's records already
-    expect(missing.size).toBe(0)
+    expect(sb.digest(all)).not.toEqual(sa.digest(all))
+    // b holds all of a's records already
+    expect(lacking(sb, sa).size).toBe(0)
     const sc = c.t.conductor.space(c.dna)!
-    const need = new Set<string>()
-    for (const top of diffBuckets(sc.summary(), sa.summary())) {
-      const leaves = diffBuckets(sc.leafSummary(top), sa.leafSummary(top)).map(l => [top, l] as [number, number])
-      for (const h of sa.hashesInLeaves(leaves, 10_000)) if (!sc.knows(h)) need.add(encodeHash(h))
-    }
-    expect(need.size).toBe(allRecords(a).length)
+    expect(lacking(sc, sa).size).toBe(allRecords(a).length)
+    // equal holdings, equal digests; and a digest only covers the sectors asked
+    expect(sa.digest(all)).toEqual(sa.digest(all))
+    expect(sa.opCount(all)).toBe([...sa.sectorSums(all).values()].reduce((n, s) => n + s.count, 0))
+    expect(sa.digest(emptySectorSet())).toEqual(sc.digest(emptySectorSet()))
   })
 
   it('drops records their author did not sign, without warranting anyone', () => {

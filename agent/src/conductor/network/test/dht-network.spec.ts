@@ -10,7 +10,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { dhtSync, integratedOps, runScenario, waitUntil, type Player } from '../../../../../tryorama/src/index.ts'
 import type { NodeCapability } from '../../../../../zomes-ts/agent_registry/types.ts'
 import { decode, encode } from '../../codec.ts'
-import { checkSummary, type NetRecord, type Summary } from '../../space.ts'
+import type { NetRecord } from '../../space.ts'
+import { fullSectorSet, LEAVES, packSums, SECTORS, unpackSums } from '../../sectors.ts'
 import { encodeHash, hashFrom32, hashFromContent } from '../../../holo/hash.ts'
 import { SYNC } from '../dht-network.ts'
 import type { Libp2pMeshNode } from '../../../mesh/libp2p-node.ts'
@@ -21,8 +22,9 @@ const space = (p: Player, dna: Uint8Array) => p.node.conductor.space(dna)!
 const names = async (p: Player): Promise<string[]> =>
   (await p.cells.agent_registry!.callZome<NodeCapability[]>('discovery', 'query_peers', null)).map(c => c.agent_name).sort()
 
-/** A summary of nothing: every bucket where the victim holds data differs from it. */
-const EMPTY_SUMMARY: Summary = { counts: new Array<number>(256).fill(0), xors: new Uint8Array(2048) }
+/** Sums of nothing: every sector where the victim holds data differs from them. */
+const NO_SUMS = new Uint8Array(0)
+const FULL = fullSectorSet()
 
 async function rejection (p: Promise<unknown>): Promise<Error> {
   try {
@@ -58,18 +60,17 @@ async function refused (from: Player, to: Player, body: unknown, why: RegExp): P
 
 /** A full valid anti-entropy exchange against `to`: diff, then hashes, then fetch. */
 async function validSyncRound (from: Player, to: Player, dna: Uint8Array): Promise<NetRecord[]> {
-  const diff = await sync(from, to, { op: 'diff', dna, summary: EMPTY_SUMMARY, from_top: 0 })
-  const tops = diff.tops as number[]
-  const leaves = diff.leaves as unknown[]
-  expect(tops.length).toBeGreaterThan(0)
-  expect(tops.length).toBeLessThanOrEqual(SYNC.maxTops)
-  expect(leaves).toHaveLength(tops.length)
-  const pairs: Array<[number, number]> = []
-  tops.forEach((top, i) => {
-    const s = checkSummary(leaves[i])
-    s.counts.forEach((c, leaf) => { if (c > 0) pairs.push([top, leaf]) })
-  })
-  const hashes = (await sync(from, to, { op: 'hashes', dna, leaves: pairs })).hashes as Uint8Array[]
+  const probe = await sync(from, to, { op: 'digest', dna, arc: FULL })
+  expect(probe.digest).toBeInstanceOf(Uint8Array)
+  const answer = await sync(from, to, { op: 'sectors', dna, arc: FULL, sums: NO_SUMS, from: 0 })
+  const hashes = [...answer.hashes as Uint8Array[]]
+  const split = answer.split as Array<[number, Uint8Array]>
+  expect(hashes.length + split.length).toBeGreaterThan(0)
+  const leaves: Array<[number, number]> = []
+  for (const [sector, sums] of split) {
+    for (const leaf of unpackSums(sums, LEAVES)!.keys()) leaves.push([sector, leaf])
+  }
+  if (leaves.length > 0) hashes.push(...(await sync(from, to, { op: 'leaves', dna, leaves: leaves.slice(0, SYNC.maxLeaves) })).hashes as Uint8Array[])
   expect(hashes.length).toBeGreaterThan(0)
   const records = (await sync(from, to, { op: 'fetch', dna, hashes: hashes.slice(0, SYNC.maxFetch) })).records as NetRecord[]
   expect(records.length).toBeGreaterThan(0)
@@ -119,7 +120,7 @@ describe('DhtNetwork under bad input', () => {
       const outsider = await scenario.addPlayer({ bootstrapFrom: [] })
       const dna = registry(outsider)
       const outsiderSpace = space(outsider, dna)
-      const foreign = outsiderSpace.records(outsiderSpace.hashesInTops(), 8 << 20)
+      const foreign = outsiderSpace.records(outsiderSpace.validActions(), 8 << 20)
       expect(foreign.length).toBeGreaterThanOrEqual(4)
       await scenario.kill(outsider)
 
@@ -130,7 +131,7 @@ describe('DhtNetwork under bad input', () => {
       await dhtSync([victim, attacker], dna)
       const before = (await integratedOps([victim], dna))[0]!
       const victimSpace = space(victim, dna)
-      const known = victimSpace.hashesInTops()
+      const known = victimSpace.validActions()
       const foreignHashes = foreign.map(r => hashFromContent(r.action, 'Action'))
       expect(foreignHashes.some(h => victimSpace.knows(h))).toBe(false)
 
@@ -143,23 +144,37 @@ describe('DhtNetwork under bad input', () => {
       nested[200_000] = 0xc0
       expectRefusal(await rejection(sync(attacker, victim, nested)))
       // (b) well-formed msgpack of the wrong shapes
-      const validDiff = { op: 'diff', dna, summary: EMPTY_SUMMARY, from_top: 0 }
-      for (const body of [null, 42, 'diff', [], [validDiff], {}, { op: 'diff' }, { dna }, { op: 7, dna }, { op: 'diff', dna: encodeHash(dna) },
-        { op: 'diff', dna: retypeAsAgent(dna) }, { op: 'diff', dna: dna.subarray(0, 38) }, { op: 'frobnicate', dna }, { op: 'x'.repeat(100_000), dna }]) {
+      const validSectors = { op: 'sectors', dna, arc: FULL, sums: NO_SUMS, from: 0 }
+      for (const body of [null, 42, 'sectors', [], [validSectors], {}, { op: 'sectors' }, { dna }, { op: 7, dna }, { op: 'sectors', dna: encodeHash(dna) },
+        { op: 'sectors', dna: retypeAsAgent(dna) }, { op: 'sectors', dna: dna.subarray(0, 38) }, { op: 'frobnicate', dna }, { op: 'x'.repeat(100_000), dna }]) {
         await refused(attacker, victim, body, /expected \{op, dna|unknown sync op/)
       }
+      const sum = (sector: number, count: number): Uint8Array => packSums([[sector, { count, xor: 1n }]])
       for (const [body, why] of [
-        [{ ...validDiff, from_top: 256 }, /from_top/],
-        [{ ...validDiff, from_top: -1 }, /from_top/],
-        [{ ...validDiff, from_top: 1.5 }, /from_top/],
-        [{ ...validDiff, from_top: 'x' }, /from_top/],
-        [{ op: 'hashes', dna }, /leaves/],
-        [{ op: 'hashes', dna, leaves: 'all' }, /leaves/],
-        [{ op: 'hashes', dna, leaves: [[1]] }, /leaves/],
-        [{ op: 'hashes', dna, leaves: [[0, 256]] }, /leaves/],
-        [{ op: 'hashes', dna, leaves: [[0, -1]] }, /leaves/],
-        [{ op: 'hashes', dna, leaves: [{ top: 0, leaf: 0 }] }, /leaves/],
-        [{ op: 'hashes', dna, leaves: Array.from({ length: SYNC.maxLeaves + 1 }, (_, i) => [i % 256, 0]) }, /leaves/],
+        [{ op: 'digest', dna }, /arc/],
+        [{ op: 'digest', dna, arc: 'all' }, /arc/],
+        [{ op: 'digest', dna, arc: new Uint8Array(63) }, /arc/],
+        [{ op: 'digest', dna, arc: new Uint8Array(65) }, /arc/],
+        [{ ...validSectors, arc: [255] }, /arc/],
+        [{ ...validSectors, from: SECTORS }, /from/],
+        [{ ...validSectors, from: -1 }, /from/],
+        [{ ...validSectors, from: 1.5 }, /from/],
+        [{ ...validSectors, from: 'x' }, /from/],
+        [{ ...validSectors, sums: undefined }, /sums/],
+        [{ ...validSectors, sums: 'all' }, /sums/],
+        [{ ...validSectors, sums: new Uint8Array(12) }, /sums/],
+        [{ ...validSectors, sums: new Uint8Array(14) }, /sums/],
+        [{ ...validSectors, sums: sum(SECTORS, 1) }, /sums/],
+        [{ ...validSectors, sums: Uint8Array.of(...sum(3, 1), ...sum(3, 2)) }, /sums/],
+        [{ ...validSectors, sums: new Uint8Array(13 * (SECTORS + 1)) }, /sums/],
+        [{ op: 'leaves', dna }, /leaves/],
+        [{ op: 'leaves', dna, leaves: 'all' }, /leaves/],
+        [{ op: 'leaves', dna, leaves: [[1]] }, /leaves/],
+        [{ op: 'leaves', dna, leaves: [[0, LEAVES]] }, /leaves/],
+        [{ op: 'leaves', dna, leaves: [[SECTORS, 0]] }, /leaves/],
+        [{ op: 'leaves', dna, leaves: [[0, -1]] }, /leaves/],
+        [{ op: 'leaves', dna, leaves: [{ sector: 0, leaf: 0 }] }, /leaves/],
+        [{ op: 'leaves', dna, leaves: Array.from({ length: SYNC.maxLeaves + 1 }, (_, i) => [i % SECTORS, 0]) }, /leaves/],
         [{ op: 'fetch', dna }, /hashes/],
         [{ op: 'fetch', dna, hashes: 'everything' }, /hashes/],
         [{ op: 'fetch', dna, hashes: [1, 2, 3] }, /hashes/],
@@ -173,22 +188,14 @@ describe('DhtNetwork under bad input', () => {
       await refused(attacker, victim, { op: 'fetch', dna, hashes: Array.from({ length: 100_000 }, () => new Uint8Array(0)) }, /at most/)
       const atLimit = await sync(attacker, victim, { op: 'fetch', dna, hashes: many.slice(0, SYNC.maxFetch) })
       expect((atLimit.records as unknown[]).length).toBeGreaterThan(0)
-      // (d) a diff with a malformed summary
-      const counts = new Array<number>(256).fill(0)
-      for (const summary of [undefined, null, 'summary', [], {}, { counts }, { xors: new Uint8Array(2048) },
-        { counts: counts.slice(1), xors: new Uint8Array(2048) },
-        { counts: [...counts, 0], xors: new Uint8Array(2048) },
-        { counts: counts.map((c, i) => i === 7 ? -1 : c), xors: new Uint8Array(2048) },
-        { counts: counts.map((c, i) => i === 7 ? 0.5 : c), xors: new Uint8Array(2048) },
-        { counts: counts.map((c, i) => i === 7 ? '1' : c), xors: new Uint8Array(2048) },
-        { counts, xors: new Uint8Array(2047) },
-        { counts, xors: new Uint8Array(4096) },
-        { counts, xors: Array.from({ length: 2048 }, () => 0) }]) {
-        await refused(attacker, victim, { op: 'diff', dna, summary, from_top: 0 }, /summary/)
-      }
+      // (d) lying sums (a huge count in every sector) are only a disagreement: answered, within the limits
+      const liar = packSums(Array.from({ length: SECTORS }, (_, i) => [i, { count: 0xffffff, xor: 7n }] as [number, { count: number, xor: bigint }]))
+      const lied = await sync(attacker, victim, { op: 'sectors', dna, arc: FULL, sums: liar, from: 0 })
+      expect((lied.hashes as unknown[]).length).toBeLessThanOrEqual(SYNC.maxHashes)
+      expect((lied.split as unknown[]).length).toBeLessThanOrEqual(SYNC.maxSectors)
       // (e) a DNA this node does not run (a random one, and a real hash of another type)
-      for (const op of ['diff', 'hashes', 'fetch']) {
-        await refused(attacker, victim, { op, dna: hashFrom32(randomBytes(32), 'Dna'), summary: EMPTY_SUMMARY, leaves: [], hashes: [] }, /DnaMissing/)
+      for (const op of ['digest', 'sectors', 'leaves', 'fetch']) {
+        await refused(attacker, victim, { op, dna: hashFrom32(randomBytes(32), 'Dna'), arc: FULL, sums: NO_SUMS, leaves: [], hashes: [] }, /DnaMissing/)
       }
       // a request over the protocol's size limit is cut off before it is read
       const tooBig = await rejection(sync(attacker, victim, new Uint8Array((1 << 20) + 1)))
@@ -269,12 +276,12 @@ describe('DhtNetwork under bad input', () => {
       const dna = registry(victim)
       await dhtSync([victim, attacker, bystander], dna)
       await waitUntil(() => victim.node.mesh.peers().length === 2, { what: 'the victim to see both peers' })
-      const known = space(victim, dna).hashesInTops()
+      const known = space(victim, dna).validActions()
       const junkBodies: Uint8Array[] = Array.from({ length: 50 }, (_, i) => [
         randomBytes(512),
         encode({ op: 'fetch', dna, hashes: Array.from({ length: SYNC.maxFetch + 1 }, (_, j) => known[j % known.length]!) }),
-        encode({ op: 'diff', dna, summary: { counts: [1], xors: new Uint8Array(1) } }),
-        encode({ op: 'diff', dna: hashFrom32(randomBytes(32), 'Dna'), summary: EMPTY_SUMMARY })
+        encode({ op: 'sectors', dna, arc: FULL, sums: new Uint8Array(1) }),
+        encode({ op: 'sectors', dna: hashFrom32(randomBytes(32), 'Dna'), arc: FULL, sums: NO_SUMS })
       ][i % 4]!)
 
       // and a few slow-loris streams: a length prefix, then nothing, holding the attacker's slots
@@ -286,8 +293,8 @@ describe('DhtNetwork under bad input', () => {
       }))
 
       const junk = junkBodies.map(async body => await rejection(attacker.node.mesh.request(victim.peerId, 'sync', body, { timeoutMs: 30_000 })))
-      const answer = await sync(bystander, victim, { op: 'diff', dna, summary: EMPTY_SUMMARY, from_top: 0 }, 10_000)
-      expect((answer.tops as number[]).length).toBeGreaterThan(0)
+      const answer = await sync(bystander, victim, { op: 'sectors', dna, arc: FULL, sums: NO_SUMS, from: 0 }, 10_000)
+      expect((answer.hashes as unknown[]).length + (answer.split as unknown[]).length).toBeGreaterThan(0)
       const bystanderRecords = await validSyncRound(bystander, victim, dna)
       // served while the flood runs: each of those requests has its own deadline
       expect(bystanderRecords.length).toBeGreaterThan(0)

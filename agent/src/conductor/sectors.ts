@@ -1,0 +1,187 @@
+/**
+ * The DHT location space as anti-entropy sees it: kitsune2's grid of 512 sectors of 2^23
+ * locations, each split into 64 leaves of 2^17, and a per-sector summary of the ops a node holds
+ * (count and XOR of the op hashes' first 8 core bytes, kept incrementally) so two nodes find the
+ * sectors they disagree on without listing anything.
+ *
+ * A set of sectors (an arc, the overlap of two arcs) is a 512-bit bitset: 64 bytes on the wire.
+ *
+ * ```ts
+ * const summary = new SectorSummary()
+ * summary.add(op.location, op.hash)
+ * const common = intersect(mine, theirs)
+ * if (!equalBytes(summary.digest(common), theirDigest)) ...
+ * ```
+ */
+import { blake2b256 } from '../holo/hash.ts'
+
+export const SECTORS = 512
+export const SECTOR_SHIFT = 23
+export const LEAVES = 64
+export const LEAF_SHIFT = 17
+/** bytes of a sector set on the wire */
+export const SECTOR_SET_BYTES = SECTORS / 8
+
+/** The sector of a DHT location (a u32). */
+export function sectorOf (location: number): number {
+  return location >>> SECTOR_SHIFT
+}
+
+/** The leaf of a location within its sector. */
+export function leafOf (location: number): number {
+  return (location >>> LEAF_SHIFT) & (LEAVES - 1)
+}
+
+/** Inclusive location bounds of a sector, or of one leaf of it. */
+export function locationRange (sector: number, leaf?: number): [number, number] {
+  if (leaf === undefined) {
+    const lo = sector * 2 ** SECTOR_SHIFT
+    return [lo, lo + 2 ** SECTOR_SHIFT - 1]
+  }
+  const lo = sector * 2 ** SECTOR_SHIFT + leaf * 2 ** LEAF_SHIFT
+  return [lo, lo + 2 ** LEAF_SHIFT - 1]
+}
+
+/** A set of sectors: bit `s` of byte `s >> 3`. */
+export type SectorSet = Uint8Array
+
+export function fullSectorSet (): SectorSet {
+  return new Uint8Array(SECTOR_SET_BYTES).fill(0xff)
+}
+
+export function emptySectorSet (): SectorSet {
+  return new Uint8Array(SECTOR_SET_BYTES)
+}
+
+export function hasSector (set: SectorSet, sector: number): boolean {
+  return (set[sector >> 3]! & (1 << (sector & 7))) !== 0
+}
+
+export function addSector (set: SectorSet, sector: number): void {
+  set[sector >> 3] = set[sector >> 3]! | (1 << (sector & 7))
+}
+
+export function intersect (a: SectorSet, b: SectorSet): SectorSet {
+  const out = new Uint8Array(SECTOR_SET_BYTES)
+  for (let i = 0; i < SECTOR_SET_BYTES; i++) out[i] = a[i]! & b[i]!
+  return out
+}
+
+export function sectorsOf (set: SectorSet): number[] {
+  const out: number[] = []
+  for (let s = 0; s < SECTORS; s++) if (hasSector(set, s)) out.push(s)
+  return out
+}
+
+export function isSectorSet (v: unknown): v is SectorSet {
+  return v instanceof Uint8Array && v.length === SECTOR_SET_BYTES
+}
+
+function fold (opHash: Uint8Array): bigint {
+  return new DataView(opHash.buffer, opHash.byteOffset + 3, 8).getBigUint64(0)
+}
+
+/** One bucket's summary: how many ops, and the XOR of their folds. */
+export interface BucketSum { count: number, xor: bigint }
+
+/**
+ * Sparse bucket sums on the wire: 13 bytes per non-empty bucket (index u16, count u24 capped,
+ * xor u64), so a node that holds little sends little.
+ */
+export function packSums (sums: Iterable<[number, BucketSum]>): Uint8Array {
+  const list = [...sums].filter(([, s]) => s.count > 0)
+  const out = new Uint8Array(list.length * 13)
+  const view = new DataView(out.buffer)
+  list.forEach(([i, s], k) => {
+    view.setUint16(k * 13, i)
+    const c = Math.min(s.count, 0xffffff)
+    view.setUint8(k * 13 + 2, c >>> 16)
+    view.setUint16(k * 13 + 3, c & 0xffff)
+    view.setBigUint64(k * 13 + 5, s.xor)
+  })
+  return out
+}
+
+/** Unpack sparse sums; null when the bytes are not a whole number of well-formed entries. */
+export function unpackSums (bytes: unknown, buckets: number): Map<number, BucketSum> | null {
+  if (!(bytes instanceof Uint8Array) || bytes.length % 13 !== 0 || bytes.length / 13 > buckets) return null
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const out = new Map<number, BucketSum>()
+  for (let k = 0; k < bytes.length / 13; k++) {
+    const i = view.getUint16(k * 13)
+    if (i >= buckets || out.has(i)) return null
+    const count = (view.getUint8(k * 13 + 2) << 16) | view.getUint16(k * 13 + 3)
+    out.set(i, { count, xor: view.getBigUint64(k * 13 + 5) })
+  }
+  return out
+}
+
+/** Sums of `{location, hash}` ops by leaf, for one sector. */
+export function leafSums (ops: Iterable<{ location: number, hash: Uint8Array }>): Map<number, BucketSum> {
+  const out = new Map<number, BucketSum>()
+  for (const op of ops) {
+    const leaf = leafOf(op.location)
+    const s = out.get(leaf) ?? { count: 0, xor: 0n }
+    s.count++
+    s.xor ^= fold(op.hash)
+    out.set(leaf, s)
+  }
+  return out
+}
+
+/** The buckets in `scope` whose sums differ between `mine` and `theirs`. */
+export function differing (mine: Map<number, BucketSum>, theirs: Map<number, BucketSum>, scope: Iterable<number>): number[] {
+  const out: number[] = []
+  for (const i of scope) {
+    const a = mine.get(i)
+    const b = theirs.get(i)
+    if ((a?.count ?? 0) !== (b?.count ?? 0) || (a?.xor ?? 0n) !== (b?.xor ?? 0n)) out.push(i)
+  }
+  return out
+}
+
+/** Per-sector sums of the ops a node holds, kept as ops arrive. */
+export class SectorSummary {
+  private readonly counts = new Uint32Array(SECTORS)
+  private readonly xors = new BigUint64Array(SECTORS)
+
+  add (location: number, opHash: Uint8Array): void {
+    const s = sectorOf(location)
+    this.counts[s]!++
+    this.xors[s] = this.xors[s]! ^ fold(opHash)
+  }
+
+  remove (location: number, opHash: Uint8Array): void {
+    const s = sectorOf(location)
+    if (this.counts[s] === 0) return
+    this.counts[s]!--
+    this.xors[s] = this.xors[s]! ^ fold(opHash)
+  }
+
+  count (sector: number): number {
+    return this.counts[sector]!
+  }
+
+  /** Ops held in the sectors of `set`. */
+  total (set: SectorSet = fullSectorSet()): number {
+    let n = 0
+    for (const s of sectorsOf(set)) n += this.counts[s]!
+    return n
+  }
+
+  /** Sums of the non-empty sectors of `set`. */
+  sums (set: SectorSet): Map<number, BucketSum> {
+    const out = new Map<number, BucketSum>()
+    for (const s of sectorsOf(set)) if (this.counts[s]! > 0) out.set(s, { count: this.counts[s]!, xor: this.xors[s]! })
+    return out
+  }
+
+  /** 32 bytes that are equal on two nodes holding the same ops in the sectors of `set`. */
+  digest (set: SectorSet): Uint8Array {
+    const sums = packSums(this.sums(set))
+    const bytes = new Uint8Array(set.length + sums.length)
+    bytes.set(set, 0)
+    bytes.set(sums, set.length)
+    return blake2b256(bytes)
+  }
+}
