@@ -4,7 +4,8 @@
  * (count and XOR of the op hashes' first 8 core bytes, kept incrementally) so two nodes find the
  * sectors they disagree on without listing anything.
  *
- * A set of sectors (an arc, the overlap of two arcs) is a 512-bit bitset: 64 bytes on the wire.
+ * A set of sectors (an arc, the overlap of two arcs) is a 512-bit bitset in memory and a list of
+ * runs `[first, count, first, count, ...]` on the wire: an arc is one run, a full arc `[0, 512]`.
  *
  * ```ts
  * const summary = new SectorSummary()
@@ -73,8 +74,30 @@ export function sectorsOf (set: SectorSet): number[] {
   return out
 }
 
-export function isSectorSet (v: unknown): v is SectorSet {
-  return v instanceof Uint8Array && v.length === SECTOR_SET_BYTES
+/** The wire form of a sector set: its runs of consecutive sectors, `[first, count, ...]`. */
+export function toRuns (set: SectorSet): number[] {
+  const out: number[] = []
+  for (let s = 0; s < SECTORS; s++) {
+    if (!hasSector(set, s)) continue
+    let n = 1
+    while (s + n < SECTORS && hasSector(set, s + n)) n++
+    out.push(s, n)
+    s += n
+  }
+  return out
+}
+
+/** A sector set from its wire form; null unless it is at most 256 in-range runs. */
+export function fromRuns (v: unknown): SectorSet | null {
+  if (!Array.isArray(v) || v.length % 2 !== 0 || v.length > SECTORS) return null
+  const set = emptySectorSet()
+  for (let i = 0; i < v.length; i += 2) {
+    const first: unknown = v[i]
+    const count: unknown = v[i + 1]
+    if (!Number.isInteger(first) || !Number.isInteger(count) || (first as number) < 0 || (count as number) < 1 || (first as number) + (count as number) > SECTORS) return null
+    for (let s = first as number; s < (first as number) + (count as number); s++) addSector(set, s)
+  }
+  return set
 }
 
 function fold (opHash: Uint8Array): bigint {

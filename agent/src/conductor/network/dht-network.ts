@@ -22,7 +22,7 @@ import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../../identity/pee
 import type { CascadeQuery } from '../cell.ts'
 import { decode, encode, isPlainObject } from '../codec.ts'
 import { checkNetRecord, DhtWireError, type DhtSpace, type NetRecord, type ReceiveOutcome } from '../space.ts'
-import { differing, fullSectorSet, hasSector, intersect, isSectorSet, LEAVES, packSums, SECTORS, sectorsOf, unpackSums, type SectorSet } from '../sectors.ts'
+import { differing, fromRuns, fullSectorSet, hasSector, intersect, LEAVES, packSums, SECTORS, sectorsOf, toRuns, unpackSums, type SectorSet } from '../sectors.ts'
 import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
@@ -84,8 +84,9 @@ function warrantTopic (dna: HoloHash): string { return `warrants/${encodeHash(dn
 function isU8 (v: unknown): v is Uint8Array { return v instanceof Uint8Array }
 
 function checkArc (v: unknown): SectorSet {
-  if (!isSectorSet(v)) throw new DhtWireError('arc must be a sector set (64 bytes)')
-  return v
+  const set = fromRuns(v)
+  if (set === null) throw new DhtWireError('arc must be runs of sectors [first, count, ...] within 0..511')
+  return set
 }
 
 /**
@@ -510,14 +511,14 @@ class MeshDhtNetwork implements DhtNetwork {
     if (space === null || !this.running) return stats
     const mine = this.myArc()
     // equal digests over the shared sectors: nothing to do (the common case once converged)
-    const probe = await this.ask(peer, { op: 'digest', dna, arc: mine }, stats, signal)
-    if (!isSectorSet(probe.arc) || !(probe.digest instanceof Uint8Array)) throw new DhtWireError('malformed digest response')
-    const common = intersect(mine, probe.arc)
+    const probe = await this.ask(peer, { op: 'digest', dna, arc: toRuns(mine) }, stats, signal)
+    if (!(probe.digest instanceof Uint8Array)) throw new DhtWireError('malformed digest response')
+    const common = intersect(mine, checkArc(probe.arc))
     if (hashEquals(probe.digest, space.digest(common))) return stats
     let from: number | null = 0
     while (from !== null && this.running) {
       const sums = packSums([...space.sectorSums(common)].filter(([s]) => s >= from!))
-      const res = await this.ask(peer, { op: 'sectors', dna, arc: mine, sums, from }, stats, signal)
+      const res = await this.ask(peer, { op: 'sectors', dna, arc: toRuns(mine), sums, from }, stats, signal)
       const { hashes, split, next } = res
       if (!Array.isArray(hashes) || hashes.length > SYNC.maxHashes || !hashes.every(h => isHash(h, 'Action')) || !Array.isArray(split) || split.length > SYNC.maxSectors ||
         !(next === null || (Number.isInteger(next) && (next as number) > from && (next as number) < SECTORS))) {
@@ -583,7 +584,7 @@ class MeshDhtNetwork implements DhtNetwork {
     switch (msg.op) {
       case 'digest': {
         const mine = this.myArc()
-        return encode({ arc: mine, digest: space.digest(intersect(mine, checkArc(msg.arc))) })
+        return encode({ arc: toRuns(mine), digest: space.digest(intersect(mine, checkArc(msg.arc))) })
       }
       case 'sectors': {
         const common = intersect(this.myArc(), checkArc(msg.arc))

@@ -11,7 +11,7 @@ import { dhtSync, integratedOps, runScenario, waitUntil, type Player } from '../
 import type { NodeCapability } from '../../../../../zomes-ts/agent_registry/types.ts'
 import { decode, encode } from '../../codec.ts'
 import type { NetRecord } from '../../space.ts'
-import { fullSectorSet, LEAVES, packSums, SECTORS, unpackSums } from '../../sectors.ts'
+import { fullSectorSet, LEAVES, packSums, SECTORS, toRuns, unpackSums } from '../../sectors.ts'
 import { encodeHash, hashFrom32, hashFromContent } from '../../../holo/hash.ts'
 import { SYNC } from '../dht-network.ts'
 import type { Libp2pMeshNode } from '../../../mesh/libp2p-node.ts'
@@ -24,7 +24,7 @@ const names = async (p: Player): Promise<string[]> =>
 
 /** Sums of nothing: every sector where the victim holds data differs from them. */
 const NO_SUMS = new Uint8Array(0)
-const FULL = fullSectorSet()
+const FULL = toRuns(fullSectorSet())
 
 async function rejection (p: Promise<unknown>): Promise<Error> {
   try {
@@ -153,9 +153,13 @@ describe('DhtNetwork under bad input', () => {
       for (const [body, why] of [
         [{ op: 'digest', dna }, /arc/],
         [{ op: 'digest', dna, arc: 'all' }, /arc/],
-        [{ op: 'digest', dna, arc: new Uint8Array(63) }, /arc/],
-        [{ op: 'digest', dna, arc: new Uint8Array(65) }, /arc/],
-        [{ ...validSectors, arc: [255] }, /arc/],
+        [{ op: 'digest', dna, arc: [0] }, /arc/],
+        [{ op: 'digest', dna, arc: [0, 0] }, /arc/],
+        [{ op: 'digest', dna, arc: [500, 13] }, /arc/],
+        [{ op: 'digest', dna, arc: [-1, 2] }, /arc/],
+        [{ op: 'digest', dna, arc: [0.5, 2] }, /arc/],
+        [{ op: 'digest', dna, arc: Array.from({ length: SECTORS + 2 }, () => 0) }, /arc/],
+        [{ ...validSectors, arc: new Uint8Array(64) }, /arc/],
         [{ ...validSectors, from: SECTORS }, /from/],
         [{ ...validSectors, from: -1 }, /from/],
         [{ ...validSectors, from: 1.5 }, /from/],
