@@ -4,8 +4,8 @@
  * (count and XOR of the op hashes' first 8 core bytes, kept incrementally) so two nodes find the
  * sectors they disagree on without listing anything.
  *
- * A set of sectors (an arc, the overlap of two arcs) is a 512-bit bitset in memory and a list of
- * runs `[first, count, first, count, ...]` on the wire: an arc is one run, a full arc `[0, 512]`.
+ * A set of sectors (an arc, the overlap of two arcs) is `arc.ts`'s 512-bit set in memory and a
+ * list of runs `[first, count, first, count, ...]` on the wire: a full arc is `[0, 512]`.
  *
  * ```ts
  * const summary = new SectorSummary()
@@ -15,18 +15,12 @@
  * ```
  */
 import { blake2b256 } from '../holo/hash.ts'
+import { and, FULL_ARC, hasSector, SECTOR_BITS, SECTOR_COUNT, sectorOf, sectorRanges, sectorSet, type SectorSet } from './network/arc.ts'
 
-export const SECTORS = 512
-export const SECTOR_SHIFT = 23
+export { hasSector, sectorOf, type SectorSet }
+export const SECTORS = SECTOR_COUNT
 export const LEAVES = 64
-export const LEAF_SHIFT = 17
-/** bytes of a sector set on the wire */
-export const SECTOR_SET_BYTES = SECTORS / 8
-
-/** The sector of a DHT location (a u32). */
-export function sectorOf (location: number): number {
-  return location >>> SECTOR_SHIFT
-}
+export const LEAF_SHIFT = SECTOR_BITS - 6
 
 /** The leaf of a location within its sector. */
 export function leafOf (location: number): number {
@@ -36,37 +30,26 @@ export function leafOf (location: number): number {
 /** Inclusive location bounds of a sector, or of one leaf of it. */
 export function locationRange (sector: number, leaf?: number): [number, number] {
   if (leaf === undefined) {
-    const lo = sector * 2 ** SECTOR_SHIFT
-    return [lo, lo + 2 ** SECTOR_SHIFT - 1]
+    const lo = sector * 2 ** SECTOR_BITS
+    return [lo, lo + 2 ** SECTOR_BITS - 1]
   }
-  const lo = sector * 2 ** SECTOR_SHIFT + leaf * 2 ** LEAF_SHIFT
+  const lo = sector * 2 ** SECTOR_BITS + leaf * 2 ** LEAF_SHIFT
   return [lo, lo + 2 ** LEAF_SHIFT - 1]
 }
 
-/** A set of sectors: bit `s` of byte `s >> 3`. */
-export type SectorSet = Uint8Array
-
 export function fullSectorSet (): SectorSet {
-  return new Uint8Array(SECTOR_SET_BYTES).fill(0xff)
+  return sectorSet(FULL_ARC)
 }
 
 export function emptySectorSet (): SectorSet {
-  return new Uint8Array(SECTOR_SET_BYTES)
-}
-
-export function hasSector (set: SectorSet, sector: number): boolean {
-  return (set[sector >> 3]! & (1 << (sector & 7))) !== 0
+  return sectorSet(null)
 }
 
 export function addSector (set: SectorSet, sector: number): void {
-  set[sector >> 3] = set[sector >> 3]! | (1 << (sector & 7))
+  set[sector >>> 5] = set[sector >>> 5]! | (1 << (sector & 31))
 }
 
-export function intersect (a: SectorSet, b: SectorSet): SectorSet {
-  const out = new Uint8Array(SECTOR_SET_BYTES)
-  for (let i = 0; i < SECTOR_SET_BYTES; i++) out[i] = a[i]! & b[i]!
-  return out
-}
+export const intersect = and
 
 export function sectorsOf (set: SectorSet): number[] {
   const out: number[] = []
@@ -76,15 +59,7 @@ export function sectorsOf (set: SectorSet): number[] {
 
 /** The wire form of a sector set: its runs of consecutive sectors, `[first, count, ...]`. */
 export function toRuns (set: SectorSet): number[] {
-  const out: number[] = []
-  for (let s = 0; s < SECTORS; s++) {
-    if (!hasSector(set, s)) continue
-    let n = 1
-    while (s + n < SECTORS && hasSector(set, s + n)) n++
-    out.push(s, n)
-    s += n
-  }
-  return out
+  return sectorRanges(set).flat()
 }
 
 /** A sector set from its wire form; null unless it is at most 256 in-range runs. */
@@ -202,9 +177,9 @@ export class SectorSummary {
   /** 32 bytes that are equal on two nodes holding the same ops in the sectors of `set`. */
   digest (set: SectorSet): Uint8Array {
     const sums = packSums(this.sums(set))
-    const bytes = new Uint8Array(set.length + sums.length)
-    bytes.set(set, 0)
-    bytes.set(sums, set.length)
+    const bytes = new Uint8Array(set.byteLength + sums.length)
+    bytes.set(new Uint8Array(set.buffer, set.byteOffset, set.byteLength), 0)
+    bytes.set(sums, set.byteLength)
     return blake2b256(bytes)
   }
 }
