@@ -59,6 +59,8 @@ export interface StartOptions {
   region: string
   /** Advertised link speed. @default 1000 */
   bandwidthMbps: number
+  /** DHT authorities wanted per location: arcs shrink once the mesh has more nodes than that. @default 5 */
+  targetRedundancy: number
   /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/0'] */
   listen: string[]
   /** Bootstrap peers (repeatable). @default the network profile's list */
@@ -130,6 +132,8 @@ Options:
   --heartbeat-interval <secs>   seconds between heartbeats (default 10)
   --region <region>             latency region advertised (default local)
   --bandwidth-mbps <n>          link speed advertised (default 1000)
+  --target-redundancy <n>       DHT authorities wanted per location; a mesh of more nodes
+                                shards storage so each node holds about n/N of it (default 5)
   --passphrase-file <file>      encrypt the keystore with the passphrase in this file
                                 (or set FLEXNODE_PASSPHRASE)
   --new-chain                   the data dir has a keystore but its database is missing or
@@ -158,6 +162,12 @@ function positive (value: string | undefined, flag: string, def: number, max: nu
   if (value === undefined) return def
   const n = Number(value)
   if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new UsageError(`${flag} must be a number in (0, ${max}], got ${JSON.stringify(value)}`, flag)
+  return n
+}
+
+function wholeNumber (value: string | undefined, flag: string, def: number, max: number): number {
+  const n = positive(value, flag, def, max)
+  if (!Number.isInteger(n)) throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(value)}`, flag)
   return n
 }
 
@@ -201,6 +211,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'heartbeat-interval': { type: 'string' },
     region: { type: 'string' },
     'bandwidth-mbps': { type: 'string' },
+    'target-redundancy': { type: 'string' },
     listen: { type: 'string', multiple: true },
     bootstrap: { type: 'string', multiple: true },
     'no-mdns': { type: 'boolean' },
@@ -282,6 +293,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     heartbeatIntervalSeconds: positive(v['heartbeat-interval'], '--heartbeat-interval', DEFAULT_HEARTBEAT_INTERVAL_SECONDS, 86400),
     region,
     bandwidthMbps: positive(v['bandwidth-mbps'], '--bandwidth-mbps', 1000, 10_000_000),
+    targetRedundancy: wholeNumber(v['target-redundancy'], '--target-redundancy', 5, 1000),
     listen,
     bootstrap,
     ...(v['no-mdns'] === true ? { mdns: false } : {}),

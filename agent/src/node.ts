@@ -95,6 +95,10 @@ export interface FlexNodeInit {
   republishIntervalMs?: number
   /** reconcile with every newly connected peer at once. @default true */
   syncOnConnect?: boolean
+  /** DHT authorities wanted per location; a mesh with more nodes shards storage. @default 5 */
+  targetRedundancy?: number
+  /** ms between two resizes of the storage arc. @default 30000 */
+  arcResizeIntervalMs?: number
   /** more directories of `.gguf` models besides `<data-dir>/models` */
   modelsDirs?: string[]
   /** false forces CPU inference. @default 'auto' */
@@ -200,7 +204,13 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         return service({
           start: async () => {
             // the conductor builds its DHT network over the mesh (the next service starts it)
-            const dht = dhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect })
+            const dht = dhtNetwork({
+              syncIntervalMs: init.syncIntervalMs,
+              republishIntervalMs: init.republishIntervalMs,
+              syncOnConnect: init.syncOnConnect,
+              targetRedundancy: init.targetRedundancy,
+              arcResizeIntervalMs: init.arcResizeIntervalMs
+            })
             c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger }) })
             const profile = await networkProfile(network)
             await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))

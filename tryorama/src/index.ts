@@ -45,6 +45,10 @@ export interface PlayerOptions {
   inferencePolicy?: FlexNodeInit['inferencePolicy']
   /** reconcile with each newly connected peer at once. @default true */
   syncOnConnect?: boolean
+  /** DHT authorities wanted per location. @default 5 */
+  targetRedundancy?: number
+  /** ms between two resizes of the storage arc. @default 30000 */
+  arcResizeIntervalMs?: number
   /** dial these players at start. @default every live player of the scenario on the same network */
   bootstrapFrom?: Player[]
   /** policy admins of the player's mesh (the policy_store DNA property). @default none */
@@ -149,6 +153,8 @@ export class Scenario {
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 3600,
       syncIntervalMs: options.syncIntervalMs ?? 500,
       syncOnConnect: options.syncOnConnect,
+      targetRedundancy: options.targetRedundancy,
+      arcResizeIntervalMs: options.arcResizeIntervalMs,
       republishIntervalMs: options.republishIntervalMs ?? 2000,
       scryptN: SCRYPT_N,
       policyAdmins: options.policyAdmins,

@@ -276,6 +276,8 @@ export interface StatusReport {
   /** NodeCapabilities the registry knows, by availability (this node included); null if the query failed */
   known_nodes: ({ total: number } & Record<Availability, number>) | null
   known_nodes_error?: string
+  /** this node's DHT storage arc (the same for every DNA), from the Admin API's dump_network_metrics; null if that failed */
+  storage_arc: { arc: [number, number] | null, sectors: number, authorities_seen: number, target_redundancy: number } | null
   dnas: DnaStatus[]
 }
 
@@ -299,6 +301,13 @@ export async function collectStatus (dataDir: string): Promise<StatusReport> {
     } catch (err) {
       knownNodesError = errorMessage(err)
     }
+    let storageArc: StatusReport['storage_arc'] = null
+    try {
+      const metrics = Object.values(await s.admin.dumpNetworkMetrics({ include_dht_summary: false }) as unknown as Record<string, { local_agents: Array<{ storage_arc: [number, number] | null }>, flexnode?: { arc_sectors: number, authorities_seen: number, target_redundancy: number } }>)[0]
+      if (metrics?.flexnode !== undefined) {
+        storageArc = { arc: metrics.local_agents[0]?.storage_arc ?? null, sectors: metrics.flexnode.arc_sectors, authorities_seen: metrics.flexnode.authorities_seen, target_redundancy: metrics.flexnode.target_redundancy }
+      }
+    } catch { /* a node without network metrics: no arc line */ }
     const dnas: DnaStatus[] = []
     for (const app of apps) {
       for (const [role, cells] of Object.entries(app.cell_info)) {
@@ -334,6 +343,7 @@ export async function collectStatus (dataDir: string): Promise<StatusReport> {
       connected,
       known_nodes: knownNodes,
       ...(knownNodesError !== undefined ? { known_nodes_error: knownNodesError } : {}),
+      storage_arc: storageArc,
       dnas
     }
   })
@@ -353,7 +363,11 @@ export function renderStatus (r: StatusReport): string {
     ['peers', [`${r.connected_peers} connected`]],
     ['known nodes', [r.known_nodes === null
       ? `unavailable (${r.known_nodes_error ?? 'unknown error'})`
-      : `${r.known_nodes.total} (${AVAILABILITIES.map(a => `${a} ${r.known_nodes![a]}`).join(', ')})`]]
+      : `${r.known_nodes.total} (${AVAILABILITIES.map(a => `${a} ${r.known_nodes![a]}`).join(', ')})`]],
+    ['storage arc', [r.storage_arc === null
+      ? 'unavailable'
+      : `${r.storage_arc.sectors}/512 sectors${r.storage_arc.arc === null ? '' : ` [${r.storage_arc.arc[0]}, ${r.storage_arc.arc[1]}]`}, ` +
+        `${r.storage_arc.authorities_seen} authorities seen for it (target ${r.storage_arc.target_redundancy})`]]
   ]
   const width = Math.max(...fields.map(([k]) => k.length))
   const lines = fields.flatMap(([k, vs]) => vs.map((v, i) => `${(i === 0 ? k : '').padEnd(width)}  ${v}`))

@@ -18,7 +18,7 @@ import { decodeDnaDef, type DnaDef, type LoadedDna, type ZomeLoader } from './dn
 import { deserializationError, internalError, requestHash } from './errors.ts'
 import type { AuthoredListener } from './network/types.ts'
 import type { ProducedOp } from './ops.ts'
-import { DhtSpace, type NetRecord, type ReceiveOutcome } from './space.ts'
+import { DhtSpace, type NetRecord, type ReceiveOptions, type ReceiveOutcome } from './space.ts'
 import type { ConductorStore } from './store.ts'
 
 export interface CellRegistryInit {
@@ -138,10 +138,10 @@ export class CellRegistry {
   }
 
   /** Validate and integrate records of another agent from the network. */
-  receiveRecords (dna: Uint8Array, records: NetRecord[]): ReceiveOutcome {
+  receiveRecords (dna: Uint8Array, records: NetRecord[], options?: ReceiveOptions): ReceiveOutcome {
     const space = this.space(dna)
     if (space === null) throw internalError(`DnaMissing: this node does not run ${encodeHash(dna)}`)
-    return space.receive(records)
+    return space.receive(records, options)
   }
 
   /** The running cell, or null. */

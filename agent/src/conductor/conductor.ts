@@ -16,7 +16,7 @@
 import { join } from 'node:path'
 import type { ZomeCallCapGrant } from '../../../zomes-ts/hdk/index.ts'
 import { DisposedError } from '../errors.ts'
-import { encodeHash, type HoloHash } from '../holo/hash.ts'
+import { encodeHash, hashEquals, type HoloHash } from '../holo/hash.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { ConductorInterfaces } from './api/interfaces.ts'
@@ -29,8 +29,9 @@ import { DB_FILE } from './constants.ts'
 import { decodeDnaDef, ZomeLoader, type ZomeRuntime } from './dna.ts'
 import { deserializationError, internalError, requestHash } from './errors.ts'
 import type { AuthoredListener, DhtHost, DhtNetwork, DhtNetworkFactory } from './network/types.ts'
+import { FULL_ARC } from './network/arc.ts'
 import { ZomeSandbox, type ZomeSandboxInit } from './sandbox/host.ts'
-import type { DhtSpace, NetRecord, ReceiveOutcome } from './space.ts'
+import type { DhtSpace, NetRecord, ReceiveOptions, ReceiveOutcome } from './space.ts'
 import { ConductorStore } from './store.ts'
 import { ZomeCalls } from './zome-calls.ts'
 
@@ -148,9 +149,9 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
   }
 
   /** Validate and integrate records of another agent from the network. */
-  receiveRecords (dna: Uint8Array, records: NetRecord[]): ReceiveOutcome {
+  receiveRecords (dna: Uint8Array, records: NetRecord[], options?: ReceiveOptions): ReceiveOutcome {
     this.assertOpen()
-    return this.cells.receiveRecords(dna, records)
+    return this.cells.receiveRecords(dna, records, options)
   }
 
   /** The running cell, or null. */
@@ -262,6 +263,32 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
 
   agentInfo (_req?: { dna_hashes?: HoloHash[] | null } | null): string[] {
     return this.network?.peerInfo() ?? []
+  }
+
+  /**
+   * Holochain's `dump_network_metrics` for each running DNA (or the one asked): the local agent's
+   * storage arc, the peers' claimed arcs as peer meta, and, as a flexnode extension, the
+   * authorities seen for the arc and the ops held. Fetch and gossip rounds are not tracked.
+   */
+  dumpNetworkMetrics (req?: { dna_hash?: HoloHash | null, include_dht_summary?: boolean } | null): Record<string, unknown> {
+    this.assertOpen()
+    const arc = this.network?.arcStatus() ?? { arc: FULL_ARC, sectors: 512, authoritiesSeen: 1, coverage: 0, targetRedundancy: 0, peers: [] }
+    const out: Record<string, unknown> = {}
+    for (const dna of this.cells.runningDnas()) {
+      if (req?.dna_hash != null && !hashEquals(req.dna_hash, dna)) continue
+      const space = this.cells.space(dna)
+      out[encodeHash(dna)] = {
+        fetch_state_summary: { pending_requests: {}, peers_on_backoff: {} },
+        gossip_state_summary: {
+          accepted_rounds: [],
+          dht_summary: {},
+          peer_meta: Object.fromEntries(arc.peers.map(p => [p.peer, { storage_arc: p.arc, flexnode_confirmed: p.confirmed }]))
+        },
+        local_agents: (space === null ? [] : [space.agent]).map(agent => ({ agent, storage_arc: arc.arc, target_arc: arc.arc })),
+        flexnode: { arc_sectors: arc.sectors, authorities_seen: arc.authoritiesSeen, target_redundancy: arc.targetRedundancy, coverage: arc.coverage, ops_held: space?.opCount() ?? 0 }
+      }
+    }
+    return out
   }
 
   listDnas (): HoloHash[] {

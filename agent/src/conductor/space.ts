@@ -15,7 +15,7 @@
  * an index range scan, so only the sectors two nodes share are compared and listed.
  */
 import type { Action, Entry, EntryType, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
-import { encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
+import { dhtLocation, encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { dhtActionRow } from './cell.ts'
@@ -63,8 +63,17 @@ export interface ReceiveOutcome {
   rejected: Array<{ hash: HoloHash, reason: string }>
   pending: number
   dropped: number
+  /** records none of whose ops fall in this node's arc, left alone */
+  notAuthority: number
   warrants: Warrant[]
 }
+
+export interface ReceiveOptions {
+  /** keep records this node is no authority for (what a local miss fetched for a zome call) */
+  cache?: boolean
+}
+
+const emptyOutcome = (): ReceiveOutcome => ({ integrated: [], rejected: [], pending: 0, dropped: 0, notAuthority: 0, warrants: [] })
 
 export class DhtWireError extends FlexnodeError {
   static override readonly name = 'DhtWireError'
@@ -139,6 +148,11 @@ export class DhtSpace {
   private readonly log: ComponentLogger
   /** per-sector sums of the valid ops held */
   private readonly sectors = new SectorSummary()
+  /**
+   * Whether this node is an authority for a DHT location (its arc holds it): only those ops are
+   * integrated, and only there does it check chains. @default every location (a full arc)
+   */
+  authority: (location: number) => boolean = () => true
   private readonly blocked = new Set<string>()
 
   /** signature checks through the keystore's key cache */
@@ -286,8 +300,8 @@ export class DhtSpace {
    * never stops the others. Records in limbo that waited for an integrated one are retried
    * right away (and only those: limbo is indexed by what each record waits for).
    */
-  receive (records: NetRecord[]): ReceiveOutcome {
-    const out: ReceiveOutcome = { integrated: [], rejected: [], pending: 0, dropped: 0, warrants: [] }
+  receive (records: NetRecord[], options: ReceiveOptions = {}): ReceiveOutcome {
+    const out = emptyOutcome()
     const sorted = [...records].sort((a, b) => {
       const c = encodeHash(a.action.header.author).localeCompare(encodeHash(b.action.header.author))
       return c !== 0 ? c : a.action.header.action_seq - b.action.header.action_seq
@@ -295,14 +309,35 @@ export class DhtSpace {
     for (const r of sorted) {
       const hash = actionHashOf(r.action)
       if (this.knows(hash)) continue
-      this.process(r, hash, out, false)
+      this.process(r, hash, out, false, options.cache === true)
     }
     out.pending = this.store.limboCount(this.dna.hash)
     return out
   }
 
+  /**
+   * A valid record this node holds, listed by a peer for sectors this node now holds too (its arc
+   * grew): integrate the record's ops that fall in the arc and are missing. Returns how many.
+   */
+  adopt (hash: Uint8Array): number {
+    const row = this.store.dhtAction(this.dna.hash, hash)
+    if (row === undefined || row.status !== 'Valid') return 0
+    const action = decodeAction(row.action)
+    const d = action.data
+    const ops = produceOps({ action, hash, signature: row.signature }, (d.type === 'Create' || d.type === 'Update') && isPublic(d.entry_type)).filter(o => this.authority(o.location))
+    const now = nowMicros()
+    const added: ProducedOp[] = []
+    this.store.transaction(() => {
+      for (const op of ops) {
+        if (this.store.insertOp({ dna: this.dna.hash, hash: op.hash, type: op.type, basis: op.basis, location: op.location, action_hash: hash, author: action.header.author, stage: 'integrated', validation_status: 'Valid', when_integrated: now, authored: 0 })) added.push(op)
+      }
+    })
+    this.noteOps(added)
+    return added.length
+  }
+
   /** Retry everything in limbo once (a periodic safety net) and drop what waited too long. */
-  retryLimbo (out: ReceiveOutcome = { integrated: [], rejected: [], pending: 0, dropped: 0, warrants: [] }): ReceiveOutcome {
+  retryLimbo (out: ReceiveOutcome = emptyOutcome()): ReceiveOutcome {
     this.store.pruneLimbo(Date.now() - LIMBO_TTL_MS)
     for (const row of this.store.limbo(this.dna.hash)) {
       let r: NetRecord
@@ -320,7 +355,7 @@ export class DhtSpace {
   }
 
   /** Integrate, reject or park one record, then wake whatever waited for it. */
-  private process (r: NetRecord, hash: Uint8Array, out: ReceiveOutcome, verified: boolean): Verdict['kind'] {
+  private process (r: NetRecord, hash: Uint8Array, out: ReceiveOutcome, verified: boolean, cache = false): Verdict['kind'] {
     const v = this.judge(r, hash, verified)
     switch (v.kind) {
       case 'dropped':
@@ -347,10 +382,16 @@ export class DhtSpace {
         this.store.putLimbo(this.dna.hash, hash, author, r.action.header.action_seq, v.waitingFor, encode(r), Date.now())
         return v.kind
       }
-      case 'valid':
-        this.integrate(r, hash, v.ops, out)
+      case 'valid': {
+        const held = v.ops.filter(o => this.authority(o.location))
+        if (held.length === 0 && !cache) {
+          out.notAuthority++
+          return 'dropped'
+        }
+        this.integrate(r, hash, held, out)
         this.wake(hash, out)
         return v.kind
+      }
     }
   }
 
@@ -392,15 +433,20 @@ export class DhtSpace {
       if (!pub && r.entry !== null) return { kind: 'invalid', reason: 'a private entry was published' }
     }
     const seq = r.action.header.action_seq
+    // the chain is checked by the authorities of its author's activity (as in Holochain); the
+    // others judge the record on its own, since they keep no copy of the author's chain
+    const chainAuthority = this.authority(dhtLocation(author))
     if (seq === 0) {
       if (d.type !== 'Dna' || !hashEquals(d.hash, this.dna.hash)) return { kind: 'invalid', reason: 'the first action must be Dna of this DNA' }
     } else {
       const prev = r.action.header.prev_action!
       const prevRow = this.store.dhtAction(this.dna.hash, prev)
-      if (prevRow === undefined) return { kind: 'pending', waitingFor: prev }
-      if (prevRow.status !== 'Valid') return { kind: 'invalid', reason: 'builds on a rejected action' }
-      const link = checkChainLink(r.action, { hash: prevRow.hash, action: decodeAction(prevRow.action) })
-      if (link.type !== 'Valid') return { kind: 'invalid', reason: link.type === 'Invalid' ? link.reason : 'bad chain link' }
+      if (prevRow === undefined && chainAuthority) return { kind: 'pending', waitingFor: prev }
+      if (prevRow !== undefined) {
+        if (prevRow.status !== 'Valid') return { kind: 'invalid', reason: 'builds on a rejected action' }
+        const link = checkChainLink(r.action, { hash: prevRow.hash, action: decodeAction(prevRow.action) })
+        if (link.type !== 'Valid') return { kind: 'invalid', reason: link.type === 'Invalid' ? link.reason : 'bad chain link' }
+      }
       if (seq === 1 && d.type !== 'AgentValidationPkg') return { kind: 'invalid', reason: 'the second action must be AgentValidationPkg' }
       if (seq === 2 && !(d.type === 'Create' && d.entry_type === 'Agent' && hashEquals(d.entry_hash, retype(author, 'Entry')))) return { kind: 'invalid', reason: 'the third action must create the Agent entry' }
     }

@@ -102,6 +102,10 @@ describe('flexnode peers / status', () => {
       })
       expect(status.known_nodes).toMatchObject({ total: 2, busy: 0, draining: 0 })
       expect(status.known_nodes!.online + status.known_nodes!.offline).toBe(2)
+      // two nodes are fewer than the target redundancy: both keep full arcs
+      expect(status.storage_arc).toMatchObject({ arc: [0, 0xffffffff], sectors: 512, target_redundancy: 5 })
+      expect(status.storage_arc!.authorities_seen).toBeGreaterThanOrEqual(1)
+      expect(status.storage_arc!.authorities_seen).toBeLessThanOrEqual(2)
       expect(status.dnas.map(d => d.role)).toEqual(['agent_registry', 'resource_mesh', 'policy_store', 'artifact_index', 'memory_shards'])
       for (const d of status.dnas) {
         expect(d.dna_hash).toMatch(/^uhC0k[A-Za-z0-9_-]{48}$/)
@@ -120,6 +124,7 @@ describe('flexnode peers / status', () => {
       expect(human.stdout).toMatch(/^apps\s+flexstack {2}enabled$/m)
       expect(human.stdout).toMatch(/^peers\s+1 connected$/m)
       expect(human.stdout).toMatch(/^known nodes\s+2 \(online \d, busy 0, draining 0, offline \d\)$/m)
+      expect(human.stdout).toMatch(/^storage arc\s+512\/512 sectors \[0, 4294967295\], [12] authorities seen for it \(target 5\)$/m)
       expect(human.stdout).toMatch(/^DNA\s+HASH\s+INTEGRATED OPS\s+VALIDATION LIMBO$/m)
       expect(human.stdout).toMatch(/^agent_registry\s+uhC0k\S+\s+\d+\s+0$/m)
     } finally {

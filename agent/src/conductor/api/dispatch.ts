@@ -24,6 +24,7 @@ const ADMIN: Record<string, [string, Handler]> = {
   dump_full_state: ['full_state_dumped', (c, v) => c.dumpFullState(v)],
   dump_state: ['state_dumped', (c, v) => c.dumpState(v)],
   agent_info: ['agent_info', (c, v) => c.agentInfo(v)],
+  dump_network_metrics: ['network_metrics_dumped', (c, v) => c.dumpNetworkMetrics(v)],
   list_dnas: ['dnas_listed', (c) => c.listDnas()],
   list_cell_ids: ['cell_ids_listed', (c) => c.listCellIds()],
   get_dna_definition: ['dna_definition_returned', (c, v) => c.getDnaDefinition(v)]

@@ -44,6 +44,7 @@ export interface AdminApi {
   dumpFullState: (req: { cell_id: CellId, dht_ops_cursor?: number | null }) => unknown
   dumpState: (req: { cell_id: CellId }) => string
   agentInfo: (req?: { dna_hashes?: HoloHash[] | null } | null) => string[]
+  dumpNetworkMetrics: (req?: { dna_hash?: HoloHash | null, include_dht_summary?: boolean } | null) => Record<string, unknown>
   listDnas: () => HoloHash[]
   listCellIds: () => CellId[]
   getDnaDefinition: (req: unknown) => unknown

@@ -1,8 +1,12 @@
 /**
  * The DHT over the mesh: what a conductor's network layer does for every DNA it runs.
  *
- * - publish: every record a local cell commits goes out at once on the DNA's gossip topic
- *   (`/flexstack/<network>/ops/<dna>`); with full arcs every node is an authority for every op.
+ * - arcs: each node is an authority for the ops whose DHT location falls in its storage arc,
+ *   sized so every location keeps `targetRedundancy` authorities (`authorities.ts`); a mesh
+ *   smaller than that keeps full arcs. A node integrates only the ops in its arc.
+ * - publish: every record a local cell commits goes out at once: on the DNA's gossip topic
+ *   (`/flexstack/<network>/ops/<dna>`) while every arc is full, else straight to the
+ *   authorities of each of its ops' bases.
  * - receive: gossip and sync deliver records to the conductor's DHT space, which validates and
  *   integrates them; each integrated record earns its author a signed validation receipt.
  * - republish: authors publish again the actions holding fewer receipts than they want.
@@ -16,13 +20,16 @@
  */
 import { periodic, type Periodic } from '../../background.ts'
 import { DisposedError, errorMessage } from '../../errors.ts'
-import { decodeHash, encodeHash, hashEquals, isHash, type HoloHash } from '../../holo/hash.ts'
+import { decodeHash, dhtLocation, encodeHash, hashEquals, isHash, type HoloHash } from '../../holo/hash.ts'
 import type { ComponentLogger } from '../../logger.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../../identity/peer-id.ts'
 import type { CascadeQuery } from '../cell.ts'
 import { decode, encode, isPlainObject } from '../codec.ts'
-import { checkNetRecord, DhtWireError, type DhtSpace, type NetRecord, type ReceiveOutcome } from '../space.ts'
-import { differing, fromRuns, fullSectorSet, hasSector, intersect, LEAVES, packSums, SECTORS, sectorsOf, toRuns, unpackSums, type SectorSet } from '../sectors.ts'
+import { checkNetRecord, DhtWireError, type DhtSpace, type NetRecord, type ReceiveOptions, type ReceiveOutcome } from '../space.ts'
+import { differing, fromRuns, hasSector, intersect, LEAVES, packSums, SECTORS, sectorsOf, toRuns, unpackSums, type SectorSet } from '../sectors.ts'
+import { produceOps } from '../ops.ts'
+import { actionHashOf } from '../validation.ts'
+import { ArcKeeper, type ArcStatus } from './authorities.ts'
 import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
@@ -38,6 +45,10 @@ export interface DhtNetworkInit {
   syncOnConnect?: boolean
   /** ms a local miss waits for one authority before it also asks the next. @default 150 */
   hedgeDelayMs?: number
+  /** authorities wanted per DHT location; a mesh with fewer nodes keeps full arcs. @default 5 */
+  targetRedundancy?: number
+  /** ms between two resizes of this node's storage arc. @default 30000 */
+  arcResizeIntervalMs?: number
 }
 
 export interface DhtNetworkComponents {
@@ -113,6 +124,8 @@ class MeshDhtNetwork implements DhtNetwork {
   private stopped = false
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
   private readonly cascadeListeners = new Set<(event: CascadeEvent) => void>()
+  /** this node's arc and the arcs its peers claim */
+  readonly arcs: ArcKeeper
   /** gossip messages dropped by the per-peer rate limit */
   droppedGossip = 0
   /** totals since start, for benchmarks and status */
@@ -122,6 +135,18 @@ class MeshDhtNetwork implements DhtNetwork {
     this.init = init
     this.c = components
     this.log = components.logger.forComponent('flexnode:dht-net')
+    const locationOf = (peer: string): number => dhtLocation(agentPubKeyFromPeerId(peer))
+    this.arcs = new ArcKeeper({ targetRedundancy: init.targetRedundancy ?? init.receiptTarget, resizeIntervalMs: init.arcResizeIntervalMs }, {
+      self: { peer: components.mesh.peerId, location: locationOf(components.mesh.peerId) },
+      connected: () => components.mesh.peers(),
+      locationOf,
+      logger: components.logger
+    })
+  }
+
+  /** This node's storage arc and what it knows of its peers'. */
+  arcStatus (): ArcStatus {
+    return this.arcs.status()
   }
 
   private space (dna: Uint8Array): DhtSpace | null {
@@ -136,9 +161,10 @@ class MeshDhtNetwork implements DhtNetwork {
     await mesh.handle(PROTOCOL_SYNC, async (req, from) => this.serveSync(req, from), { maxRequestBytes: 1024 * 1024, timeoutMs: 15_000 })
     await mesh.handle(PROTOCOL_RECEIPT, async (req, from) => this.serveReceipts(req, from), { maxRequestBytes: 1024 * 1024 })
     for (const dna of host.runningDnas()) {
+      const space = this.space(dna)
+      if (space !== null) space.authority = (location) => this.arcs.holds(location)
       this.unsubscribe.push(mesh.subscribe(opsTopic(dna), (data, from) => { this.onGossip(dna, data, from) }))
       this.unsubscribe.push(mesh.subscribe(warrantTopic(dna), (data, from) => { this.onWarrant(dna, data, from) }))
-      const space = this.space(dna)
       if (space !== null) this.blockAgents(space.blockedAgents().map(s => decodeHash(s)))
     }
     this.unsubscribe.push(host.onAuthored((dna, records) => { void this.publish(dna, records) }))
@@ -177,6 +203,10 @@ class MeshDhtNetwork implements DhtNetwork {
   // -- publish and gossip ------------------------------------------------------------------
 
   private async publish (dna: HoloHash, records: NetRecord[]): Promise<void> {
+    if (!this.arcs.allFull()) {
+      await this.publishToAuthorities(dna, records)
+      return
+    }
     for (let i = 0; i < records.length; i += SYNC.maxGossipRecords) {
       try {
         await this.c.mesh.publish(opsTopic(dna), encode({ records: records.slice(i, i + SYNC.maxGossipRecords) }))
@@ -184,6 +214,34 @@ class MeshDhtNetwork implements DhtNetwork {
         this.log.debug({ err: errorMessage(err) }, 'publish failed; sync will carry the records')
       }
     }
+  }
+
+  /**
+   * Send each record to the authorities of its ops' bases (the nearest holders of each basis, as
+   * many as the coverage band's top), one request per peer.
+   */
+  private async publishToAuthorities (dna: HoloHash, records: NetRecord[]): Promise<void> {
+    const perPeer = new Map<string, NetRecord[]>()
+    const cap = Math.ceil(this.arcs.targetRedundancy * 1.143) + 1
+    for (const r of records) {
+      const d = r.action.data
+      const pub = (d.type === 'Create' || d.type === 'Update') && r.entry !== null
+      const to = new Set<string>()
+      for (const op of produceOps({ action: r.action, hash: actionHashOf(r.action), signature: r.signature }, pub)) {
+        for (const peer of this.arcs.authorities(op.location, { max: cap })) to.add(peer)
+      }
+      for (const peer of to) perPeer.set(peer, [...(perPeer.get(peer) ?? []), r])
+    }
+    await Promise.allSettled([...perPeer].map(async ([peer, list]) => {
+      for (let i = 0; i < list.length; i += SYNC.maxGossipRecords) {
+        try {
+          await this.c.mesh.request(peer, PROTOCOL_SYNC, encode({ op: 'publish', dna, records: list.slice(i, i + SYNC.maxGossipRecords) }), { timeoutMs: 5000 })
+        } catch (err) {
+          this.log.debug({ peer, err: errorMessage(err) }, 'publish to an authority failed; republish and sync will carry the records')
+          return
+        }
+      }
+    }))
   }
 
   /** A token bucket per sender, so one flooding peer cannot monopolize validation. */
@@ -217,10 +275,10 @@ class MeshDhtNetwork implements DhtNetwork {
   }
 
   /** Hand records to the conductor and act on the outcome: receipts, warrants, blocks. */
-  private receive (dna: HoloHash, records: NetRecord[]): ReceiveOutcome | null {
+  private receive (dna: HoloHash, records: NetRecord[], options?: ReceiveOptions): ReceiveOutcome | null {
     let out: ReceiveOutcome
     try {
-      out = this.c.host.receiveRecords(dna, records)
+      out = this.c.host.receiveRecords(dna, records, options)
     } catch (err) {
       this.log.debug({ err: errorMessage(err) }, 'records refused')
       return null
@@ -308,7 +366,8 @@ class MeshDhtNetwork implements DhtNetwork {
     if (!this.running) return 0
     opts.signal?.throwIfAborted()
     const space = this.space(dna)
-    const peers = this.c.mesh.peers().sort(() => Math.random() - 0.5).slice(0, CASCADE_PEERS)
+    const basis = 'base' in query ? query.base : query.hashes[0]
+    const peers = basis === undefined ? [] : this.candidates(dhtLocation(basis))
     if (space === null || peers.length === 0) return 0
     const started = performance.now()
     const report: CascadeEvent = { dna, asked: [], answeredBy: null, abandoned: [], integrated: 0, ms: 0 }
@@ -330,6 +389,17 @@ class MeshDhtNetwork implements DhtNetwork {
       for (const fn of this.cascadeListeners) fn(report)
     }
     return report.integrated
+  }
+
+  /**
+   * Whom a local miss asks, in order: up to three authorities of the location in random order
+   * (so no one authority takes every lookup), then other peers to make up three.
+   */
+  private candidates (location: number): string[] {
+    const shuffle = (a: string[]): string[] => a.sort(() => Math.random() - 0.5)
+    const holders = shuffle(this.arcs.authorities(location)).slice(0, CASCADE_PEERS)
+    const others = shuffle(this.c.mesh.peers().filter(p => !holders.includes(p)))
+    return [...holders, ...others].slice(0, Math.max(CASCADE_PEERS, holders.length))
   }
 
   /** Be told of every cascade: who was asked, who answered, which requests were abandoned. */
@@ -383,7 +453,9 @@ class MeshDhtNetwork implements DhtNetwork {
           .then((bytes) => {
             if (settled) return
             const before = space.pendingCount()
-            const out = this.receive(space.dna.hash, this.answerRecords(bytes))
+            // an authority that holds nothing may name the ones it knows: ask those too
+            for (const hint of this.hints(bytes)) if (!peers.includes(hint)) peers.push(hint)
+            const out = this.receive(space.dna.hash, this.answerRecords(bytes), { cache: true })
             if (out !== null && (out.integrated.length > 0 || out.pending > before)) {
               running.delete(peer)
               report.answeredBy ??= peer
@@ -400,6 +472,18 @@ class MeshDhtNetwork implements DhtNetwork {
       }
       launch()
     })
+  }
+
+  /** Connected peers a "not an authority" answer names. */
+  private hints (bytes: Uint8Array): string[] {
+    try {
+      const msg = decode(bytes)
+      if (!isPlainObject(msg) || msg.not_authority !== true || !Array.isArray(msg.authorities)) return []
+      const connected = new Set(this.c.mesh.peers())
+      return msg.authorities.slice(0, 8).filter((p): p is string => typeof p === 'string' && connected.has(p))
+    } catch {
+      return []
+    }
   }
 
   /** The well-formed records of a cascade answer (a malformed answer or record counts as none). */
@@ -424,6 +508,7 @@ class MeshDhtNetwork implements DhtNetwork {
 
   private async syncRound (): Promise<void> {
     if (!this.running) return
+    this.arcs.resize()
     // one DNA's limbo failing (a damaged table) does not stop the others, nor the sync itself;
     // the round still fails afterwards, so it is logged and backed off
     let limboError: unknown
@@ -485,9 +570,9 @@ class MeshDhtNetwork implements DhtNetwork {
     return msg
   }
 
-  /** The sectors this node is an authority for (every sector while arcs are full). */
+  /** The sectors this node is an authority for. */
   private myArc (): SectorSet {
-    return fullSectorSet()
+    return this.arcs.sectors
   }
 
   /**
@@ -513,8 +598,14 @@ class MeshDhtNetwork implements DhtNetwork {
     // equal digests over the shared sectors: nothing to do (the common case once converged)
     const probe = await this.ask(peer, { op: 'digest', dna, arc: toRuns(mine) }, stats, signal)
     if (!(probe.digest instanceof Uint8Array)) throw new DhtWireError('malformed digest response')
-    const common = intersect(mine, checkArc(probe.arc))
-    if (hashEquals(probe.digest, space.digest(common))) return stats
+    const theirArc = checkArc(probe.arc)
+    this.arcs.claim(peer, theirArc)
+    const common = intersect(mine, theirArc)
+    if (hashEquals(probe.digest, space.digest(common))) {
+      // the peer holds what this node holds where their arcs meet: its claim counts from now on
+      this.arcs.confirm(peer)
+      return stats
+    }
     let from: number | null = 0
     while (from !== null && this.running) {
       const sums = packSums([...space.sectorSums(common)].filter(([s]) => s >= from!))
@@ -524,7 +615,12 @@ class MeshDhtNetwork implements DhtNetwork {
         !(next === null || (Number.isInteger(next) && (next as number) > from && (next as number) < SECTORS))) {
         throw new DhtWireError('malformed sectors response')
       }
-      const want = (hashes as HoloHash[]).filter(h => !space.knows(h))
+      const want: HoloHash[] = []
+      for (const h of hashes as HoloHash[]) {
+        // a record held already, listed for sectors this node's arc has grown into: take its ops there
+        if (space.knows(h)) space.adopt(h)
+        else want.push(h)
+      }
       const leaves: Array<[number, number]> = []
       for (const entry of split) {
         const theirs = Array.isArray(entry) && entry.length === 2 && Number.isInteger(entry[0]) && hasSector(common, entry[0] as number) ? unpackSums(entry[1], LEAVES) : null
@@ -535,7 +631,10 @@ class MeshDhtNetwork implements DhtNetwork {
       for (let i = 0; i < leaves.length; i += SYNC.maxLeaves) {
         const got = await this.ask(peer, { op: 'leaves', dna, leaves: leaves.slice(i, i + SYNC.maxLeaves) }, stats, signal)
         if (!Array.isArray(got.hashes) || got.hashes.length > SYNC.maxHashes || !got.hashes.every(h => isHash(h, 'Action'))) throw new DhtWireError('malformed leaves response')
-        want.push(...(got.hashes as HoloHash[]).filter(h => !space.knows(h)))
+        for (const h of got.hashes as HoloHash[]) {
+          if (space.knows(h)) space.adopt(h)
+          else want.push(h)
+        }
       }
       await this.fetchMissing(peer, space, want, stats, signal)
       from = next as number | null
@@ -576,7 +675,17 @@ class MeshDhtNetwork implements DhtNetwork {
     }
   }
 
-  private async serveSync (req: Uint8Array, _from: string): Promise<Uint8Array> {
+  /**
+   * What a local miss gets back: the records held, or, from a node that holds none and is no
+   * authority for the location, "not an authority" and the authorities it knows (never an error,
+   * so the asker moves on at once).
+   */
+  private authorityAnswer (records: NetRecord[], location: number): Uint8Array {
+    if (records.length > 0 || this.arcs.holds(location)) return encode({ records })
+    return encode({ records, not_authority: true, authorities: this.arcs.authorities(location, { max: 8 }) })
+  }
+
+  private async serveSync (req: Uint8Array, from: string): Promise<Uint8Array> {
     const msg = decode(req)
     if (!isPlainObject(msg) || typeof msg.op !== 'string' || !isHash(msg.dna, 'Dna')) throw new DhtWireError('expected {op, dna, ...}')
     const space = this.space(msg.dna)
@@ -584,15 +693,19 @@ class MeshDhtNetwork implements DhtNetwork {
     switch (msg.op) {
       case 'digest': {
         const mine = this.myArc()
-        return encode({ arc: toRuns(mine), digest: space.digest(intersect(mine, checkArc(msg.arc))) })
+        const theirs = checkArc(msg.arc)
+        this.arcs.claim(from, theirs)
+        return encode({ arc: toRuns(mine), digest: space.digest(intersect(mine, theirs)) })
       }
       case 'sectors': {
-        const common = intersect(this.myArc(), checkArc(msg.arc))
+        const theirArc = checkArc(msg.arc)
+        this.arcs.claim(from, theirArc)
+        const common = intersect(this.myArc(), theirArc)
         const theirs = unpackSums(msg.sums, SECTORS)
         if (theirs === null) throw new DhtWireError('sums must be packed sector sums (13 bytes each, at most 512)')
-        const from = msg.from ?? 0
-        if (!Number.isInteger(from) || (from as number) < 0 || (from as number) >= SECTORS) throw new DhtWireError('from must be a sector, 0..511')
-        const scope = sectorsOf(common).filter(s => s >= (from as number))
+        const start = msg.from ?? 0
+        if (!Number.isInteger(start) || (start as number) < 0 || (start as number) >= SECTORS) throw new DhtWireError('from must be a sector, 0..511')
+        const scope = sectorsOf(common).filter(s => s >= (start as number))
         const mine = space.sectorSums(common)
         const hashes: Uint8Array[] = []
         const listed = new Set<string>()
@@ -628,13 +741,19 @@ class MeshDhtNetwork implements DhtNetwork {
       }
       case 'basis': {
         const hashes = msg.hashes
-        if (!Array.isArray(hashes) || hashes.length > SYNC.maxFetch || !hashes.every(h => isHash(h))) throw new DhtWireError(`hashes must be at most ${SYNC.maxFetch} HoloHashes`)
-        return encode({ records: space.recordsByBasis(hashes as HoloHash[], SYNC.maxFetchBytes) })
+        if (!Array.isArray(hashes) || hashes.length === 0 || hashes.length > SYNC.maxFetch || !hashes.every(h => isHash(h))) throw new DhtWireError(`hashes must be 1 to ${SYNC.maxFetch} HoloHashes`)
+        return this.authorityAnswer(space.recordsByBasis(hashes as HoloHash[], SYNC.maxFetchBytes), dhtLocation(hashes[0] as HoloHash))
       }
       case 'links': {
         const { base, zome_index: zi, link_type: lt } = msg
         if (!isHash(base) || !Number.isInteger(zi) || !Number.isInteger(lt) || (zi as number) < 0 || (lt as number) < 0 || (zi as number) > 255 || (lt as number) > 255) throw new DhtWireError('expected {base: HoloHash, zome_index, link_type}')
-        return encode({ records: space.linkRecords(base, zi as number, lt as number, SYNC.maxFetch, SYNC.maxFetchBytes) })
+        return this.authorityAnswer(space.linkRecords(base, zi as number, lt as number, SYNC.maxFetch, SYNC.maxFetchBytes), dhtLocation(base))
+      }
+      case 'publish': {
+        if (!this.admit(from)) throw new DhtWireError('RateLimited: too many publishes from this peer')
+        if (!Array.isArray(msg.records) || msg.records.length > SYNC.maxGossipRecords) throw new DhtWireError(`records must be at most ${SYNC.maxGossipRecords} records`)
+        const out = this.receive(msg.dna, msg.records.map(checkNetRecord))
+        return encode({ integrated: out?.integrated.length ?? 0, not_authority: out?.notAuthority ?? 0 })
       }
       case 'fetch': {
         const hashes = msg.hashes

@@ -16,7 +16,8 @@
 import type { HoloHash } from '../../holo/hash.ts'
 import type { MeshNode } from '../../mesh/types.ts'
 import type { CascadeQuery } from '../cell.ts'
-import type { DhtSpace, NetRecord, ReceiveOutcome } from '../space.ts'
+import type { DhtSpace, NetRecord, ReceiveOptions, ReceiveOutcome } from '../space.ts'
+import type { ArcStatus } from './authorities.ts'
 
 export type AuthoredListener = (dna: HoloHash, records: NetRecord[]) => void
 
@@ -27,7 +28,7 @@ export interface DhtHost {
   /** the DHT space of a DNA this node runs, or null */
   space: (dna: Uint8Array) => DhtSpace | null
   /** validate and integrate records of another agent */
-  receiveRecords: (dna: Uint8Array, records: NetRecord[]) => ReceiveOutcome
+  receiveRecords: (dna: Uint8Array, records: NetRecord[], options?: ReceiveOptions) => ReceiveOutcome
   /** be told of every record a local cell commits; returns the unsubscribe */
   onAuthored: (fn: AuthoredListener) => () => void
 }
@@ -68,6 +69,8 @@ export interface DhtNetwork {
    * Resolves with how many records integrated (0 when nobody answered).
    */
   cascade: (dna: HoloHash, query: CascadeQuery, options?: CascadeOptions) => Promise<number>
+  /** this node's storage arc, the authorities seen for it and the arcs its peers claim */
+  arcStatus: () => ArcStatus
   /** be told of every cascade when it is over; returns the unsubscribe */
   onCascade: (fn: (event: CascadeEvent) => void) => () => void
   /** what `agent_info` answers: one JSON record per connected peer */

@@ -9,6 +9,8 @@ import { hashEquals, type HoloHash } from '../../../holo/hash.ts'
 import { InProcessAppClient } from '../../in-process-client.ts'
 import type { CascadeQuery } from '../../cell.ts'
 import type { DhtHost, DhtNetwork, SyncStats } from '../types.ts'
+import type { ArcStatus } from '../authorities.ts'
+import { FULL_ARC } from '../arc.ts'
 
 /** A network with no peers that records what the conductor asks of it. */
 class RecordingNetwork implements DhtNetwork {
@@ -30,6 +32,7 @@ class RecordingNetwork implements DhtNetwork {
   }
 
   onCascade (): () => void { return () => {} }
+  arcStatus (): ArcStatus { return { arc: FULL_ARC, sectors: 512, authoritiesSeen: 1, coverage: 0, targetRedundancy: 5, peers: [] } }
 
   peerInfo (): string[] { return ['{"peer_id":"12D3KooWtest"}'] }
   async syncWithPeer (): Promise<SyncStats> { return { ...this.totals } }
