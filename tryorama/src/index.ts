@@ -45,7 +45,10 @@ export interface PlayerOptions {
   inferencePolicy?: FlexNodeInit['inferencePolicy']
   /** reconcile with each newly connected peer at once. @default true */
   syncOnConnect?: boolean
-  /** DHT authorities wanted per location. @default 5 */
+  /**
+   * DHT authorities wanted per location. @default 32: scenarios keep full arcs (so `dhtSync`,
+   * which waits for equal op sets, holds) unless they ask for sharding with a smaller target
+   */
   targetRedundancy?: number
   /** ms between two resizes of the storage arc. @default 30000 */
   arcResizeIntervalMs?: number
@@ -153,7 +156,7 @@ export class Scenario {
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 3600,
       syncIntervalMs: options.syncIntervalMs ?? 500,
       syncOnConnect: options.syncOnConnect,
-      targetRedundancy: options.targetRedundancy,
+      targetRedundancy: options.targetRedundancy ?? 32,
       arcResizeIntervalMs: options.arcResizeIntervalMs,
       republishIntervalMs: options.republishIntervalMs ?? 2000,
       scryptN: SCRYPT_N,

@@ -1,0 +1,78 @@
+/**
+ * Sharded storage arcs in a real 12-node mesh with `target_redundancy` 3: arcs shrink from full
+ * to a share of the ring, together they cover every location at least 3 times, every op written
+ * after sharding is held by at least 3 authorities, and every record is still retrievable after
+ * 4 of the 12 nodes are killed at once.
+ */
+import { describe, expect, it } from 'vitest'
+import { arcSectors, sectorHolders, SECTOR_COUNT } from '../../agent/src/conductor/network/arc.ts'
+import { encodeHash, type HoloHash } from '../../agent/src/holo/hash.ts'
+import { integratedOps, runScenario, waitUntil, type Player } from '../src/index.ts'
+
+const registry = (p: Player): Uint8Array => p.cells.agent_registry!.cell_id[0]
+const arcOf = (p: Player) => p.node.dht.arcStatus()
+
+describe('sharded storage arcs', () => {
+  it('12 nodes, target 3: arcs cover the ring 3 times, ops have 3 authorities, and records survive 4 nodes killed', async () => {
+    await runScenario(async (scenario) => {
+      const sharded = { targetRedundancy: 3, arcResizeIntervalMs: 1000, syncIntervalMs: 300 }
+      const players = await scenario.addPlayers(12, sharded)
+      const dna = registry(players[0]!)
+
+      // arcs shrink from full, and settle covering every sector at least 3 times
+      await waitUntil(() => {
+        const arcs = players.map(p => arcOf(p).arc)
+        const holders = sectorHolders(arcs)
+        return arcs.every(a => arcSectors(a) < SECTOR_COUNT) && Math.min(...holders) >= 3
+      }, { timeoutMs: 120_000, intervalMs: 250, what: 'arcs to shard and cover the ring 3 times' })
+      const sizes = players.map(p => arcSectors(arcOf(p).arc))
+      expect(Math.max(...sizes)).toBeLessThan(SECTOR_COUNT)
+      for (const p of players) expect(arcOf(p).authoritiesSeen).toBeGreaterThanOrEqual(3)
+
+      // records written now go to the authorities of their ops' bases only
+      const written: HoloHash[] = []
+      for (const p of players) {
+        written.push(await p.cells.agent_registry!.callZome<HoloHash>('heartbeat', 'beat', { cpu_percent: 5, gpu_percent: 0, memory_percent: 5 }))
+      }
+      const holdersOf = async (): Promise<Map<string, number>> => {
+        const counts = new Map<string, number>()
+        for (const ops of await integratedOps(players.filter(p => p.alive), dna)) for (const k of ops) counts.set(k, (counts.get(k) ?? 0) + 1)
+        return counts
+      }
+      // every op of the new records held by ≥ 3 nodes (sync fills in what a publish missed)
+      await waitUntil(async () => {
+        const counts = await holdersOf()
+        // the ops of each new record, keyed by op type and signature (the signature is the record's)
+        const spaces = players.map(p => p.node.conductor.space(dna)!)
+        for (const h of written) {
+          const holder = spaces.find(s => s.knows(h))
+          if (holder === undefined) return false
+          const sig = Buffer.from(holder.records([h], 1 << 20)[0]!.signature).toString('base64')
+          const keys = [...counts.keys()].filter(k => k.endsWith(`:${sig}`))
+          if (keys.length === 0 || keys.some(k => counts.get(k)! < 3)) return false
+        }
+        return true
+      }, { timeoutMs: 120_000, intervalMs: 500, what: 'every op of the new records to be held by 3 authorities' })
+      // and not by everyone: storage is sharded
+      const counts = await holdersOf()
+      expect(Math.min(...counts.values())).toBeGreaterThanOrEqual(1)
+      expect([...counts.values()].some(n => n < players.length)).toBe(true)
+
+      // every record any node authored, before the kill
+      const records = new Set<string>()
+      for (const p of players) for (const r of p.node.conductor.cell(p.cells.agent_registry!.cell_id)!.chain()) records.add(encodeHash(r.signed_action.hashed.hash))
+      const victims = players.slice(0, 4)
+      for (const v of victims) await scenario.kill(v)
+      const survivors = players.filter(p => p.alive)
+      expect(survivors).toHaveLength(8)
+
+      // a node that does not hold a record gets it from the network
+      for (const key of records) {
+        const hash = Uint8Array.from(Buffer.from(key.slice(1), 'base64url')) as HoloHash
+        const asker = survivors.find(p => !p.node.conductor.space(dna)!.knows(hash)) ?? survivors[0]!
+        if (!asker.node.conductor.space(dna)!.knows(hash)) await asker.node.dht.cascade(dna, { hashes: [hash] })
+        expect(asker.node.conductor.space(dna)!.knows(hash), `record ${key}`).toBe(true)
+      }
+    })
+  }, 400_000)
+})
