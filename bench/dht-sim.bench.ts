@@ -9,7 +9,8 @@
  * ops), ops validated per second, bytes per second of gossip (publish + anti-entropy, sent and
  * received) and of presence (gossip flood + trades on connect, sent and received). For the mesh:
  * time until a capability change reaches 99% of the nodes, and the share of records still held by
- * a surviving authority after 10% and 30% of the nodes leave at once.
+ * a surviving authority after 10% and 30% of the nodes leave at once, and how far arcs and
+ * anti-entropy restore the target redundancy within four presence lifetimes after the 30% left.
  *
  * `FLEXNODE_BENCH_SCALE` < 1 shrinks both sizes (at least 100 nodes) and the simulated time.
  */
@@ -35,11 +36,15 @@ function lines (r: SimResult, wallSeconds: number): string[] {
     `dht sim ${n} nodes: arc ${d(r.perNode.arcSectors, 1)} of 512 sectors; ops stored per node ${d(r.perNode.opsStored)} of ${fmtNum(r.ops)} = ${(r.perNode.opsStored.mean / Math.max(1, r.ops)).toFixed(4)}x all ops; ` +
       `fewest holders of a sector ${r.minSectorHolders}; ops held ≥ ${c.targetRedundancy} times ${pct(r.atTarget)}`,
     `dht sim ${n} nodes: ops validated per node ${d(r.perNode.opsValidatedPerSec, 3)}/s; gossip ${kb(r.perNode.gossipBytesPerSec)}; ` +
-      `late joiners moved ${r.joinerSyncOverhead.toFixed(2)}x the bytes of the records they fetched`,
+      (Number.isFinite(r.joinerSyncOverhead) ? `late joiners moved ${r.joinerSyncOverhead.toFixed(2)}x the bytes of the records they fetched` : 'no late joiner fetched anything'),
     `dht sim ${n} nodes: presence ${kb(r.perNode.presenceBytesPerSec)} = ${(r.perNode.presenceBytesPerSec.mean / Math.max(1, r.perNode.gossipBytesPerSec.mean)).toFixed(1)}x gossip ` +
-      `(${fmtNum(r.presenceMessageBytes)} B a record, ${fmtNum(r.presencePerSec)} records/s mesh-wide, flooded over degree ${c.gossipDegree})`,
+      `(${fmtNum(r.presenceMessageBytes)} B a record, ${fmtNum(r.presencePerSec)} records/s mesh-wide for every node to verify, flooded over degree ${c.gossipDegree})`,
     `dht sim ${n} nodes: a capability change reaches 99% of nodes in ${fmtNum(r.capabilityVisible99Ms.median)} ms (worst of ${c.floodSamples}: ${fmtNum(r.capabilityVisible99Ms.max)} ms); ` +
-      `records retrievable: ${leave}`
+      `records retrievable: ${leave}`,
+    ...(r.repair === null
+      ? []
+      : [`dht sim ${n} nodes: after ${pct(r.repair.share).replace('.00', '')} left, ops held ≥ ${c.targetRedundancy} times went from ${pct(r.repair.atTargetBefore)} to ${pct(r.repair.atTarget)} ` +
+        `in ${fmtNum(r.repair.afterMs / 1000)} s (arcs grew to ${d(r.repair.arcSectors, 1)} sectors; fewest holders of a sector ${r.repair.minSectorHolders})`])
   ]
 }
 

@@ -20,7 +20,9 @@
  *   records over the gossip overlay (`overlay.ts`) at the end.
  * The last `quietTailMs` has no churn and no new ops, so the end state shows where the mesh
  * converges. Then `leaveShares` of the nodes leave at once, each share drawn independently from
- * the end state, and the records still held by a surviving authority are counted.
+ * the end state, and the records still held by a surviving authority are counted. Last, the
+ * largest share crashes for real and the run goes on for `repairMs`: arcs grow back as the
+ * records of the dead expire and anti-entropy refills the new sectors.
  */
 import { arcAt, arcContains, arcOverlap, arcSectors, hasSector, locationOf, sectorHolders, sectorOf, type Arc, type SectorSet } from '../../agent/src/conductor/network/arc.ts'
 import { encode } from '../../agent/src/conductor/codec.ts'
@@ -62,6 +64,8 @@ export interface SimConfig {
   leaveShares?: number[]
   /** final stretch with no churn and no new ops @default 3 presence lifetimes + 6 sync intervals */
   quietTailMs?: number
+  /** after the end, the largest leave share crashes for real and the run goes on this long (0: not) @default 4 presence lifetimes */
+  repairMs?: number
 }
 
 /** Distribution of a per-node figure over the nodes alive at the end. */
@@ -96,7 +100,12 @@ export interface SimResult {
   atTarget: number
   /** share of ops still held by a surviving authority after each share of nodes left at once */
   afterLeave: Array<{ share: number, retrievable: number }>
-  /** bytes joiners moved in their first sync rounds ÷ bytes of the records they fetched */
+  /**
+   * the largest leave share, played out: ops held ≥ targetRedundancy times by the survivors right
+   * after and `afterMs` later, the fewest holders of a sector and the arcs then
+   */
+  repair: null | { share: number, afterMs: number, atTargetBefore: number, atTarget: number, minSectorHolders: number, arcSectors: Dist }
+  /** bytes joiners moved in their first sync rounds ÷ bytes of the records they fetched (NaN: no joiner fetched) */
   joinerSyncOverhead: number
   /** ops a node refused as not an authority */
   notAuthority: number
@@ -174,7 +183,8 @@ export function withDefaults (c: SimConfig): Required<SimConfig> {
     floodSamples: c.floodSamples ?? 8,
     models: c.models ?? 2,
     leaveShares: c.leaveShares ?? [0.1, 0.3],
-    quietTailMs: c.quietTailMs ?? 3 * presenceRefreshMs * presenceLifetimeFactor + 6 * syncIntervalMs
+    quietTailMs: c.quietTailMs ?? 3 * presenceRefreshMs * presenceLifetimeFactor + 6 * syncIntervalMs,
+    repairMs: c.repairMs ?? 4 * presenceRefreshMs * presenceLifetimeFactor
   }
 }
 
@@ -305,121 +315,124 @@ export function simulate (input: SimConfig): SimResult {
 
   const alive = (): SimNode[] => nodes.filter(n => n.alive)
 
-  for (let e = q.pop(cfg.durationMs); e !== undefined; e = q.pop(cfg.durationMs)) {
-    events++
-    const now = q.now
-    switch (e.k) {
-      case 'op': {
-        const n = e.n
-        if (!n.alive || now >= activeUntil) break
-        const { record, hash, basis } = opRecord(opsRng, n.agent, n.seq++, Math.round(now * 1000), n.head)
-        n.head = hash
-        const op = opHash.length
-        opHash.push(hash)
-        opLoc.push(locationOf(basis))
-        opSize.push(recordBytes(record))
-        opId.set(hash, op)
-        if (holdsBasis(n, opLoc[op]!)) hold(n, op)
-        for (const a of view.authorities(opLoc[op]!, publishCap + 1)) {
-          if (a === n) continue
-          const bytes = publishFrame + opSize[op]!
-          n.gossipBytes += bytes
-          if (a.alive) a.gossipBytes += bytes
-          q.after(latency.oneWay(n.i, a.i), { k: 'deliver', n: a, op })
-        }
-        q.after(rng.exp(cfg.opIntervalMs), { k: 'op', n })
-        break
-      }
-      case 'deliver': {
-        const n = e.n
-        if (!n.alive) break
-        if (!holdsBasis(n, opLoc[e.op]!)) { notAuthority++; break }
-        if (hold(n, e.op)) n.validated++
-        break
-      }
-      case 'sync': {
-        const n = e.n
-        if (!n.alive) break
-        q.after(cfg.syncIntervalMs * (0.9 + 0.2 * rng.next()), { k: 'sync', n })
-        let peer: SimNode | undefined
-        let oldest = Number.POSITIVE_INFINITY
-        for (const p of partnersOf(n)) {
-          if (p === n) continue
-          const t = n.lastSync.get(p.i) ?? Number.NEGATIVE_INFINITY
-          if (t < oldest) { oldest = t; peer = p }
-        }
-        if (peer === undefined) break
-        n.lastSync.set(peer.i, now)
-        const overlap = arcOverlap(n.arc, peer.arc)
-        if (!peer.alive) {
-          // unresponsive: the digest request goes out and times out
-          n.gossipBytes += syncOverlap(side(n), side(n), overlap, () => 0).bytesSent
+  const runUntil = (limit: number): void => {
+    for (let e = q.pop(limit); e !== undefined; e = q.pop(limit)) {
+      events++
+      const now = q.now
+      switch (e.k) {
+        case 'op': {
+          const n = e.n
+          if (!n.alive || now >= activeUntil) break
+          const { record, hash, basis } = opRecord(opsRng, n.agent, n.seq++, Math.round(now * 1000), n.head)
+          n.head = hash
+          const op = opHash.length
+          opHash.push(hash)
+          opLoc.push(locationOf(basis))
+          opSize.push(recordBytes(record))
+          opId.set(hash, op)
+          if (holdsBasis(n, opLoc[op]!)) hold(n, op)
+          for (const a of view.authorities(opLoc[op]!, publishCap + 1)) {
+            if (a === n) continue
+            const bytes = publishFrame + opSize[op]!
+            n.gossipBytes += bytes
+            if (a.alive) a.gossipBytes += bytes
+            q.after(latency.oneWay(n.i, a.i), { k: 'deliver', n: a, op })
+          }
+          q.after(rng.exp(cfg.opIntervalMs), { k: 'op', n })
           break
         }
-        const out = syncOverlap(side(n), side(peer), overlap, h => opSize[opId.get(h)!]!)
-        syncRounds++
-        if (out.requests > 1) syncRoundsWithDiff++
-        const bytes = out.bytesSent + out.bytesReceived
-        n.gossipBytes += bytes
-        peer.gossipBytes += bytes
-        const ops = out.fetched.map(h => opId.get(h)!)
-        if (n.joiner && now - n.joinedAt < lifetimeMs) {
-          n.joinSyncBytes += bytes
-          n.joinFetchedBytes += ops.reduce((s, op) => s + opSize[op]!, 0)
+        case 'deliver': {
+          const n = e.n
+          if (!n.alive) break
+          if (!holdsBasis(n, opLoc[e.op]!)) { notAuthority++; break }
+          if (hold(n, e.op)) n.validated++
+          break
         }
-        if (ops.length > 0) q.after(out.requests * 2 * latency.oneWay(n.i, peer.i), { k: 'fetched', n, ops })
-        break
-      }
-      case 'fetched': {
-        const n = e.n
-        if (!n.alive) break
-        for (const op of e.ops) if (holdsBasis(n, opLoc[op]!) && hold(n, op)) n.validated++
-        break
-      }
-      case 'resize': {
-        const n = e.n
-        if (!n.alive) break
-        q.after(lifetimeMs, { k: 'resize', n })
-        // drop what was only held under the arc declared before the last resize
-        if (n.graceArc !== null) {
-          const keep = n.arc
-          for (const op of [...n.held]) if (!arcContains(keep, opLoc[op]!)) drop(n, op)
-          n.graceArc = null
+        case 'sync': {
+          const n = e.n
+          if (!n.alive) break
+          q.after(cfg.syncIntervalMs * (0.9 + 0.2 * rng.next()), { k: 'sync', n })
+          let peer: SimNode | undefined
+          let oldest = Number.POSITIVE_INFINITY
+          for (const p of partnersOf(n)) {
+            if (p === n) continue
+            const t = n.lastSync.get(p.i) ?? Number.NEGATIVE_INFINITY
+            if (t < oldest) { oldest = t; peer = p }
+          }
+          if (peer === undefined) break
+          n.lastSync.set(peer.i, now)
+          const overlap = arcOverlap(n.arc, peer.arc)
+          if (!peer.alive) {
+            // unresponsive: the digest request goes out and times out
+            n.gossipBytes += syncOverlap(side(n), side(n), overlap, () => 0).bytesSent
+            break
+          }
+          const out = syncOverlap(side(n), side(peer), overlap, h => opSize[opId.get(h)!]!)
+          syncRounds++
+          if (out.requests > 1) syncRoundsWithDiff++
+          const bytes = out.bytesSent + out.bytesReceived
+          n.gossipBytes += bytes
+          peer.gossipBytes += bytes
+          const ops = out.fetched.map(h => opId.get(h)!)
+          if (n.joiner && now - n.joinedAt < lifetimeMs) {
+            n.joinSyncBytes += bytes
+            n.joinFetchedBytes += ops.reduce((s, op) => s + opSize[op]!, 0)
+          }
+          if (ops.length > 0) q.after(out.requests * 2 * latency.oneWay(n.i, peer.i), { k: 'fetched', n, ops })
+          break
         }
-        setArc(n, view.nextArc(n))
-        break
-      }
-      case 'churn': {
-        if (now >= activeUntil) break
-        q.after(rng.exp(1 / churnRatePerMs), { k: 'churn' })
-        const live = alive()
-        const victim = live[rng.int(live.length)]
-        if (victim === undefined) break
-        victim.alive = false
-        victim.leftAt = now
-        crashed++
-        q.after(lifetimeMs, { k: 'expire', n: victim })
-        const j = newNode(now, true)
-        joined++
-        // the joiner trades records with its first peers, then sizes its arc from them
-        const traded = Math.min(view.size, PRESENCE_TRADE_MAX_RECORDS)
-        for (let k = 0; k < cfg.gossipDegree / 2; k++) {
-          const p = live[rng.int(live.length)]!
-          if (p === victim) continue
-          p.tradeRecords += traded
-          j.tradeRecords += traded
+        case 'fetched': {
+          const n = e.n
+          if (!n.alive) break
+          for (const op of e.ops) if (holdsBasis(n, opLoc[op]!) && hold(n, op)) n.validated++
+          break
         }
-        setArc(j, view.nextArc(j))
-        presenceEvents++
-        schedulePeriodic(j, false)
-        break
-      }
-      case 'expire': {
-        view.remove(e.n)
-        break
+        case 'resize': {
+          const n = e.n
+          if (!n.alive) break
+          q.after(lifetimeMs, { k: 'resize', n })
+          // drop what was only held under the arc declared before the last resize
+          if (n.graceArc !== null) {
+            const keep = n.arc
+            for (const op of [...n.held]) if (!arcContains(keep, opLoc[op]!)) drop(n, op)
+            n.graceArc = null
+          }
+          setArc(n, view.nextArc(n))
+          break
+        }
+        case 'churn': {
+          if (now >= activeUntil) break
+          q.after(rng.exp(1 / churnRatePerMs), { k: 'churn' })
+          const live = alive()
+          const victim = live[rng.int(live.length)]
+          if (victim === undefined) break
+          victim.alive = false
+          victim.leftAt = now
+          crashed++
+          q.after(lifetimeMs, { k: 'expire', n: victim })
+          const j = newNode(now, true)
+          joined++
+          // the joiner trades records with its first peers, then sizes its arc from them
+          const traded = Math.min(view.size, PRESENCE_TRADE_MAX_RECORDS)
+          for (let k = 0; k < cfg.gossipDegree / 2; k++) {
+            const p = live[rng.int(live.length)]!
+            if (p === victim) continue
+            p.tradeRecords += traded
+            j.tradeRecords += traded
+          }
+          setArc(j, view.nextArc(j))
+          presenceEvents++
+          schedulePeriodic(j, false)
+          break
+        }
+        case 'expire': {
+          view.remove(e.n)
+          break
+        }
       }
     }
   }
+  runUntil(cfg.durationMs)
 
   // -- the end state ----------------------------------------------------------------------------
   const end = Math.min(cfg.durationMs, q.now)
@@ -456,14 +469,51 @@ export function simulate (input: SimConfig): SimResult {
     for (let op = 0; op < opHash.length; op++) if (pred(op)) k++
     return k / opHash.length
   }
+  const leavers = (s: number): Set<number> => new Set(new Rng(cfg.seed ^ Math.round(s * 1e6)).sample(live.length, Math.round(s * live.length)).map(k => live[k]!.i))
   const afterLeave = cfg.leaveShares.map(s => {
-    const leaveRng = new Rng(cfg.seed ^ Math.round(s * 1e6))
-    const gone = new Set(leaveRng.sample(live.length, Math.round(s * live.length)).map(k => live[k]!.i))
+    const gone = leavers(s)
     const kept = new Uint8Array(opHash.length)
     for (const n of live) if (!gone.has(n.i)) for (const op of n.held) kept[op] = 1
     return { share: s, retrievable: share(op => kept[op] === 1) }
   })
   const joiners = nodes.filter(n => n.joiner && n.joinFetchedBytes > 0)
+  const figures = {
+    opsStored: dist(live.map(n => n.held.size)),
+    opsValidatedPerSec: dist(live.map(n => n.validated / aliveSeconds(n))),
+    gossipBytesPerSec: dist(live.map(n => n.gossipBytes / aliveSeconds(n))),
+    presenceBytesPerSec: dist(live.map(n => n.presenceBytes)),
+    arcSectors: dist(live.map(n => arcSectors(n.arc)))
+  }
+  const minSectorHolders = Math.min(...sectorHolders(live.map(n => n.arc)))
+
+  // -- repair: the largest share leaves for real; arcs grow back and anti-entropy refills them
+  let repair: SimResult['repair'] = null
+  if (cfg.repairMs > 0 && cfg.leaveShares.length > 0) {
+    const s = Math.max(...cfg.leaveShares)
+    const gone = leavers(s)
+    const atTarget = (): number => {
+      const count = new Uint32Array(opHash.length)
+      for (const n of live) if (n.alive && !gone.has(n.i)) for (const op of n.held) count[op]!++
+      return share(op => count[op]! >= cfg.targetRedundancy)
+    }
+    const atTargetBefore = atTarget()
+    for (const n of live) {
+      if (!gone.has(n.i)) continue
+      n.alive = false
+      n.leftAt = end
+      q.at(end + lifetimeMs, { k: 'expire', n })
+    }
+    runUntil(end + cfg.repairMs)
+    const survivors = live.filter(n => n.alive)
+    repair = {
+      share: s,
+      afterMs: cfg.repairMs,
+      atTargetBefore,
+      atTarget: atTarget(),
+      minSectorHolders: Math.min(...sectorHolders(survivors.map(n => n.arc))),
+      arcSectors: dist(survivors.map(n => arcSectors(n.arc)))
+    }
+  }
 
   return {
     config: cfg,
@@ -472,21 +522,16 @@ export function simulate (input: SimConfig): SimResult {
     nodesAtEnd: live.length,
     joined,
     crashed,
-    perNode: {
-      opsStored: dist(live.map(n => n.held.size)),
-      opsValidatedPerSec: dist(live.map(n => n.validated / aliveSeconds(n))),
-      gossipBytesPerSec: dist(live.map(n => n.gossipBytes / aliveSeconds(n))),
-      presenceBytesPerSec: dist(live.map(n => n.presenceBytes)),
-      arcSectors: dist(live.map(n => arcSectors(n.arc)))
-    },
+    perNode: figures,
     presenceMessageBytes: meanPresence,
     presencePerSec: presenceTotal / seconds,
     capabilityVisible99Ms: { median: p99s[Math.floor((p99s.length - 1) / 2)] ?? Number.NaN, max: p99s[p99s.length - 1] ?? Number.NaN },
-    minSectorHolders: Math.min(...sectorHolders(live.map(n => n.arc))),
+    minSectorHolders,
     retrievable: share(op => holders[op]! >= 1),
     atTarget: share(op => holders[op]! >= cfg.targetRedundancy),
     afterLeave,
-    joinerSyncOverhead: joiners.reduce((s, n) => s + n.joinSyncBytes, 0) / Math.max(1, joiners.reduce((s, n) => s + n.joinFetchedBytes, 0)),
+    repair,
+    joinerSyncOverhead: joiners.length === 0 ? Number.NaN : joiners.reduce((s, n) => s + n.joinSyncBytes, 0) / joiners.reduce((s, n) => s + n.joinFetchedBytes, 0),
     notAuthority,
     arcChanges,
     syncRounds,

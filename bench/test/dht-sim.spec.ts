@@ -1,7 +1,8 @@
 /**
  * The DHT simulation, scaled down (200 nodes, 5 simulated minutes): its invariants, not its
  * timings. Same seed, same result; arcs shard and still cover every sector with the target
- * redundancy after churn; every record stays retrievable when 10% of the nodes leave at once.
+ * redundancy after churn; every record stays retrievable when 10% of the nodes leave at once, and
+ * after 30% leave, arcs grow and anti-entropy brings every op back to the target redundancy.
  * Also the two pieces the simulation adds around the real code: the windowed arc view (same arc
  * as `nextArc` over all peers) and the sync adapter (moves exactly what is missing in the overlap).
  */
@@ -47,6 +48,15 @@ describe('DHT simulation (200 nodes)', () => {
     expect(ten.retrievable).toBeGreaterThan(0.99)
     const thirty = result.afterLeave.find(l => l.share === 0.3)!
     expect(thirty.retrievable).toBeGreaterThan(0.9)
+  })
+
+  it('grows arcs back and refills them after 30% of the nodes leave at once', () => {
+    const r = result.repair!
+    expect(r.share).toBe(0.3)
+    expect(r.atTargetBefore).toBeLessThan(0.99)
+    expect(r.atTarget).toBeGreaterThanOrEqual(0.99)
+    expect(r.minSectorHolders).toBeGreaterThanOrEqual(5)
+    expect(r.arcSectors.mean).toBeGreaterThan(result.perNode.arcSectors.mean)
   })
 
   it('measures gossip and presence traffic, and a capability change reaching 99% of the nodes', () => {
