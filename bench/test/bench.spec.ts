@@ -23,6 +23,12 @@ describe('npm run bench', () => {
     expect(out).toMatch(/MOE: 5 votes of 5 distinct models [^\n]* on 3 nodes \(0 failed\)/)
     // the memory section: one idle node's peak RSS with the demo model and with none
     expect(out).toMatch(/peak RSS of one idle node without a model \(--no-demo-model\): \d+ MiB[^\n]*\d+\.\d+x a bare node process/)
+    // the DHT simulation: two mesh sizes, each with its per-node and mesh figures (each line is
+    // printed as it comes and again among the notes, hence distinct lines)
+    const distinct = (re: RegExp): number => new Set(out.match(re) ?? []).size
+    expect(distinct(/dht sim [\d,]+ nodes: ops validated per node [^\n]*gossip [\d.,]+ KiB\/s[^\n]*/g)).toBe(2)
+    expect(distinct(/dht sim [\d,]+ nodes: presence [\d.,]+ KiB\/s[^\n]*/g)).toBe(2)
+    expect(distinct(/dht sim [\d,]+ nodes: a capability change reaches 99% of nodes in [\d,]+ ms[^\n]*10% leave → \d+\.\d+%, 30% leave → \d+\.\d+%/g)).toBe(2)
     expect(out).toMatch(/peak RSS of one idle node with the demo model loaded: \d+ MiB[^\n]*\d+\.\d+x the node without a model/)
   }, 300_000)
 })
