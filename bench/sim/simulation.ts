@@ -126,9 +126,8 @@ interface SimNode extends ViewNode {
   /** the arc declared before the last resize: its ops are kept one more lifetime */
   graceArc: Arc
   held: Set<number>
-  /** held ops by sector, and per sector [count, xor lo, xor hi] of their action hashes */
+  /** held ops by sector */
   bySector: Map<number, Set<number>>
-  acc: Map<number, Uint32Array>
   side: SyncSide | null
   /** `view.overlapping(arc)` as of `view.version` */
   partners: { version: number, list: SimNode[] }
@@ -222,29 +221,19 @@ export function simulate (input: SimConfig): SimResult {
     const agent = hashFrom32(rng.bytes(32), 'Agent')
     const n: SimNode = {
       i, id: `n${i}`, agent, location: locationOf(agent), arc: null, graceArc: null,
-      alive: true, joinedAt: at, leftAt: Number.POSITIVE_INFINITY, held: new Set(), bySector: new Map(), acc: new Map(), side: null, partners: { version: -1, list: [] }, lastSync: new Map(),
+      alive: true, joinedAt: at, leftAt: Number.POSITIVE_INFINITY, held: new Set(), bySector: new Map(), side: null, partners: { version: -1, list: [] }, lastSync: new Map(),
       validated: 0, gossipBytes: 0, presenceBytes: 0, tradeRecords: 0, seq: 3, head: hashFrom32(rng.bytes(32), 'Action'), joiner, joinSyncBytes: 0, joinFetchedBytes: 0
     }
     nodes.push(n)
     return n
   }
 
-  const accOf = (n: SimNode, s: number): Uint32Array => {
-    let a = n.acc.get(s)
-    if (a === undefined) n.acc.set(s, a = new Uint32Array(3))
-    return a
-  }
   const toggle = (n: SimNode, op: number, add: boolean): void => {
-    const h = opHash[op]!
     const s = sectorOf(opLoc[op]!)
     let ops = n.bySector.get(s)
     if (ops === undefined) n.bySector.set(s, ops = new Set())
     if (add) ops.add(op)
     else ops.delete(op)
-    const a = accOf(n, s)
-    a[0] = a[0]! + (add ? 1 : -1)
-    a[1] = a[1]! ^ (h[3]! | h[4]! << 8 | h[5]! << 16 | h[6]! << 24)
-    a[2] = a[2]! ^ (h[7]! | h[8]! << 8 | h[9]! << 16 | h[10]! << 24)
   }
   const hold = (n: SimNode, op: number): boolean => {
     if (n.held.has(op)) return false
@@ -266,18 +255,7 @@ export function simulate (input: SimConfig): SimResult {
         for (const [s, ops] of n.bySector) if (hasSector(sectors, s)) for (const op of ops) out.push(opHash[op]!)
         return out
       },
-      digest: (sectors: SectorSet) => {
-        let count = 0
-        let lo = 0
-        let hi = 0
-        for (const [s, a] of n.acc) {
-          if (!hasSector(sectors, s)) continue
-          count += a[0]!
-          lo ^= a[1]!
-          hi ^= a[2]!
-        }
-        return `${count}:${lo}:${hi}`
-      },
+      locationOf: (h: HoloHash) => opLoc[opId.get(h)!]!,
       knows: (h: HoloHash) => n.held.has(opId.get(h)!)
     }
     return n.side

@@ -102,7 +102,7 @@ describe('the simulation around the real code', () => {
     const locOf = new Map(ops.map(o => [o.hash, o.loc]))
     const sideOf = (held: Set<HoloHash>): SyncSide => ({
       hashesIn: (sectors) => [...held].filter(h => hasSector(sectors, sectorOf(locOf.get(h)!))),
-      digest: (sectors) => [...held].filter(h => hasSector(sectors, sectorOf(locOf.get(h)!))).map(h => Buffer.from(h).toString('hex')).sort().join(),
+      locationOf: (h) => locOf.get(h)!,
       knows: (h) => held.has(h)
     })
     const a = arcFromSectors(0, 300)
