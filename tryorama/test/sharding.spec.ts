@@ -5,8 +5,10 @@
  * 4 of the 12 nodes are killed at once.
  */
 import { describe, expect, it } from 'vitest'
-import { arcSectors, sectorHolders, SECTOR_COUNT } from '../../agent/src/conductor/network/arc.ts'
-import { encodeHash, type HoloHash } from '../../agent/src/holo/hash.ts'
+import { randomBytes } from 'node:crypto'
+import { arcContains, arcSectors, sectorHolders, SECTOR_COUNT } from '../../agent/src/conductor/network/arc.ts'
+import { decode, encode } from '../../agent/src/conductor/codec.ts'
+import { dhtLocation, encodeHash, hashFrom32, type HoloHash } from '../../agent/src/holo/hash.ts'
 import { integratedOps, runScenario, waitUntil, type Player } from '../src/index.ts'
 
 const registry = (p: Player): Uint8Array => p.cells.agent_registry!.cell_id[0]
@@ -28,6 +30,27 @@ describe('sharded storage arcs', () => {
       const sizes = players.map(p => arcSectors(arcOf(p).arc))
       expect(Math.max(...sizes)).toBeLessThan(SECTOR_COUNT)
       for (const p of players) expect(arcOf(p).authoritiesSeen).toBeGreaterThanOrEqual(3)
+
+      // bad input: a request for a location outside a node's arc is answered "not an authority",
+      // with the authorities it knows, not an error
+      const [x, y] = [players[5]!, players[6]!]
+      const yArc = arcOf(y).arc
+      let outside = hashFrom32(randomBytes(32), 'Agent')
+      while (arcContains(yArc, dhtLocation(outside))) outside = hashFrom32(randomBytes(32), 'Agent')
+      const answer = decode(await x.node.mesh.request(y.peerId, 'sync', encode({ op: 'basis', dna, hashes: [outside] }), { timeoutMs: 10_000 })) as { records: unknown[], not_authority?: boolean, authorities?: string[] }
+      expect(answer.records).toEqual([])
+      expect(answer.not_authority).toBe(true)
+      expect(answer.authorities!.length).toBeGreaterThan(0)
+      // named from y's view of the others' arcs (as of its last sync with each): players, and among them real holders
+      const holders = new Set(players.filter(p => arcContains(arcOf(p).arc, dhtLocation(outside))).map(p => p.peerId))
+      for (const a of answer.authorities!) expect(players.map(p => p.peerId)).toContain(a)
+      expect(answer.authorities!.some(a => holders.has(a))).toBe(true)
+      // bad input: a peer claiming an arc it does not hold (the full ring) is heard but not trusted
+      await waitUntil(() => arcOf(y).peers.find(p => p.peer === x.peerId)?.confirmed === true, { what: 'y to have confirmed x\'s arc in a sync' })
+      await x.node.mesh.request(y.peerId, 'sync', encode({ op: 'digest', dna, arc: [0, SECTOR_COUNT] }), { timeoutMs: 10_000 })
+      const claimed = arcOf(y).peers.find(p => p.peer === x.peerId)!
+      expect(arcSectors(claimed.arc)).toBe(SECTOR_COUNT)
+      expect(claimed.confirmed).toBe(false)
 
       // records written now go to the authorities of their ops' bases only
       const written: HoloHash[] = []

@@ -129,10 +129,11 @@ export class ArcKeeper {
 
   /**
    * Connected peers that hold a location, nearest first, then (when `fallback`) the other
-   * connected peers: whom to ask on a local miss, or to publish to.
+   * connected peers: whom to ask on a local miss, or to publish to. `claimedOnly` leaves out the
+   * peers whose arc is not known yet (taken as full otherwise).
    */
-  authorities (location: number, options: { fallback?: boolean, max?: number } = {}): string[] {
-    const peers = this.peers().map(p => ({ ...p, id: p.peer }))
+  authorities (location: number, options: { fallback?: boolean, max?: number, claimedOnly?: boolean } = {}): string[] {
+    const peers = this.peers().filter(p => options.claimedOnly !== true || this.claims.has(p.peer)).map(p => ({ ...p, id: p.peer }))
     const holders = authoritiesFor(location, peers).map(p => p.id)
     const out = options.fallback === true ? [...holders, ...peers.map(p => p.id).filter(id => !holders.includes(id))] : holders
     return out.slice(0, options.max ?? out.length)

@@ -682,7 +682,7 @@ class MeshDhtNetwork implements DhtNetwork {
    */
   private authorityAnswer (records: NetRecord[], location: number): Uint8Array {
     if (records.length > 0 || this.arcs.holds(location)) return encode({ records })
-    return encode({ records, not_authority: true, authorities: this.arcs.authorities(location, { max: 8 }) })
+    return encode({ records, not_authority: true, authorities: this.arcs.authorities(location, { max: 8, claimedOnly: true }) })
   }
 
   private async serveSync (req: Uint8Array, from: string): Promise<Uint8Array> {
