@@ -89,7 +89,12 @@ export interface Player extends AnyPlayer {
   node: FlexNode
 }
 
-/** A player that is a real `flexnode start` child process, as users run nodes. */
+/**
+ * A player that is a real `flexnode start` child process, as users run nodes: loopback only, no
+ * mDNS, no demo model, one thread per model, warnings on stderr. It runs the node's own sync and
+ * republish intervals, and keeps gossipsub's IP-colocation penalty (there is no flag for either),
+ * so keep process scenarios to about a dozen players on 127.0.0.1.
+ */
 export interface ProcessPlayer extends AnyPlayer {
   readonly kind: 'process'
   /** the child of the current run */

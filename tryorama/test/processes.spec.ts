@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { encodeHash } from '../../agent/src/holo/hash.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
-import { connectedPeers, dhtSync, runScenario, sourceChain, waitUntil, type AnyPlayer, type Scenario } from '../src/index.ts'
+import { connectedPeers, dhtSync, httpUrl, runScenario, sourceChain, waitUntil, type AnyPlayer, type Scenario } from '../src/index.ts'
 
 const registry = (p: AnyPlayer): Uint8Array => p.cells.agent_registry!.cell_id[0]
 const names = async (p: AnyPlayer): Promise<string[]> =>
@@ -87,15 +87,32 @@ async function meshScenario<P extends AnyPlayer> (scenario: Scenario<P>): Promis
 const psState = async (pid: number): Promise<string> => (await promisify(execFile)('ps', ['-o', 'stat=', '-p', String(pid)])).stdout.trim()
 
 describe('tryorama players', () => {
-  it('in process: the shared scenario; freezing is refused with a typed error', async () => {
+  it('in process: the shared scenario; an in-process player cannot be frozen or crashed; a process player joins', async () => {
     await runScenario(async (scenario) => {
       const [a] = await meshScenario(scenario)
       expect(a.kind).toBe('in-process')
       await expect(scenario.freeze(a)).rejects.toMatchObject({ name: 'PlayerOperationError', operation: 'freeze' })
       await expect(scenario.kill(a, { signal: 'SIGKILL' })).rejects.toMatchObject({ name: 'PlayerOperationError', operation: 'kill' })
       expect(a.alive).toBe(true)
+
+      // a process player joins the in-process mesh (a scenario may mix both kinds)
+      const d = await scenario.addPlayer({ kind: 'process' })
+      expect(d.kind).toBe('process')
+      await dhtSync([...scenario.players], registry(a))
+      expect(await names(d)).toContain('a-alone')
+      // a process player cannot take an option `flexnode start` has no flag for
+      await expect(scenario.addPlayer({ kind: 'process', syncIntervalMs: 100 })).rejects.toMatchObject({ name: 'PlayerOperationError', operation: 'start' })
+      // a start that fails (d's data dir is in use) is a typed error carrying the node's own
+      const failed = await scenario.addPlayer({ kind: 'process', dataDir: d.dataDir }).catch((err: unknown) => err)
+      expect(failed).toMatchObject({ name: 'PlayerOperationError', operation: 'start' })
+      expect((failed as Error).message).toContain('DataDirInUseError')
+      // a frozen player answers nothing: operations that need its interfaces are refused
+      await scenario.freeze(d)
+      await expect(scenario.partition([a], [d])).rejects.toMatchObject({ name: 'PlayerOperationError', operation: 'partition' })
+      await scenario.thaw(d)
+      expect(scenario.players.length).toBe(4)
     })
-  }, 180_000)
+  }, 240_000)
 
   it('as three real `flexnode start` processes: the shared scenario, then a frozen player and a crashed one', async () => {
     await runScenario(async (scenario) => {
@@ -106,6 +123,10 @@ describe('tryorama players', () => {
         expect(p.kind).toBe('process')
         expect(p.process.pid).toBeGreaterThan(0)
         expect(p.process.pid).not.toBe(process.pid)
+        // its HTTP API answers at the port it reported: no model (--no-demo-model)
+        const models = await fetch(httpUrl(p, '/v1/node/models'))
+        expect(models.status).toBe(200)
+        expect(await models.json()).toEqual({ object: 'list', data: [] })
       }
 
       // c frozen (SIGSTOP, its connections stay open): a and b keep writing and syncing
