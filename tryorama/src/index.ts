@@ -107,11 +107,13 @@ export class Scenario<P extends AnyPlayer = Player> {
   private async startInProcessPlayer (s: NodeStart): Promise<Player> {
     const node = await startInProcess(s)
     const info = node.info
-    return { kind: 'in-process', name: s.name, dataDir: s.dataDir, options: s.options, node, info, ...await connect(info), agentPubKey: node.keystore.primary.agentPubKey, peerId: info.peer_id, alive: true }
+    const clients = await connect(info).catch(async (err: unknown) => { await node.stop(); throw err })
+    return { kind: 'in-process', name: s.name, dataDir: s.dataDir, options: s.options, node, info, ...clients, agentPubKey: node.keystore.primary.agentPubKey, peerId: info.peer_id, alive: true }
   }
 
   private async startProcessPlayer (s: NodeStart): Promise<ProcessPlayer> {
     const { spawned, info } = await startProcess(s)
+    const clients = await connect(info).catch(async (err: unknown) => { spawned.proc.kill('SIGKILL'); await spawned.exit; throw err })
     if (this.exits.size === 0) process.once('exit', this.onExit)
     const player: ProcessPlayer = {
       kind: 'process',
@@ -119,7 +121,7 @@ export class Scenario<P extends AnyPlayer = Player> {
       dataDir: s.dataDir,
       options: s.options,
       info,
-      ...await connect(info),
+      ...clients,
       agentPubKey: decodeHash(info.agent_pub_key, 'Agent'),
       peerId: info.peer_id,
       alive: true,
