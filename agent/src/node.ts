@@ -211,7 +211,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
               targetRedundancy: init.targetRedundancy,
               arcResizeIntervalMs: init.arcResizeIntervalMs
             })
-            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger }) })
+            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger }), transport: c.mesh })
             const profile = await networkProfile(network)
             await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
             // '*' admits every non-browser client and no web page; browser origins only when listed

@@ -2,110 +2,62 @@
  * tryorama: multi-node scenarios for flexnode, in the style of Holochain's tryorama.
  *
  * Each player is a real flexnode agent (its own data dir, embedded conductor and libp2p node on
- * 127.0.0.1) driven through the real `@holochain/client`. Players find each other by explicit
- * loopback bootstrap addresses, never by mDNS.
+ * 127.0.0.1) driven through the real `@holochain/client`. A player runs in this process (a
+ * `FlexNode`, the default) or as a real `flexnode start` child process, the way users run nodes;
+ * scenarios written against `AnyPlayer` run unchanged either way. Players find each other by
+ * explicit loopback bootstrap addresses, never by mDNS; partitions are connection gating through
+ * the Admin API's `block_peers` / `unblock_peers`.
  *
  * ```ts
  * await runScenario(async scenario => {
  *   const [alice, bob] = await scenario.addPlayers(2)
  *   await dhtSync([alice, bob], alice.cells.agent_registry.cell_id[0])
  *   const cap = await bob.cells.agent_registry.callZome('capabilities', 'get_capability', alice.agentPubKey)
- * })
+ * }, { kind: 'process' })   // without it: in-process players
  * ```
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { AdminWebsocket, AppWebsocket, CellType, type AppInfo, type CellId } from '@holochain/client'
-import type { NetworkName } from '../../agent/src/constants.ts'
-import { encodeHash } from '../../agent/src/holo/hash.ts'
+import { decodeHash, encodeHash } from '../../agent/src/holo/hash.ts'
 import { EmbeddedConductor } from '../../agent/src/conductor/conductor.ts'
 import { Keystore } from '../../agent/src/identity/keystore.ts'
-import { silentLogger, type ComponentLogger } from '../../agent/src/logger.ts'
-import { FlexNode, type FlexNodeInit } from '../../agent/src/node.ts'
+import { silentLogger } from '../../agent/src/logger.ts'
 import { waitUntil as waitFor } from '../../fixtures/wait.ts'
+import {
+  connect, disconnect, PlayerOperationError, SCRYPT_N, startInProcess, startProcess, stopProcess,
+  type AnyPlayer, type NodeStart, type Player, type PlayerCell, type PlayerKind, type PlayerOf, type PlayerOptions, type ProcessPlayer
+} from './players.ts'
 
-/** the Origin tryorama's clients send: a non-browser client's own string (browser origins are refused) */
-export const TEST_ORIGIN = 'flexnode-tryorama'
-const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
-const SCRYPT_N = 2 ** 12
+export { PlayerOperationError, TEST_ORIGIN, type AnyPlayer, type Player, type PlayerCell, type PlayerKind, type PlayerOptions, type ProcessPlayer } from './players.ts'
 
-export interface PlayerOptions {
-  /** @default 'local' */
-  network?: NetworkName
-  /** @default 3600: scenarios that watch liveness pass a short one */
-  heartbeatIntervalSeconds?: number
-  /** @default 500 ms: fast anti-entropy for tests */
-  syncIntervalMs?: number
-  /** @default 2000 ms */
-  republishIntervalMs?: number
-  /** directories of `.gguf` models this player serves (read in place). @default none */
-  modelsDirs?: string[]
-  /** who may use this player's models. @default everyone in the mesh */
-  inferencePolicy?: FlexNodeInit['inferencePolicy']
-  /** reconcile with each newly connected peer at once. @default true */
-  syncOnConnect?: boolean
+export interface ScenarioOptions<K extends PlayerKind = PlayerKind> {
+  /** how `addPlayer` runs players unless told otherwise. @default 'in-process' */
+  kind?: K
+}
+
+export interface KillOptions {
   /**
-   * DHT authorities wanted per location. @default 32: scenarios keep full arcs (so `dhtSync`,
-   * which waits for equal op sets, holds) unless they ask for sharding with a smaller target
+   * SIGTERM stops the node cleanly; SIGKILL crashes it (process players only: an in-process
+   * player cannot be crashed without its test). @default 'SIGTERM'
    */
-  targetRedundancy?: number
-  /** ms between two resizes of the storage arc. @default 30000 */
-  arcResizeIntervalMs?: number
-  /** dial these players at start. @default every live player of the scenario on the same network */
-  bootstrapFrom?: Player[]
-  /** policy admins of the player's mesh (the policy_store DNA property). @default none */
-  policyAdmins?: string[]
-  /** a data dir made by `scenario.prepareAgent()`, so its key is known before the player starts */
-  dataDir?: string
-  logger?: ComponentLogger
+  signal?: 'SIGTERM' | 'SIGKILL'
 }
 
-export interface PlayerCell {
-  cell_id: CellId
-  callZome: <T = unknown>(zome: string, fn: string, payload?: unknown) => Promise<T>
-}
-
-export interface Player {
-  readonly name: string
-  readonly dataDir: string
-  readonly options: PlayerOptions
-  node: FlexNode
-  admin: AdminWebsocket
-  app: AppWebsocket
-  cells: Record<string, PlayerCell>
-  readonly agentPubKey: Uint8Array
-  readonly peerId: string
-  alive: boolean
-}
-
-async function connect (node: FlexNode): Promise<{ admin: AdminWebsocket, app: AppWebsocket, cells: Record<string, PlayerCell> }> {
-  const admin = await AdminWebsocket.connect({ url: new URL(`ws://127.0.0.1:${node.info.admin_port}`), wsClientOptions: { origin: TEST_ORIGIN } })
-  const { token } = await admin.issueAppAuthenticationToken({ installed_app_id: node.info.installed_app_id })
-  const app = await AppWebsocket.connect({ url: new URL(`ws://127.0.0.1:${node.info.app_port}`), token, wsClientOptions: { origin: TEST_ORIGIN } })
-  const info: AppInfo = await app.appInfo()
-  const cells: Record<string, PlayerCell> = {}
-  for (const [role, infos] of Object.entries(info.cell_info)) {
-    const cell = infos.find(c => c.type === CellType.Provisioned)
-    if (cell === undefined || cell.type !== CellType.Provisioned) continue
-    const cellId = cell.value.cell_id
-    let authorized: Promise<void> | undefined
-    cells[role] = {
-      cell_id: cellId,
-      callZome: async <T>(zome: string, fn: string, payload: unknown = null): Promise<T> => {
-        authorized ??= admin.authorizeSigningCredentials(cellId)
-        await authorized
-        return await app.callZome({ cell_id: cellId, zome_name: zome, fn_name: fn, payload }) as T
-      }
-    }
-  }
-  return { admin, app, cells }
-}
-
-export class Scenario {
-  readonly players: Player[] = []
+export class Scenario<P extends AnyPlayer = Player> {
+  readonly kind: PlayerKind
+  readonly players: AnyPlayer[] = []
   private readonly dirs: string[] = []
-  private readonly blocked: Array<[Player, Player]> = []
+  /** gated pairs: the first blocks the second (both directions are listed) */
+  private readonly blocked: Array<[AnyPlayer, AnyPlayer]> = []
+  /** the exit of each process player's current run */
+  private readonly exits = new Map<ProcessPlayer, Promise<number | string>>()
+  /** should the test's process end without cleanUp, its children do not outlive it */
+  private readonly onExit = (): void => { for (const p of this.exits.keys()) p.process.kill('SIGKILL') }
+
+  constructor (options: ScenarioOptions = {}) {
+    this.kind = options.kind ?? 'in-process'
+  }
 
   /**
    * A data dir holding a fresh agent key, for a player started later with `{ dataDir }`: its key
@@ -127,107 +79,173 @@ export class Scenario {
   }
 
   /** A new player: a whole flexnode on its own temp data dir, joined to the others. */
-  async addPlayer (options: PlayerOptions = {}): Promise<Player> {
+  async addPlayer (options?: PlayerOptions & { kind?: undefined }): Promise<P>
+  async addPlayer<K extends PlayerKind> (options: PlayerOptions & { kind: K }): Promise<PlayerOf<K>>
+  async addPlayer (options: PlayerOptions = {}): Promise<AnyPlayer> {
     let dataDir = options.dataDir
     if (dataDir === undefined) {
       dataDir = await mkdtemp(join(tmpdir(), 'tryorama-'))
       this.dirs.push(dataDir)
     }
     const name = `player${this.players.length}`
-    const node = await this.startNode(dataDir, name, options)
-    const { admin, app, cells } = await connect(node)
-    const player: Player = { name, dataDir, options, node, admin, app, cells, agentPubKey: node.keystore.primary.agentPubKey, peerId: node.info.peer_id, alive: true }
+    const network = options.network ?? 'local'
+    const peers = options.bootstrapFrom ?? this.players.filter(p => p.alive && (p.options.network ?? 'local') === network)
+    const start: NodeStart = { dataDir, name, options, bootstrap: peers.flatMap(p => p.info.multiaddrs.slice(0, 1)) }
+    const player = (options.kind ?? this.kind) === 'process' ? await this.startProcessPlayer(start) : await this.startInProcessPlayer(start)
     this.players.push(player)
     return player
   }
 
-  private async startNode (dataDir: string, name: string, options: PlayerOptions): Promise<FlexNode> {
-    const network = options.network ?? 'local'
-    const peers = options.bootstrapFrom ?? this.players.filter(p => p.alive && (p.options.network ?? 'local') === network)
-    const init: FlexNodeInit = {
-      dataDir,
-      network,
-      agentName: name,
-      listen: [LOOPBACK],
-      bootstrap: peers.flatMap(p => p.node.info.multiaddrs.slice(0, 1)),
-      mdns: false,
-      // many players on one loopback address: exempt it from gossipsub's IP-colocation penalty
-      gossipColocationWhitelist: ['127.0.0.1', '::1'],
-      heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 3600,
-      syncIntervalMs: options.syncIntervalMs ?? 500,
-      syncOnConnect: options.syncOnConnect,
-      targetRedundancy: options.targetRedundancy ?? 32,
-      arcResizeIntervalMs: options.arcResizeIntervalMs,
-      republishIntervalMs: options.republishIntervalMs ?? 2000,
-      scryptN: SCRYPT_N,
-      policyAdmins: options.policyAdmins,
-      modelsDirs: options.modelsDirs,
-      inferencePolicy: options.inferencePolicy,
-      generateDefaultModel: false,
-      preloadModels: options.modelsDirs !== undefined,
-      gpu: false,
-      threads: 1,
-      logger: options.logger ?? silentLogger()
-    }
-    return await FlexNode.start(init)
-  }
-
-  async addPlayers (n: number, options: PlayerOptions = {}): Promise<Player[]> {
-    const out: Player[] = []
-    for (let i = 0; i < n; i++) out.push(await this.addPlayer(options))
+  async addPlayers (n: number, options?: PlayerOptions & { kind?: undefined }): Promise<P[]>
+  async addPlayers<K extends PlayerKind> (n: number, options: PlayerOptions & { kind: K }): Promise<Array<PlayerOf<K>>>
+  async addPlayers (n: number, options: PlayerOptions = {}): Promise<AnyPlayer[]> {
+    const out: AnyPlayer[] = []
+    for (let i = 0; i < n; i++) out.push(await this.addPlayer(options as PlayerOptions & { kind: PlayerKind }))
     return out
   }
 
-  /** Cut every connection between the two groups (a connection gater; no network tricks). */
-  partition (a: Player[], b: Player[]): void {
-    for (const x of a) {
-      for (const y of b) {
-        x.node.mesh.block([y.peerId])
-        y.node.mesh.block([x.peerId])
-        this.blocked.push([x, y])
-      }
-    }
+  private async startInProcessPlayer (s: NodeStart): Promise<Player> {
+    const node = await startInProcess(s)
+    const info = node.info
+    const clients = await connect(info).catch(async (err: unknown) => { await node.stop(); throw err })
+    return { kind: 'in-process', name: s.name, dataDir: s.dataDir, options: s.options, node, info, ...clients, agentPubKey: node.keystore.primary.agentPubKey, peerId: info.peer_id, alive: true }
   }
 
-  /** Lift every partition and re-dial across it. */
+  private async startProcessPlayer (s: NodeStart): Promise<ProcessPlayer> {
+    const { spawned, info } = await startProcess(s)
+    const clients = await connect(info).catch(async (err: unknown) => { spawned.proc.kill('SIGKILL'); await spawned.exit; throw err })
+    if (this.exits.size === 0) process.once('exit', this.onExit)
+    const player: ProcessPlayer = {
+      kind: 'process',
+      name: s.name,
+      dataDir: s.dataDir,
+      options: s.options,
+      info,
+      ...clients,
+      agentPubKey: decodeHash(info.agent_pub_key, 'Agent'),
+      peerId: info.peer_id,
+      alive: true,
+      process: spawned.proc,
+      frozen: false,
+      stderr: spawned.stderr
+    }
+    this.exits.set(player, spawned.exit)
+    return player
+  }
+
+  /** The player answers its interfaces: alive and not frozen. */
+  private reachable (player: AnyPlayer, operation: string): void {
+    if (!player.alive) throw new PlayerOperationError(operation, player.name, 'it is not running')
+    if (player.kind === 'process' && (player as ProcessPlayer).frozen) throw new PlayerOperationError(operation, player.name, 'it is frozen: thaw it first')
+  }
+
+  /**
+   * Cut every connection between the two groups: each player's node blocks the other group
+   * (connection gating through the Admin API's `block_peers`; no network tricks).
+   */
+  async partition (a: AnyPlayer[], b: AnyPlayer[]): Promise<void> {
+    for (const p of [...a, ...b]) this.reachable(p, 'partition')
+    const gate = async (side: AnyPlayer[], other: AnyPlayer[]): Promise<void> => {
+      await Promise.all(side.map(async x => { await x.peerAdmin.blockPeers(other.map(y => y.peerId)) }))
+      for (const x of side) for (const y of other) this.blocked.push([x, y])
+    }
+    await gate(a, b)
+    await gate(b, a)
+  }
+
+  /** Lift every partition (`unblock_peers`) and re-dial across it (`connect_peer`). */
   async heal (): Promise<void> {
-    const pairs = this.blocked.splice(0)
-    for (const [x, y] of pairs) {
-      x.node.mesh.unblock([y.peerId])
-      y.node.mesh.unblock([x.peerId])
-    }
-    await Promise.allSettled(pairs.filter(([x, y]) => x.alive && y.alive).map(async ([x, y]) => await x.node.mesh.dial(y.node.info.multiaddrs[0]!)))
+    const pairs = this.blocked.filter(([x, y]) => x.alive && y.alive)
+    const byPlayer = new Map<AnyPlayer, string[]>()
+    for (const [x, y] of pairs) byPlayer.set(x, [...byPlayer.get(x) ?? [], y.peerId])
+    for (const x of byPlayer.keys()) this.reachable(x, 'heal')
+    this.blocked.length = 0
+    await Promise.all([...byPlayer].map(async ([x, ids]) => { await x.peerAdmin.unblockPeers(ids) }))
+    await Promise.allSettled(pairs.map(async ([x, y]) => await x.peerAdmin.connectPeer(y.info.multiaddrs[0]!)))
   }
 
-  /** Stop a player's node (its data dir stays). */
-  async kill (player: Player): Promise<void> {
+  /** Freeze a process player (SIGSTOP): its connections stay open, it answers nothing. */
+  async freeze (player: AnyPlayer): Promise<void> {
+    const p = this.processPlayer(player, 'freeze')
+    this.reachable(p, 'freeze')
+    p.process.kill('SIGSTOP')
+    p.frozen = true
+  }
+
+  /** Continue a frozen process player (SIGCONT). */
+  async thaw (player: AnyPlayer): Promise<void> {
+    const p = this.processPlayer(player, 'thaw')
+    if (!p.frozen) return
+    p.process.kill('SIGCONT')
+    p.frozen = false
+  }
+
+  private processPlayer (player: AnyPlayer, operation: string): ProcessPlayer {
+    if (player.kind !== 'process') throw new PlayerOperationError(operation, player.name, 'only a process player can be frozen or crashed: this one runs in the test\'s own process')
+    return player as ProcessPlayer
+  }
+
+  /** Stop a player's node (its data dir stays): cleanly, or for a process player a crash (SIGKILL). */
+  async kill (player: AnyPlayer, options: KillOptions = {}): Promise<void> {
+    const signal = options.signal ?? 'SIGTERM'
+    if (signal === 'SIGKILL') this.processPlayer(player, 'kill')
     if (!player.alive) return
     player.alive = false
-    await player.app.client.close().catch(() => {})
-    await player.admin.client.close().catch(() => {})
-    await player.node.stop()
+    await disconnect(player)
+    if (player.kind === 'process') {
+      const p = player as ProcessPlayer
+      await stopProcess(p, this.exits.get(p)!, signal)
+      this.exits.delete(p)
+      if (this.exits.size === 0) process.off('exit', this.onExit)
+    } else {
+      await (player as Player).node.stop()
+    }
   }
 
-  /** Start a killed player again on its data dir: same agent key, same chain. */
-  async restart (player: Player): Promise<void> {
+  /**
+   * Start a killed player again on its data dir: same agent key, same chain. Its partitions
+   * still hold: the blocks it had set are set again.
+   */
+  async restart (player: AnyPlayer): Promise<void> {
     if (player.alive) return
-    player.node = await this.startNode(player.dataDir, player.name, { ...player.options, bootstrapFrom: this.players.filter(p => p !== player && p.alive) })
-    Object.assign(player, await connect(player.node))
-    if (encodeHash(player.node.keystore.primary.agentPubKey) !== encodeHash(player.agentPubKey)) throw new Error('restarted player has another agent key')
+    const bootstrap = this.players.filter(p => p !== player && p.alive).flatMap(p => p.info.multiaddrs.slice(0, 1))
+    const s: NodeStart = { dataDir: player.dataDir, name: player.name, options: player.options, bootstrap }
+    let fresh: AnyPlayer
+    if (player.kind === 'process') {
+      const p = player as ProcessPlayer
+      fresh = await this.startProcessPlayer(s)
+      this.exits.set(p, this.exits.get(fresh as ProcessPlayer)!)
+      this.exits.delete(fresh as ProcessPlayer)
+      Object.assign(p, { info: fresh.info, admin: fresh.admin, app: fresh.app, peerAdmin: fresh.peerAdmin, cells: fresh.cells, process: (fresh as ProcessPlayer).process, stderr: (fresh as ProcessPlayer).stderr, frozen: false })
+    } else {
+      fresh = await this.startInProcessPlayer(s)
+      Object.assign(player, { info: fresh.info, admin: fresh.admin, app: fresh.app, peerAdmin: fresh.peerAdmin, cells: fresh.cells, node: (fresh as Player).node })
+    }
+    // running again (so cleanUp stops it) whatever the check below finds
     player.alive = true
+    if (encodeHash(fresh.agentPubKey) !== encodeHash(player.agentPubKey)) throw new PlayerOperationError('restart', player.name, 'the restarted node has another agent key')
+    const kept = this.blocked.filter(([x]) => x === player).map(([, y]) => y.peerId)
+    if (kept.length > 0) await player.peerAdmin.blockPeers(kept)
   }
 
   async cleanUp (): Promise<void> {
     await Promise.allSettled(this.players.map(async p => await this.kill(p)))
+    // a stop that failed killed its child: none is left behind
+    for (const p of this.exits.keys()) p.process.kill('SIGKILL')
+    await Promise.allSettled([...this.exits.values()])
+    this.exits.clear()
+    process.off('exit', this.onExit)
     await Promise.allSettled(this.dirs.map(async d => await rm(d, { recursive: true, force: true })))
   }
 }
 
 /** Run a scenario and always clean up its players, however it ends. */
-export async function runScenario (fn: (scenario: Scenario) => Promise<void>): Promise<void> {
-  const scenario = new Scenario()
+export async function runScenario (fn: (scenario: Scenario) => Promise<void>): Promise<void>
+export async function runScenario<K extends PlayerKind> (fn: (scenario: Scenario<PlayerOf<K>>) => Promise<void>, options: ScenarioOptions<K>): Promise<void>
+export async function runScenario (fn: (scenario: never) => Promise<void>, options: ScenarioOptions = {}): Promise<void> {
+  const scenario = new Scenario<AnyPlayer>(options)
   try {
-    await fn(scenario)
+    await fn(scenario as never)
   } finally {
     await scenario.cleanUp()
   }
@@ -255,16 +273,35 @@ function opKeys (dump: DumpedOps): Set<string> {
   return keys
 }
 
-/** Integrated op sets of the players for one DNA, through `dump_full_state`. */
-export async function integratedOps (players: Player[], dnaHash: Uint8Array): Promise<Array<Set<string>>> {
-  return await Promise.all(players.map(async p => {
-    const cell = Object.values(p.cells).find(c => encodeHash(c.cell_id[0]) === encodeHash(dnaHash))
-    if (cell === undefined) throw new Error(`${p.name} runs no cell of ${encodeHash(dnaHash)}`)
-    return opKeys(await p.admin.dumpFullState({ cell_id: cell.cell_id }) as unknown as DumpedOps)
-  }))
+/** The player's cell of a DNA. */
+function cellOf (p: AnyPlayer, dnaHash: Uint8Array): PlayerCell {
+  const cell = Object.values(p.cells).find(c => encodeHash(c.cell_id[0]) === encodeHash(dnaHash))
+  if (cell === undefined) throw new Error(`${p.name} runs no cell of ${encodeHash(dnaHash)}`)
+  return cell
 }
 
-export async function areDhtsSynced (players: Player[], dnaHash: Uint8Array): Promise<boolean> {
+/** Integrated op sets of the players for one DNA, through `dump_full_state`. */
+export async function integratedOps (players: AnyPlayer[], dnaHash: Uint8Array): Promise<Array<Set<string>>> {
+  return await Promise.all(players.map(async p => opKeys(await p.admin.dumpFullState({ cell_id: cellOf(p, dnaHash).cell_id }) as unknown as DumpedOps)))
+}
+
+/** The player's source chain in one DNA, oldest first, as action hashes (`uhCkk…`), through `dump_full_state`. */
+export async function sourceChain (player: AnyPlayer, dnaHash: Uint8Array): Promise<string[]> {
+  const dump = await player.admin.dumpFullState({ cell_id: cellOf(player, dnaHash).cell_id }) as unknown as { source_chain_dump: { records: Array<{ action_address: Uint8Array }> } }
+  return dump.source_chain_dump.records.map(r => encodeHash(r.action_address))
+}
+
+/** The PeerIds the player's node is connected to, through the Admin API's `list_peers`. */
+export async function connectedPeers (player: AnyPlayer): Promise<string[]> {
+  return (await player.peerAdmin.listPeers()).connected
+}
+
+/** A URL of the player's HTTP API (the OpenAI-compatible routes and the node's own). */
+export function httpUrl (player: AnyPlayer, path: string): string {
+  return `http://127.0.0.1:${player.info.http_port}${path}`
+}
+
+export async function areDhtsSynced (players: AnyPlayer[], dnaHash: Uint8Array): Promise<boolean> {
   const sets = await integratedOps(players, dnaHash)
   const first = sets[0]
   if (first === undefined) return true
@@ -272,6 +309,6 @@ export async function areDhtsSynced (players: Player[], dnaHash: Uint8Array): Pr
 }
 
 /** Wait until every player has integrated the same ops of a DNA. */
-export async function dhtSync (players: Player[], dnaHash: Uint8Array, opts: { timeoutMs?: number } = {}): Promise<void> {
+export async function dhtSync (players: AnyPlayer[], dnaHash: Uint8Array, opts: { timeoutMs?: number } = {}): Promise<void> {
   await waitUntil(async () => await areDhtsSynced(players, dnaHash), { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: 200, what: `DHT sync of ${players.length} players` })
 }

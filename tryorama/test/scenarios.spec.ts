@@ -43,7 +43,7 @@ describe('tryorama scenarios', () => {
       await dhtSync(players, registry(players[0]!))
       const left = players.slice(0, 5)
       const right = players.slice(5)
-      scenario.partition(left, right)
+      await scenario.partition(left, right)
       await waitUntil(() => left.every(p => right.every(q => !p.node.mesh.peers().includes(q.peerId))), { what: 'the partition' })
       await rename(left[0]!, 'left-side')
       await rename(right[0]!, 'right-side')

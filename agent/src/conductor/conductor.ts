@@ -20,6 +20,8 @@ import { encodeHash, hashEquals, type HoloHash } from '../holo/hash.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { ConductorInterfaces } from './api/interfaces.ts'
+import { PeerAdmin, type PeerTransport } from './api/peer-admin.ts'
+import type { PeerConnected, PeersBlocked, PeersListed, PeersUnblocked } from './api/peer-admin-types.ts'
 import type { AppInterfaceInfo, AppSignalListener, AttachAppInterfaceRequest, ConductorApi, InstallAppRequest, IssuedToken, IssueTokenRequest } from './api/types.ts'
 import { AppRegistry } from './apps.ts'
 import { ZomeBundler } from './bundle.ts'
@@ -62,6 +64,11 @@ export interface ConductorComponents {
   network?: DhtNetworkFactory
   /** reads happ.yaml sources and keeps their bundled zomes. @default one per conductor */
   bundler?: ZomeBundler
+  /**
+   * The node's mesh, which the Admin API's peer requests list and gate (`list_peers`,
+   * `block_peers`, `unblock_peers`, `connect_peer`). @default none: they answer `internal_error`
+   */
+  transport?: PeerTransport
 }
 
 export class EmbeddedConductor implements ConductorApi, DhtHost {
@@ -79,6 +86,7 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
   private readonly apps: AppRegistry
   private readonly calls: ZomeCalls
   private readonly interfaces: ConductorInterfaces
+  private readonly peers: PeerAdmin
   private readonly signalListeners = new Set<{ appId: string, fn: AppSignalListener }>()
   private stopped = false
 
@@ -102,6 +110,8 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
     this.calls = new ZomeCalls({ store, keystore, cells: this.cells, apps: this.apps })
     this.interfaces = new ConductorInterfaces({ host: init.host, maxMessageBytes: init.maxMessageBytes }, { api: this, store, apps: this.apps, logger })
     this.network = components.network?.(this)
+    const cells = this.cells
+    this.peers = new PeerAdmin({ transport: components.transport, warranted: (agent) => cells.runningDnas().some(dna => cells.space(dna)?.isBlocked(agent) === true) })
   }
 
   /** Open the conductor on a data dir: loads installed apps and starts the enabled ones. */
@@ -304,6 +314,28 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
     const bytes = this.store.getDnaDef(hash)
     if (bytes === undefined) throw internalError('DnaMissing')
     return decodeDnaDef(bytes)
+  }
+
+  // -- the node's mesh peers (flexnode extensions of the Admin API) ----------------------------
+
+  listPeers (): PeersListed {
+    this.assertOpen()
+    return this.peers.list()
+  }
+
+  blockPeers (req: unknown): PeersBlocked {
+    this.assertOpen()
+    return this.peers.block(req)
+  }
+
+  unblockPeers (req: unknown): PeersUnblocked {
+    this.assertOpen()
+    return this.peers.unblock(req)
+  }
+
+  async connectPeer (req: unknown): Promise<PeerConnected> {
+    this.assertOpen()
+    return await this.peers.connect(req)
   }
 
   // -- zome calls --------------------------------------------------------------------------

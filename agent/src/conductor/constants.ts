@@ -16,3 +16,7 @@ export const DEFAULT_ZOME_CALL_TIMEOUT_MS = 30_000
 export const MAX_IN_FLIGHT_PER_SOCKET = 256
 /** The database file in the data dir. */
 export const DB_FILE = 'conductor.sqlite3'
+/** Peers one `block_peers` / `unblock_peers` request may name. */
+export const MAX_PEERS_PER_REQUEST = 1024
+/** Peers the Admin API may hold blocked at once (warranted agents are not counted). */
+export const MAX_OPERATOR_BLOCKED_PEERS = 65_536

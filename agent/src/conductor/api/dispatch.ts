@@ -27,7 +27,12 @@ const ADMIN: Record<string, [string, Handler]> = {
   dump_network_metrics: ['network_metrics_dumped', (c, v) => c.dumpNetworkMetrics(v)],
   list_dnas: ['dnas_listed', (c) => c.listDnas()],
   list_cell_ids: ['cell_ids_listed', (c) => c.listCellIds()],
-  get_dna_definition: ['dna_definition_returned', (c, v) => c.getDnaDefinition(v)]
+  get_dna_definition: ['dna_definition_returned', (c, v) => c.getDnaDefinition(v)],
+  // flexnode extensions (peer-admin-types.ts): the operator's view and gate of the mesh
+  list_peers: ['peers_listed', (c) => c.listPeers()],
+  block_peers: ['peers_blocked', (c, v) => c.blockPeers(v)],
+  unblock_peers: ['peers_unblocked', (c, v) => c.unblockPeers(v)],
+  connect_peer: ['peer_connected', async (c, v) => await c.connectPeer(v)]
 }
 
 function errorResponse (err: unknown): { type: 'error', value: { type: string, value: string } } {

@@ -7,6 +7,7 @@ import type { ZomeCallCapGrant } from '../../../../zomes-ts/hdk/index.ts'
 import type { HoloHash } from '../../holo/hash.ts'
 import type { CellId } from '../cell.ts'
 import type { ModifiersOverride } from '../dna.ts'
+import type { PeerConnected, PeersBlocked, PeersListed, PeersUnblocked } from './peer-admin-types.ts'
 
 export type AppStatus = { type: 'enabled' } | { type: 'disabled', value: { type: 'never_started' } | { type: 'user' } | { type: 'error', value: string } }
 
@@ -48,6 +49,11 @@ export interface AdminApi {
   listDnas: () => HoloHash[]
   listCellIds: () => CellId[]
   getDnaDefinition: (req: unknown) => unknown
+  /** flexnode extensions: the node's mesh peers, listed and gated (see `peer-admin-types.ts`) */
+  listPeers: () => PeersListed
+  blockPeers: (req: unknown) => PeersBlocked
+  unblockPeers: (req: unknown) => PeersUnblocked
+  connectPeer: (req: unknown) => Promise<PeerConnected>
 }
 
 /** The App API requests (`AppRequest`), for a connection scoped to one app. */
