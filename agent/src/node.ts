@@ -200,8 +200,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         return service({
           start: async () => {
             // the conductor builds its DHT network over the mesh (the next service starts it)
-            const dht = dhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect })
-            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger }) })
+            const dht = dhtNetwork({ syncIntervalMs: init.syncIntervalMs, republishIntervalMs: init.republishIntervalMs, syncOnConnect: init.syncOnConnect, presenceIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000 })
+            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger, keystore: c.keys.keystore }) })
             const profile = await networkProfile(network)
             await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
             // '*' admits every non-browser client and no web page; browser origins only when listed

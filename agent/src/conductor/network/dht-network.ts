@@ -20,6 +20,8 @@ import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../../identity/pee
 import type { CascadeQuery } from '../cell.ts'
 import { decode, encode, isPlainObject } from '../codec.ts'
 import { checkNetRecord, checkSummary, diffBuckets, DhtWireError, type DhtSpace, type NetRecord, type ReceiveOutcome, type Summary } from '../space.ts'
+import type { Keystore } from '../../identity/keystore.ts'
+import { meshPresence, type Presence } from './presence.ts'
 import type { CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
@@ -33,6 +35,8 @@ export interface DhtNetworkInit {
   receiptTarget?: number
   /** reconcile with every newly connected peer at once. @default true */
   syncOnConnect?: boolean
+  /** ms between re-signs of this node's presence (its heartbeat interval; the expiry follows it). @default 10000 */
+  presenceIntervalMs?: number
 }
 
 export interface DhtNetworkComponents {
@@ -40,6 +44,8 @@ export interface DhtNetworkComponents {
   host: DhtHost
   mesh: DhtMesh
   logger: ComponentLogger
+  /** signs this node's presence, verifies everyone's */
+  keystore: Pick<Keystore, 'sign' | 'verify'>
 }
 
 export const SYNC = {
@@ -97,11 +103,13 @@ class MeshDhtNetwork implements DhtNetwork {
   droppedGossip = 0
   /** totals since start, for benchmarks and status */
   readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
+  readonly presence: Presence
 
   constructor (init: DhtNetworkInit, components: DhtNetworkComponents) {
     this.init = init
     this.c = components
     this.log = components.logger.forComponent('flexnode:dht-net')
+    this.presence = meshPresence({ refreshIntervalMs: init.presenceIntervalMs })(components)
   }
 
   private space (dna: Uint8Array): DhtSpace | null {
@@ -130,11 +138,13 @@ class MeshDhtNetwork implements DhtNetwork {
       periodic({ name: 'dht republish round', intervalMs: this.init.republishIntervalMs ?? 15_000 }, async () => { await this.republishRound() }, this.log)
     )
     if (this.init.syncOnConnect !== false) for (const peer of mesh.peers()) this.syncInBackground(peer)
+    await this.presence.start()
   }
 
   async stop (): Promise<void> {
     this.stopped = true
     if (!this.running) return
+    await this.presence.stop()
     this.running = false
     await Promise.all(this.tasks.map(async t => { await t.stop() }))
     this.tasks.length = 0
