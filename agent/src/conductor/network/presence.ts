@@ -215,11 +215,17 @@ export interface PresenceCheck {
   author?: string
   /** the record held for an agent, if any */
   held?: (agent: Uint8Array) => HeldPresence | undefined
+  /**
+   * asked once the cheap checks passed, before the signature is verified: false drops the record
+   * as `rate_limited` (so a replayed or junk message costs its sender's bucket nothing)
+   */
+  admit?: () => boolean
   verify: Keystore['verify']
 }
 
 /**
- * Verify one presence message: size, shape, author, clock, lifetime, replay, signature. Returns
+ * Verify one presence message: size, shape, author, clock, lifetime, replay, rate, signature (the
+ * cheap checks first, the signature last). Returns
  * the record as it is to be held; throws `PresenceRejectedError` (its `reason` says which check).
  * A record not newer than `held` is `replayed`.
  */
@@ -244,6 +250,7 @@ export function openPresence (bytes: Uint8Array, check: PresenceCheck): HeldPres
   if (check.author !== undefined && info.created_at < now - skew) throw new PresenceRejectedError('replayed', 'the presence record was created more than 3 min ago')
   const held = check.held?.(info.agent)
   if (held !== undefined && info.created_at <= held.info.created_at) throw new PresenceRejectedError('replayed', 'a presence record as new or newer is held')
+  if (check.admit?.() === false) throw new PresenceRejectedError('rate_limited', 'the sender sent more presence records than its rate allows', { peerId: check.author })
   if (!check.verify(core32(info.agent), signed.info, signed.signature)) throw new PresenceRejectedError('forged', 'the signature does not verify')
   return { info, wire: bytes, deadline: Math.min(info.expires_at, now + lifetime) }
 }
@@ -561,7 +568,9 @@ class MeshPresence implements Presence {
     this.stats.received++
     try {
       if (!(bytes instanceof Uint8Array)) throw new PresenceRejectedError('malformed', 'a presence record must be bytes')
-      const record = openPresence(bytes, { now: this.now(), author: asAuthor ? from : undefined, held: (a) => this.store.heldFor(a), verify: this.verify })
+      // what its author sends is rate-limited per author; records relayed in a trade are bounded
+      // by the trade's size instead
+      const record = openPresence(bytes, { now: this.now(), author: asAuthor ? from : undefined, held: (a) => this.store.heldFor(a), admit: asAuthor ? () => this.admit(from) : undefined, verify: this.verify })
       if (this.store.put(record)) this.stats.accepted++
     } catch (err) {
       if (err instanceof PresenceRejectedError) {
@@ -573,13 +582,13 @@ class MeshPresence implements Presence {
     }
   }
 
+  /**
+   * `from` is gossipsub's `msg.from`: the publisher, whose signature over the message gossipsub
+   * verified (StrictSign), not the peer that relayed it to us. A record relayed through the mesh
+   * thus still arrives with its author as `from`, and must name it.
+   */
   private onGossip (data: Uint8Array, from: string): void {
     if (!this.running) return
-    if (!this.admit(from)) {
-      this.stats.received++
-      this.drop('rate_limited', from)
-      return
-    }
     this.receive(data, from, true)
   }
 
@@ -616,8 +625,7 @@ class MeshPresence implements Presence {
       msg = undefined
     }
     if (isPlainObject(msg) && msg.record !== undefined) {
-      if (this.admit(from)) this.receive(msg.record, from, true)
-      else this.drop('rate_limited', from)
+      this.receive(msg.record, from, true)
     } else {
       this.drop('malformed', from)
     }

@@ -90,6 +90,13 @@ describe('presence records', () => {
       ['oversized', () => openPresence(signPresence({ ...record(a, now), queue: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`model-${'x'.repeat(40)}-${i}`, i])) }, alice), { now, author: from, verify })]
     ]
     expect(cases.map(([, fn]) => rejection(fn))).toEqual(cases.map(([reason]) => reason))
+    // the sender's bucket is asked only once the cheap checks pass: a replay of its old messages costs it nothing
+    let asked = 0
+    const empty = (): boolean => { asked++; return false }
+    expect(rejection(() => openPresence(good, { now, author: from, held: () => held, admit: empty, verify }))).toBe('replayed')
+    expect(asked).toBe(0)
+    expect(rejection(() => openPresence(signPresence(record(a, now + 1), alice), { now, author: from, held: () => held, admit: empty, verify }))).toBe('rate_limited')
+    expect(asked).toBe(1)
     // relayed in a trade (no author): any holder may pass a signed record on
     expect(openPresence(good, { now, verify }).info.created_at).toBe(now)
     // unknown fields are ignored
