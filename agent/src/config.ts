@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { FlexnodeError } from './errors.ts'
-import { DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_HOST, DEFAULT_NETWORK, NETWORKS, type NetworkName } from './constants.ts'
+import { DEFAULT_ADVERTISE_INTERVAL_SECONDS, DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_HOST, DEFAULT_NETWORK, NETWORKS, type NetworkName } from './constants.ts'
 import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
 import { isBrowserOrigin, originProblem } from './conductor/origins.ts'
 
@@ -53,8 +53,10 @@ export interface StartOptions {
   passphrase?: string
   /** Name in the NodeCapability. @default the hostname */
   agentName?: string
-  /** Seconds between heartbeats. @default 10 */
+  /** Seconds between heartbeats (presence refreshes; offline 2.5 intervals after the last). @default 10 */
   heartbeatIntervalSeconds: number
+  /** Seconds after which an unchanged NodeCapability is advertised again. @default 86400 */
+  advertiseIntervalSeconds: number
   /** Region advertised in NodeCapability.network.latency_region. @default 'local' */
   region: string
   /** Advertised link speed. @default 1000 */
@@ -129,7 +131,12 @@ Options:
                                 set, and a data dir keeps the set it was first started with
                                 (default none: published policies are ignored, local ones apply)
   --agent-name <name>           name advertised in NodeCapability (default: hostname)
-  --heartbeat-interval <secs>   seconds between heartbeats (default 10)
+  --heartbeat-interval <secs>   seconds between heartbeats: signed presence records, gossiped,
+                                never on a chain; a node is offline 2.5 intervals after its
+                                last one (default 10)
+  --advertise-interval <secs>   seconds after which an unchanged NodeCapability is written
+                                again; a changed offer (models, hardware, configuration) goes
+                                out with the next heartbeat (default 86400)
   --region <region>             latency region advertised (default local)
   --bandwidth-mbps <n>          link speed advertised (default 1000)
   --target-redundancy <n>       DHT authorities wanted per location; a mesh of more nodes
@@ -209,6 +216,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'app-allowed-origins': { type: 'string', multiple: true },
     'agent-name': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
+    'advertise-interval': { type: 'string' },
     region: { type: 'string' },
     'bandwidth-mbps': { type: 'string' },
     'target-redundancy': { type: 'string' },
@@ -291,6 +299,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     passphrase,
     agentName,
     heartbeatIntervalSeconds: positive(v['heartbeat-interval'], '--heartbeat-interval', DEFAULT_HEARTBEAT_INTERVAL_SECONDS, 86400),
+    advertiseIntervalSeconds: positive(v['advertise-interval'], '--advertise-interval', DEFAULT_ADVERTISE_INTERVAL_SECONDS, 365 * 86400),
     region,
     bandwidthMbps: positive(v['bandwidth-mbps'], '--bandwidth-mbps', 1000, 10_000_000),
     targetRedundancy: wholeNumber(v['target-redundancy'], '--target-redundancy', 5, 1000),

@@ -7,8 +7,10 @@ export const DEFAULT_NETWORK = 'local'
 export const NETWORKS = ['mainnet', 'testnet', 'local'] as const
 export type NetworkName = typeof NETWORKS[number]
 export const INSTALLED_APP_ID = 'flexstack'
-/** Seconds between heartbeats. */
+/** Seconds between heartbeats (presence refreshes; a record lives 2.5 intervals). */
 export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 10
+/** Seconds after which an unchanged NodeCapability is advertised again (a changed one goes out at once). */
+export const DEFAULT_ADVERTISE_INTERVAL_SECONDS = 86_400
 export const DEFAULT_HOST = '127.0.0.1'
 export const READY_PREFIX = 'FLEXNODE_READY'
 /** The runtime file a started node writes into its data dir, for the CLI's other commands. */

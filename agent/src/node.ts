@@ -65,8 +65,10 @@ export interface FlexNodeInit {
   appAllowedOrigins?: string[]
   passphrase?: string
   agentName?: string
-  /** @default 10 */
+  /** seconds between heartbeats: presence refreshes, no chain write (a node is offline 2.5 intervals after its last). @default 10 */
   heartbeatIntervalSeconds?: number
+  /** seconds after which an unchanged NodeCapability is advertised again (a changed offer goes out at once). @default 86400 */
+  advertiseIntervalSeconds?: number
   region?: string
   bandwidthMbps?: number
   /** the hApp to install on first start. @default dnas/happ.yaml */
@@ -209,9 +211,10 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
               republishIntervalMs: init.republishIntervalMs,
               syncOnConnect: init.syncOnConnect,
               targetRedundancy: init.targetRedundancy,
-              arcResizeIntervalMs: init.arcResizeIntervalMs
+              arcResizeIntervalMs: init.arcResizeIntervalMs,
+              presenceIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000
             })
-            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger }), transport: c.mesh })
+            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger, keystore: c.keys.keystore }), transport: c.mesh })
             const profile = await networkProfile(network)
             await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
             // '*' admits every non-browser client and no web page; browser origins only when listed
@@ -321,11 +324,13 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       create: (c) => registryService({
         agentName: init.agentName,
         heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
+        advertiseIntervalMs: init.advertiseIntervalSeconds === undefined ? undefined : init.advertiseIntervalSeconds * 1000,
         region: init.region,
         bandwidthMbps: init.bandwidthMbps
       })({
         client: c.client,
         logger: c.logger,
+        presence: c.dht.presence,
         probe: { machine: async () => await probeMachine({ dataDir: c.dataDir.path }), load: c.liveLoad },
         inference: () => {
           const loaded = c.inference.engine.listModels().filter(m => m.loaded)
@@ -335,7 +340,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             tokens_per_second: loaded.reduce((t, m) => Math.max(t, m.tokens_per_second ?? 0), 0),
             queue_depth: loaded.reduce((q, m) => q + m.queue_depth, 0),
             in_flight: loaded.reduce((q, m) => q + m.in_flight, 0),
-            demo_models: loaded.filter(m => m.demo === true).map(m => m.id)
+            demo_models: loaded.filter(m => m.demo === true).map(m => m.id),
+            queue: Object.fromEntries(loaded.map(m => [m.id, m.queue_depth + m.in_flight]))
           }
         }
       })

@@ -21,6 +21,8 @@ describe('npm run bench', () => {
     // the inference section: 8 concurrent clients as a ratio to 8 direct generations, MOE over 5 distinct models
     expect(out).toMatch(/8 concurrent clients through a remote peer[^\n]*= \d+\.\d+x/)
     expect(out).toMatch(/MOE: 5 votes of 5 distinct models [^\n]* on 3 nodes \(0 failed\)/)
+    // the presence section: an idle node's chain actions and database bytes per hour beside the heartbeat Updates of before
+    expect(out).toMatch(/presence: idle hour per node[^\n]*\d+ chain actions[^\n]*baseline[^\n]*presence ÷ baseline: chain actions \d+\.\d+x, database bytes \d+\.\d+x/)
     // the memory section: one idle node's peak RSS with the demo model and with none
     expect(out).toMatch(/peak RSS of one idle node without a model \(--no-demo-model\): \d+ MiB[^\n]*\d+\.\d+x a bare node process/)
     // the DHT simulation: two mesh sizes, each with its per-node and mesh figures (each line is

@@ -49,7 +49,10 @@ export interface PeerRequirements {
 export interface QueryPeersInput {
   requirements?: PeerRequirements | null
   availability?: Availability | Availability[] | null
-  /** override the DNA's heartbeat TTL for this query */
+  /**
+   * a tighter liveness bound for this query: a node whose freshest presence was signed longer ago
+   * is `offline` (liveness otherwise follows each presence's own expiry)
+   */
   ttl_seconds?: number | null
 }
 
@@ -145,7 +148,5 @@ export const LOAD_SCHEMA: Schema = NODE_CAPABILITY_SCHEMA.type === 'object' ? NO
 
 /** A heartbeat may be at most this far from the action's own timestamp. */
 export const MAX_HEARTBEAT_SKEW_MS = 5 * 60 * 1000
-/** Default liveness TTL when the DNA properties do not set `heartbeat_ttl_seconds`. */
-export const DEFAULT_HEARTBEAT_TTL_SECONDS = 30
 /** The anchor all NodeCapability entries are linked from. */
 export const ALL_NODES_ANCHOR = 'agent_registry.all_nodes'

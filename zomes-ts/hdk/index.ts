@@ -138,6 +138,24 @@ export interface GetLinksInput {
   tag_prefix?: Uint8Array
 }
 
+/**
+ * flexnode extension: a node's presence as this conductor holds it: signed by the node, expiring,
+ * gossiped over the mesh and never written to a chain. Only live records are handed out.
+ */
+export interface AgentPresence {
+  agent: AgentPubKey
+  /** when the node signed it, by its clock */
+  created_at: Timestamp
+  /** when it lapses, by its clock (this conductor may count it out earlier, never later) */
+  expires_at: Timestamp
+  /** the node's declared storage arc on the u32 ring, inclusive, may wrap; null = empty */
+  arc: [number, number] | null
+  availability?: 'online' | 'busy' | 'draining'
+  load?: { cpu_percent: number, gpu_percent: number, memory_percent: number }
+  /** requests generating or waiting, per model */
+  queue?: Record<string, number>
+}
+
 /** Host functions offered to coordinator zomes. */
 export interface Hdk {
   create_entry: (input: { entry_type: string, entry: unknown }) => Promise<ActionHash>
@@ -155,6 +173,11 @@ export interface Hdk {
   get_links: (input: GetLinksInput) => Promise<Link[]>
   query: (filter?: QueryFilter) => Promise<HolochainRecord[]>
   agent_info: () => Promise<AgentInfo>
+  /**
+   * flexnode extension: the freshest live presence of each agent (null: none within its expiry,
+   * i.e. offline), in the order asked; at most 4096 agents per call.
+   */
+  agent_presence: (agents: AgentPubKey[]) => Promise<Array<AgentPresence | null>>
   dna_info: () => DnaInfo
   emit_signal: (payload: unknown) => void
   sys_time: () => Timestamp

@@ -87,8 +87,10 @@ describe.each(Object.keys(setups))('typed DNA clients over the %s', (name) => {
     const mine = await registry.getCapability(t.agent)
     expect(mine?.load).toEqual({ cpu_percent: 42, gpu_percent: 0, memory_percent: 7 })
     expect(mine?.capabilities.inference.queue_depth).toBe(3)
-    const peers = await registry.queryPeers({ availability: ['online', 'busy'] })
+    // a conductor without a network holds no presence: every node, itself included, reads offline
+    const peers = await registry.queryPeers({ availability: ['offline'] })
     expect(peers.map((p) => p.agent_name)).toEqual(['typed-client'])
+    expect(await registry.queryPeers({ availability: ['online', 'busy'] })).toEqual([])
     expect(await registry.queryPeers({ requirements: { gpu: true } })).toEqual([])
   })
 

@@ -15,7 +15,7 @@
  * earlier writer moved the head.
  */
 import type {
-  Action, ActionData, ActionHash, AgentInfo, DnaInfo, Entry, EntryType, GetLinksInput, Hdk, HolochainRecord,
+  Action, ActionData, ActionHash, AgentInfo, AgentPresence, DnaInfo, Entry, EntryType, GetLinksInput, Hdk, HolochainRecord,
   Link, QueryFilter, RecordDetails, SignedActionHashed, ZomeCallCapGrant
 } from '../../../zomes-ts/hdk/index.ts'
 import { encodeHash, hashEquals, hashFromContent, hashType, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
@@ -45,6 +45,8 @@ export interface CellComponents {
   emitSignal: (cellId: CellId, zomeName: string, payload: unknown) => void
   /** on a local miss, ask authorities for these hashes and integrate what they send (the cascade) */
   cascade?: (dna: Uint8Array, query: CascadeQuery) => Promise<void>
+  /** the live presence of these agents (null: offline), as the network holds it */
+  presence?: (agents: HoloHash[]) => Array<AgentPresence | null>
   /** called after each commit with the new records, in chain order */
   onCommitted?: (cell: Cell, records: Array<{ sa: SignedAction, entry: Entry | null, entryPublic: boolean, ops: ProducedOp[] }>) => void
 }
@@ -64,6 +66,8 @@ interface Pending {
 interface Head { hash: Uint8Array, action: Action }
 
 const nowMicros = (): number => Date.now() * 1000
+/** agents one `agent_presence` call may ask for */
+const MAX_PRESENCE_LOOKUP = 4096
 
 /** `zome:index` for app entries, the variant name otherwise: the chain's entry_type column. */
 function entryTypeKey (et: EntryType): string {
@@ -537,6 +541,11 @@ export class Cell {
         const head = ws.last()
         if (head === null) throw new HdkCallError('the chain is empty')
         return { agent_initial_pubkey: this.agent, agent_latest_pubkey: this.agent, chain_head: { action: head.hash, seq: head.action.header.action_seq, timestamp: head.action.header.timestamp } }
+      },
+      agent_presence: async (agents): Promise<Array<AgentPresence | null>> => {
+        open()
+        if (!Array.isArray(agents) || agents.length > MAX_PRESENCE_LOOKUP || !agents.every(a => isHash(a, 'Agent'))) throw new HdkCallError(`agent_presence takes a list of at most ${MAX_PRESENCE_LOOKUP} AgentPubKeys`)
+        return this.components.presence?.(agents) ?? agents.map(() => null)
       },
       dna_info: dnaInfo,
       emit_signal: (payload) => {

@@ -13,7 +13,7 @@ import type { HoloHash } from '../holo/hash.ts'
 import { encodeHash } from '../holo/hash.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
-import { Cell, type CascadeQuery, type CellId } from './cell.ts'
+import { Cell, type CascadeQuery, type CellComponents, type CellId } from './cell.ts'
 import { decodeDnaDef, type DnaDef, type LoadedDna, type ZomeLoader } from './dna.ts'
 import { deserializationError, internalError, requestHash } from './errors.ts'
 import type { AuthoredListener } from './network/types.ts'
@@ -35,6 +35,8 @@ export interface CellRegistryComponents {
   emitSignal: (cellId: CellId, zomeName: string, payload: unknown) => void
   /** a local miss: ask the network's authorities */
   cascade: (dna: HoloHash, query: CascadeQuery) => Promise<void>
+  /** the live presence of agents, as the network holds it */
+  presence?: CellComponents['presence']
 }
 
 /** A DNA's code, from the store or (during an install) from the bundle. */
@@ -101,7 +103,8 @@ export class CellRegistry {
       logger,
       emitSignal: this.c.emitSignal,
       onCommitted: (cell, records) => { this.committed(cell, records) },
-      cascade: this.c.cascade
+      cascade: this.c.cascade,
+      presence: this.c.presence
     }, { zomeCallTimeoutMs: this.init.zomeCallTimeoutMs })
   }
 

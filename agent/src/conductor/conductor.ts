@@ -104,7 +104,8 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
       loader: this.loader,
       logger,
       emitSignal: (cellId, zomeName, payload) => { this.emitSignal(cellId, zomeName, payload) },
-      cascade: async (dna, query) => { await this.network?.cascade(dna, query) }
+      cascade: async (dna, query) => { await this.network?.cascade(dna, query) },
+      presence: (agents) => this.network?.presence.lookup(agents) ?? agents.map(() => null)
     })
     this.apps = new AppRegistry({ store, keystore, cells: this.cells, bundler: components.bundler ?? new ZomeBundler(), logger })
     this.calls = new ZomeCalls({ store, keystore, cells: this.cells, apps: this.apps })

@@ -263,8 +263,9 @@ export class PeerInference {
       if (peer === this.c.mesh.peerId || !connected.has(peer) || exclude?.has(peer) === true || peers.has(cap.node_id)) continue
       peers.set(cap.node_id, peer)
       const inference = cap.capabilities.inference
-      // a live connection is fresher evidence than a heartbeat that aged past the registry's TTL
-      const availability = cap.availability === 'offline' ? 'online' : cap.availability
+      // availability is the node's presence (signed, expiring with the node's own interval): a
+      // connected node reads `offline` only when it stopped refreshing it (frozen, or gone)
+      const availability = cap.availability
       cands.push({
         node_id: cap.node_id,
         self: false,

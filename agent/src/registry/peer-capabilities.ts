@@ -27,8 +27,8 @@ export function peerCapabilities (init: PeerCapabilitiesInit = {}) {
     return async () => {
       const now = performance.now()
       if (last === undefined || now - last.at > maxAgeMs) {
-        // every node, stale heartbeats included: routing only picks connected peers, and a live
-        // connection is fresher than a heartbeat past the TTL; draining nodes are left out
+        // every node, with its liveness from presence (`offline`: no live presence record):
+        // routing picks connected peers whose presence is live; draining nodes are left out
         const answer = components.registry.queryPeers({ availability: ['online', 'busy', 'offline'] })
         const entry = { at: now, answer }
         last = entry

@@ -1,9 +1,16 @@
 /**
- * The registry service: measures this machine, advertises its `NodeCapability` to
- * `agent_registry` at start and heartbeats its live load every interval.
+ * The registry service: measures this machine and keeps two things true.
+ *
+ * - Liveness and live load travel in this node's presence (signed, expiring, gossiped; never on
+ *   a chain): every heartbeat interval it hands the DHT network's presence the load, the queue per
+ *   model and the availability, and the record goes out.
+ * - The `NodeCapability` entry says what the node offers (machine, models, configuration): it is
+ *   advertised at start and updated only when the offer changes (a model loaded or unloaded, a
+ *   clear change of speed), and an unchanged offer at most once per `advertiseIntervalMs`. A
+ *   restart with the same offer writes nothing until that interval has passed.
  *
  * ```ts
- * const registry = registryService({ agentName: 'gpu-box-01', heartbeatIntervalMs: 10_000 })({ client, logger, probe })
+ * const registry = registryService({ agentName: 'gpu-box-01', heartbeatIntervalMs: 10_000 })({ client, logger, probe, presence: dht.presence })
  * await registry.start()
  * ```
  */
@@ -15,15 +22,22 @@ import { encodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { LoadSample, MachineProfile } from '../probe/probe.ts'
 import { periodic, type Periodic } from '../background.ts'
-import { DisposedError } from '../errors.ts'
+import { DEFAULT_ADVERTISE_INTERVAL_SECONDS, DEFAULT_HEARTBEAT_INTERVAL_SECONDS } from '../constants.ts'
+import { AbortError, DisposedError } from '../errors.ts'
 import type { Service } from '../service.ts'
+import type { Presence } from '../conductor/network/presence.ts'
 import type { ZomeCallOptions } from '../../../zomes-ts/client.ts'
 
 export interface RegistryServiceInit {
   /** @default the hostname, sanitized */
   agentName?: string
-  /** @default 10000 */
+  /** ms between heartbeats (presence refreshes, no chain write). @default 10000 */
   heartbeatIntervalMs?: number
+  /**
+   * ms after which an unchanged offer is advertised again (otherwise the NodeCapability is updated
+   * only when the offer changes). @default 86400000 (24 h)
+   */
+  advertiseIntervalMs?: number
   /** @default 'local' */
   region?: string
   /** @default 1000 */
@@ -31,9 +45,8 @@ export interface RegistryServiceInit {
 }
 
 /**
- * What the node serves right now, advertised live: the model set (and its demo models) with a
- * full advertise when it changes, the queue with every heartbeat. Waiting requests make the node
- * `busy`.
+ * What the node serves right now: the model set (and its demo models) is part of its offer, the
+ * queue rides on every heartbeat. Waiting requests make the node `busy`.
  */
 export interface InferenceSnapshot {
   models_loaded: string[]
@@ -45,6 +58,8 @@ export interface InferenceSnapshot {
   in_flight?: number
   /** of models_loaded, the demo (random-weight) ones */
   demo_models?: string[]
+  /** requests generating or waiting, per loaded model */
+  queue?: Record<string, number>
 }
 
 /** The advertised queue depth: requests the node is generating or has waiting. */
@@ -52,22 +67,29 @@ function requestsOn (s: InferenceSnapshot | undefined): number {
   return Math.max(0, Math.trunc((s?.queue_depth ?? 0) + (s?.in_flight ?? 0)))
 }
 
+/** A measured speed counts as a change of offer only beyond this share of the advertised one. */
+const TPS_TOLERANCE = 0.25
+
 export interface RegistryServiceComponents {
   client: Pick<AppClient, 'callZome' | 'myPubKey'>
   logger: ComponentLogger
   probe: { machine: () => Promise<MachineProfile>, load: () => Promise<LoadSample> }
-  /** live inference figures; a change is advertised with the next heartbeat */
+  /** this node's presence, which each heartbeat refreshes */
+  presence: Pick<Presence, 'update' | 'refresh'>
+  /** live inference figures; a change of the model set is advertised with the next heartbeat */
   inference?: () => InferenceSnapshot
 }
 
 export interface RegistryService extends Service {
-  /** Advertise again now (after a capability changed). */
+  /** Advertise the NodeCapability now, changed or not: one chain action. */
   advertise: (options?: ZomeCallOptions) => Promise<Uint8Array>
-  /** One heartbeat now. */
-  beat: (options?: ZomeCallOptions) => Promise<Uint8Array>
+  /** One heartbeat now: the live load, queue and availability go out in this node's presence (no chain write). */
+  beat: (options?: ZomeCallOptions) => Promise<void>
+  /** heartbeats so far */
   readonly beats: number
+  /** NodeCapability writes so far */
+  readonly advertisements: number
 }
-
 
 export function sanitizeAgentName (name: string): string {
   const cleaned = name.normalize('NFC').replace(/[^\p{L}\p{N} ._-]/gu, '-').replace(/^[^\p{L}\p{N}]+/u, '').slice(0, 64)
@@ -99,14 +121,37 @@ export function buildCapability (agent: Uint8Array, name: string, machine: Machi
   }
 }
 
+/** What the NodeCapability offers, without its live figures (load, queue, free disk, time). */
+function offerOf (cap: NodeCapability): unknown {
+  const { compute, inference, memory } = cap.capabilities
+  return [cap.node_id, cap.agent_name, compute, inference.models_loaded, inference.demo_models ?? [], inference.max_batch_size, memory, cap.network]
+}
+
+/** JSON with sorted keys: two decodings of one entry compare equal whatever their key order. */
+function stable (v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) : x)
+}
+
+/** The same offer: equal apart from live figures, with the speed within the tolerance. */
+export function sameOffer (a: NodeCapability, b: NodeCapability): boolean {
+  if (stable(offerOf(a)) !== stable(offerOf(b))) return false
+  const x = a.capabilities.inference.tokens_per_second
+  const y = b.capabilities.inference.tokens_per_second
+  return x === y || (x > 0 && y > 0 && Math.abs(x - y) <= TPS_TOLERANCE * Math.max(x, y))
+}
+
 export function registryService (init: RegistryServiceInit = {}) {
   return (components: RegistryServiceComponents): RegistryService => {
     const log = components.logger.forComponent('flexnode:registry')
-    const interval = init.heartbeatIntervalMs ?? 10_000
+    const interval = init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS * 1000
+    const advertiseEvery = init.advertiseIntervalMs ?? DEFAULT_ADVERTISE_INTERVAL_SECONDS * 1000
     const name = sanitizeAgentName(init.agentName ?? hostname())
     let task: Periodic | undefined
     let beats = 0
-    let advertised = ''
+    let advertisements = 0
+    /** the offer last written, and when (ms) */
+    let advertised: { cap: NodeCapability, at: number } | undefined
+    let machine: MachineProfile | undefined
     // advertise and beat one at a time: an explicit advertise() waits for a heartbeat in progress
     let queue: Promise<unknown> = Promise.resolve()
     const serial = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -121,30 +166,47 @@ export function registryService (init: RegistryServiceInit = {}) {
       if (s.demo_models !== undefined) out.demo_models = [...s.demo_models].sort()
       return out
     }
-    /** what a full advertise is for: the model set and speed (the queue rides on every heartbeat) */
-    const advertisedKey = (s: InferenceSnapshot | undefined): string => JSON.stringify(s === undefined ? null : [s.models_loaded, s.demo_models ?? [], s.max_batch_size, s.tokens_per_second])
     const registry = new AgentRegistryClient(components.client)
+    /** the capability this node would advertise now (the machine is probed at start and with each advertise) */
+    const current = async (reprobe: boolean): Promise<NodeCapability> => {
+      const [m, load] = await Promise.all([reprobe || machine === undefined ? components.probe.machine() : machine, components.probe.load()])
+      machine = m
+      return buildCapability(components.client.myPubKey, name, m, load, init, snapshot())
+    }
 
-    const advertise = async (options?: ZomeCallOptions): Promise<Uint8Array> => {
-      const [machine, load] = await Promise.all([components.probe.machine(), components.probe.load()])
-      const inference = snapshot()
-      const cap = buildCapability(components.client.myPubKey, name, machine, load, init, inference)
+    const write = async (cap: NodeCapability, options?: ZomeCallOptions): Promise<Uint8Array> => {
       const hash = await registry.advertise(cap, options)
-      advertised = advertisedKey(inference)
-      log.info({ agent_name: name, cpu_cores: machine.cpu_cores, ram_gb: machine.ram_gb, gpu: machine.gpu?.model ?? null }, 'advertised NodeCapability')
+      advertised = { cap, at: Date.now() }
+      advertisements++
+      log.info({ agent_name: name, cpu_cores: cap.capabilities.compute.cpu_cores, ram_gb: cap.capabilities.compute.ram_gb, gpu: cap.capabilities.compute.gpu?.model ?? null, models: cap.capabilities.inference.models_loaded }, 'advertised NodeCapability')
       return hash
     }
-    const beat = async (options?: ZomeCallOptions): Promise<Uint8Array> => {
+    const advertise = async (options?: ZomeCallOptions): Promise<Uint8Array> => await write(await current(true), options)
+    /** At start: write only if the entry on the chain offers something else, or is older than the interval. */
+    const advertiseIfChanged = async (options?: ZomeCallOptions): Promise<void> => {
+      const cap = await current(true)
+      const onChain = await registry.getCapability(components.client.myPubKey, options)
+      const writtenAt = onChain === null ? Number.NaN : Date.parse(onChain.last_heartbeat)
+      if (onChain !== null && sameOffer(onChain, cap) && Date.now() - writtenAt < advertiseEvery) {
+        advertised = { cap: onChain, at: writtenAt }
+        log.info({ agent_name: name }, 'NodeCapability unchanged since it was last advertised')
+        return
+      }
+      await write(cap, options)
+    }
+    const beat = async (options?: ZomeCallOptions): Promise<void> => {
+      if (options?.signal?.aborted === true) throw new AbortError('the heartbeat was aborted')
       const s = snapshot()
-      const busy = (s?.queue_depth ?? 0) > 0
-      const hash = await registry.beat({ ...(await components.probe.load()), availability: busy ? 'busy' : 'online', ...(s !== undefined ? { queue_depth: requestsOn(s) } : {}) }, options)
+      const load = await components.probe.load()
+      components.presence.update({ load, availability: (s?.queue_depth ?? 0) > 0 ? 'busy' : 'online', ...(s?.queue !== undefined ? { queue: s.queue } : {}) })
+      await components.presence.refresh()
       beats++
-      return hash
     }
     const tick = async (): Promise<void> => {
-      // a changed model set or speed goes out as a full advertise; otherwise a light heartbeat
-      const changed = advertisedKey(snapshot()) !== advertised
-      await (changed ? advertise() : beat())
+      // presence first: liveness never waits on the chain
+      await beat()
+      const cap = await current(false)
+      if (advertised === undefined || !sameOffer(advertised.cap, cap) || Date.now() - advertised.at >= advertiseEvery) await write(await current(true))
     }
     let stopped = false
     const stop = async (): Promise<void> => {
@@ -155,11 +217,15 @@ export function registryService (init: RegistryServiceInit = {}) {
     }
     return {
       get beats () { return beats },
+      get advertisements () { return advertisements },
       advertise: async (options) => await serial(async () => await advertise(options)),
-      beat,
+      beat: async (options) => { await serial(async () => { await beat(options) }) },
       start: async (options) => {
         if (stopped) throw new DisposedError('the registry service')
-        await serial(async () => await advertise(options))
+        await serial(async () => {
+          await advertiseIfChanged(options)
+          await beat(options)
+        })
         // a failing heartbeat (a damaged database, a stopped engine) is logged and backed off by
         // the task, never thrown out of its timer
         task ??= periodic({ name: 'heartbeat', intervalMs: interval }, async () => { await serial(tick) }, log)

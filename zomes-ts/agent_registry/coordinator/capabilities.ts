@@ -6,7 +6,7 @@
  */
 import type { ActionHash, AgentPubKey, Hdk } from '../../hdk/index.ts'
 import type { NodeCapability } from '../types.ts'
-import { allNodesAnchor, capabilityOriginal, heartbeatTtlSeconds, isMap, latestCapability, withLiveness } from './shared.ts'
+import { allNodesAnchor, capabilityOriginal, isMap, latestCapability, withPresence } from './shared.ts'
 import { ZomeInputError } from '../../hdk/errors.ts'
 
 export async function advertise (hdk: Hdk, capability: NodeCapability): Promise<ActionHash> {
@@ -30,7 +30,9 @@ export async function get_capability (hdk: Hdk, agent: AgentPubKey): Promise<Nod
   const original = await capabilityOriginal(hdk, agent)
   if (original === null) return null
   const cap = await latestCapability(hdk, original)
-  return cap === null ? null : withLiveness(cap, hdk.sys_time(), heartbeatTtlSeconds(hdk))
+  if (cap === null) return null
+  const [presence] = await hdk.agent_presence([agent])
+  return withPresence(cap, presence ?? null, hdk.sys_time())
 }
 
 /** The action hash of this agent's NodeCapability Create, or null before the first advertise. */

@@ -3,7 +3,7 @@
  */
 import type { Hdk } from '../../hdk/index.ts'
 import { AVAILABILITY, type Availability, type NodeCapability, type PeerRequirements, type QueryPeersInput } from '../types.ts'
-import { allNodesAnchor, heartbeatTtlSeconds, isMap, latestCapability, withLiveness } from './shared.ts'
+import { allNodesAnchor, isMap, latestCapability, presenceOf, withPresence } from './shared.ts'
 import { ZomeInputError } from '../../hdk/errors.ts'
 
 const NUMBER_FIELDS = ['cpu_cores', 'memory_gb', 'gpu_vram_gb', 'storage_gb'] as const
@@ -54,19 +54,22 @@ export function meets (cap: NodeCapability, r: PeerRequirements): boolean {
 
 export async function query_peers (hdk: Hdk, rawInput: QueryPeersInput | null): Promise<NodeCapability[]> {
   const input = checkInput(rawInput)
-  const ttl = heartbeatTtlSeconds(hdk, input.ttl_seconds)
   const now = hdk.sys_time()
   const wanted = input.availability == null ? null : Array.isArray(input.availability) ? input.availability : [input.availability]
-  const byNode = new Map<string, NodeCapability>()
   const links = await hdk.get_links({ base: allNodesAnchor(hdk), link_type: 'AllNodes' })
   // every node's latest version at once: the look-ups overlap instead of waiting on each other
   const caps = await Promise.all(links.map(async link => await latestCapability(hdk, link.target)))
+  // the newest capability per node (an agent may have linked more than one original)
+  const newest = new Map<string, NodeCapability>()
   for (const cap of caps) {
     if (cap === null) continue
-    const live = withLiveness(cap, now, ttl)
-    const seen = byNode.get(live.node_id)
-    if (seen === undefined || Date.parse(seen.last_heartbeat) < Date.parse(live.last_heartbeat)) byNode.set(live.node_id, live)
+    const seen = newest.get(cap.node_id)
+    if (seen === undefined || Date.parse(seen.last_heartbeat) < Date.parse(cap.last_heartbeat)) newest.set(cap.node_id, cap)
   }
+  // joined with each node's freshest presence: liveness, availability, load and queue
+  const nodes = [...newest.values()]
+  const presence = await presenceOf(hdk, nodes.map(c => hdk.decode_hash(c.node_id)))
+  const byNode = new Map(nodes.map((c, i) => [c.node_id, withPresence(c, presence[i] ?? null, now, input.ttl_seconds)]))
   return [...byNode.values()]
     .filter(c => wanted === null || wanted.includes(c.availability))
     .filter(c => input.requirements == null || meets(c, input.requirements))

@@ -1,6 +1,9 @@
 /** Helpers the agent_registry coordinators share. */
-import type { ActionHash, AgentPubKey, Hdk } from '../../hdk/index.ts'
-import { ALL_NODES_ANCHOR, DEFAULT_HEARTBEAT_TTL_SECONDS, type NodeCapability } from '../types.ts'
+import type { ActionHash, AgentPresence, AgentPubKey, Hdk } from '../../hdk/index.ts'
+import { ALL_NODES_ANCHOR, type NodeCapability } from '../types.ts'
+
+/** agents asked per `agent_presence` call (the host takes at most 4096) */
+const PRESENCE_BATCH = 4096
 
 /** The original Create of an agent's NodeCapability, found through its AgentToCapability link. */
 export async function capabilityOriginal (hdk: Hdk, agent: AgentPubKey): Promise<ActionHash | null> {
@@ -25,17 +28,28 @@ export function allNodesAnchor (hdk: Hdk): Uint8Array {
   return hdk.path_entry_hash(ALL_NODES_ANCHOR)
 }
 
-export function heartbeatTtlSeconds (hdk: Hdk, override?: number | null): number {
-  if (typeof override === 'number' && Number.isFinite(override) && override > 0) return override
-  const p = hdk.dna_info().modifiers.properties.heartbeat_ttl_seconds
-  return typeof p === 'number' && p > 0 ? p : DEFAULT_HEARTBEAT_TTL_SECONDS
+/**
+ * A node's capability as the mesh sees it now: its newest NodeCapability joined with its freshest
+ * presence. No live presence (none, expired, or older than `ttlSeconds` when the caller asks for a
+ * tighter bound) is `offline`; otherwise availability, load and queue come from the presence and
+ * `last_heartbeat` is the presence's time.
+ */
+export function withPresence (cap: NodeCapability, presence: AgentPresence | null, nowMicros: number, ttlSeconds?: number | null): NodeCapability {
+  if (presence === null || (typeof ttlSeconds === 'number' && nowMicros - presence.created_at > ttlSeconds * 1e6)) return { ...cap, availability: 'offline' }
+  const out: NodeCapability = { ...cap, availability: presence.availability ?? 'online', last_heartbeat: new Date(Math.floor(presence.created_at / 1000)).toISOString() }
+  if (presence.load !== undefined) out.load = presence.load
+  if (presence.queue !== undefined) {
+    const depth = Object.values(presence.queue).reduce((n, d) => n + d, 0)
+    out.capabilities = { ...cap.capabilities, inference: { ...cap.capabilities.inference, queue_depth: depth } }
+  }
+  return out
 }
 
-/** A node whose last heartbeat is older than the TTL is reported offline. */
-export function withLiveness (cap: NodeCapability, nowMicros: number, ttlSeconds: number): NodeCapability {
-  const beat = Date.parse(cap.last_heartbeat)
-  if (!Number.isFinite(beat) || nowMicros / 1000 - beat > ttlSeconds * 1000) return { ...cap, availability: 'offline' }
-  return cap
+/** The presence of each agent (in order), null where none is live. */
+export async function presenceOf (hdk: Hdk, agents: AgentPubKey[]): Promise<Array<AgentPresence | null>> {
+  const out: Array<AgentPresence | null> = []
+  for (let i = 0; i < agents.length; i += PRESENCE_BATCH) out.push(...await hdk.agent_presence(agents.slice(i, i + PRESENCE_BATCH)))
+  return out
 }
 
 export function nowIso (hdk: Hdk): string {

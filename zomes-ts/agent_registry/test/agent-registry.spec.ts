@@ -4,8 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { createTestConductor, FLEXSTACK_HAPP, type TestConductor } from '../../../fixtures/index.ts'
+import { createTestAgent, createTestConductor, FLEXSTACK_HAPP, waitUntil, type TestConductor } from '../../../fixtures/index.ts'
 import { InProcessAppClient } from '../../../agent/src/conductor/in-process-client.ts'
+import { decode } from '../../../agent/src/conductor/codec.ts'
 import { decodeHash, encodeHash, hashFrom32, hashFromContent } from '../../../agent/src/holo/hash.ts'
 import type { Action, Op, SignedActionHashed, ValidateContext } from '../../hdk/index.ts'
 import type { NodeCapability } from '../types.ts'
@@ -122,17 +123,19 @@ describe('agent_registry zomes', () => {
     await expect(call('heartbeat', 'beat', { cpu_percent: 101, gpu_percent: 0, memory_percent: 0 })).rejects.toMatchObject({ name: 'ribosome_error' })
     await expect(call('heartbeat', 'beat', { cpu_percent: 1 })).rejects.toMatchObject({ name: 'ribosome_error' })
     await expect(call('heartbeat', 'beat', 'busy')).rejects.toMatchObject({ name: 'ribosome_error' })
+    // the entry records what beat says; liveness is presence's: a conductor without a network has none
     await call('heartbeat', 'beat', { cpu_percent: 1, gpu_percent: 0, memory_percent: 1, availability: 'draining' })
-    expect((await call('capabilities', 'get_capability', t.agent)).availability).toBe('draining')
+    const chain = t.conductor.cell(client.cellId('agent_registry'))!.chain()
+    const stored = decode((chain[chain.length - 1]!.entry as { Present: { entry: Uint8Array } }).Present.entry) as NodeCapability
+    expect(stored.availability).toBe('draining')
+    expect((await call('capabilities', 'get_capability', t.agent)).availability).toBe('offline')
   })
 
-  it('filters peers by requirements and availability, and reports stale nodes offline', async () => {
-    await call('capabilities', 'advertise', capability(me, { last_heartbeat: new Date(Date.now() - 240_000).toISOString() }))
-    const stale = await call('discovery', 'query_peers', { ttl_seconds: 60 })
-    expect(stale.map((p: NodeCapability) => p.availability)).toEqual(['offline'])
-    expect(await call('discovery', 'query_peers', { ttl_seconds: 60, availability: 'online' })).toEqual([])
-    expect((await call('discovery', 'query_peers', { ttl_seconds: 600, availability: ['online', 'busy'] })).length).toBe(1)
+  it('filters peers by requirements and availability; without presence every node is offline, whatever its entry says', async () => {
     await call('heartbeat', 'beat', { cpu_percent: 1, gpu_percent: 0, memory_percent: 1, availability: 'online' })
+    expect((await call('discovery', 'query_peers', null)).map((p: NodeCapability) => p.availability)).toEqual(['offline'])
+    expect(await call('discovery', 'query_peers', { availability: ['online', 'busy'] })).toEqual([])
+    expect((await call('discovery', 'query_peers', { availability: 'offline', ttl_seconds: 600 })).length).toBe(1)
     const fits = { cpu_cores: 8, memory_gb: 32, gpu: true, gpu_vram_gb: 24, storage_gb: 100, model_name: 'qwen3-4b', cpu_arch: 'x86_64', latency_region: 'us-west' }
     expect((await call('discovery', 'query_peers', { requirements: fits })).length).toBe(1)
     for (const [k, v] of [['cpu_cores', 9], ['memory_gb', 64], ['gpu_vram_gb', 48], ['model_name', 'phi-4-mini'], ['cpu_arch', 'aarch64'], ['gpu', false]] as const) {
@@ -141,6 +144,31 @@ describe('agent_registry zomes', () => {
     for (const badInput of [{ requirements: { cpu_cores: -1 } }, { requirements: { wings: 2 } }, { availability: 'asleep' }, { ttl_seconds: 0 }, 'everything']) {
       await expect(call('discovery', 'query_peers', badInput)).rejects.toMatchObject({ name: 'ribosome_error' })
     }
+  })
+})
+
+describe('agent_registry joins each NodeCapability with the node\'s presence', () => {
+  it('takes liveness, availability, load, queue and time from the freshest live presence', async () => {
+    await using agent = await createTestAgent({ heartbeatIntervalSeconds: 3600 })
+    const node = agent.node
+    const me = node.keystore.primary.agentPubKey
+    const call = async (zome: string, fn: string, payload: unknown): Promise<any> => // eslint-disable-line @typescript-eslint/no-explicit-any
+      await node.client.callZome({ role_name: 'agent_registry', zome_name: zome, fn_name: fn, payload })
+    // its own presence: online from the start
+    expect((await call('capabilities', 'get_capability', me)).availability).toBe('online')
+    const load = { cpu_percent: 12, gpu_percent: 0, memory_percent: 34 }
+    node.dht.presence.update({ availability: 'draining', load, queue: { m1: 2, m2: 3 } })
+    const cap = await waitUntil(async () => { const c = await call('capabilities', 'get_capability', me); return c.availability === 'draining' && c }, { what: 'the draining presence' })
+    expect(cap.load).toEqual(load)
+    expect(cap.capabilities.inference.queue_depth).toBe(5)
+    expect(Date.parse(cap.last_heartbeat)).toBe(Math.floor(node.dht.presence.own!.created_at / 1000))
+    expect(await call('discovery', 'query_peers', { availability: 'online' })).toEqual([])
+    expect((await call('discovery', 'query_peers', { availability: 'draining' })).map((c: NodeCapability) => c.node_id)).toEqual([encodeHash(me)])
+    // a caller's tighter bound: a presence signed longer ago than ttl_seconds reads offline
+    expect((await call('discovery', 'query_peers', { ttl_seconds: 1e-6 }))[0].availability).toBe('offline')
+    // leaving signs a tombstone: offline at once, not after the lifetime
+    await node.dht.presence.stop()
+    expect((await call('capabilities', 'get_capability', me)).availability).toBe('offline')
   })
 })
 

@@ -195,7 +195,7 @@ describe('flexnode start', () => {
   })
 
   it('rejects bad flags with a usage error (exit 2)', async () => {
-    for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--bogus'], ['--agent-name', '!!'], ['--no-demo-model=yes'], ['--http-allowed-hosts', 'not a host'], ['--policy-admin', 'alice']]) {
+    for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--advertise-interval', '0'], ['--bogus'], ['--agent-name', '!!'], ['--no-demo-model=yes'], ['--http-allowed-hosts', 'not a host'], ['--policy-admin', 'alice']]) {
       const p = spawnFlexnode(['start', ...args])
       expect(await p.exit).toBe(2)
       expect(p.stderr()).toContain('Usage: flexnode start')

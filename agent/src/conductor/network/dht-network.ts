@@ -30,6 +30,8 @@ import { differing, fromRuns, hasSector, intersect, LEAVES, packSums, SECTORS, s
 import { produceOps } from '../ops.ts'
 import { actionHashOf } from '../validation.ts'
 import { ArcKeeper, type ArcStatus } from './authorities.ts'
+import type { Keystore } from '../../identity/keystore.ts'
+import { meshPresence, type Presence } from './presence.ts'
 import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
@@ -49,6 +51,8 @@ export interface DhtNetworkInit {
   targetRedundancy?: number
   /** ms between two resizes of this node's storage arc. @default 30000 */
   arcResizeIntervalMs?: number
+  /** ms between re-signs of this node's presence (its heartbeat interval; the expiry follows it). @default 10000 */
+  presenceIntervalMs?: number
 }
 
 export interface DhtNetworkComponents {
@@ -56,6 +60,8 @@ export interface DhtNetworkComponents {
   host: DhtHost
   mesh: DhtMesh
   logger: ComponentLogger
+  /** signs this node's presence, verifies everyone's */
+  keystore: Pick<Keystore, 'sign' | 'verify'>
 }
 
 export const SYNC = {
@@ -130,11 +136,13 @@ class MeshDhtNetwork implements DhtNetwork {
   droppedGossip = 0
   /** totals since start, for benchmarks and status */
   readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
+  readonly presence: Presence
 
   constructor (init: DhtNetworkInit, components: DhtNetworkComponents) {
     this.init = init
     this.c = components
     this.log = components.logger.forComponent('flexnode:dht-net')
+    this.presence = meshPresence({ refreshIntervalMs: init.presenceIntervalMs })(components)
     const locationOf = (peer: string): number => dhtLocation(agentPubKeyFromPeerId(peer))
     this.arcs = new ArcKeeper({ targetRedundancy: init.targetRedundancy ?? init.receiptTarget, resizeIntervalMs: init.arcResizeIntervalMs }, {
       self: { peer: components.mesh.peerId, location: locationOf(components.mesh.peerId) },
@@ -176,11 +184,13 @@ class MeshDhtNetwork implements DhtNetwork {
       periodic({ name: 'dht republish round', intervalMs: this.init.republishIntervalMs ?? 15_000 }, async () => { await this.republishRound() }, this.log)
     )
     if (this.init.syncOnConnect !== false) for (const peer of mesh.peers()) this.syncInBackground(peer)
+    await this.presence.start()
   }
 
   async stop (): Promise<void> {
     this.stopped = true
     if (!this.running) return
+    await this.presence.stop()
     this.running = false
     await Promise.all(this.tasks.map(async t => { await t.stop() }))
     this.tasks.length = 0

@@ -18,6 +18,7 @@ import type { MeshNode } from '../../mesh/types.ts'
 import type { CascadeQuery } from '../cell.ts'
 import type { DhtSpace, NetRecord, ReceiveOptions, ReceiveOutcome } from '../space.ts'
 import type { ArcStatus } from './authorities.ts'
+import type { Presence } from './presence.ts'
 
 export type AuthoredListener = (dna: HoloHash, records: NetRecord[]) => void
 
@@ -83,6 +84,8 @@ export interface DhtNetwork {
   readonly totals: SyncStats
   /** gossip messages dropped by the per-peer rate limit */
   readonly droppedGossip: number
+  /** every node's signed, expiring liveness and load (ours included), gossiped, never on a chain */
+  readonly presence: Presence
 }
 
 /** How the conductor builds its network: it hands over its own `DhtHost` side. */

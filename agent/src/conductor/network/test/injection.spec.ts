@@ -1,7 +1,7 @@
 /**
  * The conductor's network is a component: built at construction from the `network` factory with
  * the conductor as its `DhtHost` (no setters), asked on a local miss (the cascade), answering
- * `agent_info`, and stopped with the conductor. Without one the conductor runs alone.
+ * `agent_info` and `agent_presence`, and stopped with the conductor. Without one the conductor runs alone.
  */
 import { describe, expect, it } from 'vitest'
 import { createTestConductor, NOTES_HAPP, waitUntil } from '../../../../../fixtures/index.ts'
@@ -11,6 +11,7 @@ import type { CascadeQuery } from '../../cell.ts'
 import type { DhtHost, DhtNetwork, SyncStats } from '../types.ts'
 import type { ArcStatus } from '../authorities.ts'
 import { FULL_ARC } from '../arc.ts'
+import type { Presence, PresenceInfo } from '../presence.ts'
 
 /** A network with no peers that records what the conductor asks of it. */
 class RecordingNetwork implements DhtNetwork {
@@ -21,6 +22,25 @@ class RecordingNetwork implements DhtNetwork {
   hold: Promise<void> | undefined
   readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
   readonly droppedGossip = 0
+  readonly lookups: Uint8Array[][] = []
+  /** answers every lookup with one made-up live record per agent, so the answer's path shows */
+  readonly presence: Presence = {
+    start: async () => {},
+    stop: async () => {},
+    get: () => null,
+    lookup: (agents) => {
+      this.lookups.push([...agents])
+      return agents.map((agent): PresenceInfo => ({ agent, created_at: 1, expires_at: 2, is_tombstone: false, arc: null, availability: 'busy' }))
+    },
+    live: () => [],
+    update: () => {},
+    refresh: async () => {},
+    own: null,
+    refreshMs: 1000,
+    lifetimeMs: 2500,
+    stats: { received: 0, accepted: 0, published: 0, drops: { forged: 0, replayed: 0, expired: 0, future: 0, oversized: 0, malformed: 0, rate_limited: 0, capacity: 0 } }
+  }
+
   constructor (host: DhtHost) { this.host = host }
   async start (): Promise<void> {}
   async stop (): Promise<void> { this.stops++ }
@@ -58,6 +78,14 @@ describe('the conductor\'s network component', () => {
     missing.set([0x84, 0x29, 0x24])
     expect(await client.callZome({ role_name: 'notes', zome_name: 'notes', fn_name: 'get_note', payload: missing })).toBeNull()
     expect(net.cascades.some(c => hashEquals(c.dna, dna) && 'hashes' in c.query && c.query.hashes.some(h => hashEquals(h, missing)))).toBe(true)
+    // hdk.agent_presence is answered by the network's presence, after the host checked the input
+    const presence = await client.callZome({ role_name: 'notes', zome_name: 'notes', fn_name: 'presence_of', payload: [t.agent] }) as PresenceInfo[]
+    expect(presence.map(p => [hashEquals(p.agent, t.agent), p.availability])).toEqual([[true, 'busy']])
+    expect(net.lookups.length).toBe(1)
+    for (const junk of ['everyone', [missing], new Array(4097).fill(t.agent)]) {
+      await expect(client.callZome({ role_name: 'notes', zome_name: 'notes', fn_name: 'presence_of', payload: junk })).rejects.toMatchObject({ name: 'ribosome_error' })
+    }
+    expect(net.lookups.length).toBe(1)
     await t.stop()
     expect(net.stops).toBe(1)
   })
@@ -108,5 +136,10 @@ describe('the conductor\'s network component', () => {
     await using t = await createTestConductor()
     expect(t.conductor.network).toBeUndefined()
     expect(t.conductor.agentInfo()).toEqual([])
+    // and knows nobody's presence: everyone is offline, itself included
+    await t.conductor.installApp({ source: { type: 'path', value: NOTES_HAPP }, agent_key: t.agent, installed_app_id: 'notes' })
+    await t.conductor.enableApp({ installed_app_id: 'notes' })
+    const client = await InProcessAppClient.connect(t.conductor, 'notes')
+    expect(await client.callZome({ role_name: 'notes', zome_name: 'notes', fn_name: 'presence_of', payload: [t.agent] })).toEqual([null])
   })
 })
