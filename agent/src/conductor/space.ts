@@ -13,6 +13,12 @@
  * Anti-entropy compares a two-level summary of valid action hashes: 256 buckets by the first
  * core byte (count and XOR of the first 8 core bytes, kept incrementally), each splitting into
  * 256 leaves by the second byte, computed on demand from an index range scan.
+ *
+ * A space with a horizon (`maxAgeMs`, a network that prunes: see `retention.ts`) summarizes only
+ * what a pruning pass keeps; it drops (and counts) records past the horizon that arrive and
+ * would not be kept, remembers what it pruned so sync does not fetch it again, and takes a
+ * record past the horizon whose previous action is missing as the start of what the mesh still
+ * holds of that chain (its predecessors were pruned everywhere) instead of waiting for it.
  */
 import type { Action, Entry, EntryType, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
 import { blake2b256, encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
@@ -50,6 +56,9 @@ export interface Warrant {
 
 export interface Receipt { action_hash: HoloHash, validator: HoloHash, signature: Uint8Array }
 
+/** What one pruning call did: records deleted, own records that left the summary, and whether work is left. */
+export interface SpacePruneResult { deleted: number, excluded: number, more: boolean }
+
 type Verdict =
   | { kind: 'valid', ops: ProducedOp[] }
   | { kind: 'invalid', reason: string }
@@ -76,6 +85,13 @@ export const LIMBO_TTL_MS = 10 * 60 * 1000
 /** Records one author may have waiting in limbo, and all authors together; more are dropped. */
 export const LIMBO_MAX_PER_AUTHOR = 512
 export const LIMBO_MAX = 20_000
+/** Hashes a pruning space remembers having pruned or dropped past its horizon (the oldest are forgotten first). */
+export const MAX_REMEMBERED_PRUNED = 100_000
+/**
+ * A record this much newer than the horizon whose previous action is missing is still taken as
+ * where the mesh's copy of its chain starts: nodes prune at different times and clocks differ.
+ */
+export const HORIZON_SLACK_MS = 60 * 60 * 1000
 const ACTION_PREFIX = [0x84, 0x29, 0x24]
 
 const nowMicros = (): number => Date.now() * 1000
@@ -174,6 +190,13 @@ export interface DhtSpaceComponents {
   store: ConductorStore
   keystore: Pick<Keystore, 'sign' | 'verify'>
   logger: ComponentLogger
+  /** ms since the epoch, for the pruning horizon. @default Date.now */
+  clock?: () => number
+}
+
+export interface DhtSpaceInit {
+  /** records older than this (by action timestamp) are pruned unless kept (`retention.ts`). @default none: kept forever */
+  maxAgeMs?: number
 }
 
 export class DhtSpace {
@@ -185,16 +208,24 @@ export class DhtSpace {
   private readonly counts = new Array<number>(256).fill(0)
   private readonly xors = new BigUint64Array(256)
   private readonly blocked = new Set<string>()
+  private readonly maxAgeMs: number | undefined
+  private readonly now: () => number
+  /** hashes pruned here or dropped past the horizon (insertion order: the oldest go first) */
+  private readonly pruned = new Set<string>()
+  /** records past the horizon that arrived and were dropped because no pass would keep them */
+  droppedBeyondHorizon = 0
 
   /** signature checks through the keystore's key cache */
   private readonly verify: SignatureCheck
-  constructor (dna: LoadedDna, agent: HoloHash, components: DhtSpaceComponents) {
+  constructor (dna: LoadedDna, agent: HoloHash, components: DhtSpaceComponents, init: DhtSpaceInit = {}) {
     this.dna = dna
     this.agent = agent
     this.c = components
+    this.maxAgeMs = init.maxAgeMs
+    this.now = components.clock ?? Date.now
     this.verify = (publicKey32, data, signature) => components.keystore.verify(publicKey32, data, signature)
     this.log = components.logger.forComponent(`flexnode:dht:${dna.def.name}`)
-    for (const h of components.store.allValidHashes(dna.hash)) this.noteValid(h)
+    this.rebuildSummary()
     for (const w of components.store.warrants(dna.hash)) this.blocked.add(encodeHash(retype(w.warrantee, 'Agent')))
   }
 
@@ -205,6 +236,67 @@ export class DhtSpace {
     const b = hash[3]!
     this.counts[b]!++
     this.xors[b] = this.xors[b]! ^ fold(hash)
+  }
+
+  /** Take an action out of the level-0 summary (XOR undoes itself). */
+  private unnote (hash: Uint8Array): void {
+    const b = hash[3]!
+    this.counts[b]!--
+    this.xors[b] = this.xors[b]! ^ fold(hash)
+  }
+
+  /** Recount the level-0 summary from the store (after data was removed underneath it). */
+  rebuildSummary (): void {
+    this.counts.fill(0)
+    this.xors.fill(0n)
+    const hashes = this.maxAgeMs === undefined ? this.store.allValidHashes(this.dna.hash) : this.store.summaryHashes(this.dna.hash)
+    for (const h of hashes) this.noteValid(h)
+  }
+
+  /** The pruning horizon now, in µs (action timestamps), or null when this space keeps everything. */
+  horizon (): number | null {
+    return this.maxAgeMs === undefined ? null : (this.now() - this.maxAgeMs) * 1000
+  }
+
+  private hashesInRange (lo: Uint8Array, hi: Uint8Array, limit: number): Uint8Array[] {
+    return this.maxAgeMs === undefined
+      ? this.store.dhtHashesInRange(this.dna.hash, lo, hi, limit)
+      : this.store.summaryHashesInRange(this.dna.hash, lo, hi, limit)
+  }
+
+  private remember (hash: Uint8Array): void {
+    const key = encodeHash(hash)
+    this.pruned.delete(key)
+    this.pruned.add(key)
+    if (this.pruned.size > MAX_REMEMBERED_PRUNED) this.pruned.delete(this.pruned.values().next().value!)
+  }
+
+  /** The hashes among these that this space pruned or dropped past its horizon (and still remembers). */
+  prunedAmong (hashes: Uint8Array[]): Uint8Array[] {
+    return this.pruned.size === 0 ? [] : hashes.filter(h => this.pruned.has(encodeHash(h)))
+  }
+
+  /**
+   * One pruning call at the current horizon (see `ConductorStore.pruneBefore`): at most `limit`
+   * records leave the summary; `more` says whether another call has work left.
+   */
+  prune (limit: number): SpacePruneResult {
+    const horizon = this.horizon()
+    if (horizon === null) return { deleted: 0, excluded: 0, more: false }
+    const r = this.store.pruneBefore(this.dna.hash, horizon, limit)
+    for (const h of r.deleted) {
+      this.unnote(h)
+      this.remember(h)
+    }
+    for (const h of r.excluded) this.unnote(h)
+    return { deleted: r.deleted.length, excluded: r.excluded.length, more: r.more }
+  }
+
+  /** A record past the horizon that no pruning pass would keep: dropped on arrival. */
+  private beyondHorizon (r: NetRecord, hash: Uint8Array): boolean {
+    const horizon = this.horizon()
+    if (horizon === null || r.action.header.timestamp >= horizon) return false
+    return !this.store.keepsOld(this.dna.hash, dhtActionRow(this.dna.hash, { action: r.action, hash, signature: r.signature }, new Uint8Array(0), 'Valid'), horizon)
   }
 
   /** A 32-byte digest of the summary: equal digests mean equal valid-action sets (one cheap round trip). */
@@ -223,7 +315,7 @@ export class DhtSpace {
   /** Leaf summary of one top bucket. */
   leafSummary (top: number): Summary {
     const [lo, hi] = rangeOf([top])
-    return summarize(this.store.dhtHashesInRange(this.dna.hash, lo, hi, 1_000_000), 4)
+    return summarize(this.hashesInRange(lo, hi, 1_000_000), 4)
   }
 
   /** Every valid action hash in whole top buckets (all of them when `tops` is omitted), up to `limit`. */
@@ -232,7 +324,7 @@ export class DhtSpace {
     for (const top of tops) {
       if (out.length >= limit) break
       const [lo, hi] = rangeOf([top])
-      out.push(...this.store.dhtHashesInRange(this.dna.hash, lo, hi, limit - out.length))
+      out.push(...this.hashesInRange(lo, hi, limit - out.length))
     }
     return out
   }
@@ -242,13 +334,14 @@ export class DhtSpace {
     for (const [top, leaf] of leaves) {
       if (out.length >= limit) break
       const [lo, hi] = rangeOf([top, leaf])
-      out.push(...this.store.dhtHashesInRange(this.dna.hash, lo, hi, limit - out.length))
+      out.push(...this.hashesInRange(lo, hi, limit - out.length))
     }
     return out
   }
 
+  /** Held (valid or rejected), waiting in limbo, or pruned here: nothing to fetch. */
   knows (hash: Uint8Array): boolean {
-    return this.store.knows(this.dna.hash, hash)
+    return this.store.knows(this.dna.hash, hash) || (this.pruned.size > 0 && this.pruned.has(encodeHash(hash)))
   }
 
   /** Valid records by action hash, public entries included, private ones withheld. */
@@ -328,6 +421,13 @@ export class DhtSpace {
     for (const r of sorted) {
       const hash = actionHashOf(r.action)
       if (this.knows(hash)) continue
+      if (this.beyondHorizon(r, hash)) {
+        // pruned here already, or would be at the next pass: not taken back from a peer that holds more
+        out.dropped++
+        this.droppedBeyondHorizon++
+        this.remember(hash)
+        continue
+      }
       this.process(r, hash, out, false)
     }
     out.pending = this.store.limboCount(this.dna.hash)
@@ -430,10 +530,15 @@ export class DhtSpace {
     } else {
       const prev = r.action.header.prev_action!
       const prevRow = this.store.dhtAction(this.dna.hash, prev)
-      if (prevRow === undefined) return { kind: 'pending', waitingFor: prev }
-      if (prevRow.status !== 'Valid') return { kind: 'invalid', reason: 'builds on a rejected action' }
-      const link = checkChainLink(r.action, { hash: prevRow.hash, action: decodeAction(prevRow.action) })
-      if (link.type !== 'Valid') return { kind: 'invalid', reason: link.type === 'Invalid' ? link.reason : 'bad chain link' }
+      if (prevRow === undefined) {
+        // past the horizon the previous action was pruned across the mesh: the chain is checked from here on
+        const horizon = this.horizon()
+        if (horizon === null || r.action.header.timestamp >= horizon + HORIZON_SLACK_MS * 1000) return { kind: 'pending', waitingFor: prev }
+      } else {
+        if (prevRow.status !== 'Valid') return { kind: 'invalid', reason: 'builds on a rejected action' }
+        const link = checkChainLink(r.action, { hash: prevRow.hash, action: decodeAction(prevRow.action) })
+        if (link.type !== 'Valid') return { kind: 'invalid', reason: link.type === 'Invalid' ? link.reason : 'bad chain link' }
+      }
       if (seq === 1 && d.type !== 'AgentValidationPkg') return { kind: 'invalid', reason: 'the second action must be AgentValidationPkg' }
       if (seq === 2 && !(d.type === 'Create' && d.entry_type === 'Agent' && hashEquals(d.entry_hash, retype(author, 'Entry')))) return { kind: 'invalid', reason: 'the third action must create the Agent entry' }
     }
@@ -548,7 +653,12 @@ export class DhtSpace {
 
   /** Hashes of this space's local authors' actions holding fewer than `target` receipts. */
   underReceipted (target: number, limit: number): Uint8Array[] {
-    return this.store.underReceipted(this.dna.hash, this.agent, target, limit).map(r => r.hash)
+    const horizon = this.horizon()
+    // past the horizon peers drop what is not kept: republishing it would only be dropped again
+    const rows = horizon === null
+      ? this.store.underReceipted(this.dna.hash, this.agent, target, limit)
+      : this.store.underReceiptedSince(this.dna.hash, this.agent, target, horizon, limit)
+    return rows.map(r => r.hash)
   }
 
   // -- receipts ----------------------------------------------------------------------------
