@@ -32,8 +32,8 @@ import type { ConductorStore } from './store.ts'
 export const DAY_MS = 24 * 60 * 60 * 1000
 /** ms between pruning passes. */
 export const DEFAULT_PRUNE_INTERVAL_MS = 60 * 60 * 1000
-/** Records one pruning transaction removes at most; a pass runs as many as it needs. */
-export const PRUNE_BATCH = 10_000
+/** Records one pruning transaction removes at most; a pass runs as many as it needs, yielding between them. */
+export const PRUNE_BATCH = 500
 
 export type RetentionPolicy =
   | { mode: 'permanent' }

@@ -214,6 +214,8 @@ export class DhtSpace {
   private readonly pruned = new Set<string>()
   /** records past the horizon that arrived and were dropped because no pass would keep them */
   droppedBeyondHorizon = 0
+  /** a pruning pass is planned and not yet carried out to its end */
+  private pruning = false
 
   /** signature checks through the keystore's key cache */
   private readonly verify: SignatureCheck
@@ -277,13 +279,19 @@ export class DhtSpace {
   }
 
   /**
-   * One pruning call at the current horizon (see `ConductorStore.pruneBefore`): at most `limit`
-   * records leave the summary; `more` says whether another call has work left.
+   * One step of a pruning pass: the first step plans the pass at the current horizon
+   * (`ConductorStore.planPrune`), each step then takes at most `limit` records out of the
+   * summary in one transaction; `more` says whether the pass has steps left.
    */
   prune (limit: number): SpacePruneResult {
     const horizon = this.horizon()
     if (horizon === null) return { deleted: 0, excluded: 0, more: false }
-    const r = this.store.pruneBefore(this.dna.hash, horizon, limit)
+    if (!this.pruning) {
+      this.store.planPrune(this.dna.hash, horizon)
+      this.pruning = true
+    }
+    const r = this.store.applyPrune(this.dna.hash, limit)
+    if (!r.more) this.pruning = false
     for (const h of r.deleted) {
       this.unnote(h)
       this.remember(h)

@@ -510,7 +510,7 @@ export class ConductorStore {
         return true
       case 'Update': {
         const newer = this.stmt(`SELECT EXISTS (SELECT 1 FROM dht_action u WHERE u.dna = @dna AND u.original_action = @original AND u.status = 'Valid'
-          AND (u.timestamp > @ts OR (u.timestamp = @ts AND u.hash > @hash))
+          AND u.timestamp >= @ts AND (u.timestamp > @ts OR u.hash > @hash)
           AND NOT EXISTS (SELECT 1 FROM dht_action d WHERE d.dna = u.dna AND d.deletes_action = u.hash AND d.status = 'Valid')) AS newer`)
         return (newer.get(p) as { newer: number }).newer === 0
       }
@@ -523,18 +523,18 @@ export class ConductorStore {
   }
 
   /**
-   * One retention pass over a DNA at `horizon` (µs). Of the summarized valid records older than
-   * the horizon it keeps: each author's newest action before the horizon (its chain head when it
-   * wrote nothing since), every Create and the newest Update of each original that no valid
-   * Delete removed, live CreateLinks, whatever a kept or newer record refers to (the original of
-   * an update, the target of a delete, a link's target), and the deletes of what is kept. The
-   * rest leaves the summary: another agent's record is deleted with its ops and the entries only
-   * it held; one of this node's own chains stays (`in_summary = 0`). Rejected records, warrants
-   * and anything newer than the horizon are untouched. At most `limit` records per call, in one
-   * transaction; `more` says whether another call has work left.
+   * Plan a retention pass over a DNA at `horizon` (µs), in one transaction, and return how many
+   * records it will take out of the summary (`applyPrune` then does it in small steps). Of the
+   * summarized valid records older than the horizon it keeps: each author's newest action
+   * before the horizon (its chain head when it wrote nothing since), every Create and the newest
+   * Update of each original that no valid Delete removed, live CreateLinks, whatever a kept or
+   * newer record refers to (the original of an update, the target of a delete, a link's target),
+   * and the deletes of what is kept. Rejected records, warrants and anything newer than the
+   * horizon are never planned. A new plan replaces the DNA's unfinished one.
    */
-  pruneBefore (dna: Uint8Array, horizon: number, limit: number): { deleted: Uint8Array[], excluded: Uint8Array[], more: boolean } {
-    this.db.exec('CREATE TEMP TABLE IF NOT EXISTS prune_keep (hash BLOB PRIMARY KEY)')
+  planPrune (dna: Uint8Array, horizon: number): number {
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS prune_keep (hash BLOB PRIMARY KEY);
+      CREATE TEMP TABLE IF NOT EXISTS prune_victim (dna BLOB NOT NULL, hash BLOB NOT NULL, entry_hash BLOB, own INTEGER NOT NULL, PRIMARY KEY (dna, hash))`)
     const p = { dna: toBuf(dna), h: horizon }
     const old = (a: string): string => `${a}.dna = @dna AND ${a}.in_summary = 1 AND ${a}.status = 'Valid' AND ${a}.timestamp < @h`
     const deleted = (a: string, col: string): string => `EXISTS (SELECT 1 FROM dht_action d WHERE d.dna = ${a}.dna AND d.${col} = ${a}.hash AND d.status = 'Valid')`
@@ -542,6 +542,7 @@ export class ConductorStore {
     const survivor = (col: string): string => `EXISTS (SELECT 1 FROM dht_action r WHERE r.dna = a.dna AND r.${col} = a.hash AND r.status = 'Valid' AND r.in_summary = 1 AND (r.timestamp >= @h OR ${kept('r')}))`
     return this.transaction(() => {
       this.stmt('DELETE FROM temp.prune_keep').run()
+      this.stmt('DELETE FROM temp.prune_victim WHERE dna = ?').run(p.dna)
       // each author's newest action before the horizon
       this.stmt(`INSERT OR IGNORE INTO temp.prune_keep (hash) SELECT a.hash FROM
         (SELECT o.author, MAX(o.seq) AS seq FROM dht_action o WHERE ${old('o')} GROUP BY o.author) m
@@ -551,7 +552,7 @@ export class ConductorStore {
         (a.type = 'Create' AND NOT ${deleted('a', 'deletes_action')})
         OR (a.type = 'CreateLink' AND NOT ${deleted('a', 'link_add')})
         OR (a.type = 'Update' AND NOT ${deleted('a', 'deletes_action')} AND NOT EXISTS (SELECT 1 FROM dht_action u WHERE u.dna = a.dna
-          AND u.original_action = a.original_action AND u.status = 'Valid' AND (u.timestamp > a.timestamp OR (u.timestamp = a.timestamp AND u.hash > a.hash))
+          AND u.original_action = a.original_action AND u.status = 'Valid' AND u.timestamp >= a.timestamp AND (u.timestamp > a.timestamp OR u.hash > a.hash)
           AND NOT ${deleted('u', 'deletes_action')})))`).run(p)
       // what kept and newer records depend on, and the deletes of what is kept, to a fixed point
       const closure = this.stmt(`INSERT OR IGNORE INTO temp.prune_keep (hash) SELECT a.hash FROM dht_action a WHERE ${old('a')} AND NOT ${kept('a')} AND (
@@ -559,24 +560,41 @@ export class ConductorStore {
         OR (a.type = 'Delete' AND EXISTS (SELECT 1 FROM temp.prune_keep k WHERE k.hash = a.deletes_action))
         OR (a.type = 'DeleteLink' AND EXISTS (SELECT 1 FROM temp.prune_keep k WHERE k.hash = a.link_add)))`)
       for (let i = 0; i < 32 && closure.run(p).changes > 0; i++) { /* until nothing more is kept */ }
-      const victims = this.stmt(`SELECT a.hash, a.entry_hash, EXISTS (SELECT 1 FROM chain_action c WHERE c.hash = a.hash) AS own
-        FROM dht_action a WHERE ${old('a')} AND NOT ${kept('a')} LIMIT @limit`).all({ ...p, limit }) as Array<{ hash: Buffer, entry_hash: Buffer | null, own: number }>
-      const out = { deleted: [] as Uint8Array[], excluded: [] as Uint8Array[], more: victims.length >= limit }
+      const planned = this.stmt(`INSERT INTO temp.prune_victim (dna, hash, entry_hash, own)
+        SELECT a.dna, a.hash, a.entry_hash, EXISTS (SELECT 1 FROM chain_action c WHERE c.hash = a.hash) FROM dht_action a WHERE ${old('a')} AND NOT ${kept('a')}`).run(p).changes
+      this.stmt('DELETE FROM temp.prune_keep').run()
+      return planned
+    })
+  }
+
+  /**
+   * Carry out at most `limit` records of a DNA's pruning plan, in one transaction: another
+   * agent's record is deleted with its ops and the entries only it held; one of this node's own
+   * chains stays, out of the summary (`in_summary = 0`). `more` says whether the plan has more.
+   */
+  applyPrune (dna: Uint8Array, limit: number): { deleted: Uint8Array[], excluded: Uint8Array[], more: boolean } {
+    const out = { deleted: [] as Uint8Array[], excluded: [] as Uint8Array[], more: false }
+    const planned = this.db.prepare("SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = 'prune_victim'").get() !== undefined
+    if (!planned) return out
+    const d = toBuf(dna)
+    return this.transaction(() => {
+      const victims = this.stmt('SELECT hash, entry_hash, own FROM temp.prune_victim WHERE dna = ? LIMIT ?').all(d, limit) as Array<{ hash: Buffer, entry_hash: Buffer | null, own: number }>
       const entries = new Map<string, Buffer>()
       for (const v of victims) {
+        this.stmt('DELETE FROM temp.prune_victim WHERE dna = ? AND hash = ?').run(d, v.hash)
         if (v.own === 1) {
-          this.stmt('UPDATE dht_action SET in_summary = 0 WHERE dna = ? AND hash = ?').run(p.dna, v.hash)
-          out.excluded.push(u8(v.hash)!)
+          if (this.stmt('UPDATE dht_action SET in_summary = 0 WHERE dna = ? AND hash = ? AND in_summary = 1').run(d, v.hash).changes > 0) out.excluded.push(u8(v.hash)!)
           continue
         }
-        this.stmt('DELETE FROM dht_op WHERE dna = ? AND action_hash = ?').run(p.dna, v.hash)
-        this.stmt('DELETE FROM dht_action WHERE dna = ? AND hash = ?').run(p.dna, v.hash)
+        // gone already (a new plan, another writer): nothing to take out of the summary
+        if (this.stmt('DELETE FROM dht_action WHERE dna = ? AND hash = ?').run(d, v.hash).changes === 0) continue
+        this.stmt('DELETE FROM dht_op WHERE dna = ? AND action_hash = ?').run(d, v.hash)
         if (v.entry_hash !== null) entries.set(v.entry_hash.toString('hex'), v.entry_hash)
         out.deleted.push(u8(v.hash)!)
       }
       const orphan = this.stmt('DELETE FROM entry WHERE dna = @dna AND hash = @e AND NOT EXISTS (SELECT 1 FROM dht_action a WHERE a.dna = @dna AND a.entry_hash = @e)')
-      for (const e of entries.values()) orphan.run({ dna: p.dna, e })
-      this.stmt('DELETE FROM temp.prune_keep').run()
+      for (const e of entries.values()) orphan.run({ dna: d, e })
+      out.more = victims.length >= limit
       return out
     })
   }

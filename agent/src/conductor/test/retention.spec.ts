@@ -193,7 +193,10 @@ describe('retention per network', () => {
     // 31 days later
     clock.advance(31 * DAY_MS)
     const reportA = await a.t.conductor.retention.prune()
-    await b.t.conductor.retention.prune()
+    // b carries its pass out one record per transaction: the same result, step by step
+    let steps = 0
+    for (let more = true; more; steps++) more = space(b).prune(1).more
+    expect(steps).toBeGreaterThan(2)
     const reportP = await p.t.conductor.retention.prune()
     expect(reportA.deleted).toBeGreaterThan(0)
     expect(reportP).toEqual({ deleted: 0, excluded: 0 })
