@@ -327,6 +327,55 @@ describe('retention per network', () => {
     expect(await names(q)).toEqual(['q', 's'])
   }, 120_000)
 
+  it('warrants, and the blocks they carry, outlive a testnet pass and a local session', async () => {
+    const clock = fakeClock()
+    /** A conductor without a network, on its own data dir. */
+    const standalone = async (seed: string, retention: RetentionPolicy, dataDir?: string): Promise<{ t: TestConductor, client: InProcessAppClient, dna: Uint8Array }> => {
+      let dir = dataDir
+      if (dir === undefined) {
+        const d = await tempDir('flexnode-retention-')
+        dirs.push(d)
+        dir = d.path
+      }
+      const t = await createTestConductor({ dataDir: dir, retention, clock: clock.now })
+      if ((t.conductor.listApps() as unknown[]).length === 0) await t.conductor.installApp({ source: { type: 'path', value: FLEXSTACK_HAPP }, agent_key: t.agent, installed_app_id: 'flexstack', network_seed: seed })
+      await t.conductor.enableApp({ installed_app_id: 'flexstack' })
+      await t.conductor.retention.start()
+      const client = await InProcessAppClient.connect(t.conductor, 'flexstack')
+      return { t, client, dna: client.cellId('agent_registry')[0] }
+    }
+    for (const [seed, retention] of [['ripple-testnet', { mode: 'prune', maxAgeMs: 30 * DAY_MS }], ['ripple-local', { mode: 'session' }]] as const) {
+      const m = await standalone(seed, { mode: 'permanent' })
+      const w = await standalone(seed, retention)
+      try {
+        // m forks its chain; w sees both branches and warrants m
+        await m.client.callZome({ role_name: 'agent_registry', zome_name: 'capabilities', fn_name: 'advertise', payload: buildCapability(m.t.agent, 'm', machine, load, {}) })
+        const ms = m.t.conductor.space(m.dna)!
+        const records = ms.records(ms.hashesInTops(), 1e9)
+        expect(w.t.conductor.receiveRecords(w.dna, records).integrated.length).toBe(records.length)
+        const head = records.reduce((x, y) => (y.action.header.action_seq > x.action.header.action_seq ? y : x))
+        const fork: Action = { header: { ...head.action.header, timestamp: head.action.header.timestamp + 5 }, data: { type: 'InitZomesComplete' } }
+        const out = w.t.conductor.receiveRecords(w.dna, [{ action: fork, signature: m.t.keystore.sign(m.t.agent, hashFromContent(fork, 'Action')), entry: null }])
+        expect(out.warrants.map(x => x.kind)).toEqual(['ChainFork'])
+        // a pass 31 days later (testnet), or the end of the session (local)
+        clock.advance(31 * DAY_MS)
+        await w.t.conductor.retention.prune()
+        const dir = w.t.dataDir
+        await w.t.stop()
+        const again = await standalone(seed, retention, dir)
+        try {
+          expect(again.t.conductor.space(again.dna)!.warrants().map(x => x.kind)).toEqual(['ChainFork'])
+          expect(again.t.conductor.space(again.dna)!.isBlocked(m.t.agent)).toBe(true)
+        } finally {
+          await again.t.stop()
+        }
+      } finally {
+        await m.t.stop()
+        await w.t.stop()
+      }
+    }
+  })
+
   it('local forgets other agents\' data left on disk by a process that did not stop cleanly', async () => {
     const clock = fakeClock()
     // a process that kept others' data on disk (as a crash would leave it)
