@@ -17,7 +17,7 @@
  *
  * ```ts
  * const retention = dhtRetention({ mode: 'prune', maxAgeMs: 30 * DAY_MS })({ store, spaces: () => cells.spaces(), logger })
- * await retention.start()          // a first pass now, then one every hour
+ * await retention.start()          // a first pass now (in the background), then one every hour
  * await retention.prune()          // { deleted, excluded }
  * await retention.stop()
  * ```
@@ -86,6 +86,10 @@ class Retention implements DhtRetention {
   private readonly c: DhtRetentionComponents
   private readonly log: ComponentLogger
   private task: Periodic | undefined
+  /** the first pass, started by start() and not waited for there */
+  private first: Promise<unknown> | undefined
+  /** the pass in progress (passes run one after another) */
+  private running: Promise<unknown> = Promise.resolve()
   private started = false
   private stopped = false
 
@@ -102,12 +106,11 @@ class Retention implements DhtRetention {
     if (policy.mode === 'session') {
       this.forget('start')
     } else if (policy.mode === 'prune') {
-      try {
-        await this.prune()
-      } catch (err) {
-        // nothing of a failed pass is written (each batch is one transaction); the next ones retry
-        this.log.warn({ err: errorMessage(err) }, 'the first pruning pass failed')
-      }
+      // the first pass starts now but is not waited for: a large backlog must not hold up the start
+      this.first = this.prune().catch((err: unknown) => {
+        // nothing of a failed batch is written (each is one transaction); the next pass retries
+        this.log.warn({ err: errorMessage(err) }, 'a pruning pass failed')
+      })
       this.task = periodic({ name: 'dht pruning pass', intervalMs: policy.intervalMs ?? DEFAULT_PRUNE_INTERVAL_MS }, async () => { await this.prune() }, this.log)
     }
   }
@@ -116,6 +119,8 @@ class Retention implements DhtRetention {
     if (this.stopped) return
     this.stopped = true
     await this.task?.stop()
+    await this.first
+    await this.running
     if (this.started && this.policy.mode === 'session') this.forget('stop')
   }
 
@@ -123,11 +128,20 @@ class Retention implements DhtRetention {
     await this.stop()
   }
 
+  /** One pass; a pass asked for while another runs starts after it. */
   async prune (): Promise<PruneReport> {
+    const pass = this.running.then(async () => await this.pass(), async () => await this.pass())
+    this.running = pass.catch(() => undefined)
+    return await pass
+  }
+
+  private async pass (): Promise<PruneReport> {
     const report: PruneReport = { deleted: 0, excluded: 0 }
     if (this.policy.mode !== 'prune') return report
     for (const space of this.c.spaces()) {
       for (;;) {
+        // stop() ends a pass between two batches; what the batches did stays done
+        if (this.stopped) return report
         const r = space.prune(PRUNE_BATCH)
         report.deleted += r.deleted
         report.excluded += r.excluded

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { createTestAgent } from '../../../fixtures/index.ts'
 import { parseStartArgs } from '../config.ts'
+import { nodeRetention } from '../flexstack-app.ts'
 import { networkProfile } from '../node.ts'
 
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -26,15 +27,25 @@ describe('retention per network', () => {
     }
   })
 
-  it('the node builds its conductor with it, and refuses --prune-after-days on a network that does not prune', async () => {
+  it('--prune-after-days changes the age on a network that prunes, and is refused elsewhere', async () => {
+    const testnet = await networkProfile('testnet')
+    expect(nodeRetention('testnet', testnet)).toEqual({ mode: 'prune', maxAgeMs: 30 * DAY_MS })
+    expect(nodeRetention('testnet', testnet, 7)).toEqual({ mode: 'prune', maxAgeMs: 7 * DAY_MS })
+    for (const network of ['mainnet', 'local'] as const) {
+      const profile = await networkProfile(network)
+      expect(nodeRetention(network, profile)).toEqual(profile.retention)
+      expect(() => nodeRetention(network, profile, 7)).toThrow(expect.objectContaining({ name: 'InvalidInputError', field: 'pruneAfterDays' }))
+    }
+    for (const bad of [0, -1, 1.5, Number.NaN, 36_501]) {
+      expect(() => nodeRetention('testnet', testnet, bad)).toThrow(expect.objectContaining({ name: 'InvalidInputError', field: 'pruneAfterDays' }))
+    }
+  })
+
+  it('the node builds its conductor with it, and a start with --prune-after-days on local is refused', async () => {
     {
       await using t = await createTestAgent({ network: 'testnet', pruneAfterDays: 7 })
-      expect(t.node.conductor.retention.policy).toMatchObject({ mode: 'prune', maxAgeMs: 7 * DAY_MS })
-    }
-    {
-      await using t = await createTestAgent({ network: 'mainnet' })
-      expect(t.node.conductor.retention.policy).toEqual({ mode: 'permanent' })
+      expect(t.node.conductor.retention.policy).toEqual({ mode: 'prune', maxAgeMs: 7 * DAY_MS })
     }
     await expect(createTestAgent({ network: 'local', pruneAfterDays: 7 })).rejects.toMatchObject({ name: 'InvalidInputError', field: 'pruneAfterDays' })
-  }, 60_000)
+  }, 180_000)
 })

@@ -267,7 +267,7 @@ describe('retention per network', () => {
     const passes = a.t.conductor.retention.passes
     await waitUntil(() => a.t.conductor.retention.passes > passes + 1, { what: 'two pruning passes' })
     expect(a.t.conductor.retention.policy).toEqual({ mode: 'prune', maxAgeMs: 30 * DAY_MS, intervalMs: 50 })
-  })
+  }, 120_000)
 
   it('mainnet keeps everything, past the testnet horizon and across restarts', async () => {
     const clock = fakeClock()
@@ -283,7 +283,7 @@ describe('retention per network', () => {
     expect(await p.t.conductor.retention.prune()).toEqual({ deleted: 0, excluded: 0 })
     const p2 = await restart(p, { mode: 'permanent' }, clock.now)
     expect(held(p2)).toEqual(before)
-  })
+  }, 120_000)
 
   it('local is session-only: other agents\' data does not outlive the process; the own chain does, and the node re-syncs without a fork', async () => {
     const clock = fakeClock()
@@ -374,7 +374,7 @@ describe('retention per network', () => {
         await w.t.stop()
       }
     }
-  })
+  }, 120_000)
 
   it('local forgets other agents\' data left on disk by a process that did not stop cleanly', async () => {
     const clock = fakeClock()
@@ -392,6 +392,6 @@ describe('retention per network', () => {
     expect(held(s2).has(qHead)).toBe(false)
     for (const h of sChain) expect(held(s2).has(h)).toBe(true)
     expectSummaryConsistent(space(s2))
-  })
+  }, 120_000)
 })
 
