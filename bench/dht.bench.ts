@@ -62,7 +62,9 @@ export async function run (report: Report): Promise<void> {
     await scenario.kill(alone)
 
     // five nodes (processes) that write, then a sixth that joins quietly and misses what they wrote
+    report.log('  dht: a node without peers measured; starting five flexnode processes')
     const mesh = await scenario.addPlayers(5, { kind: 'process' })
+    report.log('  dht: five processes up')
     const dna = mesh[0]!.cells.agent_registry!.cell_id[0]
     for (const p of mesh) for (let i = 0; i < Math.ceil(writes / 2); i++) await beat(p)(i)
     const asker = await scenario.addPlayer({ ...QUIET, bootstrapFrom: mesh })
@@ -77,9 +79,11 @@ export async function run (report: Report): Promise<void> {
       const h = authored[next++] ?? hashFrom32(randomBytes(32), 'Action')
       return await asker.node.dht.cascade(dna, { hashes: [h] })
     }
+    report.log(`  dht: the asker lacks ${authored.filter(h => !space.knows(h)).length} of ${authored.length} records`)
     const meshWrite = await timed(writes, beat(asker))
     const meshMiss = await timed(lookups, miss)
 
+    report.log('  dht: healthy mesh measured; freezing one process')
     await scenario.freeze(mesh[1]!)
     const frozenWrite = await timed(writes, beat(asker))
     const frozenMiss = await timed(lookups, miss)

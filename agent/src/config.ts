@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { FlexnodeError } from './errors.ts'
-import { DEFAULT_ADVERTISE_INTERVAL_SECONDS, DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_HOST, DEFAULT_NETWORK, NETWORKS, type NetworkName } from './constants.ts'
+import { DEFAULT_ADVERTISE_INTERVAL_SECONDS, DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_HOST, DEFAULT_NETWORK, MAX_PRUNE_AFTER_DAYS, NETWORKS, type NetworkName } from './constants.ts'
 import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
 import { isBrowserOrigin, originProblem } from './conductor/origins.ts'
 
@@ -67,6 +67,8 @@ export interface StartOptions {
   listen: string[]
   /** Bootstrap peers (repeatable). @default the network profile's list */
   bootstrap?: string[]
+  /** Days of DHT data a network that prunes keeps (testnet only). @default the network profile's: 30 */
+  pruneAfterDays?: number
   /** false with --no-mdns; otherwise mDNS runs on `local` when no bootstrap peers are given */
   mdns?: boolean
   /** extra model directories besides `<data-dir>/models` */
@@ -111,6 +113,10 @@ Options:
                                 /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW… (default: the network
                                 profile's list in dnas/networks.json; local also uses mDNS)
   --no-mdns                     never discover peers by mDNS (multicast on the LAN)
+  --prune-after-days <n>        testnet: days of DHT data kept before it is pruned (default 30);
+                                live state, chain heads and this node's own chain are always
+                                kept. mainnet keeps everything; local keeps other agents' data
+                                for one session only (both refuse this flag)
   --models-dir <dir>            more .gguf model directories, repeatable (always also
                                 <data-dir>/models, where a tiny demo model is generated once)
   --no-demo-model               do not generate the random-weight demo model into an empty
@@ -223,6 +229,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     listen: { type: 'string', multiple: true },
     bootstrap: { type: 'string', multiple: true },
     'no-mdns': { type: 'boolean' },
+    'prune-after-days': { type: 'string' },
     'models-dir': { type: 'string', multiple: true },
     'no-demo-model': { type: 'boolean' },
     gpu: { type: 'string' },
@@ -306,6 +313,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     listen,
     bootstrap,
     ...(v['no-mdns'] === true ? { mdns: false } : {}),
+    ...(v['prune-after-days'] !== undefined ? { pruneAfterDays: integer(v['prune-after-days'], '--prune-after-days', 1, MAX_PRUNE_AFTER_DAYS) } : {}),
     modelsDirs: v['models-dir']?.map(d => resolve(d)),
     ...(v['no-demo-model'] === true ? { generateDefaultModel: false } : {}),
     gpu,

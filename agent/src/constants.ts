@@ -7,6 +7,8 @@ export const DEFAULT_NETWORK = 'local'
 export const NETWORKS = ['mainnet', 'testnet', 'local'] as const
 export type NetworkName = typeof NETWORKS[number]
 export const INSTALLED_APP_ID = 'flexstack'
+/** Longest retention `--prune-after-days` (and a network profile's `prune-<days>d`) may ask for. */
+export const MAX_PRUNE_AFTER_DAYS = 36_500
 /** Seconds between heartbeats (presence refreshes; a record lives 2.5 intervals). */
 export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 10
 /** Seconds after which an unchanged NodeCapability is advertised again (a changed one goes out at once). */

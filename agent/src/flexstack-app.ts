@@ -8,8 +8,9 @@ import { readFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { EmbeddedConductor } from './conductor/conductor.ts'
-import { INSTALLED_APP_ID, type NetworkName } from './constants.ts'
-import { FlexnodeError } from './errors.ts'
+import { INSTALLED_APP_ID, MAX_PRUNE_AFTER_DAYS, type NetworkName } from './constants.ts'
+import { DAY_MS, type RetentionPolicy } from './conductor/retention.ts'
+import { FlexnodeError, InvalidInputError } from './errors.ts'
 import type { ComponentLogger } from './logger.ts'
 import { installedPolicyAdmins, policyAdminsProperties, PolicyAdminsMismatchError } from './policy/admins.ts'
 
@@ -42,15 +43,46 @@ export class NetworkProfileError extends FlexnodeError {
   }
 }
 
-export interface NetworkProfile { network_seed: string, bootstrap: string[] }
+export interface NetworkProfile {
+  network_seed: string
+  bootstrap: string[]
+  /** from `persistence`: `permanent`, `prune-<days>d` or `session` (design §9.4). @default permanent */
+  retention: RetentionPolicy
+}
+
+function retentionOf (network: string, persistence: unknown): RetentionPolicy {
+  if (persistence === undefined || persistence === 'permanent') return { mode: 'permanent' }
+  if (persistence === 'session') return { mode: 'session' }
+  const days = typeof persistence === 'string' ? /^prune-(\d{1,5})d$/.exec(persistence)?.[1] : undefined
+  if (days === undefined || Number(days) < 1 || Number(days) > MAX_PRUNE_AFTER_DAYS) {
+    throw new NetworkProfileError(network, `dnas/networks.json: ${network}.persistence must be permanent, session or prune-<days>d, got ${JSON.stringify(persistence)}`)
+  }
+  return { mode: 'prune', maxAgeMs: Number(days) * DAY_MS }
+}
 
 export async function networkProfile (network: NetworkName): Promise<NetworkProfile> {
-  const profiles = JSON.parse(await readFile(NETWORKS_FILE, 'utf8')) as Record<string, { network_seed?: unknown, bootstrap?: unknown }>
+  const profiles = JSON.parse(await readFile(NETWORKS_FILE, 'utf8')) as Record<string, { network_seed?: unknown, bootstrap?: unknown, persistence?: unknown }>
   const p = profiles[network]
   const seed = p?.network_seed
   if (typeof seed !== 'string' || seed.length === 0) throw new NetworkProfileError(network, `dnas/networks.json has no network_seed for ${network}`)
   const bootstrap = Array.isArray(p?.bootstrap) ? p.bootstrap.filter((a): a is string => typeof a === 'string') : []
-  return { network_seed: seed, bootstrap }
+  return { network_seed: seed, bootstrap, retention: retentionOf(network, p?.persistence) }
+}
+
+/**
+ * The node's retention: its network profile's, with `pruneAfterDays` (a whole number of days)
+ * replacing the age on a network that prunes. Elsewhere it is an `InvalidInputError`: mainnet
+ * keeps everything and local keeps other agents' data for one session only.
+ */
+export function nodeRetention (network: NetworkName, profile: NetworkProfile, pruneAfterDays?: number): RetentionPolicy {
+  if (pruneAfterDays === undefined) return profile.retention
+  if (!Number.isSafeInteger(pruneAfterDays) || pruneAfterDays < 1 || pruneAfterDays > MAX_PRUNE_AFTER_DAYS) {
+    throw new InvalidInputError(`pruneAfterDays must be a whole number of days from 1 to ${MAX_PRUNE_AFTER_DAYS}`, { field: 'pruneAfterDays' })
+  }
+  if (profile.retention.mode !== 'prune') {
+    throw new InvalidInputError(`pruneAfterDays applies to a network that prunes (testnet); ${network} is ${profile.retention.mode === 'session' ? 'session-only' : 'permanent'}`, { field: 'pruneAfterDays' })
+  }
+  return { ...profile.retention, maxAgeMs: pruneAfterDays * DAY_MS }
 }
 
 interface InstalledApp {

@@ -37,7 +37,7 @@ import type { MoePolicy } from '../../scheduler/index.ts'
 import { AgentRegistryClient } from '../../zomes-ts/agent_registry/client.ts'
 import { PolicyStoreClient } from '../../zomes-ts/policy_store/client.ts'
 import { ensureDemoModel } from './inference/gguf/generate.ts'
-import { ensureFlexstackApp, networkProfile } from './flexstack-app.ts'
+import { ensureFlexstackApp, networkProfile, nodeRetention } from './flexstack-app.ts'
 import { normalizePolicyAdmins } from './policy/admins.ts'
 import { loadPolicyFile } from './policy/file.ts'
 import { publishDefaultMoePolicy, sharedPolicies, type SharedPolicies } from './policy/shared.ts'
@@ -101,6 +101,11 @@ export interface FlexNodeInit {
   targetRedundancy?: number
   /** ms between two resizes of the storage arc. @default 30000 */
   arcResizeIntervalMs?: number
+  /**
+   * days of DHT data a network that prunes (testnet) keeps (`--prune-after-days`); refused on
+   * mainnet (permanent) and local (session-only). @default the network profile's: 30 on testnet
+   */
+  pruneAfterDays?: number
   /** more directories of `.gguf` models besides `<data-dir>/models` */
   modelsDirs?: string[]
   /** false forces CPU inference. @default 'auto' */
@@ -214,9 +219,12 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
               arcResizeIntervalMs: init.arcResizeIntervalMs,
               presenceIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000
             })
-            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger, keystore: c.keys.keystore }), transport: c.mesh })
             const profile = await networkProfile(network)
+            const retention = nodeRetention(network, profile, init.pruneAfterDays)
+            c.conductor = conductor = await EmbeddedConductor.open({ dataDir: c.dataDir.path, host: init.host, retention }, { keystore: c.keys.keystore, logger: c.logger, network: (host) => dht({ host, mesh: c.mesh, logger: c.logger, keystore: c.keys.keystore }), transport: c.mesh })
             await ensureFlexstackApp(conductor, { dataDir: c.dataDir.path, network, profile, agent: c.keys.keystore.primary.agentPubKey, policyAdmins, happPath: init.happPath }, c.logger.forComponent('flexnode:node'))
+            // only now is the data dir known to be this network's: prune it, or forget the last session
+            await conductor.retention.start()
             // '*' admits every non-browser client and no web page; browser origins only when listed
             const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
             const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })

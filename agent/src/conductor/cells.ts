@@ -24,6 +24,8 @@ import type { ConductorStore } from './store.ts'
 export interface CellRegistryInit {
   /** @default 30000 */
   zomeCallTimeoutMs?: number
+  /** the DHT spaces' pruning horizon (see `DhtSpaceInit`). @default none: kept forever */
+  maxAgeMs?: number
 }
 
 export interface CellRegistryComponents {
@@ -37,6 +39,8 @@ export interface CellRegistryComponents {
   cascade: (dna: HoloHash, query: CascadeQuery) => Promise<void>
   /** the live presence of agents, as the network holds it */
   presence?: CellComponents['presence']
+  /** ms since the epoch, for the spaces' pruning horizon. @default Date.now */
+  clock?: () => number
 }
 
 /** A DNA's code, from the store or (during an install) from the bundle. */
@@ -94,9 +98,9 @@ export class CellRegistry {
 
   /** A cell of a loaded DNA that is not registered as running (an install's genesis); its DNA's space is made on first use. */
   newCell (dna: LoadedDna, agent: HoloHash): Cell {
-    const { store, keystore, logger } = this.c
+    const { store, keystore, logger, clock } = this.c
     const key = encodeHash(dna.hash)
-    if (!this.spaces.has(key)) this.spaces.set(key, new DhtSpace(dna, agent, { store, keystore, logger }))
+    if (!this.spaces.has(key)) this.spaces.set(key, new DhtSpace(dna, agent, { store, keystore, logger, clock }, { maxAgeMs: this.init.maxAgeMs }))
     return new Cell(dna, agent, {
       store,
       keystore,
@@ -125,6 +129,11 @@ export class CellRegistry {
   /** The DHT space of a DNA this node runs, or null. */
   space (dna: Uint8Array): DhtSpace | null {
     return this.spaces.get(encodeHash(dna)) ?? null
+  }
+
+  /** Every DHT space made so far (one per DNA a cell ran). */
+  allSpaces (): DhtSpace[] {
+    return [...this.spaces.values()]
   }
 
   /** DNAs with a running cell. */

@@ -33,6 +33,7 @@ import { deserializationError, internalError, requestHash } from './errors.ts'
 import type { AuthoredListener, DhtHost, DhtNetwork, DhtNetworkFactory } from './network/types.ts'
 import { FULL_ARC } from './network/arc.ts'
 import { ZomeSandbox, type ZomeSandboxInit } from './sandbox/host.ts'
+import { checkRetention, dhtRetention, PERMANENT, type DhtRetention, type RetentionPolicy } from './retention.ts'
 import type { DhtSpace, NetRecord, ReceiveOptions, ReceiveOutcome } from './space.ts'
 import { ConductorStore } from './store.ts'
 import { ZomeCalls } from './zome-calls.ts'
@@ -50,6 +51,11 @@ export interface ConductorInit {
   host?: string
   /** Limits of the zome sandbox (memory per DNA, CPU time per call). @default 64 MiB, 5000 ms */
   sandbox?: ZomeSandboxInit
+  /**
+   * What this node keeps of the DHT it holds for others (`retention.ts`; a node takes it from its
+   * network profile). It applies once `retention.start()` is called. @default { mode: 'permanent' }
+   */
+  retention?: RetentionPolicy
 }
 
 export interface ConductorComponents {
@@ -69,6 +75,8 @@ export interface ConductorComponents {
    * `block_peers`, `unblock_peers`, `connect_peer`). @default none: they answer `internal_error`
    */
   transport?: PeerTransport
+  /** ms since the epoch, for the pruning horizon (tests pass a fake clock). @default Date.now */
+  clock?: () => number
 }
 
 export class EmbeddedConductor implements ConductorApi, DhtHost {
@@ -76,6 +84,8 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
   readonly keystore: Keystore
   /** the network this conductor built from its `network` component, if any */
   readonly network: DhtNetwork | undefined
+  /** what it keeps of the DHT; started by its owner once the data dir is known to be the network's */
+  readonly retention: DhtRetention
   private readonly store: ConductorStore
   private readonly loader: ZomeLoader
   private readonly sandbox: ZomeRuntime
@@ -91,6 +101,8 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
   private stopped = false
 
   private constructor (init: ConductorInit, components: ConductorComponents, sandbox: ZomeRuntime) {
+    // a bad policy is refused before the database is opened
+    const retention = checkRetention(init.retention ?? PERMANENT)
     this.dataDir = init.dataDir
     this.keystore = components.keystore
     const logger = this.log = components.logger.forComponent('flexnode:conductor')
@@ -98,15 +110,17 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
     const store = this.store = new ConductorStore({ path: join(init.dataDir, DB_FILE) })
     this.loader = new ZomeLoader(sandbox)
     const keystore = components.keystore
-    this.cells = new CellRegistry({ zomeCallTimeoutMs: init.zomeCallTimeoutMs }, {
+    this.cells = new CellRegistry({ zomeCallTimeoutMs: init.zomeCallTimeoutMs, maxAgeMs: retention.mode === 'prune' ? retention.maxAgeMs : undefined }, {
       store,
       keystore,
       loader: this.loader,
       logger,
       emitSignal: (cellId, zomeName, payload) => { this.emitSignal(cellId, zomeName, payload) },
       cascade: async (dna, query) => { await this.network?.cascade(dna, query) },
-      presence: (agents) => this.network?.presence.lookup(agents) ?? agents.map(() => null)
+      presence: (agents) => this.network?.presence.lookup(agents) ?? agents.map(() => null),
+      clock: components.clock
     })
+    this.retention = dhtRetention(retention)({ store, spaces: () => this.cells.allSpaces(), logger })
     this.apps = new AppRegistry({ store, keystore, cells: this.cells, bundler: components.bundler ?? new ZomeBundler(), logger })
     this.calls = new ZomeCalls({ store, keystore, cells: this.cells, apps: this.apps })
     this.interfaces = new ConductorInterfaces({ host: init.host, maxMessageBytes: init.maxMessageBytes }, { api: this, store, apps: this.apps, logger })
@@ -376,6 +390,7 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
     if (this.stopped) return
     this.stopped = true
     await this.network?.stop()
+    await this.retention.stop()
     await this.interfaces.close()
     this.signalListeners.clear()
     this.cells.clear()

@@ -93,6 +93,18 @@ export const MIGRATIONS: readonly Migration[] = [
     up: (db) => {
       db.exec('CREATE INDEX IF NOT EXISTS dht_op_location ON dht_op (dna, location)')
     }
+  },
+  {
+    version: 4,
+    description: 'retention: dht_action.in_summary (own records past the horizon leave the sync summary) and the indexes pruning uses',
+    up: (db) => {
+      db.exec(`
+ALTER TABLE dht_action ADD COLUMN in_summary INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX dht_action_age ON dht_action (dna, timestamp) WHERE in_summary = 1 AND status = 'Valid';
+CREATE INDEX dht_action_target ON dht_action (dna, target) WHERE target IS NOT NULL;
+CREATE INDEX dht_op_action ON dht_op (dna, action_hash);
+`)
+    }
   }
 ]
 

@@ -143,6 +143,11 @@ export class SectorSummary {
   private readonly counts = new Uint32Array(SECTORS)
   private readonly xors = new BigUint64Array(SECTORS)
 
+  clear (): void {
+    this.counts.fill(0)
+    this.xors.fill(0n)
+  }
+
   add (location: number, opHash: Uint8Array): void {
     const s = sectorOf(location)
     this.counts[s]!++

@@ -13,6 +13,12 @@
  * Anti-entropy compares what two nodes hold by DHT location (`sectors.ts`): per-sector sums of
  * the valid ops held, kept incrementally, and per-leaf sums of one sector computed on demand from
  * an index range scan, so only the sectors two nodes share are compared and listed.
+ *
+ * A space with a horizon (`maxAgeMs`, a network that prunes: see `retention.ts`) summarizes only
+ * what a pruning pass keeps; it drops (and counts) records past the horizon that arrive and
+ * would not be kept, remembers what it pruned so sync does not fetch it again, and takes a
+ * record past the horizon whose previous action is missing as the start of what the mesh still
+ * holds of that chain (its predecessors were pruned everywhere) instead of waiting for it.
  */
 import type { Action, Entry, EntryType, ValidateResult } from '../../../zomes-ts/hdk/index.ts'
 import { dhtLocation, encodeHash, hashEquals, hashFromContent, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
@@ -51,6 +57,9 @@ export interface Warrant {
 
 export interface Receipt { action_hash: HoloHash, validator: HoloHash, signature: Uint8Array }
 
+/** What one pruning call did: records deleted, own records that left the summary, and whether work is left. */
+export interface SpacePruneResult { deleted: number, excluded: number, more: boolean }
+
 type Verdict =
   | { kind: 'valid', ops: ProducedOp[] }
   | { kind: 'invalid', reason: string }
@@ -86,6 +95,13 @@ export const LIMBO_TTL_MS = 10 * 60 * 1000
 /** Records one author may have waiting in limbo, and all authors together; more are dropped. */
 export const LIMBO_MAX_PER_AUTHOR = 512
 export const LIMBO_MAX = 20_000
+/** Hashes a pruning space remembers having pruned or dropped past its horizon (the oldest are forgotten first). */
+export const MAX_REMEMBERED_PRUNED = 100_000
+/**
+ * A record this much newer than the horizon whose previous action is missing is still taken as
+ * where the mesh's copy of its chain starts: nodes prune at different times and clocks differ.
+ */
+export const HORIZON_SLACK_MS = 60 * 60 * 1000
 
 const nowMicros = (): number => Date.now() * 1000
 
@@ -138,6 +154,13 @@ export interface DhtSpaceComponents {
   store: ConductorStore
   keystore: Pick<Keystore, 'sign' | 'verify'>
   logger: ComponentLogger
+  /** ms since the epoch, for the pruning horizon. @default Date.now */
+  clock?: () => number
+}
+
+export interface DhtSpaceInit {
+  /** records older than this (by action timestamp) are pruned unless kept (`retention.ts`). @default none: kept forever */
+  maxAgeMs?: number
 }
 
 export class DhtSpace {
@@ -154,16 +177,26 @@ export class DhtSpace {
    */
   authority: (location: number) => boolean = () => true
   private readonly blocked = new Set<string>()
+  private readonly maxAgeMs: number | undefined
+  private readonly now: () => number
+  /** hashes pruned here or dropped past the horizon (insertion order: the oldest go first) */
+  private readonly pruned = new Set<string>()
+  /** records past the horizon that arrived and were dropped because no pass would keep them */
+  droppedBeyondHorizon = 0
+  /** a pruning pass is planned and not yet carried out to its end */
+  private pruning = false
 
   /** signature checks through the keystore's key cache */
   private readonly verify: SignatureCheck
-  constructor (dna: LoadedDna, agent: HoloHash, components: DhtSpaceComponents) {
+  constructor (dna: LoadedDna, agent: HoloHash, components: DhtSpaceComponents, init: DhtSpaceInit = {}) {
     this.dna = dna
     this.agent = agent
     this.c = components
+    this.maxAgeMs = init.maxAgeMs
+    this.now = components.clock ?? Date.now
     this.verify = (publicKey32, data, signature) => components.keystore.verify(publicKey32, data, signature)
     this.log = components.logger.forComponent(`flexnode:dht:${dna.def.name}`)
-    for (const op of components.store.validOps(dna.hash)) this.sectors.add(op.location, op.hash)
+    this.rebuildSummary()
     for (const w of components.store.warrants(dna.hash)) this.blocked.add(encodeHash(retype(w.warrantee, 'Agent')))
   }
 
@@ -172,6 +205,56 @@ export class DhtSpace {
   /** Count newly integrated valid ops in the sector summary (ops committed locally, too). */
   noteOps (ops: Iterable<{ location: number, hash: Uint8Array }>): void {
     for (const op of ops) this.sectors.add(op.location, op.hash)
+  }
+
+  /** Recount the sector summary from the store (after data was removed underneath it). */
+  rebuildSummary (): void {
+    this.sectors.clear()
+    for (const op of this.store.validOps(this.dna.hash)) this.sectors.add(op.location, op.hash)
+  }
+
+  /** The pruning horizon now, in µs (action timestamps), or null when this space keeps everything. */
+  horizon (): number | null {
+    return this.maxAgeMs === undefined ? null : (this.now() - this.maxAgeMs) * 1000
+  }
+
+  private remember (hash: Uint8Array): void {
+    const key = encodeHash(hash)
+    this.pruned.delete(key)
+    this.pruned.add(key)
+    if (this.pruned.size > MAX_REMEMBERED_PRUNED) this.pruned.delete(this.pruned.values().next().value!)
+  }
+
+  /** The hashes among these that this space pruned or dropped past its horizon (and still remembers). */
+  prunedAmong (hashes: Uint8Array[]): Uint8Array[] {
+    return this.pruned.size === 0 ? [] : hashes.filter(h => this.pruned.has(encodeHash(h)))
+  }
+
+  /**
+   * One step of a pruning pass: the first step plans the pass at the current horizon
+   * (`ConductorStore.planPrune`), each step then takes at most `limit` records out of the
+   * summary in one transaction; `more` says whether the pass has steps left.
+   */
+  prune (limit: number): SpacePruneResult {
+    const horizon = this.horizon()
+    if (horizon === null) return { deleted: 0, excluded: 0, more: false }
+    if (!this.pruning) {
+      this.store.planPrune(this.dna.hash, horizon)
+      this.pruning = true
+    }
+    const r = this.store.applyPrune(this.dna.hash, limit)
+    if (!r.more) this.pruning = false
+    for (const h of r.deleted) this.remember(h)
+    // the ops of deleted records, and of own records that left the summary, leave the sector sums
+    if (r.deleted.length + r.excluded.length > 0) this.rebuildSummary()
+    return { deleted: r.deleted.length, excluded: r.excluded.length, more: r.more }
+  }
+
+  /** A record past the horizon that no pruning pass would keep: dropped on arrival. */
+  private beyondHorizon (r: NetRecord, hash: Uint8Array): boolean {
+    const horizon = this.horizon()
+    if (horizon === null || r.action.header.timestamp >= horizon) return false
+    return !this.store.keepsOld(this.dna.hash, dhtActionRow(this.dna.hash, { action: r.action, hash, signature: r.signature }, new Uint8Array(0), 'Valid'), horizon)
   }
 
   /** 32 bytes equal on two nodes holding the same valid ops in the sectors of `set`. */
@@ -218,13 +301,14 @@ export class DhtSpace {
     return out
   }
 
-  /** Every valid action hash this node holds, up to `limit`. */
+  /** Every valid action hash this node holds and offers to sync, up to `limit`. */
   validActions (limit = 100_000): Uint8Array[] {
     return this.store.allValidHashes(this.dna.hash, limit)
   }
 
+  /** Held (valid or rejected), waiting in limbo, or pruned here: nothing to fetch. */
   knows (hash: Uint8Array): boolean {
-    return this.store.knows(this.dna.hash, hash)
+    return this.store.knows(this.dna.hash, hash) || (this.pruned.size > 0 && this.pruned.has(encodeHash(hash)))
   }
 
   /** Valid records by action hash, public entries included, private ones withheld. */
@@ -309,6 +393,13 @@ export class DhtSpace {
     for (const r of sorted) {
       const hash = actionHashOf(r.action)
       if (this.knows(hash)) continue
+      if (this.beyondHorizon(r, hash)) {
+        // pruned here already, or would be at the next pass: not taken back from a peer that holds more
+        out.dropped++
+        this.droppedBeyondHorizon++
+        this.remember(hash)
+        continue
+      }
       this.process(r, hash, out, false, options.cache === true)
     }
     out.pending = this.store.limboCount(this.dna.hash)
@@ -441,8 +532,11 @@ export class DhtSpace {
     } else {
       const prev = r.action.header.prev_action!
       const prevRow = this.store.dhtAction(this.dna.hash, prev)
-      if (prevRow === undefined && chainAuthority) return { kind: 'pending', waitingFor: prev }
-      if (prevRow !== undefined) {
+      if (prevRow === undefined) {
+        // past the horizon the previous action was pruned across the mesh: the chain is checked from here on
+        const horizon = this.horizon()
+        if (chainAuthority && (horizon === null || r.action.header.timestamp >= horizon + HORIZON_SLACK_MS * 1000)) return { kind: 'pending', waitingFor: prev }
+      } else {
         if (prevRow.status !== 'Valid') return { kind: 'invalid', reason: 'builds on a rejected action' }
         const link = checkChainLink(r.action, { hash: prevRow.hash, action: decodeAction(prevRow.action) })
         if (link.type !== 'Valid') return { kind: 'invalid', reason: link.type === 'Invalid' ? link.reason : 'bad chain link' }
@@ -561,7 +655,12 @@ export class DhtSpace {
 
   /** Hashes of this space's local authors' actions holding fewer than `target` receipts. */
   underReceipted (target: number, limit: number): Uint8Array[] {
-    return this.store.underReceipted(this.dna.hash, this.agent, target, limit).map(r => r.hash)
+    const horizon = this.horizon()
+    // past the horizon peers drop what is not kept: republishing it would only be dropped again
+    const rows = horizon === null
+      ? this.store.underReceipted(this.dna.hash, this.agent, target, limit)
+      : this.store.underReceiptedSince(this.dna.hash, this.agent, target, horizon, limit)
+    return rows.map(r => r.hash)
   }
 
   // -- receipts ----------------------------------------------------------------------------

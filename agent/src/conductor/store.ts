@@ -355,27 +355,25 @@ export class ConductorStore {
       ORDER BY c.timestamp, c.hash`).all(toBuf(dna), toBuf(base), zomeIndex, linkType) as DhtActionRow[]).map(r => rowU8(r)!)
   }
 
-  /** Valid action hashes of a DNA whose first core byte is in [from, to], in hash order. */
-  dhtHashesInRange (dna: Uint8Array, lo: Uint8Array, hi: Uint8Array, limit: number): Uint8Array[] {
-    return (this.stmt("SELECT hash FROM dht_action WHERE dna = ? AND hash >= ? AND hash < ? AND status = 'Valid' ORDER BY hash LIMIT ?")
-      .all(toBuf(dna), toBuf(lo), toBuf(hi), limit) as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
-  }
 
-  /** Location and hash of every valid op this node holds for a DNA (the sector summary at start). */
+  /** Location and hash of every valid op this node holds for a DNA and summarizes (the sector summary). */
   validOps (dna: Uint8Array): Array<{ location: number, hash: Uint8Array }> {
-    return (this.stmt("SELECT location, hash FROM dht_op WHERE dna = ? AND validation_status = 'Valid'").all(toBuf(dna)) as Array<{ location: number, hash: Buffer }>)
+    return (this.stmt(`SELECT o.location, o.hash FROM dht_op o JOIN dht_action a ON a.dna = o.dna AND a.hash = o.action_hash
+      WHERE o.dna = ? AND o.validation_status = 'Valid' AND a.in_summary = 1`).all(toBuf(dna)) as Array<{ location: number, hash: Buffer }>)
       .map(r => ({ location: r.location, hash: u8(r.hash)! }))
   }
 
   /** Valid ops located in [lo, hi], in location order, up to `limit`. */
   validOpsInRange (dna: Uint8Array, lo: number, hi: number, limit: number): Array<{ location: number, hash: Uint8Array, action_hash: Uint8Array }> {
-    return (this.stmt("SELECT location, hash, action_hash FROM dht_op WHERE dna = ? AND location BETWEEN ? AND ? AND validation_status = 'Valid' ORDER BY location LIMIT ?")
+    return (this.stmt(`SELECT o.location, o.hash, o.action_hash FROM dht_op o JOIN dht_action a ON a.dna = o.dna AND a.hash = o.action_hash
+      WHERE o.dna = ? AND o.location BETWEEN ? AND ? AND o.validation_status = 'Valid' AND a.in_summary = 1 ORDER BY o.location LIMIT ?`)
       .all(toBuf(dna), lo, hi, limit) as Array<{ location: number, hash: Buffer, action_hash: Buffer }>)
       .map(r => ({ location: r.location, hash: u8(r.hash)!, action_hash: u8(r.action_hash)! }))
   }
 
+  /** Valid action hashes a node offers to sync (own records past a pruning horizon are held but not offered). */
   allValidHashes (dna: Uint8Array, limit = -1): Uint8Array[] {
-    return (this.stmt("SELECT hash FROM dht_action WHERE dna = ? AND status = 'Valid' LIMIT ?").all(toBuf(dna), limit) as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
+    return (this.stmt("SELECT hash FROM dht_action WHERE dna = ? AND status = 'Valid' AND in_summary = 1 LIMIT ?").all(toBuf(dna), limit) as Array<{ hash: Buffer }>).map(r => u8(r.hash)!)
   }
 
   /** Any action (valid, rejected) this node knows by hash, or one waiting in limbo. */
@@ -479,6 +477,145 @@ export class ConductorStore {
 
   pruneNonces (now: number): number {
     return this.stmt('DELETE FROM nonce WHERE expires < ?').run(now).changes
+  }
+
+  // -- retention (see retention.ts) --------------------------------------------------------
+
+
+
+  /** `underReceipted`, leaving out actions older than `since` (µs): what peers past a horizon would drop. */
+  underReceiptedSince (dna: Uint8Array, author: Uint8Array, target: number, since: number, limit: number): ChainActionRow[] {
+    return (this.stmt(`SELECT c.* FROM chain_action c WHERE c.dna = ? AND c.author = ? AND c.timestamp >= ?
+      AND (SELECT COUNT(*) FROM receipt r WHERE r.dna = c.dna AND r.action_hash = c.hash) < ? ORDER BY c.seq LIMIT ?`)
+      .all(toBuf(dna), toBuf(author), since, target, limit) as ChainActionRow[]).map(r => rowU8(r)!)
+  }
+
+  /**
+   * Whether a record older than `horizon` (µs), arriving now, is one a retention pass would keep,
+   * judged against what this node holds (a pass then decides for good): the newest action its
+   * author has before the horizon, a record something held (or waiting in limbo) refers to, a
+   * Create or CreateLink, the newest Update of its original, or the delete of a record held.
+   */
+  keepsOld (dna: Uint8Array, r: Pick<DhtActionRow, 'hash' | 'author' | 'seq' | 'timestamp' | 'type' | 'original_action' | 'deletes_action' | 'link_add'>, horizon: number): boolean {
+    const p = { dna: toBuf(dna), hash: toBuf(r.hash), author: toBuf(r.author), seq: r.seq, ts: r.timestamp, original: toBuf(r.original_action), target: toBuf(r.deletes_action ?? r.link_add), h: horizon }
+    const anchor = this.stmt("SELECT NOT EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND author = @author AND seq > @seq AND status = 'Valid' AND timestamp < @h) AS ok")
+    if ((anchor.get(p) as { ok: number }).ok === 1) return true
+    const needed = this.stmt(`SELECT EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND original_action = @hash AND status = 'Valid')
+      OR EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND deletes_action = @hash AND status = 'Valid')
+      OR EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND link_add = @hash AND status = 'Valid')
+      OR EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND target = @hash AND status = 'Valid')
+      OR EXISTS (SELECT 1 FROM limbo WHERE dna = @dna AND waiting_for = @hash) AS ok`)
+    if ((needed.get(p) as { ok: number }).ok === 1) return true
+    switch (r.type) {
+      case 'Create':
+      case 'CreateLink':
+        return true
+      case 'Update': {
+        const newer = this.stmt(`SELECT EXISTS (SELECT 1 FROM dht_action u WHERE u.dna = @dna AND u.original_action = @original AND u.status = 'Valid'
+          AND u.timestamp >= @ts AND (u.timestamp > @ts OR u.hash > @hash)
+          AND NOT EXISTS (SELECT 1 FROM dht_action d WHERE d.dna = u.dna AND d.deletes_action = u.hash AND d.status = 'Valid')) AS newer`)
+        return (newer.get(p) as { newer: number }).newer === 0
+      }
+      case 'Delete':
+      case 'DeleteLink':
+        return this.stmt("SELECT 1 FROM dht_action WHERE dna = @dna AND hash = @target AND status = 'Valid'").get(p) !== undefined
+      default:
+        return false
+    }
+  }
+
+  /**
+   * Plan a retention pass over a DNA at `horizon` (µs), in one transaction, and return how many
+   * records it will take out of the summary (`applyPrune` then does it in small steps). Of the
+   * summarized valid records older than the horizon it keeps: each author's newest action
+   * before the horizon (its chain head when it wrote nothing since), every Create and the newest
+   * Update of each original that no valid Delete removed, live CreateLinks, whatever a kept or
+   * newer record refers to (the original of an update, the target of a delete, a link's target),
+   * and the deletes of what is kept. Rejected records, warrants and anything newer than the
+   * horizon are never planned. A new plan replaces the DNA's unfinished one.
+   */
+  planPrune (dna: Uint8Array, horizon: number): number {
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS prune_keep (hash BLOB PRIMARY KEY);
+      CREATE TEMP TABLE IF NOT EXISTS prune_victim (dna BLOB NOT NULL, hash BLOB NOT NULL, entry_hash BLOB, own INTEGER NOT NULL, PRIMARY KEY (dna, hash))`)
+    const p = { dna: toBuf(dna), h: horizon }
+    const old = (a: string): string => `${a}.dna = @dna AND ${a}.in_summary = 1 AND ${a}.status = 'Valid' AND ${a}.timestamp < @h`
+    const deleted = (a: string, col: string): string => `EXISTS (SELECT 1 FROM dht_action d WHERE d.dna = ${a}.dna AND d.${col} = ${a}.hash AND d.status = 'Valid')`
+    const kept = (a: string): string => `EXISTS (SELECT 1 FROM temp.prune_keep k WHERE k.hash = ${a}.hash)`
+    const survivor = (col: string): string => `EXISTS (SELECT 1 FROM dht_action r WHERE r.dna = a.dna AND r.${col} = a.hash AND r.status = 'Valid' AND r.in_summary = 1 AND (r.timestamp >= @h OR ${kept('r')}))`
+    return this.transaction(() => {
+      this.stmt('DELETE FROM temp.prune_keep').run()
+      this.stmt('DELETE FROM temp.prune_victim WHERE dna = ?').run(p.dna)
+      // each author's newest action before the horizon
+      this.stmt(`INSERT OR IGNORE INTO temp.prune_keep (hash) SELECT a.hash FROM
+        (SELECT o.author, MAX(o.seq) AS seq FROM dht_action o WHERE ${old('o')} GROUP BY o.author) m
+        JOIN dht_action a ON a.dna = @dna AND a.author = m.author AND a.seq = m.seq AND a.status = 'Valid'`).run(p)
+      // live state: undeleted Creates, the newest undeleted Update of each original, live links
+      this.stmt(`INSERT OR IGNORE INTO temp.prune_keep (hash) SELECT a.hash FROM dht_action a WHERE ${old('a')} AND (
+        (a.type = 'Create' AND NOT ${deleted('a', 'deletes_action')})
+        OR (a.type = 'CreateLink' AND NOT ${deleted('a', 'link_add')})
+        OR (a.type = 'Update' AND NOT ${deleted('a', 'deletes_action')} AND NOT EXISTS (SELECT 1 FROM dht_action u WHERE u.dna = a.dna
+          AND u.original_action = a.original_action AND u.status = 'Valid' AND u.timestamp >= a.timestamp AND (u.timestamp > a.timestamp OR u.hash > a.hash)
+          AND NOT ${deleted('u', 'deletes_action')})))`).run(p)
+      // what kept and newer records depend on, and the deletes of what is kept, to a fixed point
+      const closure = this.stmt(`INSERT OR IGNORE INTO temp.prune_keep (hash) SELECT a.hash FROM dht_action a WHERE ${old('a')} AND NOT ${kept('a')} AND (
+        ${survivor('original_action')} OR ${survivor('deletes_action')} OR ${survivor('link_add')} OR ${survivor('target')}
+        OR (a.type = 'Delete' AND EXISTS (SELECT 1 FROM temp.prune_keep k WHERE k.hash = a.deletes_action))
+        OR (a.type = 'DeleteLink' AND EXISTS (SELECT 1 FROM temp.prune_keep k WHERE k.hash = a.link_add)))`)
+      for (let i = 0; i < 32 && closure.run(p).changes > 0; i++) { /* until nothing more is kept */ }
+      const planned = this.stmt(`INSERT INTO temp.prune_victim (dna, hash, entry_hash, own)
+        SELECT a.dna, a.hash, a.entry_hash, EXISTS (SELECT 1 FROM chain_action c WHERE c.hash = a.hash) FROM dht_action a WHERE ${old('a')} AND NOT ${kept('a')}`).run(p).changes
+      this.stmt('DELETE FROM temp.prune_keep').run()
+      return planned
+    })
+  }
+
+  /**
+   * Carry out at most `limit` records of a DNA's pruning plan, in one transaction: another
+   * agent's record is deleted with its ops and the entries only it held; one of this node's own
+   * chains stays, out of the summary (`in_summary = 0`). `more` says whether the plan has more.
+   */
+  applyPrune (dna: Uint8Array, limit: number): { deleted: Uint8Array[], excluded: Uint8Array[], more: boolean } {
+    const out = { deleted: [] as Uint8Array[], excluded: [] as Uint8Array[], more: false }
+    const planned = this.db.prepare("SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = 'prune_victim'").get() !== undefined
+    if (!planned) return out
+    const d = toBuf(dna)
+    return this.transaction(() => {
+      const victims = this.stmt('SELECT hash, entry_hash, own FROM temp.prune_victim WHERE dna = ? LIMIT ?').all(d, limit) as Array<{ hash: Buffer, entry_hash: Buffer | null, own: number }>
+      const entries = new Map<string, Buffer>()
+      for (const v of victims) {
+        this.stmt('DELETE FROM temp.prune_victim WHERE dna = ? AND hash = ?').run(d, v.hash)
+        if (v.own === 1) {
+          if (this.stmt('UPDATE dht_action SET in_summary = 0 WHERE dna = ? AND hash = ? AND in_summary = 1').run(d, v.hash).changes > 0) out.excluded.push(u8(v.hash)!)
+          continue
+        }
+        // gone already (a new plan, another writer): nothing to take out of the summary
+        if (this.stmt('DELETE FROM dht_action WHERE dna = ? AND hash = ?').run(d, v.hash).changes === 0) continue
+        this.stmt('DELETE FROM dht_op WHERE dna = ? AND action_hash = ?').run(d, v.hash)
+        if (v.entry_hash !== null) entries.set(v.entry_hash.toString('hex'), v.entry_hash)
+        out.deleted.push(u8(v.hash)!)
+      }
+      const orphan = this.stmt('DELETE FROM entry WHERE dna = @dna AND hash = @e AND NOT EXISTS (SELECT 1 FROM dht_action a WHERE a.dna = @dna AND a.entry_hash = @e)')
+      for (const e of entries.values()) orphan.run({ dna: d, e })
+      out.more = victims.length >= limit
+      return out
+    })
+  }
+
+  /**
+   * Forget what this node holds for other agents (a session-only network): their records, ops
+   * and entries, rejected ones included, and everything in limbo. Every local agent's source
+   * chain and its records stay, and so do warrants (who is blocked) and receipts. Returns how
+   * many records were forgotten.
+   */
+  forgetOthers (): number {
+    return this.transaction(() => {
+      this.stmt('DELETE FROM dht_op WHERE NOT EXISTS (SELECT 1 FROM chain_action c WHERE c.hash = dht_op.action_hash)').run()
+      const n = this.stmt('DELETE FROM dht_action WHERE NOT EXISTS (SELECT 1 FROM chain_action c WHERE c.hash = dht_action.hash)').run().changes
+      this.stmt('DELETE FROM limbo').run()
+      this.stmt(`DELETE FROM entry WHERE NOT EXISTS (SELECT 1 FROM dht_action a WHERE a.dna = entry.dna AND a.entry_hash = entry.hash)
+        AND NOT EXISTS (SELECT 1 FROM chain_action c WHERE c.dna = entry.dna AND c.entry_hash = entry.hash)`).run()
+      return n
+    })
   }
 
   dispose (): void {

@@ -768,7 +768,8 @@ class MeshDhtNetwork implements DhtNetwork {
       case 'fetch': {
         const hashes = msg.hashes
         if (!Array.isArray(hashes) || hashes.length > SYNC.maxFetch || !hashes.every(isU8)) throw new DhtWireError(`hashes must be at most ${SYNC.maxFetch} ActionHashes`)
-        return encode({ records: space.records(hashes, SYNC.maxFetchBytes) })
+        // hashes pruned here are named, so the asker knows not to look for them here again
+        return encode({ records: space.records(hashes, SYNC.maxFetchBytes), pruned: space.prunedAmong(hashes) })
       }
       default:
         throw new DhtWireError(`unknown sync op ${msg.op.slice(0, 32)}`)
