@@ -48,7 +48,12 @@ export interface ZomeSandboxInit {
   cpuTimeMs?: number
   /** CPU time a zome module's top-level code may take when it is loaded. @default 10000 */
   startTimeMs?: number
-  /** Stack of the zome interpreter, in bytes. @default 1 MiB */
+  /**
+   * Stack of the zome interpreter, in bytes. QuickJS runs on the node's own thread, whose native
+   * stack (V8's, about 984 KiB) its frames also use: measured here, plain recursion runs out of the
+   * native stack before QuickJS's own check once this is above about 320–384 KiB, and a runtime
+   * that runs out of the native stack cannot be freed, only abandoned. @default 192 KiB
+   */
   maxStackBytes?: number
 }
 
@@ -59,7 +64,7 @@ export interface ZomeSandboxComponents {
 export const DEFAULT_SANDBOX_MEMORY_BYTES = 64 * 1024 * 1024
 export const DEFAULT_SANDBOX_CPU_TIME_MS = 1000
 export const DEFAULT_SANDBOX_START_TIME_MS = 10_000
-export const DEFAULT_SANDBOX_STACK_BYTES = 1024 * 1024
+export const DEFAULT_SANDBOX_STACK_BYTES = 192 * 1024
 
 /** A zome module's source. */
 export interface ZomeSource { name: string, code: Uint8Array }

@@ -23,6 +23,11 @@ export interface ToGuest { json: string, bytes: Uint8Array }
  * hold what it is given with room to work, and near its memory limit QuickJS slows to a crawl.
  */
 export const MAX_GUEST_NODES = 250_000
+/**
+ * Deepest nesting of one value entering a zome. QuickJS parses JSON recursively in C, where its
+ * own stack limit does not see the native stack run out; this bound keeps far away from that.
+ */
+export const MAX_GUEST_DEPTH = 1000
 export interface FromGuest { json: string, bytes: Uint8Array | null, nonce: string }
 
 type Fix = [Array<string | number>, 'b', number, number] | [Array<string | number>, 'u' | 'n' | 'i' | 'j' | 'z']
@@ -60,6 +65,7 @@ export function encodeForGuest (value: unknown): ToGuest {
           size += v.length
           return null
         }
+        if (path.length > MAX_GUEST_DEPTH) throw new RangeError(`the value is nested deeper than ${MAX_GUEST_DEPTH} levels`)
         if (Array.isArray(v)) {
           const out = new Array<unknown>(v.length)
           for (let i = 0; i < v.length; i++) {
