@@ -20,7 +20,8 @@ import { FlexnodeError, errorMessage } from '../../errors.ts'
 import type { ComponentLogger } from '../../logger.ts'
 import { ZomeSandboxError, ZomeThrewError, type SandboxLimit } from './errors.ts'
 import { PRELUDE } from './prelude.ts'
-import { decodeFromGuest, encodeForGuest, type FromGuest, type ToGuest } from './wire.ts'
+import { checkBinarySupport, decodeBinary, encodeBinary } from './quickjs-bjson.ts'
+import { BjsonFallback, decodeFromGuest, encodeForGuest, readFromGuest, type FromGuest, type ToGuest } from './wire.ts'
 
 /** Limits of the zome engine (see ZomeSandboxInit for their meaning and defaults). */
 export interface EngineLimits {
@@ -36,6 +37,8 @@ export interface EngineComponents {
 
 /** Largest JSON text a zome may hand the host in one value. */
 const MAX_VALUE_JSON_CHARS = 64 * 1024 * 1024
+/** Largest binary form of one value a zome may hand the host. */
+const MAX_VALUE_BYTES = 64 * 1024 * 1024
 /** Longest log line a zome may write through `console`. */
 const MAX_LOG_CHARS = 2000
 
@@ -49,7 +52,6 @@ export type HostApi = Record<string, (args: FromGuest) => ToGuest | Promise<ToGu
 
 /** Handles of the prelude's helpers and the host functions of one context. */
 interface Helpers {
-  revive: QuickJSHandle
   pack: QuickJSHandle
   takeBytes: QuickJSHandle
   makeApi: QuickJSHandle
@@ -437,6 +439,7 @@ export class SandboxedZome {
   }
 
   private install (vm: QuickJSContext, handles: QuickJSHandle[]): Helpers {
+    checkBinarySupport(vm)
     const own = (h: QuickJSHandle): QuickJSHandle => { handles.push(h); return h }
     const log = own(vm.newFunction('log', (levelH, textH) => {
       const level = vm.getString(levelH)
@@ -453,7 +456,7 @@ export class SandboxedZome {
     const obj = made.unwrap()
     try {
       const get = (k: string): QuickJSHandle => own(vm.getProp(obj, k))
-      return { revive: get('revive'), pack: get('pack'), takeBytes: get('takeBytes'), makeApi: get('makeApi'), watch: get('watch'), validateOps: get('validateOps'), host, log, onSettle }
+      return { pack: get('pack'), takeBytes: get('takeBytes'), makeApi: get('makeApi'), watch: get('watch'), validateOps: get('validateOps'), host, log, onSettle }
     } finally {
       obj.dispose()
     }
@@ -509,13 +512,13 @@ export class SandboxedZome {
 
   // -- marshalling ---------------------------------------------------------------------------
 
-  /** A value made by `encodeForGuest` → a new guest value. */
-  private toGuest (live: Live, { json, bytes }: ToGuest, call?: Call): QuickJSHandle {
-    const { vm, helpers } = live
-    const jh = vm.newString(json)
-    const bh = bytes.length > 0 ? vm.newArrayBuffer(bytes.buffer) : vm.undefined
+  /** A value made by `encodeForGuest` → a new guest value (QuickJS reads its binary form). */
+  private toGuest (live: Live, { bjson }: ToGuest, call?: Call): QuickJSHandle {
+    const { vm } = live
+    const whole = bjson.byteOffset === 0 && bjson.byteLength === bjson.buffer.byteLength ? bjson : bjson.slice()
+    const bh = vm.newArrayBuffer(whole.buffer)
     try {
-      const r = this.native(call, () => vm.callFunction(helpers.revive, vm.undefined, jh, bh))
+      const r = this.native(call, () => decodeBinary(vm, bh))
       if (r.error !== undefined) {
         const text = errorText(vm, r.error)
         r.error.dispose()
@@ -523,13 +526,46 @@ export class SandboxedZome {
       }
       return r.value
     } finally {
-      jh.dispose()
       bh.dispose()
     }
   }
 
-  /** A guest value, packed for the host (`decodeFromGuest` reads it). */
+  /**
+   * A guest value → host data, through QuickJS's binary writer; a value it cannot write (a getter,
+   * a function inside) or that JSON gives a meaning of its own (a date…) is packed as JSON instead.
+   */
   private toHost (live: Live, h: QuickJSHandle, call?: Call): FromGuest {
+    const { vm } = live
+    const r = this.native(call, () => encodeBinary(vm, h))
+    if (r.error !== undefined) {
+      const text = errorText(vm, r.error)
+      r.error.dispose()
+      const limit = limitOf(text)
+      if (limit !== undefined) throw this.owner.poison(limit, this.name, call)
+      return this.packJson(live, h, call)
+    }
+    let bytes: Uint8Array
+    try {
+      const buf = vm.getArrayBuffer(r.value)
+      try {
+        if (buf.value.length > MAX_VALUE_BYTES) throw new ZomeSandboxError('marshal', this.name, `zome ${this.name} handed over a value larger than ${MAX_VALUE_BYTES} bytes`)
+        bytes = buf.value.slice()
+      } finally {
+        buf.dispose()
+      }
+    } finally {
+      r.value.dispose()
+    }
+    try {
+      return { value: readFromGuest(bytes) }
+    } catch (err) {
+      if (err instanceof BjsonFallback) return this.packJson(live, h, call)
+      throw new ZomeSandboxError('marshal', this.name, `zome ${this.name} handed over a malformed value: ${errorMessage(err)}`)
+    }
+  }
+
+  /** A guest value as JSON (the prelude's `pack`), for the values QuickJS's binary writer does not take. */
+  private packJson (live: Live, h: QuickJSHandle, call?: Call): FromGuest {
     const { vm, helpers, nonce } = live
     const nh = vm.newString(nonce)
     let packed: string
