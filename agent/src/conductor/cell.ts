@@ -9,7 +9,7 @@
  * at a time, so the chain head cannot move under a running call.
  */
 import type {
-  Action, ActionData, ActionHash, AgentInfo, DnaInfo, Entry, EntryType, GetLinksInput, Hdk, HolochainRecord,
+  Action, ActionData, ActionHash, AgentInfo, DnaInfo, Entry, EntryType, GetLinksInput, HolochainRecord,
   Link, QueryFilter, RecordDetails, SignedActionHashed, ZomeCallCapGrant
 } from '../../../zomes-ts/hdk/index.ts'
 import { encodeHash, hashEquals, hashFromContent, hashType, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
@@ -17,7 +17,7 @@ import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { DEFAULT_ZOME_CALL_TIMEOUT_MS } from './constants.ts'
-import type { LoadedCoordinatorZome, LoadedDna, LoadedIntegrityZome, SandboxedFunction } from './dna.ts'
+import type { HostHdk, LoadedCoordinatorZome, LoadedDna, LoadedIntegrityZome, SandboxedFunction } from './dna.ts'
 import { InvalidInputError } from '../errors.ts'
 import { HdkCallError, InvalidCommitError, ZomeInitFailedError, ribosomeError } from './errors.ts'
 import { ZomeSandboxError } from './sandbox/errors.ts'
@@ -329,7 +329,7 @@ export class Cell {
     return this.store.dhtDeletes(this.dna.hash, hash).length > 0
   }
 
-  private hdk (ws: Workspace, coord: LoadedCoordinatorZome, provenance?: HoloHash): Hdk {
+  private hdk (ws: Workspace, coord: LoadedCoordinatorZome, provenance?: HoloHash): HostHdk {
     const open = (): void => {
       if (ws.closed) throw new HdkCallError('this zome call has already returned; its HDK can no longer be used')
     }
@@ -343,6 +343,9 @@ export class Cell {
         this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'cascade fetch failed')
       }
     }
+    /** `then()` at once when the local store has it (no promise), else after the cascade. */
+    const local = <T>(query: Uint8Array | CascadeQuery, has: () => boolean, then: () => T): T | Promise<T> =>
+      has() || this.components.cascade === undefined ? then() : cascade(query, () => false).then(then)
     const mustAction = (hash: unknown, what: string): SignedActionHashed => {
       if (!isHash(hash, 'Action')) throw new HdkCallError(`${what} must be an ActionHash`)
       const a = lookup.action(hash)
@@ -360,14 +363,14 @@ export class Cell {
       const d = a.data as Extract<ActionData, { type: 'CreateLink' }>
       return { author: a.header.author, base: d.base_address, target: d.target_address, timestamp: a.header.timestamp, zome_index: d.zome_index, link_type: d.link_type, tag: d.tag, create_link_hash: hash }
     }
-    const hdk: Hdk = {
-      create_entry: async ({ entry_type: name, entry }) => {
+    const hdk: HostHdk = {
+      create_entry: ({ entry_type: name, entry }) => {
         open()
         const { zome, index, visibility } = this.resolveEntryType(coord, name)
         const e: Entry = { entry_type: 'App', entry: encode(entry) }
         return this.append(ws, { type: 'Create', entry_type: { App: { entry_index: index, zome_index: zome.index, visibility } }, entry_hash: entryHashOf(e) }, e, visibility === 'Public')
       },
-      update_entry: async ({ original_action_hash: orig, entry }) => {
+      update_entry: ({ original_action_hash: orig, entry }) => {
         open()
         const o = mustAction(orig, 'original_action_hash').hashed.content.data
         if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be updated')
@@ -375,13 +378,13 @@ export class Cell {
         const e: Entry = { entry_type: 'App', entry: encode(entry) }
         return this.append(ws, { type: 'Update', original_action_address: orig, original_entry_address: o.entry_hash, entry_type: o.entry_type, entry_hash: entryHashOf(e) }, e, o.entry_type.App.visibility === 'Public')
       },
-      delete_entry: async (hash) => {
+      delete_entry: (hash) => {
         open()
         const o = mustAction(hash, 'deleted action').hashed.content.data
         if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be deleted')
         return this.append(ws, { type: 'Delete', deletes_address: hash, deletes_entry_address: o.entry_hash }, null, false)
       },
-      create_link: async ({ base, target, link_type: name, tag }) => {
+      create_link: ({ base, target, link_type: name, tag }) => {
         open()
         if (!isHash(base)) throw new HdkCallError('link base must be a HoloHash')
         if (!isHash(target)) throw new HdkCallError('link target must be a HoloHash')
@@ -389,80 +392,89 @@ export class Cell {
         const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
         return this.append(ws, { type: 'CreateLink', base_address: base, target_address: target, zome_index: zomeIndex, link_type: linkType, tag: tag ?? new Uint8Array(0), weight: { bucket_id: 0, units: 0 } }, null, false)
       },
-      delete_link: async (hash) => {
+      delete_link: (hash) => {
         open()
         const o = mustAction(hash, 'create_link_hash').hashed.content.data
         if (o.type !== 'CreateLink') throw new HdkCallError('delete_link needs the hash of a CreateLink')
         return this.append(ws, { type: 'DeleteLink', base_address: o.base_address, link_add_address: hash }, null, false)
       },
-      get: async (hash) => {
+      get: (hash) => {
         open()
         const t = hashType(hash)
         if (t === 'Action') {
-          await cascade(hash, () => lookup.action(hash) !== undefined)
-          const a = lookup.action(hash)
-          return a === undefined ? null : this.record(ws, a)
+          let a: SignedActionHashed | undefined
+          return local(hash, () => (a = lookup.action(hash)) !== undefined, () => {
+            a ??= lookup.action(hash)
+            return a === undefined ? null : this.record(ws, a)
+          })
         }
         if (t === 'Entry' || t === 'Agent') {
           const eh = retype(hash, 'Entry')
-          await cascade(eh, () => this.store.dhtActionsForEntry(this.dna.hash, eh).length > 0 || ws.pending.some(p => 'entry_hash' in p.sa.action.data && hashEquals(p.sa.action.data.entry_hash, eh)))
-          const pend = ws.pending.find(p => (p.sa.action.data.type === 'Create' || p.sa.action.data.type === 'Update') && hashEquals(p.sa.action.data.entry_hash, eh))
-          if (pend !== undefined) return this.record(ws, signedActionHashed(pend.sa.hash, pend.sa.action, pend.sa.signature))
-          for (const row of this.store.dhtActionsForEntry(this.dna.hash, eh)) {
-            if (!this.isDeleted(ws, row.hash)) return this.record(ws, rowToSah(row))
-          }
-          return null
+          return local(eh, () => this.store.dhtActionsForEntry(this.dna.hash, eh).length > 0 || ws.pending.some(p => 'entry_hash' in p.sa.action.data && hashEquals(p.sa.action.data.entry_hash, eh)), () => {
+            const pend = ws.pending.find(p => (p.sa.action.data.type === 'Create' || p.sa.action.data.type === 'Update') && hashEquals(p.sa.action.data.entry_hash, eh))
+            if (pend !== undefined) return this.record(ws, signedActionHashed(pend.sa.hash, pend.sa.action, pend.sa.signature))
+            for (const row of this.store.dhtActionsForEntry(this.dna.hash, eh)) {
+              if (!this.isDeleted(ws, row.hash)) return this.record(ws, rowToSah(row))
+            }
+            return null
+          })
         }
         throw new HdkCallError('get needs an ActionHash or EntryHash')
       },
-      get_details: async (hash): Promise<RecordDetails | null> => {
+      get_details: (hash) => {
         open()
         if (!isHash(hash, 'Action')) throw new HdkCallError('get_details needs an ActionHash')
-        await cascade(hash, () => lookup.action(hash) !== undefined)
-        const a = lookup.action(hash)
-        if (a === undefined) return null
-        const pendingOf = (pred: (d: ActionData) => boolean): SignedActionHashed[] =>
-          ws.pending.filter(p => pred(p.sa.action.data)).map(p => signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature))
-        return {
-          record: this.record(ws, a),
-          validation_status: 'Valid',
-          updates: [...this.store.dhtUpdates(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Update' && hashEquals(d.original_action_address, hash))],
-          deletes: [...this.store.dhtDeletes(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Delete' && hashEquals(d.deletes_address, hash))]
-        }
+        let found: SignedActionHashed | undefined
+        return local(hash, () => (found = lookup.action(hash)) !== undefined, (): RecordDetails | null => {
+          const a = found ?? lookup.action(hash)
+          if (a === undefined) return null
+          const pendingOf = (pred: (d: ActionData) => boolean): SignedActionHashed[] =>
+            ws.pending.filter(p => pred(p.sa.action.data)).map(p => signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature))
+          return {
+            record: this.record(ws, a),
+            validation_status: 'Valid',
+            updates: [...this.store.dhtUpdates(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Update' && hashEquals(d.original_action_address, hash))],
+            deletes: [...this.store.dhtDeletes(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Delete' && hashEquals(d.deletes_address, hash))]
+          }
+        })
       },
-      get_latest: async (orig) => {
+      get_latest: (orig) => {
         open()
         if (!isHash(orig, 'Action')) throw new HdkCallError('get_latest needs an ActionHash')
-        await cascade(orig, () => lookup.action(orig) !== undefined)
-        const original = lookup.action(orig)
-        if (original === undefined || this.isDeleted(ws, orig)) return null
-        let best: SignedActionHashed = original
-        const row = this.store.dhtLatestUpdate(this.dna.hash, orig)
-        if (row !== undefined) best = rowToSah(row)
-        for (const p of ws.pending) {
-          const d = p.sa.action.data
-          if (d.type !== 'Update' || !hashEquals(d.original_action_address, orig) || this.isDeleted(ws, p.sa.hash)) continue
-          const cur = best.hashed.content.header.timestamp
-          if (p.sa.action.header.timestamp >= cur) best = signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature)
-        }
-        return this.record(ws, best)
+        let found: SignedActionHashed | undefined
+        return local(orig, () => (found = lookup.action(orig)) !== undefined, () => {
+          const original = found ?? lookup.action(orig)
+          if (original === undefined || this.isDeleted(ws, orig)) return null
+          let best: SignedActionHashed = original
+          const row = this.store.dhtLatestUpdate(this.dna.hash, orig)
+          if (row !== undefined) best = rowToSah(row)
+          for (const p of ws.pending) {
+            const d = p.sa.action.data
+            if (d.type !== 'Update' || !hashEquals(d.original_action_address, orig) || this.isDeleted(ws, p.sa.hash)) continue
+            const cur = best.hashed.content.header.timestamp
+            if (p.sa.action.header.timestamp >= cur) best = signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature)
+          }
+          return this.record(ws, best)
+        })
       },
-      get_links: async ({ base, link_type: name, tag_prefix: prefix }: GetLinksInput) => {
+      get_links: ({ base, link_type: name, tag_prefix: prefix }: GetLinksInput) => {
         open()
         if (!isHash(base)) throw new HdkCallError('get_links base must be a HoloHash')
         const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
-        await cascade({ base, zome_index: zomeIndex, link_type: linkType }, () => this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).length > 0 ||
-          ws.pending.some(p => p.sa.action.data.type === 'CreateLink' && hashEquals(p.sa.action.data.base_address, base)))
-        const links: Link[] = this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).map(r => toLink(decodeAction(r.action), r.hash))
-        for (const p of ws.pending) {
-          const d = p.sa.action.data
-          if (d.type === 'CreateLink' && hashEquals(d.base_address, base) && d.zome_index === zomeIndex && d.link_type === linkType) links.push(toLink(p.sa.action, p.sa.hash))
-        }
-        const removed = ws.pending.flatMap(p => p.sa.action.data.type === 'DeleteLink' ? [p.sa.action.data.link_add_address] : [])
-        return links.filter(l => !removed.some(r => hashEquals(r, l.create_link_hash)) &&
-          (prefix === undefined || (l.tag.length >= prefix.length && prefix.every((b, i) => l.tag[i] === b))))
+        let rows: DhtActionRow[] | undefined
+        return local({ base, zome_index: zomeIndex, link_type: linkType }, () => (rows = this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType)).length > 0 ||
+          ws.pending.some(p => p.sa.action.data.type === 'CreateLink' && hashEquals(p.sa.action.data.base_address, base)), () => {
+          const links: Link[] = (rows !== undefined && rows.length > 0 ? rows : this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType)).map(r => toLink(decodeAction(r.action), r.hash))
+          for (const p of ws.pending) {
+            const d = p.sa.action.data
+            if (d.type === 'CreateLink' && hashEquals(d.base_address, base) && d.zome_index === zomeIndex && d.link_type === linkType) links.push(toLink(p.sa.action, p.sa.hash))
+          }
+          const removed = ws.pending.flatMap(p => p.sa.action.data.type === 'DeleteLink' ? [p.sa.action.data.link_add_address] : [])
+          return links.filter(l => !removed.some(r => hashEquals(r, l.create_link_hash)) &&
+            (prefix === undefined || (l.tag.length >= prefix.length && prefix.every((b, i) => l.tag[i] === b))))
+        })
       },
-      query: async (filter: QueryFilter = {}) => {
+      query: (filter: QueryFilter = {}) => {
         open()
         let etKey: string | undefined
         if (filter.entry_type !== undefined) {
@@ -481,7 +493,7 @@ export class Cell {
         if (filter.descending === true) sahs.reverse()
         return sahs.map(s => filter.include_entries === true ? this.record(ws, s) : recordOf(s, null, true))
       },
-      agent_info: async (): Promise<AgentInfo> => {
+      agent_info: (): AgentInfo => {
         open()
         const head = ws.last()
         if (head === null) throw new HdkCallError('the chain is empty')
@@ -494,13 +506,13 @@ export class Cell {
       },
       sys_time: sysTime,
       random_bytes: hdkRandomBytes,
-      sign: async (key, data) => {
+      sign: (key, data) => {
         open()
         if (!isHash(key, 'Agent')) throw new HdkCallError('sign needs an AgentPubKey')
         return this.components.keystore.sign(key, encode(data))
       },
-      verify_signature: async (key, signature, data) => hdkVerifySignature(key, signature, data, this.components.keystore.verify.bind(this.components.keystore)),
-      create_cap_grant: async (grant: ZomeCallCapGrant) => {
+      verify_signature: (key, signature, data) => hdkVerifySignature(key, signature, data, this.components.keystore.verify.bind(this.components.keystore)),
+      create_cap_grant: (grant: ZomeCallCapGrant) => {
         open()
         checkCapGrant(grant)
         return this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)

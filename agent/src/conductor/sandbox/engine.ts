@@ -742,11 +742,17 @@ export class SandboxedZome {
     }
   }
 
-  private makeApi (live: Live, call: Call, api: HostApi): QuickJSHandle {
+  /**
+   * The guest object of a host API for one call. Names in `promised` always give the zome a
+   * promise (the HDK declares them async), even when the host answers at once, so the host can
+   * answer synchronously without a host promise per call.
+   */
+  private makeApi (live: Live, call: Call, api: HostApi, promised?: ReadonlySet<string>): QuickJSHandle {
     const { vm, helpers } = live
     const id = this.owner.registerApi(call, api)
     const names = Object.keys(api)
-    const key = names.join(',')
+    const flags = names.map(n => promised?.has(n) === true)
+    const key = `${names.join(',')}|${flags.map(f => f ? 1 : 0).join('')}`
     let shape = live.shapes.get(key)
     const fresh = shape === undefined
     if (shape === undefined) {
@@ -756,19 +762,22 @@ export class SandboxedZome {
     const idH = vm.newNumber(id)
     const shapeH = vm.newNumber(shape)
     const namesH = fresh ? this.toGuest(live, encodeForGuest(names), call) : vm.undefined
+    const flagsH = fresh ? this.toGuest(live, encodeForGuest(flags), call) : vm.undefined
     try {
-      return vm.callFunction(helpers.makeApi, vm.undefined, helpers.host, idH, shapeH, namesH).unwrap()
+      return vm.callFunction(helpers.makeApi, vm.undefined, helpers.host, idH, shapeH, namesH, flagsH).unwrap()
     } finally {
       idH.dispose()
       shapeH.dispose()
       namesH.dispose()
+      flagsH.dispose()
     }
   }
+
 
   // -- calls ---------------------------------------------------------------------------------
 
   /** A coordinator function `(api, payload)`: resolves with its result, packed for the host. */
-  async call (fn: string, api: HostApi, payload: ToGuest, options: { signal?: AbortSignal } = {}): Promise<FromGuest> {
+  async call (fn: string, api: HostApi, payload: ToGuest, options: { signal?: AbortSignal, promised?: ReadonlySet<string> } = {}): Promise<FromGuest> {
     if (!this.functions.includes(fn)) throw new ZomeSandboxError('load', this.name, `zome ${this.name} exports no function ${fn}`)
     const { promise, resolve, reject } = Promise.withResolvers<FromGuest>()
     const signal = options.signal
@@ -790,7 +799,7 @@ export class SandboxedZome {
       const { vm, exports, helpers } = live
       this.owner.enter(call, this.name, () => {
         const fnH = vm.getProp(exports, fn)
-        const apiH = this.makeApi(live, call, api)
+        const apiH = this.makeApi(live, call, api, options.promised)
         const payloadH = this.toGuest(live, payload, call)
         const idH = vm.newNumber(call.id)
         try {

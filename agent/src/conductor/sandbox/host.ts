@@ -35,8 +35,19 @@ import { decodeFromGuest, encodeForGuest, type FromGuest, type ToGuest } from '.
 
 export { ZomeSandboxError, ZomeThrewError } from './errors.ts'
 
-/** Functions a zome may call (the HDK, or the validation context): each takes the zome's arguments. */
+/**
+ * Functions a zome may call (the HDK, or the validation context): each takes the zome's arguments
+ * and answers with a value, or a promise of one. The HDK functions in `PROMISED_HDK_FUNCTIONS`
+ * reach the zome as async functions either way, so the host answers them synchronously whenever it
+ * can (no host promise, no extra pass through QuickJS's job queue).
+ */
 export type HostApi = Record<string, (...args: never[]) => unknown>
+
+/** The HDK functions that are async for zome code (`Promise` in `zomes-ts/hdk`'s `Hdk`). */
+export const PROMISED_HDK_FUNCTIONS: ReadonlySet<string> = new Set([
+  'create_entry', 'update_entry', 'delete_entry', 'create_link', 'delete_link', 'get', 'get_details', 'get_latest',
+  'get_links', 'query', 'agent_info', 'sign', 'verify_signature', 'create_cap_grant'
+])
 
 export interface ZomeSandboxInit {
   /** Heap one DNA's zomes may use together, in bytes. @default 64 MiB */
@@ -142,7 +153,7 @@ export class ZomeSandbox {
   /** Call a coordinator function; the HDK calls it makes are answered by `hdk`. */
   async call (key: string, zome: string, fn: string, hdk: HostApi, payload: unknown, options: { signal?: AbortSignal } = {}): Promise<unknown> {
     const z = this.zome(key, zome)
-    const result = await z.call(fn, wireApi(hdk), marshal(zome, payload), options)
+    const result = await z.call(fn, wireApi(hdk), marshal(zome, payload), { ...options, promised: PROMISED_HDK_FUNCTIONS })
     return unmarshal(zome, result)
   }
 

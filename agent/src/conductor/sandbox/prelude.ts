@@ -180,6 +180,7 @@ export const PRELUDE = String.raw`(function (hostLog) {
   const stringify = JSON.stringify
   const assign = Object.assign
   const promiseResolve = Promise.resolve.bind(Promise)
+  const promiseReject = Promise.reject.bind(Promise)
   const then = Promise.prototype.then
 
   return {
@@ -213,19 +214,23 @@ export const PRELUDE = String.raw`(function (hostLog) {
      * The HDK (or validation context) of one call: an object whose functions answer for that call
      * only. Its functions are getters on a frozen prototype per API shape, made into the call's own
      * function on first use, so a call pays only for the functions it uses. The call's API id sits
-     * in a WeakMap no zome code reaches.
+     * in a WeakMap no zome code reaches. promised[i]: that function is async in the HDK.
      */
-    makeApi (host, id, shape, names) {
+    makeApi (host, id, shape, names, promised) {
       let proto = protos[shape]
       if (proto === undefined) {
         proto = {}
         for (let i = 0; i < names.length; i++) {
           const name = names[i]
+          const async = promised[i] === true
           defineProperty(proto, name, {
             get () {
               const apiId = apply(idOf, apiIds, [this])
               if (apiId === undefined) throw new TypeError(name + ' is an HDK function of no call')
-              const f = (...args) => host(apiId, name, args)
+              // an async HDK function gives a promise whether the host answers now or later
+              const f = async
+                ? (...args) => { try { return promiseResolve(host(apiId, name, args)) } catch (e) { return promiseReject(e) } }
+                : (...args) => host(apiId, name, args)
               defineProperty(this, name, { value: f, writable: true, enumerable: true, configurable: true })
               return f
             },
