@@ -25,7 +25,7 @@ import { entryOf, hdkDecodeHash, hdkEncodeHash, hdkRandomBytes, hdkVerifySignatu
 import { dhtOpWire, produceOps, type SignedAction } from './ops.ts'
 import { decodeAction, decodeEntry, recordOf, signedActionHashed } from './records.ts'
 import type { ConductorStore, DhtActionRow } from './store.ts'
-import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
+import { actionHashOf, cachedLookup, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
 
 export type CellId = [HoloHash, HoloHash]
 
@@ -51,6 +51,8 @@ export interface CellInit {
 interface Pending {
   sa: SignedAction
   entry: Entry | null
+  /** the entry's hash, as the action names it (hashed once, when the action was built) */
+  entryHash: Uint8Array | null
   entryPublic: boolean
   entryTypeKey: string | null
 }
@@ -215,7 +217,8 @@ export class Cell {
     const hash = actionHashOf(action)
     const signature = this.components.keystore.sign(this.agent, hash)
     const etKey = data.type === 'Create' || data.type === 'Update' ? entryTypeKey(data.entry_type) : null
-    ws.pending.push({ sa: { action, hash, signature }, entry, entryPublic, entryTypeKey: etKey })
+    const entryHash = entry === null ? null : data.type === 'Create' || data.type === 'Update' ? data.entry_hash : entryHashOf(entry)
+    ws.pending.push({ sa: { action, hash, signature }, entry, entryHash, entryPublic, entryTypeKey: etKey })
     return hash
   }
 
@@ -228,7 +231,7 @@ export class Cell {
         return row === undefined || row.status !== 'Valid' ? undefined : rowToSah(row)
       },
       entry: (hash) => {
-        const p = ws?.pending.find(x => x.entry !== null && hashEquals(entryHashOf(x.entry), hash))
+        const p = ws?.pending.find(x => x.entryHash !== null && hashEquals(x.entryHash, hash))
         if (p?.entry != null) return p.entry
         const row = this.store.getEntry(this.dna.hash, hash)
         return row === undefined ? undefined : decodeEntry(row.blob)
@@ -248,10 +251,11 @@ export class Cell {
   /** Validate every pending action, then write them all in one transaction. */
   private flush (ws: Workspace): void {
     if (ws.pending.length === 0) return
-    const lookup = this.lookup(ws)
+    // nothing is awaited until the commit: what one lookup found holds for the whole flush
+    const lookup = cachedLookup(this.lookup(ws))
     let prev: Head | null = ws.head
     const produced = ws.pending.map(p => {
-      const integrity = checkActionIntegrity(p.sa, p.entry, { signedHere: true })
+      const integrity = checkActionIntegrity(p.sa, p.entry, { signedHere: true, entryHashedHere: true })
       if (integrity.type !== 'Valid') throw new InvalidCommitError(integrity.type === 'Invalid' ? integrity.reason : 'unresolved dependencies')
       const link = checkChainLink(p.sa.action, prev)
       if (link.type !== 'Valid') throw new InvalidCommitError(link.type === 'Invalid' ? link.reason : 'unresolved dependencies')
@@ -276,7 +280,7 @@ export class Cell {
           dna, author: this.agent, seq: action.header.action_seq, hash, type: action.data.type, timestamp: action.header.timestamp,
           entry_hash: 'entry_hash' in action.data ? action.data.entry_hash : null, entry_type: p.entryTypeKey, action: actionBytes, signature
         })
-        if (p.entry !== null) this.store.putEntry(dna, entryHashOf(p.entry), encode(p.entry), !p.entryPublic)
+        if (p.entry !== null) this.store.putEntry(dna, p.entryHash ?? entryHashOf(p.entry), encode(p.entry), !p.entryPublic)
         for (const op of ops) {
           this.store.insertOp({ dna, hash: op.hash, type: op.type, basis: op.basis, location: op.location, action_hash: hash, author: this.agent, stage: 'integrated', validation_status: 'Valid', when_integrated: now, authored: 1 })
         }

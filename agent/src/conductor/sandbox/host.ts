@@ -43,6 +43,12 @@ export { ZomeSandboxError, ZomeThrewError } from './errors.ts'
  */
 export type HostApi = Record<string, (...args: never[]) => unknown>
 
+/**
+ * The validation context's functions whose answer depends only on their arguments during one
+ * validation (validation is deterministic): asked again, they are answered from memory.
+ */
+const PURE_VALIDATION_FUNCTIONS: ReadonlySet<string> = new Set(['must_get_action', 'must_get_entry', 'must_get_valid_record', 'dna_info', 'encode_hash', 'decode_hash'])
+
 /** The HDK functions that are async for zome code (`Promise` in `zomes-ts/hdk`'s `Hdk`). */
 export const PROMISED_HDK_FUNCTIONS: ReadonlySet<string> = new Set([
   'create_entry', 'update_entry', 'delete_entry', 'create_link', 'delete_link', 'get', 'get_details', 'get_latest',
@@ -160,7 +166,7 @@ export class ZomeSandbox {
   /** An integrity zome's `validate` over every op type of one action: the verdict. Synchronous. */
   validate (key: string, zome: string, base: unknown, types: readonly string[], ctx: HostApi): unknown {
     const z = this.zome(key, zome)
-    return unmarshal(zome, z.validate(marshal(zome, base), marshal(zome, [...types]), wireApi(ctx)))
+    return unmarshal(zome, z.validate(marshal(zome, base), marshal(zome, [...types]), wireApi(ctx, PURE_VALIDATION_FUNCTIONS)))
   }
 
   dispose (): void {
@@ -187,13 +193,32 @@ function unmarshal (zome: string, value: FromGuest): unknown {
   }
 }
 
-/** The conductor's functions in the engine's wire form: arguments decoded, results encoded. */
-function wireApi (api: HostApi): WireApi {
+/** A key for a list of arguments (strings, numbers, bytes…), for `wireApi`'s memo. */
+function argsKey (list: unknown): string {
+  return JSON.stringify(list, (_k, v: unknown) => v instanceof Uint8Array ? `b:${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')}` : v)
+}
+
+/**
+ * The conductor's functions in the engine's wire form: arguments decoded, results encoded. The
+ * results of the functions in `memo` (pure ones: the validation context's) are kept by arguments
+ * for the life of this object (one validation), so asking again costs no lookup and no encoding.
+ */
+function wireApi (api: HostApi, memo?: ReadonlySet<string>): WireApi {
   const out: WireApi = {}
+  const kept = new Map<string, ToGuest>()
   for (const name of Object.keys(api)) {
     const fn = api[name] as (...args: unknown[]) => unknown
     out[name] = (args) => {
       const list = decodeFromGuest(args)
+      if (memo?.has(name) === true) {
+        const key = `${name}:${argsKey(list)}`
+        let r = kept.get(key)
+        if (r === undefined) {
+          r = encodeForGuest(fn(...(Array.isArray(list) ? list : [])))
+          kept.set(key, r)
+        }
+        return r
+      }
       const result = fn(...(Array.isArray(list) ? list : []))
       if (typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function') {
         return (result as Promise<unknown>).then(encodeForGuest)
