@@ -11,6 +11,7 @@ import type { Database as Db, Statement } from 'better-sqlite3'
 import { DisposedError, InvalidInputError } from '../errors.ts'
 import { DatabaseCorruptError, MigrationFailedError, SchemaTooNewError } from './errors.ts'
 import { MIGRATIONS, type Migration } from './migrations.ts'
+import { NONCE_WRITE_DELAY_MS } from './constants.ts'
 
 export interface ChainActionRow {
   dna: Uint8Array
@@ -162,6 +163,9 @@ export class ConductorStore {
   readonly schemaVersion: number
   private disposed = false
   private readonly stmts: Map<string, Statement> = new Map()
+  /** nonces accepted and not yet written (see `useNonce`), by agent and nonce */
+  private readonly owedNonces = new Map<string, { agent: Buffer, nonce: Buffer, expires: number }>()
+  private nonceTimer: NodeJS.Timeout | undefined
 
   /**
    * Open (or create) the database. Its structure is checked first (`PRAGMA quick_check`: every
@@ -206,9 +210,22 @@ export class ConductorStore {
     return s
   }
 
+  /**
+   * Run `fn` in one write transaction. Nonces accepted since the last write (`useNonce`) are
+   * written in it too, so a call that commits writes its nonce with its records; a rollback keeps
+   * them owed.
+   */
   transaction<T> (fn: () => T): T {
     if (this.disposed) throw new DisposedError('ConductorStore')
-    return this.db.transaction(fn)()
+    if (this.owedNonces.size === 0 || this.db.inTransaction) return this.db.transaction(fn)()
+    const owed = [...this.owedNonces]
+    const insert = this.stmt('INSERT OR IGNORE INTO nonce (agent, nonce, expires) VALUES (?, ?, ?)')
+    const result = this.db.transaction(() => {
+      for (const [, n] of owed) insert.run(n.agent, n.nonce, n.expires)
+      return fn()
+    })()
+    for (const [key] of owed) this.owedNonces.delete(key)
+    return result
   }
 
   getMeta (key: string): Uint8Array | undefined {
@@ -458,10 +475,28 @@ export class ConductorStore {
     return this.stmt('UPDATE cap_grant SET revoked_at = ? WHERE dna = ? AND action_hash = ? AND revoked_at IS NULL').run(at, toBuf(dna), toBuf(actionHash)).changes > 0
   }
 
-  /** Record a nonce; false when this (agent, nonce) pair was seen before. Expired ones are pruned now and then. */
+  /**
+   * Record a nonce; false when this (agent, nonce) pair was seen before. The row is written with
+   * the next write transaction (a call that commits writes its own), within `NONCE_WRITE_DELAY_MS`
+   * otherwise, and at `dispose()`: a read-only call costs a lookup, not a transaction of its own.
+   * Expired ones are pruned now and then.
+   */
   useNonce (agent: Uint8Array, nonce: Uint8Array, expires: number): boolean {
-    const info = this.stmt('INSERT OR IGNORE INTO nonce (agent, nonce, expires) VALUES (?, ?, ?)').run(toBuf(agent), toBuf(nonce), expires)
-    return info.changes > 0
+    if (this.disposed) throw new DisposedError('ConductorStore')
+    const a = toBuf(agent)!
+    const n = toBuf(nonce)!
+    const key = `${a.toString('latin1')}|${n.toString('latin1')}`
+    if (this.owedNonces.has(key)) return false
+    if (this.stmt('SELECT 1 FROM nonce WHERE agent = ? AND nonce = ?').get(a, n) !== undefined) return false
+    this.owedNonces.set(key, { agent: Buffer.from(a), nonce: Buffer.from(n), expires })
+    if (this.nonceTimer === undefined) {
+      this.nonceTimer = setTimeout(() => {
+        this.nonceTimer = undefined
+        if (!this.disposed && this.owedNonces.size > 0) this.transaction(() => undefined)
+      }, NONCE_WRITE_DELAY_MS)
+      this.nonceTimer.unref()
+    }
+    return true
   }
 
   pruneNonces (now: number): number {
@@ -470,6 +505,9 @@ export class ConductorStore {
 
   dispose (): void {
     if (this.disposed) return
+    if (this.nonceTimer !== undefined) clearTimeout(this.nonceTimer)
+    this.nonceTimer = undefined
+    if (this.owedNonces.size > 0) this.transaction(() => undefined)
     this.disposed = true
     this.stmts.clear()
     this.db.close()
