@@ -141,26 +141,23 @@ function isLatin1 (s: string): boolean {
 /** Writes one value: the body first, collecting property names for the atom table in front. */
 class ValueWriter {
   readonly body = new Writer(1024)
-  readonly atoms = new Map<string, number>()
+  readonly head = new Writer(256)
+  /** property names in order of use: QuickJS folds repeated names into one atom as it reads */
+  readonly atoms: string[] = []
   nodes = 0
   busy = false
   limits: WriteLimits = { maxNodes: 0, maxDepth: 0 }
 
   reset (limits: WriteLimits): void {
     this.body.pos = 0
-    this.atoms.clear()
+    this.atoms.length = 0
     this.nodes = 0
     this.limits = limits
   }
 
   atom (key: string): void {
-    let idx = this.atoms.get(key)
-    if (idx === undefined) {
-      idx = this.atoms.size
-      this.atoms.set(key, idx)
-    }
     // atom indices start after JS_ATOM_NULL (first_atom = 1); even = an index, odd = an integer key
-    this.body.leb((idx + 1) * 2)
+    this.body.leb(this.atoms.push(key) * 2)
   }
 
   number (n: number): void {
@@ -235,10 +232,11 @@ class ValueWriter {
 
   /** version, atom table, body: one exact-size copy. */
   finish (): Uint8Array {
-    const head = new Writer(8 + this.atoms.size * 24)
+    const head = this.head
+    head.pos = 0
     head.u8(BC_VERSION)
-    head.leb(this.atoms.size)
-    for (const key of this.atoms.keys()) head.str(key)
+    head.leb(this.atoms.length)
+    for (let i = 0; i < this.atoms.length; i++) head.str(this.atoms[i]!)
     const out = new Uint8Array(head.pos + this.body.pos)
     out.set(head.buf.subarray(0, head.pos), 0)
     out.set(this.body.buf.subarray(0, this.body.pos), head.pos)
