@@ -20,5 +20,7 @@ export const NONCE_WRITE_DELAY_MS = 100
 export const DEFAULT_ZOME_CALL_TIMEOUT_MS = 30_000
 /** Requests one socket may have in flight at once; more are answered with an error. */
 export const MAX_IN_FLIGHT_PER_SOCKET = 256
+/** SQLite checkpoints its write-ahead log into the database file after this many pages (4 KiB each). */
+export const WAL_CHECKPOINT_PAGES = 4000
 /** The database file in the data dir. */
 export const DB_FILE = 'conductor.sqlite3'
