@@ -98,6 +98,8 @@ export class Cell {
   private readonly timeoutMs: number
   private tail: Promise<unknown> = Promise.resolve()
   private initialized = false
+  /** the head last read or committed (head() checks its hash against the store) */
+  private lastHead: Head | null = null
 
   constructor (dna: LoadedDna, agent: HoloHash, components: CellComponents, init: CellInit = {}) {
     this.dna = dna
@@ -112,9 +114,14 @@ export class Cell {
 
   private get store (): ConductorStore { return this.components.store }
 
+  /** The chain's head; its action is decoded again only when the head's hash changed. */
   private head (): Head | null {
+    const hash = this.store.chainHeadHash(this.dna.hash, this.agent)
+    if (hash === undefined) return null
+    if (this.lastHead !== null && hashEquals(this.lastHead.hash, hash)) return this.lastHead
     const row = this.store.chainHead(this.dna.hash, this.agent)
-    return row === undefined ? null : { hash: row.hash, action: decodeAction(row.action) }
+    this.lastHead = row === undefined ? null : { hash: row.hash, action: decodeAction(row.action) }
+    return this.lastHead
   }
 
   /** Write the genesis actions (Dna, AgentValidationPkg, Create(Agent)) if the chain is empty. */
@@ -269,8 +276,8 @@ export class Cell {
     const now = nowMicros()
     const dna = this.dna.hash
     this.store.transaction(() => {
-      const head = this.store.chainHead(dna, this.agent)
-      if (!hashEquals(head?.hash ?? null, ws.head?.hash ?? null) && !(head === undefined && ws.head === null)) {
+      const head = this.store.chainHeadHash(dna, this.agent)
+      if (!hashEquals(head ?? null, ws.head?.hash ?? null) && !(head === undefined && ws.head === null)) {
         throw new InvalidCommitError('the chain head moved during the call')
       }
       for (const { p, ops } of produced) {
@@ -297,6 +304,8 @@ export class Cell {
       }
     })
     this.log.trace({ actions: produced.length }, 'committed')
+    const last = produced[produced.length - 1]!.p.sa
+    this.lastHead = { hash: last.hash, action: last.action }
     this.components.onCommitted?.(this, produced.map(({ p }) => ({ sa: p.sa, entry: p.entry, entryPublic: p.entryPublic })))
   }
 

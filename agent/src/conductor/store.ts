@@ -299,6 +299,12 @@ export class ConductorStore {
       .run(toBuf(row.dna), toBuf(row.author), row.seq, toBuf(row.hash), row.type, row.timestamp, toBuf(row.entry_hash), row.entry_type, toBuf(row.action), toBuf(row.signature))
   }
 
+  /** The hash of a chain's newest action (no row to copy, no action to decode). */
+  chainHeadHash (dna: Uint8Array, author: Uint8Array): Uint8Array | undefined {
+    const row = this.stmt('SELECT hash FROM chain_action WHERE dna = ? AND author = ? ORDER BY seq DESC LIMIT 1').get(toBuf(dna), toBuf(author)) as { hash: Buffer } | undefined
+    return row === undefined ? undefined : u8(row.hash) ?? undefined
+  }
+
   chainHead (dna: Uint8Array, author: Uint8Array): ChainActionRow | undefined {
     return rowU8(this.stmt('SELECT * FROM chain_action WHERE dna = ? AND author = ? ORDER BY seq DESC LIMIT 1').get(toBuf(dna), toBuf(author)) as ChainActionRow | undefined)
   }
