@@ -11,7 +11,7 @@ import { createHash, generateKeyPairSync, randomBytes, sign, verify } from 'node
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { tempDir } from '../fixtures/index.ts'
-import { measureSync, type Report } from './util.ts'
+import { measureSync, type BenchResult, type Report } from './util.ts'
 
 export const SQLITE_TX1 = 'baseline.sqlite.insert.tx1'
 export const ED25519 = 'baseline.ed25519.sign_verify'
@@ -50,21 +50,28 @@ export async function run (report: Report): Promise<void> {
     db.close()
   }
 
+  report.add(measureSignVerify({ id: ED25519, name: 'ed25519 sha512+sign+verify', group: 'baseline' }))
+}
+
+/**
+ * Raw ed25519 over the SHA-512 of a ~300-byte message, signed and verified with node:crypto: the
+ * signing floor of a signed zome call (the client signs, the conductor verifies). Exported so other
+ * benches can measure it again right beside their own figures.
+ */
+export function measureSignVerify (opts: { id: string, name: string, group: string, budgetMs?: number }): BenchResult {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const message = randomBytes(BLOB_BYTES)
-  report.add(measureSync({
-    id: ED25519,
-    name: 'ed25519 sha512+sign+verify',
-    group: 'baseline',
+  return measureSync({
+    ...opts,
     warmup: 200,
-    budgetMs: 1500,
+    budgetMs: opts.budgetMs ?? 1500,
     fn: (i) => {
       message.writeUInt32LE(i, 0)
       const digest = createHash('sha512').update(message).digest()
       const sig = sign(null, digest, privateKey)
       if (!verify(null, digest, publicKey, sig)) throw new Error('ed25519 signature did not verify')
     }
-  }))
+  })
 }
 
 function fmtRows (r: { n: number }): string {

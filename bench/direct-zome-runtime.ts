@@ -8,10 +8,21 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { ZomeRuntime } from '../agent/src/conductor/dna.ts'
-import type { HostApi } from '../agent/src/conductor/sandbox/host.ts'
+import { PROMISED_HDK_FUNCTIONS, type HostApi } from '../agent/src/conductor/sandbox/host.ts'
 import type { DnaStatic, ExportsInfo, ZomeSource } from '../agent/src/conductor/sandbox/host.ts'
 
 type Module = Record<string, unknown>
+
+/** The HDK as zome code sees it in the sandbox: its async functions always give a promise. */
+function promised (hdk: HostApi): HostApi {
+  const out: HostApi = {}
+  for (const [name, f] of Object.entries(hdk)) {
+    out[name] = PROMISED_HDK_FUNCTIONS.has(name)
+      ? (...args: never[]) => { try { return Promise.resolve(f(...args)) } catch (err) { return Promise.reject(err) } }
+      : f
+  }
+  return out
+}
 
 export class DirectZomeRuntime implements ZomeRuntime {
   private readonly dir: string
@@ -57,7 +68,7 @@ export class DirectZomeRuntime implements ZomeRuntime {
   }
 
   async call (key: string, zome: string, fn: string, hdk: HostApi, payload: unknown): Promise<unknown> {
-    return await this.fn(key, zome, fn)(hdk, payload)
+    return await this.fn(key, zome, fn)(promised(hdk), payload)
   }
 
   validate (key: string, zome: string, base: unknown, types: readonly string[], ctx: HostApi): unknown {

@@ -25,6 +25,11 @@ export interface BenchResult {
   /** latency of one operation, in ms */
   p50Ms: number
   p95Ms: number
+  /**
+   * CPU time of this process (user + system, all threads) per unit over the timed stretch, in ms:
+   * unlike ops/s it does not drift with what else runs on the machine
+   */
+  cpuMsPerOp?: number
   note?: string
 }
 
@@ -73,11 +78,18 @@ export function percentile (sortedMs: Float64Array, p: number): number {
   return sortedMs[rank] ?? Number.NaN
 }
 
-function result (opts: MeasureOptions, concurrency: number, latNs: number[], elapsedNs: bigint): BenchResult {
+/** CPU time of this process since `from` (a `process.cpuUsage()` reading), in ms. */
+function cpuMsSince (from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from)
+  return (d.user + d.system) / 1000
+}
+
+function result (opts: MeasureOptions, concurrency: number, latNs: number[], elapsedNs: bigint, cpuMs: number): BenchResult {
   const lat = Float64Array.from(latNs, ns => ns / NS_PER_MS).sort()
   const seconds = Number(elapsedNs) / 1e9
   const units = opts.unitsPerOp ?? 1
   return {
+    cpuMsPerOp: cpuMs / (lat.length * units),
     id: opts.id,
     name: opts.name,
     group: opts.group,
@@ -99,6 +111,7 @@ export function measureSync (opts: MeasureOptions & { fn: (i: number) => void })
   const budgetNs = budget(opts)
   const maxOps = opts.maxOps ?? 1_000_000
   const lat: number[] = []
+  const cpu = process.cpuUsage()
   const start = process.hrtime.bigint()
   let now = start
   for (let i = 0; i < maxOps && now - start < budgetNs; i++) {
@@ -107,7 +120,7 @@ export function measureSync (opts: MeasureOptions & { fn: (i: number) => void })
     now = process.hrtime.bigint()
     lat.push(Number(now - t0))
   }
-  return result(opts, 1, lat, now - start)
+  return result(opts, 1, lat, now - start, cpuMsSince(cpu))
 }
 
 /** Time an asynchronous operation with `concurrency` callers, each awaiting one call at a time. */
@@ -131,13 +144,14 @@ export async function measureAsync (opts: MeasureOptions & { fn: (i: number) => 
   const maxOps = opts.maxOps ?? 1_000_000
   const lat: number[] = []
   let started = 0
+  const cpu = process.cpuUsage()
   const start = process.hrtime.bigint()
   await workers(() => {
     if (started >= maxOps || process.hrtime.bigint() - start >= budgetNs) return true
     started++
     return false
   }, (ns) => { lat.push(ns) })
-  return result(opts, concurrency, lat, process.hrtime.bigint() - start)
+  return result(opts, concurrency, lat, process.hrtime.bigint() - start, cpuMsSince(cpu))
 }
 
 // -- formatting ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@
  * earlier writer moved the head.
  */
 import type {
-  Action, ActionData, ActionHash, AgentInfo, AgentPresence, DnaInfo, Entry, EntryType, GetLinksInput, Hdk, HolochainRecord,
+  Action, ActionData, ActionHash, AgentInfo, AgentPresence, DnaInfo, Entry, EntryType, GetLinksInput, HolochainRecord,
   Link, QueryFilter, RecordDetails, SignedActionHashed, ZomeCallCapGrant
 } from '../../../zomes-ts/hdk/index.ts'
 import { encodeHash, hashEquals, hashFromContent, hashType, isHash, retype, sameKey, type HoloHash } from '../holo/hash.ts'
@@ -23,7 +23,7 @@ import type { Keystore } from '../identity/keystore.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { decode, encode, isPlainObject } from './codec.ts'
 import { DEFAULT_ZOME_CALL_TIMEOUT_MS } from './constants.ts'
-import type { LoadedCoordinatorZome, LoadedDna, LoadedIntegrityZome, SandboxedFunction } from './dna.ts'
+import type { HostHdk, LoadedCoordinatorZome, LoadedDna, LoadedIntegrityZome, SandboxedFunction } from './dna.ts'
 import { InvalidInputError } from '../errors.ts'
 import { HdkCallError, InvalidCommitError, ZomeInitFailedError, ribosomeError } from './errors.ts'
 import { ZomeSandboxError } from './sandbox/errors.ts'
@@ -31,7 +31,7 @@ import { entryOf, hdkDecodeHash, hdkEncodeHash, hdkRandomBytes, hdkVerifySignatu
 import { dhtOpWire, produceOps, type ProducedOp, type SignedAction } from './ops.ts'
 import { decodeAction, decodeEntry, recordOf, signedActionHashed } from './records.ts'
 import type { ConductorStore, DhtActionRow } from './store.ts'
-import { actionHashOf, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
+import { actionHashOf, cachedLookup, checkActionIntegrity, checkChainLink, entryHashOf, validateOps, type Lookup } from './validation.ts'
 
 export type CellId = [HoloHash, HoloHash]
 
@@ -59,6 +59,8 @@ export interface CellInit {
 interface Pending {
   sa: SignedAction
   entry: Entry | null
+  /** the entry's hash, as the action names it (hashed once, when the action was built) */
+  entryHash: Uint8Array | null
   entryPublic: boolean
   entryTypeKey: string | null
 }
@@ -109,6 +111,8 @@ export class Cell {
   /** the write lock: each holder's release settles the promise the next one waits for */
   private lockTail: Promise<void> = Promise.resolve()
   private initializing: Promise<void> | undefined
+  /** the head last read or committed (head() checks its hash against the store) */
+  private lastHead: Head | null = null
 
   constructor (dna: LoadedDna, agent: HoloHash, components: CellComponents, init: CellInit = {}) {
     this.dna = dna
@@ -123,9 +127,14 @@ export class Cell {
 
   private get store (): ConductorStore { return this.components.store }
 
+  /** The chain's head; its action is decoded again only when the head's hash changed. */
   private head (): Head | null {
+    const hash = this.store.chainHeadHash(this.dna.hash, this.agent)
+    if (hash === undefined) return null
+    if (this.lastHead !== null && hashEquals(this.lastHead.hash, hash)) return this.lastHead
     const row = this.store.chainHead(this.dna.hash, this.agent)
-    return row === undefined ? null : { hash: row.hash, action: decodeAction(row.action) }
+    this.lastHead = row === undefined ? null : { hash: row.hash, action: decodeAction(row.action) }
+    return this.lastHead
   }
 
   /** Write the genesis actions (Dna, AgentValidationPkg, Create(Agent)) if the chain is empty. */
@@ -265,7 +274,8 @@ export class Cell {
     const hash = actionHashOf(action)
     const signature = this.components.keystore.sign(this.agent, hash)
     const etKey = data.type === 'Create' || data.type === 'Update' ? entryTypeKey(data.entry_type) : null
-    ws.pending.push({ sa: { action, hash, signature }, entry, entryPublic, entryTypeKey: etKey })
+    const entryHash = entry === null ? null : data.type === 'Create' || data.type === 'Update' ? data.entry_hash : entryHashOf(entry)
+    ws.pending.push({ sa: { action, hash, signature }, entry, entryHash, entryPublic, entryTypeKey: etKey })
     return hash
   }
 
@@ -278,7 +288,7 @@ export class Cell {
         return row === undefined || row.status !== 'Valid' ? undefined : rowToSah(row)
       },
       entry: (hash) => {
-        const p = ws?.pending.find(x => x.entry !== null && hashEquals(entryHashOf(x.entry), hash))
+        const p = ws?.pending.find(x => x.entryHash !== null && hashEquals(x.entryHash, hash))
         if (p?.entry != null) return p.entry
         const row = this.store.getEntry(this.dna.hash, hash)
         return row === undefined ? undefined : decodeEntry(row.blob)
@@ -298,10 +308,11 @@ export class Cell {
   /** Validate every pending action, then write them all in one transaction. */
   private flush (ws: Workspace): void {
     if (ws.pending.length === 0) return
-    const lookup = this.lookup(ws)
+    // nothing is awaited until the commit: what one lookup found holds for the whole flush
+    const lookup = cachedLookup(this.lookup(ws))
     let prev: Head | null = ws.head
     const produced = ws.pending.map(p => {
-      const integrity = checkActionIntegrity(p.sa, p.entry, { signedHere: true })
+      const integrity = checkActionIntegrity(p.sa, p.entry, { signedHere: true, entryHashedHere: true })
       if (integrity.type !== 'Valid') throw new InvalidCommitError(integrity.type === 'Invalid' ? integrity.reason : 'unresolved dependencies')
       const link = checkChainLink(p.sa.action, prev)
       if (link.type !== 'Valid') throw new InvalidCommitError(link.type === 'Invalid' ? link.reason : 'unresolved dependencies')
@@ -315,8 +326,8 @@ export class Cell {
     const now = nowMicros()
     const dna = this.dna.hash
     this.store.transaction(() => {
-      const head = this.store.chainHead(dna, this.agent)
-      if (!hashEquals(head?.hash ?? null, ws.head?.hash ?? null) && !(head === undefined && ws.head === null)) {
+      const head = this.store.chainHeadHash(dna, this.agent)
+      if (!hashEquals(head ?? null, ws.head?.hash ?? null) && !(head === undefined && ws.head === null)) {
         throw new InvalidCommitError('the chain head moved during the call')
       }
       for (const { p, ops } of produced) {
@@ -326,7 +337,7 @@ export class Cell {
           dna, author: this.agent, seq: action.header.action_seq, hash, type: action.data.type, timestamp: action.header.timestamp,
           entry_hash: 'entry_hash' in action.data ? action.data.entry_hash : null, entry_type: p.entryTypeKey, action: actionBytes, signature
         })
-        if (p.entry !== null) this.store.putEntry(dna, entryHashOf(p.entry), encode(p.entry), !p.entryPublic)
+        if (p.entry !== null) this.store.putEntry(dna, p.entryHash ?? entryHashOf(p.entry), encode(p.entry), !p.entryPublic)
         for (const op of ops) {
           this.store.insertOp({ dna, hash: op.hash, type: op.type, basis: op.basis, location: op.location, action_hash: hash, author: this.agent, stage: 'integrated', validation_status: 'Valid', when_integrated: now, authored: 1 })
         }
@@ -343,6 +354,8 @@ export class Cell {
       }
     })
     this.log.trace({ actions: produced.length }, 'committed')
+    const last = produced[produced.length - 1]!.p.sa
+    this.lastHead = { hash: last.hash, action: last.action }
     this.components.onCommitted?.(this, produced.map(({ p, ops }) => ({ sa: p.sa, entry: p.entry, entryPublic: p.entryPublic, ops })))
   }
 
@@ -379,14 +392,21 @@ export class Cell {
     return this.store.dhtDeletes(this.dna.hash, hash).length > 0
   }
 
-  private hdk (ws: Workspace, coord: LoadedCoordinatorZome, provenance?: HoloHash): Hdk {
+  private hdk (ws: Workspace, coord: LoadedCoordinatorZome, provenance?: HoloHash): HostHdk {
     const open = (): void => {
       if (ws.closed) throw new HdkCallError('this zome call has already returned; its HDK can no longer be used')
     }
-    /** every write first takes the cell's write lock (and the chain head of that moment) */
-    const writing = async (): Promise<void> => {
+    /**
+     * Every write first takes the cell's write lock (and the chain head of that moment): at once
+     * when the call holds it already, else after the writers before it.
+     */
+    const writing = <T>(write: () => T): T | Promise<T> => {
       open()
-      await this.hold(ws)
+      if (ws.release !== null) return write()
+      return this.hold(ws).then(() => {
+        open()
+        return write()
+      })
     }
     const lookup = this.lookup(ws)
     /** Local store first; on a miss, the authorities (then the local store again). */
@@ -398,6 +418,9 @@ export class Cell {
         this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'cascade fetch failed')
       }
     }
+    /** `then()` at once when the local store has it (no promise), else after the cascade. */
+    const local = <T>(query: Uint8Array | CascadeQuery, has: () => boolean, then: () => T): T | Promise<T> =>
+      has() || this.components.cascade === undefined ? then() : cascade(query, () => false).then(then)
     const mustAction = (hash: unknown, what: string): SignedActionHashed => {
       if (!isHash(hash, 'Action')) throw new HdkCallError(`${what} must be an ActionHash`)
       const a = lookup.action(hash)
@@ -415,109 +438,123 @@ export class Cell {
       const d = a.data as Extract<ActionData, { type: 'CreateLink' }>
       return { author: a.header.author, base: d.base_address, target: d.target_address, timestamp: a.header.timestamp, zome_index: d.zome_index, link_type: d.link_type, tag: d.tag, create_link_hash: hash }
     }
-    const hdk: Hdk = {
-      create_entry: async ({ entry_type: name, entry }) => {
-        await writing()
-        const { zome, index, visibility } = this.resolveEntryType(coord, name)
-        const e: Entry = { entry_type: 'App', entry: encode(entry) }
-        return this.append(ws, { type: 'Create', entry_type: { App: { entry_index: index, zome_index: zome.index, visibility } }, entry_hash: entryHashOf(e) }, e, visibility === 'Public')
+    const hdk: HostHdk = {
+      create_entry: ({ entry_type: name, entry }) => {
+        return writing(() => {
+          const { zome, index, visibility } = this.resolveEntryType(coord, name)
+          const e: Entry = { entry_type: 'App', entry: encode(entry) }
+          return this.append(ws, { type: 'Create', entry_type: { App: { entry_index: index, zome_index: zome.index, visibility } }, entry_hash: entryHashOf(e) }, e, visibility === 'Public')
+        })
       },
-      update_entry: async ({ original_action_hash: orig, entry }) => {
-        await writing()
-        const o = mustAction(orig, 'original_action_hash').hashed.content.data
-        if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be updated')
-        if (typeof o.entry_type !== 'object') throw new HdkCallError('only app entries can be updated')
-        const e: Entry = { entry_type: 'App', entry: encode(entry) }
-        return this.append(ws, { type: 'Update', original_action_address: orig, original_entry_address: o.entry_hash, entry_type: o.entry_type, entry_hash: entryHashOf(e) }, e, o.entry_type.App.visibility === 'Public')
+      update_entry: ({ original_action_hash: orig, entry }) => {
+        return writing(() => {
+          const o = mustAction(orig, 'original_action_hash').hashed.content.data
+          if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be updated')
+          if (typeof o.entry_type !== 'object') throw new HdkCallError('only app entries can be updated')
+          const e: Entry = { entry_type: 'App', entry: encode(entry) }
+          return this.append(ws, { type: 'Update', original_action_address: orig, original_entry_address: o.entry_hash, entry_type: o.entry_type, entry_hash: entryHashOf(e) }, e, o.entry_type.App.visibility === 'Public')
+        })
       },
-      delete_entry: async (hash) => {
-        await writing()
-        const o = mustAction(hash, 'deleted action').hashed.content.data
-        if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be deleted')
-        return this.append(ws, { type: 'Delete', deletes_address: hash, deletes_entry_address: o.entry_hash }, null, false)
+      delete_entry: (hash) => {
+        return writing(() => {
+          const o = mustAction(hash, 'deleted action').hashed.content.data
+          if (o.type !== 'Create' && o.type !== 'Update') throw new HdkCallError('only a Create or Update can be deleted')
+          return this.append(ws, { type: 'Delete', deletes_address: hash, deletes_entry_address: o.entry_hash }, null, false)
+        })
       },
-      create_link: async ({ base, target, link_type: name, tag }) => {
-        await writing()
-        if (!isHash(base)) throw new HdkCallError('link base must be a HoloHash')
-        if (!isHash(target)) throw new HdkCallError('link target must be a HoloHash')
-        if (tag !== undefined && !(tag instanceof Uint8Array)) throw new HdkCallError('link tag must be bytes')
-        const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
-        return this.append(ws, { type: 'CreateLink', base_address: base, target_address: target, zome_index: zomeIndex, link_type: linkType, tag: tag ?? new Uint8Array(0), weight: { bucket_id: 0, units: 0 } }, null, false)
+      create_link: ({ base, target, link_type: name, tag }) => {
+        return writing(() => {
+          if (!isHash(base)) throw new HdkCallError('link base must be a HoloHash')
+          if (!isHash(target)) throw new HdkCallError('link target must be a HoloHash')
+          if (tag !== undefined && !(tag instanceof Uint8Array)) throw new HdkCallError('link tag must be bytes')
+          const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
+          return this.append(ws, { type: 'CreateLink', base_address: base, target_address: target, zome_index: zomeIndex, link_type: linkType, tag: tag ?? new Uint8Array(0), weight: { bucket_id: 0, units: 0 } }, null, false)
+        })
       },
-      delete_link: async (hash) => {
-        await writing()
-        const o = mustAction(hash, 'create_link_hash').hashed.content.data
-        if (o.type !== 'CreateLink') throw new HdkCallError('delete_link needs the hash of a CreateLink')
-        return this.append(ws, { type: 'DeleteLink', base_address: o.base_address, link_add_address: hash }, null, false)
+      delete_link: (hash) => {
+        return writing(() => {
+          const o = mustAction(hash, 'create_link_hash').hashed.content.data
+          if (o.type !== 'CreateLink') throw new HdkCallError('delete_link needs the hash of a CreateLink')
+          return this.append(ws, { type: 'DeleteLink', base_address: o.base_address, link_add_address: hash }, null, false)
+        })
       },
-      get: async (hash) => {
+      get: (hash) => {
         open()
         const t = hashType(hash)
         if (t === 'Action') {
-          await cascade(hash, () => lookup.action(hash) !== undefined)
-          const a = lookup.action(hash)
-          return a === undefined ? null : this.record(ws, a)
+          let a: SignedActionHashed | undefined
+          return local(hash, () => (a = lookup.action(hash)) !== undefined, () => {
+            a ??= lookup.action(hash)
+            return a === undefined ? null : this.record(ws, a)
+          })
         }
         if (t === 'Entry' || t === 'Agent') {
           const eh = retype(hash, 'Entry')
-          await cascade(eh, () => this.store.dhtActionsForEntry(this.dna.hash, eh).length > 0 || ws.pending.some(p => 'entry_hash' in p.sa.action.data && hashEquals(p.sa.action.data.entry_hash, eh)))
-          const pend = ws.pending.find(p => (p.sa.action.data.type === 'Create' || p.sa.action.data.type === 'Update') && hashEquals(p.sa.action.data.entry_hash, eh))
-          if (pend !== undefined) return this.record(ws, signedActionHashed(pend.sa.hash, pend.sa.action, pend.sa.signature))
-          for (const row of this.store.dhtActionsForEntry(this.dna.hash, eh)) {
-            if (!this.isDeleted(ws, row.hash)) return this.record(ws, rowToSah(row))
-          }
-          return null
+          return local(eh, () => this.store.dhtActionsForEntry(this.dna.hash, eh).length > 0 || ws.pending.some(p => 'entry_hash' in p.sa.action.data && hashEquals(p.sa.action.data.entry_hash, eh)), () => {
+            const pend = ws.pending.find(p => (p.sa.action.data.type === 'Create' || p.sa.action.data.type === 'Update') && hashEquals(p.sa.action.data.entry_hash, eh))
+            if (pend !== undefined) return this.record(ws, signedActionHashed(pend.sa.hash, pend.sa.action, pend.sa.signature))
+            for (const row of this.store.dhtActionsForEntry(this.dna.hash, eh)) {
+              if (!this.isDeleted(ws, row.hash)) return this.record(ws, rowToSah(row))
+            }
+            return null
+          })
         }
         throw new HdkCallError('get needs an ActionHash or EntryHash')
       },
-      get_details: async (hash): Promise<RecordDetails | null> => {
+      get_details: (hash) => {
         open()
         if (!isHash(hash, 'Action')) throw new HdkCallError('get_details needs an ActionHash')
-        await cascade(hash, () => lookup.action(hash) !== undefined)
-        const a = lookup.action(hash)
-        if (a === undefined) return null
-        const pendingOf = (pred: (d: ActionData) => boolean): SignedActionHashed[] =>
-          ws.pending.filter(p => pred(p.sa.action.data)).map(p => signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature))
-        return {
-          record: this.record(ws, a),
-          validation_status: 'Valid',
-          updates: [...this.store.dhtUpdates(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Update' && hashEquals(d.original_action_address, hash))],
-          deletes: [...this.store.dhtDeletes(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Delete' && hashEquals(d.deletes_address, hash))]
-        }
+        let found: SignedActionHashed | undefined
+        return local(hash, () => (found = lookup.action(hash)) !== undefined, (): RecordDetails | null => {
+          const a = found ?? lookup.action(hash)
+          if (a === undefined) return null
+          const pendingOf = (pred: (d: ActionData) => boolean): SignedActionHashed[] =>
+            ws.pending.filter(p => pred(p.sa.action.data)).map(p => signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature))
+          return {
+            record: this.record(ws, a),
+            validation_status: 'Valid',
+            updates: [...this.store.dhtUpdates(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Update' && hashEquals(d.original_action_address, hash))],
+            deletes: [...this.store.dhtDeletes(this.dna.hash, hash).map(rowToSah), ...pendingOf(d => d.type === 'Delete' && hashEquals(d.deletes_address, hash))]
+          }
+        })
       },
-      get_latest: async (orig) => {
+      get_latest: (orig) => {
         open()
         if (!isHash(orig, 'Action')) throw new HdkCallError('get_latest needs an ActionHash')
-        await cascade(orig, () => lookup.action(orig) !== undefined)
-        const original = lookup.action(orig)
-        if (original === undefined || this.isDeleted(ws, orig)) return null
-        let best: SignedActionHashed = original
-        const row = this.store.dhtLatestUpdate(this.dna.hash, orig)
-        if (row !== undefined) best = rowToSah(row)
-        for (const p of ws.pending) {
-          const d = p.sa.action.data
-          if (d.type !== 'Update' || !hashEquals(d.original_action_address, orig) || this.isDeleted(ws, p.sa.hash)) continue
-          const cur = best.hashed.content.header.timestamp
-          if (p.sa.action.header.timestamp >= cur) best = signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature)
-        }
-        return this.record(ws, best)
+        let found: SignedActionHashed | undefined
+        return local(orig, () => (found = lookup.action(orig)) !== undefined, () => {
+          const original = found ?? lookup.action(orig)
+          if (original === undefined || this.isDeleted(ws, orig)) return null
+          let best: SignedActionHashed = original
+          const row = this.store.dhtLatestUpdate(this.dna.hash, orig)
+          if (row !== undefined) best = rowToSah(row)
+          for (const p of ws.pending) {
+            const d = p.sa.action.data
+            if (d.type !== 'Update' || !hashEquals(d.original_action_address, orig) || this.isDeleted(ws, p.sa.hash)) continue
+            const cur = best.hashed.content.header.timestamp
+            if (p.sa.action.header.timestamp >= cur) best = signedActionHashed(p.sa.hash, p.sa.action, p.sa.signature)
+          }
+          return this.record(ws, best)
+        })
       },
-      get_links: async ({ base, link_type: name, tag_prefix: prefix }: GetLinksInput) => {
+      get_links: ({ base, link_type: name, tag_prefix: prefix }: GetLinksInput) => {
         open()
         if (!isHash(base)) throw new HdkCallError('get_links base must be a HoloHash')
         const { zomeIndex, linkType } = this.resolveLinkType(coord, name)
-        await cascade({ base, zome_index: zomeIndex, link_type: linkType }, () => this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).length > 0 ||
-          ws.pending.some(p => p.sa.action.data.type === 'CreateLink' && hashEquals(p.sa.action.data.base_address, base)))
-        const links: Link[] = this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType).map(r => toLink(decodeAction(r.action), r.hash))
-        for (const p of ws.pending) {
-          const d = p.sa.action.data
-          if (d.type === 'CreateLink' && hashEquals(d.base_address, base) && d.zome_index === zomeIndex && d.link_type === linkType) links.push(toLink(p.sa.action, p.sa.hash))
-        }
-        const removed = ws.pending.flatMap(p => p.sa.action.data.type === 'DeleteLink' ? [p.sa.action.data.link_add_address] : [])
-        return links.filter(l => !removed.some(r => hashEquals(r, l.create_link_hash)) &&
-          (prefix === undefined || (l.tag.length >= prefix.length && prefix.every((b, i) => l.tag[i] === b))))
+        let rows: DhtActionRow[] | undefined
+        return local({ base, zome_index: zomeIndex, link_type: linkType }, () => (rows = this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType)).length > 0 ||
+          ws.pending.some(p => p.sa.action.data.type === 'CreateLink' && hashEquals(p.sa.action.data.base_address, base)), () => {
+          const links: Link[] = (rows !== undefined && rows.length > 0 ? rows : this.store.dhtLinks(this.dna.hash, base, zomeIndex, linkType)).map(r => toLink(decodeAction(r.action), r.hash))
+          for (const p of ws.pending) {
+            const d = p.sa.action.data
+            if (d.type === 'CreateLink' && hashEquals(d.base_address, base) && d.zome_index === zomeIndex && d.link_type === linkType) links.push(toLink(p.sa.action, p.sa.hash))
+          }
+          const removed = ws.pending.flatMap(p => p.sa.action.data.type === 'DeleteLink' ? [p.sa.action.data.link_add_address] : [])
+          return links.filter(l => !removed.some(r => hashEquals(r, l.create_link_hash)) &&
+            (prefix === undefined || (l.tag.length >= prefix.length && prefix.every((b, i) => l.tag[i] === b))))
+        })
       },
-      query: async (filter: QueryFilter = {}) => {
+      query: (filter: QueryFilter = {}) => {
         open()
         let etKey: string | undefined
         if (filter.entry_type !== undefined) {
@@ -536,7 +573,7 @@ export class Cell {
         if (filter.descending === true) sahs.reverse()
         return sahs.map(s => filter.include_entries === true ? this.record(ws, s) : recordOf(s, null, true))
       },
-      agent_info: async (): Promise<AgentInfo> => {
+      agent_info: (): AgentInfo => {
         open()
         const head = ws.last()
         if (head === null) throw new HdkCallError('the chain is empty')
@@ -554,16 +591,17 @@ export class Cell {
       },
       sys_time: sysTime,
       random_bytes: hdkRandomBytes,
-      sign: async (key, data) => {
+      sign: (key, data) => {
         open()
         if (!isHash(key, 'Agent')) throw new HdkCallError('sign needs an AgentPubKey')
         return this.components.keystore.sign(key, encode(data))
       },
-      verify_signature: async (key, signature, data) => hdkVerifySignature(key, signature, data, this.components.keystore.verify.bind(this.components.keystore)),
-      create_cap_grant: async (grant: ZomeCallCapGrant) => {
-        await writing()
-        checkCapGrant(grant)
-        return this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)
+      verify_signature: (key, signature, data) => hdkVerifySignature(key, signature, data, this.components.keystore.verify.bind(this.components.keystore)),
+      create_cap_grant: (grant: ZomeCallCapGrant) => {
+        return writing(() => {
+          checkCapGrant(grant)
+          return this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)
+        })
       },
       path_entry_hash: pathEntryHash,
       entry_of: entryOf,

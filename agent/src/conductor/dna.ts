@@ -106,8 +106,15 @@ export interface LoadedIntegrityZome {
   linkTypes: Map<string, number>
 }
 
+/**
+ * The HDK as the conductor answers it: an async HDK function may answer at once (the sandbox hands
+ * zome code a promise either way, see `PROMISED_HDK_FUNCTIONS`), and does whenever the local store
+ * has what it needs.
+ */
+export type HostHdk = { [K in keyof Hdk]: Hdk[K] extends (...args: infer A) => Promise<infer R> ? (...args: A) => R | Promise<R> : Hdk[K] }
+
 /** A coordinator function run in the zome's sandbox; `signal` abandons the call. */
-export type SandboxedFunction = (hdk: Hdk, payload: unknown, options?: { signal?: AbortSignal }) => Promise<unknown>
+export type SandboxedFunction = (hdk: HostHdk, payload: unknown, options?: { signal?: AbortSignal }) => Promise<unknown>
 
 export interface LoadedCoordinatorZome {
   name: string

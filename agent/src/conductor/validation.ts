@@ -20,6 +20,32 @@ export interface Lookup {
   entry: (hash: Uint8Array) => Entry | undefined
 }
 
+/**
+ * A lookup that remembers what it found (and what it did not) by hash: for a stretch of work in
+ * which nothing is awaited (one flush), so the store cannot change under it.
+ */
+export function cachedLookup (inner: Lookup): Lookup {
+  const actions = new Map<string, SignedActionHashed | undefined>()
+  const entries = new Map<string, Entry | undefined>()
+  const key = (h: Uint8Array): string => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1')
+  return {
+    action: (hash) => {
+      const k = key(hash)
+      if (actions.has(k)) return actions.get(k)
+      const a = inner.action(hash)
+      actions.set(k, a)
+      return a
+    },
+    entry: (hash) => {
+      const k = key(hash)
+      if (entries.has(k)) return entries.get(k)
+      const e = inner.entry(hash)
+      entries.set(k, e)
+      return e
+    }
+  }
+}
+
 export function entryHashOf (entry: Entry): Uint8Array {
   if (entry.entry_type === 'Agent') return retype(entry.entry, 'Entry')
   return hashFromContent(entry, 'Entry')
@@ -38,10 +64,11 @@ function fail (reason: string): ValidateResult {
 
 /**
  * Checks that need nothing but the action, its signature and its entry. `signedHere` skips the
- * hash and signature checks for actions this process has just hashed and signed itself; `verify`
- * checks a signature (a keystore's, with its key cache). @default verifySignature, uncached
+ * hash and signature checks for actions this process has just hashed and signed itself;
+ * `entryHashedHere` skips hashing the entry again for an action built here from that same entry;
+ * `verify` checks a signature (a keystore's, with its key cache). @default verifySignature, uncached
  */
-export function checkActionIntegrity (sa: SignedAction, entry: Entry | null, opts: { signedHere?: boolean, verify?: SignatureCheck } = {}): ValidateResult {
+export function checkActionIntegrity (sa: SignedAction, entry: Entry | null, opts: { signedHere?: boolean, entryHashedHere?: boolean, verify?: SignatureCheck } = {}): ValidateResult {
   const { action } = sa
   const author = action.header.author
   if (!isHash(author, 'Agent')) return fail('action author is not an agent key')
@@ -52,7 +79,7 @@ export function checkActionIntegrity (sa: SignedAction, entry: Entry | null, opt
   const d = action.data
   if (d.type === 'Create' || d.type === 'Update') {
     if (entry !== null) {
-      if (!hashEquals(entryHashOf(entry), d.entry_hash)) return fail('entry hash does not match the entry')
+      if (opts.entryHashedHere !== true && !hashEquals(entryHashOf(entry), d.entry_hash)) return fail('entry hash does not match the entry')
       if (entry.entry_type === 'App' && entry.entry.length > MAX_ENTRY_BYTES) return fail(`entry is larger than ${MAX_ENTRY_BYTES} bytes`)
     }
   }

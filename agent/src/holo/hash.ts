@@ -82,12 +82,12 @@ export function hashFromBytes (bytes: Uint8Array, type: HoloHashType): HoloHash 
   return hashFrom32(blake2b256(bytes), type)
 }
 
+/** Every prefix is [0x84, x, 0x24]: the type by its middle byte x. */
+const TYPE_BY_MIDDLE_BYTE: ReadonlyMap<number, HoloHashType> = new Map((Object.entries(HASH_PREFIX) as Array<[HoloHashType, readonly number[]]>).map(([type, p]) => [p[1]!, type]))
+
 export function hashType (hash: Uint8Array): HoloHashType | undefined {
-  if (hash.length !== HOLO_HASH_LENGTH) return undefined
-  for (const [type, prefix] of Object.entries(HASH_PREFIX) as Array<[HoloHashType, readonly number[]]>) {
-    if (hash[0] === prefix[0] && hash[1] === prefix[1] && hash[2] === prefix[2]) return type
-  }
-  return undefined
+  if (hash.length !== HOLO_HASH_LENGTH || hash[0] !== 0x84 || hash[2] !== 0x24) return undefined
+  return TYPE_BY_MIDDLE_BYTE.get(hash[1]!)
 }
 
 export function core32 (hash: HoloHash): Uint8Array {

@@ -20,7 +20,8 @@ import { FlexnodeError, errorMessage } from '../../errors.ts'
 import type { ComponentLogger } from '../../logger.ts'
 import { ZomeSandboxError, ZomeThrewError, type SandboxLimit } from './errors.ts'
 import { PRELUDE } from './prelude.ts'
-import { decodeFromGuest, encodeForGuest, type FromGuest, type ToGuest } from './wire.ts'
+import { checkBinarySupport, decodeBinary, encodeBinary } from './quickjs-bjson.ts'
+import { BjsonFallback, decodeFromGuest, encodeForGuest, readFromGuest, type FromGuest, type ToGuest } from './wire.ts'
 
 /** Limits of the zome engine (see ZomeSandboxInit for their meaning and defaults). */
 export interface EngineLimits {
@@ -36,6 +37,8 @@ export interface EngineComponents {
 
 /** Largest JSON text a zome may hand the host in one value. */
 const MAX_VALUE_JSON_CHARS = 64 * 1024 * 1024
+/** Largest binary form of one value a zome may hand the host. */
+const MAX_VALUE_BYTES = 64 * 1024 * 1024
 /** Longest log line a zome may write through `console`. */
 const MAX_LOG_CHARS = 2000
 
@@ -49,7 +52,6 @@ export type HostApi = Record<string, (args: FromGuest) => ToGuest | Promise<ToGu
 
 /** Handles of the prelude's helpers and the host functions of one context. */
 interface Helpers {
-  revive: QuickJSHandle
   pack: QuickJSHandle
   takeBytes: QuickJSHandle
   makeApi: QuickJSHandle
@@ -127,6 +129,8 @@ export class SandboxRuntime {
   private deadline = Number.POSITIVE_INFINITY
   private depth = 0
   private disposed = false
+  /** the live runtime's state is broken (a native stack overflow unwound through it): abandon, never free */
+  private corrupt = false
 
   constructor (module: QuickJSWASMModule, init: EngineLimits, log: ComponentLogger, label: string, onDispose: () => void) {
     this.module = module
@@ -205,8 +209,14 @@ export class SandboxRuntime {
     return id
   }
 
-  /** Run `fn` in the VM on behalf of `call`, within its CPU budget. Nested entries share the outer deadline. */
-  enter<T> (call: Call | 'start' | undefined, fn: () => T): T {
+  /**
+   * Run `fn` in the VM on behalf of `call` (zome `zome`), within its CPU budget. Nested entries
+   * share the outer deadline. If the thread's native stack runs out inside QuickJS (recursion in
+   * its C built-ins, which its own stack limit does not see), the unwinding skipped QuickJS's
+   * cleanup: the runtime is abandoned, not freed (freeing it would fail QuickJS's assertions and
+   * abort the WebAssembly module every DNA shares), and the call fails with a `stack` limit.
+   */
+  enter<T> (call: Call | 'start' | undefined, zome: string, fn: () => T): T {
     if (this.depth > 0) {
       this.depth++
       try { return fn() } finally { this.depth-- }
@@ -216,11 +226,20 @@ export class SandboxRuntime {
     this.depth = 1
     try {
       return fn()
+    } catch (err) {
+      if (isNativeStackOverflow(err)) throw this.corrupted(zome, call === 'start' ? undefined : call)
+      throw err
     } finally {
       this.depth = 0
       this.deadline = Number.POSITIVE_INFINITY
       if (call !== undefined && call !== 'start') call.remainingMs = Math.max(0, call.remainingMs - (performance.now() - started))
     }
+  }
+
+  /** The native stack ran out inside QuickJS: the runtime is reset and abandoned (never freed). */
+  corrupted (zome: string, culprit: Call | undefined): ZomeSandboxError {
+    if (this.rt !== undefined) this.corrupt = true
+    return this.poison('stack', zome, culprit)
   }
 
   /** A limit was hit: every running call of this runtime fails and the runtime is rebuilt on next use. */
@@ -249,6 +268,11 @@ export class SandboxRuntime {
       this.endCall(c)
     }
     const contexts = [...this.zomes].map(z => z.forget())
+    if (this.corrupt) {
+      this.corrupt = false
+      this.log.warn({ dna: this.label }, 'a zome ran out of the native stack inside QuickJS; its runtime is abandoned without being freed')
+      return
+    }
     const free = (): void => {
       for (const release of contexts) release()
       try {
@@ -265,7 +289,7 @@ export class SandboxRuntime {
   drain (call: Call | undefined, zome: string): void {
     const rt = this.rt
     if (rt === undefined) return
-    this.enter(call, () => {
+    this.enter(call, zome, () => {
       for (let rounds = 0; this.rt === rt && rounds < 1000; rounds++) {
         const r = rt.executePendingJobs()
         if (r.error !== undefined) {
@@ -308,6 +332,11 @@ function errorText (vm: QuickJSContext, h: QuickJSHandle): string {
   }
 }
 
+/** The host's (V8's) stack overflow, thrown through WebAssembly frames. */
+function isNativeStackOverflow (err: unknown): boolean {
+  return err instanceof RangeError && /Maximum call stack size exceeded/.test(err.message)
+}
+
 /** QuickJS's own errors for its limits. */
 function limitOf (text: string): SandboxLimit | undefined {
   if (/^InternalError: interrupted$/.test(text)) return 'cpu_time'
@@ -316,8 +345,22 @@ function limitOf (text: string): SandboxLimit | undefined {
   return undefined
 }
 
-interface Live {
+/** A zome context being built: the handles the host holds in it so far. */
+interface Building {
   vm: QuickJSContext
+  /** every handle the host keeps in this context (helpers, exports) */
+  handles: QuickJSHandle[]
+}
+
+/** Free a context and the handles the host holds in it. */
+function release ({ vm, handles }: Building): void {
+  for (const h of handles) {
+    try { if (h.alive) h.dispose() } catch { /* freed with the runtime */ }
+  }
+  try { if (vm.alive) vm.dispose() } catch { /* freed with the runtime */ }
+}
+
+interface Live extends Building {
   exports: QuickJSHandle
   helpers: Helpers
   /**
@@ -335,6 +378,8 @@ export class SandboxedZome {
   private readonly owner: SandboxRuntime
   private readonly source: string
   private live: Live | undefined
+  /** the context being built by ensure(), until it is live */
+  private building: Building | undefined
   private generation = -1
   /** exported function names, in module order */
   functions: string[] = []
@@ -347,61 +392,71 @@ export class SandboxedZome {
     this.source = source
   }
 
-  /** The runtime is going: returns what frees this zome's context and handles. */
+  /**
+   * The runtime is going: returns what frees this zome's context and every handle the host holds
+   * in it, including a context still being built (a module stopped by a limit while it loads).
+   * QuickJS refuses to free a runtime in which any value is still held.
+   */
   forget (): () => void {
-    const live = this.live
+    const held = [this.live, this.building]
     this.live = undefined
-    return () => {
-      if (live === undefined) return
-      for (const h of [...Object.values(live.helpers), live.exports]) {
-        try { if (h.alive) h.dispose() } catch { /* freed with the runtime */ }
-      }
-      try { live.vm.dispose() } catch { /* freed with the runtime */ }
-    }
+    this.building = undefined
+    return () => { for (const h of held) if (h !== undefined) release(h) }
   }
 
   /** The live context, (re)built and evaluated if the runtime is new. */
   ensure (): Live {
     if (this.live !== undefined && this.generation === this.owner.generation) return this.live
     const generation = this.owner.generation
-    const vm = this.owner.runtime().newContext()
-    let helpers: Helpers | undefined
+    const building: Building = { vm: this.owner.runtime().newContext(), handles: [] }
+    this.building = building
     try {
-      helpers = this.owner.enter('start', () => this.install(vm))
-      const exports = this.owner.enter('start', () => this.evaluate(vm))
-      const live: Live = { vm, exports, helpers, nonce: `~flexnode-bytes-${randomBytes(12).toString('base64url')}`, shapes: new Map() }
+      const { vm } = building
+      const helpers = this.owner.enter('start', this.name, () => this.install(vm, building.handles))
+      const exports = this.owner.enter('start', this.name, () => this.evaluate(vm))
+      building.handles.push(exports)
+      const live: Live = { vm, exports, helpers, handles: building.handles, nonce: `~flexnode-bytes-${randomBytes(12).toString('base64url')}`, shapes: new Map() }
+      this.building = undefined
       this.live = live
       this.generation = generation
-      this.owner.enter('start', () => { this.readExports(live) })
+      this.owner.enter('start', this.name, () => { this.readExports(live) })
       return live
     } catch (err) {
-      if (this.owner.generation === generation) {
+      // a reset under us (a limit) took the context with it (forget); otherwise it is ours to free
+      if (this.building === building) {
+        this.building = undefined
+        release(building)
+      } else if (this.live?.vm === building.vm && this.owner.generation === generation) {
+        const live = this.live
         this.live = undefined
-        for (const h of Object.values(helpers ?? {})) if (h.alive) h.dispose()
-        try { vm.dispose() } catch { /* the runtime frees it */ }
+        release(live)
       }
       if (err instanceof ZomeSandboxError) throw err
+      const limit = err instanceof Error ? limitOf(`${err.name}: ${err.message}`) : undefined
+      if (limit !== undefined) throw new ZomeSandboxError(limit, this.name, `zome ${this.name} hit its ${limit} limit while starting`, { cause: err })
       throw new ZomeSandboxError('load', this.name, `zome ${this.name} failed to start: ${errorMessage(err)}`, { cause: err })
     }
   }
 
-  private install (vm: QuickJSContext): Helpers {
-    const log = vm.newFunction('log', (levelH, textH) => {
+  private install (vm: QuickJSContext, handles: QuickJSHandle[]): Helpers {
+    checkBinarySupport(vm)
+    const own = (h: QuickJSHandle): QuickJSHandle => { handles.push(h); return h }
+    const log = own(vm.newFunction('log', (levelH, textH) => {
       const level = vm.getString(levelH)
       const text = vm.getString(textH).slice(0, MAX_LOG_CHARS)
       const l = this.owner.log
       const fn = level === 'error' ? l.error : level === 'warn' ? l.warn : level === 'info' ? l.info : l.debug
       fn.call(l, { dna: this.owner.label, zome: this.name }, text)
-    })
-    const host = vm.newFunction('host', (idH, nameH, argsH) => this.hostCall(vm, idH, nameH, argsH))
-    const onSettle = vm.newFunction('onSettle', (idH, okH, valueH) => { this.onSettle(vm, idH, okH, valueH) })
+    }))
+    const host = own(vm.newFunction('host', (idH, nameH, argsH) => this.hostCall(vm, idH, nameH, argsH)))
+    const onSettle = own(vm.newFunction('onSettle', (idH, okH, valueH) => { this.onSettle(vm, idH, okH, valueH) }))
     const factory = vm.evalCode(PRELUDE, 'flexnode:prelude.js').unwrap()
     const made = vm.callFunction(factory, vm.undefined, log)
     factory.dispose()
     const obj = made.unwrap()
     try {
-      const get = (k: string): QuickJSHandle => vm.getProp(obj, k)
-      return { revive: get('revive'), pack: get('pack'), takeBytes: get('takeBytes'), makeApi: get('makeApi'), watch: get('watch'), validateOps: get('validateOps'), host, log, onSettle }
+      const get = (k: string): QuickJSHandle => own(vm.getProp(obj, k))
+      return { pack: get('pack'), takeBytes: get('takeBytes'), makeApi: get('makeApi'), watch: get('watch'), validateOps: get('validateOps'), host, log, onSettle }
     } finally {
       obj.dispose()
     }
@@ -457,36 +512,69 @@ export class SandboxedZome {
 
   // -- marshalling ---------------------------------------------------------------------------
 
-  /** A value made by `encodeForGuest` → a new guest value. */
-  private toGuest (live: Live, { json, bytes }: ToGuest): QuickJSHandle {
-    const { vm, helpers } = live
-    const jh = vm.newString(json)
-    const bh = bytes.length > 0 ? vm.newArrayBuffer(bytes.buffer) : vm.undefined
+  /** A value made by `encodeForGuest` → a new guest value (QuickJS reads its binary form). */
+  private toGuest (live: Live, { bjson }: ToGuest, call?: Call): QuickJSHandle {
+    const { vm } = live
+    const whole = bjson.byteOffset === 0 && bjson.byteLength === bjson.buffer.byteLength ? bjson : bjson.slice()
+    const bh = vm.newArrayBuffer(whole.buffer)
     try {
-      const r = vm.callFunction(helpers.revive, vm.undefined, jh, bh)
+      const r = this.native(call, () => decodeBinary(vm, bh))
       if (r.error !== undefined) {
         const text = errorText(vm, r.error)
         r.error.dispose()
-        throw this.limitOr(text, 'marshal')
+        throw this.limitOr(text, 'marshal', call)
       }
       return r.value
     } finally {
-      jh.dispose()
       bh.dispose()
     }
   }
 
-  /** A guest value, packed for the host (`decodeFromGuest` reads it). */
-  private toHost (live: Live, h: QuickJSHandle): FromGuest {
+  /**
+   * A guest value → host data, through QuickJS's binary writer; a value it cannot write (a getter,
+   * a function inside) or that JSON gives a meaning of its own (a date…) is packed as JSON instead.
+   */
+  private toHost (live: Live, h: QuickJSHandle, call?: Call): FromGuest {
+    const { vm } = live
+    const r = this.native(call, () => encodeBinary(vm, h))
+    if (r.error !== undefined) {
+      const text = errorText(vm, r.error)
+      r.error.dispose()
+      const limit = limitOf(text)
+      if (limit !== undefined) throw this.owner.poison(limit, this.name, call)
+      return this.packJson(live, h, call)
+    }
+    let bytes: Uint8Array
+    try {
+      const buf = vm.getArrayBuffer(r.value)
+      try {
+        if (buf.value.length > MAX_VALUE_BYTES) throw new ZomeSandboxError('marshal', this.name, `zome ${this.name} handed over a value larger than ${MAX_VALUE_BYTES} bytes`)
+        bytes = buf.value.slice()
+      } finally {
+        buf.dispose()
+      }
+    } finally {
+      r.value.dispose()
+    }
+    try {
+      return { value: readFromGuest(bytes) }
+    } catch (err) {
+      if (err instanceof BjsonFallback) return this.packJson(live, h, call)
+      throw new ZomeSandboxError('marshal', this.name, `zome ${this.name} handed over a malformed value: ${errorMessage(err)}`)
+    }
+  }
+
+  /** A guest value as JSON (the prelude's `pack`), for the values QuickJS's binary writer does not take. */
+  private packJson (live: Live, h: QuickJSHandle, call?: Call): FromGuest {
     const { vm, helpers, nonce } = live
     const nh = vm.newString(nonce)
     let packed: string
     try {
-      const r = vm.callFunction(helpers.pack, vm.undefined, h, nh)
+      const r = this.native(call, () => vm.callFunction(helpers.pack, vm.undefined, h, nh))
       if (r.error !== undefined) {
         const text = errorText(vm, r.error)
         r.error.dispose()
-        throw this.limitOr(text, 'marshal')
+        throw this.limitOr(text, 'marshal', call)
       }
       packed = vm.typeof(r.value) === 'string' ? vm.getString(r.value) : ''
       r.value.dispose()
@@ -524,10 +612,23 @@ export class SandboxedZome {
     }
   }
 
+  /**
+   * A call into QuickJS from a host frame that may itself be inside zome code (a host function, a
+   * settled host promise): a native stack overflow there is the end of the runtime (see `enter`).
+   */
+  private native<T> (call: Call | undefined, fn: () => T): T {
+    try {
+      return fn()
+    } catch (err) {
+      if (isNativeStackOverflow(err)) throw this.owner.corrupted(this.name, call)
+      throw err
+    }
+  }
+
   /** A guest error text → the limit it reports (the runtime is reset), or a marshalling error. */
-  private limitOr (text: string, otherwise: 'marshal' | 'load'): ZomeSandboxError {
+  private limitOr (text: string, otherwise: 'marshal' | 'load', call?: Call): ZomeSandboxError {
     const limit = limitOf(text)
-    if (limit !== undefined) return this.owner.poison(limit, this.name, undefined)
+    if (limit !== undefined) return this.owner.poison(limit, this.name, call)
     return new ZomeSandboxError(otherwise, this.name, `zome ${this.name}: ${text}`)
   }
 
@@ -579,7 +680,7 @@ export class SandboxedZome {
     if (typeof fn !== 'function') return { error: vm.newError({ name: 'TypeError', message: `${name} is not a host function` }) }
     let args: FromGuest
     try {
-      args = this.toHost(live, argsH)
+      args = this.toHost(live, argsH, call)
     } catch (err) {
       return { error: vm.newError({ name: err instanceof ZomeSandboxError && err.reason !== 'marshal' ? 'InternalError' : 'TypeError', message: `hdk.${name}: ${errorMessage(err)}` }) }
     }
@@ -591,7 +692,7 @@ export class SandboxedZome {
     }
     if (!isThenable(result)) {
       try {
-        return this.toGuest(live, result)
+        return this.toGuest(live, result, call)
       } catch (err) {
         return { error: this.hostErrorToGuest(vm, call, err) }
       }
@@ -601,11 +702,11 @@ export class SandboxedZome {
     const settle = (ok: boolean, value: unknown): void => {
       if (call.done || !call.deferreds.has(deferred) || this.live !== live) return
       call.deferreds.delete(deferred)
-      this.owner.enter(call, () => {
+      this.owner.enter(call, this.name, () => {
         let h: QuickJSHandle
         let fulfilled = ok
         try {
-          h = ok ? this.toGuest(live, value as ToGuest) : this.hostErrorToGuest(vm, call, value)
+          h = ok ? this.toGuest(live, value as ToGuest, call) : this.hostErrorToGuest(vm, call, value)
         } catch (err) {
           fulfilled = false
           h = this.hostErrorToGuest(vm, call, err)
@@ -630,7 +731,7 @@ export class SandboxedZome {
     if (vm.dump(okH) === true) {
       let value: FromGuest
       try {
-        value = this.toHost(live, valueH)
+        value = this.toHost(live, valueH, call)
       } catch (err) {
         call.settle(false, err)
         return
@@ -641,11 +742,17 @@ export class SandboxedZome {
     }
   }
 
-  private makeApi (live: Live, call: Call, api: HostApi): QuickJSHandle {
+  /**
+   * The guest object of a host API for one call. Names in `promised` always give the zome a
+   * promise (the HDK declares them async), even when the host answers at once, so the host can
+   * answer synchronously without a host promise per call.
+   */
+  private makeApi (live: Live, call: Call, api: HostApi, promised?: ReadonlySet<string>): QuickJSHandle {
     const { vm, helpers } = live
     const id = this.owner.registerApi(call, api)
     const names = Object.keys(api)
-    const key = names.join(',')
+    const flags = names.map(n => promised?.has(n) === true)
+    const key = `${names.join(',')}|${flags.map(f => f ? 1 : 0).join('')}`
     let shape = live.shapes.get(key)
     const fresh = shape === undefined
     if (shape === undefined) {
@@ -654,20 +761,23 @@ export class SandboxedZome {
     }
     const idH = vm.newNumber(id)
     const shapeH = vm.newNumber(shape)
-    const namesH = fresh ? this.toGuest(live, encodeForGuest(names)) : vm.undefined
+    const namesH = fresh ? this.toGuest(live, encodeForGuest(names), call) : vm.undefined
+    const flagsH = fresh ? this.toGuest(live, encodeForGuest(flags), call) : vm.undefined
     try {
-      return vm.callFunction(helpers.makeApi, vm.undefined, helpers.host, idH, shapeH, namesH).unwrap()
+      return vm.callFunction(helpers.makeApi, vm.undefined, helpers.host, idH, shapeH, namesH, flagsH).unwrap()
     } finally {
       idH.dispose()
       shapeH.dispose()
       namesH.dispose()
+      flagsH.dispose()
     }
   }
+
 
   // -- calls ---------------------------------------------------------------------------------
 
   /** A coordinator function `(api, payload)`: resolves with its result, packed for the host. */
-  async call (fn: string, api: HostApi, payload: ToGuest, options: { signal?: AbortSignal } = {}): Promise<FromGuest> {
+  async call (fn: string, api: HostApi, payload: ToGuest, options: { signal?: AbortSignal, promised?: ReadonlySet<string> } = {}): Promise<FromGuest> {
     if (!this.functions.includes(fn)) throw new ZomeSandboxError('load', this.name, `zome ${this.name} exports no function ${fn}`)
     const { promise, resolve, reject } = Promise.withResolvers<FromGuest>()
     const signal = options.signal
@@ -687,10 +797,10 @@ export class SandboxedZome {
     try {
       const live = this.ensure()
       const { vm, exports, helpers } = live
-      this.owner.enter(call, () => {
+      this.owner.enter(call, this.name, () => {
         const fnH = vm.getProp(exports, fn)
-        const apiH = this.makeApi(live, call, api)
-        const payloadH = this.toGuest(live, payload)
+        const apiH = this.makeApi(live, call, api, options.promised)
+        const payloadH = this.toGuest(live, payload, call)
         const idH = vm.newNumber(call.id)
         try {
           const r = vm.callFunction(fnH, vm.undefined, apiH, payloadH)
@@ -736,11 +846,11 @@ export class SandboxedZome {
     try {
       const live = this.ensure()
       const { vm, exports, helpers } = live
-      const result = this.owner.enter(call, () => {
+      const result = this.owner.enter(call, this.name, () => {
         const fnH = vm.getProp(exports, 'validate')
         const ctxH = this.makeApi(live, call, ctx)
-        const baseH = this.toGuest(live, base)
-        const typesH = this.toGuest(live, types)
+        const baseH = this.toGuest(live, base, call)
+        const typesH = this.toGuest(live, types, call)
         try {
           const r = vm.callFunction(helpers.validateOps, vm.undefined, fnH, baseH, typesH, ctxH)
           if (r.error !== undefined) {
@@ -749,7 +859,7 @@ export class SandboxedZome {
             throw err
           }
           try {
-            return this.toHost(live, r.value)
+            return this.toHost(live, r.value, call)
           } finally {
             r.value.dispose()
           }

@@ -28,3 +28,8 @@ export class ZomeThrewError extends FlexnodeError {
     this.errorName = errorName
   }
 }
+
+/** A value handed over by a zome does not decode (a marker that points outside its bytes…). */
+export class MarshalError extends FlexnodeError {
+  static override readonly name = 'MarshalError'
+}

@@ -35,8 +35,25 @@ import { decodeFromGuest, encodeForGuest, type FromGuest, type ToGuest } from '.
 
 export { ZomeSandboxError, ZomeThrewError } from './errors.ts'
 
-/** Functions a zome may call (the HDK, or the validation context): each takes the zome's arguments. */
+/**
+ * Functions a zome may call (the HDK, or the validation context): each takes the zome's arguments
+ * and answers with a value, or a promise of one. The HDK functions in `PROMISED_HDK_FUNCTIONS`
+ * reach the zome as async functions either way, so the host answers them synchronously whenever it
+ * can (no host promise, no extra pass through QuickJS's job queue).
+ */
 export type HostApi = Record<string, (...args: never[]) => unknown>
+
+/**
+ * The validation context's functions whose answer depends only on their arguments during one
+ * validation (validation is deterministic): asked again, they are answered from memory.
+ */
+const PURE_VALIDATION_FUNCTIONS: ReadonlySet<string> = new Set(['must_get_action', 'must_get_entry', 'must_get_valid_record', 'dna_info', 'encode_hash', 'decode_hash'])
+
+/** The HDK functions that are async for zome code (`Promise` in `zomes-ts/hdk`'s `Hdk`). */
+export const PROMISED_HDK_FUNCTIONS: ReadonlySet<string> = new Set([
+  'create_entry', 'update_entry', 'delete_entry', 'create_link', 'delete_link', 'get', 'get_details', 'get_latest',
+  'get_links', 'query', 'agent_info', 'sign', 'verify_signature', 'create_cap_grant'
+])
 
 export interface ZomeSandboxInit {
   /** Heap one DNA's zomes may use together, in bytes. @default 64 MiB */
@@ -48,7 +65,12 @@ export interface ZomeSandboxInit {
   cpuTimeMs?: number
   /** CPU time a zome module's top-level code may take when it is loaded. @default 10000 */
   startTimeMs?: number
-  /** Stack of the zome interpreter, in bytes. @default 1 MiB */
+  /**
+   * Stack of the zome interpreter, in bytes. QuickJS runs on the node's own thread, whose native
+   * stack (V8's, about 984 KiB) its frames also use: measured here, plain recursion runs out of the
+   * native stack before QuickJS's own check once this is above about 320–384 KiB, and a runtime
+   * that runs out of the native stack cannot be freed, only abandoned. @default 192 KiB
+   */
   maxStackBytes?: number
 }
 
@@ -59,7 +81,7 @@ export interface ZomeSandboxComponents {
 export const DEFAULT_SANDBOX_MEMORY_BYTES = 64 * 1024 * 1024
 export const DEFAULT_SANDBOX_CPU_TIME_MS = 1000
 export const DEFAULT_SANDBOX_START_TIME_MS = 10_000
-export const DEFAULT_SANDBOX_STACK_BYTES = 1024 * 1024
+export const DEFAULT_SANDBOX_STACK_BYTES = 192 * 1024
 
 /** A zome module's source. */
 export interface ZomeSource { name: string, code: Uint8Array }
@@ -137,14 +159,14 @@ export class ZomeSandbox {
   /** Call a coordinator function; the HDK calls it makes are answered by `hdk`. */
   async call (key: string, zome: string, fn: string, hdk: HostApi, payload: unknown, options: { signal?: AbortSignal } = {}): Promise<unknown> {
     const z = this.zome(key, zome)
-    const result = await z.call(fn, wireApi(hdk), marshal(zome, payload), options)
+    const result = await z.call(fn, wireApi(hdk), marshal(zome, payload), { ...options, promised: PROMISED_HDK_FUNCTIONS })
     return unmarshal(zome, result)
   }
 
   /** An integrity zome's `validate` over every op type of one action: the verdict. Synchronous. */
   validate (key: string, zome: string, base: unknown, types: readonly string[], ctx: HostApi): unknown {
     const z = this.zome(key, zome)
-    return unmarshal(zome, z.validate(marshal(zome, base), marshal(zome, [...types]), wireApi(ctx)))
+    return unmarshal(zome, z.validate(marshal(zome, base), marshal(zome, [...types]), wireApi(ctx, PURE_VALIDATION_FUNCTIONS)))
   }
 
   dispose (): void {
@@ -171,13 +193,32 @@ function unmarshal (zome: string, value: FromGuest): unknown {
   }
 }
 
-/** The conductor's functions in the engine's wire form: arguments decoded, results encoded. */
-function wireApi (api: HostApi): WireApi {
+/** A key for a list of arguments (strings, numbers, bytes…), for `wireApi`'s memo. */
+function argsKey (list: unknown): string {
+  return JSON.stringify(list, (_k, v: unknown) => v instanceof Uint8Array ? `b:${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')}` : v)
+}
+
+/**
+ * The conductor's functions in the engine's wire form: arguments decoded, results encoded. The
+ * results of the functions in `memo` (pure ones: the validation context's) are kept by arguments
+ * for the life of this object (one validation), so asking again costs no lookup and no encoding.
+ */
+function wireApi (api: HostApi, memo?: ReadonlySet<string>): WireApi {
   const out: WireApi = {}
+  const kept = new Map<string, ToGuest>()
   for (const name of Object.keys(api)) {
     const fn = api[name] as (...args: unknown[]) => unknown
     out[name] = (args) => {
       const list = decodeFromGuest(args)
+      if (memo?.has(name) === true) {
+        const key = `${name}:${argsKey(list)}`
+        let r = kept.get(key)
+        if (r === undefined) {
+          r = encodeForGuest(fn(...(Array.isArray(list) ? list : [])))
+          kept.set(key, r)
+        }
+        return r
+      }
       const result = fn(...(Array.isArray(list) ? list : []))
       if (typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function') {
         return (result as Promise<unknown>).then(encodeForGuest)

@@ -11,13 +11,13 @@
  *   sparse array…) take at most `MAX_LENGTH` elements, and generic ones copy an array-like first
  *   (a loop in JavaScript, which the budget does stop).
  * - `TextEncoder`/`TextDecoder` (UTF-8) and a `console` that logs through the host.
- * - The helpers (`revive`, `pack`, `makeApi`, `watch`, `validateOps`) are returned to the host as one
+ * - The helpers (`pack`, `makeApi`, `watch`, `validateOps`) are returned to the host as one
  *   object, which holds their handles; nothing of them is reachable from the global scope.
  *
- * Values cross the boundary as JSON plus a side buffer of bytes: the host sends `[value, fixes]`,
- * where `fixes` put `Uint8Array`s, `undefined` and non-finite numbers back at their paths; the
- * guest sends JSON whose `Uint8Array`s are markers `{<nonce>: index}` into the side buffer, with a
- * nonce the host picks per call, so no value a zome builds can pass for a marker.
+ * Values enter a zome through QuickJS's own binary object reader (see `wire.ts`) and leave it
+ * through its binary writer; `pack` is the way out for values that writer does not take: JSON whose
+ * `Uint8Array`s are markers `{<nonce>: index}` into a side buffer, with a nonce the host picks per
+ * context, so no value a zome builds can pass for a marker.
  */
 export const PRELUDE = String.raw`(function (hostLog) {
   'use strict'
@@ -167,33 +167,23 @@ export const PRELUDE = String.raw`(function (hostLog) {
     partsSize += this.length
     return { [packNonce]: [at, this.length] }
   })
-  /** API shapes (lists of function names) by id, so each call sends only the id */
-  const shapes = []
+  /** API prototypes by shape id (a shape is a list of function names), so each call sends only the id */
+  const protos = []
+  /** each HDK object → the host API id of its call */
+  const apiIds = new WeakMap()
+  const idOf = WeakMap.prototype.get
+  const setId = WeakMap.prototype.set
   const u8 = Uint8Array
-  const slice = ArrayBuffer.prototype.slice
   const defineProperty = Object.defineProperty
-  const parse = JSON.parse
+  const create = Object.create
+  const freeze = Object.freeze
   const stringify = JSON.stringify
   const assign = Object.assign
   const promiseResolve = Promise.resolve.bind(Promise)
+  const promiseReject = Promise.reject.bind(Promise)
   const then = Promise.prototype.then
 
   return {
-    revive (json, buf) {
-      const doc = parse(json)
-      const root = [doc[0]]
-      const fixes = doc[1]
-      for (let i = 0; i < fixes.length; i++) {
-        const f = fixes[i]
-        const path = f[0]
-        let o = root
-        for (let j = 0; j < path.length - 1; j++) o = o[path[j]]
-        const k = f[1]
-        const v = k === 'b' ? new u8(slice.call(buf, f[2], f[2] + f[3])) : k === 'u' ? undefined : k === 'n' ? NaN : k === 'i' ? Infinity : k === 'j' ? -Infinity : -0
-        defineProperty(o, path[path.length - 1], { value: v, writable: true, enumerable: true, configurable: true })
-      }
-      return root[0]
-    },
     /** JSON of a value; its bytes (if any) wait in one buffer for takeBytes(). The first character says which: '0' none, '1' some. */
     pack (v, nonce) {
       packNonce = nonce
@@ -220,14 +210,39 @@ export const PRELUDE = String.raw`(function (hostLog) {
       lastBytes = null
       return b
     },
-    makeApi (host, id, shape, names) {
-      if (names !== undefined) shapes[shape] = names
-      const list = shapes[shape]
-      const api = {}
-      for (let i = 0; i < list.length; i++) {
-        const name = list[i]
-        api[name] = (...args) => host(id, name, args)
+    /**
+     * The HDK (or validation context) of one call: an object whose functions answer for that call
+     * only. Its functions are getters on a frozen prototype per API shape, made into the call's own
+     * function on first use, so a call pays only for the functions it uses. The call's API id sits
+     * in a WeakMap no zome code reaches. promised[i]: that function is async in the HDK.
+     */
+    makeApi (host, id, shape, names, promised) {
+      let proto = protos[shape]
+      if (proto === undefined) {
+        proto = {}
+        for (let i = 0; i < names.length; i++) {
+          const name = names[i]
+          const async = promised[i] === true
+          defineProperty(proto, name, {
+            get () {
+              const apiId = apply(idOf, apiIds, [this])
+              if (apiId === undefined) throw new TypeError(name + ' is an HDK function of no call')
+              // an async HDK function gives a promise whether the host answers now or later
+              const f = async
+                ? (...args) => { try { return promiseResolve(host(apiId, name, args)) } catch (e) { return promiseReject(e) } }
+                : (...args) => host(apiId, name, args)
+              defineProperty(this, name, { value: f, writable: true, enumerable: true, configurable: true })
+              return f
+            },
+            enumerable: true,
+            configurable: false
+          })
+        }
+        freeze(proto)
+        protos[shape] = proto
       }
+      const api = create(proto)
+      apply(setId, apiIds, [api, id])
       return api
     },
     watch (value, id, onSettle) {

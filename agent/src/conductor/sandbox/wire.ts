@@ -1,107 +1,62 @@
 /**
- * How values cross into and out of a zome: JSON text plus one buffer of bytes, made and read on
- * the host side (the conductor) so that only strings and a transferable buffer travel between the
- * conductor and its zome worker, and QuickJS parses and prints JSON natively.
+ * How values cross into and out of a zome, made and read on the host side (the conductor):
  *
- * - `ToGuest` = `[value, fixes]` JSON (fixes put `Uint8Array`s, `undefined` and non-finite numbers
- *   back at their paths) and the bytes, for the prelude's `revive`.
- * - `FromGuest` = what the prelude's `pack` made: JSON whose `Uint8Array`s are markers
- *   `{<nonce>: [offset, length]}` into the bytes, with the context's secret nonce, so no value a
- *   zome builds can pass for a marker.
+ * - `ToGuest` = the value in QuickJS's binary object format (`bjson.ts`), which the engine hands to
+ *   QuickJS's own reader in one call: `Uint8Array`s, `undefined` and non-finite numbers arrive as
+ *   they are.
+ * - `FromGuest` = a zome's value read from what QuickJS's binary writer made of it, or, for values
+ *   JSON treats in its own way (dates, getters, functions in objects…), what the prelude's `pack`
+ *   made: JSON whose `Uint8Array`s are markers `{<nonce>: [offset, length]}` into the bytes, with
+ *   the context's secret nonce, so no value a zome builds can pass for a marker. Either way the host
+ *   gets the value with `JSON.stringify`'s meaning.
  */
-import { FlexnodeError } from '../../errors.ts'
+import { BjsonFallback, readBjson, writeBjson } from './bjson.ts'
+import { MarshalError } from './errors.ts'
 
-/** A value handed over by a zome does not decode (a marker that points outside its bytes…). */
-export class MarshalError extends FlexnodeError {
-  static override readonly name = 'MarshalError'
-}
+export { MarshalError } from './errors.ts'
 
-export interface ToGuest { json: string, bytes: Uint8Array }
+export interface ToGuest { bjson: Uint8Array }
 
 /**
  * Most values (objects, arrays, scalars) one value entering a zome may hold: a zome's heap must
  * hold what it is given with room to work, and near its memory limit QuickJS slows to a crawl.
  */
 export const MAX_GUEST_NODES = 250_000
-export interface FromGuest { json: string, bytes: Uint8Array | null, nonce: string }
+/**
+ * Deepest nesting of one value entering a zome. QuickJS reads values recursively in C, where its
+ * own stack limit does not see the native stack run out; this bound keeps far away from that.
+ */
+export const MAX_GUEST_DEPTH = 1000
+/** Deepest nesting read from the binary form; deeper values take the JSON path. */
+const MAX_READ_DEPTH = 1000
 
-type Fix = [Array<string | number>, 'b', number, number] | [Array<string | number>, 'u' | 'n' | 'i' | 'j' | 'z']
+/** A zome's value, read from its binary form by the engine, or packed as JSON by the prelude. */
+export type FromGuest = { value: unknown } | { json: string, bytes: Uint8Array | null, nonce: string }
 
-/** Host value → `[value, fixes]` JSON and the bytes it holds, for the guest's `revive`. */
+/** Host value → a value for the guest (QuickJS's binary object format). */
 export function encodeForGuest (value: unknown): ToGuest {
-  const parts: Uint8Array[] = []
-  let size = 0
-  const fixes: Fix[] = []
-  const path: Array<string | number> = [0]
-  let nodes = 0
-  const walk = (v: unknown): unknown => {
-    if (++nodes > MAX_GUEST_NODES) throw new RangeError(`the value holds more than ${MAX_GUEST_NODES} items`)
-    switch (typeof v) {
-      case 'undefined':
-        fixes.push([path.slice(), 'u'])
-        return null
-      case 'number':
-        if (Number.isFinite(v)) {
-          if (v === 0 && 1 / v < 0) { fixes.push([path.slice(), 'z']); return 0 }
-          return v
-        }
-        fixes.push([path.slice(), Number.isNaN(v) ? 'n' : v > 0 ? 'i' : 'j'])
-        return null
-      case 'string':
-      case 'boolean':
-        return v
-      case 'bigint':
-        return Number(v)
-      case 'object': {
-        if (v === null) return null
-        if (v instanceof Uint8Array) {
-          fixes.push([path.slice(), 'b', size, v.length])
-          parts.push(v)
-          size += v.length
-          return null
-        }
-        if (Array.isArray(v)) {
-          const out = new Array<unknown>(v.length)
-          for (let i = 0; i < v.length; i++) {
-            path.push(i)
-            out[i] = walk(v[i])
-            path.pop()
-          }
-          return out
-        }
-        const out: Record<string, unknown> = {}
-        for (const k of Object.keys(v)) {
-          path.push(k)
-          const x = walk((v as Record<string, unknown>)[k])
-          path.pop()
-          Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true })
-        }
-        return out
-      }
-      default:
-        // functions and symbols have no place in zome data
-        fixes.push([path.slice(), 'u'])
-        return null
-    }
-  }
-  const json = JSON.stringify([walk(value), fixes])
-  const bytes = new Uint8Array(size)
-  let at = 0
-  for (const p of parts) {
-    bytes.set(p, at)
-    at += p.length
-  }
-  return { json, bytes }
+  return { bjson: writeBjson(value, { maxNodes: MAX_GUEST_NODES, maxDepth: MAX_GUEST_DEPTH }) }
 }
 
-/** The guest's packed JSON and its bytes → a host value. Throws on a malformed marker. */
-export function decodeFromGuest ({ json, bytes, nonce }: FromGuest): unknown {
+/**
+ * The binary form of a zome's value → host data; `BjsonFallback` when JSON would give the value a
+ * meaning of its own (the engine then packs it as JSON).
+ */
+export function readFromGuest (bjson: Uint8Array): unknown {
+  return readBjson(bjson, MAX_READ_DEPTH)
+}
+
+export { BjsonFallback }
+
+/** A zome's value (either form) → a host value. Throws `MarshalError` on a malformed one. */
+export function decodeFromGuest (v: FromGuest): unknown {
+  if ('value' in v) return v.value
+  const { json, bytes, nonce } = v
   if (bytes === null && !json.includes(nonce)) return JSON.parse(json)
-  return JSON.parse(json, (_key, v: unknown) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, nonce)) return v
-    const m = (v as Record<string, unknown>)[nonce]
+  return JSON.parse(json, (_key, x: unknown) => {
+    if (typeof x !== 'object' || x === null || Array.isArray(x) || !Object.hasOwn(x, nonce)) return x
+    const m = (x as Record<string, unknown>)[nonce]
     if (bytes === null || !Array.isArray(m) || m.length !== 2 || !m.every(n => Number.isSafeInteger(n) && n >= 0) || m[0] + m[1] > bytes.length) throw new MarshalError('malformed byte marker')
     return bytes.slice(m[0], m[0] + m[1])
   })
 }
-
