@@ -83,11 +83,14 @@ describe('@holochain/client against a flexnode', () => {
     const none = await app.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: { requirements: { gpu: true, gpu_vram_gb: 80 } } }) as NodeCapability[]
     expect(none).toEqual([])
 
-    // a heartbeat through the client updates the live load and emits its own signal
+    // a beat through the client writes the entry and emits its own signal; the live load read
+    // back is the node's presence (what its heartbeat signed), not the entry's
     await app.callZome({ role_name: 'agent_registry', zome_name: 'heartbeat', fn_name: 'beat', payload: { cpu_percent: 42, gpu_percent: 0, memory_percent: 17 } })
-    await waitUntil(() => signals.some(s => (s.payload as { type?: string }).type === 'heartbeat'), { what: 'the heartbeat signal' })
+    const beat = await waitUntil(() => signals.find(s => (s.payload as { type?: string }).type === 'heartbeat'), { what: 'the heartbeat signal' })
+    expect((beat.payload as { load: unknown }).load).toEqual({ cpu_percent: 42, gpu_percent: 0, memory_percent: 17 })
     const beaten = await app.callZome({ role_name: 'agent_registry', zome_name: 'capabilities', fn_name: 'get_capability', payload: app.myPubKey }) as NodeCapability
-    expect(beaten.load).toEqual({ cpu_percent: 42, gpu_percent: 0, memory_percent: 17 })
+    expect(beaten.load).toEqual(agent.node.dht.presence.own?.load)
+    expect(beaten.availability).toBe('online')
     expect(beaten.capabilities.inference.models_loaded).toEqual(['tiny-llama'])
   })
 

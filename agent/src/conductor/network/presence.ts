@@ -338,7 +338,10 @@ export interface PresenceInit {
   refreshIntervalMs?: number
   /** this node's arc until `update` says otherwise. @default the full ring */
   arc?: [number, number] | null
-  /** our clock, µs (a simulation passes its own). @default Date.now() * 1000 */
+  /**
+   * our clock, µs: record times, expiry, rate limits and send spacing all follow it (a simulation
+   * passes its own; the refresh timer itself is a real `setTimeout`). @default Date.now() * 1000
+   */
   now?: () => number
 }
 
@@ -429,6 +432,9 @@ class MeshPresence implements Presence {
 
   get own (): PresenceInfo | null { return this.ownRecord }
 
+  /** our clock in ms (rate limits, send spacing): the injected one, so a simulation controls it all */
+  private nowMs (): number { return this.now() / 1000 }
+
   async start (): Promise<void> {
     if (this.stopped) throw new DisposedError('Presence')
     if (this.running) return
@@ -477,13 +483,13 @@ class MeshPresence implements Presence {
     this.fields = { ...before, ...fields }
     if (!this.running || this.stopped) return
     const changed = before.availability !== this.fields.availability || JSON.stringify(before.arc) !== JSON.stringify(this.fields.arc)
-    if (changed) this.schedule(Math.max(0, this.lastSentAt + PRESENCE.minRepublishMs - Date.now()))
+    if (changed) this.schedule(Math.max(0, this.lastSentAt + PRESENCE.minRepublishMs - this.nowMs()))
   }
 
   async refresh (): Promise<void> {
     if (!this.running || this.stopped) return
     // a heartbeat faster than the floor coalesces into the next send
-    const wait = this.lastSentAt + PRESENCE.minRepublishMs - Date.now()
+    const wait = this.lastSentAt + PRESENCE.minRepublishMs - this.nowMs()
     if (wait > 0) this.schedule(wait)
     else await this.publish()
   }
@@ -511,7 +517,7 @@ class MeshPresence implements Presence {
     this.ownRecord = info
     this.ownWire = wire
     this.store.put({ info, wire, deadline: info.expires_at })
-    this.lastSentAt = Date.now()
+    this.lastSentAt = this.nowMs()
     this.stats.published++
     await this.c.mesh.publish(PRESENCE.topic, wire)
   }
@@ -548,7 +554,7 @@ class MeshPresence implements Presence {
 
   /** A token bucket per sender, so one flooding peer cannot make us verify its records without end. */
   private admit (from: string): boolean {
-    const now = Date.now()
+    const now = this.nowMs()
     const b = this.buckets.get(from) ?? { tokens: PRESENCE.perPeerBurst, at: now }
     b.tokens = Math.min(PRESENCE.perPeerBurst, b.tokens + (now - b.at) * PRESENCE.perPeerPerSecond / 1000)
     b.at = now
