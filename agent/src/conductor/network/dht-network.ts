@@ -30,6 +30,7 @@ import { differing, fromRuns, hasSector, intersect, LEAVES, packSums, SECTORS, s
 import { produceOps } from '../ops.ts'
 import { actionHashOf } from '../validation.ts'
 import { ArcKeeper, type ArcStatus } from './authorities.ts'
+import { PerPeerRateLimit } from './rate-limit.ts'
 import type { Keystore } from '../../identity/keystore.ts'
 import { meshPresence, type Presence } from './presence.ts'
 import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
@@ -128,7 +129,7 @@ class MeshDhtNetwork implements DhtNetwork {
   private readonly inflight = new Set<string>()
   private running = false
   private stopped = false
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
+  private readonly limit = new PerPeerRateLimit({ perSecond: SYNC.gossipPerPeerPerSecond, burst: SYNC.gossipPerPeerBurst })
   private readonly cascadeListeners = new Set<(event: CascadeEvent) => void>()
   /** this node's arc and the arcs its peers claim */
   readonly arcs: ArcKeeper
@@ -256,18 +257,9 @@ class MeshDhtNetwork implements DhtNetwork {
 
   /** A token bucket per sender, so one flooding peer cannot monopolize validation. */
   private admit (from: string): boolean {
-    const now = Date.now()
-    const b = this.buckets.get(from) ?? { tokens: SYNC.gossipPerPeerBurst, at: now }
-    b.tokens = Math.min(SYNC.gossipPerPeerBurst, b.tokens + (now - b.at) * SYNC.gossipPerPeerPerSecond / 1000)
-    b.at = now
-    if (this.buckets.size > 10_000) this.buckets.clear()
-    this.buckets.set(from, b)
-    if (b.tokens < 1) {
-      this.droppedGossip++
-      return false
-    }
-    b.tokens -= 1
-    return true
+    if (this.limit.admit(from)) return true
+    this.droppedGossip++
+    return false
   }
 
   private onGossip (dna: HoloHash, data: Uint8Array, from: string): void {

@@ -37,6 +37,7 @@ import { agentPubKeyFromPeerId } from '../../identity/peer-id.ts'
 import type { ComponentLogger } from '../../logger.ts'
 import type { MeshNode } from '../../mesh/types.ts'
 import { decode, encode, encodeCanonical, isPlainObject } from '../codec.ts'
+import { PerPeerRateLimit } from './rate-limit.ts'
 
 export const PRESENCE = {
   /** gossip topic (the mesh prefixes `/flexstack/<network>/`) */
@@ -406,7 +407,7 @@ class MeshPresence implements Presence {
   private readonly store: PresenceStore
   private readonly agent: HoloHash
   private readonly verify: Keystore['verify']
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
+  private readonly limit = new PerPeerRateLimit({ perSecond: PRESENCE.perPeerPerSecond, burst: PRESENCE.perPeerBurst, now: () => this.nowMs() })
   private readonly unsubscribe: Array<() => void> = []
   private fields: PresenceFields
   private ownRecord: PresenceInfo | null = null
@@ -554,15 +555,7 @@ class MeshPresence implements Presence {
 
   /** A token bucket per sender, so one flooding peer cannot make us verify its records without end. */
   private admit (from: string): boolean {
-    const now = this.nowMs()
-    const b = this.buckets.get(from) ?? { tokens: PRESENCE.perPeerBurst, at: now }
-    b.tokens = Math.min(PRESENCE.perPeerBurst, b.tokens + (now - b.at) * PRESENCE.perPeerPerSecond / 1000)
-    b.at = now
-    if (this.buckets.size > 10_000) this.buckets.clear()
-    this.buckets.set(from, b)
-    if (b.tokens < 1) return false
-    b.tokens -= 1
-    return true
+    return this.limit.admit(from)
   }
 
   /**
