@@ -75,7 +75,6 @@ export class ArcKeeper {
   private current: Arc = FULL_ARC
   private currentSet: SectorSet = sectorSet(FULL_ARC)
   private lastResize = Number.NEGATIVE_INFINITY
-  private readonly listeners = new Set<(arc: Arc) => void>()
 
   constructor (init: ArcKeeperInit, components: ArcKeeperComponents) {
     this.targetRedundancy = init.targetRedundancy ?? 5
@@ -91,12 +90,6 @@ export class ArcKeeper {
   /** Whether this node is an authority for a location. */
   holds (location: number): boolean {
     return arcContains(this.current, location)
-  }
-
-  /** Be told when this node's arc changes; returns the unsubscribe. */
-  onChange (fn: (arc: Arc) => void): () => void {
-    this.listeners.add(fn)
-    return () => { this.listeners.delete(fn) }
   }
 
   /** A peer's claimed arc, as its sync exchange declared it. A changed claim must be confirmed again, unless it only shrank. */
@@ -153,7 +146,6 @@ export class ArcKeeper {
     this.log.info({ from: arcSectors(this.current), to: arcSectors(next) }, 'storage arc resized (sectors of 512)')
     this.current = next
     this.currentSet = sectorSet(next)
-    for (const fn of this.listeners) fn(next)
     return true
   }
 
