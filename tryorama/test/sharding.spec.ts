@@ -46,7 +46,7 @@ describe('sharded storage arcs', () => {
       for (const a of answer.authorities!) expect(players.map(p => p.peerId)).toContain(a)
       expect(answer.authorities!.some(a => holders.has(a))).toBe(true)
       // bad input: a peer claiming an arc it does not hold (the full ring) is heard but not trusted
-      await waitUntil(() => arcOf(y).peers.find(p => p.peer === x.peerId)?.confirmed === true, { what: 'y to have confirmed x\'s arc in a sync' })
+      await waitUntil(() => arcOf(y).peers.find(p => p.peer === x.peerId)?.confirmed === true, { timeoutMs: 120_000, what: 'y to have confirmed x\'s arc in a sync' })
       await x.node.mesh.request(y.peerId, 'sync', encode({ op: 'digest', dna, arc: [0, SECTOR_COUNT] }), { timeoutMs: 10_000 })
       const claimed = arcOf(y).peers.find(p => p.peer === x.peerId)!
       expect(arcSectors(claimed.arc)).toBe(SECTOR_COUNT)
