@@ -47,6 +47,8 @@ export interface ModelCatalog {
   /** re-scan the directories; concurrent callers share one scan; ids for which `keep` holds stay listed when their file is gone */
   refresh: (options?: { keep?: (id: string) => boolean, signal?: AbortSignal }) => Promise<void>
   entries: () => CatalogEntry[]
+  /** some models dir holds a `.gguf` file (a directory listing; nothing is inspected) */
+  hasModelFiles: () => Promise<boolean>
   has: (id: string) => boolean
   /** the entry of a servable model: InvalidRequestError, ModelNotFoundError, ModelLoadError otherwise */
   entry: (id: string) => CatalogEntry
@@ -129,6 +131,7 @@ export function modelCatalog (init: ModelCatalogInit): (components: ModelCatalog
         await scanning
       },
       entries: () => [...catalog.values()],
+      hasModelFiles: async () => (await Promise.all(init.modelsDirs.map(filesOf))).some(files => files.length > 0),
       has: (id) => catalog.has(id),
       entry: (id) => {
         const e = catalog.get(checkModelId(id))

@@ -58,7 +58,6 @@ export interface InferenceEngineComponents {
 }
 
 export interface LocalInferenceEngine extends InferenceEngine {
-  readonly llama: Llama
   /** load the models that fit in a share of free memory, smallest first; stops early when `signal` aborts */
   preload: (opts?: { memoryShare?: number, signal?: AbortSignal }) => Promise<string[]>
   plan: (id: string, options?: { signal?: AbortSignal }) => Promise<LoadPlan>
@@ -106,9 +105,18 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     return listModels()
   }
 
-  // started alongside the first scan, which needs no native code
-  const [llama] = await Promise.all([getLlama({ gpu: init.gpu === false ? false : 'auto', build: 'never', logLevel: LlamaLogLevel.warn, logger: llamaLogger(llamaLog) }), refresh()])
-  log.info({ gpu: llama.gpu === false ? 'none (CPU)' : llama.gpu }, 'llama.cpp ready')
+  // llama.cpp's binding (getLlama tests the binary in a child process first: over a second) is
+  // loaded when a model first needs it, so a node without models never pays for it
+  let llamaP: Promise<Llama> | undefined
+  const llamaReady = async (): Promise<Llama> => await (llamaP ??= (async () => {
+    const l = await getLlama({ gpu: init.gpu === false ? false : 'auto', build: 'never', logLevel: LlamaLogLevel.warn, logger: llamaLogger(llamaLog) })
+    log.info({ gpu: l.gpu === false ? 'none (CPU)' : l.gpu }, 'llama.cpp ready')
+    return l
+  })().catch((err: unknown) => { llamaP = undefined; throw err }))
+
+  // with models in the dirs, the binding loads alongside the first scan (which needs no native
+  // code), so a broken binding shows at start, not at the first request
+  await Promise.all([refresh(), catalog.hasModelFiles().then(async (any) => { if (any) await llamaReady() })])
 
   const contextSizeFor = (e: CatalogEntry): number => Math.min(init.contextSize ?? DEFAULT_CONTEXT_SIZE, e.info.context_length > 0 ? e.info.context_length : Infinity)
 
@@ -117,7 +125,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     const e = catalog.entry(id)
     options.signal?.throwIfAborted()
     try {
-      return await planLoad(llama, e, { contextSize: contextSizeFor(e), sequences, redact: (m) => catalog.redact(e, m) })
+      return await planLoad(await llamaReady(), e, { contextSize: contextSizeFor(e), sequences, redact: (m) => catalog.redact(e, m) })
     } catch (err) {
       if (err instanceof InferenceError) throw err
       throw new ModelLoadError(`${id}: cannot read the model: ${catalog.redact(e, errorMessage(err))}`, { model: id, cause: err })
@@ -144,7 +152,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
         contextSize,
         threads,
         sequences,
-        gpu: llama.gpu !== false,
+        gpu: (await llamaReady()).gpu !== false,
         gpuLayers,
         signal: options.signal,
         onProgress: (ev) => { progress(ev.progress) },
@@ -252,7 +260,6 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
   }
 
   return {
-    llama,
     listModels,
     refresh,
     loadModel,
@@ -270,7 +277,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
         await l.pool.dispose().catch(() => {})
       }
       await catalog.dispose()
-      await llama.dispose()
+      await (await llamaP?.catch(() => undefined))?.dispose()
     }
   }
 }
