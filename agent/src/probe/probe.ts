@@ -194,10 +194,20 @@ function largest<T extends { vram_gb: number }> (items: readonly T[]): T | undef
   return best
 }
 
+/**
+ * The PATH on which nvidia-smi was last found missing, for the whole process: every node of a
+ * process (tryorama runs many) would otherwise spawn it again, about 20 ms of the event loop each.
+ */
+let nvidiaMissingOnPath: string | undefined
+
 async function readNvidia (state: GpuReaderState, signal?: AbortSignal): Promise<GpuReading | null> {
-  if (state.nvidiaMissing) return null
+  const searchPath = process.env.PATH ?? ''
+  if (state.nvidiaMissing || nvidiaMissingOnPath === searchPath) return null
   const result = await runCommand(NVIDIA_SMI_COMMAND, NVIDIA_SMI_ARGS, signal)
-  if (result.kind === 'missing') state.nvidiaMissing = true
+  if (result.kind === 'missing') {
+    state.nvidiaMissing = true
+    nvidiaMissingOnPath = searchPath
+  }
   if (result.kind !== 'ok') return null
   const gpu = largest(parseNvidiaSmi(result.stdout) ?? [])
   if (gpu === undefined) return null
