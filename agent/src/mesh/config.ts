@@ -13,7 +13,7 @@ import { gossipsub } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { Identify } from '@libp2p/identify'
-import type { PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
+import type { ComponentLogger as Libp2pComponentLogger, Logger as Libp2pLogger, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
@@ -101,11 +101,25 @@ export interface Libp2pParts {
 }
 
 /** The options `createLibp2p` builds a mesh node from (not started). */
+const silentLibp2pLogger: Libp2pLogger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => silentLibp2pLogger })
+
+/**
+ * libp2p's own debug output. Its default logger builds a `debug` instance for every connection
+ * and stream, each probing the terminal (an `isatty` call): about 2% of a busy mesh's CPU for
+ * lines nobody reads. It is used only when `DEBUG` is set (`DEBUG=libp2p:*` still works);
+ * otherwise a silent logger stands in.
+ */
+export function libp2pLogger (env: NodeJS.ProcessEnv = process.env): Libp2pComponentLogger | undefined {
+  return env.DEBUG !== undefined && env.DEBUG !== '' ? undefined : { forComponent: () => silentLibp2pLogger }
+}
+
 export function libp2pOptions (init: ResolvedMeshInit, parts: Libp2pParts): Libp2pOptions<MeshServices> {
   const { blocked } = parts
   const denyPeer = (peerId: PeerId): boolean => blocked.has(peerId.toString())
+  const logger = libp2pLogger()
   return {
     start: false,
+    ...(logger !== undefined ? { logger } : {}),
     privateKey: parts.privateKey,
     addresses: { listen: init.listen },
     transports: [tcp()],
