@@ -113,7 +113,9 @@ export async function startServices<C extends object> (entries: ReadonlyArray<Se
       if (entry.provides !== undefined) (comps as Record<PropertyKey, unknown>)[entry.provides] = service
       log.debug({ service: entry.name }, 'starting')
       const current: { name: string, service: Service, settled: boolean } = starting = { name: entry.name, service, settled: false }
+      const t0 = performance.now()
       await abortable(service.start({ signal }).finally(() => { current.settled = true }), signal)
+      log.debug({ service: entry.name, ms: Math.round(performance.now() - t0) }, 'started')
     }
   } catch (err) {
     if (starting !== undefined && !starting.settled) {
