@@ -92,6 +92,11 @@ const CASCADE_PEERS = 3
 const CASCADE_TIMEOUT_MS = 2000
 /** ms a cascade waits for an authority before it also asks the next one */
 const CASCADE_HEDGE_MS = 150
+/**
+ * authorities whose "nothing here" settles a lookup: once this many answered empty and no one is
+ * left to ask, the ones still silent get one more hedge delay, not their whole timeout
+ */
+const CASCADE_EMPTY_QUORUM = 2
 /** rounds of predecessor fetching per cascade miss */
 const CASCADE_ROUNDS = 32
 const PROTOCOL_RECEIPT = 'receipt'
@@ -360,8 +365,10 @@ class MeshDhtNetwork implements DhtNetwork {
    * and return on the first answer that integrates something. Authorities are asked one after
    * another, each `hedgeDelayMs` after the last (or at once when one fails or has nothing), so
    * one frozen authority costs a hedge delay, not its timeout; the requests still running when
-   * an answer wins are abandoned. A record whose author's earlier actions this node lacks waits
-   * in limbo, and its predecessors are pulled the same way (bounded rounds).
+   * an answer wins are abandoned. What two authorities answer they do not hold is taken as
+   * absent one hedge delay later, whoever is still silent. A record whose author's earlier
+   * actions this node lacks waits in limbo, and its predecessors are pulled the same way
+   * (bounded rounds).
    */
   async cascade (dna: HoloHash, query: CascadeQuery, opts: CascadeOptions = {}): Promise<number> {
     if (this.stopped) throw new DisposedError('DhtNetwork')
@@ -420,6 +427,9 @@ class MeshDhtNetwork implements DhtNetwork {
     const running = new Map<string, AbortController>()
     let next = 0
     let outstanding = 0
+    /** answers from authorities that hold nothing of what was asked */
+    let empties = 0
+    let lastAskedAt = 0
     let hedge: ReturnType<typeof setTimeout> | undefined
     return await new Promise<{ pending: number } | null>((resolve) => {
       let settled = false
@@ -442,12 +452,16 @@ class MeshDhtNetwork implements DhtNetwork {
         if (settled) return
         if (next >= peers.length) {
           if (outstanding === 0) finish(null)
+          // absent, as far as enough authorities know: the silent ones get a hedge delay each, from
+          // when they were asked, and are not waited out
+          else if (empties >= CASCADE_EMPTY_QUORUM) hedge = setTimeout(() => { finish(null) }, Math.max(0, lastAskedAt + hedgeMs - performance.now()))
           return
         }
         const peer = peers[next++]!
         const controller = new AbortController()
         const signal = opts.signal === undefined ? controller.signal : AbortSignal.any([opts.signal, controller.signal])
         running.set(peer, controller)
+        lastAskedAt = performance.now()
         outstanding++
         if (!report.asked.includes(peer)) report.asked.push(peer)
         hedge = setTimeout(launch, hedgeMs)
@@ -455,14 +469,17 @@ class MeshDhtNetwork implements DhtNetwork {
           .then((bytes) => {
             if (settled) return
             const before = space.pendingCount()
-            // an authority that holds nothing may name the ones it knows: ask those too
-            for (const hint of this.hints(bytes)) if (!peers.includes(hint)) peers.push(hint)
+            // a node that is no authority may name the ones it knows: ask those too
+            const { notAuthority, hints } = this.hints(bytes)
+            for (const hint of hints) if (!peers.includes(hint)) peers.push(hint)
             const out = this.receive(space.dna.hash, this.answerRecords(bytes), { cache: true })
             if (out !== null && (out.integrated.length > 0 || out.pending > before)) {
               running.delete(peer)
               report.answeredBy ??= peer
               report.integrated += out.integrated.length
               finish({ pending: out.pending })
+            } else if (!notAuthority) {
+              empties++
             }
           }, () => { /* failed, timed out or abandoned: the others may still answer */ })
           .finally(() => {
@@ -476,15 +493,16 @@ class MeshDhtNetwork implements DhtNetwork {
     })
   }
 
-  /** Connected peers a "not an authority" answer names. */
-  private hints (bytes: Uint8Array): string[] {
+  /** Whether an answer says "not an authority", and the connected peers it names instead. */
+  private hints (bytes: Uint8Array): { notAuthority: boolean, hints: string[] } {
     try {
       const msg = decode(bytes)
-      if (!isPlainObject(msg) || msg.not_authority !== true || !Array.isArray(msg.authorities)) return []
+      if (!isPlainObject(msg) || msg.not_authority !== true) return { notAuthority: false, hints: [] }
+      if (!Array.isArray(msg.authorities)) return { notAuthority: true, hints: [] }
       const connected = new Set(this.c.mesh.peers())
-      return msg.authorities.slice(0, 8).filter((p): p is string => typeof p === 'string' && connected.has(p))
+      return { notAuthority: true, hints: msg.authorities.slice(0, 8).filter((p): p is string => typeof p === 'string' && connected.has(p)) }
     } catch {
-      return []
+      return { notAuthority: false, hints: [] }
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * A local miss with a frozen authority: the lookup hedges to another authority and returns on
- * its answer, abandoning the frozen request instead of waiting it out, and a write of the same
- * cell issued while a lookup waits on the network is not queued behind it.
+ * its answer, abandoning the frozen request instead of waiting it out; a record two live
+ * authorities do not hold is taken as absent without waiting out the frozen one; and a write of
+ * the same cell issued while a lookup waits on the network is not queued behind it.
  *
  * "Frozen" here is a real node whose sync protocol stops answering (its handler never returns):
  * connections stay up and requests are accepted, as with a process stopped mid-flight.
@@ -35,7 +36,6 @@ describe('the cascade with a frozen authority', () => {
       const authors = await scenario.addPlayers(2)
       await dhtSync([alice!, carol!, dave!, ...authors], dna)
       for (const a of authors) await scenario.kill(a)
-      await freeze(carol!)
       await freeze(dave!)
 
       // bob pulls nothing by himself: only the cascade can bring him the others' records
@@ -43,6 +43,15 @@ describe('the cascade with a frozen authority', () => {
       await waitUntil(() => [alice!, carol!, dave!].every(p => bob.node.mesh.peers().includes(p.peerId)), { what: 'bob connected to the three authorities' })
       const events: CascadeEvent[] = []
       bob.node.conductor.network!.onCascade((e) => { events.push(e) })
+
+      // a record nobody holds: alice and carol say so, and dave's request is abandoned, not waited out
+      expect(await bob.cells.agent_registry!.callZome('capabilities', 'get_capability', hashFrom32(randomBytes(32), 'Agent'))).toBeNull()
+      const absent = events.at(-1)!
+      expect(absent.answeredBy).toBeNull()
+      expect(new Set(absent.asked)).toEqual(new Set([alice!.peerId, carol!.peerId, dave!.peerId]))
+      expect(absent.abandoned).toEqual([dave!.peerId])
+
+      await freeze(carol!)
       const frozen = new Set([carol!.peerId, dave!.peerId])
 
       for (const author of [alice!, carol!, dave!, ...authors]) {
