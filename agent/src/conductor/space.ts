@@ -386,21 +386,31 @@ export class DhtSpace {
    */
   receive (records: NetRecord[], options: ReceiveOptions = {}): ReceiveOutcome {
     const out = emptyOutcome()
-    const sorted = [...records].sort((a, b) => {
-      const c = encodeHash(a.action.header.author).localeCompare(encodeHash(b.action.header.author))
-      return c !== 0 ? c : a.action.header.action_seq - b.action.header.action_seq
+    const sorted = records.map(r => ({ r, author: encodeHash(r.action.header.author) })).sort((a, b) => {
+      const c = a.author.localeCompare(b.author)
+      return c !== 0 ? c : a.r.action.header.action_seq - b.r.action.header.action_seq
     })
-    for (const r of sorted) {
-      const hash = actionHashOf(r.action)
-      if (this.knows(hash)) continue
-      if (this.beyondHorizon(r, hash)) {
-        // pruned here already, or would be at the next pass: not taken back from a peer that holds more
-        out.dropped++
-        this.droppedBeyondHorizon++
-        this.remember(hash)
-        continue
-      }
-      this.process(r, hash, out, false, options.cache === true)
+    // the batch is one transaction: a commit (a WAL append) per record was the largest single
+    // cost of taking in a peer's records
+    try {
+      this.store.transaction(() => {
+        for (const { r } of sorted) {
+          const hash = actionHashOf(r.action)
+          if (this.knows(hash)) continue
+          if (this.beyondHorizon(r, hash)) {
+            // pruned here already, or would be at the next pass: not taken back from a peer that holds more
+            out.dropped++
+            this.droppedBeyondHorizon++
+            this.remember(hash)
+            continue
+          }
+          this.process(r, hash, out, false, options.cache === true)
+        }
+      })
+    } catch (err) {
+      // nothing of the batch was written: the sector sums must not count it
+      this.rebuildSummary()
+      throw err
     }
     out.pending = this.store.limboCount(this.dna.hash)
     return out
