@@ -85,7 +85,7 @@ describe('@holochain/client against a flexnode', () => {
 
     // a beat through the client writes the entry and emits its own signal; the live load read
     // back is the node's presence (what its heartbeat signed), not the entry's
-    // the node's own first beat may wait out presence's 1 s send spacing after its first record
+    // the node's first heartbeat reaches its presence a moment after start
     await waitUntil(() => agent.node.dht.presence.own?.load !== undefined, { what: 'the node\'s first heartbeat in its presence' })
     await app.callZome({ role_name: 'agent_registry', zome_name: 'heartbeat', fn_name: 'beat', payload: { cpu_percent: 42, gpu_percent: 0, memory_percent: 17 } })
     const beat = await waitUntil(() => signals.find(s => (s.payload as { type?: string }).type === 'heartbeat'), { what: 'the heartbeat signal' })

@@ -489,9 +489,11 @@ class MeshPresence implements Presence {
 
   async refresh (): Promise<void> {
     if (!this.running || this.stopped) return
-    // a heartbeat faster than the floor coalesces into the next send
+    // a heartbeat faster than the floor coalesces into the next send; the first load after start
+    // goes at once (the record signed at start has none, and readers would see the entry's)
     const wait = this.lastSentAt + PRESENCE.minRepublishMs - this.nowMs()
-    if (wait > 0) this.schedule(wait)
+    const firstLoad = this.ownRecord != null && this.ownRecord.load === undefined && this.fields.load !== undefined
+    if (wait > 0 && !firstLoad) this.schedule(wait)
     else await this.publish()
   }
 
