@@ -246,7 +246,7 @@ export class DhtSpace {
     if (!r.more) this.pruning = false
     for (const h of r.deleted) this.remember(h)
     // the ops of deleted records, and of own records that left the summary, leave the sector sums
-    if (r.deleted.length + r.excluded.length > 0) this.rebuildSummary()
+    for (const op of r.removedOps) this.sectors.remove(op.location, op.hash)
     return { deleted: r.deleted.length, excluded: r.excluded.length, more: r.more }
   }
 

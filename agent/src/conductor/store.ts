@@ -619,22 +619,32 @@ export class ConductorStore {
    * agent's record is deleted with its ops and the entries only it held; one of this node's own
    * chains stays, out of the summary (`in_summary = 0`). `more` says whether the plan has more.
    */
-  applyPrune (dna: Uint8Array, limit: number): { deleted: Uint8Array[], excluded: Uint8Array[], more: boolean } {
-    const out = { deleted: [] as Uint8Array[], excluded: [] as Uint8Array[], more: false }
+  applyPrune (dna: Uint8Array, limit: number): { deleted: Uint8Array[], excluded: Uint8Array[], removedOps: Array<{ location: number, hash: Uint8Array }>, more: boolean } {
+    const out = { deleted: [] as Uint8Array[], excluded: [] as Uint8Array[], removedOps: [] as Array<{ location: number, hash: Uint8Array }>, more: false }
     const planned = this.db.prepare("SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = 'prune_victim'").get() !== undefined
     if (!planned) return out
     const d = toBuf(dna)
     return this.transaction(() => {
       const victims = this.stmt('SELECT hash, entry_hash, own FROM temp.prune_victim WHERE dna = ? LIMIT ?').all(d, limit) as Array<{ hash: Buffer, entry_hash: Buffer | null, own: number }>
       const entries = new Map<string, Buffer>()
+      // the valid ops of a record that leaves the summary: the sector sums counted them
+      const leaving = (hash: Buffer): void => {
+        for (const r of this.stmt("SELECT location, hash FROM dht_op WHERE dna = ? AND action_hash = ? AND validation_status = 'Valid'").all(d, hash) as Array<{ location: number, hash: Buffer }>) {
+          out.removedOps.push({ location: r.location, hash: u8(r.hash)! })
+        }
+      }
       for (const v of victims) {
         this.stmt('DELETE FROM temp.prune_victim WHERE dna = ? AND hash = ?').run(d, v.hash)
         if (v.own === 1) {
-          if (this.stmt('UPDATE dht_action SET in_summary = 0 WHERE dna = ? AND hash = ? AND in_summary = 1').run(d, v.hash).changes > 0) out.excluded.push(u8(v.hash)!)
+          if (this.stmt('UPDATE dht_action SET in_summary = 0 WHERE dna = ? AND hash = ? AND in_summary = 1').run(d, v.hash).changes > 0) {
+            out.excluded.push(u8(v.hash)!)
+            leaving(v.hash)
+          }
           continue
         }
         // gone already (a new plan, another writer): nothing to take out of the summary
         if (this.stmt('DELETE FROM dht_action WHERE dna = ? AND hash = ?').run(d, v.hash).changes === 0) continue
+        leaving(v.hash)
         this.stmt('DELETE FROM dht_op WHERE dna = ? AND action_hash = ?').run(d, v.hash)
         if (v.entry_hash !== null) entries.set(v.entry_hash.toString('hex'), v.entry_hash)
         out.deleted.push(u8(v.hash)!)
