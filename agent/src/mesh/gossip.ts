@@ -16,7 +16,7 @@ import type { PeerId } from '@libp2p/interface'
 import { errorMessage } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { NetworkGate } from './gate.ts'
-import { MeshProtocolError } from './types.ts'
+import { MeshProtocolError, type GossipJudge, type GossipVerdict, type SubscribeOptions } from './types.ts'
 
 export type GossipHandler = (data: Uint8Array, from: string) => void
 
@@ -27,7 +27,9 @@ export interface MeshGossipComponents {
   log: ComponentLogger
 }
 
-interface Subscriber { handler: GossipHandler }
+interface Subscriber { handler?: GossipHandler, judge?: GossipJudge }
+
+const SEVERITY: Record<GossipVerdict, number> = { accept: 0, ignore: 1, reject: 2 }
 
 export class MeshGossip {
   readonly #c: MeshGossipComponents
@@ -57,14 +59,15 @@ export class MeshGossip {
     }
   }
 
-  subscribe (topic: string, handler: GossipHandler): () => void {
+  /** Deliver the topic's messages to `handler`, or have `options.judge` rule on each first. */
+  subscribe (topic: string, handler: GossipHandler | undefined, options: SubscribeOptions = {}): () => void {
     let set = this.#subs.get(topic)
     if (set === undefined) {
       set = new Set()
       this.#subs.set(topic, set)
       if (this.#running) this.#join(topic)
     }
-    const entry: Subscriber = { handler }
+    const entry: Subscriber = { handler, judge: options.judge }
     const subs = set
     subs.add(entry)
     return () => {
@@ -90,7 +93,19 @@ export class MeshGossip {
     if (blocked.has(propagationSource.toString()) || blocked.has(msg.from.toString())) return TopicValidatorResult.Ignore
     // the network gate covers gossip too: only a peer that passed the check may hand us messages
     if (!this.#c.gate.isVerified(propagationSource.toString())) return TopicValidatorResult.Ignore
-    return TopicValidatorResult.Accept
+    let verdict: GossipVerdict = 'accept'
+    for (const { judge } of [...this.#subs.get(msg.topic) ?? []]) {
+      if (judge === undefined) continue
+      let v: GossipVerdict
+      try {
+        v = judge(msg.data, msg.from.toString())
+      } catch (err) {
+        this.#c.log.warn({ topic: msg.topic, err: errorMessage(err) }, 'gossip judge threw')
+        v = 'ignore'
+      }
+      if (SEVERITY[v] > SEVERITY[verdict]) verdict = v
+    }
+    return verdict === 'accept' ? TopicValidatorResult.Accept : verdict === 'reject' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
   }
 
   #onMessage ({ msg, propagationSource }: GossipsubMessage): void {
@@ -100,6 +115,7 @@ export class MeshGossip {
     const subs = this.#subs.get(msg.topic)
     if (subs === undefined) return
     for (const { handler } of [...subs]) {
+      if (handler === undefined) continue
       try {
         handler(msg.data, from)
       } catch (err) {

@@ -62,7 +62,8 @@ import type {
   RequestHandler,
   StreamHandler,
   StreamProtocolOptions,
-  StreamRequestOptions
+  StreamRequestOptions,
+  SubscribeOptions
 } from './types.ts'
 import { asError, isAborted, jitter, parseMultiaddr, positiveInt, sleep } from './util.ts'
 
@@ -391,11 +392,13 @@ class Libp2pMesh implements Libp2pMeshNode {
     await this.#gossip.publish(full, data)
   }
 
-  subscribe (topic: string, handler: (data: Uint8Array, from: string) => void): () => void {
+  subscribe (topic: string, handler: ((data: Uint8Array, from: string) => void) | undefined, options: SubscribeOptions = {}): () => void {
     if (this.#stopPromise !== undefined) throw new DisposedError('MeshNode')
     const full = this.#topicId(topic)
-    if (typeof handler !== 'function') throw new InvalidInputError('handler must be a function', { field: 'handler' })
-    return this.#gossip.subscribe(full, handler)
+    if (handler !== undefined && typeof handler !== 'function') throw new InvalidInputError('handler must be a function', { field: 'handler' })
+    if (options.judge !== undefined && typeof options.judge !== 'function') throw new InvalidInputError('judge must be a function', { field: 'judge' })
+    if (handler === undefined && options.judge === undefined) throw new InvalidInputError('a subscription needs a handler or a judge', { field: 'handler' })
+    return this.#gossip.subscribe(full, handler, options)
   }
 }
 

@@ -99,6 +99,23 @@ export interface StreamRequestOptions {
   onChunk: (chunk: Uint8Array) => void | Promise<void>
 }
 
+/**
+ * What a judging subscriber makes of a message: only `accept` is delivered to the other
+ * subscribers and relayed to the mesh; `reject` also counts against the peer that relayed it
+ * (gossipsub's score), `ignore` does not (stale or rate-limited, not malicious).
+ */
+export type GossipVerdict = 'accept' | 'ignore' | 'reject'
+export type GossipJudge = (data: Uint8Array, from: string) => GossipVerdict
+
+export interface SubscribeOptions {
+  /**
+   * Judge each message before gossipsub relays it: the handler then runs in gossipsub's
+   * validation step and its verdict decides whether the message goes on, so what a subscriber
+   * drops (a forged record, a flood) is not spread to the rest of the mesh by this node.
+   */
+  judge?: GossipJudge
+}
+
 export interface MeshNode {
   /** base58btc PeerId string */
   readonly peerId: string
@@ -125,7 +142,11 @@ export interface MeshNode {
    */
   requestStream: (peerId: string, name: string, request: Uint8Array, options: StreamRequestOptions) => Promise<Uint8Array>
   publish: (topic: string, data: Uint8Array) => Promise<void>
-  subscribe: (topic: string, handler: (data: Uint8Array, from: string) => void) => () => void
+  /**
+   * deliver a topic's gossip to `handler` (`from`: the publisher); with `options.judge`, each
+   * message is first ruled on, and only what it accepts is delivered and relayed
+   */
+  subscribe: (topic: string, handler: ((data: Uint8Array, from: string) => void) | undefined, options?: SubscribeOptions) => () => void
   /** connected peers (PeerId strings) that speak this network's protocols */
   peers: () => string[]
   dial: (multiaddr: string, options?: { signal?: AbortSignal }) => Promise<string>

@@ -35,7 +35,7 @@ import { core32, hashFrom32, isHash, sameKey, type HoloHash } from '../../holo/h
 import type { Keystore } from '../../identity/keystore.ts'
 import { agentPubKeyFromPeerId } from '../../identity/peer-id.ts'
 import type { ComponentLogger } from '../../logger.ts'
-import type { MeshNode } from '../../mesh/types.ts'
+import type { GossipVerdict, MeshNode } from '../../mesh/types.ts'
 import { decode, encode, encodeCanonical, isPlainObject } from '../codec.ts'
 import { PerPeerRateLimit } from './rate-limit.ts'
 
@@ -118,6 +118,8 @@ export interface SignedPresence { info: Uint8Array, signature: Uint8Array }
 
 export const DROP_REASONS = ['forged', 'replayed', 'expired', 'future', 'oversized', 'malformed', 'rate_limited', 'capacity'] as const
 export type DropReason = typeof DROP_REASONS[number]
+/** drops that prove the sender wrong (gossipsub then lowers its score), not merely late or over a limit */
+const MALICIOUS: ReadonlySet<DropReason> = new Set(['forged', 'oversized', 'malformed'])
 
 /** A presence record refused at the boundary; `reason` is what the drop is counted under. */
 export class PresenceRejectedError extends FlexnodeError {
@@ -442,7 +444,8 @@ class MeshPresence implements Presence {
     this.running = true
     const { mesh } = this.c
     await mesh.handle(PRESENCE.protocol, async (req, from) => this.serveTrade(req, from), { maxRequestBytes: PRESENCE.maxRecordBytes + 64, timeoutMs: 10_000 })
-    this.unsubscribe.push(mesh.subscribe(PRESENCE.topic, (data, from) => { this.onGossip(data, from) }))
+    // judged before gossipsub relays it: a record this node drops goes no further through it
+    this.unsubscribe.push(mesh.subscribe(PRESENCE.topic, undefined, { judge: (data, from) => this.onGossip(data, from) }))
     this.unsubscribe.push(mesh.onPeer('connect', (peer) => { this.tradeInBackground(peer) }))
     await this.refresh()
     for (const peer of mesh.peers()) this.tradeInBackground(peer)
@@ -565,21 +568,21 @@ class MeshPresence implements Presence {
    * request), which must be its agent; undefined for records relayed in a trade, where a record
    * not newer than ours is simply known, not a drop. Never throws.
    */
-  private receive (bytes: unknown, from: string, asAuthor: boolean): void {
+  private receive (bytes: unknown, from: string, asAuthor: boolean): GossipVerdict {
     this.stats.received++
     try {
       if (!(bytes instanceof Uint8Array)) throw new PresenceRejectedError('malformed', 'a presence record must be bytes')
       // what its author sends is rate-limited per author; records relayed in a trade are bounded
       // by the trade's size instead
       const record = openPresence(bytes, { now: this.now(), author: asAuthor ? from : undefined, held: (a) => this.store.heldFor(a), admit: asAuthor ? () => this.admit(from) : undefined, verify: this.verify })
-      if (this.store.put(record)) this.stats.accepted++
+      if (!this.store.put(record)) return 'ignore'
+      this.stats.accepted++
+      return 'accept'
     } catch (err) {
-      if (err instanceof PresenceRejectedError) {
-        if (!asAuthor && err.reason === 'replayed') return
-        this.drop(err.reason, from, err)
-      } else {
-        this.drop('malformed', from, err)
-      }
+      const reason = err instanceof PresenceRejectedError ? err.reason : 'malformed'
+      if (!(reason === 'replayed' && !asAuthor)) this.drop(reason, from, err)
+      // stale, early or over a limit is not proof of malice; a bad signature or shape is
+      return MALICIOUS.has(reason) ? 'reject' : 'ignore'
     }
   }
 
@@ -588,9 +591,9 @@ class MeshPresence implements Presence {
    * verified (StrictSign), not the peer that relayed it to us. A record relayed through the mesh
    * thus still arrives with its author as `from`, and must name it.
    */
-  private onGossip (data: Uint8Array, from: string): void {
-    if (!this.running) return
-    this.receive(data, from, true)
+  private onGossip (data: Uint8Array, from: string): GossipVerdict {
+    if (!this.running) return 'ignore'
+    return this.receive(data, from, true)
   }
 
   // -- trading records with a new peer ------------------------------------------------------

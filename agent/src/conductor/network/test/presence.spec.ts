@@ -168,19 +168,26 @@ describe('a node\'s presence under bad input from a peer', () => {
     const rogue = await meshFor(rogueKeys)
     await rogue.dial(node.info.multiaddrs[0]!)
     rogue.subscribe(PRESENCE.topic, () => {})
+    // an honest peer connected to the node only: what the rogue sends reaches it through the node
+    const honest = await meshFor(honestKeys)
+    await honest.dial(node.info.multiaddrs[0]!)
+    const relayed: Uint8Array[] = []
+    honest.subscribe(PRESENCE.topic, (data, from) => { if (from === rogue.peerId) relayed.push(data) })
     const r = rogueKeys.primary.agentPubKey
     const now = (): number => Date.now() * 1000
-    // the rogue's own valid record gets through once gossip flows
+    // the rogue's own valid record gets through once gossip flows, and the node relays it
     let first = signPresence(record(r, now()), rogueKeys)
     await waitUntil(async () => {
-      if (presence.get(r) !== null) return true
+      if (presence.get(r) !== null && relayed.length > 0) return true
       first = signPresence(record(r, now()), rogueKeys)
       await rogue.publish(PRESENCE.topic, first)
       return false
-    }, { what: 'the rogue\'s valid presence to arrive', intervalMs: 300 })
+    }, { what: 'the rogue\'s valid presence to arrive, and to be relayed', intervalMs: 300 })
     const newer = signPresence(record(r, now(), { availability: 'busy' }), rogueKeys)
     await rogue.publish(PRESENCE.topic, newer)
     await waitUntil(() => presence.get(r)?.availability === 'busy', { what: 'the newer record to win' })
+    await waitUntil(() => relayed.some(d => Buffer.from(d).equals(newer)), { what: 'the newer record to be relayed' })
+    const relayedBefore = relayed.length
 
     const o = otherKeys.primary.agentPubKey
     const bad: Array<[DropReason, () => Uint8Array]> = [
@@ -202,6 +209,11 @@ describe('a node\'s presence under bad input from a peer', () => {
     }
     expect(presence.get(r)?.availability).toBe('busy')
     expect(presence.get(o)).toBeNull()
+    // what the node dropped went no further: a valid record sent after them is the next one relayed
+    const marker = signPresence(record(r, now(), { availability: 'online' }), rogueKeys)
+    await rogue.publish(PRESENCE.topic, marker)
+    await waitUntil(() => relayed.some(d => Buffer.from(d).equals(marker)), { what: 'the valid record after the bad ones to be relayed' })
+    expect(relayed.slice(relayedBefore).map(d => Buffer.from(d).equals(marker))).toEqual([true])
 
     // a junk trade and a trade carrying a forged record: dropped, and still answered with the node's records
     const beforeTrade = drops()
@@ -212,10 +224,8 @@ describe('a node\'s presence under bad input from a peer', () => {
     expect(drops().forged).toBe(beforeTrade.forged + 1)
 
     // a flood: far more than the per-peer bucket admits
-    const honest = await meshFor(honestKeys)
-    await honest.dial(node.info.multiaddrs[0]!)
-    honest.subscribe(PRESENCE.topic, () => {})
     const h = honestKeys.primary.agentPubKey
+    const relayedBeforeFlood = relayed.length
     const flooding = (async () => {
       for (let i = 0; i < 400; i++) await rogue.publish(PRESENCE.topic, signPresence(record(r, now()), rogueKeys))
     })()
@@ -227,6 +237,8 @@ describe('a node\'s presence under bad input from a peer', () => {
     }, { what: 'the honest peer\'s presence during the flood', intervalMs: 300 })
     await flooding
     await waitUntil(() => drops().rate_limited > 0, { what: 'the flood to hit the rate limit' })
+    // only what the bucket admitted was relayed: the node does not amplify a flood
+    expect(relayed.length - relayedBeforeFlood).toBeLessThan(400)
     const caps = await node.client.callZome({ role_name: 'agent_registry', zome_name: 'discovery', fn_name: 'query_peers', payload: null }) as unknown[]
     expect(caps.length).toBe(1)
     expect(presence.stats.accepted).toBeLessThan(presence.stats.received)
