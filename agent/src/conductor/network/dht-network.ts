@@ -37,6 +37,9 @@ import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncSt
 
 export type { SyncStats } from './types.ts'
 
+/** ms between anti-entropy rounds unless configured */
+export const DEFAULT_SYNC_INTERVAL_MS = 5000
+
 export interface DhtNetworkInit {
   /** ms between anti-entropy rounds. @default 5000 */
   syncIntervalMs?: number
@@ -186,7 +189,7 @@ class MeshDhtNetwork implements DhtNetwork {
     // the rounds touch the database and the network: a failure (a damaged table, a closed store)
     // is logged and backed off, never thrown out of a timer
     this.tasks.push(
-      periodic({ name: 'dht sync round', intervalMs: this.init.syncIntervalMs ?? 5000 }, async () => { await this.syncRound() }, this.log),
+      periodic({ name: 'dht sync round', intervalMs: this.init.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS }, async () => { await this.syncRound() }, this.log),
       periodic({ name: 'dht republish round', intervalMs: this.init.republishIntervalMs ?? 15_000 }, async () => { await this.republishRound() }, this.log)
     )
     if (this.init.syncOnConnect !== false) for (const peer of mesh.peers()) this.syncInBackground(peer)
