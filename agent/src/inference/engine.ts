@@ -124,8 +124,14 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     usable()
     const e = catalog.entry(id)
     options.signal?.throwIfAborted()
+    let llama: Llama
     try {
-      return await planLoad(await llamaReady(), e, { contextSize: contextSizeFor(e), sequences, redact: (m) => catalog.redact(e, m) })
+      llama = await llamaReady()
+    } catch (err) {
+      throw new ModelLoadError(`${id}: llama.cpp cannot run on this machine: ${errorMessage(err)}`, { model: id, cause: err })
+    }
+    try {
+      return await planLoad(llama, e, { contextSize: contextSizeFor(e), sequences, redact: (m) => catalog.redact(e, m) })
     } catch (err) {
       if (err instanceof InferenceError) throw err
       throw new ModelLoadError(`${id}: cannot read the model: ${catalog.redact(e, errorMessage(err))}`, { model: id, cause: err })
