@@ -11,8 +11,9 @@
  *   integrates them; each integrated record earns its author a signed validation receipt.
  * - republish: authors publish again the actions holding fewer receipts than they want.
  * - anti-entropy: gossip is best effort, so nodes also reconcile over `/flexstack/<network>/sync/1`
- *   (on connect and every interval), over the sectors their arcs share (`../sectors.ts`): a digest
- *   first (one round trip when in sync), then sparse per-sector sums, answered with the hashes of
+ *   (on connect and every interval), over the sectors their arcs share (`../sectors.ts`): every
+ *   DNA's digest first, in one request (one round trip when in sync; a node from before that
+ *   request is asked per DNA), then sparse per-sector sums, answered with the hashes of
  *   small differing sectors and leaf sums of large ones, then the missing records. A node syncs
  *   one DNA with one peer at a time and fetches each missing record once, whoever lists it.
  * - warrants: invalid or forked chains produce warrants, gossiped on `warrants/<dna>`; every node
@@ -33,6 +34,7 @@ import { ArcKeeper, type ArcStatus } from './authorities.ts'
 import { PerPeerRateLimit } from './rate-limit.ts'
 import type { Keystore } from '../../identity/keystore.ts'
 import { meshPresence, type Presence } from './presence.ts'
+import { RemoteError } from '../../mesh/types.ts'
 import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
@@ -77,6 +79,8 @@ export const SYNC = {
   maxLeaves: 1024,
   /** hashes answered per hashes request */
   maxHashes: 4096,
+  /** DNAs one `digests` request may name */
+  maxDigestDnas: 64,
   /** hashes asked per fetch */
   maxFetch: 256,
   /** bytes of records answered per fetch */
@@ -108,6 +112,9 @@ function opsTopic (dna: HoloHash): string { return `ops/${encodeHash(dna)}` }
 function warrantTopic (dna: HoloHash): string { return `warrants/${encodeHash(dna)}` }
 
 function isU8 (v: unknown): v is Uint8Array { return v instanceof Uint8Array }
+
+/** A peer's digest of one DNA and its arc, as a `digest` or `digests` answer gives them. */
+interface DigestProbe { digest: Uint8Array, arc: SectorSet }
 
 function checkArc (v: unknown): SectorSet {
   const set = fromRuns(v)
@@ -561,10 +568,22 @@ class MeshDhtNetwork implements DhtNetwork {
     if (running !== undefined) return running
     const p = (async () => {
       const total: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
-      for (const dna of this.c.host.runningDnas()) {
+      const dnas = this.c.host.runningDnas()
+      // one round trip for every DNA's digest; only the DNAs that differ go on
+      let probes: Map<string, DigestProbe | null> | undefined
+      try {
+        probes = await this.probeDigests(peer, dnas, total, options.signal)
+      } catch (err) {
+        // not answering (not started yet, gone, timed out) or answering junk: not this time
+        this.log.debug({ peer, err: errorMessage(err) }, 'sync skipped: the peer did not answer for its digests')
+        return total
+      }
+      for (const dna of dnas) {
         if (!this.running || options.signal?.aborted === true) break
+        const probe = probes?.get(encodeHash(dna))
+        if (probe === null) continue
         try {
-          const s = await this.syncDna(peer, dna, options)
+          const s = await this.syncDna(peer, dna, { ...options, probe })
           total.requests += s.requests
           total.bytesSent += s.bytesSent
           total.bytesReceived += s.bytesReceived
@@ -577,6 +596,46 @@ class MeshDhtNetwork implements DhtNetwork {
     })().finally(() => { this.syncing.delete(peer) })
     this.syncing.set(peer, p)
     return p
+  }
+
+  /**
+   * The peer's digests of `dnas` over the sectors both arcs share, in one request. Per DNA: its
+   * digest and arc, or null when the DNA is in sync (its claim is then confirmed) or the peer does
+   * not run it. Undefined when the peer refuses the request (an older node): each DNA then asks
+   * alone. Throws when the peer does not answer, or answers junk.
+   */
+  private async probeDigests (peer: string, dnas: HoloHash[], stats: SyncStats, signal?: AbortSignal): Promise<Map<string, DigestProbe | null> | undefined> {
+    if (dnas.length === 0 || dnas.length > SYNC.maxDigestDnas) return undefined
+    const mine = this.myArc()
+    let res: Record<string, unknown>
+    try {
+      res = await this.ask(peer, { op: 'digests', dnas, arc: toRuns(mine) }, stats, signal)
+    } catch (err) {
+      // an older node refuses the op: each DNA then asks alone
+      if (!(err instanceof RemoteError)) throw err
+      this.log.debug({ peer, err: errorMessage(err) }, 'digests refused; asking per DNA')
+      return undefined
+    }
+    const digests = res.digests
+    if (!Array.isArray(digests) || digests.length !== dnas.length || !digests.every(d => d === null || (d instanceof Uint8Array && d.length === 32))) {
+      throw new DhtWireError('malformed digests response')
+    }
+    const theirArc = checkArc(res.arc)
+    this.arcs.claim(peer, theirArc)
+    const common = intersect(mine, theirArc)
+    const out = new Map<string, DigestProbe | null>()
+    for (const [i, dna] of dnas.entries()) {
+      const digest = digests[i] as Uint8Array | null
+      const space = this.space(dna)
+      if (digest === null || space === null) { out.set(encodeHash(dna), null); continue }
+      if (hashEquals(digest, space.digest(common))) {
+        this.arcs.confirm(peer)
+        out.set(encodeHash(dna), null)
+      } else {
+        out.set(encodeHash(dna), { digest, arc: theirArc })
+      }
+    }
+    return out
   }
 
   private async ask (peer: string, body: Record<string, unknown>, stats: SyncStats, signal?: AbortSignal): Promise<Record<string, unknown>> {
@@ -602,7 +661,7 @@ class MeshDhtNetwork implements DhtNetwork {
    * Pull one DNA from one peer, over the sectors both hold. Syncs of one DNA run one at a time
    * (a late joiner's second peer then usually answers "in sync" in one round trip).
    */
-  async syncDna (peer: string, dna: HoloHash, options: { signal?: AbortSignal } = {}): Promise<SyncStats> {
+  async syncDna (peer: string, dna: HoloHash, options: { signal?: AbortSignal, probe?: DigestProbe } = {}): Promise<SyncStats> {
     const key = encodeHash(dna)
     const before = this.dnaSyncs.get(key) ?? Promise.resolve()
     const run = before.then(async () => await this.syncDnaNow(peer, dna, options))
@@ -612,17 +671,24 @@ class MeshDhtNetwork implements DhtNetwork {
     return await run
   }
 
-  private async syncDnaNow (peer: string, dna: HoloHash, options: { signal?: AbortSignal }): Promise<SyncStats> {
+  private async syncDnaNow (peer: string, dna: HoloHash, options: { signal?: AbortSignal, probe?: DigestProbe }): Promise<SyncStats> {
     const signal = options.signal
     const stats: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
     const space = this.space(dna)
     if (space === null || !this.running) return stats
     const mine = this.myArc()
-    // equal digests over the shared sectors: nothing to do (the common case once converged)
-    const probe = await this.ask(peer, { op: 'digest', dna, arc: toRuns(mine) }, stats, signal)
-    if (!(probe.digest instanceof Uint8Array)) throw new DhtWireError('malformed digest response')
-    const theirArc = checkArc(probe.arc)
-    this.arcs.claim(peer, theirArc)
+    // equal digests over the shared sectors: nothing to do (the common case once converged); a
+    // digest fetched with the others' (`probe`) is not asked for again
+    let probe: DigestProbe
+    if (options.probe !== undefined) {
+      probe = options.probe
+    } else {
+      const res = await this.ask(peer, { op: 'digest', dna, arc: toRuns(mine) }, stats, signal)
+      if (!(res.digest instanceof Uint8Array)) throw new DhtWireError('malformed digest response')
+      probe = { digest: res.digest, arc: checkArc(res.arc) }
+      this.arcs.claim(peer, probe.arc)
+    }
+    const theirArc = probe.arc
     const common = intersect(mine, theirArc)
     if (hashEquals(probe.digest, space.digest(common))) {
       // the peer holds what this node holds where their arcs meet: its claim counts from now on
@@ -708,8 +774,22 @@ class MeshDhtNetwork implements DhtNetwork {
     return encode({ records, not_authority: true, authorities: this.arcs.authorities(location, { max: 8, claimedOnly: true }) })
   }
 
+  /** Every named DNA's digest over the sectors both arcs share (null for a DNA not run here). */
+  private serveDigests (msg: Record<string, unknown>, from: string): Uint8Array {
+    const dnas = msg.dnas
+    if (!Array.isArray(dnas) || dnas.length === 0 || dnas.length > SYNC.maxDigestDnas || !dnas.every(d => isHash(d, 'Dna'))) {
+      throw new DhtWireError(`dnas must be 1 to ${SYNC.maxDigestDnas} DNA hashes`)
+    }
+    const mine = this.myArc()
+    const theirs = checkArc(msg.arc)
+    this.arcs.claim(from, theirs)
+    const common = intersect(mine, theirs)
+    return encode({ arc: toRuns(mine), digests: (dnas as HoloHash[]).map(d => this.space(d)?.digest(common) ?? null) })
+  }
+
   private async serveSync (req: Uint8Array, from: string): Promise<Uint8Array> {
     const msg = decode(req)
+    if (isPlainObject(msg) && msg.op === 'digests') return this.serveDigests(msg, from)
     if (!isPlainObject(msg) || typeof msg.op !== 'string' || !isHash(msg.dna, 'Dna')) throw new DhtWireError('expected {op, dna, ...}')
     const space = this.space(msg.dna)
     if (space === null) throw new DhtWireError(`DnaMissing: this node does not run ${encodeHash(msg.dna)}`)

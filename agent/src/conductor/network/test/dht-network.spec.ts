@@ -16,6 +16,7 @@ import { encodeHash, hashFrom32, hashFromContent } from '../../../holo/hash.ts'
 import { SYNC } from '../dht-network.ts'
 import type { Libp2pMeshNode } from '../../../mesh/libp2p-node.ts'
 import { MeshProtocolError } from '../../../mesh/types.ts'
+import { DhtWireError } from '../../space.ts'
 
 const registry = (p: Player): Uint8Array => p.cells.agent_registry!.cell_id[0]
 const space = (p: Player, dna: Uint8Array) => p.node.conductor.space(dna)!
@@ -182,7 +183,15 @@ describe('DhtNetwork under bad input', () => {
         [{ op: 'fetch', dna }, /hashes/],
         [{ op: 'fetch', dna, hashes: 'everything' }, /hashes/],
         [{ op: 'fetch', dna, hashes: [1, 2, 3] }, /hashes/],
-        [{ op: 'fetch', dna, hashes: [{}] }, /hashes/]
+        [{ op: 'fetch', dna, hashes: [{}] }, /hashes/],
+        [{ op: 'digests', arc: FULL }, /dnas/],
+        [{ op: 'digests', dnas: [], arc: FULL }, /dnas/],
+        [{ op: 'digests', dnas: dna, arc: FULL }, /dnas/],
+        [{ op: 'digests', dnas: [retypeAsAgent(dna)], arc: FULL }, /dnas/],
+        [{ op: 'digests', dnas: [dna, 'x'], arc: FULL }, /dnas/],
+        [{ op: 'digests', dnas: Array.from({ length: SYNC.maxDigestDnas + 1 }, () => dna), arc: FULL }, /dnas/],
+        [{ op: 'digests', dnas: [dna] }, /arc/],
+        [{ op: 'digests', dnas: [dna], arc: [500, 13] }, /arc/]
       ] as Array<[unknown, RegExp]>) {
         await refused(attacker, victim, body, why)
       }
@@ -197,6 +206,9 @@ describe('DhtNetwork under bad input', () => {
       const lied = await sync(attacker, victim, { op: 'sectors', dna, arc: FULL, sums: liar, from: 0 })
       expect((lied.hashes as unknown[]).length).toBeLessThanOrEqual(SYNC.maxHashes)
       expect((lied.split as unknown[]).length).toBeLessThanOrEqual(SYNC.maxSectors)
+      // every DNA's digest in one request: one the node does not run is null, not an error
+      const both = await sync(attacker, victim, { op: 'digests', dnas: [dna, hashFrom32(randomBytes(32), 'Dna')], arc: FULL })
+      expect((both.digests as unknown[]).map(d => d instanceof Uint8Array ? 'digest' : d)).toEqual(['digest', null])
       // (e) a DNA this node does not run (a random one, and a real hash of another type)
       for (const op of ['digest', 'sectors', 'leaves', 'fetch']) {
         await refused(attacker, victim, { op, dna: hashFrom32(randomBytes(32), 'Dna'), arc: FULL, sums: NO_SUMS, leaves: [], hashes: [] }, /DnaMissing/)
@@ -324,3 +336,42 @@ describe('DhtNetwork under bad input', () => {
 function retypeAsAgent (hash: Uint8Array): Uint8Array {
   return hashFrom32(hash.subarray(3, 35), 'Agent')
 }
+
+describe('anti-entropy with an older node', () => {
+  it('asks each DNA alone when the peer refuses the one-request digests, and still pulls everything', async () => {
+    await runScenario(async (scenario) => {
+      const quiet = { syncOnConnect: false, syncIntervalMs: 3_600_000, republishIntervalMs: 3_600_000 }
+      const old = await scenario.addPlayer({ ...quiet, bootstrapFrom: [] })
+      // the sync protocol as a node from before `digests` serves it: the op is refused, the rest served
+      const dht = old.node.dht as unknown as { serveSync: (req: Uint8Array, from: string) => Promise<Uint8Array> }
+      await old.node.mesh.unhandle('sync')
+      await old.node.mesh.handle('sync', async (req, from) => {
+        const msg = decode(req) as { op?: unknown }
+        if (msg.op === 'digests') throw new DhtWireError('expected {op, dna, ...}')
+        return await dht.serveSync.call(old.node.dht, req, from)
+      }, { maxRequestBytes: 1024 * 1024 })
+      const fresh = await scenario.addPlayer({ ...quiet, bootstrapFrom: [old] })
+      await waitUntil(() => fresh.node.mesh.peers().includes(old.peerId), { what: 'the two to connect' })
+      const dnas = Object.values(old.cells).map(c => c.cell_id[0])
+      const stats = await fresh.node.dht.syncWithPeer(old.peerId)
+      // after the refusal, a digest per DNA and what each needed
+      expect(stats.requests).toBeGreaterThan(dnas.length)
+      expect(stats.records).toBeGreaterThan(0)
+      for (const dna of dnas) {
+        const [a, b] = await integratedOps([old, fresh], dna)
+        for (const op of a!) expect(b!.has(op), `op ${op}`).toBe(true)
+      }
+      // once in sync (the older node pulls too), a round with it is its refusal (no answer, not
+      // counted) and one digest per DNA
+      await old.node.dht.syncWithPeer(fresh.peerId)
+      const again = await fresh.node.dht.syncWithPeer(old.peerId)
+      expect(again).toMatchObject({ requests: dnas.length, records: 0 })
+      // between two current nodes in sync, the round is one request for every DNA
+      const peer = await scenario.addPlayer({ ...quiet, bootstrapFrom: [fresh] })
+      await waitUntil(() => fresh.node.mesh.peers().includes(peer.peerId), { what: 'a current peer to connect' })
+      await peer.node.dht.syncWithPeer(fresh.peerId)
+      await fresh.node.dht.syncWithPeer(peer.peerId)
+      expect(await fresh.node.dht.syncWithPeer(peer.peerId)).toMatchObject({ requests: 1, records: 0 })
+    })
+  }, 120_000)
+})
