@@ -109,9 +109,10 @@ export type GossipJudge = (data: Uint8Array, from: string) => GossipVerdict
 
 export interface SubscribeOptions {
   /**
-   * Judge each message before gossipsub relays it: the handler then runs in gossipsub's
-   * validation step and its verdict decides whether the message goes on, so what a subscriber
-   * drops (a forged record, a flood) is not spread to the rest of the mesh by this node.
+   * Judge each message before gossipsub relays it: the judge runs in gossipsub's validation
+   * step, and its verdict decides whether the message is delivered and goes on, so what a
+   * subscriber drops (a forged record, a flood) is not spread to the rest of the mesh by this
+   * node. A subscription may have a judge, a handler (called for accepted messages), or both.
    */
   judge?: GossipJudge
 }
