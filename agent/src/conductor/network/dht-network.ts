@@ -439,7 +439,7 @@ class MeshDhtNetwork implements DhtNetwork {
     let outstanding = 0
     /** answers from authorities that hold nothing of what was asked */
     let empties = 0
-    let lastAskedAt = 0
+    const askedAt = new Map<string, number>()
     let hedge: ReturnType<typeof setTimeout> | undefined
     return await new Promise<{ pending: number } | null>((resolve) => {
       let settled = false
@@ -464,14 +464,17 @@ class MeshDhtNetwork implements DhtNetwork {
           if (outstanding === 0) finish(null)
           // absent, as far as enough authorities know: the silent ones get a hedge delay each, from
           // when they were asked, and are not waited out
-          else if (empties >= CASCADE_EMPTY_QUORUM) hedge = setTimeout(() => { finish(null) }, Math.max(0, lastAskedAt + hedgeMs - performance.now()))
+          else if (empties >= CASCADE_EMPTY_QUORUM) {
+            const youngest = Math.max(...[...running.keys()].map(p => askedAt.get(p) ?? 0))
+            hedge = setTimeout(() => { finish(null) }, Math.max(0, youngest + hedgeMs - performance.now()))
+          }
           return
         }
         const peer = peers[next++]!
         const controller = new AbortController()
         const signal = opts.signal === undefined ? controller.signal : AbortSignal.any([opts.signal, controller.signal])
         running.set(peer, controller)
-        lastAskedAt = performance.now()
+        askedAt.set(peer, performance.now())
         outstanding++
         if (!report.asked.includes(peer)) report.asked.push(peer)
         hedge = setTimeout(launch, hedgeMs)
