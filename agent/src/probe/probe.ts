@@ -185,9 +185,6 @@ async function readText (file: string, signal?: AbortSignal): Promise<string | n
 
 interface GpuReading { info: GpuInfo, busy_percent: number }
 
-/** Remembers, across calls, detection paths that can never succeed on this machine. */
-interface GpuReaderState { nvidiaMissing: boolean }
-
 function largest<T extends { vram_gb: number }> (items: readonly T[]): T | undefined {
   let best: T | undefined
   for (const item of items) if (best === undefined || item.vram_gb > best.vram_gb) best = item
@@ -195,19 +192,17 @@ function largest<T extends { vram_gb: number }> (items: readonly T[]): T | undef
 }
 
 /**
- * The PATH on which nvidia-smi was last found missing, for the whole process: every node of a
- * process (tryorama runs many) would otherwise spawn it again, about 20 ms of the event loop each.
+ * The PATH on which nvidia-smi was last found missing: a detection path that cannot succeed is
+ * not tried again, by any caller of the process (tryorama runs many nodes in one; each spawn
+ * costs about 20 ms of the event loop), until PATH changes.
  */
 let nvidiaMissingOnPath: string | undefined
 
-async function readNvidia (state: GpuReaderState, signal?: AbortSignal): Promise<GpuReading | null> {
+async function readNvidia (signal?: AbortSignal): Promise<GpuReading | null> {
   const searchPath = process.env.PATH ?? ''
-  if (state.nvidiaMissing || nvidiaMissingOnPath === searchPath) return null
+  if (nvidiaMissingOnPath === searchPath) return null
   const result = await runCommand(NVIDIA_SMI_COMMAND, NVIDIA_SMI_ARGS, signal)
-  if (result.kind === 'missing') {
-    state.nvidiaMissing = true
-    nvidiaMissingOnPath = searchPath
-  }
+  if (result.kind === 'missing') nvidiaMissingOnPath = searchPath
   if (result.kind !== 'ok') return null
   const gpu = largest(parseNvidiaSmi(result.stdout) ?? [])
   if (gpu === undefined) return null
@@ -260,10 +255,10 @@ function isAborted (signal?: AbortSignal): boolean {
   return signal?.aborted === true
 }
 
-async function readGpu (state: GpuReaderState, signal?: AbortSignal): Promise<GpuReading | null> {
+async function readGpu (signal?: AbortSignal): Promise<GpuReading | null> {
   try {
     if (isAborted(signal)) return null
-    const nvidia = await readNvidia(state, signal)
+    const nvidia = await readNvidia(signal)
     if (nvidia !== null || isAborted(signal)) return nvidia
     const amd = await readAmd(signal)
     if (amd !== null || isAborted(signal)) return amd
@@ -275,7 +270,7 @@ async function readGpu (state: GpuReaderState, signal?: AbortSignal): Promise<Gp
 
 /** Finds this machine's GPU (NVIDIA, then AMD, then Apple Silicon); null when there is none. Never throws. */
 export async function detectGpu (options: { signal?: AbortSignal } = {}): Promise<GpuInfo | null> {
-  const reading = await readGpu({ nvidiaMissing: false }, options.signal)
+  const reading = await readGpu(options.signal)
   return reading?.info ?? null
 }
 
@@ -355,7 +350,6 @@ function memoryPercent (): number {
  */
 export function createLoadSampler (options: { detectGpu?: boolean } = {}): LoadSampler {
   const wantGpu = options.detectGpu ?? true
-  const gpuState: GpuReaderState = { nvidiaMissing: false }
   let previous = cpuTicks()
   let lastCpuPercent = 0
 
@@ -367,7 +361,7 @@ export function createLoadSampler (options: { detectGpu?: boolean } = {}): LoadS
       if (total > 0 && busy >= 0) lastCpuPercent = round(clampPercent((100 * busy) / total))
       previous = now
       const memory_percent = memoryPercent()
-      const gpu = wantGpu ? await readGpu(gpuState) : null
+      const gpu = wantGpu ? await readGpu() : null
       return {
         cpu_percent: lastCpuPercent,
         gpu_percent: gpu === null ? 0 : round(clampPercent(gpu.busy_percent)),
