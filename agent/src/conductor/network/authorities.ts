@@ -18,7 +18,7 @@
  */
 import type { ComponentLogger } from '../../logger.ts'
 import {
-  arcContains, arcFromSectors, arcSectors, authoritiesFor, coverage, FULL_ARC, hasSector, nextArc, SECTOR_COUNT, sectorHolders, sectorRanges, sectorSet,
+  and, arcContains, arcFromSectors, arcSectors, authoritiesFor, countSectors, coverage, FULL_ARC, hasSector, nextArc, SECTOR_COUNT, sectorHolders, sectorRanges, sectorSet,
   type Arc, type ArcPeer, type SectorSet
 } from './arc.ts'
 
@@ -175,6 +175,5 @@ function sameArc (a: Arc, b: Arc): boolean {
 }
 
 function isSubset (a: SectorSet, b: SectorSet): boolean {
-  for (let s = 0; s < SECTOR_COUNT; s++) if (hasSector(a, s) && !hasSector(b, s)) return false
-  return true
+  return countSectors(and(a, b)) === countSectors(a)
 }
