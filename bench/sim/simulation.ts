@@ -24,9 +24,9 @@
  * largest share crashes for real and the run goes on for `repairMs`: arcs grow back as the
  * records of the dead expire and anti-entropy refills the new sectors.
  */
-import { arcAt, arcContains, arcOverlap, arcSectors, hasSector, locationOf, sectorHolders, sectorOf, type Arc, type SectorSet } from '../../agent/src/conductor/network/arc.ts'
+import { arcAt, arcContains, arcOverlap, arcSectors, hasSector, sectorHolders, sectorOf, type Arc, type SectorSet } from '../../agent/src/conductor/network/arc.ts'
 import { encode } from '../../agent/src/conductor/codec.ts'
-import { hashFrom32, type HoloHash } from '../../agent/src/holo/hash.ts'
+import { dhtLocation, hashFrom32, type HoloHash } from '../../agent/src/holo/hash.ts'
 import { ArcView, type ViewNode } from './arc-view.ts'
 import { EventQueue } from './event-queue.ts'
 import { buildOverlay, flood, Latency } from './overlay.ts'
@@ -220,7 +220,7 @@ export function simulate (input: SimConfig): SimResult {
     const i = nodes.length
     const agent = hashFrom32(rng.bytes(32), 'Agent')
     const n: SimNode = {
-      i, id: `n${i}`, agent, location: locationOf(agent), arc: null, graceArc: null,
+      i, id: `n${i}`, agent, location: dhtLocation(agent), arc: null, graceArc: null,
       alive: true, joinedAt: at, leftAt: Number.POSITIVE_INFINITY, held: new Set(), bySector: new Map(), side: null, partners: { version: -1, list: [] }, lastSync: new Map(),
       validated: 0, gossipBytes: 0, presenceBytes: 0, tradeRecords: 0, seq: 3, head: hashFrom32(rng.bytes(32), 'Action'), joiner, joinSyncBytes: 0, joinFetchedBytes: 0
     }
@@ -305,7 +305,7 @@ export function simulate (input: SimConfig): SimResult {
           n.head = hash
           const op = opHash.length
           opHash.push(hash)
-          opLoc.push(locationOf(basis))
+          opLoc.push(dhtLocation(basis))
           opSize.push(recordBytes(record))
           opId.set(hash, op)
           if (holdsBasis(n, opLoc[op]!)) hold(n, op)

@@ -8,9 +8,9 @@
  */
 import { describe, expect, it } from 'vitest'
 import {
-  arcAt, arcFromSectors, arcOverlap, arcSectors, FULL_ARC, locationOf, nextArc, SECTOR_SIZE, sectorOf, hasSector, type Arc
+  arcAt, arcFromSectors, arcOverlap, arcSectors, FULL_ARC, nextArc, SECTOR_SIZE, sectorOf, hasSector, type Arc
 } from '../../agent/src/conductor/network/arc.ts'
-import { hashFrom32, type HoloHash } from '../../agent/src/holo/hash.ts'
+import { dhtLocation, hashFrom32, type HoloHash } from '../../agent/src/holo/hash.ts'
 import { ArcView, type ViewNode } from '../sim/arc-view.ts'
 import { Rng } from '../sim/rng.ts'
 import { simulate, type SimConfig } from '../sim/simulation.ts'
@@ -98,7 +98,7 @@ describe('the simulation around the real code', () => {
 
   it('syncs exactly the records missing in the overlap, in one round trip when nothing differs', () => {
     const rng = new Rng(5)
-    const ops = Array.from({ length: 400 }, () => ({ hash: hashFrom32(rng.bytes(32), 'Action'), loc: locationOf(hashFrom32(rng.bytes(32), 'Entry')) }))
+    const ops = Array.from({ length: 400 }, () => ({ hash: hashFrom32(rng.bytes(32), 'Action'), loc: dhtLocation(hashFrom32(rng.bytes(32), 'Entry')) }))
     const locOf = new Map(ops.map(o => [o.hash, o.loc]))
     const sideOf = (held: Set<HoloHash>): SyncSide => ({
       hashesIn: (sectors) => [...held].filter(h => hasSector(sectors, sectorOf(locOf.get(h)!))),

@@ -19,14 +19,13 @@
  * each other.
  *
  * ```ts
- * const me = { location: locationOf(agentKey), arc: FULL_ARC }
+ * const me = { location: dhtLocation(agentKey), arc: FULL_ARC }
  * const arc = nextArc(me, peers.map(p => ({ location: p.location, arc: p.arc })), { targetRedundancy: 5 })
- * arcContains(arc, locationOf(basis)) // am I an authority for this basis?
+ * arcContains(arc, dhtLocation(basis)) // am I an authority for this basis?
  * const common = arcOverlap(arc, peerArc) // sectors to sync with that peer
  * ```
  */
 import { FlexnodeError } from '../../errors.ts'
-import { dhtLocation } from '../../holo/hash.ts'
 
 /** `[start, end]` on the u32 ring, inclusive, may wrap; `null` is the empty arc. */
 export type Arc = null | readonly [start: number, end: number]
@@ -59,11 +58,6 @@ export class InvalidArcError extends FlexnodeError {
     super(message)
     this.field = field
   }
-}
-
-/** The DHT location of a HoloHash: its last 4 bytes, little-endian. */
-export function locationOf (hash: Uint8Array): number {
-  return dhtLocation(hash)
 }
 
 export function sectorOf (loc: number): number {

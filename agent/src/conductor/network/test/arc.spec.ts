@@ -4,10 +4,10 @@
  * locations (HoloHash location bytes) and check the ring's coverage, not timings.
  */
 import { describe, expect, it } from 'vitest'
-import { hashFromContent } from '../../../holo/hash.ts'
+import { dhtLocation, hashFromContent } from '../../../holo/hash.ts'
 import {
   and, arcAt, arcContains, arcFromSectors, arcLength, arcOverlap, arcSectors, authoritiesFor, countSectors, coverage, coverageBand,
-  distance, FULL_ARC, hasSector, InvalidArcError, isEmpty, locationOf, nextArc, or, parseArc, SECTOR_COUNT, SECTOR_SIZE,
+  distance, FULL_ARC, hasSector, InvalidArcError, isEmpty, nextArc, or, parseArc, SECTOR_COUNT, SECTOR_SIZE,
   sectorHolders, sectorRanges, sectorSet, type Arc, type ArcPeer
 } from '../arc.ts'
 
@@ -17,7 +17,7 @@ interface Node extends ArcPeer { id: string }
 
 const agents = (n: number, from = 0): Node[] => Array.from({ length: n }, (_, i) => {
   const id = `agent-${from + i}`
-  return { id, location: locationOf(hashFromContent(id, 'Agent')), arc: FULL_ARC }
+  return { id, location: dhtLocation(hashFromContent(id, 'Agent')), arc: FULL_ARC }
 })
 
 /** Every node resizes from the same view of the others (the previous round), like nodes acting at once. */
@@ -81,7 +81,7 @@ describe('arc arithmetic', () => {
 
   it('reads a hash location from its last 4 bytes, little-endian', () => {
     const h = hashFromContent('x', 'Entry')
-    expect(locationOf(h)).toBe((h[35]! | h[36]! << 8 | h[37]! << 16 | h[38]! << 24) >>> 0)
+    expect(dhtLocation(h)).toBe((h[35]! | h[36]! << 8 | h[37]! << 16 | h[38]! << 24) >>> 0)
   })
 
   it('parses arcs from untrusted input and rejects anything off the grid with a typed error', () => {
@@ -165,7 +165,7 @@ describe('arc sizing', () => {
       expect(c).toBeLessThanOrEqual(4)
     }
     // any location (here: 500 op bases) has ≥ 3 authorities
-    for (let i = 0; i < 500; i++) expect(authoritiesFor(locationOf(hashFromContent(i, 'Action')), nodes).length).toBeGreaterThanOrEqual(3)
+    for (let i = 0; i < 500; i++) expect(authoritiesFor(dhtLocation(hashFromContent(i, 'Action')), nodes).length).toBeGreaterThanOrEqual(3)
     // stable: an unchanged mesh changes no arc, round after round
     let cur = nodes
     for (let r = 0; r < 20; r++) {
