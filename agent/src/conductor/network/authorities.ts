@@ -102,10 +102,14 @@ export class ArcKeeper {
     if (this.claims.size > 100_000) this.claims.delete(this.claims.keys().next().value!)
   }
 
-  /** A sync found the peer holding what this node holds in the sectors they share. */
-  confirm (peer: string): void {
+  /**
+   * A sync found the peer holding what this node holds in the sectors they share, comparing over
+   * the arc `set` it claimed then. A claim made since (another arc) stays unconfirmed: the sync
+   * says nothing about it.
+   */
+  confirm (peer: string, set: SectorSet): void {
     const claim = this.claims.get(peer)
-    if (claim !== undefined) claim.confirmed = true
+    if (claim !== undefined && sameArc(claim.arc, arcOfSet(set))) claim.confirmed = true
   }
 
   /** Connected peers with the arcs they claim (unknown: full, unconfirmed). */

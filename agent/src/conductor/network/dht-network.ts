@@ -632,7 +632,7 @@ class MeshDhtNetwork implements DhtNetwork {
       const space = this.space(dna)
       if (digest === null || space === null) { out.set(encodeHash(dna), null); continue }
       if (hashEquals(digest, space.digest(common))) {
-        this.arcs.confirm(peer)
+        this.arcs.confirm(peer, theirArc)
         out.set(encodeHash(dna), null)
       } else {
         out.set(encodeHash(dna), { digest, arc: theirArc })
@@ -695,7 +695,8 @@ class MeshDhtNetwork implements DhtNetwork {
     const common = intersect(mine, theirArc)
     if (hashEquals(probe.digest, space.digest(common))) {
       // the peer holds what this node holds where their arcs meet: its claim counts from now on
-      this.arcs.confirm(peer)
+      // (a probe fetched with the other DNAs' may be older than the peer's latest claim)
+      this.arcs.confirm(peer, theirArc)
       return stats
     }
     let from: number | null = 0

@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import { dhtLocation, hashFromContent } from '../../../holo/hash.ts'
+import { silentLogger } from '../../../logger.ts'
+import { ArcKeeper } from '../authorities.ts'
 import {
   and, arcAt, arcContains, arcFromSectors, arcLength, arcOverlap, arcSectors, authoritiesFor, countSectors, coverage, coverageBand,
   distance, FULL_ARC, hasSector, InvalidArcError, isEmpty, nextArc, or, parseArc, SECTOR_COUNT, SECTOR_SIZE,
@@ -247,5 +249,22 @@ describe('authoritiesFor', () => {
     expect(authoritiesFor(loc, peers).map(p => p.id)).toEqual(['b', 'a', 'd'])
     expect(authoritiesFor(loc, peers, 2).map(p => p.id)).toEqual(['b', 'a'])
     expect(authoritiesFor(11 * SECTOR_SIZE + 3, peers).map(p => p.id)).toEqual(['c', 'a', 'd'])
+  })
+})
+
+describe('ArcKeeper claims', () => {
+  it('confirms a claim only for the arc the sync compared over: a newer claim stays unconfirmed', () => {
+    const keeper = new ArcKeeper({ targetRedundancy: 3 }, { self: { peer: 'me', location: 0 }, connected: () => ['x'], locationOf: () => 7, logger: silentLogger() })
+    const real = sectorSet(arcFromSectors(10, 100))
+    const status = (): { arc: Arc, confirmed: boolean } => { const p = keeper.peers()[0]!; return { arc: p.arc, confirmed: p.confirmed } }
+    keeper.claim('x', real)
+    keeper.confirm('x', real)
+    expect(status()).toEqual({ arc: arcFromSectors(10, 100), confirmed: true })
+    // x now claims the whole ring; a sync that compared over its earlier arc confirms nothing
+    keeper.claim('x', sectorSet(FULL_ARC))
+    keeper.confirm('x', real)
+    expect(status()).toEqual({ arc: FULL_ARC, confirmed: false })
+    keeper.confirm('x', sectorSet(FULL_ARC))
+    expect(status().confirmed).toBe(true)
   })
 })
