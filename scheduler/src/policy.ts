@@ -4,6 +4,7 @@
  */
 import { DEFAULT_MODEL_WEIGHT, MAX_PARALLEL_LIMIT } from './constants.ts'
 import { InvalidPolicyError } from './errors.ts'
+import { bool, fail, isInt, isObject, positive, section, str, type Obj } from './fields.ts'
 
 export const SPECIALIZATIONS = ['general', 'reasoning', 'code', 'review'] as const
 export type Specialization = typeof SPECIALIZATIONS[number]
@@ -136,52 +137,6 @@ export function isTaskType (value: unknown): value is TaskType {
 
 // ---------------------------------------------------------------------------------------------
 // validation
-
-type Obj = Record<string, unknown>
-
-function fail (field: string, message: string): never {
-  throw new InvalidPolicyError(`${field} ${message}`, { field })
-}
-
-function isObject (value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function join (path: string, key: string): string {
-  return path === '' ? key : `${path}.${key}`
-}
-
-/** The object at `path`, or an empty one when absent (every field then takes its default). */
-function section (value: unknown, path: string, known: readonly string[]): Obj {
-  if (value === undefined) return {}
-  if (!isObject(value)) fail(path, 'must be an object')
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) fail(join(path, key), 'is not a known field')
-  }
-  return value
-}
-
-function str (value: unknown, field: string, fallback: string): string {
-  if (value === undefined) return fallback
-  if (typeof value !== 'string' || value.trim() === '') fail(field, 'must be a non-empty string')
-  return value
-}
-
-function bool (value: unknown, field: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') fail(field, 'must be a boolean')
-  return value
-}
-
-function positive (value: unknown, field: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(field, 'must be a number > 0')
-  return value
-}
-
-function isInt (value: unknown, min: number, max: number): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
-}
 
 function literal<T extends string> (value: unknown, field: string, expected: T): T {
   if (value === undefined) return expected
