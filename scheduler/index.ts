@@ -5,7 +5,10 @@
  * - `parseMoePolicy` / `DEFAULT_MOE_POLICY`: the `ripple-moe` inference policy, validated;
  * - `rankProviders` / `scoreProvider`: which node serves one model, and why;
  * - `planMoe`: which (model, node) pairs answer one `inference.moe_query`;
- * - `reduceWeightedConsensus`: the weighted-consensus reducer over their answers.
+ * - `reduceWeightedConsensus`: the weighted-consensus reducer over their answers;
+ * - `parseComputePolicy` / `DEFAULT_COMPUTE_POLICY`: the `flexstack-compute` policy, validated;
+ * - `placeRequest` / `pickNode`: which node takes one resource request, with the reason each
+ *   other node was filtered out or how it scored.
  *
  * ```ts
  * import { createSeededRng, parseMoePolicy, planMoe, reduceWeightedConsensus } from './scheduler/index.ts'
@@ -58,6 +61,10 @@ export { moeLoadFactor, moeLocalityFactor, planMoe, toMoeInstances } from './src
 export type { MoeInstance, MoePick, MoePlan, MoePlanInput } from './src/moe-planner.ts'
 export { answerSimilarity, normalizeAnswer, reduceWeightedConsensus, responseHash } from './src/reducer.ts'
 export type { AnswerCluster, ModelVote, ReduceOptions, ReduceResult, Vote } from './src/reducer.ts'
+export { DEFAULT_COMPUTE_POLICY, SCHEDULING_ALGORITHMS, ANY_POOLS, parseComputePolicy } from './src/compute-policy.ts'
+export type { AutoscalingPolicy, ComputePolicy, ResourceRequest, SchedulingAlgorithm, SchedulingPolicy, WorkloadClass } from './src/compute-policy.ts'
+export { LOCALITY_PREFERENCES, NO_RESOURCES, RESOURCE_DIMENSIONS, RESOURCE_TYPES, fitAfter, pickNode, placeRequest } from './src/placement.ts'
+export type { FilterReason, LocalityPreference, Placement, PlacementCandidate, PlacementNode, PlacementRequest, Requirements, ResourceType, Resources } from './src/placement.ts'
 export { createSeededRng } from './src/rng.ts'
 export type { Rng } from './src/rng.ts'
 export { InvalidPolicyError, InvalidSchedulerInputError, NoAnswersError } from './src/errors.ts'

@@ -31,6 +31,9 @@ describe('npm run bench', () => {
     expect(distinct(/dht sim [\d,]+ nodes: ops validated per node [^\n]*gossip [\d.,]+ KiB\/s[^\n]*/g)).toBe(2)
     expect(distinct(/dht sim [\d,]+ nodes: presence [\d.,]+ KiB\/s[^\n]*/g)).toBe(2)
     expect(distinct(/dht sim [\d,]+ nodes: a capability change reaches 99% of nodes in [\d,]+ ms[^\n]*10% leave → \d+\.\d+%, 30% leave → \d+\.\d+%/g)).toBe(2)
+    // placement: decisions per second at two mesh sizes, and packing against FFD and the lower bound
+    expect(distinct(/scheduler: [\d,]+ decisions\/s over [\d,]+ synthetic nodes[^\n]*\d+\.\d+x\)/g)).toBe(2)
+    expect(out).toMatch(/scheduler packing: [\d,]+ compute requests [^\n]*binpack ÷ lower bound \d+\.\d+x[^\n]*FFD ÷ lower bound \d+\.\d+x/)
     expect(out).toMatch(/peak RSS of one idle node with the demo model loaded: \d+ MiB[^\n]*\d+\.\d+x the node without a model/)
   }, 300_000)
 })

@@ -35,3 +35,17 @@ export const QUEUE_WEIGHT_IN_BUCKETS = 100 / LOAD_BUCKET_PERCENT
 
 /** Answers at least this similar (0..1) cluster together in the reducer. */
 export const DEFAULT_SIMILARITY_THRESHOLD = 0.85
+
+/** A compute policy's `max_queue_depth` above this is refused (a typo, not a queue). */
+export const MAX_QUEUE_DEPTH_LIMIT = 1_000_000
+
+/**
+ * Placement compares fit (the share of a node's capacity in use once the request lands) in
+ * buckets of this many percent, so a hair's difference in fit does not override locality or load
+ * further down the key.
+ */
+export const FIT_BUCKET_PERCENT = 5
+/** Placement compares round-trip times in buckets of this many ms (`nearest`). */
+export const RTT_BUCKET_MS = 5
+/** Requirements above these are refused as absurd, not filtered as unplaceable. */
+export const MAX_REQUIREMENT = { cpu_cores: 4096, memory_gb: 1 << 20, gpu_count: 64, gpu_vram_gb: 4096, storage_gb: 1 << 30, vector_dimensions: 65_536, bandwidth_mbps: 1 << 20 } as const
