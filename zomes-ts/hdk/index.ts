@@ -236,6 +236,8 @@ export interface ValidateContext {
   dna_info: () => DnaInfo
   encode_hash: (hash: HoloHash) => string
   decode_hash: (str: string) => HoloHash
+  /** whether `signature` is the agent's ed25519 signature of msgpack(data) (deterministic: a second party's consent in an entry) */
+  verify_signature: (key: AgentPubKey, signature: Signature, data: unknown) => boolean
 }
 
 export interface IntegrityZome {

@@ -9,6 +9,7 @@ import { verifySignature } from '../identity/keystore.ts'
 import { decode } from './codec.ts'
 import type { LoadedDna, LoadedIntegrityZome } from './dna.ts'
 import { UnresolvedDependenciesError } from './errors.ts'
+import { hdkVerifySignature } from './hdk-local.ts'
 import { ZomeSandboxError } from './sandbox/errors.ts'
 import type { SignedAction } from './ops.ts'
 
@@ -149,7 +150,8 @@ function contextFor (dna: LoadedDna, lookup: Lookup): ValidateContext {
     decode: <T>(entry: Entry): T => (entry.entry_type === 'App' ? decode(entry.entry) : entry.entry) as T,
     dna_info: () => ({ hash: dna.hash, name: dna.def.name, modifiers: { network_seed: dna.def.modifiers.network_seed, properties: dna.properties }, zome_names: [...dna.integrity.map(z => z.name), ...dna.coordinators.keys()] }),
     encode_hash: encodeHash,
-    decode_hash: (s: string) => decodeHash(s)
+    decode_hash: (s: string) => decodeHash(s),
+    verify_signature: (key, signature, data) => hdkVerifySignature(key, signature, data)
   }
 }
 

@@ -188,7 +188,8 @@ describe('agent_registry validate() cross-author rules', () => {
     decode: (e) => e.entry as never,
     dna_info: () => ({ hash: hashFrom32(new Uint8Array(32), 'Dna'), name: 'agent_registry', modifiers: { network_seed: 'x', properties: {} }, zome_names: [] }),
     encode_hash: encodeHash,
-    decode_hash: (s) => decodeHash(s)
+    decode_hash: (s) => decodeHash(s),
+    verify_signature: () => { throw new Error('unexpected signature check') }
   }
   const op = (author: Uint8Array, data: Action['data'], extra: Partial<Op> = {}): Op => ({ type: 'CreateRecord', action: { header: header(author), data }, action_hash: hashFromContent(data, 'Action'), signature: new Uint8Array(64), entry: null, ...extra })
 

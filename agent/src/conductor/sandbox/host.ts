@@ -47,7 +47,7 @@ export type HostApi = Record<string, (...args: never[]) => unknown>
  * The validation context's functions whose answer depends only on their arguments during one
  * validation (validation is deterministic): asked again, they are answered from memory.
  */
-const PURE_VALIDATION_FUNCTIONS: ReadonlySet<string> = new Set(['must_get_action', 'must_get_entry', 'must_get_valid_record', 'dna_info', 'encode_hash', 'decode_hash'])
+const PURE_VALIDATION_FUNCTIONS: ReadonlySet<string> = new Set(['must_get_action', 'must_get_entry', 'must_get_valid_record', 'dna_info', 'encode_hash', 'decode_hash', 'verify_signature'])
 
 /** The HDK functions that are async for zome code (`Promise` in `zomes-ts/hdk`'s `Hdk`). */
 export const PROMISED_HDK_FUNCTIONS: ReadonlySet<string> = new Set([
