@@ -63,7 +63,7 @@ export { answerSimilarity, normalizeAnswer, reduceWeightedConsensus, responseHas
 export type { AnswerCluster, ModelVote, ReduceOptions, ReduceResult, Vote } from './src/reducer.ts'
 export { DEFAULT_COMPUTE_POLICY, SCHEDULING_ALGORITHMS, ANY_POOLS, parseComputePolicy } from './src/compute-policy.ts'
 export type { AutoscalingPolicy, ComputePolicy, ResourceRequest, SchedulingAlgorithm, SchedulingPolicy, WorkloadClass } from './src/compute-policy.ts'
-export { LOCALITY_PREFERENCES, NO_RESOURCES, RESOURCE_DIMENSIONS, RESOURCE_TYPES, fitAfter, pickNode, placeRequest } from './src/placement.ts'
+export { LOCALITY_PREFERENCES, NO_RESOURCES, RESOURCE_DIMENSIONS, RESOURCE_TYPES, fitAfter, pickNode, placeRequest, resolveRequest } from './src/placement.ts'
 export type { FilterReason, LocalityPreference, Placement, PlacementCandidate, PlacementNode, PlacementRequest, Requirements, ResourceType, Resources } from './src/placement.ts'
 export { createSeededRng } from './src/rng.ts'
 export type { Rng } from './src/rng.ts'

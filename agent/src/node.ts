@@ -43,6 +43,7 @@ import { loadPolicyFile } from './policy/file.ts'
 import { publishDefaultMoePolicy, sharedPolicies, type SharedPolicies } from './policy/shared.ts'
 import { components, service, startServices, type RunningServices, type ServiceEntry } from './service.ts'
 import { AbortError } from './errors.ts'
+import { resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -145,6 +146,10 @@ export interface FlexNodeInit {
    * deduplicated before install. @default none: shared policies are ignored, local ones apply
    */
   policyAdmins?: string[]
+  /** what this node offers for leases (`resources.allocate`). @default its probed machine: cores, RAM in GB, GPUs, free disk in GB */
+  resourceCapacity?: LeaseResources
+  /** the longest lease this node grants, seconds. @default 86400 */
+  maxLeaseSeconds?: number
 }
 
 export interface ReadyInfo {
@@ -182,6 +187,7 @@ export interface NodeComponents {
   /** the HTTP API: the OpenAI-compatible routes (and those of later capabilities) */
   http: HttpServer
   registry: RegistryService
+  resources: ResourcesService
 }
 
 /** The node's services, in start order (stopped in reverse). */
@@ -353,6 +359,21 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           }
         }
       })
+    },
+    {
+      name: 'resources',
+      provides: 'resources',
+      create: (c) => resources({ capacity: init.resourceCapacity, maxLeaseSeconds: init.maxLeaseSeconds, region: init.region })({
+        client: c.client,
+        mesh: c.mesh,
+        agent: c.keys.keystore.primary.agentPubKey,
+        capabilities: peerCapabilities()({ registry: new AgentRegistryClient(c.client) }),
+        machine: async () => {
+          const m = await probeMachine({ dataDir: c.dataDir.path })
+          return { cpu_cores: m.cpu_cores, memory_gb: m.ram_gb, gpu_count: m.gpu === null ? 0 : 1, storage_gb: m.local_ssd_gb }
+        },
+        logger: c.logger
+      })
     }
   ]
 }
@@ -367,6 +388,7 @@ export class FlexNode {
   readonly dht: DhtNetwork
   readonly inference: InferenceEngine
   readonly http: HttpServer
+  readonly resources: ResourcesService
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -381,6 +403,7 @@ export class FlexNode {
     this.dht = c.dht
     this.inference = c.inference.engine
     this.http = c.http
+    this.resources = c.resources
     this.#services = services
     this.#log = log
   }

@@ -55,6 +55,8 @@ export interface PlayerOptions {
   bootstrapFrom?: AnyPlayer[]
   /** policy admins of the player's mesh (the policy_store DNA property). @default none */
   policyAdmins?: string[]
+  /** what the player offers for leases (in-process only). @default its probed machine */
+  resourceCapacity?: FlexNodeInit['resourceCapacity']
   /** a data dir made by `scenario.prepareAgent()`, so its key is known before the player starts */
   dataDir?: string
   /** the node's logger (in-process only; a process logs warnings on its stderr, see `stderr()`) */
@@ -62,7 +64,7 @@ export interface PlayerOptions {
 }
 
 /** Options a `flexnode start` process has no flag for: giving one to a process player is refused. */
-const IN_PROCESS_ONLY = ['syncIntervalMs', 'republishIntervalMs', 'inferencePolicy', 'syncOnConnect', 'arcResizeIntervalMs', 'logger'] as const
+const IN_PROCESS_ONLY = ['syncIntervalMs', 'republishIntervalMs', 'inferencePolicy', 'syncOnConnect', 'arcResizeIntervalMs', 'logger', 'resourceCapacity'] as const
 /** the default target redundancy of a scenario: high enough that arcs stay full */
 const FULL_ARCS_TARGET = 32
 
@@ -190,6 +192,7 @@ export async function startInProcess (s: NodeStart): Promise<FlexNode> {
     policyAdmins: options.policyAdmins,
     modelsDirs: options.modelsDirs,
     inferencePolicy: options.inferencePolicy,
+    resourceCapacity: options.resourceCapacity,
     generateDefaultModel: false,
     preloadModels: options.modelsDirs !== undefined,
     gpu: false,

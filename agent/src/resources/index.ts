@@ -1,0 +1,460 @@
+/**
+ * The `resources` capability: leases of compute, inference, storage and memory across the mesh
+ * (design §11.4: `resources.allocate`, `release`, `renew`, `query_available`, and
+ * `schedule_task` once a task runner is given).
+ *
+ * - As a **provider**, the node publishes a `ResourceOffer` (its probed machine, or
+ *   `init.capacity`) and serves `/flexstack/<network>/resources/1`: each request is decided by
+ *   its `ProviderLedger`, one at a time, and committed as a two-party signed `Allocation`.
+ * - As a **requester**, it ranks the mesh's nodes with the scheduler (`placeRequest`: type,
+ *   requirements, workload class, availability, advertised capacity; binpack/spread/locality),
+ *   signs one request per candidate and asks them in order until one grants it; each refusal is
+ *   kept as the reason in `NoCapacityError`.
+ *
+ * ```ts
+ * const lease = await node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 2 } })
+ * await node.resources.renew({ allocation_id: lease.allocation_id, duration_seconds: 600 })
+ * await node.resources.release({ allocation_id: lease.allocation_id })
+ * ```
+ */
+import { randomBytes } from 'node:crypto'
+import { DEFAULT_COMPUTE_POLICY, placeRequest, resolveRequest, type ComputePolicy, type LocalityPreference, type Placement, type PlacementNode, type Requirements } from '../../../scheduler/index.ts'
+import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
+import type { ActionHash, AgentPubKey, Signature } from '../../../zomes-ts/hdk/index.ts'
+import { ResourceMeshClient } from '../../../zomes-ts/resource_mesh/client.ts'
+import { LEASE_LIMITS, LEASE_RESOURCE_TYPES, type AllocationRecord, type LeaseChange, type LeaseRequest, type LeaseResources, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
+import type { ZomeCaller } from '../../../zomes-ts/client.ts'
+import { decode, encode } from '../conductor/codec.ts'
+import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
+import { decodeHash, encodeHash, hashEquals } from '../holo/hash.ts'
+import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../identity/peer-id.ts'
+import type { ComponentLogger } from '../logger.ts'
+import type { MeshNode } from '../mesh/types.ts'
+import { service } from '../service.ts'
+import type { Service } from '../service.ts'
+import { ProviderLedger } from './ledger.ts'
+import { LeaseNotLiveError, LeaseRefusedError, NoCapacityError, NotTheHolderError, type Lease, type LeaseResourceType } from './types.ts'
+
+export * from './types.ts'
+export { ProviderLedger } from './ledger.ts'
+
+/** The mesh protocol's name: `/flexstack/<network>/resources/1`. */
+export const RESOURCES_PROTOCOL = 'resources'
+/** Default lease length (design §11.4). */
+export const DEFAULT_LEASE_SECONDS = 3600
+/** Longest lease this node grants unless `init.maxLeaseSeconds` says otherwise: one day. */
+export const DEFAULT_MAX_LEASE_SECONDS = 86_400
+/** How long a requester waits for one provider's answer. */
+export const PROVIDER_TIMEOUT_MS = 10_000
+/** How long a provider's answer to `available` stands in for its committed total in placement. */
+export const LEASED_FRESH_MS = 2000
+/** Lease requests one peer may have in flight at this provider (they queue on its ledger). */
+export const MAX_INBOUND_REQUESTS = 256
+/** Requests this node has in flight to one provider; more wait their turn (a provider serves 4 requests per peer at once, and queues 8: `MESH_MAX_INFLIGHT_PER_PEER`). */
+export const MAX_OUTBOUND_REQUESTS = 4
+/** Most candidates one allocation asks before giving up. */
+export const MAX_CANDIDATES_ASKED = 8
+
+export interface ResourcesInit {
+  /** capacity this node offers for leases. @default its probed machine (cores, RAM, GPUs, free disk) */
+  capacity?: LeaseResources
+  /** @default 86400 */
+  maxLeaseSeconds?: number
+  /** offer nothing: this node only requests. @default false */
+  requestOnly?: boolean
+  /** the compute policy placement follows. @default design §10.5 (locality_aware_binpack) */
+  policy?: ComputePolicy
+  /** this node's latency region, for `nearest`. @default none */
+  region?: string
+}
+
+export interface ResourcesComponents {
+  client: ZomeCaller
+  mesh: Pick<MeshNode, 'handle' | 'unhandle' | 'request' | 'peers' | 'peerId' | 'protocolId'>
+  /** this node's agent key */
+  agent: AgentPubKey
+  /** the mesh's NodeCapabilities (with liveness), for placement */
+  capabilities: () => Promise<NodeCapability[]>
+  /** this machine's capacity, when `init.capacity` is not given */
+  machine?: () => Promise<LeaseResources>
+  logger: ComponentLogger
+}
+
+export interface AllocateInput {
+  resource_type: LeaseResourceType
+  requirements?: Requirements
+  /** @default 'nearest' */
+  locality_preference?: LocalityPreference
+  /** @default 3600 */
+  duration_seconds?: number
+  workload_class?: string
+  /** only this node (uhCAk…) may grant it. @default any node placement ranks */
+  node_id?: string
+}
+
+export interface AllocateResult extends Lease {
+  /** how every node was ranked or why it was left out */
+  placement: Placement
+}
+
+/** Per node and in total: advertised, leased, free. */
+export interface Availability {
+  nodes: Array<{ node_id: string, self: boolean, advertised: LeaseResources, leased: LeaseResources, free: LeaseResources, max_lease_seconds: number }>
+  total: { advertised: LeaseResources, leased: LeaseResources, free: LeaseResources }
+  /** nodes that did not answer */
+  unreachable: string[]
+}
+
+/** This node's leases: those it holds (requester) and those it granted (provider). */
+export interface NodeAllocations {
+  held: Array<Lease & { live: boolean }>
+  provided: Array<Lease & { holder: string }>
+}
+
+export interface ResourcesService extends Service {
+  allocate: (input: AllocateInput, options?: { signal?: AbortSignal }) => Promise<AllocateResult>
+  renew: (input: { allocation_id: string, duration_seconds: number }) => Promise<Lease>
+  release: (input: { allocation_id: string }) => Promise<{ allocation_id: string, released: true }>
+  queryAvailable: (input?: { resource_type?: LeaseResourceType, requirements?: Requirements }) => Promise<Availability>
+  allocations: () => Promise<NodeAllocations>
+  /** the provider's ledger (null on a request-only node) */
+  readonly ledger: ProviderLedger | null
+}
+
+// ---------------------------------------------------------------------------------------------
+// the wire
+
+type WireRequest =
+  | { op: 'allocate', request: LeaseRequest, signature: Signature }
+  | { op: 'renew' | 'release', change: LeaseChange, signature: Signature }
+  | { op: 'available' }
+
+interface WireGranted { allocation: ActionHash, expires_at: number }
+interface WireAvailable { capacity: LeaseResources, committed: LeaseResources, max_lease_seconds: number }
+
+const ZERO: Readonly<LeaseResources> = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 })
+const DIMS = ['cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb'] as const
+
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
+const bytes = (v: unknown, n: number, field: string): Uint8Array => {
+  if (!(v instanceof Uint8Array) || v.length !== n) throw new InvalidInputError(`${field} must be ${n} bytes`, { field })
+  return v
+}
+
+function asResources (v: unknown, field: string): LeaseResources {
+  if (!isMap(v)) throw new InvalidInputError(`${field} must be a map`, { field })
+  const out = { ...ZERO }
+  for (const d of DIMS) {
+    const n = v[d]
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > LEASE_LIMITS.maxAmount) throw new InvalidInputError(`${field}.${d} must be a number from 0 to ${LEASE_LIMITS.maxAmount}`, { field: `${field}.${d}` })
+    out[d] = n
+  }
+  return out
+}
+
+function asWireRequest (raw: Uint8Array): WireRequest {
+  let m: unknown
+  try { m = decode(raw) } catch { throw new InvalidInputError('the request is not msgpack') }
+  if (!isMap(m)) throw new InvalidInputError('the request must be a map')
+  if (m.op === 'available') return { op: 'available' }
+  if (m.op === 'allocate') {
+    const r = m.request
+    if (!isMap(r)) throw new InvalidInputError('request must be a LeaseRequest', { field: 'request' })
+    if (!(LEASE_RESOURCE_TYPES as readonly unknown[]).includes(r.resource_type)) throw new InvalidInputError(`resource_type must be one of ${LEASE_RESOURCE_TYPES.join(', ')}`, { field: 'resource_type' })
+    if (!Number.isInteger(r.duration_seconds) || (r.duration_seconds as number) < LEASE_LIMITS.minLeaseSeconds || (r.duration_seconds as number) > LEASE_LIMITS.maxLeaseSeconds) throw new InvalidInputError('duration_seconds is out of bounds', { field: 'duration_seconds' })
+    if (r.workload_class !== null && typeof r.workload_class !== 'string') throw new InvalidInputError('workload_class must be a string or null', { field: 'workload_class' })
+    if (!Number.isSafeInteger(r.requested_at)) throw new InvalidInputError('requested_at must be a timestamp', { field: 'requested_at' })
+    const request: LeaseRequest = {
+      requester: bytes(r.requester, 39, 'requester'),
+      provider: bytes(r.provider, 39, 'provider'),
+      resource_type: r.resource_type as LeaseResourceType,
+      resources: asResources(r.resources, 'resources'),
+      duration_seconds: r.duration_seconds as number,
+      workload_class: r.workload_class as string | null,
+      nonce: bytes(r.nonce, 16, 'nonce'),
+      requested_at: r.requested_at as number
+    }
+    return { op: 'allocate', request, signature: bytes(m.signature, 64, 'signature') }
+  }
+  if (m.op === 'renew' || m.op === 'release') {
+    const c = m.change
+    if (!isMap(c) || c.kind !== m.op) throw new InvalidInputError(`change must be a LeaseChange of kind ${m.op}`, { field: 'change' })
+    if (!Number.isSafeInteger(c.requested_at)) throw new InvalidInputError('requested_at must be a timestamp', { field: 'requested_at' })
+    const duration = m.op === 'renew' ? c.duration_seconds : null
+    if (m.op === 'renew' && (!Number.isInteger(duration) || (duration as number) < LEASE_LIMITS.minLeaseSeconds || (duration as number) > LEASE_LIMITS.maxLeaseSeconds)) throw new InvalidInputError('duration_seconds is out of bounds', { field: 'duration_seconds' })
+    const change: LeaseChange = { kind: m.op, allocation: bytes(c.allocation, 39, 'allocation'), duration_seconds: duration as number | null, nonce: bytes(c.nonce, 16, 'nonce'), requested_at: c.requested_at as number }
+    return { op: m.op, change, signature: bytes(m.signature, 64, 'signature') }
+  }
+  throw new InvalidInputError('op must be allocate, renew, release or available', { field: 'op' })
+}
+
+// ---------------------------------------------------------------------------------------------
+// input validation (library, HTTP, CLI, MCP share it)
+
+function parseDuration (v: unknown, field = 'duration_seconds'): number {
+  if (v === undefined) return DEFAULT_LEASE_SECONDS
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < LEASE_LIMITS.minLeaseSeconds || v > LEASE_LIMITS.maxLeaseSeconds) {
+    throw new InvalidInputError(`${field} must be a whole number of seconds from ${LEASE_LIMITS.minLeaseSeconds} to ${LEASE_LIMITS.maxLeaseSeconds}`, { field })
+  }
+  return v
+}
+
+function parseAllocationId (v: unknown): ActionHash {
+  if (typeof v !== 'string') throw new InvalidInputError('allocation_id must be an action hash (uhCkk…)', { field: 'allocation_id' })
+  try { return decodeHash(v, 'Action') } catch { throw new InvalidInputError('allocation_id must be an action hash (uhCkk…)', { field: 'allocation_id' }) }
+}
+
+/** A NodeCapability as placement sees it; `leased` is what the node last told us, else nothing. */
+function placementNode (cap: NodeCapability, self: string, leased: LeaseResources | undefined): PlacementNode {
+  const c = cap.capabilities
+  return {
+    node_id: cap.node_id,
+    self: cap.node_id === self,
+    availability: cap.availability,
+    latency_region: cap.network.latency_region,
+    offers: ['compute', 'inference', 'storage', 'memory'],
+    capacity: { cpu_cores: c.compute.cpu_cores, memory_gb: c.compute.ram_gb, gpu_count: c.compute.gpu === null ? 0 : 1, storage_gb: c.storage.local_ssd_gb },
+    leased: leased ?? { ...ZERO },
+    gpu_vram_gb: c.compute.gpu?.vram_gb,
+    bandwidth_mbps: cap.network.bandwidth_mbps,
+    load: { cpu_percent: cap.load.cpu_percent, gpu_percent: cap.load.gpu_percent },
+    models_loaded: c.inference.models_loaded
+  }
+}
+
+const iso = (us: number): string => new Date(Math.floor(us / 1000)).toISOString()
+
+/** A wrapped failure of a provider: its typed error kept when it sent one. */
+function refusal (nodeId: string, err: unknown): string {
+  const name = err instanceof Error ? err.name : 'Error'
+  return `${nodeId}: ${name}: ${errorMessage(err)}`
+}
+
+export function resources (init: ResourcesInit = {}) {
+  return (c: ResourcesComponents): ResourcesService => {
+    const log = c.logger.forComponent('flexnode:resources')
+    const client = new ResourceMeshClient(c.client)
+    const self = encodeHash(c.agent)
+    const ledger = init.requestOnly === true ? null : new ProviderLedger({ client, agent: c.agent })
+    const policy = init.policy ?? DEFAULT_COMPUTE_POLICY
+    const endpoint = c.mesh.protocolId(RESOURCES_PROTOCOL)
+    /** the leases this node holds, as granted: their provider, request and expiry */
+    const held = new Map<string, { lease: Lease, provider: AgentPubKey }>()
+    /** what each provider last said it has committed, and when (trusted for LEASED_FRESH_MS) */
+    const leasedBy = new Map<string, { at: number, leased: LeaseResources }>()
+    const leasedNow = (nodeId: string): LeaseResources | undefined => {
+      const known = leasedBy.get(nodeId)
+      return known !== undefined && Date.now() - known.at < LEASED_FRESH_MS ? known.leased : undefined
+    }
+
+    const serve = async (raw: Uint8Array, from: string): Promise<Uint8Array> => {
+      const m = asWireRequest(raw)
+      if (m.op === 'available') {
+        if (ledger?.offer == null) throw new LeaseRefusedError('this node offers no resources for lease', 'no_offer', self)
+        const body: WireAvailable = { capacity: ledger.offer.capacity, committed: ledger.committed(), max_lease_seconds: ledger.offer.max_lease_seconds }
+        return encode(body)
+      }
+      if (ledger === null) throw new LeaseRefusedError('this node offers no resources for lease', 'no_offer', self)
+      if (m.op === 'allocate') {
+        // only the requester itself asks for its lease (a relayed request would let a peer spend another's consent)
+        if (peerIdFromAgentPubKey(m.request.requester) !== from) throw new InvalidInputError('a lease is requested by its requester\'s own node', { field: 'requester' })
+        const g = await commitStep(async () => await ledger.grant(m.request, m.signature))
+        return encode({ allocation: g.allocation, expires_at: g.expires_at } satisfies WireGranted)
+      }
+      const fromKey = agentPubKeyFromPeerId(from)
+      const lease = ledger.lease(m.change.allocation)
+      if (!hashEquals(lease.requester, fromKey)) throw new NotTheHolderError(encodeHash(m.change.allocation))
+      if (m.op === 'renew') {
+        const g = await commitStep(async () => await ledger.renew(m.change, m.signature))
+        return encode({ allocation: g.allocation, expires_at: g.expires_at } satisfies WireGranted)
+      }
+      await commitStep(async () => await ledger.release(m.change.allocation, { change: m.change, signature: m.signature }))
+      return encode({ released: true })
+    }
+
+    /** A ledger step; a commit refused by validation is a refusal with its reason, not a crash. */
+    const commitStep = async <T>(step: () => Promise<T>): Promise<T> => {
+      try {
+        return await step()
+      } catch (err) {
+        if (err instanceof FlexnodeError && !['ConductorApiError', 'InvalidCommitError'].includes(err.name)) throw err
+        throw new LeaseRefusedError(`the ledger step was not committed: ${errorMessage(err)}`, 'invalid', self)
+      }
+    }
+
+    const sign = async (provider: AgentPubKey, resourceType: LeaseResourceType, demand: LeaseResources, duration: number, workloadClass: string | null): Promise<{ request: LeaseRequest, signature: Signature }> => {
+      const request: LeaseRequest = { requester: c.agent, provider, resource_type: resourceType, resources: demand, duration_seconds: duration, workload_class: workloadClass, nonce: new Uint8Array(randomBytes(16)), requested_at: Date.now() * 1000 }
+      return { request, signature: await client.signRequest(request) }
+    }
+
+    const signChange = async (kind: LeaseChange['kind'], allocation: ActionHash, duration: number | null): Promise<{ change: LeaseChange, signature: Signature }> => {
+      const change: LeaseChange = { kind, allocation, duration_seconds: duration, nonce: new Uint8Array(randomBytes(16)), requested_at: Date.now() * 1000 }
+      return { change, signature: await client.signChange(change) }
+    }
+
+    /** The provider of a lease this node holds (from memory, else the DHT). */
+    const providerOf = async (allocation: ActionHash): Promise<{ provider: AgentPubKey, record: AllocationRecord | null }> => {
+      const known = held.get(encodeHash(allocation))
+      if (known !== undefined) return { provider: known.provider, record: null }
+      const record = await client.getAllocation(allocation)
+      if (record === null) throw new LeaseNotLiveError(encodeHash(allocation), 'unknown')
+      if (!hashEquals(record.allocation.request.requester, c.agent) && !hashEquals(record.provider, c.agent)) throw new NotTheHolderError(encodeHash(allocation))
+      return { provider: record.provider, record }
+    }
+
+    const leaseOf = (allocation: ActionHash, provider: AgentPubKey, expiresAt: number, request: Pick<LeaseRequest, 'resource_type' | 'resources'>): Lease => ({
+      allocation_id: encodeHash(allocation),
+      node_id: encodeHash(provider),
+      endpoint,
+      expires_at: iso(expiresAt),
+      resource_type: request.resource_type,
+      resources: request.resources
+    })
+
+    const svc = service({
+      start: async () => {
+        if (ledger !== null) {
+          await ledger.load()
+          const capacity = init.capacity ?? await c.machine?.() ?? { ...ZERO }
+          const offer: ResourceOffer = { capacity: asResources(capacity, 'capacity'), max_lease_seconds: Math.min(init.maxLeaseSeconds ?? DEFAULT_MAX_LEASE_SECONDS, LEASE_LIMITS.maxLeaseSeconds) }
+          const current = ledger.offer
+          if (current === null || JSON.stringify(current) !== JSON.stringify(offer)) await ledger.setOffer(offer)
+        }
+        await c.mesh.handle(RESOURCES_PROTOCOL, serve, { maxRequestBytes: 16 * 1024, timeoutMs: PROVIDER_TIMEOUT_MS, maxInboundStreams: MAX_INBOUND_REQUESTS })
+      },
+      stop: async () => { await c.mesh.unhandle(RESOURCES_PROTOCOL) }
+    })
+
+    /** requests in flight per provider, and those waiting for a turn (the mesh caps streams per connection) */
+    const inFlight = new Map<string, { n: number, waiting: Array<() => void> }>()
+    const ask = async (provider: AgentPubKey, m: WireRequest, signal?: AbortSignal): Promise<unknown> => {
+      const peer = peerIdFromAgentPubKey(provider)
+      let slot = inFlight.get(peer)
+      if (slot === undefined) inFlight.set(peer, slot = { n: 0, waiting: [] })
+      if (slot.n >= MAX_OUTBOUND_REQUESTS) await new Promise<void>((resolve) => { slot!.waiting.push(resolve) })
+      slot.n++
+      try {
+        signal?.throwIfAborted()
+        return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, encode(m), { signal, timeoutMs: PROVIDER_TIMEOUT_MS }))
+      } finally {
+        slot.n--
+        const next = slot.waiting.shift()
+        if (next !== undefined) next()
+        else if (slot.n === 0) inFlight.delete(peer)
+      }
+    }
+
+    return Object.assign(svc, {
+      ledger,
+
+      async allocate (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> {
+        if (!isMap(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')
+        const q = resolveRequest(input, policy)
+        const duration = parseDuration(input.duration_seconds)
+        const demand = { ...q.demand }
+        // a compute lease without a size takes one core, so it counts against the provider
+        if (input.resource_type === 'compute' && DIMS.every(d => demand[d] === 0)) demand.cpu_cores = 1
+        if (input.node_id !== undefined && (typeof input.node_id !== 'string' || !/^uhCAk[A-Za-z0-9_-]{48}$/.test(input.node_id))) throw new InvalidInputError('node_id must be an agent key (uhCAk…)', { field: 'node_id' })
+        const caps = (await c.capabilities()).filter(cap => input.node_id === undefined || cap.node_id === input.node_id)
+        const connected = new Set(c.mesh.peers())
+        const nodes = caps
+          .filter(cap => cap.node_id === self ? ledger !== null : connected.has(peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent'))))
+          .map(cap => placementNode(cap, self, cap.node_id === self ? ledger?.committed() : leasedNow(cap.node_id)))
+        const { node_id: _pinned, duration_seconds: _duration, ...placing } = input
+        const placement = placeRequest(nodes, { ...placing, requirements: { ...input.requirements, cpu_cores: demand.cpu_cores } }, policy, {})
+        const ranked = placement.candidates.filter(x => x.eligible).slice(0, MAX_CANDIDATES_ASKED)
+        const refusals: string[] = []
+        for (const cand of ranked) {
+          options.signal?.throwIfAborted()
+          const provider = decodeHash(cand.node_id, 'Agent')
+          const { request, signature } = await sign(provider, input.resource_type, demand, duration, input.workload_class ?? null)
+          try {
+            const g = cand.node_id === self
+              ? await commitStep(async () => await ledger!.grant(request, signature)).then(x => ({ allocation: x.allocation, expires_at: x.expires_at }))
+              : await ask(provider, { op: 'allocate', request, signature }, options.signal) as WireGranted
+            const lease = leaseOf(g.allocation, provider, g.expires_at, request)
+            held.set(lease.allocation_id, { lease, provider })
+            return { ...lease, placement }
+          } catch (err) {
+            if (options.signal?.aborted === true) throw err
+            refusals.push(refusal(cand.node_id, err))
+            log.debug({ node: cand.node_id, err: errorMessage(err) }, 'a provider refused a lease; trying the next')
+          }
+        }
+        const why = ranked.length === 0
+          ? `no node can hold it (${placement.candidates.length} considered: ${placement.candidates.slice(0, 5).map(x => `${x.node_id.slice(0, 12)}… ${x.excluded_because ?? ''} ${x.detail ?? ''}`.trim()).join('; ')})`
+          : `every candidate refused: ${refusals.join('; ')}`
+        throw new NoCapacityError(`no ${input.resource_type} lease could be placed: ${why}`, ranked.length)
+      },
+
+      async renew (input: { allocation_id: string, duration_seconds: number }): Promise<Lease> {
+        if (!isMap(input)) throw new InvalidInputError('renew takes {allocation_id, duration_seconds}')
+        const allocation = parseAllocationId(input.allocation_id)
+        const duration = parseDuration(input.duration_seconds)
+        const { provider } = await providerOf(allocation)
+        const signed = await signChange('renew', allocation, duration)
+        const g = hashEquals(provider, c.agent)
+          ? await commitStep(async () => await ledger!.renew(signed.change, signed.signature))
+          : await ask(provider, { op: 'renew', ...signed }) as WireGranted
+        const old = held.get(input.allocation_id)
+        const request = old?.lease ?? { resource_type: 'compute' as const, resources: { ...ZERO } }
+        const lease = leaseOf(g.allocation, provider, g.expires_at, request)
+        held.delete(input.allocation_id)
+        held.set(lease.allocation_id, { lease, provider })
+        return lease
+      },
+
+      async release (input: { allocation_id: string }): Promise<{ allocation_id: string, released: true }> {
+        if (!isMap(input)) throw new InvalidInputError('release takes {allocation_id}')
+        const allocation = parseAllocationId(input.allocation_id)
+        const { provider, record } = await providerOf(allocation)
+        if (hashEquals(provider, c.agent)) {
+          // the provider releases its own lease (or one it granted itself)
+          const change = record === null || hashEquals(record.allocation.request.requester, c.agent) ? await signChange('release', allocation, null) : null
+          await commitStep(async () => await ledger!.release(allocation, change))
+        } else {
+          await ask(provider, { op: 'release', ...await signChange('release', allocation, null) })
+        }
+        held.delete(input.allocation_id)
+        return { allocation_id: input.allocation_id, released: true }
+      },
+
+      async queryAvailable (input: { resource_type?: LeaseResourceType, requirements?: Requirements } = {}): Promise<Availability> {
+        if (!isMap(input)) throw new InvalidInputError('query_available takes {resource_type?, requirements?}')
+        if (input.resource_type !== undefined || input.requirements !== undefined) resolveRequest({ resource_type: input.resource_type ?? 'compute', requirements: input.requirements }, policy)
+        const caps = await c.capabilities()
+        const connected = new Set(c.mesh.peers())
+        const out: Availability = { nodes: [], total: { advertised: { ...ZERO }, leased: { ...ZERO }, free: { ...ZERO } }, unreachable: [] }
+        const answers = await Promise.all(caps.map(async (cap): Promise<{ cap: NodeCapability, a: WireAvailable | null }> => {
+          if (cap.node_id === self) return { cap, a: ledger?.offer == null ? null : { capacity: ledger.offer.capacity, committed: ledger.committed(), max_lease_seconds: ledger.offer.max_lease_seconds } }
+          const key = decodeHash(cap.node_id, 'Agent')
+          if (!connected.has(peerIdFromAgentPubKey(key))) return { cap, a: null }
+          try { return { cap, a: await ask(key, { op: 'available' }) as WireAvailable } } catch { return { cap, a: null } }
+        }))
+        for (const { cap, a } of answers) {
+          if (a === null) { if (cap.node_id !== self) out.unreachable.push(cap.node_id); continue }
+          const advertised = asResources(a.capacity, 'capacity')
+          const leased = asResources(a.committed, 'committed')
+          leasedBy.set(cap.node_id, { at: Date.now(), leased })
+          const free = { ...ZERO }
+          for (const d of DIMS) free[d] = Math.max(0, advertised[d] - leased[d])
+          if (input.requirements !== undefined) {
+            const q = resolveRequest({ resource_type: input.resource_type ?? 'compute', requirements: input.requirements }, policy)
+            if (DIMS.some(d => q.demand[d] > free[d])) continue
+          }
+          out.nodes.push({ node_id: cap.node_id, self: cap.node_id === self, advertised, leased, free, max_lease_seconds: a.max_lease_seconds })
+          for (const d of DIMS) { out.total.advertised[d] += advertised[d]; out.total.leased[d] += leased[d]; out.total.free[d] += free[d] }
+        }
+        return out
+      },
+
+      async allocations (): Promise<NodeAllocations> {
+        const now = Date.now() * 1000
+        const records = await client.holderAllocations(c.agent)
+        const heldOut = records.map(r => ({ ...leaseOf(r.action_hash, r.provider, r.allocation.expires_at, r.allocation.request), live: r.allocation.expires_at > now && (hashEquals(r.provider, c.agent) ? ledger?.live().some(l => hashEquals(l.allocation, r.action_hash)) === true : held.has(encodeHash(r.action_hash))) }))
+        const provided = (ledger?.live() ?? []).map((l: LiveLease) => ({ ...leaseOf(l.allocation, c.agent, l.expires_at, l), holder: encodeHash(l.requester) }))
+        return { held: heldOut, provided }
+      }
+    })
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Leases across the mesh (issue 10): one provider, several requesters, real nodes on 127.0.0.1.
+ * The provider's ledger is the only authority over its capacity; every other node checks each
+ * ledger step it receives.
+ */
+import { describe, expect, it } from 'vitest'
+import { encode } from '@msgpack/msgpack'
+import { dhtSync, runScenario, waitUntil, type Player } from '../src/index.ts'
+import { decodeHash, encodeHash, hashFromContent } from '../../agent/src/holo/hash.ts'
+import { decode as decodeWire, encode as encodeWire } from '../../agent/src/conductor/codec.ts'
+import { ResourceMeshClient } from '../../zomes-ts/resource_mesh/client.ts'
+import type { Allocation, LeaseRequest } from '../../zomes-ts/resource_mesh/types.ts'
+import type { NetRecord } from '../../agent/src/conductor/space.ts'
+import type { Action } from '../../zomes-ts/hdk/index.ts'
+import { RESOURCES_PROTOCOL } from '../../agent/src/resources/index.ts'
+
+const CAPACITY = { cpu_cores: 16, memory_gb: 32, gpu_count: 0, storage_gb: 100 }
+const SMALL = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 }
+const meshDna = (p: Player): Uint8Array => p.cells.resource_mesh!.cell_id[0]
+const client = (p: Player): ResourceMeshClient => new ResourceMeshClient(p.node.client)
+const nodeId = (p: Player): string => encodeHash(p.agentPubKey)
+
+describe('resource_mesh leases', () => {
+  it('200 concurrent requests from 3 requesters never over-commit one provider, checked by its ledger and by another node\'s validation', async () => {
+    await runScenario(async (scenario) => {
+      const provider = await scenario.addPlayer({ resourceCapacity: CAPACITY })
+      const requesters = await scenario.addPlayers(3, { resourceCapacity: SMALL })
+      const everyone = [provider, ...requesters]
+      await dhtSync(everyone, meshDna(provider))
+      for (const r of requesters) await waitUntil(async () => (await r.cells.agent_registry!.callZome<unknown[]>('discovery', 'query_peers', null)).length === 4, { what: 'every node advertised' })
+
+      const asks = Array.from({ length: 200 }, async (_, i) => {
+        const r = requesters[i % 3]!
+        const lease = await r.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1, memory_gb: 1 }, node_id: nodeId(provider), duration_seconds: 600 })
+        holders.set(lease.allocation_id, r)
+        return lease
+      })
+      const holders = new Map<string, Player>()
+      const outcomes = await Promise.allSettled(asks)
+      const granted = outcomes.flatMap(o => o.status === 'fulfilled' ? [o.value] : [])
+      const refused = outcomes.flatMap(o => o.status === 'rejected' ? [o.reason as Error] : [])
+      expect(granted.length).toBe(16)
+      expect(new Set(refused.map(e => e.name))).toEqual(new Set(['NoCapacityError']))
+      const odd = refused.filter(e => !/LeaseRefusedError: not enough cpu_cores/.test(e.message)).map(e => e.message)
+      expect(odd.slice(0, 3)).toEqual([])
+      expect(new Set(granted.map(g => g.allocation_id)).size).toBe(16)
+      expect(granted.every(g => g.node_id === nodeId(provider) && g.endpoint.endsWith(`/${RESOURCES_PROTOCOL}/1`))).toBe(true)
+
+      // the provider's ledger
+      expect(provider.node.resources.ledger!.committed().cpu_cores).toBe(16)
+      expect(provider.node.resources.ledger!.live().length).toBe(16)
+
+      // another node received every step and validated it: the steps are there, valid, and the
+      // newest step's live set fits the offer
+      const checker = requesters[0]!
+      await dhtSync(everyone, meshDna(provider), { timeoutMs: 60_000 })
+      const read = client(checker)
+      let newest: { seq: number, live: Uint8Array[], own: Allocation } | undefined
+      for (const g of granted) {
+        const record = await read.getAllocation(decodeHash(g.allocation_id, 'Action'))
+        expect(record).not.toBeNull()
+        // held and integrated by the checker itself, so its validation passed
+        expect(await checker.node.conductor.space(meshDna(provider))!.knows(decodeHash(g.allocation_id, 'Action'))).toBe(true)
+        const a = record!.allocation
+        if (newest === undefined || a.ledger.seq > newest.seq) newest = { seq: a.ledger.seq, live: a.ledger.live, own: a }
+      }
+      expect(checker.node.conductor.space(meshDna(provider))!.warrants()).toEqual([])
+      let cores = newest!.own.request.resources.cpu_cores
+      for (const h of newest!.live) cores += (await read.getAllocation(h))!.allocation.request.resources.cpu_cores
+      expect(cores).toBe(16)
+
+      // releasing one frees its core for the next request; only the holder may release
+      const [first] = granted
+      const holder = holders.get(first!.allocation_id)!
+      const other = requesters.find(r => r !== holder)!
+      await expect(other.node.resources.release({ allocation_id: first!.allocation_id })).rejects.toMatchObject({ name: 'NotTheHolderError' })
+      // the provider checks too, whatever the other node's own code does
+      const change = { kind: 'release' as const, allocation: decodeHash(first!.allocation_id, 'Action'), duration_seconds: null, nonce: new Uint8Array(16).fill(7), requested_at: Date.now() * 1000 }
+      const signature = await client(other).signChange(change)
+      await expect(other.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, encodeWire({ op: 'release', change, signature }))).rejects.toMatchObject({ name: 'NotTheHolderError' })
+      expect(provider.node.resources.ledger!.committed().cpu_cores).toBe(16)
+      await holder.node.resources.release({ allocation_id: first!.allocation_id })
+      expect(provider.node.resources.ledger!.committed().cpu_cores).toBe(15)
+      const again = await other.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, node_id: nodeId(provider), duration_seconds: 600 })
+      expect(again.node_id).toBe(nodeId(provider))
+      await expect(other.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, node_id: nodeId(provider) })).rejects.toMatchObject({ name: 'NoCapacityError' })
+
+      // renewing extends the lease under a new allocation id, still counted once
+      const renewed = await other.node.resources.renew({ allocation_id: again.allocation_id, duration_seconds: 1200 })
+      expect(renewed.allocation_id).not.toBe(again.allocation_id)
+      expect(Date.parse(renewed.expires_at)).toBeGreaterThan(Date.parse(again.expires_at))
+      expect(provider.node.resources.ledger!.committed().cpu_cores).toBe(16)
+      await expect(other.node.resources.release({ allocation_id: again.allocation_id })).rejects.toMatchObject({ name: 'LeaseNotLiveError' })
+    })
+  }, 240_000)
+
+  it('a lease ends at its expiry and its capacity is free again; bad input is refused with typed errors', async () => {
+    await runScenario(async (scenario) => {
+      const provider = await scenario.addPlayer({ resourceCapacity: { ...CAPACITY, cpu_cores: 2 } })
+      const requester = await scenario.addPlayer({ resourceCapacity: SMALL })
+      await waitUntil(async () => (await requester.cells.agent_registry!.callZome<unknown[]>('discovery', 'query_peers', null)).length === 2, { what: 'both nodes advertised' })
+      const short = await requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 2 }, node_id: nodeId(provider), duration_seconds: 2 })
+      expect(provider.node.resources.ledger!.committed().cpu_cores).toBe(2)
+      const available = await requester.node.resources.queryAvailable()
+      const seen = available.nodes.find(n => n.node_id === nodeId(provider))!
+      expect(seen.leased.cpu_cores).toBe(2)
+      expect(seen.free.cpu_cores).toBe(0)
+      await waitUntil(() => provider.node.resources.ledger!.committed().cpu_cores === 0, { what: 'the lease to expire', timeoutMs: 10_000 })
+      await expect(requester.node.resources.renew({ allocation_id: short.allocation_id, duration_seconds: 60 })).rejects.toMatchObject({ name: 'LeaseNotLiveError' })
+      const next = await requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 2 }, node_id: nodeId(provider), duration_seconds: 60 })
+      expect(next.node_id).toBe(nodeId(provider))
+
+      const r = requester.node.resources
+      await expect(r.allocate({ resource_type: 'gpu-farm' as never })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'resource_type' })
+      await expect(r.allocate({ resource_type: 'compute', workload_class: 'nope' })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'workload_class' })
+      await expect(r.allocate({ resource_type: 'compute', requirements: { cpu_cores: -1 } })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'requirements.cpu_cores' })
+      await expect(r.allocate({ resource_type: 'compute', requirements: { cpu_cores: Number.NaN } })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError' })
+      await expect(r.allocate({ resource_type: 'compute', requirements: { memory_gb: 1e12 } })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'requirements.memory_gb' })
+      for (const d of [0, -5, 1.5, 31 * 86400]) await expect(r.allocate({ resource_type: 'compute', duration_seconds: d })).rejects.toMatchObject({ name: 'InvalidInputError', field: 'duration_seconds' })
+      await expect(r.release({ allocation_id: 'not-a-hash' })).rejects.toMatchObject({ name: 'InvalidInputError', field: 'allocation_id' })
+      // the wire: junk and a request whose signature is not the requester's
+      await expect(requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, new Uint8Array([0xc1]))).rejects.toMatchObject({ name: 'InvalidInputError' })
+      const request: LeaseRequest = { requester: requester.agentPubKey, provider: provider.agentPubKey, resource_type: 'compute', resources: { ...SMALL, cpu_cores: 1 }, duration_seconds: 60, workload_class: null, nonce: new Uint8Array(16).fill(1), requested_at: Date.now() * 1000 }
+      await expect(requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, encodeWire({ op: 'allocate', request, signature: new Uint8Array(64).fill(9) }))).rejects.toMatchObject({ name: 'InvalidInputError' })
+      // nothing was half-written: the provider's ledger holds exactly the one live lease
+      expect(provider.node.resources.ledger!.live().map(l => encodeHash(l.allocation))).toEqual([next.allocation_id])
+      const answer = decodeWire(await requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, encodeWire({ op: 'available' }))) as { committed: { cpu_cores: number } }
+      expect(answer.committed.cpu_cores).toBe(2)
+    })
+  }, 120_000)
+
+  it('a forged allocation published by a third node is rejected by every honest node and warranted', async () => {
+    await runScenario(async (scenario) => {
+      const provider = await scenario.addPlayer({ resourceCapacity: CAPACITY })
+      const honest = [provider, ...await scenario.addPlayers(2, { resourceCapacity: SMALL })]
+      const mallory = await scenario.addPlayer({ resourceCapacity: SMALL })
+      const everyone = [...honest, mallory]
+      const dna = meshDna(provider)
+      await dhtSync(everyone, dna)
+      // a real lease, so the forger has a genuine offer and request to copy
+      const lease = await honest[1]!.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, node_id: nodeId(provider) })
+      await dhtSync(everyone, dna)
+      const genuine = (await client(mallory).getAllocation(decodeHash(lease.allocation_id, 'Action')))!.allocation
+      // mallory commits, as its own record, an allocation on the provider's capacity carrying a
+      // request signed by nobody, and one copying the genuine request (signed, but not for mallory)
+      const chain = mallory.node.conductor.cell(mallory.cells.resource_mesh!.cell_id)!.chain()
+      const head = chain[chain.length - 1]!.signed_action.hashed
+      const forge = (allocation: Allocation, seq: number): NetRecord => {
+        const entry = { entry_type: 'App' as const, entry: encode(allocation) }
+        const action: Action = { header: { author: mallory.agentPubKey, timestamp: head.content.header.timestamp + 1000 * (seq + 1), action_seq: head.content.header.action_seq + 1 + seq, prev_action: head.hash }, data: { type: 'Create', entry_type: { App: { entry_index: 1, zome_index: 0, visibility: 'Public' } }, entry_hash: hashFromContent(entry, 'Entry') } }
+        return { action, signature: mallory.node.keystore.sign(mallory.agentPubKey, hashFromContent(action, 'Action')), entry }
+      }
+      const singleSigned = forge({ ...genuine, request: { ...genuine.request, nonce: new Uint8Array(16).fill(3) }, request_signature: new Uint8Array(64).fill(5), ledger: { seq: 0, prev: null, live: [] } }, 0)
+      const publish = async (): Promise<void> => { await mallory.node.mesh.publish(`ops/${encodeHash(dna)}`, encode({ records: [singleSigned] })) }
+      await waitUntil(async () => { await publish(); return honest.every(p => p.node.conductor.space(dna)!.isBlocked(mallory.agentPubKey)) }, { what: 'the warrant to spread', timeoutMs: 30_000, intervalMs: 500 })
+      for (const p of honest) {
+        expect(p.node.conductor.space(dna)!.warrants().some(w => encodeHash(w.warrantee) === nodeId(mallory))).toBe(true)
+        expect(await client(p).getAllocation(hashFromContent(singleSigned.action, 'Action'))).toBeNull()
+      }
+      // the provider's real ledger is untouched
+      expect(provider.node.resources.ledger!.committed().cpu_cores).toBe(1)
+    })
+  }, 120_000)
+})
+
