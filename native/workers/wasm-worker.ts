@@ -55,7 +55,8 @@ export interface WasmWorkerUsage {
 /**
  * How a run ended: `run()` returned (`exit_code`), or it failed: a trap (the WebAssembly trap's
  * message, or an import called with a pointer outside the memory), or more output than allowed.
- * `near_memory_limit`: the memory was within 1 MiB of the runner's limit when it failed.
+ * `near_memory_limit`: the memory was within 1 MiB (an eighth of a limit under 8 MiB) of the
+ * runner's limit when the run ended.
  */
 export type WasmWorkerOutcome =
   | { exit_code: number, output: Uint8Array, usage: WasmWorkerUsage, near_memory_limit: boolean }
@@ -152,7 +153,9 @@ export const handler: TaskHandler<WasmWorkerTask, WasmWorkerOutcome, WasmWorkerE
       peak_memory_mb: (memory?.buffer.byteLength ?? 0) / MIB
     }
   }
-  const nearLimit = (): boolean => task.limitPages !== undefined && memory !== undefined && memory.buffer.byteLength + MIB > task.limitPages * PAGE
+  // within 1 MiB (an eighth of a small limit) of the limit: a grow of that much would have failed
+  const nearLimit = (): boolean => task.limitPages !== undefined && memory !== undefined &&
+    memory.buffer.byteLength + Math.min(MIB, task.limitPages * PAGE / 8) > task.limitPages * PAGE
   try {
     const instance = new WebAssembly.Instance(task.module, { flexnode: imports })
     memory = instance.exports.memory as WebAssembly.Memory

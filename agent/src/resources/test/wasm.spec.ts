@@ -109,6 +109,8 @@ describe('WasmRunner', () => {
 
   it('reports a failed grow at the memory limit, then a non-zero exit, as WasmMemoryLimitError', async () => {
     await expect(runner.run({ wasm: wasm.abi, input: text('g'), limits: { memory_mb: 2 } })).rejects.toMatchObject({ name: 'WasmMemoryLimitError', limit_mb: 2 })
+    // a trap far below a small limit stays a trap
+    await expect(runner.run({ wasm: wasm.trap, limits: { memory_mb: 1 } })).rejects.toMatchObject({ name: 'WasmTrapError' })
   })
 
   it('logs the module\'s lines under the pool, each cut to its maximum, and no more of them than allowed', async () => {
