@@ -21,6 +21,7 @@ import type { TaskContext, TaskHandler } from './task.ts'
 const PAGE = 65_536
 const MIB = 1_048_576
 
+/** One run, as the runner hands it to a thread. */
 export interface WasmWorkerTask {
   /** compiled, checked (imports, exports) and with its memory maximum set by the runner */
   module: WebAssembly.Module
@@ -41,8 +42,10 @@ export interface WasmWorkerTask {
   logFields?: Record<string, unknown>
 }
 
+/** Sent just before the module is instantiated: the CPU budget counts from here. */
 export type WasmWorkerEvent = { type: 'flexnode:wasm:run' }
 
+/** What a run used, measured in the thread. */
 export interface WasmWorkerUsage {
   /** CPU time of this thread over instantiation and `run()` (`process.threadCpuUsage` where Node has it, else the busy time) */
   cpu_ms: number
@@ -114,6 +117,7 @@ function moduleLog (task: WasmWorkerTask, ctx: TaskContext<WasmWorkerEvent>): { 
   }
 }
 
+/** Instantiate the task's module with the ABI's imports and call its `run()`; every failure of the module is an outcome. */
 export const handler: TaskHandler<WasmWorkerTask, WasmWorkerOutcome, WasmWorkerEvent> = (task, ctx) => {
   ctx.progress({ type: 'flexnode:wasm:run' })
   const cpu0 = threadCpu?.()

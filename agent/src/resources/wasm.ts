@@ -385,6 +385,7 @@ export interface WasmTask {
   allow_clock?: boolean
 }
 
+/** What a run used. */
 export interface WasmUsage {
   /** CPU time of instantiation and `run()` (the thread's own where Node has `process.threadCpuUsage`, ≥ 23.9; else its busy time), ms */
   cpu_ms: number
@@ -401,11 +402,13 @@ export interface WasmResult {
   usage: WasmUsage
 }
 
+/** Options of one `run`. */
 export interface WasmRunOptions {
   /** aborting rejects the run with `AbortError` (the thread running it is terminated) */
   signal?: AbortSignal
 }
 
+/** The runner's options, all optional. */
 export interface WasmRunnerInit {
   /** the bytes of a module by its CID, for tasks that give only `wasm_cid`; undefined = unknown here. @default none: such tasks fail with WasmModuleNotFoundError unless the module is cached */
   resolve?: (cid: string) => Promise<Uint8Array | undefined>
@@ -423,6 +426,7 @@ export interface WasmRunnerInit {
   cacheSize?: number
 }
 
+/** What the runner needs from the node. */
 export interface WasmRunnerComponents {
   logger: ComponentLogger
   /** a pool running `WASM_WORKER` to run on (not disposed with the runner). @default the runner's own */
