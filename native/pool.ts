@@ -133,7 +133,8 @@ export interface PiscinaPoolInit extends ComputePoolInit {
   idleTimeoutMs?: number
 }
 
-interface PiscinaEnvelope { task: unknown, port: MessagePort }
+/** A task and its port; or a no-op that only makes piscina start a thread (`PiscinaPool.refill`). */
+type PiscinaEnvelope = { task: unknown, port: MessagePort } | { refill: true }
 
 export class PiscinaPool<Task, Result, E extends PoolEvent = PoolEvent> implements ComputePool<Task, Result, E> {
   private readonly piscina: Piscina<PiscinaEnvelope, TaskOutcome | ArrayBuffer | ArrayBufferView>
@@ -180,12 +181,24 @@ export class PiscinaPool<Task, Result, E extends PoolEvent = PoolEvent> implemen
       return outcome<Result>(this.name, o)
     } catch (err: unknown) {
       if (err instanceof FlexnodeError) throw err
+      // the task's thread may be gone (terminated by the abort, or crashed)
+      this.refill()
       if (options.signal?.aborted === true) throw new AbortError(`the ${this.name} task was aborted`)
       if (this.closing !== undefined) throw new DisposedError(`the ${this.name} pool`)
       throw new WorkerCrashedError(this.name, errorMessage(err), { cause: err })
     } finally {
       port1.close()
     }
+  }
+
+  /**
+   * piscina (5.3) replaces a terminated or crashed thread only up to `minThreads` (0 here), and
+   * starts threads only when a task is submitted: the tasks waiting in its queue would wait for
+   * the next `run`. A no-op task submitted while tasks wait makes it start a thread for them.
+   */
+  private refill (): void {
+    if (this.closing !== undefined || this.piscina.queueSize === 0) return
+    this.piscina.run({ refill: true }).catch(() => {})
   }
 
   async dispose (): Promise<void> {

@@ -34,6 +34,8 @@ describe('npm run bench', () => {
     // placement: decisions per second at two mesh sizes, and packing against FFD and the lower bound
     expect(distinct(/scheduler: [\d,]+ decisions\/s over [\d,]+ synthetic nodes[^\n]*\d+\.\d+x\)/g)).toBe(2)
     expect(out).toMatch(/scheduler packing: [\d,]+ compute requests [^\n]*binpack ÷ lower bound \d+\.\d+x[^\n]*FFD ÷ lower bound \d+\.\d+x/)
+    // WASM tasks: a heavy pure task through the wasm pool as a ratio to the same module run in process, and the fixed cost per task
+    expect(out).toMatch(/wasm: a heavy pure task of [\d.]+ ms through the pool ÷ WebAssembly\.instantiate \+ run\(\) in process = \d+\.\d+x \(goal ≥ 0\.9\); fixed overhead per task through the pool p50 [\d.]+ ms, p95 [\d.]+ ms/)
     expect(out).toMatch(/peak RSS of one idle node with the demo model loaded: \d+ MiB[^\n]*\d+\.\d+x the node without a model/)
   }, 300_000)
 })

@@ -59,6 +59,15 @@ export function computePoolCompliance (name: string, test: TestSetup<ComplianceP
       expect(await pool.run({ op: 'echo', value: 'after' })).toBe('after')
     })
 
+    it('serves the tasks waiting behind a running task that is aborted', async () => {
+      const ac = new AbortController()
+      const run = pool.run({ op: 'hang' }, { signal: ac.signal, onProgress: (e) => { if (e.type === 'flexnode:test:started') ac.abort() } })
+      // queued while the hang runs (a pool of one thread has no other to give them)
+      const waiting = [pool.run({ op: 'echo', value: 'a' }), pool.run({ op: 'echo', value: 'b' })]
+      await expect(run).rejects.toMatchObject({ name: 'AbortError' })
+      expect(await Promise.all(waiting)).toEqual(['a', 'b'])
+    })
+
     it('turns a handler\'s error into WorkerTaskError with its name, and keeps serving', async () => {
       await expect(pool.run({ op: 'fail' })).rejects.toMatchObject({ name: 'WorkerTaskError', remoteName: 'RangeError' })
       expect(await pool.run({ op: 'echo', value: 2 })).toBe(2)

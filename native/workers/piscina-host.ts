@@ -13,7 +13,10 @@ const mod = await loadWorkerModule(module)
 
 const isBuffer = (v: unknown): v is ArrayBuffer | ArrayBufferView => v instanceof ArrayBuffer || ArrayBuffer.isView(v)
 
-export default async function run ({ task, port }: { task: unknown, port: MessagePort }): Promise<TaskOutcome | ReturnType<typeof Piscina.move>> {
+export default async function run (envelope: { task: unknown, port: MessagePort } | { refill: true }): Promise<TaskOutcome | ReturnType<typeof Piscina.move> | null> {
+  // the pool's no-op that only made piscina start this thread
+  if ('refill' in envelope) return null
+  const { task, port } = envelope
   const post = (m: PortMessage): void => { port.postMessage(m) }
   const log: WorkerLog = (level, msg, fields) => { post({ log: { level, msg, ...(fields !== undefined ? { fields } : {}) } }) }
   // piscina ends an aborted task by terminating this thread: the handler's signal never fires here
