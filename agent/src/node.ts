@@ -150,6 +150,8 @@ export interface FlexNodeInit {
   resourceCapacity?: LeaseResources
   /** the longest lease this node grants, seconds. @default 86400 */
   maxLeaseSeconds?: number
+  /** threads running WASM compute tasks. @default the number of cores */
+  wasmThreads?: number
 }
 
 export interface ReadyInfo {
@@ -363,7 +365,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
     {
       name: 'resources',
       provides: 'resources',
-      create: (c) => resources({ capacity: init.resourceCapacity, maxLeaseSeconds: init.maxLeaseSeconds, region: init.region })({
+      create: (c) => resources({ capacity: init.resourceCapacity, maxLeaseSeconds: init.maxLeaseSeconds, region: init.region, wasmThreads: init.wasmThreads })({
         client: c.client,
         mesh: c.mesh,
         agent: c.keys.keystore.primary.agentPubKey,

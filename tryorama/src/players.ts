@@ -193,6 +193,7 @@ export async function startInProcess (s: NodeStart): Promise<FlexNode> {
     modelsDirs: options.modelsDirs,
     inferencePolicy: options.inferencePolicy,
     resourceCapacity: options.resourceCapacity,
+    wasmThreads: 1,
     generateDefaultModel: false,
     preloadModels: options.modelsDirs !== undefined,
     gpu: false,

@@ -13,6 +13,7 @@ import type { Allocation, LeaseRequest } from '../../zomes-ts/resource_mesh/type
 import type { NetRecord } from '../../agent/src/conductor/space.ts'
 import type { Action } from '../../zomes-ts/hdk/index.ts'
 import { RESOURCES_PROTOCOL } from '../../agent/src/resources/index.ts'
+import { buildWasmFixtures } from '../../fixtures/wasm.ts'
 
 const CAPACITY = { cpu_cores: 16, memory_gb: 32, gpu_count: 0, storage_gb: 100 }
 const SMALL = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 }
@@ -161,5 +162,38 @@ describe('resource_mesh leases', () => {
       expect(provider.node.resources.ledger!.committed().cpu_cores).toBe(1)
     })
   }, 120_000)
-})
 
+  it('schedule_task runs a WASM module on a remote node of a 3-node mesh, records its usage, and a task that misbehaves there ends in its typed error', async () => {
+    const wasm = await buildWasmFixtures()
+    await runScenario(async (scenario) => {
+      const worker = await scenario.addPlayer({ resourceCapacity: { ...CAPACITY, cpu_cores: 4 } })
+      const [requester, third] = await scenario.addPlayers(2, { resourceCapacity: SMALL })
+      await dhtSync([worker, requester!, third!], meshDna(worker))
+      await waitUntil(async () => (await requester!.cells.agent_registry!.callZome<unknown[]>('discovery', 'query_peers', null)).length === 3, { what: 'every node advertised' })
+      // placed by the scheduler: the only node with free cores is the worker
+      const done = await requester!.node.resources.scheduleTask({ wasm: wasm.echo, input: new TextEncoder().encode('hello mesh'), requirements: { cpu_cores: 1 } })
+      expect(new TextDecoder().decode(done.output)).toBe('HELLO MESH')
+      expect(done.exit_code).toBe(0)
+      expect(done.node_id).toBe(nodeId(worker))
+      expect(done.usage.wall_ms).toBeGreaterThanOrEqual(0)
+      expect(done.placement.picked).toBe(nodeId(worker))
+      // the lease was released and its usage recorded in an accounting entry on the worker's chain
+      expect(worker.node.resources.ledger!.committed().cpu_cores).toBe(0)
+      await waitUntil(async () => (await requester!.node.resources.usage({ allocation_id: done.allocation_id })).tasks === 1, { what: 'the usage record to reach the requester', timeoutMs: 30_000 })
+      const usage = await third!.node.resources.usage({ allocation_id: done.allocation_id })
+      expect(usage.tasks).toBe(1)
+      expect(usage.cpu_seconds).toBeGreaterThanOrEqual(0)
+      // a task that loops forever hits its CPU limit on the worker, which keeps serving
+      await expect(requester!.node.resources.scheduleTask({ wasm: wasm.loop, limits: { cpu_ms: 300 }, node_id: nodeId(worker) })).rejects.toMatchObject({ name: 'WasmCpuLimitError' })
+      await expect(requester!.node.resources.scheduleTask({ wasm: wasm.unknownImport, node_id: nodeId(worker) })).rejects.toMatchObject({ name: 'WasmImportError' })
+      await expect(requester!.node.resources.scheduleTask({ wasm: wasm.notWasm, node_id: nodeId(worker) })).rejects.toMatchObject({ name: 'InvalidWasmModuleError' })
+      const again = await requester!.node.resources.scheduleTask({ wasm: wasm.echo, input: new TextEncoder().encode('ok'), node_id: nodeId(worker) })
+      expect(new TextDecoder().decode(again.output)).toBe('OK')
+      expect(worker.node.resources.ledger!.committed().cpu_cores).toBe(0)
+      // only the holder of a compute lease runs tasks under it
+      const lease = await requester!.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, node_id: nodeId(worker) })
+      const stolen = encodeWire({ op: 'task', allocation: decodeHash(lease.allocation_id, 'Action'), task: { wasm: wasm.echo } })
+      await expect(third!.node.mesh.request(worker.peerId, RESOURCES_PROTOCOL, stolen)).rejects.toMatchObject({ name: 'NotTheHolderError' })
+    })
+  }, 120_000)
+})

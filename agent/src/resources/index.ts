@@ -33,10 +33,12 @@ import type { MeshNode } from '../mesh/types.ts'
 import { service } from '../service.ts'
 import type { Service } from '../service.ts'
 import { ProviderLedger } from './ledger.ts'
+import { WASM_DEFAULT_WALL_MS, WASM_MAX_WALL_MS, wasmRunner, type WasmResult, type WasmTask } from './wasm.ts'
 import { LeaseNotLiveError, LeaseRefusedError, NoCapacityError, NotTheHolderError, type Lease, type LeaseResourceType } from './types.ts'
 
 export * from './types.ts'
 export { ProviderLedger } from './ledger.ts'
+export * from './wasm.ts'
 
 /** The mesh protocol's name: `/flexstack/<network>/resources/1`. */
 export const RESOURCES_PROTOCOL = 'resources'
@@ -48,10 +50,14 @@ export const DEFAULT_MAX_LEASE_SECONDS = 86_400
 export const PROVIDER_TIMEOUT_MS = 10_000
 /** How long a provider's answer to `available` stands in for its committed total in placement. */
 export const LEASED_FRESH_MS = 2000
+/** How long a requester waits for a node's `available` answer before placing without it. */
+export const AVAILABLE_TIMEOUT_MS = 2000
 /** Lease requests one peer may have in flight at this provider (they queue on its ledger). */
 export const MAX_INBOUND_REQUESTS = 256
 /** Requests this node has in flight to one provider; more wait their turn (a provider serves 4 requests per peer at once, and queues 8: `MESH_MAX_INFLIGHT_PER_PEER`). */
 export const MAX_OUTBOUND_REQUESTS = 4
+/** Largest lease message on the wire: a task's module and input travel in it (larger modules go by CID). */
+export const MAX_TASK_WIRE_BYTES = 24 * 1_048_576
 /** Most candidates one allocation asks before giving up. */
 export const MAX_CANDIDATES_ASKED = 8
 
@@ -66,6 +72,8 @@ export interface ResourcesInit {
   policy?: ComputePolicy
   /** this node's latency region, for `nearest`. @default none */
   region?: string
+  /** threads of the `wasm` pool that runs compute tasks. @default the number of cores */
+  wasmThreads?: number
 }
 
 export interface ResourcesComponents {
@@ -111,12 +119,33 @@ export interface NodeAllocations {
   provided: Array<Lease & { holder: string }>
 }
 
+/** `resources.schedule_task`: a WASM task placed like a compute lease, run there, and the lease released. */
+export interface ScheduleTaskInput extends WasmTask {
+  requirements?: Requirements
+  locality_preference?: LocalityPreference
+  workload_class?: string
+  /** run it on this node (uhCAk…) only */
+  node_id?: string
+  /** ask the scheduler but run nothing: the placement alone */
+  explain_only?: boolean
+}
+
+export interface TaskResult extends WasmResult {
+  node_id: string
+  allocation_id: string
+  placement: Placement
+}
+
 export interface ResourcesService extends Service {
   allocate: (input: AllocateInput, options?: { signal?: AbortSignal }) => Promise<AllocateResult>
   renew: (input: { allocation_id: string, duration_seconds: number }) => Promise<Lease>
   release: (input: { allocation_id: string }) => Promise<{ allocation_id: string, released: true }>
   queryAvailable: (input?: { resource_type?: LeaseResourceType, requirements?: Requirements }) => Promise<Availability>
   allocations: () => Promise<NodeAllocations>
+  /** allocate a compute lease, run the task under it (here or on the provider), release it */
+  scheduleTask: (input: ScheduleTaskInput, options?: { signal?: AbortSignal }) => Promise<TaskResult>
+  /** the usage recorded against a lease */
+  usage: (input: { allocation_id: string }) => Promise<{ allocation_id: string, cpu_seconds: number, memory_gb_seconds: number, tokens: number, tasks: number, records: number }>
   /** the provider's ledger (null on a request-only node) */
   readonly ledger: ProviderLedger | null
 }
@@ -128,6 +157,7 @@ type WireRequest =
   | { op: 'allocate', request: LeaseRequest, signature: Signature }
   | { op: 'renew' | 'release', change: LeaseChange, signature: Signature }
   | { op: 'available' }
+  | { op: 'task', allocation: ActionHash, task: WasmTask }
 
 interface WireGranted { allocation: ActionHash, expires_at: number }
 interface WireAvailable { capacity: LeaseResources, committed: LeaseResources, max_lease_seconds: number }
@@ -176,6 +206,11 @@ function asWireRequest (raw: Uint8Array): WireRequest {
     }
     return { op: 'allocate', request, signature: bytes(m.signature, 64, 'signature') }
   }
+  if (m.op === 'task') {
+    // the runner checks the task itself; only its envelope is checked here
+    if (!isMap(m.task)) throw new InvalidInputError('task must be a map', { field: 'task' })
+    return { op: 'task', allocation: bytes(m.allocation, 39, 'allocation'), task: m.task as WasmTask }
+  }
   if (m.op === 'renew' || m.op === 'release') {
     const c = m.change
     if (!isMap(c) || c.kind !== m.op) throw new InvalidInputError(`change must be a LeaseChange of kind ${m.op}`, { field: 'change' })
@@ -185,7 +220,7 @@ function asWireRequest (raw: Uint8Array): WireRequest {
     const change: LeaseChange = { kind: m.op, allocation: bytes(c.allocation, 39, 'allocation'), duration_seconds: duration as number | null, nonce: bytes(c.nonce, 16, 'nonce'), requested_at: c.requested_at as number }
     return { op: m.op, change, signature: bytes(m.signature, 64, 'signature') }
   }
-  throw new InvalidInputError('op must be allocate, renew, release or available', { field: 'op' })
+  throw new InvalidInputError('op must be allocate, renew, release, available or task', { field: 'op' })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,8 +239,8 @@ function parseAllocationId (v: unknown): ActionHash {
   try { return decodeHash(v, 'Action') } catch { throw new InvalidInputError('allocation_id must be an action hash (uhCkk…)', { field: 'allocation_id' }) }
 }
 
-/** A NodeCapability as placement sees it; `leased` is what the node last told us, else nothing. */
-function placementNode (cap: NodeCapability, self: string, leased: LeaseResources | undefined): PlacementNode {
+/** A NodeCapability as placement sees it, with the capacity it offers and has leased when it told us. */
+function placementNode (cap: NodeCapability, self: string, offer: WireAvailable | undefined): PlacementNode {
   const c = cap.capabilities
   return {
     node_id: cap.node_id,
@@ -213,8 +248,8 @@ function placementNode (cap: NodeCapability, self: string, leased: LeaseResource
     availability: cap.availability,
     latency_region: cap.network.latency_region,
     offers: ['compute', 'inference', 'storage', 'memory'],
-    capacity: { cpu_cores: c.compute.cpu_cores, memory_gb: c.compute.ram_gb, gpu_count: c.compute.gpu === null ? 0 : 1, storage_gb: c.storage.local_ssd_gb },
-    leased: leased ?? { ...ZERO },
+    capacity: offer?.capacity ?? { cpu_cores: c.compute.cpu_cores, memory_gb: c.compute.ram_gb, gpu_count: c.compute.gpu === null ? 0 : 1, storage_gb: c.storage.local_ssd_gb },
+    leased: offer?.committed ?? { ...ZERO },
     gpu_vram_gb: c.compute.gpu?.vram_gb,
     bandwidth_mbps: cap.network.bandwidth_mbps,
     load: { cpu_percent: cap.load.cpu_percent, gpu_percent: cap.load.gpu_percent },
@@ -240,12 +275,8 @@ export function resources (init: ResourcesInit = {}) {
     const endpoint = c.mesh.protocolId(RESOURCES_PROTOCOL)
     /** the leases this node holds, as granted: their provider, request and expiry */
     const held = new Map<string, { lease: Lease, provider: AgentPubKey }>()
-    /** what each provider last said it has committed, and when (trusted for LEASED_FRESH_MS) */
-    const leasedBy = new Map<string, { at: number, leased: LeaseResources }>()
-    const leasedNow = (nodeId: string): LeaseResources | undefined => {
-      const known = leasedBy.get(nodeId)
-      return known !== undefined && Date.now() - known.at < LEASED_FRESH_MS ? known.leased : undefined
-    }
+    /** what each provider last said it offers and has committed, and when (trusted for LEASED_FRESH_MS) */
+    const offered = new Map<string, { at: number, a: Promise<WireAvailable | undefined> }>()
 
     const serve = async (raw: Uint8Array, from: string): Promise<Uint8Array> => {
       const m = asWireRequest(raw)
@@ -262,6 +293,7 @@ export function resources (init: ResourcesInit = {}) {
         return encode({ allocation: g.allocation, expires_at: g.expires_at } satisfies WireGranted)
       }
       const fromKey = agentPubKeyFromPeerId(from)
+      if (m.op === 'task') return encode(await runUnder(m.allocation, fromKey, m.task))
       const lease = ledger.lease(m.change.allocation)
       if (!hashEquals(lease.requester, fromKey)) throw new NotTheHolderError(encodeHash(m.change.allocation))
       if (m.op === 'renew') {
@@ -280,6 +312,48 @@ export function resources (init: ResourcesInit = {}) {
         if (err instanceof FlexnodeError && !['ConductorApiError', 'InvalidCommitError'].includes(err.name)) throw err
         throw new LeaseRefusedError(`the ledger step was not committed: ${errorMessage(err)}`, 'invalid', self)
       }
+    }
+
+    const runner = wasmRunner({ maxThreads: init.wasmThreads })({ logger: c.logger })
+
+    /** Runs a task under a live compute lease held by `holder`, and records its usage against it. */
+    const runUnder = async (allocation: ActionHash, holder: AgentPubKey, task: WasmTask, signal?: AbortSignal): Promise<WasmResult> => {
+      if (ledger === null) throw new LeaseRefusedError('this node offers no resources for lease', 'no_offer', self)
+      const lease = ledger.lease(allocation)
+      if (!hashEquals(lease.requester, holder)) throw new NotTheHolderError(encodeHash(allocation))
+      if (lease.resource_type !== 'compute') throw new InvalidInputError(`allocation ${encodeHash(allocation)} is a ${lease.resource_type} lease: tasks run under compute leases`, { field: 'allocation_id' })
+      const at = Date.now() * 1000
+      let result: WasmResult | undefined
+      try {
+        result = await runner.run(task, { signal })
+        return result
+      } finally {
+        // a task that hit a limit used its budget: it is counted as a task with what is known
+        const cpu = result?.usage.cpu_ms ?? 0
+        const memory = (result?.usage.peak_memory_mb ?? 0) / 1024 * ((result?.usage.wall_ms ?? 0) / 1000)
+        client.recordUsage({ allocation, cpu_seconds: cpu / 1000, memory_gb_seconds: memory, tokens: 0, tasks: 1, at: Math.max(at, Date.now() * 1000) })
+          .catch((err: unknown) => { log.warn({ allocation: encodeHash(allocation), err: errorMessage(err) }, 'usage not recorded') })
+      }
+    }
+
+    /** What a node offers and has leased: this node's ledger, else the node's own answer (cached LEASED_FRESH_MS); undefined when it does not answer. */
+    const offerOf = async (nodeId: string): Promise<WireAvailable | undefined> => {
+      if (nodeId === self) return ledger?.offer == null ? undefined : { capacity: ledger.offer.capacity, committed: ledger.committed(), max_lease_seconds: ledger.offer.max_lease_seconds }
+      const known = offered.get(nodeId)
+      if (known !== undefined && Date.now() - known.at < LEASED_FRESH_MS) return await known.a
+      // concurrent placements share one question
+      const entry = { at: Date.now(), a: Promise.resolve<WireAvailable | undefined>(undefined) }
+      entry.a = (async (): Promise<WireAvailable | undefined> => {
+        try {
+          const raw = await ask(decodeHash(nodeId, 'Agent'), { op: 'available' }, undefined, AVAILABLE_TIMEOUT_MS) as Record<string, unknown>
+          return { capacity: asResources(raw.capacity, 'capacity'), committed: asResources(raw.committed, 'committed'), max_lease_seconds: Number(raw.max_lease_seconds) }
+        } catch {
+          if (offered.get(nodeId) === entry) offered.delete(nodeId)
+          return undefined
+        }
+      })()
+      offered.set(nodeId, entry)
+      return await entry.a
     }
 
     const sign = async (provider: AgentPubKey, resourceType: LeaseResourceType, demand: LeaseResources, duration: number, workloadClass: string | null): Promise<{ request: LeaseRequest, signature: Signature }> => {
@@ -320,14 +394,17 @@ export function resources (init: ResourcesInit = {}) {
           const current = ledger.offer
           if (current === null || JSON.stringify(current) !== JSON.stringify(offer)) await ledger.setOffer(offer)
         }
-        await c.mesh.handle(RESOURCES_PROTOCOL, serve, { maxRequestBytes: 16 * 1024, timeoutMs: PROVIDER_TIMEOUT_MS, maxInboundStreams: MAX_INBOUND_REQUESTS })
+        await c.mesh.handle(RESOURCES_PROTOCOL, serve, { maxRequestBytes: MAX_TASK_WIRE_BYTES, timeoutMs: WASM_MAX_WALL_MS + PROVIDER_TIMEOUT_MS, maxInboundStreams: MAX_INBOUND_REQUESTS })
       },
-      stop: async () => { await c.mesh.unhandle(RESOURCES_PROTOCOL) }
+      stop: async () => {
+        await c.mesh.unhandle(RESOURCES_PROTOCOL)
+        await runner.dispose()
+      }
     })
 
     /** requests in flight per provider, and those waiting for a turn (the mesh caps streams per connection) */
     const inFlight = new Map<string, { n: number, waiting: Array<() => void> }>()
-    const ask = async (provider: AgentPubKey, m: WireRequest, signal?: AbortSignal): Promise<unknown> => {
+    const ask = async (provider: AgentPubKey, m: WireRequest, signal?: AbortSignal, timeoutMs = PROVIDER_TIMEOUT_MS): Promise<unknown> => {
       const peer = peerIdFromAgentPubKey(provider)
       let slot = inFlight.get(peer)
       if (slot === undefined) inFlight.set(peer, slot = { n: 0, waiting: [] })
@@ -335,7 +412,7 @@ export function resources (init: ResourcesInit = {}) {
       slot.n++
       try {
         signal?.throwIfAborted()
-        return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, encode(m), { signal, timeoutMs: PROVIDER_TIMEOUT_MS }))
+        return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, encode(m), { signal, timeoutMs, maxResponseBytes: MAX_TASK_WIRE_BYTES }))
       } finally {
         slot.n--
         const next = slot.waiting.shift()
@@ -344,7 +421,7 @@ export function resources (init: ResourcesInit = {}) {
       }
     }
 
-    return Object.assign(svc, {
+    const api: ResourcesService = Object.assign(svc, {
       ledger,
 
       async allocate (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> {
@@ -357,9 +434,9 @@ export function resources (init: ResourcesInit = {}) {
         if (input.node_id !== undefined && (typeof input.node_id !== 'string' || !/^uhCAk[A-Za-z0-9_-]{48}$/.test(input.node_id))) throw new InvalidInputError('node_id must be an agent key (uhCAk…)', { field: 'node_id' })
         const caps = (await c.capabilities()).filter(cap => input.node_id === undefined || cap.node_id === input.node_id)
         const connected = new Set(c.mesh.peers())
-        const nodes = caps
-          .filter(cap => cap.node_id === self ? ledger !== null : connected.has(peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent'))))
-          .map(cap => placementNode(cap, self, cap.node_id === self ? ledger?.committed() : leasedNow(cap.node_id)))
+        const reachable = caps.filter(cap => cap.node_id === self ? ledger?.offer != null : connected.has(peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent'))))
+        const offers = await Promise.all(reachable.map(async cap => await offerOf(cap.node_id)))
+        const nodes = reachable.map((cap, i) => placementNode(cap, self, offers[i]))
         const { node_id: _pinned, duration_seconds: _duration, ...placing } = input
         const placement = placeRequest(nodes, { ...placing, requirements: { ...input.requirements, cpu_cores: demand.cpu_cores } }, policy, {})
         const ranked = placement.candidates.filter(x => x.eligible).slice(0, MAX_CANDIDATES_ASKED)
@@ -426,16 +503,14 @@ export function resources (init: ResourcesInit = {}) {
         const connected = new Set(c.mesh.peers())
         const out: Availability = { nodes: [], total: { advertised: { ...ZERO }, leased: { ...ZERO }, free: { ...ZERO } }, unreachable: [] }
         const answers = await Promise.all(caps.map(async (cap): Promise<{ cap: NodeCapability, a: WireAvailable | null }> => {
-          if (cap.node_id === self) return { cap, a: ledger?.offer == null ? null : { capacity: ledger.offer.capacity, committed: ledger.committed(), max_lease_seconds: ledger.offer.max_lease_seconds } }
-          const key = decodeHash(cap.node_id, 'Agent')
-          if (!connected.has(peerIdFromAgentPubKey(key))) return { cap, a: null }
-          try { return { cap, a: await ask(key, { op: 'available' }) as WireAvailable } } catch { return { cap, a: null } }
+          const reachable = cap.node_id === self || connected.has(peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent')))
+          if (reachable) offered.delete(cap.node_id)
+          return { cap, a: reachable ? await offerOf(cap.node_id) ?? null : null }
         }))
         for (const { cap, a } of answers) {
           if (a === null) { if (cap.node_id !== self) out.unreachable.push(cap.node_id); continue }
-          const advertised = asResources(a.capacity, 'capacity')
-          const leased = asResources(a.committed, 'committed')
-          leasedBy.set(cap.node_id, { at: Date.now(), leased })
+          const advertised = a.capacity
+          const leased = a.committed
           const free = { ...ZERO }
           for (const d of DIMS) free[d] = Math.max(0, advertised[d] - leased[d])
           if (input.requirements !== undefined) {
@@ -448,6 +523,36 @@ export function resources (init: ResourcesInit = {}) {
         return out
       },
 
+      async scheduleTask (input: ScheduleTaskInput, options: { signal?: AbortSignal } = {}): Promise<TaskResult> {
+        if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidInputError('schedule_task takes {wasm | wasm_cid, input?, limits?, requirements?, locality_preference?}')
+        const { requirements, locality_preference: locality, workload_class: workloadClass, node_id: nodeId, explain_only: _explain, ...task } = input
+        const wallMs = typeof task.limits?.wall_ms === 'number' ? task.limits.wall_ms : WASM_DEFAULT_WALL_MS
+        const lease = await api.allocate({
+          resource_type: 'compute',
+          requirements,
+          ...(locality !== undefined ? { locality_preference: locality } : {}),
+          ...(workloadClass !== undefined ? { workload_class: workloadClass } : {}),
+          ...(nodeId !== undefined ? { node_id: nodeId } : {}),
+          duration_seconds: Math.min(LEASE_LIMITS.maxLeaseSeconds, Math.ceil(Math.min(Math.max(wallMs, 1), WASM_MAX_WALL_MS) / 1000) + 60)
+        }, options)
+        const allocation = decodeHash(lease.allocation_id, 'Action')
+        const provider = decodeHash(lease.node_id, 'Agent')
+        try {
+          const result = hashEquals(provider, c.agent)
+            ? await runUnder(allocation, c.agent, task, options.signal)
+            : await ask(provider, { op: 'task', allocation, task }, options.signal, Math.min(Math.max(wallMs, 1), WASM_MAX_WALL_MS) + PROVIDER_TIMEOUT_MS) as WasmResult
+          return { output: result.output, exit_code: result.exit_code, usage: result.usage, node_id: lease.node_id, allocation_id: lease.allocation_id, placement: lease.placement }
+        } finally {
+          await api.release({ allocation_id: lease.allocation_id }).catch((err: unknown) => { log.warn({ allocation: lease.allocation_id, err: errorMessage(err) }, 'a task\'s lease was not released; it ends at its expiry') })
+        }
+      },
+
+      async usage (input: { allocation_id: string }) {
+        if (!isMap(input)) throw new InvalidInputError('usage takes {allocation_id}')
+        const total = await client.usageOf(parseAllocationId(input.allocation_id))
+        return { allocation_id: input.allocation_id, cpu_seconds: total.cpu_seconds, memory_gb_seconds: total.memory_gb_seconds, tokens: total.tokens, tasks: total.tasks, records: total.records }
+      },
+
       async allocations (): Promise<NodeAllocations> {
         const now = Date.now() * 1000
         const records = await client.holderAllocations(c.agent)
@@ -456,5 +561,6 @@ export function resources (init: ResourcesInit = {}) {
         return { held: heldOut, provided }
       }
     })
+    return api
   }
 }
