@@ -18,7 +18,7 @@ import { BENCH_SCALE, fmtMs, measureAsync, type Report } from './util.ts'
 const HEAVY_MS = 1000
 
 /** Instantiate and run a task module in this process, with the ABI's imports; its output. */
-async function direct (bytes: Uint8Array, input: Uint8Array): Promise<Uint8Array> {
+export async function direct (bytes: Uint8Array, input: Uint8Array): Promise<Uint8Array> {
   const at: { memory?: WebAssembly.Memory } = {}
   const chunks: Uint8Array[] = []
   const mem = (ptr: number, len: number): Uint8Array => new Uint8Array(at.memory!.buffer, ptr >>> 0, len >>> 0)
@@ -35,31 +35,34 @@ async function direct (bytes: Uint8Array, input: Uint8Array): Promise<Uint8Array
   return Uint8Array.from(chunks.flatMap(c => [...c]))
 }
 
-async function timed (fn: () => Promise<unknown>): Promise<number> {
+export async function timed (fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now()
   await fn()
   return performance.now() - t0
 }
 
-const median = (xs: number[]): number => {
+export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
+/** Rounds of the `heavy` fixture that take about `ms` here, measured once V8 has tiered the module up; and a short probe input. */
+export async function sizeHeavy (heavy: Uint8Array, ms = HEAVY_MS * BENCH_SCALE): Promise<{ rounds: number, input: Uint8Array, probe: Uint8Array }> {
+  const probe = 100
+  for (let i = 0; i < 3; i++) await direct(heavy, heavyInput(probe))
+  let best = Number.POSITIVE_INFINITY
+  for (let i = 0; i < 2; i++) best = Math.min(best, await timed(async () => await direct(heavy, heavyInput(probe))))
+  const rounds = Math.max(1, Math.round(ms / (best / probe)))
+  return { rounds, input: heavyInput(rounds), probe: heavyInput(probe) }
+}
+
 export async function run (report: Report): Promise<void> {
   const wasm = await buildWasmFixtures()
-  // size the heavy task: rounds of 65,536 steps, from the speed of short runs once V8 has tiered the module up
-  const probe = 100
-  for (let i = 0; i < 3; i++) await direct(wasm.heavy, heavyInput(probe))
-  let best = Number.POSITIVE_INFINITY
-  for (let i = 0; i < 2; i++) best = Math.min(best, await timed(async () => await direct(wasm.heavy, heavyInput(probe))))
-  const perRound = best / probe
-  const rounds = Math.max(1, Math.round(HEAVY_MS * BENCH_SCALE / perRound))
-  const input = heavyInput(rounds)
+  const { rounds, input, probe } = await sizeHeavy(wasm.heavy)
 
   await using runner = wasmRunner({ maxThreads: 1 })({ logger: silentLogger() })
   // a warm thread, and the module compiled and cached
-  await runner.run({ wasm: wasm.heavy, input: heavyInput(probe) })
+  await runner.run({ wasm: wasm.heavy, input: probe })
   const expected = await direct(wasm.heavy, input)
   const turns = Math.max(2, Math.round(5 * BENCH_SCALE))
   const directMs: number[] = []

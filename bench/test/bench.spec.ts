@@ -36,6 +36,9 @@ describe('npm run bench', () => {
     expect(out).toMatch(/scheduler packing: [\d,]+ compute requests [^\n]*binpack ÷ lower bound \d+\.\d+x[^\n]*FFD ÷ lower bound \d+\.\d+x/)
     // WASM tasks: a heavy pure task through the wasm pool as a ratio to the same module run in process, and the fixed cost per task
     expect(out).toMatch(/wasm: a heavy pure task of [\d.]+ ms through the pool ÷ WebAssembly\.instantiate \+ run\(\) in process = \d+\.\d+x \(goal ≥ 0\.9\); fixed overhead per task through the pool p50 [\d.]+ ms, p95 [\d.]+ ms/)
+    // leases: allocate→commit to a remote provider, and the heavy task through schedule_task locally and on a remote peer
+    expect(out).toMatch(/resources: allocate→commit to a remote provider p50 [\d.]+ ms, p95 [\d.]+ ms/)
+    expect(out).toMatch(/resources: a heavy pure WASM task of [\d.]+ ms through schedule_task ÷ WebAssembly\.instantiate \+ run\(\) in process: local \d+\.\d+x, remote peer \d+\.\d+x \(goal ≥ 0\.9\); fixed overhead per task \(lease, run, release\) local p50 [\d.]+ ms p95 [\d.]+ ms, remote p50 [\d.]+ ms p95 [\d.]+ ms/)
     expect(out).toMatch(/peak RSS of one idle node with the demo model loaded: \d+ MiB[^\n]*\d+\.\d+x the node without a model/)
-  }, 300_000)
+  }, 420_000)
 })
