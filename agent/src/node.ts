@@ -370,6 +370,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         mesh: c.mesh,
         agent: c.keys.keystore.primary.agentPubKey,
         capabilities: peerCapabilities()({ registry: new AgentRegistryClient(c.client) }),
+        sharedPolicy: c.policies.compute,
         machine: async () => {
           const m = await probeMachine({ dataDir: c.dataDir.path })
           return { cpu_cores: m.cpu_cores, memory_gb: m.ram_gb, gpu_count: m.gpu === null ? 0 : 1, storage_gb: m.local_ssd_gb }

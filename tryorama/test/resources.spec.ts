@@ -14,6 +14,7 @@ import type { NetRecord } from '../../agent/src/conductor/space.ts'
 import type { Action } from '../../zomes-ts/hdk/index.ts'
 import { RESOURCES_PROTOCOL } from '../../agent/src/resources/index.ts'
 import { buildWasmFixtures } from '../../fixtures/wasm.ts'
+import { PolicyStoreClient } from '../../zomes-ts/policy_store/client.ts'
 
 const CAPACITY = { cpu_cores: 16, memory_gb: 32, gpu_count: 0, storage_gb: 100 }
 const SMALL = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 }
@@ -194,6 +195,36 @@ describe('resource_mesh leases', () => {
       const lease = await requester!.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, node_id: nodeId(worker) })
       const stolen = encodeWire({ op: 'task', allocation: decodeHash(lease.allocation_id, 'Action'), task: { wasm: wasm.echo } })
       await expect(third!.node.mesh.request(worker.peerId, RESOURCES_PROTOCOL, stolen)).rejects.toMatchObject({ name: 'NotTheHolderError' })
+    })
+  }, 120_000)
+
+  it('placement follows the compute policy a policy admin stores in policy_store, and a workload class sets the lease\'s length', async () => {
+    await runScenario(async (scenario) => {
+      const admin = await scenario.prepareAgent()
+      const policyAdmins = [admin.agentPubKey]
+      const big = await scenario.addPlayer({ resourceCapacity: { ...CAPACITY, cpu_cores: 16 }, policyAdmins, dataDir: admin.dataDir })
+      const small = await scenario.addPlayer({ resourceCapacity: { ...CAPACITY, cpu_cores: 4 }, policyAdmins })
+      const requester = await scenario.addPlayer({ resourceCapacity: SMALL, policyAdmins })
+      await waitUntil(async () => (await requester.cells.agent_registry!.callZome<unknown[]>('discovery', 'query_peers', null)).length === 3, { what: 'every node advertised' })
+      // the design's default, locality_aware_binpack: the fullest node that fits — both are empty,
+      // so the fit decides: 1 of 4 cores beats 1 of 16
+      const before = await requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, duration_seconds: 60 })
+      expect(before.placement.algorithm).toBe('locality_aware_binpack')
+      expect(before.node_id).toBe(nodeId(small))
+      await requester.node.resources.release(before)
+      // the admin stores a policy that spreads
+      await new PolicyStoreClient(big.node.client).setPolicy({ name: 'flexstack-compute', kind: 'compute', document: { scheduling: { algorithm: 'spread' } } })
+      await dhtSync([big, small, requester], requester.cells.policy_store!.cell_id[0])
+      await waitUntil(async () => {
+        const lease = await requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, duration_seconds: 60 })
+        await requester.node.resources.release(lease)
+        return lease.placement.algorithm === 'spread' && lease.node_id === nodeId(big)
+      }, { what: 'placement to follow the stored policy', timeoutMs: 20_000, intervalMs: 1000 })
+      // agent_task's timeout (1800 s) is the lease's length when none is given
+      const classed = await requester.node.resources.allocate({ resource_type: 'compute', workload_class: 'agent_task' })
+      expect(Date.parse(classed.expires_at) - Date.now()).toBeGreaterThan(1700_000)
+      expect(Date.parse(classed.expires_at) - Date.now()).toBeLessThanOrEqual(1800_000)
+      expect(classed.resources.memory_gb).toBe(4)
     })
   }, 120_000)
 })

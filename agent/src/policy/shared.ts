@@ -1,6 +1,7 @@
 /**
  * The mesh-wide policies of `policy_store` as this node applies them: the `inference-access`
- * document (kind `access`) and named MOE policies (kind `moe`).
+ * document (kind `access`), named MOE policies (kind `moe`) and the compute policy
+ * `flexstack-compute` (kind `compute`, design §10.5) that placement follows.
  *
  * A shared policy takes effect only when its author is one of the mesh's policy admins, the agent
  * keys in the policy_store DNA property `policy_admins` (`flexnode start --policy-admin <key>`).
@@ -13,10 +14,11 @@
  * const shared = sharedPolicies({ admins: ['uhCAk…'] }, { client, logger })
  * const access = await shared.access()        // ProviderPolicy | null
  * const moe = await shared.moe('ripple-moe')  // MoePolicy | null
+ * const compute = await shared.compute()       // ComputePolicy | null
  * ```
  */
 import type { AppClient } from '@holochain/client'
-import { DEFAULT_MOE_POLICY, parseMoePolicy, type MoePolicy } from '../../../scheduler/index.ts'
+import { DEFAULT_COMPUTE_POLICY, DEFAULT_MOE_POLICY, parseComputePolicy, parseMoePolicy, type ComputePolicy, type MoePolicy } from '../../../scheduler/index.ts'
 import { PolicyStoreClient } from '../../../zomes-ts/policy_store/client.ts'
 import { isPlainObject } from '../conductor/codec.ts'
 import { errorMessage } from '../errors.ts'
@@ -59,6 +61,8 @@ export interface SharedPolicies {
   access: () => Promise<ProviderPolicy | null>
   /** the admins' MOE policy of this name, or null */
   moe: (name: string) => Promise<MoePolicy | null>
+  /** the admins' compute policy (`flexstack-compute`), or null (none, no admins, or a document that does not parse: logged) */
+  compute: () => Promise<ComputePolicy | null>
 }
 
 export function sharedPolicies (init: SharedPoliciesInit, c: SharedPoliciesComponents): SharedPolicies {
@@ -93,6 +97,16 @@ export function sharedPolicies (init: SharedPoliciesInit, c: SharedPoliciesCompo
     moe: async (name) => {
       const p = await read(name, 'moe')
       return p === null ? null : parseMoePolicy(p.document)
+    },
+    compute: async () => {
+      const p = await read(DEFAULT_COMPUTE_POLICY.name, 'compute')
+      if (p === null) return null
+      try {
+        return parseComputePolicy(p.document)
+      } catch (err) {
+        log.warn({ policy: p.name, version: p.version, err: errorMessage(err) }, 'the mesh\'s compute policy does not parse; placement keeps the built-in one')
+        return null
+      }
     }
   }
 }

@@ -50,6 +50,8 @@ export const DEFAULT_MAX_LEASE_SECONDS = 86_400
 export const PROVIDER_TIMEOUT_MS = 10_000
 /** How long a provider's answer to `available` stands in for its committed total in placement. */
 export const LEASED_FRESH_MS = 2000
+/** How often the compute policy is read again from policy_store. */
+export const POLICY_REFRESH_MS = 5000
 /** How long a requester waits for a node's `available` answer before placing without it. */
 export const AVAILABLE_TIMEOUT_MS = 2000
 /** Lease requests one peer may have in flight at this provider (they queue on its ledger). */
@@ -68,7 +70,7 @@ export interface ResourcesInit {
   maxLeaseSeconds?: number
   /** offer nothing: this node only requests. @default false */
   requestOnly?: boolean
-  /** the compute policy placement follows. @default design §10.5 (locality_aware_binpack) */
+  /** the compute policy placement follows unless policy_store holds an admin's. @default design §10.5 (locality_aware_binpack) */
   policy?: ComputePolicy
   /** this node's latency region, for `nearest`. @default none */
   region?: string
@@ -83,6 +85,8 @@ export interface ResourcesComponents {
   agent: AgentPubKey
   /** the mesh's NodeCapabilities (with liveness), for placement */
   capabilities: () => Promise<NodeCapability[]>
+  /** the mesh's compute policy from policy_store (an admin's), overriding `init.policy`; null: none */
+  sharedPolicy?: () => Promise<ComputePolicy | null>
   /** this machine's capacity, when `init.capacity` is not given */
   machine?: () => Promise<LeaseResources>
   logger: ComponentLogger
@@ -271,7 +275,16 @@ export function resources (init: ResourcesInit = {}) {
     const client = new ResourceMeshClient(c.client)
     const self = encodeHash(c.agent)
     const ledger = init.requestOnly === true ? null : new ProviderLedger({ client, agent: c.agent })
-    const policy = init.policy ?? DEFAULT_COMPUTE_POLICY
+    /** the policy in force: policy_store's (an admin's), read at most every POLICY_REFRESH_MS, else init's, else the design's */
+    let shared: { at: number, policy: Promise<ComputePolicy | null> } | undefined
+    const policyNow = async (): Promise<ComputePolicy> => {
+      if (c.sharedPolicy === undefined) return init.policy ?? DEFAULT_COMPUTE_POLICY
+      if (shared === undefined || Date.now() - shared.at > POLICY_REFRESH_MS) {
+        const entry = { at: Date.now(), policy: c.sharedPolicy().catch((err: unknown) => { log.warn({ err: errorMessage(err) }, 'cannot read the compute policy; using the local one'); return null }) }
+        shared = entry
+      }
+      return (await shared.policy) ?? init.policy ?? DEFAULT_COMPUTE_POLICY
+    }
     const endpoint = c.mesh.protocolId(RESOURCES_PROTOCOL)
     /** the leases this node holds, as granted: their provider, request and expiry */
     const held = new Map<string, { lease: Lease, provider: AgentPubKey }>()
@@ -426,8 +439,11 @@ export function resources (init: ResourcesInit = {}) {
 
       async allocate (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> {
         if (!isMap(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')
+        const policy = await policyNow()
         const q = resolveRequest(input, policy)
-        const duration = parseDuration(input.duration_seconds)
+        // a workload class's timeout is its lease's default length
+        const classTimeout = q.cls?.resource_request.timeout_seconds
+        const duration = parseDuration(input.duration_seconds ?? (classTimeout === undefined ? undefined : Math.min(LEASE_LIMITS.maxLeaseSeconds, Math.max(1, Math.ceil(classTimeout)))))
         const demand = { ...q.demand }
         // a compute lease without a size takes one core, so it counts against the provider
         if (input.resource_type === 'compute' && DIMS.every(d => demand[d] === 0)) demand.cpu_cores = 1
@@ -498,6 +514,7 @@ export function resources (init: ResourcesInit = {}) {
 
       async queryAvailable (input: { resource_type?: LeaseResourceType, requirements?: Requirements } = {}): Promise<Availability> {
         if (!isMap(input)) throw new InvalidInputError('query_available takes {resource_type?, requirements?}')
+        const policy = await policyNow()
         if (input.resource_type !== undefined || input.requirements !== undefined) resolveRequest({ resource_type: input.resource_type ?? 'compute', requirements: input.requirements }, policy)
         const caps = await c.capabilities()
         const connected = new Set(c.mesh.peers())
