@@ -8,6 +8,7 @@ import { basename, join } from 'node:path'
 import { ensureModel } from '../../fixtures/gguf/index.ts'
 import { tempDir, type TempDir } from '../../fixtures/index.ts'
 import { encodeHash } from '../../agent/src/holo/hash.ts'
+import { encode as encodeWire } from '../../agent/src/conductor/codec.ts'
 import { silentLogger } from '../../agent/src/logger.ts'
 import { runScenario, waitUntil, type Player } from '../src/index.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
@@ -210,4 +211,34 @@ describe('mesh-wide policies and a hostile peer', () => {
       expect(b.alive).toBe(true)
     })
   }, 180_000)
+
+  it('serves a request under an inference lease on the lease\'s provider, counts its tokens against it, and refuses it once the lease expired', async () => {
+    await runScenario(async (scenario) => {
+      const provider = await scenario.addPlayer({ modelsDirs: [dirs.y!], resourceCapacity: { cpu_cores: 4, memory_gb: 8, gpu_count: 0, storage_gb: 10 } })
+      const requester = await scenario.addPlayer({ resourceCapacity: { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 } })
+      await seesModels(requester, [provider])
+      const lease = await requester.node.resources.allocate({ resource_type: 'inference', requirements: { model_name: ids.y!, memory_gb: 1 }, duration_seconds: 3 })
+      expect(lease.node_id).toBe(nodeId(provider))
+      const ask = async (allocationId: string): Promise<Response> => await post(requester, '/v1/chat/completions', { model: ids.y, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, seed: 1, allocation_id: allocationId })
+      const res = await ask(lease.allocation_id)
+      expect(res.status).toBe(200)
+      const body = await res.json() as { usage: { total_tokens: number } }
+      await waitUntil(async () => (await provider.node.resources.usage({ allocation_id: lease.allocation_id })).tokens > 0, { what: 'the usage record' })
+      const usage = await provider.node.resources.usage({ allocation_id: lease.allocation_id })
+      expect(usage.tokens).toBe(body.usage.total_tokens)
+      expect(usage.tasks).toBe(1)
+      // another node's request under this lease is refused by the provider
+      const stranger = await scenario.addPlayer({ resourceCapacity: { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 } })
+      await seesModels(stranger, [provider])
+      const stolen = encodeWire({ op: 'chat', model: ids.y, messages: [{ role: 'user', content: 'Hi' }], options: { max_tokens: 2 }, allocation_id: lease.allocation_id })
+      await expect(stranger.node.mesh.requestStream(provider.peerId, 'inference', stolen, { onChunk: () => {} })).rejects.toMatchObject({ name: 'PolicyDeniedError', message: expect.stringMatching(/not held by the caller/) })
+      // an allocation this node does not hold, and a malformed one
+      expect((await post(requester, '/v1/chat/completions', { model: ids.y, messages: [{ role: 'user', content: 'Hi' }], allocation_id: 'nope' })).status).toBe(400)
+      // once the lease has expired the provider refuses it, with the reason
+      await new Promise(resolve => setTimeout(resolve, 3500))
+      const late = await ask(lease.allocation_id)
+      expect(late.status).toBe(403)
+      expect(JSON.stringify(await late.json())).toMatch(/expired/)
+    })
+  }, 120_000)
 })

@@ -258,6 +258,8 @@ export interface SamplingRequest {
   stream: boolean
   /** `stream_options.include_usage`: a last chunk with `usage` and no choices */
   include_usage: boolean
+  /** flexnode extension: served under this inference lease (`POST /v1/resources/allocate`), on its provider, counted against it */
+  allocation_id?: string
 }
 
 export interface ChatCompletionRequest extends SamplingRequest { messages: ChatMessage[] }
@@ -330,6 +332,11 @@ function parseSampling (body: Body, model: string, options: ParseOptions): Omit<
   if (seed !== undefined) out.seed = seed
   const stop = parseStop(body.stop)
   if (stop !== undefined) out.stop = stop
+  const lease = body.allocation_id
+  if (lease !== undefined && lease !== null) {
+    if (typeof lease !== 'string' || !/^uhCkk[A-Za-z0-9_-]{48}$/.test(lease)) throw invalid('allocation_id', 'allocation_id must be an allocation id (uhCkk…)')
+    out.allocation_id = lease
+  }
   return out
 }
 

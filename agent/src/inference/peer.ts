@@ -59,6 +59,8 @@ export interface GenerateRequestWire {
   input?: string[]
   options?: WireOptions
   trace_id?: string
+  /** served under this inference lease of the requester's (resource_mesh), counted against it */
+  allocation_id?: string
 }
 
 const ERRORS: ReadonlyMap<string, new (message: string) => InferenceError> = new Map<string, new (message: string) => InferenceError>([
@@ -89,7 +91,9 @@ function checkRequest (value: unknown): GenerateRequestWire {
   // own, known fields only (the engine validates their values)
   if (isPlainObject(o)) for (const k of WIRE_OPTIONS) if (Object.hasOwn(o, k) && o[k] !== undefined && o[k] !== null) options[k] = o[k]
   const trace = typeof value.trace_id === 'string' ? value.trace_id.slice(0, 128) : undefined
-  return { ...(value as unknown as GenerateRequestWire), options: options as WireOptions, trace_id: trace }
+  const allocation = value.allocation_id
+  if (allocation !== undefined && allocation !== null && (typeof allocation !== 'string' || allocation.length > 64)) throw new InvalidRequestError('allocation_id must be an allocation id (uhCkk…)')
+  return { ...(value as unknown as GenerateRequestWire), options: options as WireOptions, trace_id: trace, allocation_id: typeof allocation === 'string' ? allocation : undefined }
 }
 
 export interface InferenceProviderComponents {
@@ -98,6 +102,18 @@ export interface InferenceProviderComponents {
   logger: ComponentLogger
   /** the mesh-wide access policy from policy_store (`inference-access`), or null for the default */
   sharedPolicy?: () => Promise<ProviderPolicy | null>
+  /** requests carrying an `allocation_id` are served under that lease (see `InferenceLeases`) */
+  leases?: InferenceLeases
+}
+
+/**
+ * The provider's inference leases (`resources`): `check` refuses a request whose lease is not a
+ * live inference lease held by the requesting peer (it throws a typed error with the reason);
+ * `record` counts what was served against the lease.
+ */
+export interface InferenceLeases {
+  check: (allocationId: string, fromPeer: string) => void
+  record: (allocationId: string, usage: { tokens: number, wall_ms: number }) => void
 }
 
 export interface InferenceProviderInit {
@@ -168,12 +184,25 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
       admission.admit(from, await current())
       const req = checkRequest(decode(raw))
       trace = req.trace_id
+      if (req.allocation_id !== undefined) {
+        if (c.leases === undefined) throw new PolicyDeniedError('this node serves no inference leases')
+        try {
+          c.leases.check(req.allocation_id, from)
+        } catch (err) {
+          throw new PolicyDeniedError(`not served under allocation ${req.allocation_id}: ${errorMessage(err)}`)
+        }
+      }
+      const started = performance.now()
       const options: GenerateOptions = { ...req.options, signal: responder.signal, onToken: (t) => { send({ t }) } }
       let result: unknown
       if (req.op === 'chat') result = await c.engine.chat(req.model, req.messages ?? [], options)
       else if (req.op === 'complete') result = await c.engine.complete(req.model, req.prompt ?? '', options)
       else result = await c.engine.embed(req.model, req.input ?? [], { signal: responder.signal })
       clearInterval(keepalive)
+      if (req.allocation_id !== undefined) {
+        const usage = (result as { usage?: Partial<Usage> } | null)?.usage
+        c.leases?.record(req.allocation_id, { tokens: (usage?.prompt_tokens ?? 0) + (usage?.completion_tokens ?? 0), wall_ms: performance.now() - started })
+      }
       // every token goes out before the final message
       while (pump !== undefined) await pump
       log.debug({ from, op: req.op, model: req.model, trace_id: trace, continued: req.options?.continue_from !== undefined }, 'served')
@@ -209,6 +238,8 @@ export interface RemoteOptions extends GenerateOptions {
   trace_id?: string
   /** only these nodes (NodeCapability.node_id) */
   nodes?: string[]
+  /** an inference lease of this node's (`resources.allocate`): the request goes to its provider only and is counted against it */
+  allocation_id?: string
 }
 
 export interface RemoteResult extends GenerateResult {
@@ -355,7 +386,7 @@ export class PeerInference {
    */
   private async route (request: GenerateRequestWire, o: RemoteOptions): Promise<{ result: unknown, node_id: string, peer_id: string, continued: RemoteResult['continued'] }> {
     const trace = o.trace_id ?? randomUUID()
-    const req: GenerateRequestWire = { ...request, trace_id: trace }
+    const req: GenerateRequestWire = { ...request, trace_id: trace, ...(o.allocation_id !== undefined ? { allocation_id: o.allocation_id } : {}) }
     const streaming = o.onToken !== undefined && req.op !== 'embed'
     const maxTokens = req.options?.max_tokens ?? DEFAULT_MAX_TOKENS
     const caps = await this.c.capabilities()

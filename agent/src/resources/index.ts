@@ -30,6 +30,7 @@ import { decodeHash, encodeHash, hashEquals } from '../holo/hash.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { MeshNode } from '../mesh/types.ts'
+import type { InferenceLeases } from '../inference/peer.ts'
 import { service } from '../service.ts'
 import type { Service } from '../service.ts'
 import { ProviderLedger } from './ledger.ts'
@@ -148,6 +149,10 @@ export interface ResourcesService extends Service {
   allocations: () => Promise<NodeAllocations>
   /** allocate a compute lease, run the task under it (here or on the provider), release it */
   scheduleTask: (input: ScheduleTaskInput, options?: { signal?: AbortSignal }) => Promise<TaskResult>
+  /** the provider's side of inference leases: the inference protocol checks a request's lease and counts what it served */
+  readonly inferenceLeases: InferenceLeases
+  /** a lease this node holds (allocated since it started): its provider and type; undefined otherwise */
+  heldLease: (allocationId: string) => { node_id: string, resource_type: LeaseResourceType, expires_at: string } | undefined
   /** the usage recorded against a lease */
   usage: (input: { allocation_id: string }) => Promise<{ allocation_id: string, cpu_seconds: number, memory_gb_seconds: number, tokens: number, tasks: number, records: number }>
   /** the provider's ledger (null on a request-only node) */
@@ -369,6 +374,20 @@ export function resources (init: ResourcesInit = {}) {
       return await entry.a
     }
 
+    const inferenceLeases: InferenceLeases = {
+      check: (allocationId, fromPeer) => {
+        if (ledger === null) throw new LeaseRefusedError('this node offers no resources for lease', 'no_offer', self)
+        const allocation = parseAllocationId(allocationId)
+        const lease = ledger.lease(allocation)
+        if (!hashEquals(lease.requester, agentPubKeyFromPeerId(fromPeer))) throw new NotTheHolderError(allocationId)
+        if (lease.resource_type !== 'inference') throw new InvalidInputError(`allocation ${allocationId} is a ${lease.resource_type} lease, not an inference lease`, { field: 'allocation_id' })
+      },
+      record: (allocationId, usage) => {
+        client.recordUsage({ allocation: parseAllocationId(allocationId), cpu_seconds: usage.wall_ms / 1000, memory_gb_seconds: 0, tokens: usage.tokens, tasks: 1, at: Date.now() * 1000 })
+          .catch((err: unknown) => { log.warn({ allocation: allocationId, err: errorMessage(err) }, 'inference usage not recorded') })
+      }
+    }
+
     const sign = async (provider: AgentPubKey, resourceType: LeaseResourceType, demand: LeaseResources, duration: number, workloadClass: string | null): Promise<{ request: LeaseRequest, signature: Signature }> => {
       const request: LeaseRequest = { requester: c.agent, provider, resource_type: resourceType, resources: demand, duration_seconds: duration, workload_class: workloadClass, nonce: new Uint8Array(randomBytes(16)), requested_at: Date.now() * 1000 }
       return { request, signature: await client.signRequest(request) }
@@ -436,6 +455,12 @@ export function resources (init: ResourcesInit = {}) {
 
     const api: ResourcesService = Object.assign(svc, {
       ledger,
+      inferenceLeases,
+
+      heldLease (allocationId: string) {
+        const h = held.get(allocationId)
+        return h === undefined ? undefined : { node_id: h.lease.node_id, resource_type: h.lease.resource_type, expires_at: h.lease.expires_at }
+      },
 
       async allocate (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> {
         if (!isMap(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')

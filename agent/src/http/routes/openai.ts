@@ -38,6 +38,8 @@ export interface HttpRouter {
   moe?: (request: MoeQueryRequest, options: RouteOptions) => Promise<MoeQueryResult>
   /** chat / completions / embeddings for a model that is not in `engine.listModels()` */
   remote?: RemoteInference
+  /** generation under an inference lease this node holds (`allocation_id`): its provider's model, counted against the lease; throws when the lease is not this node's */
+  leased?: (allocationId: string) => Pick<InferenceEngine, 'chat' | 'complete'>
 }
 
 export interface OpenAIRoutesComponents {
@@ -131,9 +133,16 @@ export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
     sendJson(res, 200, modelObject(info, created))
   }
 
+  /** Under a lease, its provider; else the engine or the remote router by the model. */
+  const generatorFor = (model: string, allocationId: string | undefined): Pick<InferenceEngine, 'chat' | 'complete'> => {
+    if (allocationId === undefined) return backendFor(model)
+    if (router?.leased === undefined) throw new NotImplementedError('inference leases are not available on this node')
+    return router.leased(allocationId)
+  }
+
   const chatCompletions: Handler = async (ctx) => {
     const request = parseChatCompletionRequest(await ctx.readJson(), parseOptions)
-    const backend = backendFor(request.model)
+    const backend = generatorFor(request.model, request.allocation_id)
     const id = newId('chatcmpl')
     const at = nowSeconds()
     const messages: ChatMessage[] = request.messages
@@ -151,7 +160,7 @@ export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
 
   const completions: Handler = async (ctx) => {
     const request = parseCompletionRequest(await ctx.readJson(), parseOptions)
-    const backend = backendFor(request.model)
+    const backend = generatorFor(request.model, request.allocation_id)
     const id = newId('cmpl')
     const at = nowSeconds()
     await generate({
