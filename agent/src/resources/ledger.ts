@@ -104,6 +104,7 @@ export class ProviderLedger {
       if (request.duration_seconds > max) throw new LeaseRefusedError(`the lease is longer than this provider's maximum of ${max} s`, 'too_long')
       const live = this.#prune(now)
       if (live.some(l => hashEquals(l.nonce, request.nonce))) throw new LeaseRefusedError('this request was already granted', 'duplicate')
+      if (live.length >= LEASE_LIMITS.maxLive) throw new LeaseRefusedError(`this provider holds its maximum of ${LEASE_LIMITS.maxLive} live leases`, 'over_capacity', encodeHash(this.#c.agent))
       this.#fits(live, request.resources, offer.offer)
       const expiresAt = now + request.duration_seconds * 1_000_000
       const ledger = this.#next(live)
