@@ -24,7 +24,7 @@ import type { ActionHash, AgentPubKey, Signature } from '../../../zomes-ts/hdk/i
 import { ResourceMeshClient } from '../../../zomes-ts/resource_mesh/client.ts'
 import { LEASE_LIMITS, LEASE_RESOURCE_TYPES, type AllocationRecord, type LeaseChange, type LeaseRequest, type LeaseResources, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
 import type { ZomeCaller } from '../../../zomes-ts/client.ts'
-import { decode, encode } from '../conductor/codec.ts'
+import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
 import { decodeHash, encodeHash, hashEquals } from '../holo/hash.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../identity/peer-id.ts'
@@ -174,14 +174,14 @@ interface WireAvailable { capacity: LeaseResources, committed: LeaseResources, m
 const ZERO: Readonly<LeaseResources> = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 })
 const DIMS = ['cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb'] as const
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
+
 const bytes = (v: unknown, n: number, field: string): Uint8Array => {
   if (!(v instanceof Uint8Array) || v.length !== n) throw new InvalidInputError(`${field} must be ${n} bytes`, { field })
   return v
 }
 
 function asResources (v: unknown, field: string): LeaseResources {
-  if (!isMap(v)) throw new InvalidInputError(`${field} must be a map`, { field })
+  if (!isPlainObject(v)) throw new InvalidInputError(`${field} must be a map`, { field })
   const out = { ...ZERO }
   for (const d of DIMS) {
     const n = v[d]
@@ -194,11 +194,11 @@ function asResources (v: unknown, field: string): LeaseResources {
 function asWireRequest (raw: Uint8Array): WireRequest {
   let m: unknown
   try { m = decode(raw) } catch { throw new InvalidInputError('the request is not msgpack') }
-  if (!isMap(m)) throw new InvalidInputError('the request must be a map')
+  if (!isPlainObject(m)) throw new InvalidInputError('the request must be a map')
   if (m.op === 'available') return { op: 'available' }
   if (m.op === 'allocate') {
     const r = m.request
-    if (!isMap(r)) throw new InvalidInputError('request must be a LeaseRequest', { field: 'request' })
+    if (!isPlainObject(r)) throw new InvalidInputError('request must be a LeaseRequest', { field: 'request' })
     if (!(LEASE_RESOURCE_TYPES as readonly unknown[]).includes(r.resource_type)) throw new InvalidInputError(`resource_type must be one of ${LEASE_RESOURCE_TYPES.join(', ')}`, { field: 'resource_type' })
     if (!Number.isInteger(r.duration_seconds) || (r.duration_seconds as number) < LEASE_LIMITS.minLeaseSeconds || (r.duration_seconds as number) > LEASE_LIMITS.maxLeaseSeconds) throw new InvalidInputError('duration_seconds is out of bounds', { field: 'duration_seconds' })
     if (r.workload_class !== null && typeof r.workload_class !== 'string') throw new InvalidInputError('workload_class must be a string or null', { field: 'workload_class' })
@@ -217,12 +217,12 @@ function asWireRequest (raw: Uint8Array): WireRequest {
   }
   if (m.op === 'task') {
     // the runner checks the task itself; only its envelope is checked here
-    if (!isMap(m.task)) throw new InvalidInputError('task must be a map', { field: 'task' })
+    if (!isPlainObject(m.task)) throw new InvalidInputError('task must be a map', { field: 'task' })
     return { op: 'task', allocation: bytes(m.allocation, 39, 'allocation'), task: m.task as WasmTask }
   }
   if (m.op === 'renew' || m.op === 'release') {
     const c = m.change
-    if (!isMap(c) || c.kind !== m.op) throw new InvalidInputError(`change must be a LeaseChange of kind ${m.op}`, { field: 'change' })
+    if (!isPlainObject(c) || c.kind !== m.op) throw new InvalidInputError(`change must be a LeaseChange of kind ${m.op}`, { field: 'change' })
     if (!Number.isSafeInteger(c.requested_at)) throw new InvalidInputError('requested_at must be a timestamp', { field: 'requested_at' })
     const duration = m.op === 'renew' ? c.duration_seconds : null
     if (m.op === 'renew' && (!Number.isInteger(duration) || (duration as number) < LEASE_LIMITS.minLeaseSeconds || (duration as number) > LEASE_LIMITS.maxLeaseSeconds)) throw new InvalidInputError('duration_seconds is out of bounds', { field: 'duration_seconds' })
@@ -463,7 +463,7 @@ export function resources (init: ResourcesInit = {}) {
       },
 
       async allocate (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> {
-        if (!isMap(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')
+        if (!isPlainObject(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')
         const policy = await policyNow()
         const q = resolveRequest(input, policy)
         // a workload class's timeout is its lease's default length
@@ -506,7 +506,7 @@ export function resources (init: ResourcesInit = {}) {
       },
 
       async renew (input: { allocation_id: string, duration_seconds: number }): Promise<Lease> {
-        if (!isMap(input)) throw new InvalidInputError('renew takes {allocation_id, duration_seconds}')
+        if (!isPlainObject(input)) throw new InvalidInputError('renew takes {allocation_id, duration_seconds}')
         const allocation = parseAllocationId(input.allocation_id)
         const duration = parseDuration(input.duration_seconds)
         const { provider } = await providerOf(allocation)
@@ -523,7 +523,7 @@ export function resources (init: ResourcesInit = {}) {
       },
 
       async release (input: { allocation_id: string }): Promise<{ allocation_id: string, released: true }> {
-        if (!isMap(input)) throw new InvalidInputError('release takes {allocation_id}')
+        if (!isPlainObject(input)) throw new InvalidInputError('release takes {allocation_id}')
         const allocation = parseAllocationId(input.allocation_id)
         const { provider, record } = await providerOf(allocation)
         if (hashEquals(provider, c.agent)) {
@@ -538,7 +538,7 @@ export function resources (init: ResourcesInit = {}) {
       },
 
       async queryAvailable (input: { resource_type?: LeaseResourceType, requirements?: Requirements } = {}): Promise<Availability> {
-        if (!isMap(input)) throw new InvalidInputError('query_available takes {resource_type?, requirements?}')
+        if (!isPlainObject(input)) throw new InvalidInputError('query_available takes {resource_type?, requirements?}')
         const policy = await policyNow()
         if (input.resource_type !== undefined || input.requirements !== undefined) resolveRequest({ resource_type: input.resource_type ?? 'compute', requirements: input.requirements }, policy)
         const caps = await c.capabilities()
@@ -590,7 +590,7 @@ export function resources (init: ResourcesInit = {}) {
       },
 
       async usage (input: { allocation_id: string }) {
-        if (!isMap(input)) throw new InvalidInputError('usage takes {allocation_id}')
+        if (!isPlainObject(input)) throw new InvalidInputError('usage takes {allocation_id}')
         const total = await client.usageOf(parseAllocationId(input.allocation_id))
         return { allocation_id: input.allocation_id, cpu_seconds: total.cpu_seconds, memory_gb_seconds: total.memory_gb_seconds, tokens: total.tokens, tasks: total.tasks, records: total.records }
       },

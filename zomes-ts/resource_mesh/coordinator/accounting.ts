@@ -4,9 +4,9 @@
  */
 import type { ActionHash, Hdk } from '../../hdk/index.ts'
 import { ZomeInputError } from '../../hdk/errors.ts'
+import { isHash } from '../../hdk/values.ts'
 import type { UsageRecord } from '../types.ts'
 
-const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === 39
 
 /** The usage of one lease over its records. */
 export interface UsageTotal { allocation: ActionHash, cpu_seconds: number, memory_gb_seconds: number, tokens: number, tasks: number, records: number }

@@ -7,10 +7,9 @@
 import type { ActionHash, AgentPubKey, Hdk, HolochainRecord } from '../../hdk/index.ts'
 import { bytesEqual } from '../../hdk/index.ts'
 import { ZomeInputError } from '../../hdk/errors.ts'
+import { isHash, isMap } from '../../hdk/values.ts'
 import type { Allocation, AllocationRecord, CommitAllocationInput, CommitReleaseInput, LedgerHead, LiveLease, Release, ResourceOffer } from '../types.ts'
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
-const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === 39
 
 /** At most this many allocations are listed for one holder. */
 const MAX_LISTED = 1000

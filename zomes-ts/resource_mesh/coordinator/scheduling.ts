@@ -6,9 +6,9 @@
 import type { Hdk, Signature } from '../../hdk/index.ts'
 import { bytesEqual } from '../../hdk/index.ts'
 import { ZomeInputError } from '../../hdk/errors.ts'
+import { isMap } from '../../hdk/values.ts'
 import type { LeaseChange, LeaseRequest } from '../types.ts'
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
 
 /** Signs a lease request whose requester is this agent. */
 export async function sign_request (hdk: Hdk, request: LeaseRequest): Promise<Signature> {

@@ -18,20 +18,18 @@
 import type { ActionHash, EntryTypeDef, HolochainRecord, Op, ValidateContext, ValidateResult } from '../../hdk/index.ts'
 import { Invalid, bytesEqual } from '../../hdk/index.ts'
 import { validateOwnership } from '../../hdk/ownership.ts'
+import { HASH_BYTES, isBytes, isMap } from '../../hdk/values.ts'
 import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, type Allocation, type LeaseChange, type LeaseResources, type LedgerLink, type Release, type ResourceOffer, type UsageRecord } from '../types.ts'
 
 export const entry_types: readonly EntryTypeDef[] = [{ name: 'ResourceOffer', visibility: 'public' }, { name: 'Allocation', visibility: 'public' }, { name: 'Release', visibility: 'public' }, { name: 'UsageRecord', visibility: 'public' }]
 export const link_types: readonly string[] = ['AgentToOffer', 'AgentToAllocation', 'AllocationToUsage']
 
-const HASH_BYTES = 39
 const SIGNATURE_BYTES = 64
 const NONCE_BYTES = 16
 const US = 1_000_000
 
 type Problem = string | null
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
-const isBytes = (v: unknown, length: number): v is Uint8Array => v instanceof Uint8Array && v.length === length
 const isAmount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= max
 const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0
 
