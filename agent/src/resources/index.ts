@@ -174,7 +174,6 @@ interface WireAvailable { capacity: LeaseResources, committed: LeaseResources, m
 const ZERO: Readonly<LeaseResources> = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 })
 const DIMS = ['cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb'] as const
 
-
 const bytes = (v: unknown, n: number, field: string): Uint8Array => {
   if (!(v instanceof Uint8Array) || v.length !== n) throw new InvalidInputError(`${field} must be ${n} bytes`, { field })
   return v
