@@ -65,6 +65,8 @@ export { DEFAULT_COMPUTE_POLICY, SCHEDULING_ALGORITHMS, ANY_POOLS, parseComputeP
 export type { AutoscalingPolicy, ComputePolicy, ResourceRequest, SchedulingAlgorithm, SchedulingPolicy, WorkloadClass } from './src/compute-policy.ts'
 export { LOCALITY_PREFERENCES, NO_RESOURCES, RESOURCE_DIMENSIONS, RESOURCE_TYPES, fitAfter, pickNode, placeRequest, resolveRequest } from './src/placement.ts'
 export type { FilterReason, LocalityPreference, Placement, PlacementCandidate, PlacementNode, PlacementRequest, Requirements, ResourceType, Resources } from './src/placement.ts'
+export { PlacementIndex } from './src/placement-index.ts'
+export type { PlacementIndexStats } from './src/placement-index.ts'
 export { createSeededRng } from './src/rng.ts'
 export type { Rng } from './src/rng.ts'
 export { InvalidPolicyError, InvalidSchedulerInputError, NoAnswersError } from './src/errors.ts'

@@ -277,7 +277,7 @@ export function fitAfter (node: PlacementNode, demand: Resources): number {
 const UNMEASURED = -1e12
 
 /** Write the locality positions of the key into `out` from `at`; returns the next position. */
-function localityInto (out: number[], at: number, node: PlacementNode, locality: LocalityPreference, region: string | undefined): number {
+export function localityInto (out: number[], at: number, node: PlacementNode, locality: LocalityPreference, region: string | undefined): number {
   switch (locality) {
     case 'nearest': {
       out[at] = node.self === true ? 2 : region !== undefined && node.latency_region === region ? 1 : 0
