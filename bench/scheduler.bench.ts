@@ -3,7 +3,7 @@
  *
  * - decisions per second over 1,000 and 10,000 nodes, as a scheduler makes them: a
  *   `PlacementIndex` picks (the policy's locality_aware_binpack, mixed compute/inference/memory
- *   requests) and the picked node's leases grow through `update`; once as many leases are live as
+ *   requests) and the picked node's leases grow (`lease`, an `update`); once as many leases are live as
  *   there are nodes, each decision also releases the oldest (a task ending), so the mesh stays
  *   as full as it started plus one lease a node. Beside it, `pickNode` (one pass over every node,
  *   the same pick) and the explaining ranking (`placeRequest`, every node scored and described)
@@ -54,21 +54,6 @@ function syntheticRequests (n: number, rng: Rng): PlacementRequest[] {
   })
 }
 
-/** Add `demand` times `sign` to the leases of node `id` in the index, as a placement (1) or a release (-1). */
-function lease (index: PlacementIndex, id: string, demand: Resources, sign: 1 | -1): void {
-  const node = index.get(id)!
-  const l = node.leased
-  index.update({
-    ...node,
-    leased: {
-      cpu_cores: l.cpu_cores + sign * demand.cpu_cores,
-      memory_gb: l.memory_gb + sign * demand.memory_gb,
-      gpu_count: l.gpu_count + sign * demand.gpu_count,
-      storage_gb: l.storage_gb + sign * demand.storage_gb
-    }
-  })
-}
-
 function decisions (report: Report, size: number): void {
   const rng = createSeededRng(size)
   const mesh = syntheticMesh(size, rng)
@@ -88,9 +73,9 @@ function decisions (report: Report, size: number): void {
     tried++
     if (id === null) return
     placed++
-    lease(index, id, demands[r]!, 1)
+    index.lease(id, demands[r]!)
     if (live === size) {
-      lease(index, liveNode[oldest]!, demands[liveDemand[oldest]!]!, -1)
+      index.release(liveNode[oldest]!, demands[liveDemand[oldest]!]!)
       oldest = (oldest + 1) % size
       live--
     }
@@ -174,7 +159,7 @@ function packing (report: Report): void {
   for (const it of items) {
     const id = index.pick({ resource_type: 'compute', requirements: { cpu_cores: it.cpu, memory_gb: it.mem } }, undefined, { algorithm: 'binpack' })
     if (id === null) throw new Error('a request found no node although every one was empty at the start')
-    lease(index, id, { cpu_cores: it.cpu, memory_gb: it.mem, gpu_count: 0, storage_gb: 0 }, 1)
+    index.lease(id, { cpu_cores: it.cpu, memory_gb: it.mem, gpu_count: 0, storage_gb: 0 })
   }
   const used = [...index.nodes()].filter(n => n.leased.cpu_cores > 0).length
   const ffd = firstFitDecreasing(items)

@@ -47,7 +47,8 @@ import {
   type LocalityPreference,
   type PlacementNode,
   type PlacementRequest,
-  type Resolved
+  type Resolved,
+  type Resources
 } from './placement.ts'
 
 /** Sort orders of a group: one per locality preference, in `LOCALITY_PREFERENCES` order. */
@@ -248,6 +249,31 @@ export class PlacementIndex {
       this.#leave(e)
       this.#join(e)
     }
+  }
+
+  /**
+   * Apply a placement: node `nodeId`'s leases grow by `demand` (what `resolveRequest` or
+   * `placeRequest` gives), as `update` with the sum. Returns the node as now indexed.
+   *
+   * @throws {InvalidSchedulerInputError} for a node not indexed (`field` 'node_id')
+   */
+  lease (nodeId: string, demand: Readonly<Resources>): PlacementNode {
+    return this.#addLeased(nodeId, demand, 1)
+  }
+
+  /** End a lease: node `nodeId`'s leases shrink by `demand` (never below 0). Returns the node as now indexed. */
+  release (nodeId: string, demand: Readonly<Resources>): PlacementNode {
+    return this.#addLeased(nodeId, demand, -1)
+  }
+
+  #addLeased (nodeId: string, demand: Readonly<Resources>, sign: 1 | -1): PlacementNode {
+    const node = this.#entries.get(nodeId)?.node
+    if (node === undefined) throw new InvalidSchedulerInputError(`node ${nodeId} is not in the placement index`, { field: 'node_id' })
+    const l = node.leased
+    const add = (dim: keyof Resources): number => Math.max(0, l[dim] + sign * demand[dim])
+    const next = { ...node, leased: { cpu_cores: add('cpu_cores'), memory_gb: add('memory_gb'), gpu_count: add('gpu_count'), storage_gb: add('storage_gb') } }
+    this.update(next)
+    return next
   }
 
   /** Forget a node; false when it was not indexed. */

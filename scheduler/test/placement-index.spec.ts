@@ -178,6 +178,22 @@ describe('PlacementIndex', () => {
     expect([...index.nodes()].map(n => n.node_id)).toEqual(['b'])
   })
 
+  it('leases and releases on a node: what the next pick sees; a release never goes below 0; an unknown node is refused', () => {
+    const base = randomNode(createSeededRng(3), 0)
+    const node: PlacementNode = { ...base, availability: 'online', offers: ['compute'], capacity: { cpu_cores: 8, memory_gb: 32, gpu_count: 0, storage_gb: 0 }, leased: { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 }, vector_dimensions: undefined }
+    const index = new PlacementIndex([node])
+    const request: PlacementRequest = { resource_type: 'compute', requirements: { cpu_cores: 6 } }
+    const demand = { cpu_cores: 6, memory_gb: 0, gpu_count: 0, storage_gb: 0 }
+    expect(index.pick(request)).toBe(node.node_id)
+    expect(index.lease(node.node_id, demand).leased.cpu_cores).toBe(6)
+    expect(index.pick(request)).toBeNull()
+    expect(index.release(node.node_id, { ...demand, cpu_cores: 10 }).leased.cpu_cores).toBe(0)
+    expect(index.pick(request)).toBe(node.node_id)
+    expect(node.leased.cpu_cores).toBe(0)
+    const err = (() => { try { return index.lease('nope', demand) } catch (e) { return e } })()
+    expect(err).toMatchObject({ name: 'InvalidSchedulerInputError', field: 'node_id' })
+  })
+
   it.each([
     ['a NaN load', 'load', { load: { cpu_percent: Number.NaN, gpu_percent: 0 } }],
     ['an infinite lease', 'leased.cpu_cores', { leased: { cpu_cores: Number.POSITIVE_INFINITY, memory_gb: 0, gpu_count: 0, storage_gb: 0 } }],
