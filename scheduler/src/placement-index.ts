@@ -69,8 +69,12 @@ class Entry {
   cheap = 0
   /** the speed as `fastest` scores it */
   fast = 0
-  /** every field that decides the node's groups and their order, to tell whether an update moves it */
-  signature = ''
+  // what decides the node's groups, as last read (arrays copied: a caller may change them in place)
+  availability = ''
+  region = ''
+  offers: string[] = []
+  loaded: string[] = []
+  available: string[] = []
   /** the groups the node is in */
   groups: Group[] = []
 
@@ -81,19 +85,40 @@ class Entry {
 
   /** Recompute the static parts from `node`. */
   read (node: PlacementNode): void {
-    const out: number[] = [0, 0]
     this.node = node
+    this.availability = node.availability
+    this.region = node.latency_region
+    this.offers = [...node.offers]
+    this.loaded = [...(node.models_loaded ?? [])]
+    this.available = [...(node.models_available ?? [])]
     this.holds = node.holds_data === true ? 1 : 0
     this.online = node.availability === 'online' ? 1 : 0
     this.self = node.self === true ? 1 : 0
-    localityInto(out, 0, node, 'nearest', undefined)
-    this.near = out[1]!
-    localityInto(out, 0, node, 'cheapest', undefined)
-    this.cheap = out[0]!
-    localityInto(out, 0, node, 'fastest', undefined)
-    this.fast = out[0]!
-    this.signature = JSON.stringify([node.availability, node.latency_region, node.offers, node.models_loaded, node.models_available, this.holds, this.self, this.near, this.cheap, this.fast])
+    this.near = nearKey(node)
+    this.cheap = cheapKey(node)
+    this.fast = fastKey(node)
   }
+
+  /** Whether `node` (this node, updated) belongs to other groups or elsewhere in their order. */
+  moves (node: PlacementNode): boolean {
+    return node.availability !== this.availability || node.latency_region !== this.region ||
+      (node.holds_data === true ? 1 : 0) !== this.holds || (node.self === true ? 1 : 0) !== this.self ||
+      nearKey(node) !== this.near || cheapKey(node) !== this.cheap || fastKey(node) !== this.fast ||
+      !sameItems(node.offers, this.offers) || !sameItems(node.models_loaded ?? NONE, this.loaded) || !sameItems(node.models_available ?? NONE, this.available)
+  }
+}
+
+const NONE: readonly string[] = []
+const scratch: number[] = [0, 0]
+/** The locality positions of the key as placement.ts writes them (its own `localityInto`). */
+const nearKey = (node: PlacementNode): number => { localityInto(scratch, 0, node, 'nearest', undefined); return scratch[1]! }
+const cheapKey = (node: PlacementNode): number => { localityInto(scratch, 0, node, 'cheapest', undefined); return scratch[0]! }
+const fastKey = (node: PlacementNode): number => { localityInto(scratch, 0, node, 'fastest', undefined); return scratch[0]! }
+
+function sameItems (a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** Nodes sharing one region and one residency of the requested model (0 when the group is by resource type). */
@@ -243,11 +268,12 @@ export class PlacementIndex {
       this.#join(added)
       return
     }
-    const signature = e.signature
-    e.read(node)
-    if (e.signature !== signature) {
+    if (e.moves(node)) {
       this.#leave(e)
+      e.read(node)
       this.#join(e)
+    } else {
+      e.node = node
     }
   }
 
@@ -373,12 +399,11 @@ export class PlacementIndex {
   }
 
   #join (e: Entry): void {
-    const n = e.node
-    if (n.availability !== 'online' && n.availability !== 'busy') return
-    for (const type of n.offers) groupIn(this.#mapOf(this.#byType, type, () => new Map()), n.latency_region, 0).add(e)
-    for (const model of n.models_loaded ?? []) groupIn(this.#modelMaps(model)[0], n.latency_region, 2).add(e)
-    for (const model of n.models_available ?? []) {
-      if (n.models_loaded?.includes(model) !== true) groupIn(this.#modelMaps(model)[1], n.latency_region, 1).add(e)
+    if (e.availability !== 'online' && e.availability !== 'busy') return
+    for (const type of e.offers) groupIn(this.#mapOf(this.#byType, type, () => new Map()), e.region, 0).add(e)
+    for (const model of e.loaded) groupIn(this.#modelMaps(model)[0], e.region, 2).add(e)
+    for (const model of e.available) {
+      if (!e.loaded.includes(model)) groupIn(this.#modelMaps(model)[1], e.region, 1).add(e)
     }
   }
 
