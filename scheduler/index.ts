@@ -8,7 +8,11 @@
  * - `reduceWeightedConsensus`: the weighted-consensus reducer over their answers;
  * - `parseComputePolicy` / `DEFAULT_COMPUTE_POLICY`: the `flexstack-compute` policy, validated;
  * - `placeRequest` / `pickNode`: which node takes one resource request, with the reason each
- *   other node was filtered out or how it scored.
+ *   other node was filtered out or how it scored;
+ * - `PlacementIndex`: the nodes indexed, kept current as leases change, picking as `pickNode`
+ *   without scoring every node (many decisions per second);
+ * - `PlacementQueue`: requests waiting for capacity, bounded by `max_queue_depth`, placed first
+ *   come first served, never by evicting a lease.
  *
  * ```ts
  * import { createSeededRng, parseMoePolicy, planMoe, reduceWeightedConsensus } from './scheduler/index.ts'
@@ -65,7 +69,11 @@ export { DEFAULT_COMPUTE_POLICY, SCHEDULING_ALGORITHMS, ANY_POOLS, parseComputeP
 export type { AutoscalingPolicy, ComputePolicy, ResourceRequest, SchedulingAlgorithm, SchedulingPolicy, WorkloadClass } from './src/compute-policy.ts'
 export { LOCALITY_PREFERENCES, NO_RESOURCES, RESOURCE_DIMENSIONS, RESOURCE_TYPES, fitAfter, pickNode, placeRequest, resolveRequest } from './src/placement.ts'
 export type { FilterReason, LocalityPreference, Placement, PlacementCandidate, PlacementNode, PlacementRequest, Requirements, ResourceType, Resources } from './src/placement.ts'
+export { PlacementIndex } from './src/placement-index.ts'
+export type { PlacementIndexStats } from './src/placement-index.ts'
+export { PlacementQueue } from './src/placement-queue.ts'
+export type { PlacementQueueOptions, QueuedPlacement } from './src/placement-queue.ts'
 export { createSeededRng } from './src/rng.ts'
 export type { Rng } from './src/rng.ts'
-export { InvalidPolicyError, InvalidSchedulerInputError, NoAnswersError } from './src/errors.ts'
+export { InvalidPolicyError, InvalidSchedulerInputError, NoAnswersError, QueueFullError, UnsupportedPolicyError } from './src/errors.ts'
 export * as SCHEDULER_CONSTANTS from './src/constants.ts'

@@ -39,3 +39,29 @@ export class NoAnswersError extends FlexnodeError {
     this.model_votes = model_votes
   }
 }
+
+/** The placement queue already holds `max_queue_depth` requests: this one is refused, not held. */
+export class QueueFullError extends FlexnodeError {
+  static override readonly name: string = 'QueueFullError'
+  /** requests held when this one was refused */
+  readonly depth: number
+  /** the policy's `scheduling.max_queue_depth` */
+  readonly max_queue_depth: number
+
+  constructor (depth: number, max_queue_depth: number, message = `placement queue full: ${depth} request(s) held, max_queue_depth ${max_queue_depth}`) {
+    super(message)
+    this.depth = depth
+    this.max_queue_depth = max_queue_depth
+  }
+}
+
+/** A valid policy asks for something this scheduler does not do (preemption). `field` is its dotted path. */
+export class UnsupportedPolicyError extends FlexnodeError {
+  static override readonly name: string = 'UnsupportedPolicyError'
+  readonly field: string
+
+  constructor (message: string, options: ErrorOptions & { field: string }) {
+    super(message, options)
+    this.field = options.field
+  }
+}

@@ -140,7 +140,8 @@ export interface Placement {
   picked: string | null
 }
 
-interface Resolved {
+/** A request validated, its class's defaults filled in (`resolveRequest`). */
+export interface Resolved {
   algorithm: SchedulingAlgorithm
   locality: LocalityPreference
   className: string | null
@@ -202,25 +203,42 @@ export function resolveRequest (request: PlacementRequest, policy: ComputePolicy
   return { algorithm: policy.scheduling.algorithm, locality, className, cls, requirements, demand }
 }
 
-/** The first filter `node` fails for the request, with what it lacked; null when it passes them all. */
-function filter (node: PlacementNode, request: PlacementRequest, q: Resolved): { reason: FilterReason, detail: string } | null {
-  if (!node.offers.includes(request.resource_type)) return { reason: 'resource_type', detail: `does not offer ${request.resource_type}` }
-  if (node.availability !== 'online' && node.availability !== 'busy') return { reason: 'availability', detail: node.availability }
-  if (q.cls !== null && poolRank(node, q.cls) === 0) return { reason: 'workload_class', detail: `in neither ${q.cls.prefer} nor ${q.cls.fallback}` }
+/**
+ * The first filter `node` fails for the request; null when it passes them all. Allocation-free
+ * (no message is built), for the loops that only pick: `pickNode` and `PlacementIndex`.
+ */
+export function firstFailure (node: PlacementNode, request: PlacementRequest, q: Resolved): FilterReason | null {
+  if (!node.offers.includes(request.resource_type)) return 'resource_type'
+  if (node.availability !== 'online' && node.availability !== 'busy') return 'availability'
+  if (q.cls !== null && poolRank(node, q.cls) === 0) return 'workload_class'
   for (const dim of RESOURCE_DIMENSIONS) {
     const want = q.demand[dim]
-    if (want === 0) continue
-    const free = node.capacity[dim] - node.leased[dim]
-    if (want > free) return { reason: dim, detail: `needs ${want} ${dim}, ${Math.max(0, free)} free of ${node.capacity[dim]}` }
+    if (want !== 0 && want > node.capacity[dim] - node.leased[dim]) return dim
   }
   const r = q.requirements
-  if (r.gpu_vram_gb !== undefined && r.gpu_vram_gb > 0 && (node.gpu_vram_gb ?? 0) < r.gpu_vram_gb) return { reason: 'gpu_vram_gb', detail: `needs ${r.gpu_vram_gb} GB of VRAM per GPU, has ${node.gpu_vram_gb ?? 0}` }
-  if (r.bandwidth_mbps !== undefined && r.bandwidth_mbps > 0 && (node.bandwidth_mbps ?? 0) < r.bandwidth_mbps) return { reason: 'bandwidth_mbps', detail: `needs ${r.bandwidth_mbps} Mbit/s, has ${node.bandwidth_mbps ?? 'none advertised'}` }
-  if (r.model_name !== undefined && residency(node, r.model_name) === 0) return { reason: 'model_name', detail: `has no ${r.model_name}` }
-  if (r.vector_dimensions !== undefined && node.vector_dimensions !== undefined && !node.vector_dimensions.includes(r.vector_dimensions)) {
-    return { reason: 'vector_dimensions', detail: `serves ${node.vector_dimensions.join(', ')}-dimensional vectors, not ${r.vector_dimensions}` }
-  }
+  if (r.gpu_vram_gb !== undefined && r.gpu_vram_gb > 0 && (node.gpu_vram_gb ?? 0) < r.gpu_vram_gb) return 'gpu_vram_gb'
+  if (r.bandwidth_mbps !== undefined && r.bandwidth_mbps > 0 && (node.bandwidth_mbps ?? 0) < r.bandwidth_mbps) return 'bandwidth_mbps'
+  if (r.model_name !== undefined && residency(node, r.model_name) === 0) return 'model_name'
+  if (r.vector_dimensions !== undefined && node.vector_dimensions !== undefined && !node.vector_dimensions.includes(r.vector_dimensions)) return 'vector_dimensions'
   return null
+}
+
+/** What `node` lacked for the filter it failed, for a person: "needs 8 cpu_cores, 2 free of 16". */
+function failureDetail (node: PlacementNode, request: PlacementRequest, q: Resolved, reason: FilterReason): string {
+  const r = q.requirements
+  switch (reason) {
+    case 'resource_type': return `does not offer ${request.resource_type}`
+    case 'availability': return node.availability
+    case 'workload_class': return `in neither ${q.cls?.prefer} nor ${q.cls?.fallback}`
+    case 'gpu_vram_gb': return `needs ${r.gpu_vram_gb} GB of VRAM per GPU, has ${node.gpu_vram_gb ?? 0}`
+    case 'bandwidth_mbps': return `needs ${r.bandwidth_mbps} Mbit/s, has ${node.bandwidth_mbps ?? 'none advertised'}`
+    case 'model_name': return `has no ${r.model_name}`
+    case 'vector_dimensions': return `serves ${node.vector_dimensions?.join(', ')}-dimensional vectors, not ${r.vector_dimensions}`
+    default: {
+      const free = node.capacity[reason] - node.leased[reason]
+      return `needs ${q.demand[reason]} ${reason}, ${Math.max(0, free)} free of ${node.capacity[reason]}`
+    }
+  }
 }
 
 function residency (node: PlacementNode, model: string): number {
@@ -228,9 +246,13 @@ function residency (node: PlacementNode, model: string): number {
   return node.models_available?.includes(model) === true ? 1 : 0
 }
 
-function poolRank (node: PlacementNode, cls: WorkloadClass): number {
-  const inPool = (pool: string): boolean => (ANY_POOLS as readonly string[]).includes(pool) || node.pools?.includes(pool) === true
-  return inPool(cls.prefer) ? 2 : inPool(cls.fallback) ? 1 : 0
+function inPool (node: PlacementNode, pool: string): boolean {
+  return (ANY_POOLS as readonly string[]).includes(pool) || node.pools?.includes(pool) === true
+}
+
+/** The class's pool the node is in: `prefer` (2), `fallback` (1), neither (0). */
+export function poolRank (node: PlacementNode, cls: WorkloadClass): number {
+  return inPool(node, cls.prefer) ? 2 : inPool(node, cls.fallback) ? 1 : 0
 }
 
 /** The share of the node in use once `demand` lands, over the dimensions demanded (over cpu and memory when none is). */
@@ -255,7 +277,7 @@ export function fitAfter (node: PlacementNode, demand: Resources): number {
 const UNMEASURED = -1e12
 
 /** Write the locality positions of the key into `out` from `at`; returns the next position. */
-function localityInto (out: number[], at: number, node: PlacementNode, locality: LocalityPreference, region: string | undefined): number {
+export function localityInto (out: number[], at: number, node: PlacementNode, locality: LocalityPreference, region: string | undefined): number {
   switch (locality) {
     case 'nearest': {
       out[at] = node.self === true ? 2 : region !== undefined && node.latency_region === region ? 1 : 0
@@ -300,7 +322,7 @@ function describe (node: PlacementNode, q: Resolved, fit: number, region: string
  * The score of an eligible node, per the order in this module's comment, written into `out`
  * (every key of one request has the same length); returns the node's fit. Allocation-free, for `pickNode`'s loop.
  */
-function keyInto (out: number[], node: PlacementNode, q: Resolved, region: string | undefined): number {
+export function keyInto (out: number[], node: PlacementNode, q: Resolved, region: string | undefined): number {
   const model = q.requirements.model_name
   out[0] = (model === undefined ? 0 : residency(node, model)) + (node.holds_data === true ? 1 : 0)
   out[1] = q.cls === null ? 0 : poolRank(node, q.cls)
@@ -336,7 +358,8 @@ export function placementKey (node: PlacementNode, q: Resolved, region: string |
   return { key, fit }
 }
 
-function compareKeys (a: readonly number[], b: readonly number[]): number {
+/** Negative when key `a` ranks before `b` (higher, position by position), 0 when equal. */
+export function compareKeys (a: readonly number[], b: readonly number[]): number {
   for (let i = 0; i < a.length; i++) {
     const d = (b[i] ?? 0) - (a[i] ?? 0)
     if (d !== 0) return d
@@ -357,9 +380,10 @@ export function placeRequest (nodes: readonly PlacementNode[], request: Placemen
   const eligible: PlacementCandidate[] = []
   const excluded: PlacementCandidate[] = []
   for (const node of nodes) {
-    const out = filter(node, request, q)
-    if (out !== null) {
-      excluded.push({ node_id: node.node_id, eligible: false, excluded_because: out.reason, detail: out.detail, fit: Number.NaN, key: [], explain: `excluded: ${out.reason} (${out.detail})` })
+    const reason = firstFailure(node, request, q)
+    if (reason !== null) {
+      const detail = failureDetail(node, request, q, reason)
+      excluded.push({ node_id: node.node_id, eligible: false, excluded_because: reason, detail, fit: Number.NaN, key: [], explain: `excluded: ${reason} (${detail})` })
       continue
     }
     const { key, fit } = placementKey(node, q, request.region)
@@ -390,7 +414,7 @@ export function pickNode (nodes: readonly PlacementNode[], request: PlacementReq
   let bestKey: number[] = []
   let key: number[] = []
   for (const node of nodes) {
-    if (filter(node, request, q) !== null) continue
+    if (firstFailure(node, request, q) !== null) continue
     keyInto(key, node, q, request.region)
     const c = best === null ? -1 : compareKeys(key, bestKey)
     if (c < 0 || (c === 0 && node.node_id < best!.node_id)) {
