@@ -112,7 +112,20 @@ describe('resource_mesh leases', () => {
       const next = await requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 2 }, node_id: nodeId(provider), duration_seconds: 60 })
       expect(next.node_id).toBe(nodeId(provider))
 
+      // a request that waits for capacity gets it when the lease holding it ends
+      const waiting = requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 2 }, node_id: nodeId(provider), duration_seconds: 60, wait_seconds: 20 })
+      await new Promise(resolve => setTimeout(resolve, 1500))
+      expect(provider.node.resources.ledger!.live().map(l => encodeHash(l.allocation))).toEqual([next.allocation_id])
+      await requester.node.resources.release(next)
+      const queued = await waiting
+      expect(provider.node.resources.ledger!.live().map(l => encodeHash(l.allocation))).toEqual([queued.allocation_id])
+      await requester.node.resources.release(queued)
+      const again = await requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 2 }, node_id: nodeId(provider), duration_seconds: 60 })
+      // without waiting, a full provider refuses at once
+      await expect(requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, node_id: nodeId(provider) })).rejects.toMatchObject({ name: 'NoCapacityError' })
+
       const r = requester.node.resources
+      await expect(r.allocate({ resource_type: 'compute', wait_seconds: -1 })).rejects.toMatchObject({ name: 'InvalidInputError', field: 'wait_seconds' })
       await expect(r.allocate({ resource_type: 'gpu-farm' as never })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'resource_type' })
       await expect(r.allocate({ resource_type: 'compute', workload_class: 'nope' })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'workload_class' })
       await expect(r.allocate({ resource_type: 'compute', requirements: { cpu_cores: -1 } })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'requirements.cpu_cores' })
@@ -125,7 +138,7 @@ describe('resource_mesh leases', () => {
       const request: LeaseRequest = { requester: requester.agentPubKey, provider: provider.agentPubKey, resource_type: 'compute', resources: { ...SMALL, cpu_cores: 1 }, duration_seconds: 60, workload_class: null, nonce: new Uint8Array(16).fill(1), requested_at: Date.now() * 1000 }
       await expect(requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, encodeWire({ op: 'allocate', request, signature: new Uint8Array(64).fill(9) }))).rejects.toMatchObject({ name: 'InvalidInputError' })
       // nothing was half-written: the provider's ledger holds exactly the one live lease
-      expect(provider.node.resources.ledger!.live().map(l => encodeHash(l.allocation))).toEqual([next.allocation_id])
+      expect(provider.node.resources.ledger!.live().map(l => encodeHash(l.allocation))).toEqual([again.allocation_id])
       const answer = decodeWire(await requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, encodeWire({ op: 'available' }))) as { committed: { cpu_cores: number } }
       expect(answer.committed.cpu_cores).toBe(2)
     })

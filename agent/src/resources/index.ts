@@ -18,7 +18,7 @@
  * ```
  */
 import { randomBytes } from 'node:crypto'
-import { DEFAULT_COMPUTE_POLICY, placeRequest, resolveRequest, type ComputePolicy, type LocalityPreference, type Placement, type PlacementNode, type Requirements } from '../../../scheduler/index.ts'
+import { DEFAULT_COMPUTE_POLICY, QueueFullError, placeRequest, resolveRequest, type ComputePolicy, type LocalityPreference, type Placement, type PlacementNode, type Requirements } from '../../../scheduler/index.ts'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import type { ActionHash, AgentPubKey, Signature } from '../../../zomes-ts/hdk/index.ts'
 import { ResourceMeshClient } from '../../../zomes-ts/resource_mesh/client.ts'
@@ -53,6 +53,8 @@ export const PROVIDER_TIMEOUT_MS = 10_000
 export const LEASED_FRESH_MS = 2000
 /** How often the compute policy is read again from policy_store. */
 export const POLICY_REFRESH_MS = 5000
+/** A node's answer younger than this is not asked again when placement finds no room (concurrent refusals share it). */
+export const OFFER_RECHECK_MS = 250
 /** How long a requester waits for a node's `available` answer before placing without it. */
 export const AVAILABLE_TIMEOUT_MS = 2000
 /** Lease requests one peer may have in flight at this provider (they queue on its ledger). */
@@ -61,6 +63,10 @@ export const MAX_INBOUND_REQUESTS = 256
 export const MAX_OUTBOUND_REQUESTS = 4
 /** Largest lease message on the wire: a task's module and input travel in it (larger modules go by CID). */
 export const MAX_TASK_WIRE_BYTES = 24 * 1_048_576
+/** Longest an allocation may wait for capacity (`wait_seconds`). */
+export const MAX_WAIT_SECONDS = 3600
+/** A waiting allocation tries again at least this often (capacity elsewhere may free without a word). */
+export const WAIT_RETRY_MS = 1000
 /** Most candidates one allocation asks before giving up. */
 export const MAX_CANDIDATES_ASKED = 8
 
@@ -103,6 +109,11 @@ export interface AllocateInput {
   workload_class?: string
   /** only this node (uhCAk…) may grant it. @default any node placement ranks */
   node_id?: string
+  /**
+   * when no node can take it now, wait this long for capacity (held in a queue bounded by the
+   * compute policy's `max_queue_depth`: `QueueFullError` past it), retrying as leases end. @default 0
+   */
+  wait_seconds?: number
 }
 
 export interface AllocateResult extends Lease {
@@ -452,6 +463,60 @@ export function resources (init: ResourcesInit = {}) {
       }
     }
 
+    /** One placement and one round of asking the ranked candidates; `NoCapacityError` when none grants it. */
+    const allocateOnce = async (input: Omit<AllocateInput, 'wait_seconds'>, options: { signal?: AbortSignal }): Promise<AllocateResult> => {
+      const policy = await policyNow()
+      const q = resolveRequest(input, policy)
+      // a workload class's timeout is its lease's default length
+      const classTimeout = q.cls?.resource_request.timeout_seconds
+      const duration = parseDuration(input.duration_seconds ?? (classTimeout === undefined ? undefined : Math.min(LEASE_LIMITS.maxLeaseSeconds, Math.max(1, Math.ceil(classTimeout)))))
+      const demand = { ...q.demand }
+      // a compute lease without a size takes one core, so it counts against the provider
+      if (input.resource_type === 'compute' && DIMS.every(d => demand[d] === 0)) demand.cpu_cores = 1
+      if (input.node_id !== undefined && (typeof input.node_id !== 'string' || !/^uhCAk[A-Za-z0-9_-]{48}$/.test(input.node_id))) throw new InvalidInputError('node_id must be an agent key (uhCAk…)', { field: 'node_id' })
+      const caps = (await c.capabilities()).filter(cap => input.node_id === undefined || cap.node_id === input.node_id)
+      const connected = new Set(c.mesh.peers())
+      const reachable = caps.filter(cap => cap.node_id === self ? ledger?.offer != null : connected.has(peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent'))))
+      const { node_id: _pinned, duration_seconds: _duration, ...placing } = input
+      const place = async (): Promise<Placement> => {
+        const offers = await Promise.all(reachable.map(async cap => await offerOf(cap.node_id)))
+        const nodes = reachable.map((cap, i) => placementNode(cap, self, offers[i]))
+        return placeRequest(nodes, { ...placing, requirements: { ...input.requirements, cpu_cores: demand.cpu_cores } }, policy, {})
+      }
+      let placement = await place()
+      if (!placement.candidates.some(x => x.eligible)) {
+        // what the nodes said a moment ago may be stale (a lease ended since): ask them again before giving up
+        for (const cap of reachable) if (Date.now() - (offered.get(cap.node_id)?.at ?? 0) > OFFER_RECHECK_MS) offered.delete(cap.node_id)
+        placement = await place()
+      }
+      const ranked = placement.candidates.filter(x => x.eligible).slice(0, MAX_CANDIDATES_ASKED)
+      const refusals: string[] = []
+      for (const cand of ranked) {
+        options.signal?.throwIfAborted()
+        const provider = decodeHash(cand.node_id, 'Agent')
+        const { request, signature } = await sign(provider, input.resource_type, demand, duration, input.workload_class ?? null)
+        try {
+          const g = cand.node_id === self
+            ? await commitStep(async () => await ledger!.grant(request, signature)).then(x => ({ allocation: x.allocation, expires_at: x.expires_at }))
+            : await ask(provider, { op: 'allocate', request, signature }, options.signal) as WireGranted
+          const lease = leaseOf(g.allocation, provider, g.expires_at, request)
+          held.set(lease.allocation_id, { lease, provider })
+          return { ...lease, placement }
+        } catch (err) {
+          if (options.signal?.aborted === true) throw err
+          refusals.push(refusal(cand.node_id, err))
+          log.debug({ node: cand.node_id, err: errorMessage(err) }, 'a provider refused a lease; trying the next')
+        }
+      }
+      const why = ranked.length === 0
+        ? `no node can hold it (${placement.candidates.length} considered: ${placement.candidates.slice(0, 5).map(x => `${x.node_id.slice(0, 12)}… ${x.excluded_because ?? ''} ${x.detail ?? ''}`.trim()).join('; ')})`
+        : `every candidate refused: ${refusals.join('; ')}`
+      throw new NoCapacityError(`no ${input.resource_type} lease could be placed: ${why}`, ranked.length)
+    }
+
+    /** allocations waiting for capacity (`wait_seconds`), each woken when a lease ends here */
+    const waiting = new Set<{ wake: () => void }>()
+
     const api: ResourcesService = Object.assign(svc, {
       ledger,
       inferenceLeases,
@@ -463,45 +528,37 @@ export function resources (init: ResourcesInit = {}) {
 
       async allocate (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> {
         if (!isPlainObject(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')
-        const policy = await policyNow()
-        const q = resolveRequest(input, policy)
-        // a workload class's timeout is its lease's default length
-        const classTimeout = q.cls?.resource_request.timeout_seconds
-        const duration = parseDuration(input.duration_seconds ?? (classTimeout === undefined ? undefined : Math.min(LEASE_LIMITS.maxLeaseSeconds, Math.max(1, Math.ceil(classTimeout)))))
-        const demand = { ...q.demand }
-        // a compute lease without a size takes one core, so it counts against the provider
-        if (input.resource_type === 'compute' && DIMS.every(d => demand[d] === 0)) demand.cpu_cores = 1
-        if (input.node_id !== undefined && (typeof input.node_id !== 'string' || !/^uhCAk[A-Za-z0-9_-]{48}$/.test(input.node_id))) throw new InvalidInputError('node_id must be an agent key (uhCAk…)', { field: 'node_id' })
-        const caps = (await c.capabilities()).filter(cap => input.node_id === undefined || cap.node_id === input.node_id)
-        const connected = new Set(c.mesh.peers())
-        const reachable = caps.filter(cap => cap.node_id === self ? ledger?.offer != null : connected.has(peerIdFromAgentPubKey(decodeHash(cap.node_id, 'Agent'))))
-        const offers = await Promise.all(reachable.map(async cap => await offerOf(cap.node_id)))
-        const nodes = reachable.map((cap, i) => placementNode(cap, self, offers[i]))
-        const { node_id: _pinned, duration_seconds: _duration, ...placing } = input
-        const placement = placeRequest(nodes, { ...placing, requirements: { ...input.requirements, cpu_cores: demand.cpu_cores } }, policy, {})
-        const ranked = placement.candidates.filter(x => x.eligible).slice(0, MAX_CANDIDATES_ASKED)
-        const refusals: string[] = []
-        for (const cand of ranked) {
-          options.signal?.throwIfAborted()
-          const provider = decodeHash(cand.node_id, 'Agent')
-          const { request, signature } = await sign(provider, input.resource_type, demand, duration, input.workload_class ?? null)
-          try {
-            const g = cand.node_id === self
-              ? await commitStep(async () => await ledger!.grant(request, signature)).then(x => ({ allocation: x.allocation, expires_at: x.expires_at }))
-              : await ask(provider, { op: 'allocate', request, signature }, options.signal) as WireGranted
-            const lease = leaseOf(g.allocation, provider, g.expires_at, request)
-            held.set(lease.allocation_id, { lease, provider })
-            return { ...lease, placement }
-          } catch (err) {
-            if (options.signal?.aborted === true) throw err
-            refusals.push(refusal(cand.node_id, err))
-            log.debug({ node: cand.node_id, err: errorMessage(err) }, 'a provider refused a lease; trying the next')
-          }
+        const wait = input.wait_seconds ?? 0
+        if (typeof wait !== 'number' || !Number.isFinite(wait) || wait < 0 || wait > MAX_WAIT_SECONDS) throw new InvalidInputError(`wait_seconds must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}`, { field: 'wait_seconds' })
+        const { wait_seconds: _wait, ...once } = input
+        try {
+          return await allocateOnce(once, options)
+        } catch (err) {
+          if (!(err instanceof NoCapacityError) || wait === 0) throw err
         }
-        const why = ranked.length === 0
-          ? `no node can hold it (${placement.candidates.length} considered: ${placement.candidates.slice(0, 5).map(x => `${x.node_id.slice(0, 12)}… ${x.excluded_because ?? ''} ${x.detail ?? ''}`.trim()).join('; ')})`
-          : `every candidate refused: ${refusals.join('; ')}`
-        throw new NoCapacityError(`no ${input.resource_type} lease could be placed: ${why}`, ranked.length)
+        // no node can take it now: wait in the queue for capacity
+        const max = (await policyNow()).scheduling.max_queue_depth
+        if (waiting.size >= max) throw new QueueFullError(waiting.size, max)
+        const deadline = Date.now() + wait * 1000
+        const waiter = { wake: () => {} }
+        waiting.add(waiter)
+        try {
+          for (;;) {
+            const left = deadline - Date.now()
+            await new Promise<void>((resolve) => {
+              const t = setTimeout(resolve, Math.max(0, Math.min(left, WAIT_RETRY_MS)))
+              waiter.wake = () => { clearTimeout(t); resolve() }
+            })
+            options.signal?.throwIfAborted()
+            try {
+              return await allocateOnce(once, options)
+            } catch (err) {
+              if (!(err instanceof NoCapacityError) || Date.now() >= deadline) throw err
+            }
+          }
+        } finally {
+          waiting.delete(waiter)
+        }
       },
 
       async renew (input: { allocation_id: string, duration_seconds: number }): Promise<Lease> {
@@ -533,6 +590,9 @@ export function resources (init: ResourcesInit = {}) {
           await ask(provider, { op: 'release', ...await signChange('release', allocation, null) })
         }
         held.delete(input.allocation_id)
+        // its capacity is free again: placement asks the provider afresh, and waiting allocations try now
+        offered.delete(encodeHash(provider))
+        for (const w of waiting) w.wake()
         return { allocation_id: input.allocation_id, released: true }
       },
 
