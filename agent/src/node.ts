@@ -44,6 +44,7 @@ import { publishDefaultMoePolicy, sharedPolicies, type SharedPolicies } from './
 import { components, service, startServices, type RunningServices, type ServiceEntry } from './service.ts'
 import { AbortError, InvalidInputError } from './errors.ts'
 import { LeaseNotLiveError, resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
+import { resourceRoutes } from './resources/routes.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -360,12 +361,29 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       }
     },
     {
+      // before the HTTP API, which mounts its routes: started before the API serves them, stopped after
+      name: 'resources',
+      provides: 'resources',
+      create: (c) => resources({ capacity: init.resourceCapacity, maxLeaseSeconds: init.maxLeaseSeconds, region: init.region, wasmThreads: init.wasmThreads })({
+        client: c.client,
+        mesh: c.mesh,
+        agent: c.keys.keystore.primary.agentPubKey,
+        capabilities: peerCapabilities()({ registry: new AgentRegistryClient(c.client) }),
+        sharedPolicy: c.policies.compute,
+        machine: async () => {
+          const m = await probeMachine({ dataDir: c.dataDir.path })
+          return { cpu_cores: m.cpu_cores, memory_gb: m.ram_gb, gpu_count: m.gpu === null ? 0 : 1, storage_gb: m.local_ssd_gb }
+        },
+        logger: c.logger
+      })
+    },
+    {
       // each capability mounts its routes here
       name: 'HTTP API',
       provides: 'http',
       create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
         logger: c.logger,
-        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router })]
+        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router }), resourceRoutes({ resources: c.resources })]
       })
     },
     {
@@ -394,22 +412,6 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             queue: Object.fromEntries(loaded.map(m => [m.id, m.queue_depth + m.in_flight]))
           }
         }
-      })
-    },
-    {
-      name: 'resources',
-      provides: 'resources',
-      create: (c) => resources({ capacity: init.resourceCapacity, maxLeaseSeconds: init.maxLeaseSeconds, region: init.region, wasmThreads: init.wasmThreads })({
-        client: c.client,
-        mesh: c.mesh,
-        agent: c.keys.keystore.primary.agentPubKey,
-        capabilities: peerCapabilities()({ registry: new AgentRegistryClient(c.client) }),
-        sharedPolicy: c.policies.compute,
-        machine: async () => {
-          const m = await probeMachine({ dataDir: c.dataDir.path })
-          return { cpu_cores: m.cpu_cores, memory_gb: m.ram_gb, gpu_count: m.gpu === null ? 0 : 1, storage_gb: m.local_ssd_gb }
-        },
-        logger: c.logger
       })
     }
   ]

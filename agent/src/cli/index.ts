@@ -8,15 +8,20 @@
  * flexnode models [load|unload <id>] [--data-dir ~/.flexnode] [--json]
  * flexnode infer "Hello" [--model <id>] [--stream] [--json]
  * flexnode moe "Hello" --task-type general [--json]
+ * flexnode allocate --type compute --cpu-cores 2 [--explain] [--json]
+ * flexnode release|renew <allocation_id> · flexnode available · flexnode allocations
+ * flexnode task run hello.wasm --input in.txt [--json]
  * ```
  * `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
  * logs go to stderr. SIGINT/SIGTERM stop the node cleanly, also during start-up (what started
  * is stopped and the process exits without READY). `peers` and `status` inspect the node
  * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
- * `moe` use that node's HTTP API (see `inference.ts`), with the same exit codes.
+ * `moe` use that node's HTTP API (see `inference.ts`), with the same exit codes, and so do the
+ * resources commands (see `resources.ts`; `task run` exits with the task's exit code).
  */
 import {
-  inspectUsage, nodeApiUsage, parseInferArgs, parseInspectArgs, parseModelsArgs, parseMoeArgs, parseStartArgs, START_USAGE, UsageError,
+  inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseInferArgs, parseInspectArgs,
+  parseModelsArgs, parseMoeArgs, parseReleaseArgs, parseRenewArgs, parseStartArgs, parseTaskArgs, START_USAGE, UsageError,
   type InspectCommand, type NodeApiCommand
 } from '../config.ts'
 import { READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
@@ -37,6 +42,20 @@ Commands:
   moe       ask several models of the mesh at once, answer by weighted consensus
             (flexnode moe <prompt> --task-type <code_generation|reasoning|general|review>
              [--max-tokens <n>] [--policy <name>] [--no-consensus] [--data-dir <dir>] [--json])
+  allocate  lease resources of the mesh, placed by the scheduler
+            (flexnode allocate --type <compute|inference|storage|memory> [--cpu-cores <n>]
+             [--memory-gb <n>] [--gpu] [--storage-gb <n>] [--model <name>]
+             [--locality <nearest|cheapest|fastest|any>] [--duration <s>] [--workload-class <c>]
+             [--node <id>] [--explain] [--data-dir <dir>] [--json])
+  release   end a lease (flexnode release <allocation_id> [--data-dir <dir>] [--json])
+  renew     extend a lease (flexnode renew <allocation_id> --duration <s> [--data-dir <dir>] [--json])
+  available what the mesh offers, has leased and has free, per node and in total
+            (flexnode available [--type <type>] [requirements] [--data-dir <dir>] [--json])
+  allocations
+            this node's leases, held and granted (flexnode allocations [--data-dir <dir>] [--json])
+  task      run a WebAssembly task on the mesh; its output goes to stdout
+            (flexnode task run <file.wasm> [--input <file>] [--memory-mb <n>] [--cpu-ms <n>]
+             [--wall-ms <n>] [--node <id>] [--explain] [--data-dir <dir>] [--json])
   help      show this help
 `
 
@@ -67,8 +86,34 @@ async function nodeApi (command: NodeApiCommand, args: string[]): Promise<number
       const opts = parseMoeArgs(args)
       return opts === 'help' ? help() : await (await import('./inference.ts')).moeCommand(opts)
     }
+    case 'allocate': {
+      const opts = parseAllocateArgs(args)
+      return opts === 'help' ? help() : await (await import('./resources.ts')).allocateCommand(opts)
+    }
+    case 'release': {
+      const opts = parseReleaseArgs(args)
+      return opts === 'help' ? help() : await (await import('./resources.ts')).releaseCommand(opts)
+    }
+    case 'renew': {
+      const opts = parseRenewArgs(args)
+      return opts === 'help' ? help() : await (await import('./resources.ts')).renewCommand(opts)
+    }
+    case 'available': {
+      const opts = parseAvailableArgs(args)
+      return opts === 'help' ? help() : await (await import('./resources.ts')).availableCommand(opts)
+    }
+    case 'allocations': {
+      const opts = parseAllocationsArgs(args)
+      return opts === 'help' ? help() : await (await import('./resources.ts')).allocationsCommand(opts)
+    }
+    case 'task': {
+      const opts = parseTaskArgs(args)
+      return opts === 'help' ? help() : await (await import('./resources.ts')).taskRunCommand(opts)
+    }
   }
 }
+
+const isNodeApiCommand = (command: string | undefined): command is NodeApiCommand => (NODE_API_COMMANDS as readonly unknown[]).includes(command)
 
 async function start (args: string[]): Promise<number> {
   const opts = await parseStartArgs(args)
@@ -137,10 +182,6 @@ export async function main (argv: string[]): Promise<number> {
       case 'peers':
       case 'status':
         return await inspect(command, rest)
-      case 'models':
-      case 'infer':
-      case 'moe':
-        return await nodeApi(command, rest)
       case 'help':
       case '--help':
       case '-h':
@@ -148,6 +189,7 @@ export async function main (argv: string[]): Promise<number> {
         process.stdout.write(USAGE)
         return command === undefined ? 2 : 0
       default:
+        if (isNodeApiCommand(command)) return await nodeApi(command, rest)
         throw new UsageError(`unknown command ${JSON.stringify(command)}`)
     }
   } catch (err) {
@@ -157,7 +199,7 @@ export async function main (argv: string[]): Promise<number> {
         ? START_USAGE
         : command === 'peers' || command === 'status'
           ? inspectUsage(command)
-          : command === 'models' || command === 'infer' || command === 'moe' ? nodeApiUsage(command) : USAGE)
+          : isNodeApiCommand(command) ? nodeApiUsage(command) : USAGE)
       return 2
     }
     const name = err instanceof Error ? err.name : 'Error'

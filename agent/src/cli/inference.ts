@@ -21,29 +21,39 @@ const BAR_WIDTH = 30
 /** Progress printed when stderr is not a terminal. */
 const MILESTONES = [25, 50, 75, 100]
 
-/** An error answer of the node's HTTP API (`{error: {message, type, param, code}}`). */
+/**
+ * An error answer of the node's HTTP API (`{error: {message, type, param, code, name}}`). It
+ * takes the node's typed error name when the answer has one (`WasmCpuLimitError`), as a
+ * `RemoteError` does, so the CLI's error line names it; `NodeApiError` otherwise.
+ */
 export class NodeApiError extends FlexnodeError {
-  static override readonly name = 'NodeApiError'
+  static override readonly name: string = 'NodeApiError'
+  override name: string
   readonly status: number
   readonly code: string | null
   readonly param: string | null
+  /** the node's typed error name, when it sent one */
+  readonly remoteName: string | null
 
-  constructor (message: string, status: number, code: string | null, param: string | null) {
+  constructor (message: string, status: number, code: string | null, param: string | null, remoteName: string | null = null) {
     super(`${message} (HTTP ${status}${code === null ? '' : ` ${code}`})`)
+    this.name = remoteName ?? NodeApiError.name
     this.status = status
     this.code = code
     this.param = param
+    this.remoteName = remoteName
   }
 }
 
-/** The OpenAI error shape, or undefined. */
-function openAIError (value: unknown): { message: string, code: string | null, param: string | null } | undefined {
+/** The OpenAI error shape (with flexnode's typed `name`), or undefined. */
+function openAIError (value: unknown): { message: string, code: string | null, param: string | null, name: string | null } | undefined {
   if (value === null || typeof value !== 'object') return undefined
   const e = (value as { error?: unknown }).error
   if (e === null || typeof e !== 'object') return undefined
-  const { message, code, param } = e as Record<string, unknown>
+  const { message, code, param, name } = e as Record<string, unknown>
   if (typeof message !== 'string') return undefined
-  return { message, code: typeof code === 'string' ? code : null, param: typeof param === 'string' ? param : null }
+  const typed = typeof name === 'string' && /^[A-Za-z][A-Za-z0-9]{0,63}$/.test(name) ? name : null
+  return { message, code: typeof code === 'string' ? code : null, param: typeof param === 'string' ? param : null, name: typed }
 }
 
 
@@ -88,7 +98,7 @@ export class NodeApi {
       let parsed: unknown
       try { parsed = JSON.parse(text) } catch { /* not JSON */ }
       const e = openAIError(parsed)
-      throw new NodeApiError(e?.message ?? (text.trim() || res.statusText), res.status, e?.code ?? null, e?.param ?? null)
+      throw new NodeApiError(e?.message ?? (text.trim() || res.statusText), res.status, e?.code ?? null, e?.param ?? null, e?.name ?? null)
     }
     return res
   }
@@ -118,7 +128,7 @@ export class NodeApi {
           throw new FlexnodeError(`the node sent an event that is not JSON: ${data.slice(0, 200)}`)
         }
         const e = openAIError(value)
-        if (e !== undefined) throw new NodeApiError(e.message, res.status, e.code, e.param)
+        if (e !== undefined) throw new NodeApiError(e.message, res.status, e.code, e.param, e.name)
         yield value
       }
     }
@@ -127,7 +137,8 @@ export class NodeApi {
 }
 
 const writeOut = (text: string): void => { process.stdout.write(text) }
-const printJson = (value: unknown): void => { writeOut(`${JSON.stringify(value, null, 2)}\n`) }
+/** One JSON document on stdout. */
+export const printJson = (value: unknown): void => { writeOut(`${JSON.stringify(value, null, 2)}\n`) }
 
 // ---------------------------------------------------------------------------------------------
 // models

@@ -158,8 +158,12 @@ export class SlowReaderError extends HttpApiError {
 // errors → OpenAI's error body
 
 export interface OpenAIErrorBody {
-  /** `model_votes`: each vote's error, when every vote of an MOE query failed */
-  error: { message: string, type: string, param: string | null, code: string | null, model_votes?: unknown[] }
+  /**
+   * `name`: the typed error's name (`NoCapacityError`, `WasmCpuLimitError`…), for every known
+   * error, so clients branch on it as in-process callers do; `model_votes`: each vote's error,
+   * when every vote of an MOE query failed
+   */
+  error: { message: string, type: string, param: string | null, code: string | null, name?: string, model_votes?: unknown[] }
 }
 
 /**
@@ -183,6 +187,21 @@ const HTTP_ERRORS: Readonly<Record<string, { status: number, type: string, code:
   PolicyDeniedError: { status: 403, type: 'permission_error', code: 'policy_denied' },
   MoeNoAnswersError: { status: 502, type: 'server_error', code: 'moe_no_answers' },
   ProviderFailedError: { status: 502, type: 'server_error', code: 'provider_failed' },
+  // resources: leases and WASM tasks (`agent/src/resources/`, the scheduler's placement)
+  InvalidSchedulerInputError: { status: 400, type: 'invalid_request_error', code: 'invalid_value' },
+  NotTheHolderError: { status: 403, type: 'permission_error', code: 'not_the_holder', param: 'allocation_id' },
+  LeaseRefusedError: { status: 409, type: 'invalid_request_error', code: 'lease_refused' },
+  LeaseNotLiveError: { status: 410, type: 'invalid_request_error', code: 'lease_not_live', param: 'allocation_id' },
+  NoCapacityError: { status: 503, type: 'server_error', code: 'no_capacity' },
+  WasmModuleNotFoundError: { status: 404, type: 'invalid_request_error', code: 'wasm_module_not_found', param: 'wasm_cid' },
+  InvalidWasmModuleError: { status: 422, type: 'invalid_request_error', code: 'invalid_wasm_module', param: 'wasm' },
+  WasmImportError: { status: 422, type: 'invalid_request_error', code: 'wasm_import_refused', param: 'wasm' },
+  WasmTrapError: { status: 422, type: 'invalid_request_error', code: 'wasm_trap' },
+  // a task past a budget it was given: the request's own doing, so 4xx, each with its own code
+  WasmMemoryLimitError: { status: 422, type: 'invalid_request_error', code: 'wasm_memory_limit', param: 'limits.memory_mb' },
+  WasmCpuLimitError: { status: 422, type: 'invalid_request_error', code: 'wasm_cpu_limit', param: 'limits.cpu_ms' },
+  WasmWallTimeoutError: { status: 422, type: 'invalid_request_error', code: 'wasm_wall_timeout', param: 'limits.wall_ms' },
+  WasmOutputLimitError: { status: 422, type: 'invalid_request_error', code: 'wasm_output_limit' },
   // an inference error of a kind this table does not name
   InferenceError: { status: 500, type: 'server_error', code: 'inference_failed' }
 }
@@ -200,14 +219,14 @@ function httpMeaning (err: Error): { status: number, type: string, code: string,
  */
 export function toOpenAIError (err: unknown): { status: number, body: OpenAIErrorBody, known: boolean } {
   if (err instanceof HttpApiError) {
-    return { status: err.status, known: true, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code } } }
+    return { status: err.status, known: true, body: { error: { message: err.message, type: err.type, param: err.param, code: err.code, name: err.name } } }
   }
   const meaning = err instanceof Error ? httpMeaning(err) : undefined
   if (err instanceof Error && meaning !== undefined) {
     // own fields only: a field name is never looked up on Object.prototype
     const own = err as Error & { param?: unknown, field?: unknown, model_votes?: unknown }
     const param = typeof own.param === 'string' ? own.param : typeof own.field === 'string' ? own.field : meaning.param ?? null
-    const body: OpenAIErrorBody = { error: { message: err.message, type: meaning.type, param, code: meaning.code } }
+    const body: OpenAIErrorBody = { error: { message: err.message, type: meaning.type, param, code: meaning.code, name: err.name } }
     if (Array.isArray(own.model_votes)) body.error.model_votes = own.model_votes
     return { status: meaning.status, known: true, body }
   }

@@ -33,7 +33,7 @@ import type { Handler, HttpRoutes, Method, MethodHandlers, RequestContext } from
 
 export { hostName, isLoopbackName } from './browser-access.ts'
 export type { HttpRouter, RemoteInference, RouteOptions } from './routes/openai.ts'
-export type { Handler, HttpRoutes, RequestContext } from './types.ts'
+export type { BodyOptions, Handler, HttpRoutes, RequestContext } from './types.ts'
 
 export interface HttpServerInit {
   /** @default '127.0.0.1' */
@@ -138,8 +138,8 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
         signal: controller.signal,
         abort,
         params: [],
-        readJson: async () => await readJson(req, maxBodyBytes),
-        readOptionalJson: async () => await readOptionalJson(req, maxBodyBytes),
+        readJson: async (options = {}) => await readJson(req, options.maxBytes ?? maxBodyBytes),
+        readOptionalJson: async (options = {}) => await readOptionalJson(req, options.maxBytes ?? maxBodyBytes),
         eventStream: (open) => new EventStream(res, {
           open,
           maxBufferedBytes: init.sseMaxBufferedBytes,

@@ -16,14 +16,22 @@ export interface RequestContext {
   abort: (reason: Error) => void
   /** the URI-decoded captures of the route's pattern */
   params: string[]
-  /** the JSON body, within the server's body limit (415, 413, 400 otherwise) */
-  readJson: () => Promise<unknown>
+  /**
+   * the JSON body, within the server's body limit (415, 413, 400 otherwise); `maxBytes` is a
+   * route's own limit instead (a WASM task carries its module and input)
+   */
+  readJson: (options?: BodyOptions) => Promise<unknown>
   /** as `readJson`, but an absent body (no content-length, or 0) is `{}` */
-  readOptionalJson: () => Promise<unknown>
+  readOptionalJson: (options?: BodyOptions) => Promise<unknown>
   /** an SSE stream on the response, with the server's backpressure limits; a stalled client aborts the request */
   eventStream: (open?: () => unknown) => EventStream
   /** log a failure the way the server's error mapping does (for errors inside an open stream) */
   logFailure: (err: unknown) => void
+}
+
+export interface BodyOptions {
+  /** this route's body limit instead of the server's */
+  maxBytes?: number
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>

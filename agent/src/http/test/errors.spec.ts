@@ -11,6 +11,11 @@ import {
 } from '../../inference/types.ts'
 import { InvalidInputError } from '../../errors.ts'
 import { RemoteError } from '../../mesh/types.ts'
+import { LeaseNotLiveError, LeaseRefusedError, NoCapacityError, NotTheHolderError } from '../../resources/types.ts'
+import {
+  InvalidWasmModuleError, WasmCpuLimitError, WasmImportError, WasmMemoryLimitError, WasmModuleNotFoundError, WasmOutputLimitError, WasmTrapError, WasmWallTimeoutError
+} from '../../resources/wasm.ts'
+import { InvalidSchedulerInputError } from '../../../../scheduler/index.ts'
 
 describe('toOpenAIError', () => {
   it.each([
@@ -27,9 +32,22 @@ describe('toOpenAIError', () => {
     [new RequestAbortedError('m'), 499, 'server_error', 'request_aborted', null],
     [new PolicyDeniedError('m'), 403, 'permission_error', 'policy_denied', null],
     [new ProviderFailedError('m'), 502, 'server_error', 'provider_failed', null],
-    [new InferenceError('m'), 500, 'server_error', 'inference_failed', null]
+    [new InferenceError('m'), 500, 'server_error', 'inference_failed', null],
+    [new InvalidSchedulerInputError('m', { field: 'requirements.cpu_cores' }), 400, 'invalid_request_error', 'invalid_value', 'requirements.cpu_cores'],
+    [new NotTheHolderError('uhCkk'), 403, 'permission_error', 'not_the_holder', 'allocation_id'],
+    [new LeaseRefusedError('m', 'over_capacity'), 409, 'invalid_request_error', 'lease_refused', null],
+    [new LeaseNotLiveError('uhCkk', 'unknown'), 410, 'invalid_request_error', 'lease_not_live', 'allocation_id'],
+    [new NoCapacityError('m', 0), 503, 'server_error', 'no_capacity', null],
+    [new WasmModuleNotFoundError('bafk'), 404, 'invalid_request_error', 'wasm_module_not_found', 'wasm_cid'],
+    [new InvalidWasmModuleError('m'), 422, 'invalid_request_error', 'invalid_wasm_module', 'wasm'],
+    [new WasmImportError('env.fetch', 'm'), 422, 'invalid_request_error', 'wasm_import_refused', 'wasm'],
+    [new WasmTrapError('m'), 422, 'invalid_request_error', 'wasm_trap', null],
+    [new WasmMemoryLimitError(1, 'm'), 422, 'invalid_request_error', 'wasm_memory_limit', 'limits.memory_mb'],
+    [new WasmCpuLimitError(1), 422, 'invalid_request_error', 'wasm_cpu_limit', 'limits.cpu_ms'],
+    [new WasmWallTimeoutError(1), 422, 'invalid_request_error', 'wasm_wall_timeout', 'limits.wall_ms'],
+    [new WasmOutputLimitError(1), 422, 'invalid_request_error', 'wasm_output_limit', null]
   ])('%s', (err, status, type, code, param) => {
-    expect(toOpenAIError(err)).toEqual({ status, known: true, body: { error: { message: 'm', type, code, param } } })
+    expect(toOpenAIError(err)).toEqual({ status, known: true, body: { error: { message: err.message, type, code, param, name: err.name } } })
   })
 
   it('keeps an MOE failure\'s votes in the body', () => {
@@ -39,8 +57,10 @@ describe('toOpenAIError', () => {
     expect(body.error).toMatchObject({ code: 'moe_no_answers', model_votes: votes })
   })
 
-  it('maps a provider\'s error that crossed the mesh by its name', () => {
+  it('maps a provider\'s error that crossed the mesh by its name, and keeps the name', () => {
     expect(toOpenAIError(new RemoteError('busy', { remoteName: 'BusyError' })).status).toBe(503)
+    const cpu = toOpenAIError(new RemoteError('over budget', { remoteName: 'WasmCpuLimitError' }))
+    expect(cpu).toMatchObject({ status: 422, body: { error: { name: 'WasmCpuLimitError', code: 'wasm_cpu_limit' } } })
   })
 
   it('hides an unknown error behind a bare 500', () => {

@@ -1,0 +1,124 @@
+/**
+ * `flexnode allocate`, `available`, `allocations`, `release` and `task run` as a user runs them
+ * (renew is the routes spec's), against one real node started as a child process; plus the argument parsing and
+ * usage errors.
+ */
+import { describe, expect, it } from 'vitest'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { tempDir, TEST_NODE_FLAGS, waitUntil } from '../../../../fixtures/index.ts'
+import { runFlexnode, spawnFlexnode } from '../../../../fixtures/spawn-node.ts'
+import { buildWasmFixtures } from '../../../../fixtures/wasm.ts'
+import { parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseReleaseArgs, parseRenewArgs, parseTaskArgs, UsageError } from '../../config.ts'
+import { processExitCode } from '../resources.ts'
+
+const flexnode = runFlexnode
+
+describe('flexnode allocate / available / release / task run', () => {
+  it('leases, lists and releases; runs a WASM task with an input file; names each typed error', async () => {
+    await using dir = await tempDir()
+    const wasm = await buildWasmFixtures()
+    for (const name of ['echo', 'abi', 'loop'] as const) await writeFile(join(dir.path, `${name}.wasm`), wasm[name])
+    await writeFile(join(dir.path, 'in.txt'), 'hello cli')
+    await writeFile(join(dir.path, 'exit7.txt'), 'e')
+    const node = spawnFlexnode(['start', '--data-dir', join(dir.path, 'node'), ...TEST_NODE_FLAGS, '--no-demo-model', '--heartbeat-interval', '3600'])
+    try {
+      const ready = await node.ready
+      const self = ready.agent_pub_key as string
+      const d = ['--data-dir', join(dir.path, 'node')]
+
+      // the node offers its probed machine once its capability is advertised
+      const offer = await waitUntil(async () => {
+        const r = await flexnode(['available', '--type', 'compute', ...d, '--json'])
+        expect(r.code, r.stderr).toBe(0)
+        return (JSON.parse(r.stdout) as { nodes: Array<{ node_id: string, free: { cpu_cores: number } }> }).nodes.find(n => n.node_id === self)
+      }, { what: 'the node to see its own offer', timeoutMs: 20_000 })
+      expect(offer.free.cpu_cores).toBeGreaterThanOrEqual(1)
+
+      // a lease, with --explain: every candidate and why, the pick marked
+      const allocated = await flexnode(['allocate', '--type', 'compute', '--cpu-cores', '1', '--duration', '600', '--explain', ...d])
+      expect(allocated.code, allocated.stderr).toBe(0)
+      expect(allocated.stdout).toMatch(/^placement: locality_aware_binpack, locality nearest; picked uhCAk/m)
+      expect(allocated.stdout).toMatch(/^\*\s+uhCAk\S+\s+\S/m)
+      expect(allocated.stdout).toMatch(new RegExp(`^node_id\\s+${self}$`, 'm'))
+      const lease = { allocation_id: /^allocation_id\s+(uhCkk\S+)$/m.exec(allocated.stdout)?.[1] ?? '' }
+      expect(lease.allocation_id).toMatch(/^uhCkk/)
+
+      const table = await flexnode(['available', ...d])
+      expect(table.code, table.stderr).toBe(0)
+      expect(table.stdout).toMatch(/^NODE\s+CPU FREE\/ALL\s+MEMORY GB\s+GPU\s+STORAGE GB$/m)
+      expect(table.stdout).toMatch(/\(self\)/)
+      expect(table.stdout).toMatch(/^total\s/m)
+
+      const held = await flexnode(['allocations', ...d])
+      expect(held.code, held.stderr).toBe(0)
+      expect(held.stdout).toMatch(new RegExp(`^held\\s+${lease.allocation_id}\\s`, 'm'))
+      expect(held.stdout).toMatch(new RegExp(`^provided\\s+${lease.allocation_id}\\s`, 'm'))
+
+      const released = await flexnode(['release', lease.allocation_id, ...d])
+      expect(released.code, released.stderr).toBe(0)
+      expect(released.stdout).toBe(`released ${lease.allocation_id}\n`)
+      // not live any more: one line naming the typed error, exit 1
+      const stale = await flexnode(['release', lease.allocation_id, ...d])
+      expect(stale.code).toBe(1)
+      expect(stale.stderr.trim().split('\n')).toHaveLength(1)
+      expect(stale.stderr).toMatch(/^flexnode: LeaseNotLiveError: .*\(HTTP 410 lease_not_live\)$/m)
+
+      // a task: its output raw on stdout, its exit code as the process's
+      const task = await flexnode(['task', 'run', join(dir.path, 'echo.wasm'), '--input', join(dir.path, 'in.txt'), '--cpu-ms', '5000', ...d])
+      expect(task.code, task.stderr).toBe(0)
+      expect(task.stdout).toBe('HELLO CLI')
+      const json = await flexnode(['task', 'run', join(dir.path, 'echo.wasm'), '--input', join(dir.path, 'in.txt'), '--explain', ...d, '--json'])
+      expect(json.code, json.stderr).toBe(0)
+      const result = JSON.parse(json.stdout) as { output_base64: string, exit_code: number, usage: { wall_ms: number }, node_id: string, allocation_id: string, placement: { picked: string } }
+      expect(Buffer.from(result.output_base64, 'base64').toString()).toBe('HELLO CLI')
+      expect(result).toMatchObject({ exit_code: 0, node_id: self, placement: { picked: self } })
+      const seven = await flexnode(['task', 'run', join(dir.path, 'abi.wasm'), '--input', join(dir.path, 'exit7.txt'), '--explain', ...d])
+      expect(seven.code).toBe(7)
+      expect(seven.stdout).toBe('bye')
+      expect(seven.stderr).toMatch(/^placement: /m)
+      const loop = await flexnode(['task', 'run', join(dir.path, 'loop.wasm'), '--cpu-ms', '200', ...d])
+      expect(loop.code).toBe(1)
+      expect(loop.stdout).toBe('')
+      expect(loop.stderr).toMatch(/^flexnode: WasmCpuLimitError: .*\(HTTP 422 wasm_cpu_limit\)$/m)
+    } finally {
+      await node.stop()
+    }
+  }, 60_000)
+
+  it('rejects bad command lines with a usage error (exit 2), and a missing file too', async () => {
+    // the rest of the parsing is checked in-process below
+    const cases = [
+      ['allocate'], ['allocate', '--type', 'compute', '--cpu-cores', '-1'], ['release'], ['renew', 'uhCkkX'],
+      ['available', '--type', 'nope'], ['task', 'frob', 'x.wasm'], ['task', 'run', '/no/such/file.wasm']
+    ]
+    const results = await Promise.all(cases.map(async args => ({ args, r: await flexnode(args) })))
+    for (const { args, r } of results) {
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr, args.join(' ')).toContain(`Usage: flexnode ${args[0]!}`)
+    }
+    const usage = await flexnode(['help'])
+    for (const command of ['allocate', 'release', 'renew', 'available', 'allocations', 'task']) expect(usage.stdout).toMatch(new RegExp(`^ {2}${command}\\b`, 'm'))
+  })
+
+  it('parses command lines', () => {
+    expect(parseAllocateArgs(['--type', 'inference', '--gpu', '--model', 'qwen', '--memory-gb', '0.5', '--locality', 'cheapest', '--node', 'uhCAkN', '--explain', '--data-dir', '/tmp/x'], {}))
+      .toEqual({ dataDir: '/tmp/x', json: false, resourceType: 'inference', requirements: { gpu: true, model_name: 'qwen', memory_gb: 0.5 }, locality: 'cheapest', node: 'uhCAkN', explain: true })
+    expect(parseAvailableArgs(['--cpu-cores', '2'], { FLEXNODE_DATA_DIR: '/tmp/y' })).toEqual({ dataDir: '/tmp/y', json: false, requirements: { cpu_cores: 2 } })
+    expect(parseTaskArgs(['run', '/m.wasm', '--input', '/in', '--wall-ms', '500', '--json'], { FLEXNODE_DATA_DIR: '/tmp/z' }))
+      .toEqual({ dataDir: '/tmp/z', json: true, file: '/m.wasm', input: '/in', limits: { wall_ms: 500 }, explain: false })
+    expect(parseTaskArgs(['--help'], {})).toBe('help')
+    const refused: Array<[(args: string[], env: NodeJS.ProcessEnv) => unknown, string[]]> = [
+      [parseAllocateArgs, ['--type', 'gpu-farm']], [parseAllocateArgs, ['--type', 'compute', '--cpu-cores', 'NaN']],
+      [parseAllocateArgs, ['--type', 'compute', '--memory-gb', '1e3']], [parseAllocateArgs, ['--type', 'compute', '--duration', '0']],
+      [parseAllocateArgs, ['--type', 'compute', '--duration', String(31 * 86400)]], [parseAllocateArgs, ['--type', 'compute', '--locality', 'moon']],
+      [parseAllocateArgs, ['--type', 'compute', 'extra']], [parseAllocateArgs, ['--type', 'compute', '--bogus']],
+      [parseReleaseArgs, ['a', 'b']], [parseRenewArgs, ['uhCkkX', '--duration', 'ten']], [parseRenewArgs, ['--duration', '60']],
+      [parseAvailableArgs, ['--memory-gb', '-2']], [parseAllocationsArgs, ['x']],
+      [parseTaskArgs, []], [parseTaskArgs, ['run']], [parseTaskArgs, ['run', 'a.wasm', 'b.wasm']], [parseTaskArgs, ['run', 'x.wasm', '--cpu-ms', '0']],
+      [parseTaskArgs, ['run', 'x.wasm', '--wall-ms', '1.5']], [parseTaskArgs, ['run', '/m.wasm', '--input', '']]
+    ]
+    for (const [parse, args] of refused) expect(() => parse(args, {}), args.join(' ')).toThrow(UsageError)
+    expect([0, 7, 255, 256, -1].map(processExitCode)).toEqual([0, 7, 255, 255, 255])
+  })
+})
