@@ -147,8 +147,12 @@ export interface FlexNodeInit {
    * deduplicated before install. @default none: shared policies are ignored, local ones apply
    */
   policyAdmins?: string[]
-  /** what this node offers for leases (`resources.allocate`). @default its probed machine: cores, RAM in GB, GPUs, free disk in GB */
-  resourceCapacity?: LeaseResources
+  /**
+   * what this node offers for leases (`resources.allocate`); a dimension left out is its probed
+   * machine's (cores, RAM in GB, GPUs, free disk in GB) and, for `model_slots`, its loaded models ×
+   * `sequences`. @default every dimension measured that way
+   */
+  resourceCapacity?: Partial<LeaseResources>
   /** the longest lease this node grants, seconds. @default 86400 */
   maxLeaseSeconds?: number
   /** threads running WASM compute tasks. @default the number of cores */
@@ -370,6 +374,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         agent: c.keys.keystore.primary.agentPubKey,
         capabilities: peerCapabilities()({ registry: new AgentRegistryClient(c.client) }),
         sharedPolicy: c.policies.compute,
+        inferenceSlots: () => c.inference.engine.listModels().filter(m => m.loaded).length * (init.sequences ?? 2),
         machine: async () => {
           const m = await probeMachine({ dataDir: c.dataDir.path })
           return { cpu_cores: m.cpu_cores, memory_gb: m.ram_gb, gpu_count: m.gpu === null ? 0 : 1, storage_gb: m.local_ssd_gb }

@@ -219,6 +219,11 @@ describe('mesh-wide policies and a hostile peer', () => {
       await seesModels(requester, [provider])
       const lease = await requester.node.resources.allocate({ resource_type: 'inference', requirements: { model_name: ids.y!, memory_gb: 1 }, duration_seconds: 3 })
       expect(lease.node_id).toBe(nodeId(provider))
+      expect(lease.resources.model_slots).toBe(1)
+      // the provider has one model loaded and serves 2 requests at once: 2 model slots
+      const second = await requester.node.resources.allocate({ resource_type: 'inference', requirements: { model_name: ids.y! }, duration_seconds: 60 })
+      await expect(requester.node.resources.allocate({ resource_type: 'inference', requirements: { model_name: ids.y! } })).rejects.toThrow(/not enough model_slots/)
+      await requester.node.resources.release(second)
       const ask = async (allocationId: string): Promise<Response> => await post(requester, '/v1/chat/completions', { model: ids.y, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, seed: 1, allocation_id: allocationId })
       const res = await ask(lease.allocation_id)
       expect(res.status).toBe(200)

@@ -135,7 +135,7 @@ describe('resource_mesh leases', () => {
       await expect(r.release({ allocation_id: 'not-a-hash' })).rejects.toMatchObject({ name: 'InvalidInputError', field: 'allocation_id' })
       // the wire: junk and a request whose signature is not the requester's
       await expect(requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, new Uint8Array([0xc1]))).rejects.toMatchObject({ name: 'InvalidInputError' })
-      const request: LeaseRequest = { requester: requester.agentPubKey, provider: provider.agentPubKey, resource_type: 'compute', resources: { ...SMALL, cpu_cores: 1 }, duration_seconds: 60, workload_class: null, nonce: new Uint8Array(16).fill(1), requested_at: Date.now() * 1000 }
+      const request: LeaseRequest = { requester: requester.agentPubKey, provider: provider.agentPubKey, resource_type: 'compute', resources: { ...SMALL, cpu_cores: 1, model_slots: 0 }, duration_seconds: 60, workload_class: null, nonce: new Uint8Array(16).fill(1), requested_at: Date.now() * 1000 }
       await expect(requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, encodeWire({ op: 'allocate', request, signature: new Uint8Array(64).fill(9) }))).rejects.toMatchObject({ name: 'InvalidInputError' })
       // nothing was half-written: the provider's ledger holds exactly the one live lease
       expect(provider.node.resources.ledger!.live().map(l => encodeHash(l.allocation))).toEqual([again.allocation_id])

@@ -21,8 +21,10 @@ export interface LeaseResources {
   memory_gb: number
   gpu_count: number
   storage_gb: number
+  /** concurrent generations: an inference lease holds one of the provider's model slots */
+  model_slots: number
 }
-export const LEASE_DIMENSIONS = ['cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb'] as const
+export const LEASE_DIMENSIONS = ['cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'model_slots'] as const
 
 /** A provider's advertised capacity for leases, and the longest lease it grants. */
 export interface ResourceOffer {

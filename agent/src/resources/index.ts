@@ -22,7 +22,7 @@ import { DEFAULT_COMPUTE_POLICY, QueueFullError, placeRequest, resolveRequest, t
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import type { ActionHash, AgentPubKey, Signature } from '../../../zomes-ts/hdk/index.ts'
 import { ResourceMeshClient } from '../../../zomes-ts/resource_mesh/client.ts'
-import { LEASE_LIMITS, LEASE_RESOURCE_TYPES, type AllocationRecord, type LeaseChange, type LeaseRequest, type LeaseResources, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
+import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, type AllocationRecord, type LeaseChange, type LeaseRequest, type LeaseResources, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
 import type { ZomeCaller } from '../../../zomes-ts/client.ts'
 import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
@@ -71,8 +71,11 @@ export const WAIT_RETRY_MS = 1000
 export const MAX_CANDIDATES_ASKED = 8
 
 export interface ResourcesInit {
-  /** capacity this node offers for leases. @default its probed machine (cores, RAM, GPUs, free disk) */
-  capacity?: LeaseResources
+  /**
+   * capacity this node offers for leases; a dimension left out is its probed machine's (cores,
+   * RAM, GPUs, free disk) and, for `model_slots`, its loaded models × concurrent requests per model
+   */
+  capacity?: Partial<LeaseResources>
   /** @default 86400 */
   maxLeaseSeconds?: number
   /** offer nothing: this node only requests. @default false */
@@ -94,8 +97,10 @@ export interface ResourcesComponents {
   capabilities: () => Promise<NodeCapability[]>
   /** the mesh's compute policy from policy_store (an admin's), overriding `init.policy`; null: none */
   sharedPolicy?: () => Promise<ComputePolicy | null>
-  /** this machine's capacity, when `init.capacity` is not given */
-  machine?: () => Promise<LeaseResources>
+  /** this machine's capacity, for the dimensions `init.capacity` leaves out */
+  machine?: () => Promise<Omit<LeaseResources, 'model_slots'>>
+  /** the generations this node can run at once (loaded models × sequences): its model slots */
+  inferenceSlots?: () => number
   logger: ComponentLogger
 }
 
@@ -182,8 +187,8 @@ type WireRequest =
 interface WireGranted { allocation: ActionHash, expires_at: number }
 interface WireAvailable { capacity: LeaseResources, committed: LeaseResources, max_lease_seconds: number }
 
-const ZERO: Readonly<LeaseResources> = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 })
-const DIMS = ['cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb'] as const
+const ZERO: Readonly<LeaseResources> = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0 })
+const DIMS = LEASE_DIMENSIONS
 
 const bytes = (v: unknown, n: number, field: string): Uint8Array => {
   if (!(v instanceof Uint8Array) || v.length !== n) throw new InvalidInputError(`${field} must be ${n} bytes`, { field })
@@ -431,7 +436,9 @@ export function resources (init: ResourcesInit = {}) {
       start: async () => {
         if (ledger !== null) {
           await ledger.load()
-          const capacity = init.capacity ?? await c.machine?.() ?? { ...ZERO }
+          const given = init.capacity ?? {}
+          const probed = LEASE_DIMENSIONS.some(d => d !== 'model_slots' && given[d] === undefined) ? await c.machine?.() : undefined
+          const capacity = { ...ZERO, ...probed, model_slots: c.inferenceSlots?.() ?? 0, ...given }
           const offer: ResourceOffer = { capacity: asResources(capacity, 'capacity'), max_lease_seconds: Math.min(init.maxLeaseSeconds ?? DEFAULT_MAX_LEASE_SECONDS, LEASE_LIMITS.maxLeaseSeconds) }
           const current = ledger.offer
           if (current === null || JSON.stringify(current) !== JSON.stringify(offer)) await ledger.setOffer(offer)
@@ -470,8 +477,8 @@ export function resources (init: ResourcesInit = {}) {
       // a workload class's timeout is its lease's default length
       const classTimeout = q.cls?.resource_request.timeout_seconds
       const duration = parseDuration(input.duration_seconds ?? (classTimeout === undefined ? undefined : Math.min(LEASE_LIMITS.maxLeaseSeconds, Math.max(1, Math.ceil(classTimeout)))))
-      const demand = { ...q.demand }
-      // a compute lease without a size takes one core, so it counts against the provider
+      const demand: LeaseResources = { ...q.demand, model_slots: input.resource_type === 'inference' ? 1 : 0 }
+      // a compute lease without a size takes one core, so it counts against the provider; an inference lease holds a model slot
       if (input.resource_type === 'compute' && DIMS.every(d => demand[d] === 0)) demand.cpu_cores = 1
       if (input.node_id !== undefined && (typeof input.node_id !== 'string' || !/^uhCAk[A-Za-z0-9_-]{48}$/.test(input.node_id))) throw new InvalidInputError('node_id must be an agent key (uhCAk…)', { field: 'node_id' })
       const caps = (await c.capabilities()).filter(cap => input.node_id === undefined || cap.node_id === input.node_id)
@@ -616,7 +623,8 @@ export function resources (init: ResourcesInit = {}) {
           for (const d of DIMS) free[d] = Math.max(0, advertised[d] - leased[d])
           if (input.requirements !== undefined) {
             const q = resolveRequest({ resource_type: input.resource_type ?? 'compute', requirements: input.requirements }, policy)
-            if (DIMS.some(d => q.demand[d] > free[d])) continue
+            const want: LeaseResources = { ...q.demand, model_slots: input.resource_type === 'inference' ? 1 : 0 }
+            if (DIMS.some(d => want[d] > free[d])) continue
           }
           out.nodes.push({ node_id: cap.node_id, self: cap.node_id === self, advertised, leased, free, max_lease_seconds: a.max_lease_seconds })
           for (const d of DIMS) { out.total.advertised[d] += advertised[d]; out.total.leased[d] += leased[d]; out.total.free[d] += free[d] }
