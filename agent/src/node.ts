@@ -149,14 +149,16 @@ export interface FlexNodeInit {
   policyAdmins?: string[]
   /**
    * what this node offers for leases (`resources.allocate`); a dimension left out is its probed
-   * machine's (cores, RAM in GB, GPUs, free disk in GB) and, for `model_slots`, its loaded models ×
-   * `sequences`. @default every dimension measured that way
+   * machine's (cores, RAM in GB, GPUs, free disk in GB), for `model_slots` its loaded models ×
+   * `sequences`, and 0 `vectors` (vector capacity, for memory leases). @default every dimension so
    */
   resourceCapacity?: Partial<LeaseResources>
   /** the longest lease this node grants, seconds. @default 86400 */
   maxLeaseSeconds?: number
   /** threads running WASM compute tasks. @default the number of cores */
   wasmThreads?: number
+  /** let WASM tasks that ask for it (`allow_clock`) read a clock. @default false */
+  wasmClock?: boolean
 }
 
 export interface ReadyInfo {
@@ -368,7 +370,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       // before the HTTP API, which mounts its routes: started before the API serves them, stopped after
       name: 'resources',
       provides: 'resources',
-      create: (c) => resources({ capacity: init.resourceCapacity, maxLeaseSeconds: init.maxLeaseSeconds, region: init.region, wasmThreads: init.wasmThreads })({
+      create: (c) => resources({ capacity: init.resourceCapacity, maxLeaseSeconds: init.maxLeaseSeconds, region: init.region, wasmThreads: init.wasmThreads, wasmClock: init.wasmClock })({
         client: c.client,
         mesh: c.mesh,
         agent: c.keys.keystore.primary.agentPubKey,

@@ -48,4 +48,4 @@ export const FIT_BUCKET_PERCENT = 5
 /** Placement compares round-trip times in buckets of this many ms (`nearest`). */
 export const RTT_BUCKET_MS = 5
 /** Requirements above these are refused as absurd, not filtered as unplaceable. */
-export const MAX_REQUIREMENT = { cpu_cores: 4096, memory_gb: 1 << 20, gpu_count: 64, gpu_vram_gb: 4096, storage_gb: 1 << 30, vector_dimensions: 65_536, bandwidth_mbps: 1 << 20 } as const
+export const MAX_REQUIREMENT = { cpu_cores: 4096, memory_gb: 1 << 20, gpu_count: 64, gpu_vram_gb: 4096, storage_gb: 1 << 30, vector_dimensions: 65_536, bandwidth_mbps: 1 << 20, vectors: 1e12 } as const

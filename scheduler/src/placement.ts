@@ -95,6 +95,8 @@ export interface Requirements {
   model_name?: string
   vector_dimensions?: number
   bandwidth_mbps?: number
+  /** flexnode extension: vectors a memory lease will store (its provider's vector capacity) */
+  vectors?: number
 }
 
 export interface PlacementRequest {
@@ -176,7 +178,7 @@ export function resolveRequest (request: PlacementRequest, policy: ComputePolicy
   }
   const r = request.requirements ?? {}
   if (typeof r !== 'object' || r === null || Array.isArray(r)) bad('requirements', 'must be an object')
-  const known = ['cpu_cores', 'memory_gb', 'gpu', 'gpu_vram_gb', 'storage_gb', 'model_name', 'vector_dimensions', 'bandwidth_mbps']
+  const known = ['cpu_cores', 'memory_gb', 'gpu', 'gpu_vram_gb', 'storage_gb', 'model_name', 'vector_dimensions', 'bandwidth_mbps', 'vectors']
   for (const key of Object.keys(r)) if (!known.includes(key)) bad(`requirements.${key}`, 'is not a known requirement')
   if (r.gpu !== undefined && typeof r.gpu !== 'boolean') bad('requirements.gpu', 'must be a boolean')
   if (r.model_name !== undefined && (typeof r.model_name !== 'string' || r.model_name.trim() === '' || r.model_name.length > 256)) bad('requirements.model_name', 'must be a non-empty string of at most 256 characters')
@@ -200,6 +202,7 @@ export function resolveRequest (request: PlacementRequest, policy: ComputePolicy
   }
   amount(requirements.gpu_vram_gb, 'requirements.gpu_vram_gb', MAX_REQUIREMENT.gpu_vram_gb)
   amount(requirements.bandwidth_mbps, 'requirements.bandwidth_mbps', MAX_REQUIREMENT.bandwidth_mbps)
+  if (requirements.vectors !== undefined && (!Number.isSafeInteger(requirements.vectors) || requirements.vectors < 0 || requirements.vectors > MAX_REQUIREMENT.vectors)) bad('requirements.vectors', `must be an integer in [0, ${MAX_REQUIREMENT.vectors}]`)
   return { algorithm: policy.scheduling.algorithm, locality, className, cls, requirements, demand }
 }
 

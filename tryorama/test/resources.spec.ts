@@ -98,7 +98,7 @@ describe('resource_mesh leases', () => {
 
   it('a lease ends at its expiry and its capacity is free again; bad input is refused with typed errors', async () => {
     await runScenario(async (scenario) => {
-      const provider = await scenario.addPlayer({ resourceCapacity: { ...CAPACITY, cpu_cores: 2 } })
+      const provider = await scenario.addPlayer({ resourceCapacity: { ...CAPACITY, cpu_cores: 2, vectors: 1000 } })
       const requester = await scenario.addPlayer({ resourceCapacity: SMALL })
       await waitUntil(async () => (await requester.cells.agent_registry!.callZome<unknown[]>('discovery', 'query_peers', null)).length === 2, { what: 'both nodes advertised' })
       const short = await requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 2 }, node_id: nodeId(provider), duration_seconds: 2 })
@@ -124,6 +124,12 @@ describe('resource_mesh leases', () => {
       // without waiting, a full provider refuses at once
       await expect(requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, node_id: nodeId(provider) })).rejects.toMatchObject({ name: 'NoCapacityError' })
 
+      // memory leases hold vector capacity
+      const memory = await requester.node.resources.allocate({ resource_type: 'memory', requirements: { vectors: 600 }, node_id: nodeId(provider) })
+      expect(memory.resources.vectors).toBe(600)
+      await expect(requester.node.resources.allocate({ resource_type: 'memory', requirements: { vectors: 600 }, node_id: nodeId(provider) })).rejects.toThrow(/not enough vectors: 400 free of 1000/)
+      await requester.node.resources.release(memory)
+
       const r = requester.node.resources
       await expect(r.allocate({ resource_type: 'compute', wait_seconds: -1 })).rejects.toMatchObject({ name: 'InvalidInputError', field: 'wait_seconds' })
       await expect(r.allocate({ resource_type: 'gpu-farm' as never })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'resource_type' })
@@ -131,11 +137,12 @@ describe('resource_mesh leases', () => {
       await expect(r.allocate({ resource_type: 'compute', requirements: { cpu_cores: -1 } })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'requirements.cpu_cores' })
       await expect(r.allocate({ resource_type: 'compute', requirements: { cpu_cores: Number.NaN } })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError' })
       await expect(r.allocate({ resource_type: 'compute', requirements: { memory_gb: 1e12 } })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'requirements.memory_gb' })
+      await expect(r.allocate({ resource_type: 'memory', requirements: { vectors: 1.5 } })).rejects.toMatchObject({ name: 'InvalidSchedulerInputError', field: 'requirements.vectors' })
       for (const d of [0, -5, 1.5, 31 * 86400]) await expect(r.allocate({ resource_type: 'compute', duration_seconds: d })).rejects.toMatchObject({ name: 'InvalidInputError', field: 'duration_seconds' })
       await expect(r.release({ allocation_id: 'not-a-hash' })).rejects.toMatchObject({ name: 'InvalidInputError', field: 'allocation_id' })
       // the wire: junk and a request whose signature is not the requester's
       await expect(requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, new Uint8Array([0xc1]))).rejects.toMatchObject({ name: 'InvalidInputError' })
-      const request: LeaseRequest = { requester: requester.agentPubKey, provider: provider.agentPubKey, resource_type: 'compute', resources: { ...SMALL, cpu_cores: 1, model_slots: 0 }, duration_seconds: 60, workload_class: null, nonce: new Uint8Array(16).fill(1), requested_at: Date.now() * 1000 }
+      const request: LeaseRequest = { requester: requester.agentPubKey, provider: provider.agentPubKey, resource_type: 'compute', resources: { ...SMALL, cpu_cores: 1, model_slots: 0, vectors: 0 }, duration_seconds: 60, workload_class: null, nonce: new Uint8Array(16).fill(1), requested_at: Date.now() * 1000 }
       await expect(requester.node.mesh.request(provider.peerId, RESOURCES_PROTOCOL, encodeWire({ op: 'allocate', request, signature: new Uint8Array(64).fill(9) }))).rejects.toMatchObject({ name: 'InvalidInputError' })
       // nothing was half-written: the provider's ledger holds exactly the one live lease
       expect(provider.node.resources.ledger!.live().map(l => encodeHash(l.allocation))).toEqual([again.allocation_id])
@@ -201,6 +208,8 @@ describe('resource_mesh leases', () => {
       await expect(requester!.node.resources.scheduleTask({ wasm: wasm.loop, limits: { cpu_ms: 300 }, node_id: nodeId(worker) })).rejects.toMatchObject({ name: 'WasmCpuLimitError' })
       await expect(requester!.node.resources.scheduleTask({ wasm: wasm.unknownImport, node_id: nodeId(worker) })).rejects.toMatchObject({ name: 'WasmImportError' })
       await expect(requester!.node.resources.scheduleTask({ wasm: wasm.notWasm, node_id: nodeId(worker) })).rejects.toMatchObject({ name: 'InvalidWasmModuleError' })
+      // the worker's policy gives tasks no clock
+      await expect(requester!.node.resources.scheduleTask({ wasm: wasm.clock, allow_clock: true, node_id: nodeId(worker) })).rejects.toMatchObject({ name: 'InvalidInputError', message: expect.stringMatching(/no clock/) })
       const again = await requester!.node.resources.scheduleTask({ wasm: wasm.echo, input: new TextEncoder().encode('ok'), node_id: nodeId(worker) })
       expect(new TextDecoder().decode(again.output)).toBe('OK')
       expect(worker.node.resources.ledger!.committed().cpu_cores).toBe(0)

@@ -23,8 +23,10 @@ export interface LeaseResources {
   storage_gb: number
   /** concurrent generations: an inference lease holds one of the provider's model slots */
   model_slots: number
+  /** vectors of vector memory (any dimension): a memory lease holds what it will store */
+  vectors: number
 }
-export const LEASE_DIMENSIONS = ['cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'model_slots'] as const
+export const LEASE_DIMENSIONS = ['cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'model_slots', 'vectors'] as const
 
 /** A provider's advertised capacity for leases, and the longest lease it grants. */
 export interface ResourceOffer {
@@ -109,11 +111,17 @@ export const LEASE_LIMITS = {
   maxRequestAgeUs: 5 * 60 * 1_000_000,
   /** …and this far ahead of the provider's clock */
   maxClockSkewUs: 60 * 1_000_000,
-  /** per resource dimension, an amount no real machine has */
+  /** per resource dimension, an amount no real machine has (vectors: `maxVectors`) */
   maxAmount: 1_000_000,
+  maxVectors: 1_000_000_000_000,
   /** a provider's ledger holds at most this many live leases */
   maxLive: 4096
 } as const
+
+/** The largest amount of a dimension validation accepts. */
+export function maxAmountOf (dimension: typeof LEASE_DIMENSIONS[number]): number {
+  return dimension === 'vectors' ? LEASE_LIMITS.maxVectors : LEASE_LIMITS.maxAmount
+}
 
 // ---------------------------------------------------------------------------------------------
 // zome-function inputs and outputs

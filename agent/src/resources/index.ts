@@ -22,7 +22,7 @@ import { DEFAULT_COMPUTE_POLICY, QueueFullError, placeRequest, resolveRequest, t
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import type { ActionHash, AgentPubKey, Signature } from '../../../zomes-ts/hdk/index.ts'
 import { ResourceMeshClient } from '../../../zomes-ts/resource_mesh/client.ts'
-import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, type AllocationRecord, type LeaseChange, type LeaseRequest, type LeaseResources, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
+import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, maxAmountOf, type AllocationRecord, type LeaseChange, type LeaseRequest, type LeaseResources, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
 import type { ZomeCaller } from '../../../zomes-ts/client.ts'
 import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
@@ -86,6 +86,12 @@ export interface ResourcesInit {
   region?: string
   /** threads of the `wasm` pool that runs compute tasks. @default the number of cores */
   wasmThreads?: number
+  /**
+   * this node's policy for the WASM clock: a task that asks for `allow_clock` (the
+   * `flexnode.clock_ms` import: timing, which a sandbox otherwise denies) runs here only if this is
+   * true. @default false
+   */
+  wasmClock?: boolean
 }
 
 export interface ResourcesComponents {
@@ -98,7 +104,7 @@ export interface ResourcesComponents {
   /** the mesh's compute policy from policy_store (an admin's), overriding `init.policy`; null: none */
   sharedPolicy?: () => Promise<ComputePolicy | null>
   /** this machine's capacity, for the dimensions `init.capacity` leaves out */
-  machine?: () => Promise<Omit<LeaseResources, 'model_slots'>>
+  machine?: () => Promise<Omit<LeaseResources, 'model_slots' | 'vectors'>>
   /** the generations this node can run at once (loaded models × sequences): its model slots */
   inferenceSlots?: () => number
   logger: ComponentLogger
@@ -187,7 +193,7 @@ type WireRequest =
 interface WireGranted { allocation: ActionHash, expires_at: number }
 interface WireAvailable { capacity: LeaseResources, committed: LeaseResources, max_lease_seconds: number }
 
-const ZERO: Readonly<LeaseResources> = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0 })
+const ZERO: Readonly<LeaseResources> = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0, vectors: 0 })
 const DIMS = LEASE_DIMENSIONS
 
 const bytes = (v: unknown, n: number, field: string): Uint8Array => {
@@ -200,7 +206,7 @@ function asResources (v: unknown, field: string): LeaseResources {
   const out = { ...ZERO }
   for (const d of DIMS) {
     const n = v[d]
-    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > LEASE_LIMITS.maxAmount) throw new InvalidInputError(`${field}.${d} must be a number from 0 to ${LEASE_LIMITS.maxAmount}`, { field: `${field}.${d}` })
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > maxAmountOf(d)) throw new InvalidInputError(`${field}.${d} must be a number from 0 to ${maxAmountOf(d)}`, { field: `${field}.${d}` })
     out[d] = n
   }
   return out
@@ -355,6 +361,7 @@ export function resources (init: ResourcesInit = {}) {
       const lease = ledger.lease(allocation)
       if (!hashEquals(lease.requester, holder)) throw new NotTheHolderError(encodeHash(allocation))
       if (lease.resource_type !== 'compute') throw new InvalidInputError(`allocation ${encodeHash(allocation)} is a ${lease.resource_type} lease: tasks run under compute leases`, { field: 'allocation_id' })
+      if (task.allow_clock === true && init.wasmClock !== true) throw new InvalidInputError('this node gives tasks no clock (its wasmClock policy is off): run it without allow_clock, or on a node that allows it', { field: 'allow_clock' })
       const at = Date.now() * 1000
       let result: WasmResult | undefined
       try {
@@ -437,7 +444,7 @@ export function resources (init: ResourcesInit = {}) {
         if (ledger !== null) {
           await ledger.load()
           const given = init.capacity ?? {}
-          const probed = LEASE_DIMENSIONS.some(d => d !== 'model_slots' && given[d] === undefined) ? await c.machine?.() : undefined
+          const probed = LEASE_DIMENSIONS.some(d => d !== 'model_slots' && d !== 'vectors' && given[d] === undefined) ? await c.machine?.() : undefined
           const capacity = { ...ZERO, ...probed, model_slots: c.inferenceSlots?.() ?? 0, ...given }
           const offer: ResourceOffer = { capacity: asResources(capacity, 'capacity'), max_lease_seconds: Math.min(init.maxLeaseSeconds ?? DEFAULT_MAX_LEASE_SECONDS, LEASE_LIMITS.maxLeaseSeconds) }
           const current = ledger.offer
@@ -477,7 +484,7 @@ export function resources (init: ResourcesInit = {}) {
       // a workload class's timeout is its lease's default length
       const classTimeout = q.cls?.resource_request.timeout_seconds
       const duration = parseDuration(input.duration_seconds ?? (classTimeout === undefined ? undefined : Math.min(LEASE_LIMITS.maxLeaseSeconds, Math.max(1, Math.ceil(classTimeout)))))
-      const demand: LeaseResources = { ...q.demand, model_slots: input.resource_type === 'inference' ? 1 : 0 }
+      const demand: LeaseResources = { ...q.demand, model_slots: input.resource_type === 'inference' ? 1 : 0, vectors: input.resource_type === 'memory' ? q.requirements.vectors ?? 0 : 0 }
       // a compute lease without a size takes one core, so it counts against the provider; an inference lease holds a model slot
       if (input.resource_type === 'compute' && DIMS.every(d => demand[d] === 0)) demand.cpu_cores = 1
       if (input.node_id !== undefined && (typeof input.node_id !== 'string' || !/^uhCAk[A-Za-z0-9_-]{48}$/.test(input.node_id))) throw new InvalidInputError('node_id must be an agent key (uhCAk…)', { field: 'node_id' })
@@ -623,7 +630,7 @@ export function resources (init: ResourcesInit = {}) {
           for (const d of DIMS) free[d] = Math.max(0, advertised[d] - leased[d])
           if (input.requirements !== undefined) {
             const q = resolveRequest({ resource_type: input.resource_type ?? 'compute', requirements: input.requirements }, policy)
-            const want: LeaseResources = { ...q.demand, model_slots: input.resource_type === 'inference' ? 1 : 0 }
+            const want: LeaseResources = { ...q.demand, model_slots: input.resource_type === 'inference' ? 1 : 0, vectors: input.resource_type === 'memory' ? q.requirements.vectors ?? 0 : 0 }
             if (DIMS.some(d => want[d] > free[d])) continue
           }
           out.nodes.push({ node_id: cap.node_id, self: cap.node_id === self, advertised, leased, free, max_lease_seconds: a.max_lease_seconds })

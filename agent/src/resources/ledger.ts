@@ -28,7 +28,7 @@ export interface ProviderLedgerComponents {
 /** A committed step's outcome. */
 export interface Granted { allocation: ActionHash, expires_at: number, lease: LiveLease }
 
-const zero = (): LeaseResources => ({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0 })
+const zero = (): LeaseResources => ({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0, vectors: 0 })
 
 function signedBy (key: AgentPubKey, signature: Signature, data: unknown): boolean {
   return verifySignature(key.subarray(3, 35), encode(data), signature)

@@ -38,8 +38,8 @@ export const TASK_MAX_BODY_BYTES = base64Length(WASM_MAX_MODULE_BYTES) + base64L
 /** Longest number a query parameter may spell. */
 const MAX_QUERY_NUMBER_LENGTH = 32
 
-const REQUIREMENT_FIELDS = ['cpu_cores', 'memory_gb', 'gpu', 'gpu_vram_gb', 'storage_gb', 'model_name', 'vector_dimensions', 'bandwidth_mbps'] as const satisfies ReadonlyArray<keyof Requirements>
-const NUMERIC_REQUIREMENTS: ReadonlySet<string> = new Set(['cpu_cores', 'memory_gb', 'gpu_vram_gb', 'storage_gb', 'vector_dimensions', 'bandwidth_mbps'])
+const REQUIREMENT_FIELDS = ['cpu_cores', 'memory_gb', 'gpu', 'gpu_vram_gb', 'storage_gb', 'model_name', 'vector_dimensions', 'bandwidth_mbps', 'vectors'] as const satisfies ReadonlyArray<keyof Requirements>
+const NUMERIC_REQUIREMENTS: ReadonlySet<string> = new Set(['cpu_cores', 'memory_gb', 'gpu_vram_gb', 'storage_gb', 'vector_dimensions', 'bandwidth_mbps', 'vectors'])
 const PLACING_FIELDS = ['requirements', 'locality_preference', 'workload_class', 'node_id', 'explain'] as const
 const ALLOCATE_FIELDS = ['resource_type', 'duration_seconds', 'wait_seconds', ...PLACING_FIELDS] as const
 const TASK_FIELDS = ['wasm_base64', 'wasm_cid', 'input_base64', 'limits', 'allow_clock', ...PLACING_FIELDS] as const

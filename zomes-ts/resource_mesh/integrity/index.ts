@@ -19,7 +19,7 @@ import type { ActionHash, EntryTypeDef, HolochainRecord, Op, ValidateContext, Va
 import { Invalid, bytesEqual } from '../../hdk/index.ts'
 import { validateOwnership } from '../../hdk/ownership.ts'
 import { HASH_BYTES, isBytes, isMap } from '../../hdk/values.ts'
-import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, type Allocation, type LeaseChange, type LeaseResources, type LedgerLink, type Release, type ResourceOffer, type UsageRecord } from '../types.ts'
+import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, maxAmountOf, type Allocation, type LeaseChange, type LeaseResources, type LedgerLink, type Release, type ResourceOffer, type UsageRecord } from '../types.ts'
 
 export const entry_types: readonly EntryTypeDef[] = [{ name: 'ResourceOffer', visibility: 'public' }, { name: 'Allocation', visibility: 'public' }, { name: 'Release', visibility: 'public' }, { name: 'UsageRecord', visibility: 'public' }]
 export const link_types: readonly string[] = ['AgentToOffer', 'AgentToAllocation', 'AllocationToUsage']
@@ -42,7 +42,7 @@ function checkResources (v: unknown, path: string): Problem {
   if (!isMap(v)) return `${path} must be a map`
   const extra = onlyFields(v, LEASE_DIMENSIONS, path)
   if (extra !== null) return extra
-  for (const d of LEASE_DIMENSIONS) if (!isAmount(v[d], LEASE_LIMITS.maxAmount)) return `${path}.${d} must be a number from 0 to ${LEASE_LIMITS.maxAmount}`
+  for (const d of LEASE_DIMENSIONS) if (!isAmount(v[d], maxAmountOf(d))) return `${path}.${d} must be a number from 0 to ${maxAmountOf(d)}`
   return null
 }
 

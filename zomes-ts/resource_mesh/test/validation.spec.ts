@@ -29,7 +29,7 @@ describe('resource_mesh validation of ledger steps', () => {
     requester: me,
     provider: me,
     resource_type: 'compute',
-    resources: { cpu_cores: 1, memory_gb: 1, gpu_count: 0, storage_gb: 0, model_slots: 0 },
+    resources: { cpu_cores: 1, memory_gb: 1, gpu_count: 0, storage_gb: 0, model_slots: 0, vectors: 0 },
     duration_seconds: 600,
     workload_class: null,
     nonce: new Uint8Array(randomBytes(16)),
@@ -59,7 +59,7 @@ describe('resource_mesh validation of ledger steps', () => {
     const before = await head()
     expect(before.live.map(l => l.allocation)).toEqual([first])
 
-    await expect(commit(request({ resources: { cpu_cores: 4, memory_gb: 1, gpu_count: 0, storage_gb: 0, model_slots: 0 } }))).rejects.toThrow(/would commit 5 cpu_cores, over its capacity of 4/)
+    await expect(commit(request({ resources: { cpu_cores: 4, memory_gb: 1, gpu_count: 0, storage_gb: 0, model_slots: 0, vectors: 0 } }))).rejects.toThrow(/would commit 5 cpu_cores, over its capacity of 4/)
     await expect(commit(request(), { live: [] })).rejects.toThrow(/drops a lease that has not expired/)
     await expect(commit(request(), { signature: new Uint8Array(64).fill(3) })).rejects.toThrow(/not signed by its requester/)
     await expect(commit(request({ requested_at: Date.now() * 1000 - 10 * 60 * US }))).rejects.toThrow(/signed more than 300 s before/)
@@ -67,8 +67,8 @@ describe('resource_mesh validation of ledger steps', () => {
     await expect(commit(request(), { expires_at: Date.now() * 1000 - US })).rejects.toThrow(/not after the allocation/)
     await expect(commit(request({ duration_seconds: 2 * 86_400 }))).rejects.toThrow(/longer than the provider's maximum of 86400 s/)
     await expect(commit(request({ provider: new Uint8Array(me).fill(9, 3, 35) }))).rejects.toThrow(/committed by the provider its request names/)
-    await expect(commit(request({ resources: { cpu_cores: -1, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0 } }))).rejects.toThrow(/cpu_cores must be a number from 0/)
-    await expect(commit(request({ resources: { cpu_cores: Number.NaN, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0 } }))).rejects.toThrow(/cpu_cores must be a number from 0/)
+    await expect(commit(request({ resources: { cpu_cores: -1, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0, vectors: 0 } }))).rejects.toThrow(/cpu_cores must be a number from 0/)
+    await expect(commit(request({ resources: { cpu_cores: Number.NaN, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0, vectors: 0 } }))).rejects.toThrow(/cpu_cores must be a number from 0/)
     // a granted request cannot be granted twice while it is live
     const granted = (await client.getAllocation(first))!.allocation.request
     await expect(commit({ ...granted })).rejects.toThrow(/already granted/)
