@@ -51,6 +51,8 @@ export const DEFAULT_MAX_LEASE_SECONDS = 86_400
 export const PROVIDER_TIMEOUT_MS = 10_000
 /** How long a provider's answer to `available` stands in for its committed total in placement. */
 export const LEASED_FRESH_MS = 2000
+/** A lease this node held is forgotten this long after it expired (until then, using it gets its provider's own refusal). */
+export const HELD_AFTER_EXPIRY_MS = 3_600_000
 /** How often the compute policy is read again from policy_store. */
 export const POLICY_REFRESH_MS = 5000
 /** A node's answer younger than this is not asked again when placement finds no room (concurrent refusals share it). */
@@ -314,6 +316,11 @@ export function resources (init: ResourcesInit = {}) {
     const endpoint = c.mesh.protocolId(RESOURCES_PROTOCOL)
     /** the leases this node holds, as granted: their provider, request and expiry */
     const held = new Map<string, { lease: Lease, provider: AgentPubKey }>()
+    /** leases long expired are forgotten (their provider's chain keeps them) */
+    const forgetExpired = (): void => {
+      const before = Date.now() - HELD_AFTER_EXPIRY_MS
+      for (const [id, h] of held) if (Date.parse(h.lease.expires_at) < before) held.delete(id)
+    }
     /** what each provider last said it offers and has committed, and when (trusted for LEASED_FRESH_MS) */
     const offered = new Map<string, { at: number, a: Promise<WireAvailable | undefined> }>()
 
@@ -514,6 +521,7 @@ export function resources (init: ResourcesInit = {}) {
             ? await commitStep(async () => await ledger!.grant(request, signature)).then(x => ({ allocation: x.allocation, expires_at: x.expires_at }))
             : await ask(provider, { op: 'allocate', request, signature }, options.signal) as WireGranted
           const lease = leaseOf(g.allocation, provider, g.expires_at, request)
+          forgetExpired()
           held.set(lease.allocation_id, { lease, provider })
           return { ...lease, placement }
         } catch (err) {
@@ -579,13 +587,15 @@ export function resources (init: ResourcesInit = {}) {
         if (!isPlainObject(input)) throw new InvalidInputError('renew takes {allocation_id, duration_seconds}')
         const allocation = parseAllocationId(input.allocation_id)
         const duration = parseDuration(input.duration_seconds)
-        const { provider } = await providerOf(allocation)
+        const { provider, record } = await providerOf(allocation)
         const signed = await signChange('renew', allocation, duration)
         const g = hashEquals(provider, c.agent)
           ? await commitStep(async () => await ledger!.renew(signed.change, signed.signature))
           : await ask(provider, { op: 'renew', ...signed }) as WireGranted
         const old = held.get(input.allocation_id)
-        const request = old?.lease ?? { resource_type: 'compute' as const, resources: { ...ZERO } }
+        // the lease's terms: as held here, else as its record says
+        const request = old?.lease ?? record?.allocation.request ?? (await client.getAllocation(g.allocation))?.allocation.request
+        if (request === undefined) throw new LeaseNotLiveError(encodeHash(g.allocation), 'unknown')
         const lease = leaseOf(g.allocation, provider, g.expires_at, request)
         held.delete(input.allocation_id)
         held.set(lease.allocation_id, { lease, provider })

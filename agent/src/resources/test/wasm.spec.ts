@@ -59,9 +59,11 @@ describe('WasmRunner', () => {
     expect(bye.exit_code).toBe(7)
     expect(decode(bye.output)).toBe('bye')
     expect((await runner.run({ wasm: wasm.heavy, input: heavyInput(8) })).output).toEqual(heavyExpected(8))
-    // a busy run (~50 ms): its CPU time is close to its wall time
+    // a busy run (~50 ms) used CPU, and one thread's CPU time is never more than its wall time
+    // (no ratio is asserted: on a loaded machine the thread waits for a core)
     const heavy = await runner.run({ wasm: wasm.heavy, input: heavyInput(250) })
-    expect(heavy.usage.cpu_ms).toBeGreaterThan(heavy.usage.wall_ms / 2)
+    expect(heavy.usage.cpu_ms).toBeGreaterThan(0)
+    expect(heavy.usage.cpu_ms).toBeLessThanOrEqual(heavy.usage.wall_ms + 1)
   })
 
   const bad: Array<{ case: string, task: () => WasmTask, name: string, fields?: Record<string, unknown>, reason: RegExp }> = [
