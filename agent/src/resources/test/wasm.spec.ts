@@ -63,7 +63,7 @@ describe('WasmRunner', () => {
     // (no ratio is asserted: on a loaded machine the thread waits for a core)
     const heavy = await runner.run({ wasm: wasm.heavy, input: heavyInput(250) })
     expect(heavy.usage.cpu_ms).toBeGreaterThan(0)
-    expect(heavy.usage.cpu_ms).toBeLessThanOrEqual(heavy.usage.wall_ms + 1)
+    expect(heavy.usage.cpu_ms).toBeLessThanOrEqual(heavy.usage.wall_ms + 10)
   })
 
   const bad: Array<{ case: string, task: () => WasmTask, name: string, fields?: Record<string, unknown>, reason: RegExp }> = [
