@@ -32,13 +32,15 @@ interface TaskAnswer { output_base64: string, exit_code: number, usage: { cpu_ms
 
 const writeOut = (text: string): void => { process.stdout.write(text) }
 
-/** `2 cpu, 4 GB memory, 1 gpu, 10 GB storage`, the dimensions that are not 0. */
+/** `2 cpu, 4 GB memory, 1 gpu, 10 GB storage, 1 model slot, 1000 vectors`, the dimensions that are not 0. */
 export function formatResources (r: LeaseResources): string {
   const parts = [
     r.cpu_cores > 0 ? `${r.cpu_cores} cpu` : '',
     r.memory_gb > 0 ? `${r.memory_gb} GB memory` : '',
     r.gpu_count > 0 ? `${r.gpu_count} gpu` : '',
-    r.storage_gb > 0 ? `${r.storage_gb} GB storage` : ''
+    r.storage_gb > 0 ? `${r.storage_gb} GB storage` : '',
+    r.model_slots > 0 ? `${r.model_slots} model slot${r.model_slots === 1 ? '' : 's'}` : '',
+    r.vectors > 0 ? `${r.vectors} vectors` : ''
   ].filter(p => p !== '')
   return parts.length === 0 ? 'nothing' : parts.join(', ')
 }
