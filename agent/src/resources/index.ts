@@ -25,6 +25,8 @@ import { ResourceMeshClient } from '../../../zomes-ts/resource_mesh/client.ts'
 import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, maxAmountOf, type AllocationRecord, type LeaseChange, type LeaseRequest, type LeaseResources, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
 import type { ZomeCaller } from '../../../zomes-ts/client.ts'
 import { decode, encode, isPlainObject } from '../conductor/codec.ts'
+import { isBytes } from '../../../zomes-ts/hdk/values.ts'
+import { NO_LEASE_RESOURCES } from '../../../zomes-ts/resource_mesh/rules.ts'
 import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
 import { decodeHash, encodeHash, hashEquals } from '../holo/hash.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../identity/peer-id.ts'
@@ -195,11 +197,19 @@ type WireRequest =
 interface WireGranted { allocation: ActionHash, expires_at: number }
 interface WireAvailable { capacity: LeaseResources, committed: LeaseResources, max_lease_seconds: number }
 
-const ZERO: Readonly<LeaseResources> = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0, vectors: 0 })
+const ZERO = NO_LEASE_RESOURCES
 const DIMS = LEASE_DIMENSIONS
 
 const bytes = (v: unknown, n: number, field: string): Uint8Array => {
-  if (!(v instanceof Uint8Array) || v.length !== n) throw new InvalidInputError(`${field} must be ${n} bytes`, { field })
+  if (!isBytes(v, n)) throw new InvalidInputError(`${field} must be ${n} bytes`, { field })
+  return v
+}
+
+/** A lease length in whole seconds within the DNA's bounds; `InvalidInputError` naming `field` otherwise. */
+function leaseSeconds (v: unknown, field = 'duration_seconds'): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < LEASE_LIMITS.minLeaseSeconds || v > LEASE_LIMITS.maxLeaseSeconds) {
+    throw new InvalidInputError(`${field} must be a whole number of seconds from ${LEASE_LIMITS.minLeaseSeconds} to ${LEASE_LIMITS.maxLeaseSeconds}`, { field })
+  }
   return v
 }
 
@@ -223,7 +233,6 @@ function asWireRequest (raw: Uint8Array): WireRequest {
     const r = m.request
     if (!isPlainObject(r)) throw new InvalidInputError('request must be a LeaseRequest', { field: 'request' })
     if (!(LEASE_RESOURCE_TYPES as readonly unknown[]).includes(r.resource_type)) throw new InvalidInputError(`resource_type must be one of ${LEASE_RESOURCE_TYPES.join(', ')}`, { field: 'resource_type' })
-    if (!Number.isInteger(r.duration_seconds) || (r.duration_seconds as number) < LEASE_LIMITS.minLeaseSeconds || (r.duration_seconds as number) > LEASE_LIMITS.maxLeaseSeconds) throw new InvalidInputError('duration_seconds is out of bounds', { field: 'duration_seconds' })
     if (r.workload_class !== null && typeof r.workload_class !== 'string') throw new InvalidInputError('workload_class must be a string or null', { field: 'workload_class' })
     if (!Number.isSafeInteger(r.requested_at)) throw new InvalidInputError('requested_at must be a timestamp', { field: 'requested_at' })
     const request: LeaseRequest = {
@@ -231,7 +240,7 @@ function asWireRequest (raw: Uint8Array): WireRequest {
       provider: bytes(r.provider, 39, 'provider'),
       resource_type: r.resource_type as LeaseResourceType,
       resources: asResources(r.resources, 'resources'),
-      duration_seconds: r.duration_seconds as number,
+      duration_seconds: leaseSeconds(r.duration_seconds),
       workload_class: r.workload_class as string | null,
       nonce: bytes(r.nonce, 16, 'nonce'),
       requested_at: r.requested_at as number
@@ -247,9 +256,8 @@ function asWireRequest (raw: Uint8Array): WireRequest {
     const c = m.change
     if (!isPlainObject(c) || c.kind !== m.op) throw new InvalidInputError(`change must be a LeaseChange of kind ${m.op}`, { field: 'change' })
     if (!Number.isSafeInteger(c.requested_at)) throw new InvalidInputError('requested_at must be a timestamp', { field: 'requested_at' })
-    const duration = m.op === 'renew' ? c.duration_seconds : null
-    if (m.op === 'renew' && (!Number.isInteger(duration) || (duration as number) < LEASE_LIMITS.minLeaseSeconds || (duration as number) > LEASE_LIMITS.maxLeaseSeconds)) throw new InvalidInputError('duration_seconds is out of bounds', { field: 'duration_seconds' })
-    const change: LeaseChange = { kind: m.op, allocation: bytes(c.allocation, 39, 'allocation'), duration_seconds: duration as number | null, nonce: bytes(c.nonce, 16, 'nonce'), requested_at: c.requested_at as number }
+    const duration = m.op === 'renew' ? leaseSeconds(c.duration_seconds) : null
+    const change: LeaseChange = { kind: m.op, allocation: bytes(c.allocation, 39, 'allocation'), duration_seconds: duration, nonce: bytes(c.nonce, 16, 'nonce'), requested_at: c.requested_at as number }
     return { op: m.op, change, signature: bytes(m.signature, 64, 'signature') }
   }
   throw new InvalidInputError('op must be allocate, renew, release, available or task', { field: 'op' })
@@ -258,12 +266,8 @@ function asWireRequest (raw: Uint8Array): WireRequest {
 // ---------------------------------------------------------------------------------------------
 // input validation (library, HTTP, CLI, MCP share it)
 
-function parseDuration (v: unknown, field = 'duration_seconds'): number {
-  if (v === undefined) return DEFAULT_LEASE_SECONDS
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < LEASE_LIMITS.minLeaseSeconds || v > LEASE_LIMITS.maxLeaseSeconds) {
-    throw new InvalidInputError(`${field} must be a whole number of seconds from ${LEASE_LIMITS.minLeaseSeconds} to ${LEASE_LIMITS.maxLeaseSeconds}`, { field })
-  }
-  return v
+function parseDuration (v: unknown): number {
+  return v === undefined ? DEFAULT_LEASE_SECONDS : leaseSeconds(v)
 }
 
 function parseAllocationId (v: unknown): ActionHash {
@@ -279,7 +283,7 @@ function placementNode (cap: NodeCapability, self: string, offer: WireAvailable 
     self: cap.node_id === self,
     availability: cap.availability,
     latency_region: cap.network.latency_region,
-    offers: ['compute', 'inference', 'storage', 'memory'],
+    offers: LEASE_RESOURCE_TYPES,
     capacity: offer?.capacity ?? { cpu_cores: c.compute.cpu_cores, memory_gb: c.compute.ram_gb, gpu_count: c.compute.gpu === null ? 0 : 1, storage_gb: c.storage.local_ssd_gb },
     leased: offer?.committed ?? { ...ZERO },
     gpu_vram_gb: c.compute.gpu?.vram_gb,
@@ -324,12 +328,14 @@ export function resources (init: ResourcesInit = {}) {
     /** what each provider last said it offers and has committed, and when (trusted for LEASED_FRESH_MS) */
     const offered = new Map<string, { at: number, a: Promise<WireAvailable | undefined> }>()
 
+    /** What this node offers and has committed now (it offers something: `ledger.offer` is set). */
+    const ownAvailability = (): WireAvailable => ({ capacity: ledger!.offer!.capacity, committed: ledger!.committed(), max_lease_seconds: ledger!.offer!.max_lease_seconds })
+
     const serve = async (raw: Uint8Array, from: string): Promise<Uint8Array> => {
       const m = asWireRequest(raw)
       if (m.op === 'available') {
         if (ledger?.offer == null) throw new LeaseRefusedError('this node offers no resources for lease', 'no_offer', self)
-        const body: WireAvailable = { capacity: ledger.offer.capacity, committed: ledger.committed(), max_lease_seconds: ledger.offer.max_lease_seconds }
-        return encode(body)
+        return encode(ownAvailability())
       }
       if (ledger === null) throw new LeaseRefusedError('this node offers no resources for lease', 'no_offer', self)
       if (m.op === 'allocate') {
@@ -385,7 +391,7 @@ export function resources (init: ResourcesInit = {}) {
 
     /** What a node offers and has leased: this node's ledger, else the node's own answer (cached LEASED_FRESH_MS); undefined when it does not answer. */
     const offerOf = async (nodeId: string): Promise<WireAvailable | undefined> => {
-      if (nodeId === self) return ledger?.offer == null ? undefined : { capacity: ledger.offer.capacity, committed: ledger.committed(), max_lease_seconds: ledger.offer.max_lease_seconds }
+      if (nodeId === self) return ledger?.offer == null ? undefined : ownAvailability()
       const known = offered.get(nodeId)
       if (known !== undefined && Date.now() - known.at < LEASED_FRESH_MS) return await known.a
       // concurrent placements share one question

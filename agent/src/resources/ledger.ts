@@ -8,7 +8,8 @@
  */
 import type { ActionHash, AgentPubKey, Signature } from '../../../zomes-ts/hdk/index.ts'
 import type { ResourceMeshClient } from '../../../zomes-ts/resource_mesh/client.ts'
-import { LEASE_DIMENSIONS, LEASE_LIMITS, type LeaseChange, type LeaseRequest, type LeaseResources, type LedgerLink, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
+import { NO_LEASE_RESOURCES, committedWith, maxLeaseSeconds, overCommitted, staleness } from '../../../zomes-ts/resource_mesh/rules.ts'
+import { LEASE_LIMITS, type LeaseChange, type LeaseRequest, type LeaseResources, type LedgerLink, type LiveLease, type ResourceOffer } from '../../../zomes-ts/resource_mesh/types.ts'
 import { encode } from '../conductor/codec.ts'
 import { InvalidInputError } from '../errors.ts'
 import { encodeHash, hashEquals } from '../holo/hash.ts'
@@ -27,8 +28,6 @@ export interface ProviderLedgerComponents {
 
 /** A committed step's outcome. */
 export interface Granted { allocation: ActionHash, expires_at: number, lease: LiveLease }
-
-const zero = (): LeaseResources => ({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0, model_slots: 0, vectors: 0 })
 
 function signedBy (key: AgentPubKey, signature: Signature, data: unknown): boolean {
   return verifySignature(key.subarray(3, 35), encode(data), signature)
@@ -77,9 +76,7 @@ export class ProviderLedger {
 
   /** The sum of the live leases. */
   committed (): LeaseResources {
-    const total = zero()
-    for (const l of this.live()) for (const d of LEASE_DIMENSIONS) total[d] += l.resources[d]
-    return total
+    return committedWith(NO_LEASE_RESOURCES, this.live().map(l => l.resources))
   }
 
   /** A live lease of this provider; `LeaseNotLiveError` otherwise. */
@@ -100,7 +97,7 @@ export class ProviderLedger {
       if (!signedBy(request.requester, signature, request)) throw new InvalidInputError('the lease request is not signed by its requester', { field: 'signature' })
       const now = this.#clock() * US
       this.#fresh(request.requested_at, now)
-      const max = Math.min(offer.offer.max_lease_seconds, LEASE_LIMITS.maxLeaseSeconds)
+      const max = maxLeaseSeconds(offer.offer)
       if (request.duration_seconds > max) throw new LeaseRefusedError(`the lease is longer than this provider's maximum of ${max} s`, 'too_long')
       const live = this.#prune(now)
       if (live.some(l => hashEquals(l.nonce, request.nonce))) throw new LeaseRefusedError('this request was already granted', 'duplicate')
@@ -124,7 +121,7 @@ export class ProviderLedger {
       const original = await this.#c.client.getAllocation(change.allocation)
       if (original === null) throw new LeaseNotLiveError(encodeHash(change.allocation), 'unknown')
       const { request, request_signature: requestSignature } = original.allocation
-      const max = Math.min(offer.offer.max_lease_seconds, LEASE_LIMITS.maxLeaseSeconds)
+      const max = maxLeaseSeconds(offer.offer)
       if (change.duration_seconds > max) throw new LeaseRefusedError(`the lease is longer than this provider's maximum of ${max} s`, 'too_long')
       const live = this.#prune(now).filter(l => !hashEquals(l.allocation, change.allocation))
       this.#fits(live, request.resources, offer.offer)
@@ -148,9 +145,7 @@ export class ProviderLedger {
       const live = this.#prune(now).filter(l => !hashEquals(l.allocation, allocation))
       const ledger = this.#next(live)
       const hash = await this.#c.client.commitRelease({ allocation, change, ledger })
-      this.#head = { hash, seq: ledger.seq }
-      this.#live.clear()
-      for (const l of live) this.#live.set(encodeHash(l.allocation), l)
+      this.#advance(hash, ledger, live)
       return hash
     })
   }
@@ -164,7 +159,7 @@ export class ProviderLedger {
   }
 
   #fresh (requestedAt: number, now: number): void {
-    if (!Number.isSafeInteger(requestedAt) || requestedAt < now - LEASE_LIMITS.maxRequestAgeUs || requestedAt > now + LEASE_LIMITS.maxClockSkewUs) {
+    if (!Number.isSafeInteger(requestedAt) || staleness(requestedAt, now) !== null) {
       throw new LeaseRefusedError('the request is too old, or dated in the future (check the clocks)', 'stale')
     }
   }
@@ -175,23 +170,24 @@ export class ProviderLedger {
   }
 
   #fits (live: LiveLease[], want: LeaseResources, offer: ResourceOffer): void {
-    const total = { ...want }
-    for (const l of live) for (const d of LEASE_DIMENSIONS) total[d] += l.resources[d]
-    for (const d of LEASE_DIMENSIONS) {
-      if (total[d] > offer.capacity[d] + 1e-9) {
-        throw new LeaseRefusedError(`not enough ${d}: ${round(offer.capacity[d] - total[d] + want[d])} free of ${offer.capacity[d]}, ${want[d]} asked`, 'over_capacity', encodeHash(this.#c.agent))
-      }
-    }
+    const total = committedWith(want, live.map(l => l.resources))
+    const d = overCommitted(total, offer.capacity)
+    if (d !== null) throw new LeaseRefusedError(`not enough ${d}: ${round(offer.capacity[d] - total[d] + want[d])} free of ${offer.capacity[d]}, ${want[d]} asked`, 'over_capacity', encodeHash(this.#c.agent))
   }
 
   #next (live: LiveLease[]): LedgerLink {
     return { seq: this.#head === null ? 0 : this.#head.seq + 1, prev: this.#head?.hash ?? null, live: live.map(l => l.allocation) }
   }
 
-  #stepped (allocation: ActionHash, ledger: LedgerLink, live: LiveLease[], lease: Omit<LiveLease, 'allocation'>): Granted {
-    this.#head = { hash: allocation, seq: ledger.seq }
+  /** The ledger after a committed step: its new head and the leases live after it. */
+  #advance (hash: ActionHash, ledger: LedgerLink, live: LiveLease[]): void {
+    this.#head = { hash, seq: ledger.seq }
     this.#live.clear()
     for (const l of live) this.#live.set(encodeHash(l.allocation), l)
+  }
+
+  #stepped (allocation: ActionHash, ledger: LedgerLink, live: LiveLease[], lease: Omit<LiveLease, 'allocation'>): Granted {
+    this.#advance(allocation, ledger, live)
     const granted: LiveLease = { ...lease, allocation }
     this.#live.set(encodeHash(allocation), granted)
     return { allocation, expires_at: lease.expires_at, lease: granted }

@@ -18,8 +18,9 @@
 import type { ActionHash, EntryTypeDef, HolochainRecord, Op, ValidateContext, ValidateResult } from '../../hdk/index.ts'
 import { Invalid, bytesEqual } from '../../hdk/index.ts'
 import { validateOwnership } from '../../hdk/ownership.ts'
+import { committedWith, maxLeaseSeconds, overCommitted, staleness } from '../rules.ts'
 import { HASH_BYTES, isBytes, isMap } from '../../hdk/values.ts'
-import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, maxAmountOf, type Allocation, type LeaseChange, type LeaseResources, type LedgerLink, type Release, type ResourceOffer, type UsageRecord } from '../types.ts'
+import { LEASE_DIMENSIONS, LEASE_LIMITS, LEASE_RESOURCE_TYPES, maxAmountOf, type Allocation, type LeaseChange, type LedgerLink, type Release, type ResourceOffer, type UsageRecord } from '../types.ts'
 
 export const entry_types: readonly EntryTypeDef[] = [{ name: 'ResourceOffer', visibility: 'public' }, { name: 'Allocation', visibility: 'public' }, { name: 'Release', visibility: 'public' }, { name: 'UsageRecord', visibility: 'public' }]
 export const link_types: readonly string[] = ['AgentToOffer', 'AgentToAllocation', 'AllocationToUsage']
@@ -153,9 +154,11 @@ const key = (h: Uint8Array): string => Array.from(h, b => b.toString(16).padStar
 
 /** Within the bounds of a request signed `requested_at`, for a step made at `created`. */
 function fresh (requestedAt: number, created: number, what: string): Problem {
-  if (requestedAt < created - LEASE_LIMITS.maxRequestAgeUs) return `${what} was signed more than ${LEASE_LIMITS.maxRequestAgeUs / US} s before the step`
-  if (requestedAt > created + LEASE_LIMITS.maxClockSkewUs) return `${what} is dated more than ${LEASE_LIMITS.maxClockSkewUs / US} s after the step`
-  return null
+  switch (staleness(requestedAt, created)) {
+    case 'too_old': return `${what} was signed more than ${LEASE_LIMITS.maxRequestAgeUs / US} s before the step`
+    case 'ahead': return `${what} is dated more than ${LEASE_LIMITS.maxClockSkewUs / US} s after the step`
+    default: return null
+  }
 }
 
 interface LedgerView {
@@ -234,7 +237,7 @@ function validateAllocation (a: Allocation, op: Op, ctx: ValidateContext): Probl
     const p = fresh(req.requested_at, created, 'the request')
     if (p !== null) return p
   }
-  const max = Math.min(offer.value.max_lease_seconds, LEASE_LIMITS.maxLeaseSeconds)
+  const max = maxLeaseSeconds(offer.value)
   if (duration > max) return `the lease is longer than the provider's maximum of ${max} s`
   if (a.expires_at <= created) return 'Allocation.expires_at is not after the allocation'
   if (a.expires_at > created + duration * US) return 'Allocation.expires_at is later than the lease\'s duration allows'
@@ -250,15 +253,9 @@ function validateAllocation (a: Allocation, op: Op, ctx: ValidateContext): Probl
     for (const other of view.before.values()) if (bytesEqual(other.value.request.nonce, req.nonce)) return 'the request was already granted (its nonce is live)'
   }
   // the committed total after this step fits the offer
-  const total: LeaseResources = { ...req.resources }
-  for (const h of a.ledger.live) {
-    const r = view.before.get(key(h))!.value.request.resources
-    for (const d of LEASE_DIMENSIONS) total[d] += r[d]
-  }
-  for (const d of LEASE_DIMENSIONS) {
-    if (total[d] > offer.value.capacity[d] + 1e-9) return `the provider would commit ${total[d]} ${d}, over its capacity of ${offer.value.capacity[d]}`
-  }
-  return null
+  const total = committedWith(req.resources, a.ledger.live.map(h => view.before.get(key(h))!.value.request.resources))
+  const over = overCommitted(total, offer.value.capacity)
+  return over === null ? null : `the provider would commit ${total[over]} ${over}, over its capacity of ${offer.value.capacity[over]}`
 }
 
 function validateRelease (r: Release, op: Op, ctx: ValidateContext): Problem {
