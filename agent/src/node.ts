@@ -42,8 +42,9 @@ import { normalizePolicyAdmins } from './policy/admins.ts'
 import { loadPolicyFile } from './policy/file.ts'
 import { publishDefaultMoePolicy, sharedPolicies, type SharedPolicies } from './policy/shared.ts'
 import { components, service, startServices, type RunningServices, type ServiceEntry } from './service.ts'
-import { AbortError, InvalidInputError } from './errors.ts'
-import { LeaseNotLiveError, resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
+import { AbortError } from './errors.ts'
+import { resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
+import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
@@ -189,6 +190,8 @@ export interface NodeComponents {
   policies: SharedPolicies
   /** MOE policies from `--moe-policy`, by name (they override policy_store's) */
   localPolicies: Record<string, MoePolicy>
+  /** the mesh's NodeCapabilities with liveness, one cached reader shared by routing and placement */
+  capabilities: () => Promise<NodeCapability[]>
   /** the mesh-wide inference routes the HTTP API serves (single, MOE, remote models) */
   router: HttpRouter
   /** this node's live load, sampled at most once a second (heartbeat and router share it) */
@@ -311,13 +314,13 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         return service({
           start: async () => {
             unregister = await startInferenceProvider(init.inferencePolicy ?? {}, {
-            engine: c.inference.engine,
-            mesh: c.mesh,
-            logger: c.logger,
-            sharedPolicy: c.policies.access,
-            // the resources service starts later: its leases are looked up when a request names one
-            leases: { check: (id, from) => { c.resources.inferenceLeases.check(id, from) }, record: (id, usage) => { c.resources.inferenceLeases.record(id, usage) } }
-          })
+              engine: c.inference.engine,
+              mesh: c.mesh,
+              logger: c.logger,
+              sharedPolicy: c.policies.access,
+              // the resources service starts later: its leases are looked up when a request names one
+              leases: { check: (id, from) => { c.resources.inferenceLeases.check(id, from) }, record: (id, usage) => { c.resources.inferenceLeases.record(id, usage) } }
+            })
           },
           stop: async () => { await unregister?.() }
         })
@@ -332,36 +335,14 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           if (last === undefined || Date.now() - last.at >= 1000) last = { at: Date.now(), sample: sampler.sample() }
           return await last.sample
         }
-        const capabilities = peerCapabilities()({ registry: new AgentRegistryClient(c.client) })
+        const capabilities = c.capabilities = peerCapabilities()({ registry: new AgentRegistryClient(c.client) })
         const peers = new PeerInference({ mesh: c.mesh, capabilities, logger: c.logger }, { region: init.region })
         const router = createInferenceRouter({ region: init.region, policies: c.localPolicies }, { engine: c.inference.engine, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, logger: c.logger })
-        const selfId = encodeHash(c.keys.keystore.primary.agentPubKey)
         c.router = {
           ...router,
           remote: peers,
           // generation under an inference lease this node holds: on the lease's provider, counted against it
-          leased: (id) => {
-            const lease = c.resources.heldLease(id)
-            if (lease === undefined) throw new LeaseNotLiveError(id, 'unknown')
-            if (lease.resource_type !== 'inference') throw new InvalidInputError(`allocation ${id} is a ${lease.resource_type} lease, not an inference lease`, { field: 'allocation_id' })
-            if (lease.node_id !== selfId) {
-              return {
-                chat: async (model, messages, o) => await peers.chat(model, messages, { ...o, allocation_id: id, nodes: [lease.node_id] }),
-                complete: async (model, prompt, o) => await peers.complete(model, prompt, { ...o, allocation_id: id, nodes: [lease.node_id] })
-              }
-            }
-            const counted = async <R extends { usage: { prompt_tokens: number, completion_tokens: number } }>(run: () => Promise<R>): Promise<R> => {
-              c.resources.inferenceLeases.check(id, c.mesh.peerId)
-              const started = performance.now()
-              const r = await run()
-              c.resources.inferenceLeases.record(id, { tokens: r.usage.prompt_tokens + r.usage.completion_tokens, wall_ms: performance.now() - started })
-              return r
-            }
-            return {
-              chat: async (model, messages, o) => await counted(async () => await c.inference.engine.chat(model, messages, o)),
-              complete: async (model, prompt, o) => await counted(async () => await c.inference.engine.complete(model, prompt, o))
-            }
-          }
+          leased: (id) => c.resources.leasedInference(id, { local: c.inference.engine, remote: peers })
         }
         return service({ start: async () => {}, stop: () => {} })
       }
@@ -374,7 +355,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         client: c.client,
         mesh: c.mesh,
         agent: c.keys.keystore.primary.agentPubKey,
-        capabilities: peerCapabilities()({ registry: new AgentRegistryClient(c.client) }),
+        capabilities: c.capabilities,
         sharedPolicy: c.policies.compute,
         inferenceSlots: () => c.inference.engine.listModels().filter(m => m.loaded).length * (init.sequences ?? 2),
         machine: async () => {

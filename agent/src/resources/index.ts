@@ -32,7 +32,8 @@ import { decodeHash, encodeHash, hashEquals } from '../holo/hash.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { MeshNode } from '../mesh/types.ts'
-import type { InferenceLeases } from '../inference/peer.ts'
+import type { InferenceLeases, PeerInference } from '../inference/peer.ts'
+import type { InferenceEngine } from '../inference/types.ts'
 import { service } from '../service.ts'
 import type { Service } from '../service.ts'
 import { ProviderLedger } from './ledger.ts'
@@ -177,8 +178,12 @@ export interface ResourcesService extends Service {
   scheduleTask: (input: ScheduleTaskInput, options?: { signal?: AbortSignal }) => Promise<TaskResult>
   /** the provider's side of inference leases: the inference protocol checks a request's lease and counts what it served */
   readonly inferenceLeases: InferenceLeases
-  /** a lease this node holds (allocated since it started): its provider and type; undefined otherwise */
-  heldLease: (allocationId: string) => { node_id: string, resource_type: LeaseResourceType, expires_at: string } | undefined
+  /**
+   * Generation under an inference lease this node holds: on the lease's provider (`remote`, the
+   * request carrying the lease), or here (`local`) when this node provides it, checked and counted
+   * against the lease either way. `LeaseNotLiveError` for a lease this node does not hold.
+   */
+  leasedInference: (allocationId: string, backends: { local: Pick<InferenceEngine, 'chat' | 'complete'>, remote: Pick<PeerInference, 'chat' | 'complete'> }) => Pick<InferenceEngine, 'chat' | 'complete'>
   /** the usage recorded against a lease */
   usage: (input: { allocation_id: string }) => Promise<{ allocation_id: string, cpu_seconds: number, memory_gb_seconds: number, tokens: number, tasks: number, records: number }>
   /** the provider's ledger (null on a request-only node) */
@@ -545,14 +550,35 @@ export function resources (init: ResourcesInit = {}) {
     /** allocations waiting for capacity (`wait_seconds`), each woken when a lease ends here */
     const waiting = new Set<{ wake: () => void }>()
 
+    const leasedInference: ResourcesService['leasedInference'] = (allocationId, backends) => {
+      const lease = held.get(allocationId)?.lease
+      if (lease === undefined) throw new LeaseNotLiveError(allocationId, 'unknown')
+      if (lease.resource_type !== 'inference') throw new InvalidInputError(`allocation ${allocationId} is a ${lease.resource_type} lease, not an inference lease`, { field: 'allocation_id' })
+      if (lease.node_id !== self) {
+        const under = { allocation_id: allocationId, nodes: [lease.node_id] }
+        return {
+          chat: async (model, messages, o) => await backends.remote.chat(model, messages, { ...o, ...under }),
+          complete: async (model, prompt, o) => await backends.remote.complete(model, prompt, { ...o, ...under })
+        }
+      }
+      const counted = async <R extends { usage: { prompt_tokens: number, completion_tokens: number } }>(run: () => Promise<R>): Promise<R> => {
+        inferenceLeases.check(allocationId, c.mesh.peerId)
+        const started = performance.now()
+        const r = await run()
+        inferenceLeases.record(allocationId, { tokens: r.usage.prompt_tokens + r.usage.completion_tokens, wall_ms: performance.now() - started })
+        return r
+      }
+      return {
+        chat: async (model, messages, o) => await counted(async () => await backends.local.chat(model, messages, o)),
+        complete: async (model, prompt, o) => await counted(async () => await backends.local.complete(model, prompt, o))
+      }
+    }
+
     const api: ResourcesService = Object.assign(svc, {
       ledger,
       inferenceLeases,
 
-      heldLease (allocationId: string) {
-        const h = held.get(allocationId)
-        return h === undefined ? undefined : { node_id: h.lease.node_id, resource_type: h.lease.resource_type, expires_at: h.lease.expires_at }
-      },
+      leasedInference,
 
       async allocate (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> {
         if (!isPlainObject(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')
