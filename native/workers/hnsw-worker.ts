@@ -203,8 +203,7 @@ class Replica {
     }
     const file = indexPath(config, spec)
     this.index = new HierarchicalNSW(spec.distance, spec.dimensions)
-    if (indexSeq > 0 && existsSync(file)) {
-      this.index.readIndexSync(file)
+    if (indexSeq > 0 && existsSync(file) && this.read(file)) {
       for (const label of this.index.getIdsList()) {
         const id = this.byLabel.get(label)
         if (id !== undefined) this.rows.get(id)!.indexed = true
@@ -221,6 +220,18 @@ class Replica {
       }
       this.rebuilt = true
     }
+  }
+
+  /** Read the index file; false when it cannot be read (the index is rebuilt from the rows then). */
+  private read (file: string): boolean {
+    try {
+      this.index.readIndexSync(file)
+      if (this.index.getNumDimensions() === this.spec.dimensions) return true
+    } catch {
+      // a damaged file
+    }
+    this.index = new HierarchicalNSW(this.spec.distance, this.spec.dimensions)
+    return false
   }
 
   /** Create the replica's files, or open them (the spec must match what they hold). */

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, statSync } from 'node:fs'
+import { cpSync, existsSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -122,6 +122,21 @@ describe('shard host', () => {
     } finally {
       await other.stop()
     }
+  })
+
+  it('rebuilds the index from its rows when the index file is damaged', async () => {
+    await host.open(spec)
+    const all = points(400, 8)
+    await host.upsert(key, all)
+    await host.stop()
+    const file = join(dir, spec.collection, `${spec.shard}.hnsw`)
+    writeFileSync(file, 'not an index')
+    host = shardHost({ dir })({ logger })
+    await host.start()
+    expect(await host.stats(key)).toMatchObject({ count: 400, deleted: 0 })
+    for (const p of all.slice(0, 20)) expect((await host.search(key, p.vector, { k: 1 }))[0]?.id).toBe(p.id)
+    await host.flush()
+    expect(statSync(file).size).toBeGreaterThan(400 * 8 * 4)
   })
 
   it('deletes for real: deleted ids are never returned, and the index is compacted', async () => {
@@ -309,5 +324,7 @@ describe('shard host', () => {
     await host.drop(key)
     // opened again: a new, empty replica
     expect(await host.open(spec)).toMatchObject({ count: 0, seq: 0 })
+    await host.stop()
+    expect(await host.stats(key).then(() => 'resolved', (e: unknown) => (e as Error).name)).toBe('DisposedError')
   })
 })
