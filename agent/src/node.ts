@@ -46,6 +46,7 @@ import { AbortError } from './errors.ts'
 import { resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
+import { promptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -156,6 +157,12 @@ export interface FlexNodeInit {
   resourceCapacity?: Partial<LeaseResources>
   /** the longest lease this node grants, seconds. @default 86400 */
   maxLeaseSeconds?: number
+  /**
+   * the HTTP API's prompt cache (the memory policy's `prompt_cache`): answers to deterministic
+   * chat/completion requests served again without the model (`memory/prompt-cache.ts`); `false`
+   * disables it (`--no-prompt-cache`). @default enabled: ttl 3600 s, 100000 entries
+   */
+  promptCache?: boolean | PromptCacheInit
   /** threads running WASM compute tasks. @default the number of cores */
   wasmThreads?: number
   /** let WASM tasks that ask for it (`allow_clock`) read a clock. @default false */
@@ -196,6 +203,8 @@ export interface NodeComponents {
   router: HttpRouter
   /** this node's live load, sampled at most once a second (heartbeat and router share it) */
   liveLoad: () => Promise<LoadSample>
+  /** answers of deterministic generation requests (undefined: disabled) */
+  promptCache: PromptCacheService | undefined
   /** the HTTP API: the OpenAI-compatible routes (and those of later capabilities) */
   http: HttpServer
   registry: RegistryService
@@ -366,12 +375,31 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       })
     },
     {
+      name: 'prompt cache',
+      create: (c) => {
+        if (init.promptCache === false) {
+          c.promptCache = undefined
+          return service({ start: async () => {}, stop: () => {} })
+        }
+        const engine = c.inference.engine
+        const cache = c.promptCache = promptCache(init.promptCache === true ? {} : init.promptCache ?? {})({
+          logger: c.logger,
+          // a semantic lookup embeds with the requested model: this node's, else the mesh's
+          embed: async (model, input, options) => {
+            const local = engine.listModels().some(m => m.id === model)
+            return await (local || c.router.remote === undefined ? engine : c.router.remote).embed(model, input, options)
+          }
+        })
+        return cache
+      }
+    },
+    {
       // each capability mounts its routes here
       name: 'HTTP API',
       provides: 'http',
       create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
         logger: c.logger,
-        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router }), resourceRoutes({ resources: c.resources })]
+        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources })]
       })
     },
     {
