@@ -15,12 +15,13 @@
  *
  * Entries live `ttlSeconds` (an expired one is never served) and at most `maxEntries` are kept over
  * all models: beyond it the oldest are evicted, from the vector collections too. Answers are kept in
- * this process only: a restart starts empty (and drops the collections the last run left).
+ * this process only: a restart starts empty (and drops the collections the last run left, when it
+ * first opens its vector memory).
  * Non-deterministic requests, `cache: "off"`, and generation under an inference lease are never
  * cached.
  *
  * ```ts
- * const cache = promptCache({ ttlSeconds: 3600 })({ logger, memory, embed: engine.embed })
+ * const cache = promptCache({ ttlSeconds: 3600 })({ logger, memory: async () => memory, embed: engine.embed })
  * await cache.start()
  * const found = await cache.lookup({ model, messages, max_tokens: 64, temperature: 0, cache: 'semantic', cache_threshold: 0.9 })
  * if (found?.status === 'hit') reply(found.answer)                     // found.match: 'exact' | 'semantic'
@@ -108,13 +109,17 @@ export interface PromptCacheInit {
   embeddingModel?: string
 }
 
+/** What the cache uses of its vector memory. */
+export type PromptCacheMemory = Pick<VectorMemory, 'createCollection' | 'listCollections' | 'deleteCollection' | 'upsert' | 'delete' | 'search'>
+
 export interface PromptCacheComponents {
   logger: ComponentLogger
   /**
-   * the node-local vector memory holding the semantic index (one collection per model). Without
-   * it (or without `embed`) `cache: "semantic"` requests are looked up by exact match only.
+   * opens the node-local vector memory holding the semantic index (one collection per model),
+   * called once, at the first semantic request (a node that never gets one never opens it).
+   * Without it (or without `embed`) `cache: "semantic"` requests are looked up by exact match only.
    */
-  memory?: Pick<VectorMemory, 'createCollection' | 'listCollections' | 'deleteCollection' | 'upsert' | 'delete' | 'search'>
+  memory?: () => Promise<PromptCacheMemory>
   /** embeds prompt text (the engine's `embed`, or one that also reaches the mesh's models) */
   embed?: (model: string, input: string[], options?: { signal?: AbortSignal }) => Promise<{ embeddings: number[][] }>
 }
@@ -180,7 +185,7 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
   checkInit(init)
   return (components) => {
     const log = components.logger.forComponent('flexnode:prompt-cache')
-    const { memory, embed } = components
+    const { embed } = components
     const ttlMs = (init.ttlSeconds ?? PROMPT_CACHE_TTL_SECONDS) * 1000
     const maxEntries = init.maxEntries ?? PROMPT_CACHE_MAX_ENTRIES
     const defaultThreshold = init.defaultThreshold ?? PROMPT_CACHE_DEFAULT_THRESHOLD
@@ -191,10 +196,23 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
     /** per collection: its writes (upserts, deletes) in order; a search waits for them */
     const writes = new Map<string, Promise<void>>()
     const counts = { hits_exact: 0, hits_semantic: 0, misses: 0 }
+    let opened: Promise<PromptCacheMemory> | undefined
     let sweeper: NodeJS.Timeout | undefined
     let stopped = false
 
     const fresh = (e: Entry | undefined): e is Entry => e !== undefined && performance.now() - e.at < ttlMs
+
+    /**
+     * The vector memory, opened on first use; the collections a past run left are dropped first
+     * (its answers were in its process only: they can never be served).
+     */
+    const memory = async (): Promise<PromptCacheMemory> => await (opened ??= (async () => {
+      const m = await components.memory!()
+      for (const c of await m.listCollections()) {
+        if (c.name.startsWith(PROMPT_CACHE_COLLECTION_PREFIX)) await m.deleteCollection(c.name)
+      }
+      return m
+    })().catch((err: unknown) => { opened = undefined; throw err }))
 
     /** Queue a write on a collection; its failure is logged (the entry is never served without its map row). */
     const write = (collection: string, what: string, op: () => Promise<unknown>): void => {
@@ -212,11 +230,10 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
         entries.delete(e.key)
         if (e.collection !== undefined) byCollection.set(e.collection, [...byCollection.get(e.collection) ?? [], e.key])
       }
-      if (memory === undefined) return
       for (const [collection, ids] of byCollection) {
         for (let i = 0; i < ids.length; i += PROMPT_CACHE_DELETE_BATCH) {
           const batch = ids.slice(i, i + PROMPT_CACHE_DELETE_BATCH)
-          write(collection, 'delete', async () => await memory.delete(collection, batch))
+          write(collection, 'delete', async () => await (await memory()).delete(collection, batch))
         }
       }
     }
@@ -237,7 +254,7 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
       let p = collections.get(model)
       if (p === undefined) {
         const name = promptCacheCollection(model)
-        p = memory!.createCollection({ name, dimensions, distance: 'cosine', shard_count: 1, replication_factor: 1 }).then(() => name)
+        p = memory().then(async (m) => await m.createCollection({ name, dimensions, distance: 'cosine', shard_count: 1, replication_factor: 1 })).then(() => name)
         p.catch(() => { collections.delete(model) })
         collections.set(model, p)
       }
@@ -248,7 +265,7 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
     const nearest = async (request: PromptCacheRequest, sampling: string, vector: number[], threshold: number, signal?: AbortSignal): Promise<{ entry: Entry, similarity: number, collection: string } | { collection: string }> => {
       const collection = await collectionFor(request.model, vector.length)
       await writes.get(collection)
-      const { results } = await memory!.search(collection, { vector, k: PROMPT_CACHE_SEMANTIC_CANDIDATES, filter: { sampling } }, { signal })
+      const { results } = await (await memory()).search(collection, { vector, k: PROMPT_CACHE_SEMANTIC_CANDIDATES, filter: { sampling } }, { signal })
       for (const r of results) {
         if (r.score < threshold) break
         const entry = entries.get(r.id)
@@ -270,7 +287,7 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
       }
 
       let semantic: { collection: string, vector: number[] } | undefined
-      if (mode === 'semantic' && memory !== undefined && embed !== undefined) {
+      if (mode === 'semantic' && components.memory !== undefined && embed !== undefined) {
         try {
           const [vector] = (await embed(init.embeddingModel ?? request.model, [promptText(request)], options)).embeddings
           if (vector === undefined) throw new Error('the embedding function returned no vector')
@@ -307,9 +324,9 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
           if (semantic !== undefined) entry.collection = semantic.collection
           else if (old?.collection !== undefined) entry.collection = old.collection
           entries.set(key, entry)
-          if (semantic !== undefined && memory !== undefined) {
+          if (semantic !== undefined) {
             const { collection, vector } = semantic
-            write(collection, 'insert', async () => await memory.upsert(collection, [{ id: key, vector, metadata: { sampling, model: request.model } }]))
+            write(collection, 'insert', async () => await (await memory()).upsert(collection, [{ id: key, vector, metadata: { sampling, model: request.model } }]))
           }
           sweep()
         }
@@ -329,12 +346,7 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
       lookup,
       stats: () => ({ ...counts, entries: entries.size }),
       start: async () => {
-        if (memory !== undefined) {
-          // the answers of a previous run were in its memory only: its collections can never be served
-          for (const c of await memory.listCollections()) {
-            if (c.name.startsWith(PROMPT_CACHE_COLLECTION_PREFIX)) await memory.deleteCollection(c.name)
-          }
-        }
+        if (stopped || sweeper !== undefined) return
         sweeper = setInterval(sweep, Math.min(ttlMs, PROMPT_CACHE_SWEEP_INTERVAL_MS))
         sweeper.unref()
       },

@@ -12,7 +12,11 @@ import { waitUntil } from '../../../../fixtures/wait.ts'
 import { createInferenceEngine } from '../../inference/engine.ts'
 import { silentLogger } from '../../logger.ts'
 import { createHttpServer, type HttpServer, type HttpServerComponents } from '../../http/server.ts'
-import { isDeterministic, promptCache, promptKey, samplingKey, type PromptCacheComponents, type PromptCacheInit, type PromptCacheService } from '../prompt-cache.ts'
+import { localVectorMemory, type LocalVectorMemory } from '../local.ts'
+import {
+  isDeterministic, promptCache, promptCacheCollection, promptKey, promptText, samplingKey,
+  type PromptCacheComponents, type PromptCacheInit, type PromptCacheRequest, type PromptCacheService
+} from '../prompt-cache.ts'
 
 type Engine = Awaited<ReturnType<typeof createInferenceEngine>>
 type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -23,6 +27,14 @@ function sseData (text: string): string[] {
     expect(e.startsWith('data: ')).toBe(true)
     return e.slice('data: '.length)
   })
+}
+
+function cosine (a: number[], b: number[]): number {
+  let dot = 0
+  let na = 0
+  let nb = 0
+  a.forEach((x, i) => { const y = b[i]!; dot += x * y; na += x * x; nb += y * y })
+  return dot / Math.sqrt(na * nb)
 }
 
 /** The engine with its generations counted (each call forwarded to the real engine). */
@@ -80,8 +92,18 @@ describe('prompt cache', () => {
     await engine.loadModel(model)
   })
 
+  /** A started node-local vector memory in its own folder. */
+  const memories: LocalVectorMemory[] = []
+  const localMemory = async (name: string): Promise<LocalVectorMemory> => {
+    const memory = localVectorMemory({ dir: path.join(dir, name) })({ logger: silentLogger() })
+    await memory.start()
+    memories.push(memory)
+    return memory
+  }
+
   afterAll(async () => {
     for (const s of running) await s.stop()
+    for (const m of memories) await m.stop()
     await engine?.dispose()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })
@@ -293,6 +315,99 @@ describe('prompt cache', () => {
       expect(r.status).toBe(200)
       await r.arrayBuffer()
     }
+  })
+
+  describe('semantic', () => {
+    const original = 'What is the capital city of France?'
+    const paraphrase = 'What is the capital of France?'
+    const unrelated = 'Write a haiku about garbage trucks at night.'
+    const request = (content: string, extra: Json = {}): Json => chat(content, { cache: 'semantic', ...extra })
+    /** the text the cache embeds for a chat of one user message */
+    const embedded = (content: string): string => promptText({ model, messages: [{ role: 'user', content }], max_tokens: 6, temperature: 0 })
+
+    it('answers a paraphrase above the threshold from the cache, and not a prompt below it', async () => {
+      // the demo model's embeddings are random-weight: measure the similarities first, choose the threshold between them
+      const [o, p, u] = (await engine.embed(model, [embedded(original), embedded(paraphrase), embedded(unrelated)])).embeddings
+      const simParaphrase = cosine(o!, p!)
+      const simUnrelated = cosine(o!, u!)
+      expect(simParaphrase).toBeGreaterThan(simUnrelated + 0.01)
+      expect(simParaphrase).toBeLessThan(1)
+      const threshold = (simParaphrase + simUnrelated) / 2
+
+      const s = await serve({}, { memory: async () => await localMemory('semantic') })
+      const first = await s.post('/v1/chat/completions', request(original, { cache_threshold: threshold }))
+      expect(first.headers.get('x-flexnode-cache')).toBe('miss')
+      const answer = (await first.json() as Json).choices[0].message.content as string
+      expect(s.generations()).toBe(1)
+
+      const hit = await s.post('/v1/chat/completions', request(paraphrase, { cache_threshold: threshold }))
+      expect(hit.status).toBe(200)
+      expect(hit.headers.get('x-flexnode-cache')).toBe('hit')
+      expect(hit.headers.get('x-flexnode-cache-match')).toBe('semantic')
+      expect((await hit.json() as Json).choices[0].message.content).toBe(answer)
+      expect(s.generations()).toBe(1)
+
+      // streamed, the semantic hit is replayed
+      const streamed = await s.post('/v1/chat/completions', request(paraphrase, { cache_threshold: threshold, stream: true }))
+      expect(streamed.headers.get('x-flexnode-cache')).toBe('hit')
+      expect(streamed.headers.get('x-flexnode-cache-match')).toBe('semantic')
+      const deltas = sseData(await streamed.text()).filter(e => e !== '[DONE]').map(e => (JSON.parse(e) as Json).choices[0].delta.content ?? '').join('')
+      expect(deltas).toBe(answer)
+      expect(s.generations()).toBe(1)
+
+      // below the threshold: a miss, the model runs
+      const miss = await s.post('/v1/chat/completions', request(unrelated, { cache_threshold: threshold }))
+      expect(miss.headers.get('x-flexnode-cache')).toBe('miss')
+      await miss.arrayBuffer()
+      expect(s.generations()).toBe(2)
+
+      // the paraphrase misses with a threshold above the similarity it has, with other sampling
+      // parameters, and without opting in (the semantic hits stored nothing under its own key)
+      const others = [
+        request(paraphrase, { cache_threshold: Math.min(1, simParaphrase + 0.001), max_tokens: 5 }),
+        request(paraphrase, { cache_threshold: threshold, max_tokens: 4 }),
+        chat(paraphrase)
+      ]
+      for (const other of others) {
+        const r = await s.post('/v1/chat/completions', other)
+        expect(r.headers.get('x-flexnode-cache'), JSON.stringify(other)).toBe('miss')
+        await r.arrayBuffer()
+      }
+      expect(s.generations()).toBe(5)
+      expect(s.cache.stats()).toEqual({ hits_exact: 0, hits_semantic: 2, misses: 5, entries: 5 })
+    })
+
+    it('evicts the oldest from the vector collection too, never serves an expired answer, and drops a past run\'s collections at its first use', async () => {
+      const memory = await localMemory('semantic-evict')
+      const collection = promptCacheCollection(model)
+      const asCache = (content: string): PromptCacheRequest => ({ model, messages: [{ role: 'user', content }], max_tokens: 6, temperature: 0 })
+      const s = await serve({ maxEntries: 1 }, { memory: async () => memory })
+      const a = await s.post('/v1/chat/completions', request(original, { cache_threshold: 0 }))
+      expect(a.headers.get('x-flexnode-cache')).toBe('miss')
+      await a.arrayBuffer()
+      await waitUntil(async () => (await memory.get(collection, [promptKey(asCache(original))])).length === 1, { what: 'the embedding stored' })
+      const b = await s.post('/v1/chat/completions', request(unrelated, { cache_threshold: 0.999999 }))
+      expect(b.headers.get('x-flexnode-cache')).toBe('miss')
+      await b.arrayBuffer()
+      await waitUntil(async () => (await memory.get(collection, [promptKey(asCache(original))])).length === 0, { what: 'the evicted embedding deleted' })
+      expect((await memory.get(collection, [promptKey(asCache(unrelated))])).length).toBe(1)
+      expect(s.cache.stats().entries).toBe(1)
+
+      // a new cache on the same memory: at its first semantic request, the last run's collection is dropped
+      const again = await serve({ ttlSeconds: 0.2 }, { memory: async () => memory })
+      const c = await again.post('/v1/chat/completions', request(original, { cache_threshold: 0 }))
+      expect(c.headers.get('x-flexnode-cache')).toBe('miss')
+      await c.arrayBuffer()
+      expect((await memory.get(collection, [promptKey(asCache(unrelated))])).length).toBe(0)
+      await waitUntil(async () => (await memory.get(collection, [promptKey(asCache(original))])).length === 1, { what: 'the embedding stored' })
+      // expired: not served by similarity either (threshold 0 would take any cached prompt)
+      const stored = performance.now()
+      await waitUntil(() => performance.now() - stored > 200, { what: 'the ttl to pass' })
+      const d = await again.post('/v1/chat/completions', request(paraphrase, { cache_threshold: 0 }))
+      expect(d.headers.get('x-flexnode-cache')).toBe('miss')
+      await d.arrayBuffer()
+      expect(again.cache.stats().hits_semantic).toBe(0)
+    })
   })
 
   it('canonical keys: the default temperature filled in, the seed ignored when greedy, stop as a set', () => {
