@@ -46,6 +46,7 @@ import { AbortError } from './errors.ts'
 import { resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
+import { localVectorMemory } from './memory/local.ts'
 import { promptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
@@ -382,15 +383,26 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           return service({ start: async () => {}, stop: () => {} })
         }
         const engine = c.inference.engine
+        // the semantic index: a node-local vector memory of its own (its collections are the cache's
+        // only), opened at the first semantic request: its worker thread is not started before
+        const memory = localVectorMemory({ dir: join(c.dataDir.path, 'prompt-cache') })({ logger: c.logger })
+        let opened: Promise<void> | undefined
         const cache = c.promptCache = promptCache(init.promptCache === true ? {} : init.promptCache ?? {})({
           logger: c.logger,
+          memory: async () => { await (opened ??= memory.start()); return memory },
           // a semantic lookup embeds with the requested model: this node's, else the mesh's
           embed: async (model, input, options) => {
             const local = engine.listModels().some(m => m.id === model)
             return await (local || c.router.remote === undefined ? engine : c.router.remote).embed(model, input, options)
           }
         })
-        return cache
+        return service({
+          start: async () => { await cache.start() },
+          stop: async () => {
+            await cache.stop()
+            if (opened !== undefined) await memory.stop()
+          }
+        })
       }
     },
     {
