@@ -77,6 +77,8 @@ export interface StartOptions {
   modelsDirs?: string[]
   /** false with --no-demo-model: no random-weight demo model is generated into an empty models dir */
   generateDefaultModel?: boolean
+  /** false with --no-prompt-cache: deterministic requests are never answered from the prompt cache */
+  promptCache?: false
   /** GPU use: auto-detect, or false to force CPU. @default 'auto' */
   gpu: boolean | 'auto'
   /** threads per model. @default half the cores */
@@ -123,6 +125,9 @@ Options:
                                 <data-dir>/models, where a tiny demo model is generated once)
   --no-demo-model               do not generate the random-weight demo model into an empty
                                 <data-dir>/models
+  --no-prompt-cache             never answer deterministic requests (temperature 0 or a seed)
+                                from the prompt cache (default: cached for 3600 s, at most
+                                100000 answers; see the README's prompt cache)
   --gpu <auto|false>            use a GPU when one is found, or force CPU (default auto)
   --threads <n>                 threads per model (default half the cores)
   --max-queue <n>               requests waiting per model before 503 busy (default 16)
@@ -234,6 +239,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'prune-after-days': { type: 'string' },
     'models-dir': { type: 'string', multiple: true },
     'no-demo-model': { type: 'boolean' },
+    'no-prompt-cache': { type: 'boolean' },
     gpu: { type: 'string' },
     threads: { type: 'string' },
     'max-queue': { type: 'string' },
@@ -318,6 +324,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     ...(v['prune-after-days'] !== undefined ? { pruneAfterDays: integer(v['prune-after-days'], '--prune-after-days', 1, MAX_PRUNE_AFTER_DAYS) } : {}),
     modelsDirs: v['models-dir']?.map(d => resolve(d)),
     ...(v['no-demo-model'] === true ? { generateDefaultModel: false } : {}),
+    ...(v['no-prompt-cache'] === true ? { promptCache: false as const } : {}),
     gpu,
     threads: v.threads === undefined ? undefined : integer(v.threads, '--threads', 1, 256),
     maxQueue: v['max-queue'] === undefined ? undefined : integer(v['max-queue'], '--max-queue', 0, 100_000),

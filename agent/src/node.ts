@@ -48,6 +48,8 @@ import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
 import { memory, memoryDir, type MemoryInit, type MemoryService } from './memory/index.ts'
 import { memoryRoutes } from './memory/routes.ts'
+import { localVectorMemory } from './memory/local.ts'
+import { promptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -158,6 +160,12 @@ export interface FlexNodeInit {
   resourceCapacity?: Partial<LeaseResources>
   /** the longest lease this node grants, seconds. @default 86400 */
   maxLeaseSeconds?: number
+  /**
+   * the HTTP API's prompt cache (the memory policy's `prompt_cache`): answers to deterministic
+   * chat/completion requests served again without the model (`memory/prompt-cache.ts`); `false`
+   * disables it (`--no-prompt-cache`). @default enabled: ttl 3600 s, 100000 entries
+   */
+  promptCache?: boolean | PromptCacheInit
   /** threads running WASM compute tasks. @default the number of cores */
   wasmThreads?: number
   /** let WASM tasks that ask for it (`allow_clock`) read a clock. @default false */
@@ -204,12 +212,18 @@ export interface NodeComponents {
   router: HttpRouter
   /** this node's live load, sampled at most once a second (heartbeat and router share it) */
   liveLoad: () => Promise<LoadSample>
+  /** answers of deterministic generation requests (undefined: disabled) */
+  promptCache: PromptCacheService | undefined
   /** the HTTP API: the OpenAI-compatible routes (and those of later capabilities) */
   http: HttpServer
   registry: RegistryService
   resources: ResourcesService
   memory: MemoryService
 }
+
+/** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
+const embedder = (c: NodeComponents) => (model: string): Pick<InferenceEngine, 'embed'> =>
+  c.inference.engine.listModels().some(m => m.id === model) || c.router.remote === undefined ? c.inference.engine : c.router.remote
 
 /** The node's services, in start order (stopped in reverse). */
 function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceEntry<NodeComponents>> {
@@ -384,12 +398,35 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         agent: c.keys.keystore.primary.agentPubKey,
         capabilities: c.capabilities,
         // a collection's embedding model: this node's, else a peer's
-        embed: async (model, texts, options) => {
-          const backend = c.inference.engine.listModels().some(m => m.id === model) || c.router.remote === undefined ? c.inference.engine : c.router.remote
-          return (await backend.embed(model, texts, options)).embeddings
-        },
+        embed: async (model, texts, options) => (await embedder(c)(model).embed(model, texts, options)).embeddings,
         logger: c.logger
       })
+    },
+    {
+      name: 'prompt cache',
+      create: (c) => {
+        if (init.promptCache === false) {
+          c.promptCache = undefined
+          return service({ start: async () => {}, stop: () => {} })
+        }
+        // the semantic index: a node-local vector memory of its own (its collections are the cache's
+        // only), opened at the first semantic request: its worker thread is not started before
+        const memory = localVectorMemory({ dir: join(c.dataDir.path, 'prompt-cache') })({ logger: c.logger })
+        let opened: Promise<void> | undefined
+        const cache = c.promptCache = promptCache(init.promptCache === true ? {} : init.promptCache ?? {})({
+          logger: c.logger,
+          memory: async () => { await (opened ??= memory.start()); return memory },
+          // a semantic lookup embeds with the requested model: this node's, else the mesh's
+          embed: async (model, input, options) => await embedder(c)(model).embed(model, input, options)
+        })
+        return service({
+          start: async () => { await cache.start() },
+          stop: async () => {
+            await cache.stop()
+            if (opened !== undefined) await memory.stop()
+          }
+        })
+      }
     },
     {
       // each capability mounts its routes here
@@ -397,7 +434,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       provides: 'http',
       create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
         logger: c.logger,
-        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory })]
+        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory })]
       })
     },
     {

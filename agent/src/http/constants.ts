@@ -67,3 +67,9 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'cache-control': 'no-cache',
   'x-accel-buffering': 'no'
 })
+
+/** Response header of a cacheable generation request: `hit` (answered from the prompt cache) or `miss`. */
+export const CACHE_HEADER = 'x-flexnode-cache'
+
+/** Response header of a prompt cache hit: `exact` or `semantic`. */
+export const CACHE_MATCH_HEADER = 'x-flexnode-cache-match'

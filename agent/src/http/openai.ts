@@ -19,6 +19,7 @@ import {
   DEFAULT_MAX_TOKENS, MAX_EMBEDDING_INPUTS, MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, MAX_TEMPERATURE, MOE_DEFAULT_MAX_TOKENS,
   MOE_DEFAULT_REQUIRE_CONSENSUS, MOE_TASK_TYPES, OWNED_BY, REMOTE_MAX_TOKENS_LIMIT
 } from './constants.ts'
+import { PROMPT_CACHE_MODES, type PromptCacheMode } from '../memory/prompt-cache.ts'
 
 // ---------------------------------------------------------------------------------------------
 // HTTP-level errors
@@ -286,6 +287,15 @@ export interface SamplingRequest {
   include_usage: boolean
   /** flexnode extension: served under this inference lease (`POST /v1/resources/allocate`), on its provider, counted against it */
   allocation_id?: string
+  /**
+   * flexnode extension, the prompt cache (`memory/prompt-cache.ts`) of a deterministic request
+   * (temperature 0 or a seed): `exact` (default) answers a repeat of the same request from the
+   * cache; `semantic` also answers a prompt whose embedding is at least `cache_threshold` similar
+   * (cosine) to a cached one with the same sampling parameters; `off` neither reads nor stores.
+   */
+  cache: PromptCacheMode
+  /** with `cache: "semantic"` only: the cosine similarity 0..1 a cached prompt needs. @default 0.95 (the node's) */
+  cache_threshold?: number
 }
 
 export interface ChatCompletionRequest extends SamplingRequest { messages: ChatMessage[] }
@@ -353,7 +363,20 @@ function parseSampling (body: Body, model: string, options: ParseOptions): Omit<
     includeUsage = iu === true
   }
 
-  const out: Omit<SamplingRequest, 'model'> = { max_tokens: maxTokens, stream, include_usage: includeUsage }
+  let cache: PromptCacheMode = 'exact'
+  const c = body.cache
+  if (c !== undefined && c !== null) {
+    if (typeof c !== 'string' || !(PROMPT_CACHE_MODES as readonly string[]).includes(c)) throw invalid('cache', `cache must be one of ${PROMPT_CACHE_MODES.map(m => JSON.stringify(m)).join(', ')}`)
+    cache = c as PromptCacheMode
+  }
+
+  const out: Omit<SamplingRequest, 'model'> = { max_tokens: maxTokens, stream, include_usage: includeUsage, cache }
+  const th = body.cache_threshold
+  if (th !== undefined && th !== null) {
+    if (typeof th !== 'number' || !Number.isFinite(th) || th < 0 || th > 1) throw invalid('cache_threshold', 'cache_threshold must be a number from 0 to 1 (a cosine similarity)')
+    if (cache !== 'semantic') throw invalid('cache_threshold', 'cache_threshold applies only with cache: "semantic"')
+    out.cache_threshold = th
+  }
   if (temperature !== undefined) out.temperature = temperature
   if (seed !== undefined) out.seed = seed
   const stop = parseStop(body.stop)

@@ -232,10 +232,11 @@ export interface HttpServerComponents {
   engine: OpenAIRoutesComponents['engine'] & ModelAdminRoutesComponents['engine']
   logger: ComponentLogger
   router?: HttpRouter
+  promptCache?: OpenAIRoutesComponents['promptCache']
 }
 
 /** The server with the inference capability's routes (the OpenAI-compatible API and model admin). */
 export function createHttpServer (init: HttpServerInit, components: HttpServerComponents): HttpServer {
-  const { engine, router, logger } = components
-  return httpServer(init)({ logger, routes: [modelAdminRoutes({ engine }), openaiRoutes({ engine, router })] })
+  const { engine, router, logger, promptCache } = components
+  return httpServer(init)({ logger, routes: [modelAdminRoutes({ engine }), openaiRoutes({ engine, router, promptCache })] })
 }

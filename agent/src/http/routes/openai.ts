@@ -10,14 +10,23 @@
  * one is given, else 404 `model_not_found`. A client that disconnects (or stops reading its
  * stream) aborts its generation.
  *
+ * With a `promptCache`, deterministic chat and completion requests (temperature 0 or a `seed`)
+ * are answered from it when it holds their answer (body fields `cache`: `"exact"` (default) |
+ * `"semantic"` | `"off"`, and `cache_threshold` 0..1 with `"semantic"`; see `memory/prompt-cache.ts`):
+ * a hit is sent as the model would (one JSON response, or replayed as SSE chunks) with
+ * `x-flexnode-cache: hit` and `x-flexnode-cache-match: exact|semantic`; a cacheable request the
+ * cache did not hold gets `x-flexnode-cache: miss` and its answer is stored once it succeeded.
+ * Requests under an inference lease (`allocation_id`) are never cached.
+ *
  * ```ts
  * const http = httpServer({ port: 8080 })({ logger, routes: [openaiRoutes({ engine, router })] })
  * ```
  */
+import type { PromptCache, PromptCacheMiss, PromptCacheRequest } from '../../memory/prompt-cache.ts'
 import type { ChatMessage, GenerateOptions, GenerateResult, InferenceEngine, MoeQueryRequest, SingleQueryRequest } from '../../inference/types.ts'
 import { ModelNotFoundError } from '../../inference/types.ts'
 import { sendJson } from '../body.ts'
-import { REMOTE_MAX_TOKENS_LIMIT } from '../constants.ts'
+import { CACHE_HEADER, CACHE_MATCH_HEADER, REMOTE_MAX_TOKENS_LIMIT } from '../constants.ts'
 import {
   chatChunk, chatCompletion, embeddingList, generateOptions, modelObject, newId, NotImplementedError, nowSeconds, parseChatCompletionRequest,
   parseCompletionRequest, parseEmbeddingRequest, parseMoeQueryRequest, parseSingleQueryRequest, ShuttingDownError, textCompletion, toOpenAIError,
@@ -45,6 +54,8 @@ export interface HttpRouter {
 export interface OpenAIRoutesComponents {
   engine: Pick<InferenceEngine, 'listModels' | 'chat' | 'complete' | 'embed'>
   router?: HttpRouter
+  /** answers deterministic requests it holds; without it nothing is cached */
+  promptCache?: Pick<PromptCache, 'lookup'>
 }
 
 interface Generation {
@@ -59,6 +70,8 @@ interface Generation {
   opening: () => unknown
   /** a stream event: a piece of text (finish null) or the end (text '', finish set) */
   chunk: (text: string, finish: FinishReason | null) => ChatCompletionChunk | TextCompletion
+  /** a prompt cache miss: the answer is stored once the generation succeeded */
+  miss?: PromptCacheMiss
 }
 
 /** A failure inside an open stream: the error event, then the end (a stopping server's reason wins). */
@@ -74,6 +87,7 @@ async function generate (g: Generation): Promise<void> {
   const { ctx } = g
   if (!g.stream) {
     const result = await g.run({ ...g.options, signal: ctx.signal })
+    g.miss?.store(result)
     sendJson(ctx.res, 200, g.whole(result))
     return
   }
@@ -94,6 +108,12 @@ async function generate (g: Generation): Promise<void> {
     await streamFailure(ctx, events, err)
     return
   }
+  g.miss?.store(result)
+  await finish(g, events, result)
+}
+
+/** A stream's end: the finish chunk, the usage chunk when asked, `[DONE]`. */
+async function finish (g: Generation, events: ReturnType<RequestContext['eventStream']>, result: Pick<GenerateResult, 'finish_reason' | 'usage'>): Promise<void> {
   events.open()
   const last = g.chunk('', result.finish_reason)
   events.send(last)
@@ -102,8 +122,38 @@ async function generate (g: Generation): Promise<void> {
   await events.end()
 }
 
+/**
+ * Answers the request from the prompt cache when it holds it (true: the response is sent). On a
+ * miss `g.miss` is set, to store the answer with; the cache header is set on both. A request the
+ * cache does not take (not deterministic, `cache: "off"`, under a lease) gets no header.
+ */
+async function fromCache (g: Generation, cache: OpenAIRoutesComponents['promptCache'], request: PromptCacheRequest & { allocation_id?: string }): Promise<boolean> {
+  if (cache === undefined || request.allocation_id !== undefined) return false
+  const found = await cache.lookup(request, { signal: g.ctx.signal })
+  if (found === undefined) return false
+  const { res } = g.ctx
+  if (found.status === 'miss') {
+    res.setHeader(CACHE_HEADER, 'miss')
+    g.miss = found
+    return false
+  }
+  res.setHeader(CACHE_HEADER, 'hit')
+  res.setHeader(CACHE_MATCH_HEADER, found.match)
+  const { answer } = found
+  if (!g.stream) {
+    sendJson(res, 200, g.whole({ ...answer, ttft_ms: 0, duration_ms: 0 }))
+    return true
+  }
+  // replayed as the model would stream it: the opening, the text, the end
+  const events = g.ctx.eventStream(g.opening)
+  events.open()
+  if (answer.text.length > 0) events.send(g.chunk(answer.text, null))
+  await finish(g, events, answer)
+  return true
+}
+
 export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
-  const { engine, router } = components
+  const { engine, router, promptCache } = components
   const created = nowSeconds()
 
   const localModel = (id: string): ReturnType<typeof engine.listModels>[number] | undefined =>
@@ -146,7 +196,7 @@ export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
     const id = newId('chatcmpl')
     const at = nowSeconds()
     const messages: ChatMessage[] = request.messages
-    await generate({
+    const g: Generation = {
       ctx,
       stream: request.stream,
       includeUsage: request.include_usage,
@@ -155,7 +205,9 @@ export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
       whole: (result) => chatCompletion(id, at, result),
       opening: () => chatChunk(id, at, request.model, { role: 'assistant', content: '' }, null),
       chunk: (text, finish) => chatChunk(id, at, request.model, finish === null ? { content: text } : {}, finish)
-    })
+    }
+    if (await fromCache(g, promptCache, request)) return
+    await generate(g)
   }
 
   const completions: Handler = async (ctx) => {
@@ -163,7 +215,7 @@ export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
     const backend = generatorFor(request.model, request.allocation_id)
     const id = newId('cmpl')
     const at = nowSeconds()
-    await generate({
+    const g: Generation = {
       ctx,
       stream: request.stream,
       includeUsage: request.include_usage,
@@ -172,7 +224,9 @@ export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
       whole: (result) => textCompletion(id, at, result.model, result.text, result.finish_reason, result.usage),
       opening: () => undefined,
       chunk: (text, finish) => textCompletion(id, at, request.model, text, finish)
-    })
+    }
+    if (await fromCache(g, promptCache, request)) return
+    await generate(g)
   }
 
   const embeddings: Handler = async ({ res, signal, readJson }) => {
