@@ -15,7 +15,7 @@
  * Every field of a request is checked here (sizes, finite numbers, known ops) before it reaches
  * a shard: a bad message gets a typed error and touches nothing. A write or remove for a shard
  * this node's ring view does not place here is refused (`NotHostedError`): the sender's routing is
- * stale.
+ * stale. A replica placed here that no write has reached yet is opened empty when first asked.
  */
 import { DISTANCES, NotHostedError, type Distance, type Filter, type Metadata } from './types.ts'
 import type { ShardHost, ShardKey, StoredPoint } from './shard-host.ts'
@@ -252,10 +252,11 @@ export interface MemoryProtocolComponents {
 export function memoryProtocol (c: MemoryProtocolComponents): { remote: (request: Uint8Array, from: string) => Promise<Uint8Array>, local: (m: WireRequest) => Promise<unknown> } {
   const keyOf = (w: WireCollection, shard: number): ShardKey => ({ collection: w.uid, shard })
 
-  const held = async (w: WireCollection, shard: number, write: boolean): Promise<ShardKey> => {
+  /** The replica, opened (empty) when the ring places it here and no write has reached it yet. */
+  const held = async (w: WireCollection, shard: number): Promise<ShardKey> => {
     const key = keyOf(w, shard)
     if (c.host.has(key)) return key
-    if (!write || !(await c.accepts(w, shard))) throw new NotHostedError(w.uid, shard)
+    if (!(await c.accepts(w, shard))) throw new NotHostedError(w.uid, shard)
     await c.host.open({ ...key, dimensions: w.dimensions, distance: w.distance })
     return key
   }
@@ -274,16 +275,16 @@ export function memoryProtocol (c: MemoryProtocolComponents): { remote: (request
     switch (m.op) {
       case 'write':
         return await Promise.all(m.parts.map(async part => await refusal(async () => {
-          const key = await held(m.c, part.shard, true)
+          const key = await held(m.c, part.shard)
           const vectors = vectorsOf(part.vectors, part.ids.length, m.c.dimensions)
           await c.host.upsert(key, part.ids.map((id, i) => ({ id, vector: vectors[i]!, metadata: part.metadata[i]!, version: { ts: m.ts, writer: m.writer } })))
         })))
       case 'remove':
         return await Promise.all(m.parts.map(async part => await refusal(async () => {
-          await c.host.remove(await held(m.c, part.shard, true), part.ids, { ts: m.ts, writer: m.writer })
+          await c.host.remove(await held(m.c, part.shard), part.ids, { ts: m.ts, writer: m.writer })
         })))
       case 'get': {
-        const key = await held(m.c, m.shard, false)
+        const key = await held(m.c, m.shard)
         const points = await c.host.get(key, m.ids)
         return packStored('', points, m.c.dimensions, 0, true)
       }
@@ -291,8 +292,13 @@ export function memoryProtocol (c: MemoryProtocolComponents): { remote: (request
         const query = vectorsOf(m.vector, 1, m.c.dimensions, 'vector')[0]!
         const out: WireSearchAnswer = []
         for (const shard of m.shards) {
-          const key = keyOf(m.c, shard)
-          if (!c.host.has(key)) { out.push(null); continue }
+          let key: ShardKey
+          try {
+            key = await held(m.c, shard)
+          } catch {
+            out.push(null)
+            continue
+          }
           const hits = await c.host.search(key, query, { k: m.k, ef: m.ef, filter: m.filter ?? undefined })
           out.push(hits.map(h => [h.id, h.distance, h.metadata]))
         }
