@@ -12,7 +12,9 @@
  * - `PlacementIndex`: the nodes indexed, kept current as leases change, picking as `pickNode`
  *   without scoring every node (many decisions per second);
  * - `PlacementQueue`: requests waiting for capacity, bounded by `max_queue_depth`, placed first
- *   come first served, never by evicting a lease.
+ *   come first served, never by evicting a lease;
+ * - `HashRing` / `placeShards` / `diffPlacement` / `shardOfId`: the consistent-hash ring that
+ *   places vector-memory shards on nodes by weight, and what a membership change moves.
  *
  * ```ts
  * import { createSeededRng, parseMoePolicy, planMoe, reduceWeightedConsensus } from './scheduler/index.ts'
@@ -73,6 +75,8 @@ export { PlacementIndex } from './src/placement-index.ts'
 export type { PlacementIndexStats } from './src/placement-index.ts'
 export { PlacementQueue } from './src/placement-queue.ts'
 export type { PlacementQueueOptions, QueuedPlacement } from './src/placement-queue.ts'
+export { DEFAULT_VNODES, HashRing, diffPlacement, placeShards, ringHash, shardOfId } from './src/ring.ts'
+export type { HashRingOptions, PlaceShardsInput, PlacementChange, RingMember } from './src/ring.ts'
 export { createSeededRng } from './src/rng.ts'
 export type { Rng } from './src/rng.ts'
 export { InvalidPolicyError, InvalidSchedulerInputError, NoAnswersError, QueueFullError, UnsupportedPolicyError } from './src/errors.ts'

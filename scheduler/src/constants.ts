@@ -49,3 +49,12 @@ export const FIT_BUCKET_PERCENT = 5
 export const RTT_BUCKET_MS = 5
 /** Requirements above these are refused as absurd, not filtered as unplaceable. */
 export const MAX_REQUIREMENT = { cpu_cores: 4096, memory_gb: 1 << 20, gpu_count: 64, gpu_vram_gb: 4096, storage_gb: 1 << 30, vector_dimensions: 65_536, bandwidth_mbps: 1 << 20, vectors: 1e12 } as const
+
+/**
+ * Virtual nodes per ring member of average weight (`HashRing`): 64 keep each member's share of
+ * the ring within about ±12 % of its weight's share while a lookup stays a binary search over a
+ * few thousand points.
+ */
+export const DEFAULT_VNODES = 64
+/** A `vnodes` option above this is refused (a typo, not a ring). */
+export const MAX_VNODES = 4096

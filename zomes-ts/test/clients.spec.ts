@@ -11,6 +11,8 @@ import { DEFAULT_MOE_POLICY } from '../../scheduler/index.ts'
 import { AgentRegistryClient } from '../agent_registry/client.ts'
 import type { NodeCapability } from '../agent_registry/types.ts'
 import { PolicyStoreClient } from '../policy_store/client.ts'
+import { MemoryShardsClient } from '../memory_shards/client.ts'
+import { collectionUid } from '../memory_shards/types.ts'
 import type { CellTarget, ZomeCaller } from '../client.ts'
 
 function capability (nodeId: string): NodeCapability {
@@ -30,12 +32,12 @@ function capability (nodeId: string): NodeCapability {
   }
 }
 
-interface Setup { caller: ZomeCaller, registry: CellTarget, policies: CellTarget, close: () => Promise<void> }
+interface Setup { caller: ZomeCaller, registry: CellTarget, policies: CellTarget, memory: CellTarget, close: () => Promise<void> }
 
 const setups: Record<string, (t: TestConductor, appId: string) => Promise<Setup>> = {
   'in-process client': async (t, appId) => {
     const client = await InProcessAppClient.connect(t.conductor, appId)
-    return { caller: client, registry: { role_name: 'agent_registry' }, policies: { role_name: 'policy_store' }, close: async () => {} }
+    return { caller: client, registry: { role_name: 'agent_registry' }, policies: { role_name: 'policy_store' }, memory: { role_name: 'memory_shards' }, close: async () => {} }
   },
   AppWebsocket: async (t, appId) => {
     const { port: adminPort } = await t.conductor.startAdminInterface({ port: 0 })
@@ -44,7 +46,7 @@ const setups: Record<string, (t: TestConductor, appId: string) => Promise<Setup>
     const { token } = await admin.issueAppAuthenticationToken({ installed_app_id: appId })
     const app = await AppWebsocket.connect({ url: new URL(`ws://127.0.0.1:${port}`), token, wsClientOptions: { origin: TEST_ORIGIN } })
     const cells: Record<string, CellId> = {}
-    for (const role of ['agent_registry', 'policy_store']) {
+    for (const role of ['agent_registry', 'policy_store', 'memory_shards']) {
       const cell = (await app.appInfo())?.cell_info[role]?.[0]
       if (cell?.type !== 'provisioned') throw new Error(`no provisioned ${role} cell`)
       cells[role] = cell.value.cell_id
@@ -54,6 +56,7 @@ const setups: Record<string, (t: TestConductor, appId: string) => Promise<Setup>
       caller: app,
       registry: { cell_id: cells.agent_registry! },
       policies: { cell_id: cells.policy_store! },
+      memory: { cell_id: cells.memory_shards! },
       close: async () => { await Promise.all([app.client.close(), admin.client.close()]) }
     }
   }
@@ -64,6 +67,7 @@ describe.each(Object.keys(setups))('typed DNA clients over the %s', (name) => {
   let s: Setup
   let registry: AgentRegistryClient
   let policies: PolicyStoreClient
+  let memory: MemoryShardsClient
 
   beforeAll(async () => {
     t = await createTestConductor()
@@ -72,6 +76,7 @@ describe.each(Object.keys(setups))('typed DNA clients over the %s', (name) => {
     s = await setups[name]!(t, 'flexstack')
     registry = new AgentRegistryClient(s.caller, s.registry)
     policies = new PolicyStoreClient(s.caller, s.policies)
+    memory = new MemoryShardsClient(s.caller, s.memory)
   })
   afterAll(async () => {
     await s?.close()
@@ -100,6 +105,23 @@ describe.each(Object.keys(setups))('typed DNA clients over the %s', (name) => {
     const got = await policies.getPolicy('ripple-moe')
     expect(got).toMatchObject({ name: 'ripple-moe', kind: 'moe', version: 1, author: encodeHash(t.agent) })
     expect(got?.document).toEqual(JSON.parse(JSON.stringify(DEFAULT_MOE_POLICY)))
+  })
+
+  it('create a collection, propose an epoch and state an assignment through memory_shards: keys come back as bytes', async () => {
+    const docs = { name: 'docs', dimensions: 8, distance: 'cosine', shard_count: 4, replication_factor: 2, embedding_model: null, created_epoch: 1, created_at: Date.now() } as const
+    await memory.createCollection(docs)
+    expect(await memory.listCollections()).toEqual([docs])
+    const hash = await memory.proposeEpoch({ epoch: 1, members: [{ node: t.agent, weight: 1e6 }], at: docs.created_at })
+    const epoch = await memory.currentEpoch()
+    expect(epoch?.members[0]?.node).toBeInstanceOf(Uint8Array)
+    expect(encodeHash(epoch!.members[0]!.node)).toBe(encodeHash(t.agent))
+    expect(encodeHash(epoch!.hash)).toBe(encodeHash(hash))
+    await memory.commitAssignment({ collection: collectionUid(docs), shard: 2, epoch: 1, state: 'serving', at: docs.created_at })
+    const [assignment] = await memory.assignments(collectionUid(docs))
+    expect(assignment?.host).toBeInstanceOf(Uint8Array)
+    expect(encodeHash(assignment!.host)).toBe(encodeHash(t.agent))
+    expect(await memory.deleteCollection('docs')).toBe(true)
+    expect(await memory.getCollection('docs')).toBeNull()
   })
 
   it('a zome\'s refusal keeps its kind, and an aborted call rejects with a typed error', async () => {
