@@ -15,7 +15,11 @@ import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
 import { isBrowserOrigin, originProblem } from './conductor/origins.ts'
 import { LEASE_LIMITS, LEASE_RESOURCE_TYPES, type LeaseResourceType } from '../../zomes-ts/resource_mesh/types.ts'
 import { LOCALITY_PREFERENCES, type LocalityPreference } from '../../scheduler/src/placement.ts'
-import { DISTANCES, type CollectionConfig, type Distance, type Filter, type SearchQuery, type WriteConsistency } from './memory/types.ts'
+import { DISTANCES, InvalidVectorError, type CollectionConfig, type Distance, type Filter, type SearchQuery, type WriteConsistency } from './memory/types.ts'
+import {
+  COLLECTION_NAME, DEFAULT_REPLICATION_FACTOR, DEFAULT_SHARD_COUNT, MAX_DIMENSIONS, MAX_EF, MAX_K, MAX_REPLICATION_FACTOR, MAX_SHARD_COUNT,
+  MAX_BATCH, MIN_DEFAULT_EF, validateFilter, validateVector
+} from './memory/validate.ts'
 
 /** A command line that cannot be run as given. */
 export class UsageError extends FlexnodeError {
@@ -429,14 +433,8 @@ const REQUIREMENT_USAGE = `  --cpu-cores <n>               CPU cores
   --model <name>                a model the node has (inference)
 `
 
-/** Largest `-k` of `memory search` (`SearchQuery.k`: 1..1000). */
-export const MEMORY_MAX_K = 1000
-/** Largest `--ef` of `memory search` (`SearchQuery.ef`: k..10000). */
-export const MEMORY_MAX_EF = 10_000
-/** `-k` when not given. */
+/** `-k` of `memory search` when not given. */
 export const MEMORY_DEFAULT_K = 10
-/** Points per request of `memory insert`: the node's batch limit (a larger batch is a 413). */
-export const MEMORY_BATCH_POINTS = 1000
 const WRITE_CONSISTENCIES: readonly WriteConsistency[] = ['one', 'quorum', 'all']
 /** The actions of `flexnode memory`. */
 export const MEMORY_ACTIONS = ['create', 'insert', 'search', 'info', 'list', 'delete'] as const
@@ -544,16 +542,17 @@ ${COMMON_NODE_API_OPTIONS}`,
 The mesh's vector memory: collections of vectors sharded over the nodes, two copies of each
 shard (/v1/memory/collections). create makes a collection; insert writes points (inserted, or
 replaced by id), read as JSON lines {"id", "vector" | "text", "metadata"?} or one JSON array,
-from a file or stdin, sent in batches of ${MEMORY_BATCH_POINTS}, and prints the count written; search prints
+from a file or stdin, sent in batches of ${MAX_BATCH}, and prints the count written; search prints
 the nearest points (id, score, metadata) and says when some shards did not answer; info prints
 the collection, its ring epoch, count and every shard's replicas (node, state, live, count);
 list prints the collections; delete deletes one and its points.
 
 create options:
-  --dimensions <n>              numbers per vector (required)
+  <name>                        1..64 letters, digits, _ or -
+  --dimensions <n>              numbers per vector, 1..${MAX_DIMENSIONS} (required)
   --distance <d>                ${DISTANCES.join(' | ')} (default cosine)
-  --shards <n>                  shards of the collection (default 16)
-  --replication <n>             copies of each shard (default 2)
+  --shards <n>                  shards of the collection, 1..${MAX_SHARD_COUNT} (default ${DEFAULT_SHARD_COUNT})
+  --replication <n>             copies of each shard, 1..${MAX_REPLICATION_FACTOR} (default ${DEFAULT_REPLICATION_FACTOR})
   --embedding-model <id>        the model that embeds points' and queries' text (default none:
                                 vectors only)
 insert options:
@@ -564,8 +563,8 @@ insert options:
 search options:
   --vector <json>               the query vector, a JSON array of numbers: '[0.1, 0.2, 0.3]'
   --text <text>                 the query as text, embedded with the collection's model
-  -k <n>                        results wanted, 1..${MEMORY_MAX_K} (default ${MEMORY_DEFAULT_K})
-  --ef <n>                      HNSW search breadth, k..${MEMORY_MAX_EF} (default max(k, 64))
+  -k <n>                        results wanted, 1..${MAX_K} (default ${MEMORY_DEFAULT_K})
+  --ef <n>                      HNSW search breadth, k..${MAX_EF} (default max(k, ${MIN_DEFAULT_EF}))
   --filter <json>               metadata every result matches: '{"lang": "en"}', a value or
                                 {"in": [values]} per key
 every action:
@@ -911,13 +910,23 @@ const MEMORY_ACTION_FLAGS: Record<MemoryAction, ReadonlyArray<keyof typeof MEMOR
 
 const flagName = (key: string): string => key === 'k' ? '-k' : `--${key}`
 
-/** The collection a memory action names: one argument, at most 256 characters. */
+/** The collection a memory action names: one argument, a name the node takes (`COLLECTION_NAME`). */
 function collectionOf (positionals: string[], action: MemoryAction): string {
   if (positionals.length === 0) throw new UsageError(`memory ${action} needs a collection name`)
   if (positionals.length > 1) throw new UsageError(`memory ${action} takes one collection name, got ${positionals.length} arguments: ${positionals.map(p => JSON.stringify(p)).join(' ')}`)
   const name = positionals[0]!
-  if (name.trim() === '' || name.length > 256 || /[\u0000-\u001f\u007f]/.test(name)) throw new UsageError(`the collection name must be 1-256 characters without control characters, got ${JSON.stringify(name)}`)
+  if (!COLLECTION_NAME.test(name)) throw new UsageError(`a collection name is 1..64 letters, digits, _ or -, got ${JSON.stringify(name)}`)
   return name
+}
+
+/** The memory capability's own check of a flag's value (its field named as the flag), its error a usage error. */
+function memoryCheck<T> (flag: string, check: () => T): T {
+  try {
+    return check()
+  } catch (err) {
+    if (err instanceof InvalidVectorError) throw new UsageError(err.message, flag)
+    throw err
+  }
 }
 
 /** A JSON flag's value, parsed; malformed JSON is a usage error naming the flag. */
@@ -929,32 +938,21 @@ function jsonFlag (value: string, flag: string, example: string): unknown {
   }
 }
 
-/** `--vector '[0.1, 0.2]'`: a non-empty JSON array of finite numbers. */
+/** `--vector '[0.1, 0.2]'`: a non-empty JSON array of finite numbers (as 32-bit floats too). */
 export function parseVectorFlag (value: string): number[] {
   const v = jsonFlag(value, '--vector', "'[0.1, 0.2, 0.3]'")
   if (!Array.isArray(v) || v.length === 0) throw new UsageError(`--vector must be a non-empty JSON array of numbers such as '[0.1, 0.2, 0.3]', got ${JSON.stringify(value.slice(0, 80))}`, '--vector')
-  const bad = v.findIndex(x => typeof x !== 'number' || !Number.isFinite(x))
-  if (bad >= 0) throw new UsageError(`--vector must hold finite numbers only; element ${bad} is ${typeof v[bad] === 'number' ? String(v[bad]) : JSON.stringify(v[bad]) ?? String(v[bad])}`, '--vector')
+  if (v.length > MAX_DIMENSIONS) throw new UsageError(`--vector has ${v.length} numbers; a collection has at most ${MAX_DIMENSIONS} dimensions`, '--vector')
+  memoryCheck('--vector', () => validateVector(v, v.length, '--vector'))
   return v as number[]
 }
-
-const isScalar = (x: unknown): x is string | number | boolean | null =>
-  x === null || typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x))
 
 /** `--filter '{"lang":"en","topic":{"in":["a","b"]}}'`: per key, a value or `{"in": [values]}`. */
 export function parseFilterFlag (value: string): Filter {
   const f = jsonFlag(value, '--filter', `'{"lang": "en"}'`)
-  if (f === null || typeof f !== 'object' || Array.isArray(f)) throw new UsageError(`--filter must be a JSON object of metadata keys such as '{"lang": "en"}', got ${JSON.stringify(value.slice(0, 80))}`, '--filter')
-  const entries = Object.entries(f as Record<string, unknown>)
-  if (entries.length === 0) throw new UsageError('--filter must name at least one metadata key', '--filter')
-  for (const [key, v] of entries) {
-    if (key === '') throw new UsageError('--filter keys must not be empty', '--filter')
-    if (isScalar(v)) continue
-    const ok = v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 &&
-      Array.isArray((v as { in?: unknown }).in) && (v as { in: unknown[] }).in.every(isScalar)
-    if (!ok) throw new UsageError(`--filter: ${JSON.stringify(key)} must be a string, number, boolean, null or {"in": [such values]}, got ${JSON.stringify(v)}`, '--filter')
-  }
-  return f as Filter
+  const filter = memoryCheck('--filter', () => validateFilter(f, '--filter'))
+  if (Object.keys(filter).length === 0) throw new UsageError('--filter must name at least one metadata key', '--filter')
+  return filter
 }
 
 export function parseMemoryArgs (args: string[], env: NodeJS.ProcessEnv = process.env): MemoryOptions | 'help' {
@@ -984,9 +982,9 @@ export function parseMemoryArgs (args: string[], env: NodeJS.ProcessEnv = proces
       if (v.dimensions === undefined) throw new UsageError('--dimensions is required: the numbers per vector', '--dimensions')
       const distance = v.distance ?? 'cosine'
       if (!(DISTANCES as readonly string[]).includes(distance)) throw new UsageError(`--distance must be one of ${DISTANCES.join(', ')}, got ${JSON.stringify(distance)}`, '--distance')
-      const config: CollectionConfig & { distance: Distance } = { name, dimensions: integer(v.dimensions, '--dimensions', 1, CLI_MAX_COUNT), distance: distance as Distance }
-      if (v.shards !== undefined) config.shard_count = integer(v.shards, '--shards', 1, CLI_MAX_COUNT)
-      if (v.replication !== undefined) config.replication_factor = integer(v.replication, '--replication', 1, CLI_MAX_COUNT)
+      const config: CollectionConfig & { distance: Distance } = { name, dimensions: integer(v.dimensions, '--dimensions', 1, MAX_DIMENSIONS), distance: distance as Distance }
+      if (v.shards !== undefined) config.shard_count = integer(v.shards, '--shards', 1, MAX_SHARD_COUNT)
+      if (v.replication !== undefined) config.replication_factor = integer(v.replication, '--replication', 1, MAX_REPLICATION_FACTOR)
       const model = nonEmpty(v['embedding-model'], '--embedding-model')
       if (model !== undefined) config.embedding_model = model
       return { ...base, action: a, config }
@@ -1010,7 +1008,7 @@ export function parseMemoryArgs (args: string[], env: NodeJS.ProcessEnv = proces
     case 'search': {
       const collection = collectionOf(rest, a)
       if ((v.vector === undefined) === (v.text === undefined)) throw new UsageError(v.vector === undefined ? 'search needs --vector <json> or --text <text>' : 'give --vector or --text, not both', v.vector === undefined ? '--vector' : '--text')
-      const k = v.k === undefined ? MEMORY_DEFAULT_K : integer(v.k, '-k', 1, MEMORY_MAX_K)
+      const k = v.k === undefined ? MEMORY_DEFAULT_K : integer(v.k, '-k', 1, MAX_K)
       const query: SearchQuery & { vector?: number[] } = { k }
       if (v.vector !== undefined) query.vector = parseVectorFlag(v.vector)
       if (v.text !== undefined) {
@@ -1018,7 +1016,7 @@ export function parseMemoryArgs (args: string[], env: NodeJS.ProcessEnv = proces
         query.text = v.text
       }
       if (v.ef !== undefined) {
-        query.ef = integer(v.ef, '--ef', 1, MEMORY_MAX_EF)
+        query.ef = integer(v.ef, '--ef', 1, MAX_EF)
         if (query.ef < k) throw new UsageError(`--ef must be at least -k (${k}), got ${query.ef}`, '--ef')
       }
       if (v.filter !== undefined) query.filter = parseFilterFlag(v.filter)

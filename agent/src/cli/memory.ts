@@ -9,15 +9,17 @@
  * flexnode memory search docs --text 'how do leases end' -k 5 --filter '{"lang":"en"}'
  * flexnode memory info docs                                # epoch, count, every shard's replicas
  * ```
- * The points of `insert` are checked whole before the first batch goes (ids, vectors against the
- * collection's dimensions, metadata): a bad point exits 1 naming its line and writes nothing.
+ * The points of `insert` are checked whole before the first batch goes, with the capability's own
+ * checks (`memory/validate.ts`: ids, vectors against the collection's dimensions, metadata): a bad
+ * point exits 1 naming its line (`InvalidVectorError`) and nothing is written.
  * A node that is not running exits 1 with `no flexnode is running on <dir>`; an error of the
  * node exits 1 with one line naming it (`flexnode: UnknownCollectionError: …`).
  */
 import type { MemoryOptions } from '../config.ts'
-import { MEMORY_BATCH_POINTS, UsageError } from '../config.ts'
+import { UsageError } from '../config.ts'
 import { InvalidInputError } from '../errors.ts'
-import type { Collection, CollectionInfo, Metadata, PointInput, SearchResult, WriteConsistency, WriteResult } from '../memory/types.ts'
+import { InvalidVectorError, type Collection, type CollectionInfo, type PointInput, type SearchResult, type WriteConsistency, type WriteResult } from '../memory/types.ts'
+import { MAX_BATCH, validateId, validateMetadata, validateVector } from '../memory/validate.ts'
 import { NodeApi, printJson } from './inference.ts'
 import { readBounded } from './resources.ts'
 import { readRuntimeInfo, renderTable, shortId } from './runtime.ts'
@@ -35,34 +37,27 @@ const collectionPath = (name: string): string => `/v1/memory/collections/${encod
 
 const POINT_FIELDS = ['id', 'vector', 'text', 'metadata']
 
-const isMetadataValue = (x: unknown): boolean =>
-  x === null || typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x))
-
-/** One point as read, checked for its shape. */
+/**
+ * One point as read, checked for its shape with the memory capability's own checks (a vector's
+ * dimensions are checked against the collection later): a bad one is `InvalidVectorError`, as
+ * the node would answer, naming where it is (`points.jsonl line 3: vector[1]: …`).
+ */
 function checkPoint (value: unknown, where: string): PointInput {
-  const bad = (message: string): InvalidInputError => new InvalidInputError(`${where}: ${message}`, { field: where })
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad('a point must be a JSON object {"id", "vector" | "text", "metadata"?}')
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidVectorError(where, 'a point must be a JSON object {"id", "vector" | "text", "metadata"?}')
   const p = value as Record<string, unknown>
   const unknown = Object.keys(p).find(k => !POINT_FIELDS.includes(k))
-  if (unknown !== undefined) throw bad(`${JSON.stringify(unknown)} is not a field of a point (known: ${POINT_FIELDS.join(', ')})`)
-  if (typeof p.id !== 'string' || p.id === '') throw bad(`id must be a non-empty string, got ${JSON.stringify(p.id) ?? 'none'}`)
-  if ((p.vector === undefined) === (p.text === undefined)) throw bad(p.vector === undefined ? 'a point needs a vector or a text' : 'give a vector or a text, not both')
-  const point: PointInput = { id: p.id }
+  if (unknown !== undefined) throw new InvalidVectorError(where, `${JSON.stringify(unknown)} is not a field of a point (known: ${POINT_FIELDS.join(', ')})`)
+  const point: PointInput = { id: validateId(p.id, `${where}: id`) }
+  if ((p.vector === undefined) === (p.text === undefined)) throw new InvalidVectorError(where, p.vector === undefined ? 'a point needs a vector or a text' : 'give a vector or a text, not both')
   if (p.vector !== undefined) {
-    if (!Array.isArray(p.vector) || p.vector.length === 0) throw bad('vector must be a non-empty array of numbers')
-    const at = p.vector.findIndex(x => typeof x !== 'number' || !Number.isFinite(x))
-    if (at >= 0) throw bad(`vector[${at}] is ${typeof p.vector[at] === 'number' ? String(p.vector[at]) : JSON.stringify(p.vector[at]) ?? String(p.vector[at])}, not a finite number`)
+    if (!Array.isArray(p.vector) || p.vector.length === 0) throw new InvalidVectorError(`${where}: vector`, 'must be a non-empty array of numbers')
+    validateVector(p.vector, p.vector.length, `${where}: vector`)
     point.vector = p.vector as number[]
   } else {
-    if (typeof p.text !== 'string' || p.text.trim() === '') throw bad('text must be a non-empty string')
+    if (typeof p.text !== 'string' || p.text.trim() === '') throw new InvalidVectorError(`${where}: text`, 'must be a non-empty string')
     point.text = p.text
   }
-  if (p.metadata !== undefined) {
-    if (p.metadata === null || typeof p.metadata !== 'object' || Array.isArray(p.metadata)) throw bad('metadata must be a JSON object')
-    const key = Object.keys(p.metadata).find(k => !isMetadataValue((p.metadata as Record<string, unknown>)[k]))
-    if (key !== undefined) throw bad(`metadata.${key} must be a string, a finite number, a boolean or null (metadata is flat)`)
-    point.metadata = p.metadata as Metadata
-  }
+  if (p.metadata !== undefined) point.metadata = validateMetadata(p.metadata, `${where}: metadata`)
   return point
 }
 
@@ -80,7 +75,7 @@ export function parsePoints (text: string, source: string): ParsedPoints {
   const add = (value: unknown, at: string): void => {
     const point = checkPoint(value, at)
     const first = seen.get(point.id)
-    if (first !== undefined) throw new InvalidInputError(`${at}: id ${JSON.stringify(point.id)} is given twice (first at ${first})`, { field: at })
+    if (first !== undefined) throw new InvalidVectorError(`${at}: id`, `${JSON.stringify(point.id)} is given twice (first at ${first})`)
     seen.set(point.id, at)
     out.push(point)
     where.push(at)
@@ -119,7 +114,7 @@ export function checkAgainstCollection ({ points, where }: ParsedPoints, c: Coll
     const problem = p.vector !== undefined
       ? p.vector.length === c.dimensions ? undefined : `vector has ${p.vector.length} numbers; collection ${JSON.stringify(c.name)} has ${c.dimensions} dimensions`
       : c.embedding_model === undefined ? `collection ${JSON.stringify(c.name)} has no embedding model: give vectors, not text` : undefined
-    if (problem !== undefined) throw new InvalidInputError(`${where[i]!}: ${problem}`, { field: where[i] })
+    if (problem !== undefined) throw new InvalidVectorError(where[i]!, problem)
   })
 }
 
@@ -235,7 +230,7 @@ export async function insertCommand (opts: Options<'insert'>): Promise<number> {
   const collection = collections.find(c => c.name === opts.collection)
   if (collection !== undefined) checkAgainstCollection(parsed, collection)
   const { points } = parsed
-  const batches = batchesOf(points, MEMORY_BATCH_POINTS)
+  const batches = batchesOf(points, MAX_BATCH)
   let written = 0
   let acknowledged = 0
   for (const batch of batches) {

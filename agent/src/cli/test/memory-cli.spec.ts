@@ -9,9 +9,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { REPO_ROOT, tempDir, TEST_NODE_FLAGS, waitUntil } from '../../../../fixtures/index.ts'
 import { runFlexnode, spawnFlexnode, type CliResult } from '../../../../fixtures/spawn-node.ts'
-import { MEMORY_BATCH_POINTS, parseMemoryArgs, UsageError, type MemoryOptions } from '../../config.ts'
+import { parseMemoryArgs, UsageError, type MemoryOptions } from '../../config.ts'
 import { InvalidInputError } from '../../errors.ts'
-import type { CollectionInfo, SearchResult } from '../../memory/types.ts'
+import { InvalidVectorError, type CollectionInfo, type SearchResult } from '../../memory/types.ts'
+import { MAX_BATCH } from '../../memory/validate.ts'
 import { batchesOf, checkAgainstCollection, parsePoints, renderCollectionInfo, renderCollections, renderSearch } from '../memory.ts'
 
 const flexnode = runFlexnode
@@ -70,14 +71,14 @@ describe('flexnode memory', () => {
       expect(inserted.code, inserted.stderr).toBe(0)
       expect(inserted.stdout).toBe('wrote 5 points to docs\n')
       // more than one batch, from stdin as a JSON array, at write consistency one
-      const many = Array.from({ length: MEMORY_BATCH_POINTS + 500 }, (_, i) => ({ id: `r${i}`, vector: [Math.cos(i), Math.sin(i), (i % 7) / 7], metadata: { lang: 'xx' } }))
+      const many = Array.from({ length: MAX_BATCH + 500 }, (_, i) => ({ id: `r${i}`, vector: [Math.cos(i), Math.sin(i), (i % 7) / 7], metadata: { lang: 'xx' } }))
       const piped = await flexnodeWithStdin(['memory', 'insert', 'docs', '-', '--consistency', 'one', ...d, '--json'], JSON.stringify(many))
       expect(piped.code, piped.stderr).toBe(0)
       expect(JSON.parse(piped.stdout)).toMatchObject({ collection: 'docs', written: many.length, batches: 2 })
       // a point of the wrong dimensions: named by its line, nothing written
       const bad = await flexnode(['memory', 'insert', 'docs', '--file', join(dir.path, 'bad.jsonl'), ...d])
       expect(bad.code).toBe(1)
-      expect(bad.stderr).toMatch(/^flexnode: InvalidInputError: .*bad\.jsonl line 2: vector has 2 numbers; collection "docs" has 3 dimensions$/m)
+      expect(bad.stderr).toMatch(/^flexnode: InvalidVectorError: .*bad\.jsonl line 2: vector has 2 numbers; collection "docs" has 3 dimensions$/m)
 
       const found = await flexnode(['memory', 'search', 'docs', '--vector', '[1, 0, 0]', '-k', '2', '--filter', '{"lang":"en"}', ...d])
       expect(found.code, found.stderr).toBe(0)
@@ -137,7 +138,7 @@ describe('flexnode memory', () => {
     }
     const dup = await flexnode(['memory', 'insert', 'docs', '--file', join(dir.path, 'dup.jsonl'), '--data-dir', join(dir.path, 'none')])
     expect(dup.code).toBe(1)
-    expect(dup.stderr).toMatch(/^flexnode: InvalidInputError: .*dup\.jsonl line 3: id "a" is given twice \(first at .*dup\.jsonl line 1\)$/m)
+    expect(dup.stderr).toMatch(/^flexnode: InvalidVectorError: .*dup\.jsonl line 3: id: "a" is given twice \(first at .*dup\.jsonl line 1\)$/m)
     const usage = await flexnode(['help'])
     expect(usage.stdout).toMatch(/^ {2}memory\b/m)
     const help = await flexnode(['memory', 'search', '--help'])
@@ -151,7 +152,8 @@ describe('flexnode memory', () => {
     expect(parse(['create', 'docs', '--dimensions', '384'], env)).toEqual({ ...base, action: 'create', config: { name: 'docs', dimensions: 384, distance: 'cosine' } })
     expect(parse(['create', 'docs', '--dimensions', '8', '--distance', 'l2', '--shards', '32', '--replication', '3', '--embedding-model', 'all-minilm', '--data-dir', '/tmp/x', '--json']))
       .toEqual({ dataDir: '/tmp/x', json: true, action: 'create', config: { name: 'docs', dimensions: 8, distance: 'l2', shard_count: 32, replication_factor: 3, embedding_model: 'all-minilm' } })
-    expect(parse(['--data-dir', '/tmp/x', 'create', '--distance', 'ip', 'my docs', '--dimensions', '2'])).toMatchObject({ action: 'create', config: { name: 'my docs', distance: 'ip' } })
+    expect(parse(['--data-dir', '/tmp/x', 'create', '--distance', 'ip', 'My_docs-2', '--dimensions', '4096', '--shards', '256', '--replication', '5']))
+      .toMatchObject({ action: 'create', config: { name: 'My_docs-2', distance: 'ip', dimensions: 4096, shard_count: 256, replication_factor: 5 } })
     expect(parse(['insert', 'docs', '--file', '/p.jsonl', '--consistency', 'all'], env)).toEqual({ ...base, action: 'insert', collection: 'docs', file: '/p.jsonl', writeConsistency: 'all' })
     expect(parse(['insert', 'docs'], env)).toEqual({ ...base, action: 'insert', collection: 'docs' })
     expect(parse(['insert', 'docs', '-'], env)).toEqual({ ...base, action: 'insert', collection: 'docs' })
@@ -172,18 +174,22 @@ describe('flexnode memory', () => {
       [['list', 'docs'], /takes no arguments/],
       [['info'], /needs a collection name/],
       [['delete', 'a', 'b'], /takes one collection name, got 2/],
-      [['info', ' '], /collection name must be/],
-      [['info', 'x'.repeat(257)], /collection name must be/],
-      [['info', 'a\nb'], /collection name must be/],
+      [['info', ' '], /a collection name is 1\.\.64 letters, digits, _ or -, got " "/],
+      [['info', 'x'.repeat(65)], /a collection name is 1\.\.64/],
+      [['info', 'my docs'], /a collection name is 1\.\.64/],
+      [['info', 'a/b'], /a collection name is 1\.\.64/],
       [['info', 'docs', '--data-dir', ''], /--data-dir must not be empty/],
       [['info', 'docs', '--bogus'], /Unknown option '--bogus'/],
       [['create', 'docs'], /--dimensions is required/],
-      [['create', 'docs', '--dimensions', '0'], /--dimensions must be an integer from 1/],
+      [['create', 'docs', '--dimensions', '0'], /--dimensions must be an integer from 1 to 4096/],
+      [['create', 'docs', '--dimensions', '4097'], /--dimensions must be an integer from 1 to 4096/],
       [['create', 'docs', '--dimensions', '1.5'], /--dimensions must be an integer/],
       [['create', 'docs', '--dimensions', 'ten'], /--dimensions must be an integer/],
       [['create', 'docs', '--dimensions', '3', '--distance', 'euclid'], /--distance must be one of cosine, l2, ip/],
-      [['create', 'docs', '--dimensions', '3', '--shards', '0'], /--shards must be an integer from 1/],
+      [['create', 'docs', '--dimensions', '3', '--shards', '0'], /--shards must be an integer from 1 to 256/],
+      [['create', 'docs', '--dimensions', '3', '--shards', '257'], /--shards must be an integer from 1 to 256/],
       [['create', 'docs', '--dimensions', '3', '--replication', '-1'], /--replication/],
+      [['create', 'docs', '--dimensions', '3', '--replication', '6'], /--replication must be an integer from 1 to 5/],
       [['create', 'docs', '--dimensions', '3', '--embedding-model', ''], /--embedding-model must be a non-empty name/],
       [['create', 'docs', '--dimensions', '3', '-k', '3'], /-k is not an option of memory create \(its options: --dimensions/],
       [['create', '--dimensions', '3'], /needs a collection name/],
@@ -198,9 +204,11 @@ describe('flexnode memory', () => {
       [['search', 'docs', '--vector', '[1,'], /--vector must be JSON/],
       [['search', 'docs', '--vector', '[]'], /non-empty JSON array/],
       [['search', 'docs', '--vector', '{"a":1}'], /non-empty JSON array/],
-      [['search', 'docs', '--vector', '[1, "2"]'], /element 1 is "2"/],
-      [['search', 'docs', '--vector', '[1, 1e999]'], /element 1 is Infinity/],
-      [['search', 'docs', '--vector', '[1, null]'], /finite numbers only/],
+      [['search', 'docs', '--vector', '[1, "2"]'], /--vector\[1\]: must be a finite number/],
+      [['search', 'docs', '--vector', '[1, 1e999]'], /--vector\[1\]: must be a finite number, not Infinity/],
+      [['search', 'docs', '--vector', '[1, null]'], /--vector\[1\]: must be a finite number, not null/],
+      [['search', 'docs', '--vector', '[1, 1e39]'], /--vector\[1\]: 1e\+39 is out of the range of a 32-bit float/],
+      [['search', 'docs', '--vector', JSON.stringify(new Array(4097).fill(0))], /--vector has 4097 numbers; a collection has at most 4096/],
       [['search', 'docs', '--text', ' '], /--text must not be empty/],
       [['search', 'docs', '--vector', '[1]', '-k', '0'], /-k must be an integer from 1 to 1000/],
       [['search', 'docs', '--vector', '[1]', '-k', '1001'], /-k must be an integer from 1 to 1000/],
@@ -208,13 +216,13 @@ describe('flexnode memory', () => {
       [['search', 'docs', '--vector', '[1]', '--ef', '10001'], /--ef must be an integer from 1 to 10000/],
       [['search', 'docs', '--vector', '[1]', '-k', '20', '--ef', '10'], /--ef must be at least -k \(20\), got 10/],
       [['search', 'docs', '--vector', '[1]', '--filter', 'lang=en'], /--filter must be JSON/],
-      [['search', 'docs', '--vector', '[1]', '--filter', '["en"]'], /--filter must be a JSON object/],
+      [['search', 'docs', '--vector', '[1]', '--filter', '["en"]'], /--filter: must be an object of key: value or key: \{ in: \[values\] \}/],
       [['search', 'docs', '--vector', '[1]', '--filter', '{}'], /at least one metadata key/],
-      [['search', 'docs', '--vector', '[1]', '--filter', '{"":1}'], /keys must not be empty/],
-      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":["en"]}'], /"lang" must be a string, number, boolean, null or \{"in"/],
-      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"eq":"en"}}'], /"lang" must be/],
-      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"in":"en"}}'], /"lang" must be/],
-      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"in":[{"a":1}]}}'], /"lang" must be/],
+      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":["en"]}'], /--filter\.lang: must be a string, a finite number, a boolean, null or \{ in: \[values\] \}/],
+      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"eq":"en"}}'], /--filter\.lang: must be/],
+      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"in":"en"}}'], /--filter\.lang: must be/],
+      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"in":[]}}'], /--filter\.lang\.in: must list 1\.\.1000 values/],
+      [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"in":[{"a":1}]}}'], /--filter\.lang\.in\[0\]: must be/],
       [['search', 'docs', '--vector', '[1]', '--consistency', 'one'], /--consistency is not an option of memory search/],
       [['info', 'docs', '--file', 'x'], /--file is not an option of memory info \(it takes none/],
       [['search', 'docs', '--vector'], /argument missing/]
@@ -238,25 +246,33 @@ describe('flexnode memory', () => {
       ['[]', /p holds no points/],
       ['{"id":"a","vector":[1]}\n{"id":"b"', /p line 2 is not JSON/],
       ['[{"id":"a","vector":[1]}', /p is not a JSON array of points/],
-      ['[1]', /p \[0\]: a point must be a JSON object/],
-      ['"a"', /p line 1: a point must be a JSON object/],
-      ['{"id":1,"vector":[1]}', /p line 1: id must be a non-empty string, got 1/],
-      ['{"id":"","vector":[1]}', /id must be a non-empty string/],
-      ['{"vector":[1]}', /id must be a non-empty string, got none/],
-      ['{"id":"a"}', /needs a vector or a text/],
-      ['{"id":"a","vector":[1],"text":"t"}', /a vector or a text, not both/],
-      ['{"id":"a","vector":[]}', /vector must be a non-empty array/],
-      ['{"id":"a","vector":"1,2"}', /vector must be a non-empty array/],
-      ['{"id":"a","vector":[1,"2"]}', /vector\[1\] is "2", not a finite number/],
-      ['{"id":"a","vector":[1,1e999]}', /vector\[1\] is Infinity, not a finite number/],
-      ['{"id":"a","text":""}', /text must be a non-empty string/],
-      ['{"id":"a","vector":[1],"metadata":[1]}', /metadata must be a JSON object/],
-      ['{"id":"a","vector":[1],"metadata":{"tags":["x"]}}', /metadata\.tags must be a string, a finite number, a boolean or null/],
-      ['{"id":"a","vector":[1],"payload":{}}', /"payload" is not a field of a point/],
-      ['{"id":"a","vector":[1]}\n{"id":"a","vector":[2]}', /p line 2: id "a" is given twice \(first at p line 1\)/]
+    ]
+    // a bad point is the node's own error for it, InvalidVectorError, naming where it is
+    const badPoints: Array<[string, RegExp]> = [
+      ['[1]', /^p \[0\]: a point must be a JSON object/],
+      ['"a"', /^p line 1: a point must be a JSON object/],
+      ['{"id":1,"vector":[1]}', /^p line 1: id: must be a string of 1\.\.256 characters$/],
+      ['{"id":"","vector":[1]}', /^p line 1: id: must be a string of 1\.\.256/],
+      [JSON.stringify({ id: 'x'.repeat(257), vector: [1] }), /^p line 1: id: must be a string of 1\.\.256/],
+      ['{"vector":[1]}', /^p line 1: id: must be a string/],
+      ['{"id":"a"}', /^p line 1: a point needs a vector or a text$/],
+      ['{"id":"a","vector":[1],"text":"t"}', /^p line 1: give a vector or a text, not both$/],
+      ['{"id":"a","vector":[]}', /^p line 1: vector: must be a non-empty array of numbers$/],
+      ['{"id":"a","vector":"1,2"}', /^p line 1: vector: must be a non-empty array/],
+      ['{"id":"a","vector":[1,"2"]}', /^p line 1: vector\[1\]: must be a finite number/],
+      ['{"id":"a","vector":[1,1e999]}', /^p line 1: vector\[1\]: must be a finite number, not Infinity$/],
+      ['{"id":"a","vector":[1,1e39]}', /^p line 1: vector\[1\]: 1e\+39 is out of the range of a 32-bit float$/],
+      ['{"id":"a","text":" "}', /^p line 1: text: must be a non-empty string$/],
+      ['{"id":"a","vector":[1],"metadata":[1]}', /^p line 1: metadata: must be an object of flat values$/],
+      ['{"id":"a","vector":[1],"metadata":{"tags":["x"]}}', /^p line 1: metadata\.tags: must be a string, a finite number, a boolean or null$/],
+      [JSON.stringify({ id: 'a', vector: [1], metadata: { s: 'x'.repeat(9000) } }), /^p line 1: metadata: is \d+ bytes as JSON; at most 8192$/],
+      ['{"id":"a","vector":[1],"payload":{}}', /^p line 1: "payload" is not a field of a point \(known: id, vector, text, metadata\)$/],
+      ['{"id":"a","vector":[1]}\n{"id":"a","vector":[2]}', /^p line 2: id: "a" is given twice \(first at p line 1\)$/]
     ]
     for (const [text, message] of refused) expect(() => parsePoints(text, 'p'), text).toThrow(message)
     for (const [text] of refused) expect(() => parsePoints(text, 'p'), text).toThrow(InvalidInputError)
+    for (const [text, message] of badPoints) expect(() => parsePoints(text, 'p'), text).toThrow(message)
+    for (const [text] of badPoints) expect(() => parsePoints(text, 'p'), text).toThrow(InvalidVectorError)
 
     const collection = { name: 'docs', dimensions: 2, distance: 'cosine' as const, shard_count: 4, replication_factor: 2, created_epoch: 1, created_at: 0 }
     expect(() => { checkAgainstCollection(parsePoints(lines, 'p.jsonl'), { ...collection, embedding_model: 'm' }) }).not.toThrow()
@@ -264,7 +280,7 @@ describe('flexnode memory', () => {
     expect(() => { checkAgainstCollection(parsePoints('{"id":"a","vector":[1,2,3]}', 'p'), collection) }).toThrow('p line 1: vector has 3 numbers; collection "docs" has 2 dimensions')
 
     expect(batchesOf([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]])
-    expect(batchesOf(Array.from({ length: 2500 }, (_, i) => i), MEMORY_BATCH_POINTS).map(b => b.length)).toEqual([1000, 1000, 500])
+    expect(batchesOf(Array.from({ length: 2500 }, (_, i) => i), MAX_BATCH).map(b => b.length)).toEqual([1000, 1000, 500])
     expect(batchesOf([], 2)).toEqual([])
   })
 
