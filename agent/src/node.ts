@@ -46,6 +46,8 @@ import { AbortError } from './errors.ts'
 import { resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
+import { memory, memoryDir, type MemoryInit, type MemoryService } from './memory/index.ts'
+import { memoryRoutes } from './memory/routes.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -160,6 +162,12 @@ export interface FlexNodeInit {
   wasmThreads?: number
   /** let WASM tasks that ask for it (`allow_clock`) read a clock. @default false */
   wasmClock?: boolean
+  /**
+   * the vector memory (`memory/index.ts`): `shardCapacity` is how many shard replicas this node
+   * offers to host (its weight on the shard ring; 0 hosts none), `threads` the HNSW worker
+   * threads, and the sync and ring intervals. @default 4 shard replicas per GB of RAM, 1 thread, design §10.7's intervals
+   */
+  memory?: Omit<MemoryInit, 'dir'>
 }
 
 export interface ReadyInfo {
@@ -200,6 +208,7 @@ export interface NodeComponents {
   http: HttpServer
   registry: RegistryService
   resources: ResourcesService
+  memory: MemoryService
 }
 
 /** The node's services, in start order (stopped in reverse). */
@@ -366,12 +375,29 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       })
     },
     {
+      // before the HTTP API, which mounts its routes
+      name: 'memory',
+      provides: 'memory',
+      create: (c) => memory({ ...init.memory, dir: memoryDir(c.dataDir.path) })({
+        client: c.client,
+        mesh: c.mesh,
+        agent: c.keys.keystore.primary.agentPubKey,
+        capabilities: c.capabilities,
+        // a collection's embedding model: this node's, else a peer's
+        embed: async (model, texts, options) => {
+          const backend = c.inference.engine.listModels().some(m => m.id === model) || c.router.remote === undefined ? c.inference.engine : c.router.remote
+          return (await backend.embed(model, texts, options)).embeddings
+        },
+        logger: c.logger
+      })
+    },
+    {
       // each capability mounts its routes here
       name: 'HTTP API',
       provides: 'http',
       create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
         logger: c.logger,
-        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router }), resourceRoutes({ resources: c.resources })]
+        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory })]
       })
     },
     {
@@ -382,7 +408,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         heartbeatIntervalMs: (init.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000,
         advertiseIntervalMs: init.advertiseIntervalSeconds === undefined ? undefined : init.advertiseIntervalSeconds * 1000,
         region: init.region,
-        bandwidthMbps: init.bandwidthMbps
+        bandwidthMbps: init.bandwidthMbps,
+        vectorShards: c.memory.capacity
       })({
         client: c.client,
         logger: c.logger,
@@ -416,6 +443,7 @@ export class FlexNode {
   readonly inference: InferenceEngine
   readonly http: HttpServer
   readonly resources: ResourcesService
+  readonly memory: MemoryService
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -431,6 +459,7 @@ export class FlexNode {
     this.inference = c.inference.engine
     this.http = c.http
     this.resources = c.resources
+    this.memory = c.memory
     this.#services = services
     this.#log = log
   }

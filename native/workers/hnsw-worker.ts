@@ -32,7 +32,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync } fro
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import hnswlib from 'hnswlib-node'
-import type { TaskHandler } from './task.ts'
+import type { TaskHandler, WorkerLog } from './task.ts'
 
 const { HierarchicalNSW } = hnswlib
 type Index = InstanceType<typeof HierarchicalNSW>
@@ -532,31 +532,24 @@ export const handler: TaskHandler<HnswTask, HnswResult> = (task, ctx) => {
     case 'bucket': return replica(config, task.key).bucket(task.bucket)
     case 'stats': return replica(config, task.key).stats()
     case 'drop': drop(config, task.key); return null
-    case 'flush': {
-      let flushed = 0
-      for (const [k, r] of replicas) {
-        try {
-          if (r.flush()) flushed++
-        } catch (err: unknown) {
-          ctx.log('warn', 'writing a shard index failed', { shard: k, err: err instanceof Error ? err.message : String(err) })
-        }
-      }
-      return { flushed }
-    }
-    case 'close': {
-      let flushed = 0
-      for (const [k, r] of replicas) {
-        try {
-          if (r.flush()) flushed++
-        } catch (err: unknown) {
-          ctx.log('warn', 'writing a shard index failed', { shard: k, err: err instanceof Error ? err.message : String(err) })
-        }
-        r.close(false)
-      }
-      replicas.clear()
-      return { flushed }
-    }
+    case 'flush': return { flushed: flushAll(ctx.log, false) }
+    case 'close': return { flushed: flushAll(ctx.log, true) }
   }
+}
+
+/** Write the index files that lag their rows (a failure is logged, the others still written); `close`: close them all after. */
+function flushAll (log: WorkerLog, close: boolean): number {
+  let flushed = 0
+  for (const [k, r] of replicas) {
+    try {
+      if (r.flush()) flushed++
+    } catch (err: unknown) {
+      log('warn', 'writing a shard index failed', { shard: k, err: err instanceof Error ? err.message : String(err) })
+    }
+    if (close) r.close(false)
+  }
+  if (close) replicas.clear()
+  return flushed
 }
 
 /** Free the open replicas (their index files written first). */

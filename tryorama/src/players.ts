@@ -57,6 +57,8 @@ export interface PlayerOptions {
   policyAdmins?: string[]
   /** what the player offers for leases (in-process only). @default its probed machine */
   resourceCapacity?: FlexNodeInit['resourceCapacity']
+  /** the vector memory's options (in-process only): shard capacity, sync and ring intervals. @default the node's */
+  memory?: FlexNodeInit['memory']
   /** a data dir made by `scenario.prepareAgent()`, so its key is known before the player starts */
   dataDir?: string
   /** the node's logger (in-process only; a process logs warnings on its stderr, see `stderr()`) */
@@ -64,7 +66,7 @@ export interface PlayerOptions {
 }
 
 /** Options a `flexnode start` process has no flag for: giving one to a process player is refused. */
-const IN_PROCESS_ONLY = ['syncIntervalMs', 'republishIntervalMs', 'inferencePolicy', 'syncOnConnect', 'arcResizeIntervalMs', 'logger', 'resourceCapacity'] as const
+const IN_PROCESS_ONLY = ['syncIntervalMs', 'republishIntervalMs', 'inferencePolicy', 'syncOnConnect', 'arcResizeIntervalMs', 'logger', 'resourceCapacity', 'memory'] as const
 /** the default target redundancy of a scenario: high enough that arcs stay full */
 const FULL_ARCS_TARGET = 32
 
@@ -193,6 +195,7 @@ export async function startInProcess (s: NodeStart): Promise<FlexNode> {
     modelsDirs: options.modelsDirs,
     inferencePolicy: options.inferencePolicy,
     resourceCapacity: options.resourceCapacity,
+    memory: options.memory,
     wasmThreads: 1,
     generateDefaultModel: false,
     preloadModels: options.modelsDirs !== undefined,

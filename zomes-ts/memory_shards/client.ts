@@ -45,6 +45,11 @@ export class MemoryShardsClient extends DnaClient {
     return await this.call('routing', 'current_epoch', null, options)
   }
 
+  /** Every ring epoch, oldest first, one per number (the lowest action hash of a number's proposals). */
+  async epochs (options?: ZomeCallOptions): Promise<RingEpochRecord[]> {
+    return await this.call('routing', 'epochs', null, options)
+  }
+
   /** States that this node serves (or retired) a shard replica; the host is this node. */
   async commitAssignment (a: Omit<ShardAssignment, 'host'>, options?: ZomeCallOptions): Promise<ActionHash> {
     return await this.call('routing', 'commit_assignment', a, options)

@@ -4,7 +4,7 @@
  * reaches the client), valid UTF-8 and valid JSON (400 otherwise).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { errorMessage } from '../errors.ts'
+import { errorMessage, InvalidInputError } from '../errors.ts'
 import { RequestAbortedError } from '../inference/types.ts'
 import { JSON_MEDIA_TYPE, MAX_DRAIN_BYTES } from './constants.ts'
 import { MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError } from './openai.ts'
@@ -82,4 +82,14 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, he
   const data = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data), ...headers })
   res.end(data)
+}
+
+/** A JSON object with none but `allowed` fields (`InvalidInputError` naming the first other one); `field` names it in errors (`body` for the whole body). */
+export function jsonObject (value: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidInputError(`${field} must be a JSON object`, { field })
+  const prefix = field === 'body' ? '' : `${field}.`
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) throw new InvalidInputError(`${prefix}${key} is not a known field (known: ${allowed.join(', ')})`, { field: `${prefix}${key}` })
+  }
+  return value as Record<string, unknown>
 }

@@ -202,6 +202,13 @@ const HTTP_ERRORS: Readonly<Record<string, { status: number, type: string, code:
   WasmCpuLimitError: { status: 422, type: 'invalid_request_error', code: 'wasm_cpu_limit', param: 'limits.cpu_ms' },
   WasmWallTimeoutError: { status: 422, type: 'invalid_request_error', code: 'wasm_wall_timeout', param: 'limits.wall_ms' },
   WasmOutputLimitError: { status: 422, type: 'invalid_request_error', code: 'wasm_output_limit' },
+  UnknownCollectionError: { status: 404, type: 'invalid_request_error', code: 'collection_not_found', param: 'collection' },
+  CollectionExistsError: { status: 409, type: 'invalid_request_error', code: 'collection_exists', param: 'name' },
+  InvalidVectorError: { status: 400, type: 'invalid_request_error', code: 'invalid_value' },
+  BatchTooLargeError: { status: 413, type: 'invalid_request_error', code: 'batch_too_large', param: 'points' },
+  NoEmbeddingModelError: { status: 400, type: 'invalid_request_error', code: 'no_embedding_model', param: 'text' },
+  WriteConsistencyError: { status: 503, type: 'server_error', code: 'write_consistency_not_met', param: 'write_consistency' },
+  NotHostedError: { status: 503, type: 'server_error', code: 'shard_not_hosted' },
   // an inference error of a kind this table does not name
   InferenceError: { status: 500, type: 'server_error', code: 'inference_failed' }
 }

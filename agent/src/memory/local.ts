@@ -5,7 +5,7 @@
  * entries in.
  *
  * Collections live in a small registry, `<dir>/collections.json` (written tmp + rename), with the
- * memory's writer id; points go to shard `shardOf(id, shard_count)` of the collection's uid
+ * memory's writer id; points go to shard `shardOfId(id, shard_count)` (the ring's) of the collection's uid
  * (`name.created_at` in base 36, so a re-created name starts with new replicas). Each write gets
  * one version `{ ts, writer }`, ts from `Date.now()` but always above the last one given, so two
  * writes in the same millisecond still order. `text` is embedded by the `embed` component with
@@ -20,6 +20,8 @@
  * await memory.stop()
  * ```
  */
+import { shardOfId } from '../../../scheduler/index.ts'
+import { collectionUid } from '../../../zomes-ts/memory_shards/types.ts'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -70,20 +72,7 @@ export class NoEmbedderError extends FlexnodeError {
 
 interface Registry { writer: string, collections: Collection[] }
 
-/** The collection's uid: what its shard replicas are keyed by. */
-export function collectionUid (c: Pick<Collection, 'name' | 'created_at'>): string {
-  return `${c.name}.${c.created_at.toString(36)}`
-}
-
-/** FNV-1a (32 bits) of the id's UTF-8 bytes, mod `shardCount`. */
-export function shardOf (id: string, shardCount: number): number {
-  let h = 0x811c9dc5
-  for (const byte of Buffer.from(id, 'utf8')) {
-    h ^= byte
-    h = Math.imul(h, 0x01000193)
-  }
-  return (h >>> 0) % shardCount
-}
+export { collectionUid }
 
 function checkSignal (signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw new AbortError()
@@ -98,7 +87,7 @@ function checkConsistency (options: { write_consistency?: WriteConsistency } | u
 function byShard<T> (items: T[], idOf: (item: T) => string, shardCount: number): Map<number, Array<{ item: T, at: number }>> {
   const out = new Map<number, Array<{ item: T, at: number }>>()
   items.forEach((item, at) => {
-    const s = shardOf(idOf(item), shardCount)
+    const s = shardOfId(idOf(item), shardCount)
     let list = out.get(s)
     if (list === undefined) out.set(s, list = [])
     list.push({ item, at })

@@ -42,6 +42,8 @@ export interface RegistryServiceInit {
   region?: string
   /** @default 1000 */
   bandwidthMbps?: number
+  /** shard replicas of the vector memory this node offers to host (`memory.vector_shards`: its weight on the shard ring). @default 0 */
+  vectorShards?: number
 }
 
 /**
@@ -112,7 +114,7 @@ export function buildCapability (agent: Uint8Array, name: string, machine: Machi
             ...(inference.demo_models !== undefined && inference.demo_models.length > 0 ? { demo_models: inference.demo_models.filter(m => inference.models_loaded.includes(m)) } : {}),
             queue_depth: requestsOn(inference)
           },
-      memory: { vector_shards: 0, redis_memory_gb: 0 }
+      memory: { vector_shards: init.vectorShards ?? 0, redis_memory_gb: 0 }
     },
     network: { bandwidth_mbps: init.bandwidthMbps ?? 1000, latency_region: init.region ?? 'local' },
     availability: (inference?.queue_depth ?? 0) > 0 ? 'busy' : 'online',

@@ -25,7 +25,7 @@
  */
 import type { Requirements } from '../../../scheduler/index.ts'
 import { InvalidInputError } from '../errors.ts'
-import { sendJson } from '../http/body.ts'
+import { jsonObject, sendJson } from '../http/body.ts'
 import type { Handler, HttpRoutes, RequestContext } from '../http/types.ts'
 import type { AllocateInput, ResourcesService, ScheduleTaskInput } from './index.ts'
 import type { LeaseResourceType } from './types.ts'
@@ -46,18 +46,9 @@ const TASK_FIELDS = ['wasm_base64', 'wasm_cid', 'input_base64', 'limits', 'allow
 const LIMIT_FIELDS = { memory_mb: WASM_MAX_MEMORY_MB, cpu_ms: WASM_MAX_CPU_MS, wall_ms: WASM_MAX_WALL_MS } as const satisfies Record<keyof WasmLimits, number>
 
 type Body = Record<string, unknown>
+const object = jsonObject
 
 const invalid = (field: string, message: string): InvalidInputError => new InvalidInputError(message, { field })
-
-/** A JSON object with none but `allowed` fields. */
-function object (value: unknown, field: string, allowed: readonly string[]): Body {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid(field, `${field} must be a JSON object`)
-  const prefix = field === 'body' ? '' : `${field}.`
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) throw invalid(`${prefix}${key}`, `${prefix}${key} is not a known field (known: ${allowed.join(', ')})`)
-  }
-  return value as Body
-}
 
 function optionalString (body: Body, field: string): string | undefined {
   const v = body[field]

@@ -38,6 +38,26 @@ export async function current_epoch (hdk: Hdk): Promise<RingEpochRecord | null> 
   return null
 }
 
+/**
+ * Every ring epoch, oldest first, one per number (of several proposals of a number, the one with
+ * the lowest action hash): the history routing needs to know which hosts of earlier epochs still
+ * serve a shard while its new hosts copy it.
+ */
+export async function epochs (hdk: Hdk): Promise<RingEpochRecord[]> {
+  const links = (await hdk.get_links({ base: ringAnchor(hdk), link_type: 'RingEpochs' }))
+    .map(l => ({ epoch: epochOfTag(l.tag), target: l.target }))
+    .filter((l): l is { epoch: number, target: ActionHash } => l.epoch !== null)
+    .sort((a, b) => a.epoch - b.epoch || compareKeys(a.target, b.target))
+  const out: RingEpochRecord[] = []
+  for (const l of links) {
+    if (out.at(-1)?.epoch === l.epoch) continue
+    const record = await hdk.get(l.target)
+    const e = record === null ? undefined : hdk.entry_of<RingEpoch>(record)
+    if (e !== undefined && e.epoch === l.epoch) out.push({ epoch: e.epoch, members: e.members, at: e.at, hash: l.target })
+  }
+  return out
+}
+
 /** States that the caller serves (or retired) a shard replica from an epoch on. */
 export async function commit_assignment (hdk: Hdk, a: Omit<ShardAssignment, 'host'>): Promise<ActionHash> {
   return await commitHosted(hdk, 'commit_assignment', 'ShardAssignment', 'CollectionToAssignment', a, ['collection', 'shard', 'epoch', 'state', 'at'])

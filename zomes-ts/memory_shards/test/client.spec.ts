@@ -88,6 +88,10 @@ describe('MemoryShardsClient on an embedded conductor', () => {
     const lowest = compareKeys(rival, second) < 0 ? rival : second
     expect(hex((await b.currentEpoch())!.hash)).toBe(hex(lowest))
     expect(hex((await a.currentEpoch())!.hash)).toBe(hex(lowest))
+    // the history: one record per epoch, oldest first, the same winner of epoch 2
+    const history = await b.epochs()
+    expect(history.map(e => e.epoch)).toEqual([1, 2])
+    expect(hex(history[1]!.hash)).toBe(hex(lowest))
   })
 
   it('records each host\'s assignments and checkpoints of a collection', async () => {

@@ -1,0 +1,118 @@
+/**
+ * The `memory` capability over the node's HTTP API. Bodies are checked here for their shape
+ * (known fields, types); values (dimensions, finite numbers, k and ef ranges, filters, batch size)
+ * are the capability's own checks (`validate.ts`), shared with the library and the CLI. Errors are
+ * the server's JSON error body with the typed error's `name`: `UnknownCollectionError` 404,
+ * `CollectionExistsError` 409, `InvalidVectorError` 400, `BatchTooLargeError` 413 (with the
+ * limit), `NoEmbeddingModelError` 400, `WriteConsistencyError` 503.
+ *
+ * | route | in | out |
+ * |---|---|---|
+ * | `POST /v1/memory/collections` | `{name, dimensions, distance, shard_count?, replication_factor?, embedding_model?}` | the collection |
+ * | `GET /v1/memory/collections` | | `{collections: [...]}` |
+ * | `GET /v1/memory/collections/<name>` | | the collection with its epoch, shards, replicas (node, state, live, count), count, under_replicated |
+ * | `DELETE /v1/memory/collections/<name>` | | `{name, deleted: true}` |
+ * | `POST /v1/memory/collections/<name>/points` | `{points: [{id, vector?, text?, metadata?}], write_consistency?}` | `{written, acknowledged}` |
+ * | `POST /v1/memory/collections/<name>/search` | `{vector? \| text?, k, ef?, filter?}` | `{results: [{id, score, metadata}], partial, shards_answered, shards_total}` |
+ * | `POST /v1/memory/collections/<name>/get` | `{ids}` | `{points: [{id, vector, metadata}]}` |
+ * | `POST /v1/memory/collections/<name>/delete` | `{ids, write_consistency?}` | `{written, acknowledged}` |
+ *
+ * ```sh
+ * curl -s localhost:8080/v1/memory/collections -H 'content-type: application/json' \
+ *   -d '{"name":"docs","dimensions":3,"distance":"cosine"}'
+ * curl -s localhost:8080/v1/memory/collections/docs/search -H 'content-type: application/json' \
+ *   -d '{"vector":[1,0,0],"k":5,"filter":{"lang":"en"}}'
+ * ```
+ */
+import { InvalidInputError } from '../errors.ts'
+import { jsonObject, sendJson } from '../http/body.ts'
+import type { HttpRoutes, RequestContext } from '../http/types.ts'
+import { MAX_BATCH } from './validate.ts'
+import { BatchTooLargeError, type CollectionConfig, type PointInput, type SearchQuery, type VectorMemory, type WriteConsistency } from './types.ts'
+
+/** Largest body of a points request: 1,000 points of 4,096 numbers written out in JSON, with their metadata. */
+export const POINTS_MAX_BODY_BYTES = 96 * 1_048_576
+
+
+const object = jsonObject
+
+const invalid = (field: string, message: string): InvalidInputError => new InvalidInputError(message, { field })
+
+const consistency = (v: unknown): WriteConsistency | undefined => {
+  if (v === undefined) return undefined
+  if (v !== 'one' && v !== 'quorum' && v !== 'all') throw invalid('write_consistency', 'write_consistency must be one, quorum or all')
+  return v
+}
+
+const idList = (v: unknown): string[] => {
+  if (!Array.isArray(v)) throw invalid('ids', 'ids must be a list of point ids')
+  return v as string[]
+}
+
+export function memoryRoutes (c: { memory: VectorMemory }): HttpRoutes {
+  const name = (ctx: RequestContext): string => ctx.params[0]!
+
+  return {
+    paths: {
+      '/v1/memory/collections': {
+        GET: async ({ res }) => { sendJson(res, 200, { collections: await c.memory.listCollections() }) },
+        POST: async ({ res, readJson }) => {
+          const body = object(await readJson(), 'body', ['name', 'dimensions', 'distance', 'shard_count', 'replication_factor', 'embedding_model'])
+          sendJson(res, 201, await c.memory.createCollection(body as unknown as CollectionConfig))
+        }
+      }
+    },
+    patterns: [
+      {
+        pattern: /^\/v1\/memory\/collections\/([^/]+)$/,
+        methods: {
+          GET: async (ctx) => { sendJson(ctx.res, 200, await c.memory.describeCollection(name(ctx))) },
+          DELETE: async (ctx) => {
+            await c.memory.deleteCollection(name(ctx))
+            sendJson(ctx.res, 200, { name: name(ctx), deleted: true })
+          }
+        }
+      },
+      {
+        pattern: /^\/v1\/memory\/collections\/([^/]+)\/points$/,
+        methods: {
+          POST: async (ctx) => {
+            const body = object(await ctx.readJson({ maxBytes: POINTS_MAX_BODY_BYTES }), 'body', ['points', 'write_consistency'])
+            if (!Array.isArray(body.points)) throw invalid('points', 'points must be a list of {id, vector?, text?, metadata?}')
+            // the batch limit is checked before each point (a 413 names the limit)
+            if (body.points.length > MAX_BATCH) throw new BatchTooLargeError(body.points.length, MAX_BATCH)
+            const points = body.points.map((p, i) => object(p, `points[${i}]`, ['id', 'vector', 'text', 'metadata']) as unknown as PointInput)
+            sendJson(ctx.res, 200, await c.memory.upsert(name(ctx), points, { write_consistency: consistency(body.write_consistency), signal: ctx.signal }))
+          }
+        }
+      },
+      {
+        pattern: /^\/v1\/memory\/collections\/([^/]+)\/search$/,
+        methods: {
+          POST: async (ctx) => {
+            const body = object(await ctx.readJson(), 'body', ['vector', 'text', 'k', 'ef', 'filter'])
+            sendJson(ctx.res, 200, await c.memory.search(name(ctx), body as unknown as SearchQuery, { signal: ctx.signal }))
+          }
+        }
+      },
+      {
+        pattern: /^\/v1\/memory\/collections\/([^/]+)\/get$/,
+        methods: {
+          POST: async (ctx) => {
+            const body = object(await ctx.readJson(), 'body', ['ids'])
+            sendJson(ctx.res, 200, { points: await c.memory.get(name(ctx), idList(body.ids), { signal: ctx.signal }) })
+          }
+        }
+      },
+      {
+        pattern: /^\/v1\/memory\/collections\/([^/]+)\/delete$/,
+        methods: {
+          POST: async (ctx) => {
+            const body = object(await ctx.readJson(), 'body', ['ids', 'write_consistency'])
+            sendJson(ctx.res, 200, await c.memory.delete(name(ctx), idList(body.ids), { write_consistency: consistency(body.write_consistency), signal: ctx.signal }))
+          }
+        }
+      }
+    ]
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The mesh as one vector memory (issue 11): real nodes on 127.0.0.1, shards on a consistent-hash
+ * ring with two copies each, replica sync, rebalancing when nodes leave and join.
+ */
+import { afterAll, describe, expect, it } from 'vitest'
+import { runScenario, waitUntil, type Player, type Scenario } from '../src/index.ts'
+import { encodeHash } from '../../agent/src/holo/hash.ts'
+import type { FlexNodeInit } from '../../agent/src/node.ts'
+import { bruteForceTopK, clusteredVectors, recallAtK } from '../../fixtures/vectors.ts'
+import { vectorMemoryCompliance } from '../../agent/src/memory/test/compliance.ts'
+import type { PointInput } from '../../agent/src/memory/types.ts'
+
+/** Fast rings for tests: a node joins after 1 s of liveness, epochs at most once a second. */
+const MEMORY: NonNullable<FlexNodeInit['memory']> = { shardCapacity: 8, ringCheckIntervalMs: 300, gossipIntervalMs: 300, joinStableMs: 1000, epochIntervalMs: 1000, retireGraceMs: 1000 }
+const nodeId = (p: Player): string => encodeHash(p.agentPubKey)
+
+/** Every player sees `n` live nodes offering shard capacity. */
+async function meshOf (players: Player[], n = players.length): Promise<void> {
+  for (const p of players) {
+    await waitUntil(async () => (await p.cells.agent_registry!.callZome<Array<{ availability: string, capabilities: { memory: { vector_shards: number } } }>>('discovery', 'query_peers', null))
+      .filter(c => c.availability !== 'offline' && c.capabilities.memory.vector_shards > 0).length === n, { what: `${n} shard hosts seen`, timeoutMs: 30_000 })
+  }
+}
+
+/** Every player's ring holds exactly these nodes, and no shard of `collection` is still copying. */
+async function settled (players: Player[], collection: string, members: Player[] = players): Promise<void> {
+  const want = members.map(nodeId).sort()
+  for (const p of players) {
+    await waitUntil(async () => {
+      const ring = await p.node.memory.ring()
+      if (JSON.stringify(ring.members.map(m => m.node).sort()) !== JSON.stringify(want)) return false
+      const routes = await p.node.memory.routes(collection)
+      return routes.every(r => r.copying.length === 0 && r.retiring.length === 0 && r.hosts.length === Math.min(2, want.length))
+    }, { what: `the ring settled on ${want.length} nodes`, timeoutMs: 60_000, intervalMs: 200 })
+  }
+}
+
+const points = (set: ReturnType<typeof clusteredVectors>, from: number, to: number): PointInput[] =>
+  Array.from({ length: to - from }, (_, j) => ({ id: `p${from + j}`, vector: set.vector(from + j), metadata: { group: (from + j) % 5 } }))
+
+/** Reads ids in batches of the API's limit (1,000). */
+async function getAll (p: Player, name: string, ids: string[]): Promise<unknown[]> {
+  const out: unknown[] = []
+  for (let i = 0; i < ids.length; i += 1000) out.push(...await p.node.memory.get(name, ids.slice(i, i + 1000)))
+  return out
+}
+
+async function insertAll (p: Player, name: string, set: ReturnType<typeof clusteredVectors>, batch = 500): Promise<void> {
+  for (let i = 0; i < set.count; i += batch) await p.node.memory.upsert(name, points(set, i, Math.min(set.count, i + batch)))
+}
+
+describe('the VectorMemory compliance suite on a 3-node mesh', () => {
+  let scenario: Scenario | undefined
+  let players: Player[] = []
+  let turn = 0
+  vectorMemoryCompliance('mesh (3 nodes)', async () => {
+    if (scenario === undefined) {
+      const { Scenario: S } = await import('../src/index.ts')
+      scenario = new S()
+      players = await scenario.addPlayers(3, { memory: MEMORY, heartbeatIntervalSeconds: 1 })
+      await meshOf(players)
+    }
+    // each test is a client of another node: every node is a full client of the mesh's memory
+    const node = players[turn++ % players.length]!.node
+    return {
+      memory: node.memory,
+      // the next test starts on an empty memory
+      cleanup: async () => {
+        for (const coll of await node.memory.listCollections()) await node.memory.deleteCollection(coll.name)
+        for (const p of players) await waitUntil(async () => (await p.node.memory.listCollections()).length === 0, { what: 'every node saw the collections deleted' })
+      }
+    }
+  })
+  afterAll(async () => { await scenario?.cleanUp() })
+})
+
+describe('memory_shards on a mesh', () => {
+  it('search recall@10 against brute force is at least 0.95 on clustered vectors (16 shards, RF 2, 3 nodes)', async () => {
+    await runScenario(async (scenario) => {
+      const players = await scenario.addPlayers(3, { memory: MEMORY, heartbeatIntervalSeconds: 1 })
+      await meshOf(players)
+      const [a, b, c] = players as [Player, Player, Player]
+      await a.node.memory.createCollection({ name: 'recall', dimensions: 32, distance: 'cosine' })
+      const set = clusteredVectors({ seed: 11, count: 4000, dims: 32, normalize: true })
+      await insertAll(b, 'recall', set)
+      const queries = clusteredVectors({ seed: 12, count: 100, dims: 32, normalize: true })
+      const exact: number[][] = []
+      const found: number[][] = []
+      for (let q = 0; q < queries.count; q++) {
+        exact.push(bruteForceTopK(set, queries.vector(q), 10))
+        const r = await c.node.memory.search('recall', { vector: queries.vector(q), k: 10 })
+        expect(r.partial).toBe(false)
+        expect(r.shards_answered).toBe(16)
+        found.push(r.results.map(h => Number(h.id.slice(1))))
+      }
+      const recall = recallAtK(exact, found)
+      expect(recall).toBeGreaterThanOrEqual(0.95)
+      // every shard has its two copies, on two different nodes
+      const info = await a.node.memory.describeCollection('recall')
+      expect(info.shards).toHaveLength(16)
+      for (const s of info.shards) {
+        expect(new Set(s.replicas.map(r => r.node_id)).size).toBe(2)
+        expect(s.under_replicated).toBe(false)
+      }
+      expect(info.count).toBe(4000)
+    })
+  })
+
+  it('a node is killed and every vector is still found; the ring then re-replicates on the two left', async () => {
+    await runScenario(async (scenario) => {
+      const players = await scenario.addPlayers(3, { memory: MEMORY, heartbeatIntervalSeconds: 1 })
+      await meshOf(players)
+      const [a, b, c] = players as [Player, Player, Player]
+      await a.node.memory.createCollection({ name: 'kill', dimensions: 16, distance: 'l2' })
+      const set = clusteredVectors({ seed: 21, count: 1500, dims: 16 })
+      await insertAll(a, 'kill', set)
+      await scenario.kill(c)
+      const ids = Array.from({ length: set.count }, (_, i) => `p${i}`)
+      // at once (before any rebalancing): every point is on its other replica
+      const got = await getAll(b, 'kill', ids)
+      expect(got.length).toBe(set.count)
+      for (let i = 0; i < 50; i++) {
+        const r = await b.node.memory.search('kill', { vector: set.vector(i * 30), k: 1 })
+        expect(r.partial).toBe(false)
+        expect(r.results[0]!.id).toBe(`p${i * 30}`)
+      }
+      // the dead node's presence expires, the ring moves to the two left, each holds every shard
+      await settled([a, b], 'kill', [a, b])
+      const info = await a.node.memory.describeCollection('kill')
+      for (const s of info.shards) expect(s.replicas.map(r => r.node_id).sort()).toEqual([nodeId(a), nodeId(b)].sort())
+      expect((await getAll(a, 'kill', ids)).length).toBe(set.count)
+    })
+  })
+
+  it('a fourth node joins and receives shards while writes and searches go on; no write acknowledged at quorum is lost', async () => {
+    await runScenario(async (scenario) => {
+      const players = await scenario.addPlayers(3, { memory: MEMORY, heartbeatIntervalSeconds: 1 })
+      await meshOf(players)
+      const [a, b, c] = players as [Player, Player, Player]
+      await a.node.memory.createCollection({ name: 'join', dimensions: 16, distance: 'cosine' })
+      const set = clusteredVectors({ seed: 31, count: 6000, dims: 16, normalize: true })
+      await insertAll(a, 'join', { ...set, count: 2000 })
+
+      let stop = false
+      const acked: string[] = []
+      let failedWrites = 0
+      let searches = 0
+      let partialSearches = 0
+      const writer = (async () => {
+        for (let i = 2000; i < set.count && !stop; i += 20) {
+          try {
+            await b.node.memory.upsert('join', points(set, i, i + 20), { write_consistency: 'quorum' })
+            for (let j = i; j < i + 20; j++) acked.push(`p${j}`)
+          } catch { failedWrites++ }
+        }
+      })()
+      const searcher = (async () => {
+        while (!stop) {
+          const r = await c.node.memory.search('join', { vector: set.vector(searches % 2000), k: 5 })
+          searches++
+          if (r.partial) partialSearches++
+        }
+      })()
+
+      const d = await scenario.addPlayer({ memory: MEMORY, heartbeatIntervalSeconds: 1 })
+      await meshOf([a, b, c, d])
+      await settled([a, b, c, d], 'join')
+      stop = true
+      await Promise.all([writer, searcher])
+
+      const info = await d.node.memory.describeCollection('join')
+      const onD = info.shards.filter(s => s.replicas.some(r => r.node_id === nodeId(d)))
+      expect(onD.length).toBeGreaterThan(0)
+      expect(onD.every(s => (s.replicas.find(r => r.node_id === nodeId(d))!.count ?? 0) > 0)).toBe(true)
+      expect(searches).toBeGreaterThan(0)
+      expect(acked.length).toBeGreaterThan(0)
+      // every acknowledged write is found after the move, read through the newcomer
+      const everything = [...Array.from({ length: 2000 }, (_, i) => `p${i}`), ...acked]
+      const found = await getAll(d, 'join', everything)
+      const lost = everything.length - found.length
+      // nothing lost, and the writes and searches during the move all succeeded
+      expect({ lost, failedWrites, partialSearches }).toEqual({ lost: 0, failedWrites: 0, partialSearches: 0 })
+      expect(d.node.memory.stats().moves_completed).toBe(onD.length)
+    })
+  })
+
+  it('a restarted node reloads its shards from disk', async () => {
+    await runScenario(async (scenario) => {
+      const a = await scenario.addPlayer({ memory: MEMORY })
+      await meshOf([a])
+      await a.node.memory.createCollection({ name: 'disk', dimensions: 8, distance: 'ip', shard_count: 4, replication_factor: 2 })
+      const set = clusteredVectors({ seed: 41, count: 800, dims: 8 })
+      await insertAll(a, 'disk', set)
+      await a.node.memory.delete('disk', ['p1', 'p2'])
+      const before = await a.node.memory.search('disk', { vector: set.vector(7), k: 10 })
+      const info = await a.node.memory.describeCollection('disk')
+      expect(info.under_replicated).toBe(true)
+      await scenario.restart(a)
+      const after = await a.node.memory.search('disk', { vector: set.vector(7), k: 10 })
+      expect(after.results).toEqual(before.results)
+      expect((await a.node.memory.describeCollection('disk')).count).toBe(798)
+      expect(await a.node.memory.get('disk', ['p1', 'p2', 'p3'])).toHaveLength(1)
+    })
+  })
+})
