@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { REPO_ROOT, tempDir, TEST_NODE_FLAGS, waitUntil } from '../../../../fixtures/index.ts'
+import { REPO_ROOT, tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { runFlexnode, spawnFlexnode, type CliResult } from '../../../../fixtures/spawn-node.ts'
 import { parseMemoryArgs, UsageError, type MemoryOptions } from '../../config.ts'
 import { InvalidInputError } from '../../errors.ts'
@@ -51,10 +51,8 @@ describe('flexnode memory', () => {
       await writeFile(join(dir.path, 'bad.jsonl'), '{"id":"x","vector":[1,0,0]}\n{"id":"y","vector":[1,0]}\n')
 
       // a single node is a valid mesh: the collection works with the one replica it can place
-      const created = await waitUntil(async () => {
-        const r = await flexnode(['memory', 'create', 'docs', '--dimensions', '3', '--shards', '4', ...d])
-        return r.code === 0 ? r : r.stderr.includes('CollectionExistsError') ? undefined : expect.fail(r.stderr)
-      }, { what: 'the collection to be created', timeoutMs: 30_000 })
+      const created = await flexnode(['memory', 'create', 'docs', '--dimensions', '3', '--shards', '4', ...d])
+      expect(created.code, created.stderr).toBe(0)
       expect(created.stdout).toMatch(/^created collection docs$/m)
       expect(created.stdout).toMatch(/^dimensions\s+3$/m)
       expect(created.stdout).toMatch(/^distance\s+cosine$/m)
