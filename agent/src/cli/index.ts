@@ -11,17 +11,20 @@
  * flexnode allocate --type compute --cpu-cores 2 [--explain] [--json]
  * flexnode release|renew <allocation_id> · flexnode available · flexnode allocations
  * flexnode task run hello.wasm --input in.txt [--json]
+ * flexnode memory create docs --dimensions 384 · memory insert docs --file points.jsonl
+ * flexnode memory search docs --vector '[…]' -k 10 · memory info|delete docs · memory list
  * ```
  * `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
  * logs go to stderr. SIGINT/SIGTERM stop the node cleanly, also during start-up (what started
  * is stopped and the process exits without READY). `peers` and `status` inspect the node
  * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
  * `moe` use that node's HTTP API (see `inference.ts`), with the same exit codes, and so do the
- * resources commands (see `resources.ts`; `task run` exits with the task's exit code).
+ * resources commands (see `resources.ts`; `task run` exits with the task's exit code) and the
+ * memory commands (see `memory.ts`).
  */
 import {
   inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseInferArgs, parseInspectArgs,
-  parseModelsArgs, parseMoeArgs, parseReleaseArgs, parseRenewArgs, parseStartArgs, parseTaskArgs, START_USAGE, UsageError,
+  parseMemoryArgs, parseModelsArgs, parseMoeArgs, parseReleaseArgs, parseRenewArgs, parseStartArgs, parseTaskArgs, START_USAGE, UsageError,
   type InspectCommand, type NodeApiCommand
 } from '../config.ts'
 import { READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
@@ -56,6 +59,12 @@ Commands:
   task      run a WebAssembly task on the mesh; its output goes to stdout
             (flexnode task run <file.wasm> [--input <file>] [--memory-mb <n>] [--cpu-ms <n>]
              [--wall-ms <n>] [--node <id>] [--explain] [--data-dir <dir>] [--json])
+  memory    the mesh's vector memory: collections, points, nearest-neighbour search
+            (flexnode memory create <name> --dimensions <n> [--distance <d>] [--shards <n>]
+             [--replication <n>] [--embedding-model <id>] · memory insert <name> [--file <f> | -]
+             [--consistency <c>] · memory search <name> (--vector <json> | --text <t>) [-k <n>]
+             [--ef <n>] [--filter <json>] · memory info|delete <name> · memory list;
+             all with [--data-dir <dir>] [--json]; see flexnode memory --help)
   help      show this help
 `
 
@@ -109,6 +118,10 @@ async function nodeApi (command: NodeApiCommand, args: string[]): Promise<number
     case 'task': {
       const opts = parseTaskArgs(args)
       return opts === 'help' ? help() : await (await import('./resources.ts')).taskRunCommand(opts)
+    }
+    case 'memory': {
+      const opts = parseMemoryArgs(args)
+      return opts === 'help' ? help() : await (await import('./memory.ts')).memoryCommand(opts)
     }
   }
 }

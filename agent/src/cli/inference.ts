@@ -83,7 +83,7 @@ export class NodeApi {
   }
 
   /** A request; a node that does not answer is NodeNotRunningError, an error status NodeApiError. */
-  async request (method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+  async request (method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Response> {
     let res: Response
     try {
       res = await fetch(`${this.base}${path}`, body === undefined
@@ -103,7 +103,7 @@ export class NodeApi {
     return res
   }
 
-  async json<T> (method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async json<T> (method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const res = await this.request(method, path, body)
     return await res.json() as T
   }

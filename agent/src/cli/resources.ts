@@ -88,7 +88,7 @@ function requirementEntries (r: RequirementFlags): Array<[string, string]> {
 }
 
 /** A file the user named, at most `max` bytes; what cannot be read is a usage error. */
-async function readBounded (path: string, flag: string, max: number): Promise<Uint8Array> {
+export async function readBounded (path: string, flag: string, max: number): Promise<Uint8Array> {
   try {
     const { size } = await stat(path)
     if (size > max) throw new UsageError(`${flag} ${path} is ${size} bytes; the node takes at most ${max}`, flag)
