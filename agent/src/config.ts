@@ -84,6 +84,8 @@ export interface StartOptions {
   generateDefaultModel?: boolean
   /** false with --no-prompt-cache: deterministic requests are never answered from the prompt cache */
   promptCache?: false
+  /** the vector memory: shard replicas offered (--memory-shards; 0 hosts none), HNSW worker threads (--memory-threads). @default 4 per GB of RAM, 1 thread */
+  memory?: { shardCapacity?: number, threads?: number }
   /** GPU use: auto-detect, or false to force CPU. @default 'auto' */
   gpu: boolean | 'auto'
   /** threads per model. @default half the cores */
@@ -133,6 +135,9 @@ Options:
   --no-prompt-cache             never answer deterministic requests (temperature 0 or a seed)
                                 from the prompt cache (default: cached for 3600 s, at most
                                 100000 answers; see the README's prompt cache)
+  --memory-shards <n>           vector-memory shard replicas this node offers to host, its
+                                weight on the shard ring; 0 hosts none (default 4 per GB of RAM)
+  --memory-threads <n>          worker threads holding the HNSW shard indexes (default 1)
   --gpu <auto|false>            use a GPU when one is found, or force CPU (default auto)
   --threads <n>                 threads per model (default half the cores)
   --max-queue <n>               requests waiting per model before 503 busy (default 16)
@@ -245,6 +250,8 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'models-dir': { type: 'string', multiple: true },
     'no-demo-model': { type: 'boolean' },
     'no-prompt-cache': { type: 'boolean' },
+    'memory-shards': { type: 'string' },
+    'memory-threads': { type: 'string' },
     gpu: { type: 'string' },
     threads: { type: 'string' },
     'max-queue': { type: 'string' },
@@ -330,6 +337,14 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     modelsDirs: v['models-dir']?.map(d => resolve(d)),
     ...(v['no-demo-model'] === true ? { generateDefaultModel: false } : {}),
     ...(v['no-prompt-cache'] === true ? { promptCache: false as const } : {}),
+    ...(v['memory-shards'] !== undefined || v['memory-threads'] !== undefined
+      ? {
+          memory: {
+            ...(v['memory-shards'] !== undefined ? { shardCapacity: integer(v['memory-shards'], '--memory-shards', 0, 65_536) } : {}),
+            ...(v['memory-threads'] !== undefined ? { threads: integer(v['memory-threads'], '--memory-threads', 1, 64) } : {})
+          }
+        }
+      : {}),
     gpu,
     threads: v.threads === undefined ? undefined : integer(v.threads, '--threads', 1, 256),
     maxQueue: v['max-queue'] === undefined ? undefined : integer(v['max-queue'], '--max-queue', 0, 100_000),

@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { REPO_ROOT, tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { runFlexnode, spawnFlexnode, type CliResult } from '../../../../fixtures/spawn-node.ts'
-import { parseMemoryArgs, UsageError, type MemoryOptions } from '../../config.ts'
+import { parseMemoryArgs, parseStartArgs, UsageError, type MemoryOptions } from '../../config.ts'
 import { InvalidInputError } from '../../errors.ts'
 import { InvalidVectorError, type CollectionInfo, type SearchResult } from '../../memory/types.ts'
 import { MAX_BATCH } from '../../memory/validate.ts'
@@ -143,6 +143,15 @@ describe('flexnode memory', () => {
     expect(help.code).toBe(0)
     expect(help.stdout).toMatch(/^Usage: flexnode memory create/)
   }, 60_000)
+
+  it('flexnode start takes the vector memory\'s shard capacity and threads', async () => {
+    expect(await parseStartArgs(['--memory-shards', '0', '--memory-threads', '2'], {})).toMatchObject({ memory: { shardCapacity: 0, threads: 2 } })
+    expect(await parseStartArgs(['--memory-shards', '12'], {})).toMatchObject({ memory: { shardCapacity: 12 } })
+    expect(await parseStartArgs([], {})).not.toHaveProperty('memory')
+    for (const bad of [['--memory-shards', '-1'], ['--memory-shards', 'many'], ['--memory-shards', '70000'], ['--memory-threads', '0'], ['--memory-threads', '1.5']]) {
+      await expect(parseStartArgs(bad, {})).rejects.toBeInstanceOf(UsageError)
+    }
+  })
 
   it('parses every action and flag', () => {
     const base = { dataDir: '/tmp/m', json: false }
