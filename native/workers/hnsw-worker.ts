@@ -75,6 +75,8 @@ export type HnswTask =
   | ({ op: 'write', config: HnswConfig, key: WorkerKey } & HnswWrites)
   | { op: 'get', config: HnswConfig, key: WorkerKey, ids: string[] }
   | { op: 'search', config: HnswConfig, key: WorkerKey, query: Float32Array, k: number, ef: number, filter?: WorkerFilter }
+  /** one query over several replicas of this thread: one task, not one per shard */
+  | { op: 'searchMany', config: HnswConfig, keys: WorkerKey[], query: Float32Array, k: number, ef: number, filter?: WorkerFilter }
   | { op: 'changes', config: HnswConfig, key: WorkerKey, since: number, limit: number }
   | { op: 'digest', config: HnswConfig, key: WorkerKey }
   | { op: 'bucket', config: HnswConfig, key: WorkerKey, bucket: number }
@@ -89,6 +91,7 @@ export type HnswResult =
   | { applied: number, stale: number }
   | WorkerPoint[]
   | Array<{ id: string, distance: number, metadata: WorkerMetadata }>
+  | Array<Array<{ id: string, distance: number, metadata: WorkerMetadata }>>
   | { instance: string, points: WorkerPoint[], next: number, done: boolean }
   | { instance: string, seq: number, count: number, buckets: string[] }
   | Array<{ id: string, version: WorkerVersion }>
@@ -527,6 +530,7 @@ export const handler: TaskHandler<HnswTask, HnswResult> = (task, ctx) => {
     case 'write': return replica(config, task.key).write(task)
     case 'get': return replica(config, task.key).get(task.ids)
     case 'search': return replica(config, task.key).search(task.query, task.k, task.ef, task.filter)
+    case 'searchMany': return task.keys.map(key => replica(config, key).search(task.query, task.k, task.ef, task.filter))
     case 'changes': return replica(config, task.key).changes(task.since, task.limit)
     case 'digest': return replica(config, task.key).digest()
     case 'bucket': return replica(config, task.key).bucket(task.bucket)

@@ -290,19 +290,12 @@ export function memoryProtocol (c: MemoryProtocolComponents): { remote: (request
       }
       case 'search': {
         const query = vectorsOf(m.vector, 1, m.c.dimensions, 'vector')[0]!
-        const out: WireSearchAnswer = []
-        for (const shard of m.shards) {
-          let key: ShardKey
-          try {
-            key = await held(m.c, shard)
-          } catch {
-            out.push(null)
-            continue
-          }
-          const hits = await c.host.search(key, query, { k: m.k, ef: m.ef, filter: m.filter ?? undefined })
-          out.push(hits.map(h => [h.id, h.distance, h.metadata]))
-        }
-        return out
+        // the shards held here (a placed one no write reached yet is opened), searched in one task per worker thread
+        const keys = await Promise.all(m.shards.map(async shard => await held(m.c, shard).catch(() => null)))
+        const asked = keys.filter((k): k is ShardKey => k !== null)
+        const hits = await c.host.searchMany(asked, query, { k: m.k, ef: m.ef, filter: m.filter ?? undefined })
+        let next = 0
+        return keys.map(k => k === null ? null : hits[next++]!.map(h => [h.id, h.distance, h.metadata])) satisfies WireSearchAnswer
       }
       case 'sync': {
         const out: WireSyncAnswer = []

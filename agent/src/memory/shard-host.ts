@@ -90,6 +90,8 @@ export interface ShardHost extends Service {
   get: (key: ShardKey, ids: string[]) => Promise<StoredPoint[]>
   /** nearest live points (matching `filter`), by hnswlib distance, ascending. `ef` @default max(k, 64) */
   search: (key: ShardKey, query: Float32Array, options: { k: number, ef?: number, filter?: Filter }) => Promise<Array<{ id: string, distance: number, metadata: Metadata }>>
+  /** one query over several replicas (of one collection), one task per worker thread; the hits of each, in the order of `keys` */
+  searchMany: (keys: ShardKey[], query: Float32Array, options: { k: number, ef?: number, filter?: Filter }) => Promise<Array<Array<{ id: string, distance: number, metadata: Metadata }>>>
   /** the rows changed after `since`, by seq (tombstones too), at most `limit`; `next` is the `since` of the next page */
   changes: (key: ShardKey, since: number, limit: number) => Promise<{ instance: string, points: StoredPoint[], next: number, done: boolean }>
   /** 64 buckets by hash(id) (`bucketOfId`), each a hash of its sorted (id, ts, writer), tombstones included */
@@ -307,6 +309,28 @@ class HnswShardHost implements ShardHost {
     const { k, ef } = validateSearchBounds(options?.k, options?.ef)
     const filter = options.filter === undefined ? undefined : validateFilter(options.filter, 'filter')
     return await pool.run({ op: 'search', config: this.config, key: { collection: key.collection, shard: key.shard }, query: q, k, ef, filter }, { transfer: [q.buffer] }) as Array<{ id: string, distance: number, metadata: Metadata }>
+  }
+
+  async searchMany (keys: ShardKey[], query: Float32Array, options: { k: number, ef?: number, filter?: Filter }): Promise<Array<Array<{ id: string, distance: number, metadata: Metadata }>>> {
+    if (keys.length === 0) return []
+    const { dimensions } = this.spec(keys[0]!)
+    const q = validateVector(query, dimensions, 'query')
+    const { k, ef } = validateSearchBounds(options?.k, options?.ef)
+    const filter = options.filter === undefined ? undefined : validateFilter(options.filter, 'filter')
+    // the keys each thread holds, asked in one task
+    const byPool = new Map<Pool, number[]>()
+    keys.forEach((key, i) => {
+      if (this.spec(key).dimensions !== dimensions) throw new InvalidInputError('searchMany takes replicas of one collection', { field: 'keys' })
+      const pool = this.hostedPool(key)
+      byPool.set(pool, [...(byPool.get(pool) ?? []), i])
+    })
+    const out: Array<Array<{ id: string, distance: number, metadata: Metadata }>> = new Array(keys.length)
+    await Promise.all([...byPool].map(async ([pool, which]) => {
+      const mine = Float32Array.from(q)
+      const hits = await pool.run({ op: 'searchMany', config: this.config, keys: which.map(i => ({ collection: keys[i]!.collection, shard: keys[i]!.shard })), query: mine, k, ef, filter }, { transfer: [mine.buffer] }) as Array<Array<{ id: string, distance: number, metadata: Metadata }>>
+      which.forEach((i, j) => { out[i] = hits[j]! })
+    }))
+    return out
   }
 
   async changes (key: ShardKey, since: number, limit: number): Promise<{ instance: string, points: StoredPoint[], next: number, done: boolean }> {

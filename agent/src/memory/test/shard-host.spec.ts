@@ -271,6 +271,19 @@ describe('shard host', () => {
     expect(await host.search(key, q, { k: 5, filter: { lang: 'xx' } })).toEqual([])
   })
 
+  it('searches several replicas at once (one task per thread), each as its own search would', async () => {
+    const specs = [0, 1, 2, 3].map(shard => ({ ...spec, shard }))
+    for (const [i, s] of specs.entries()) {
+      await host.open(s)
+      await host.upsert(s, points(100, 8, { seed: i + 1, from: i * 100, metadata: j => ({ odd: j % 2 === 1 }) }))
+    }
+    const q = vectors(1, 8, 7)[0]!
+    const many = await host.searchMany(specs, q, { k: 5, filter: { odd: true } })
+    expect(many).toHaveLength(4)
+    for (const [i, s] of specs.entries()) expect(many[i]).toEqual(await host.search(s, q, { k: 5, filter: { odd: true } }))
+    await expect(host.searchMany([{ collection: 'other.x', shard: 0 }], q, { k: 5 })).rejects.toMatchObject({ name: 'NotHostedError' })
+  })
+
   it('refuses every bad input with a typed error naming the field', async () => {
     await host.open(spec)
     const [v] = vectors(1, 8)
