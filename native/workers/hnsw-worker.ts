@@ -78,6 +78,12 @@ export type HnswTask =
   /** one query over several replicas of this thread: one task, not one per shard */
   | { op: 'searchMany', config: HnswConfig, keys: WorkerKey[], query: Float32Array, k: number, ef: number, filter?: WorkerFilter }
   | { op: 'changes', config: HnswConfig, key: WorkerKey, since: number, limit: number }
+  /** the changes since a seq as ids and versions only (what a co-replica compares before it fetches) */
+  | { op: 'versions', config: HnswConfig, key: WorkerKey, since: number, limit: number }
+  /** of these ids and versions, those newer than this replica's (or unknown here) */
+  | { op: 'newer', config: HnswConfig, key: WorkerKey, entries: Array<{ id: string, version: WorkerVersion }> }
+  /** points by id, tombstones included */
+  | { op: 'fetch', config: HnswConfig, key: WorkerKey, ids: string[] }
   | { op: 'digest', config: HnswConfig, key: WorkerKey }
   | { op: 'bucket', config: HnswConfig, key: WorkerKey, bucket: number }
   | { op: 'stats', config: HnswConfig, key: WorkerKey }
@@ -93,6 +99,8 @@ export type HnswResult =
   | Array<{ id: string, distance: number, metadata: WorkerMetadata }>
   | Array<Array<{ id: string, distance: number, metadata: WorkerMetadata }>>
   | { instance: string, points: WorkerPoint[], next: number, done: boolean }
+  | { instance: string, entries: Array<{ id: string, version: WorkerVersion, seq: number }>, next: number, done: boolean }
+  | string[]
   | { instance: string, seq: number, count: number, buckets: string[] }
   | Array<{ id: string, version: WorkerVersion }>
   | { flushed: number }
@@ -178,6 +186,7 @@ class Replica {
     get: Database.Statement
     vector: Database.Statement
     changes: Database.Statement
+    versions: Database.Statement
     liveVectors: Database.Statement
   }
 
@@ -196,6 +205,7 @@ class Replica {
       get: db.prepare('SELECT label, id, ts, writer, vector, metadata, seq FROM points WHERE id = ?'),
       vector: db.prepare('SELECT vector FROM points WHERE label = ?').pluck(),
       changes: db.prepare('SELECT label, id, ts, writer, vector, metadata, seq FROM points WHERE seq > ? ORDER BY seq LIMIT ?'),
+      versions: db.prepare('SELECT id, ts, writer, seq FROM points WHERE seq > ? ORDER BY seq LIMIT ?'),
       liveVectors: db.prepare('SELECT label, vector FROM points WHERE vector IS NOT NULL')
     }
     for (const r of db.prepare('SELECT label, id, ts, writer, vector IS NULL AS dead, metadata FROM points').iterate() as Iterable<{ label: number, id: string, ts: number, writer: string, dead: number, metadata: string }>) {
@@ -408,6 +418,29 @@ class Replica {
     return { instance: this.instance, points, next: points.at(-1)?.seq ?? since, done }
   }
 
+  versions (since: number, limit: number): { instance: string, entries: Array<{ id: string, version: WorkerVersion, seq: number }>, next: number, done: boolean } {
+    const rows = this.stmt.versions.all(since, limit + 1) as Array<{ id: string, ts: number, writer: string, seq: number }>
+    const done = rows.length <= limit
+    const entries = rows.slice(0, limit).map(r => ({ id: r.id, version: { ts: r.ts, writer: r.writer }, seq: r.seq }))
+    return { instance: this.instance, entries, next: entries.at(-1)?.seq ?? since, done }
+  }
+
+  newer (entries: Array<{ id: string, version: WorkerVersion }>): string[] {
+    return entries.filter(e => {
+      const row = this.rows.get(e.id)
+      return row === undefined || compareVersions(e.version, { ts: row.ts, writer: row.writer }) > 0
+    }).map(e => e.id)
+  }
+
+  fetch (ids: string[]): WorkerPoint[] {
+    const out: WorkerPoint[] = []
+    for (const id of ids) {
+      const r = this.stmt.get.get(id) as PointRow | undefined
+      if (r !== undefined) out.push(this.point(r))
+    }
+    return out
+  }
+
   /** Per bucket, ids with their versions (tombstones too), sorted by id. */
   private buckets (only?: number): Map<number, Array<{ id: string, version: WorkerVersion }>> {
     const out = new Map<number, Array<{ id: string, version: WorkerVersion }>>()
@@ -532,6 +565,9 @@ export const handler: TaskHandler<HnswTask, HnswResult> = (task, ctx) => {
     case 'search': return replica(config, task.key).search(task.query, task.k, task.ef, task.filter)
     case 'searchMany': return task.keys.map(key => replica(config, key).search(task.query, task.k, task.ef, task.filter))
     case 'changes': return replica(config, task.key).changes(task.since, task.limit)
+    case 'versions': return replica(config, task.key).versions(task.since, task.limit)
+    case 'newer': return replica(config, task.key).newer(task.entries)
+    case 'fetch': return replica(config, task.key).fetch(task.ids)
     case 'digest': return replica(config, task.key).digest()
     case 'bucket': return replica(config, task.key).bucket(task.bucket)
     case 'stats': return replica(config, task.key).stats()

@@ -184,6 +184,27 @@ describe('memory_shards on a mesh', () => {
     })
   })
 
+  it('replica sync: co-replicas exchange versions, not vectors they both hold; a write one replica missed reaches the other', async () => {
+    await runScenario(async (scenario) => {
+      const [a, b] = await scenario.addPlayers(2, { memory: MEMORY, heartbeatIntervalSeconds: 1 }) as [Player, Player]
+      await meshOf([a, b])
+      const coll = await a.node.memory.createCollection({ name: 'sync', dimensions: 4, distance: 'l2', shard_count: 2 })
+      const set = clusteredVectors({ seed: 51, count: 300, dims: 4 })
+      for (let i = 0; i < set.count; i += 100) await a.node.memory.upsert('sync', points(set, i, i + 100), { write_consistency: 'all' })
+      // several gossip rounds: each replica compares versions with the other and fetches nothing
+      await new Promise(resolve => setTimeout(resolve, 5 * MEMORY.gossipIntervalMs!))
+      expect([a.node.memory.stats().points_synced, b.node.memory.stats().points_synced]).toEqual([0, 0])
+      // a write that reached only a's replica (straight into its shard host) reaches b's by sync
+      const uid = `${coll.name}.${coll.created_at.toString(36)}`
+      const id = 'only-on-a'
+      const { shardOfId } = await import('../../scheduler/index.ts')
+      await a.node.memory.host.upsert({ collection: uid, shard: shardOfId(id, 2) }, [{ id, vector: new Float32Array([9, 9, 9, 9]), metadata: { late: true }, version: { ts: Date.now(), writer: nodeId(a) } }])
+      await waitUntil(async () => (await b.node.memory.host.get({ collection: uid, shard: shardOfId(id, 2) }, [id])).length === 1, { what: 'the missed write synced to b' })
+      expect(b.node.memory.stats().points_synced).toBe(1)
+      expect((await b.node.memory.search('sync', { vector: [9, 9, 9, 9], k: 1 })).results[0]).toMatchObject({ id, metadata: { late: true } })
+    })
+  })
+
   it('a restarted node reloads its shards from disk', async () => {
     await runScenario(async (scenario) => {
       const a = await scenario.addPlayer({ memory: MEMORY })

@@ -49,7 +49,7 @@ import {
   DEFAULT_REPLICATION_FACTOR, DEFAULT_RETIRE_GRACE_MS, DEFAULT_RING_CHECK_INTERVAL_MS, DEFAULT_SHARD_COUNT, HEDGE_LATENCY_FACTOR, HEDGE_MIN_MS,
   HOST_TIMEOUT_MS, MAX_MEMORY_WIRE_BYTES, MAX_OUTBOUND_PER_PEER, ORPHAN_GRACE_MS, SHARDS_PER_RAM_GB, SYNC_PAGE_POINTS
 } from './constants.ts'
-import { memoryProtocol, MEMORY_PROTOCOL, type WireCollection, type WireRequest, type WireSearchAnswer, type WireSyncAnswer, type WireSyncItem, packPoints, unpackPoints } from './protocol.ts'
+import { memoryProtocol, MEMORY_PROTOCOL, type WireCollection, type WireRequest, type WireSearchAnswer, type WireSyncAnswer, type WireSyncItem, type WireVersionsItem, packPoints, unpackPoints, unpackVersions } from './protocol.ts'
 import { routeCollection, type AssignmentView, type EpochView, type ShardRoute } from './routing.ts'
 import { shardHost, type ShardHost, type ShardKey, type ShardSpec, type Version } from './shard-host.ts'
 import { compareHits, scoreOf, validateCollectionConfig, validateIds, validatePoints, validateQuery, validateVector } from './validate.ts'
@@ -116,6 +116,8 @@ export interface MemoryStats {
   points_moved: number
   /** shard copies completed */
   moves_completed: number
+  /** points replica sync fetched from co-replicas (writes a replica had missed) */
+  points_synced: number
   /** shard replicas held here */
   replicas: number
 }
@@ -211,7 +213,7 @@ export function memory (init: MemoryInit) {
     const warned = new Set<string>()
     /** latency (EWMA, ms) and requests in flight, per peer */
     const peerLoad = new Map<string, { ewma: number, inFlight: number, waiting: Array<() => void> }>()
-    const stats: MemoryStats = { bytes_moved: 0, points_moved: 0, moves_completed: 0, replicas: 0 }
+    const stats: MemoryStats = { bytes_moved: 0, points_moved: 0, moves_completed: 0, points_synced: 0, replicas: 0 }
     let lastVersion = 0
     let lastFullSync = Date.now()
     const timers: Array<ReturnType<typeof setInterval>> = []
@@ -731,9 +733,10 @@ export function memory (init: MemoryInit) {
       while (open.length > 0 && !stopped) {
         const request: WireRequest = {
           op: 'sync',
-          items: open.map(({ coll, route }) => {
+          // a copy takes whole pages; a replica in sync asks for ids and versions, then fetches only what it lacks
+          items: open.map(({ coll, route, copy }) => {
             const cur = cursors.get(cursorKey(collectionUid(coll), route.shard, node))
-            return { c: wireOf(coll), shard: route.shard, since: cur?.seq ?? 0, instance: cur?.instance ?? null }
+            return { c: wireOf(coll), shard: route.shard, since: cur?.seq ?? 0, instance: cur?.instance ?? null, light: !copy }
           }),
           limit: SYNC_PAGE_POINTS
         }
@@ -761,11 +764,20 @@ export function memory (init: MemoryInit) {
             next.push(open[i]!)
             continue
           }
-          const points = unpackPoints(page, coll.dimensions)
-          if (points.length > 0) await host.apply({ collection: uid, shard: route.shard }, points)
+          const key = { collection: uid, shard: route.shard }
           if (copy) {
+            const full = page as WireSyncItem
+            const points = unpackPoints(full, coll.dimensions)
+            if (points.length > 0) await host.apply(key, points)
             stats.points_moved += points.length
-            stats.bytes_moved += page.vectors.byteLength + page.ids.reduce((a, id) => a + id.length, 0)
+            stats.bytes_moved += full.vectors.byteLength + full.ids.reduce((a, id) => a + id.length, 0) + JSON.stringify(full.metadata).length
+          } else {
+            const want = await host.newer(key, unpackVersions(page as WireVersionsItem))
+            if (want.length > 0) {
+              const fetched = unpackPoints(await ask(node, { op: 'fetch', c: wireOf(coll), shard: route.shard, ids: want }) as WireSyncItem, coll.dimensions)
+              await host.apply(key, fetched)
+              stats.points_synced += fetched.length
+            }
           }
           cursors.set(ck, { instance: page.instance, seq: page.next })
           if (!page.done) { next.push(open[i]!); continue }

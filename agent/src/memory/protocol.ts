@@ -8,7 +8,8 @@
  * | `remove` | per shard, its ids; the version of their deletion | per shard, null (removed) or why not |
  * | `get` | a shard's ids | the live points, packed |
  * | `search` | the shards to search, the query vector, k, ef, filter | per shard, `[id, distance, metadata][]` or null (not held here) |
- * | `sync` | per shard, a cursor (the seq seen, the replica's instance) | per shard, a page of changes since it (tombstones too), or null |
+ * | `sync` | per shard, a cursor (the seq seen, the replica's instance) and `light` | per shard, a page of changes since it (tombstones too), or null; `light`: their ids and versions only |
+ * | `fetch` | a shard's ids | those points, tombstones too |
  * | `digest` | a shard | its 64 bucket hashes, or null |
  * | `stats` | shards | each one's live count, or null |
  *
@@ -56,17 +57,29 @@ export interface WireSyncItem extends WirePoints {
   seqs: number[]
 }
 
+/** A `light` page: what changed since the cursor, as ids and versions (the asker fetches only what it lacks). */
+export interface WireVersionsItem {
+  instance: string
+  next: number
+  done: boolean
+  ids: string[]
+  ts: number[]
+  writers: string[]
+  seqs: number[]
+}
+
 export type WireRequest =
   | { op: 'write', c: WireCollection, parts: Array<{ shard: number } & WirePoints>, ts: number, writer: string }
   | { op: 'remove', c: WireCollection, parts: Array<{ shard: number, ids: string[] }>, ts: number, writer: string }
   | { op: 'get', c: WireCollection, shard: number, ids: string[] }
   | { op: 'search', c: WireCollection, shards: number[], vector: Uint8Array, k: number, ef: number, filter: Filter | null }
-  | { op: 'sync', items: Array<{ c: WireCollection, shard: number, since: number, instance: string | null }>, limit: number }
+  | { op: 'sync', items: Array<{ c: WireCollection, shard: number, since: number, instance: string | null, light: boolean }>, limit: number }
+  | { op: 'fetch', c: WireCollection, shard: number, ids: string[] }
   | { op: 'digest', c: WireCollection, shard: number }
   | { op: 'stats', c: WireCollection, shards: number[] }
 
 export type WireSearchAnswer = Array<Array<[string, number, Metadata]> | null>
-export type WireSyncAnswer = Array<WireSyncItem | null>
+export type WireSyncAnswer = Array<WireSyncItem | WireVersionsItem | null>
 
 /** Largest page of changes in bytes of vectors, whatever the number of shards asked at once. */
 const SYNC_PAGE_BYTES = 8 * 1_048_576
@@ -181,9 +194,13 @@ export function parseRequest (raw: unknown): WireRequest {
       const items = raw.items.map((it: unknown, i) => {
         if (!isPlainObject(it)) throw bad(`items[${i}]`, 'must be an object')
         const c = collection(it.c)
-        return { c, shard: shardIn(it.shard, c, `items[${i}].shard`), since: int(it.since, `items[${i}].since`, 0, Number.MAX_SAFE_INTEGER), instance: it.instance === null || it.instance === undefined ? null : str(it.instance, `items[${i}].instance`, 64) }
+        return { c, shard: shardIn(it.shard, c, `items[${i}].shard`), since: int(it.since, `items[${i}].since`, 0, Number.MAX_SAFE_INTEGER), instance: it.instance === null || it.instance === undefined ? null : str(it.instance, `items[${i}].instance`, 64), light: it.light === true }
       })
       return { op: 'sync', items, limit: int(raw.limit, 'limit', 1, SYNC_PAGE_POINTS) }
+    }
+    case 'fetch': {
+      const c = collection(raw.c)
+      return { op: 'fetch', c, shard: shardIn(raw.shard, c), ids: ids(raw.ids) }
     }
     case 'digest': {
       const c = collection(raw.c)
@@ -195,7 +212,7 @@ export function parseRequest (raw: unknown): WireRequest {
       return { op: 'stats', c, shards: raw.shards.map((s, i) => shardIn(s, c, `shards[${i}]`)) }
     }
     default:
-      throw bad('op', 'must be write, remove, get, search, sync, digest or stats')
+      throw bad('op', 'must be write, remove, get, search, sync, fetch, digest or stats')
   }
 }
 
@@ -222,6 +239,14 @@ const packStored = (instance: string, points: StoredPoint[], dims: number, next:
     writers: points.map(p => p.version.writer),
     seqs: points.map(p => p.seq)
   }
+}
+
+/** The ids and versions of a `light` page, checked. */
+export function unpackVersions (page: WireVersionsItem): Array<{ id: string, version: { ts: number, writer: string }, seq: number }> {
+  const list = ids(page.ids)
+  const n = list.length
+  if (!Array.isArray(page.ts) || page.ts.length !== n || !Array.isArray(page.writers) || page.writers.length !== n || !Array.isArray(page.seqs) || page.seqs.length !== n) throw bad('page', 'has lists of different lengths')
+  return list.map((id, i) => ({ id, version: { ts: int(page.ts[i], `ts[${i}]`, 0, Number.MAX_SAFE_INTEGER), writer: writer(page.writers[i], `writers[${i}]`) }, seq: int(page.seqs[i], `seqs[${i}]`, 0, Number.MAX_SAFE_INTEGER) }))
 }
 
 /** Stored points (tombstones included) from a page or a `get` answer, checked. */
@@ -302,12 +327,23 @@ export function memoryProtocol (c: MemoryProtocolComponents): { remote: (request
         for (const it of m.items) {
           const key = keyOf(it.c, it.shard)
           if (!c.host.has(key)) { out.push(null); continue }
+          if (it.light) {
+            const page = await c.host.versions(key, it.since, m.limit)
+            out.push({ instance: page.instance, next: page.next, done: page.done, ids: page.entries.map(e => e.id), ts: page.entries.map(e => e.version.ts), writers: page.entries.map(e => e.version.writer), seqs: page.entries.map(e => e.seq) })
+            continue
+          }
           // the page shares a byte budget across the shards asked
           const limit = Math.max(1, Math.min(m.limit, Math.floor(SYNC_PAGE_BYTES / m.items.length / (it.c.dimensions * 4))))
           const page = await c.host.changes(key, it.since, limit)
           out.push(packStored(page.instance, page.points, it.c.dimensions, page.next, page.done))
         }
         return out
+      }
+      case 'fetch': {
+        const key = keyOf(m.c, m.shard)
+        if (!c.host.has(key)) throw new NotHostedError(m.c.uid, m.shard)
+        const points = await c.host.fetch(key, m.ids)
+        return packStored('', points, m.c.dimensions, 0, true)
       }
       case 'digest': {
         const key = keyOf(m.c, m.shard)

@@ -95,6 +95,12 @@ export interface ShardHost extends Service {
   /** the rows changed after `since`, by seq (tombstones too), at most `limit`; `next` is the `since` of the next page */
   changes: (key: ShardKey, since: number, limit: number) => Promise<{ instance: string, points: StoredPoint[], next: number, done: boolean }>
   /** 64 buckets by hash(id) (`bucketOfId`), each a hash of its sorted (id, ts, writer), tombstones included */
+  /** rows with seq > since as ids and versions only, by seq (tombstones too): what a co-replica compares before fetching */
+  versions: (key: ShardKey, since: number, limit: number) => Promise<{ instance: string, entries: Array<{ id: string, version: Version, seq: number }>, next: number, done: boolean }>
+  /** of these, the ids whose version is newer than this replica's, or unknown here */
+  newer: (key: ShardKey, entries: Array<{ id: string, version: Version }>) => Promise<string[]>
+  /** points by id, tombstones included (missing ids left out) */
+  fetch: (key: ShardKey, ids: string[]) => Promise<StoredPoint[]>
   digest: (key: ShardKey) => Promise<{ instance: string, seq: number, count: number, buckets: string[] }>
   /** the ids of one digest bucket with their versions, sorted by id */
   bucket: (key: ShardKey, b: number) => Promise<Array<{ id: string, version: Version }>>
@@ -338,6 +344,26 @@ class HnswShardHost implements ShardHost {
     if (!Number.isInteger(since) || since < 0) throw new InvalidInputError('since must be an integer ≥ 0', { field: 'since' })
     if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new InvalidInputError('limit must be an integer 1..100000', { field: 'limit' })
     return await pool.run({ op: 'changes', config: this.config, key: { collection: key.collection, shard: key.shard }, since, limit }) as { instance: string, points: StoredPoint[], next: number, done: boolean }
+  }
+
+  async versions (key: ShardKey, since: number, limit: number): Promise<{ instance: string, entries: Array<{ id: string, version: Version, seq: number }>, next: number, done: boolean }> {
+    const pool = this.hostedPool(key)
+    if (!Number.isInteger(since) || since < 0) throw new InvalidInputError('since must be an integer ≥ 0', { field: 'since' })
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new InvalidInputError('limit must be an integer 1..100000', { field: 'limit' })
+    return await pool.run({ op: 'versions', config: this.config, key: { collection: key.collection, shard: key.shard }, since, limit }) as { instance: string, entries: Array<{ id: string, version: Version, seq: number }>, next: number, done: boolean }
+  }
+
+  async newer (key: ShardKey, entries: Array<{ id: string, version: Version }>): Promise<string[]> {
+    const pool = this.hostedPool(key)
+    if (entries.length === 0) return []
+    return await pool.run({ op: 'newer', config: this.config, key: { collection: key.collection, shard: key.shard }, entries: entries.map((e, i) => ({ id: validateId(e.id, `entries[${i}].id`), version: validateVersion(e.version, `entries[${i}].version`) })) }) as string[]
+  }
+
+  async fetch (key: ShardKey, ids: string[]): Promise<StoredPoint[]> {
+    const pool = this.hostedPool(key)
+    const checked = ids.map((id, i) => validateId(id, `ids[${i}]`))
+    if (checked.length === 0) return []
+    return await pool.run({ op: 'fetch', config: this.config, key: { collection: key.collection, shard: key.shard }, ids: checked }) as StoredPoint[]
   }
 
   async digest (key: ShardKey): Promise<{ instance: string, seq: number, count: number, buckets: string[] }> {
