@@ -114,7 +114,14 @@ describe('memory_shards on a mesh', () => {
       await a.node.memory.createCollection({ name: 'kill', dimensions: 16, distance: 'l2' })
       const set = clusteredVectors({ seed: 21, count: 1500, dims: 16 })
       await insertAll(a, 'kill', set)
+      // one copy of each shard: the killed node's shards cannot answer, and searches say so
+      await a.node.memory.createCollection({ name: 'solo', dimensions: 16, distance: 'l2', replication_factor: 1 })
+      await insertAll(a, 'solo', { ...set, count: 300 })
+      const onC = (await a.node.memory.routes('solo')).filter(r => r.hosts.includes(nodeId(c))).length
+      expect(onC).toBeGreaterThan(0)
       await scenario.kill(c)
+      const solo = await b.node.memory.search('solo', { vector: set.vector(0), k: 5 })
+      expect(solo).toMatchObject({ partial: true, shards_answered: 16 - onC, shards_total: 16 })
       const ids = Array.from({ length: set.count }, (_, i) => `p${i}`)
       // at once (before any rebalancing): every point is on its other replica
       const got = await getAll(b, 'kill', ids)
@@ -181,6 +188,49 @@ describe('memory_shards on a mesh', () => {
       // nothing lost, and the writes and searches during the move all succeeded
       expect({ lost, failedWrites, partialSearches }).toEqual({ lost: 0, failedWrites: 0, partialSearches: 0 })
       expect(d.node.memory.stats().moves_completed).toBe(onD.length)
+    })
+  })
+
+  it('a collection made on one node is under-replicated, and fully replicated once a second node joins', async () => {
+    await runScenario(async (scenario) => {
+      const a = await scenario.addPlayer({ memory: MEMORY, heartbeatIntervalSeconds: 1 })
+      await meshOf([a])
+      await a.node.memory.createCollection({ name: 'grow', dimensions: 8, distance: 'cosine', shard_count: 4 })
+      const set = clusteredVectors({ seed: 61, count: 400, dims: 8, normalize: true })
+      await insertAll(a, 'grow', set)
+      const before = await a.node.memory.describeCollection('grow')
+      expect(before.under_replicated).toBe(true)
+      expect(before.shards.every(s => s.replicas.length === 1 && s.under_replicated)).toBe(true)
+      const b = await scenario.addPlayer({ memory: MEMORY, heartbeatIntervalSeconds: 1 })
+      await meshOf([a, b])
+      await settled([a, b], 'grow')
+      const after = await b.node.memory.describeCollection('grow')
+      expect(after.under_replicated).toBe(false)
+      for (const s of after.shards) expect(s.replicas.map(r => [r.node_id, r.state, r.count! > 0]).sort()).toEqual([[nodeId(a), 'serving', true], [nodeId(b), 'serving', true]].sort())
+      expect(after.count).toBe(400)
+    })
+  })
+
+  it('a node flapping in and out never enters the ring: no epoch, nothing moves', async () => {
+    await runScenario(async (scenario) => {
+      const steady = { ...MEMORY, joinStableMs: 6000 }
+      const [a, b] = await scenario.addPlayers(2, { memory: steady, heartbeatIntervalSeconds: 1 }) as [Player, Player]
+      await meshOf([a, b])
+      await a.node.memory.createCollection({ name: 'calm', dimensions: 4, distance: 'l2', shard_count: 4 })
+      await settled([a, b], 'calm')
+      const epoch = (await a.node.memory.ring()).epoch
+      const live = async (p: Player, who: Player): Promise<boolean> => (await p.cells.agent_registry!.callZome<Array<{ node_id: string, availability: string }>>('discovery', 'query_peers', null)).some(c => c.node_id === nodeId(who) && c.availability !== 'offline')
+      const flapper = await scenario.prepareAgent()
+      for (let i = 0; i < 3; i++) {
+        const c = await scenario.addPlayer({ memory: steady, heartbeatIntervalSeconds: 1, dataDir: flapper.dataDir })
+        await waitUntil(async () => await live(a, c), { what: 'the flapping node seen live' })
+        await scenario.kill(c)
+        await waitUntil(async () => !(await live(a, c)), { what: 'the flapping node seen gone', timeoutMs: 20_000 })
+      }
+      for (const p of [a, b]) {
+        expect((await p.node.memory.ring()).epoch).toBe(epoch)
+        expect(p.node.memory.stats().moves_completed).toBe(0)
+      }
     })
   })
 

@@ -264,13 +264,29 @@ export function memory (init: MemoryInit) {
       return coll
     }
 
-    const routesOf = (v: View, coll: Collection): ShardRoute[] => routeCollection({ uid: collectionUid(coll), shard_count: coll.shard_count, replication_factor: coll.replication_factor, created_epoch: coll.created_epoch }, v.epochs, v.assignments.get(collectionUid(coll)) ?? [])
+    /** routes computed once per view and collection (placing every epoch's ring is not free) */
+    const routed = new WeakMap<View, Map<string, ShardRoute[]>>()
+    const routesOf = (v: View, coll: Collection): ShardRoute[] => {
+      const uid = collectionUid(coll)
+      let byUid = routed.get(v)
+      if (byUid === undefined) routed.set(v, byUid = new Map())
+      let routes = byUid.get(uid)
+      if (routes === undefined) byUid.set(uid, routes = routeCollection({ uid, shard_count: coll.shard_count, replication_factor: coll.replication_factor, created_epoch: coll.created_epoch }, v.epochs, v.assignments.get(uid) ?? []))
+      return routes
+    }
 
     // ---------------------------------------------------------------------------------------------
     // talking to shard hosts
 
     const connected = (): Set<string> => new Set(c.mesh.peers())
-    const isLive = (node: string, peers = connected()): boolean => node === self ? !stopped : peers.has(peerIdFromAgentPubKey(decodeHash(node, 'Agent')))
+    /** the libp2p peer id of each agent key seen */
+    const peerIds = new Map<string, string>()
+    const peerOf = (node: string): string => {
+      let id = peerIds.get(node)
+      if (id === undefined) peerIds.set(node, id = peerIdFromAgentPubKey(decodeHash(node, 'Agent')))
+      return id
+    }
+    const isLive = (node: string, peers = connected()): boolean => node === self ? !stopped : peers.has(peerOf(node))
 
     const ask = async (node: string, m: WireRequest, signal?: AbortSignal): Promise<unknown> => {
       if (node === self) return await serve.local(m)
@@ -281,7 +297,7 @@ export function memory (init: MemoryInit) {
       load.inFlight++
       const started = performance.now()
       try {
-        const answer = decode(await c.mesh.request(peerIdFromAgentPubKey(decodeHash(node, 'Agent')), MEMORY_PROTOCOL, encode(m), { signal, timeoutMs: HOST_TIMEOUT_MS, maxResponseBytes: MAX_MEMORY_WIRE_BYTES }))
+        const answer = decode(await c.mesh.request(peerOf(node), MEMORY_PROTOCOL, encode(m), { signal, timeoutMs: HOST_TIMEOUT_MS, maxResponseBytes: MAX_MEMORY_WIRE_BYTES }))
         load.ewma = 0.8 * load.ewma + 0.2 * (performance.now() - started)
         return answer
       } finally {
