@@ -188,6 +188,12 @@ describe('memory_shards on a mesh', () => {
       // nothing lost, and the writes and searches during the move all succeeded
       expect({ lost, failedWrites, partialSearches }).toEqual({ lost: 0, failedWrites: 0, partialSearches: 0 })
       expect(d.node.memory.stats().moves_completed).toBe(onD.length)
+      // each copy is on record: its assignment, and a checkpoint of what it held when it switched over
+      const { MemoryShardsClient } = await import('../../zomes-ts/memory_shards/client.ts')
+      const uid = `${info.name}.${info.created_at.toString(36)}`
+      const checkpoints = (await new MemoryShardsClient(d.node.client).checkpoints(uid)).filter(cp => encodeHash(cp.host) === nodeId(d))
+      expect(checkpoints.map(cp => cp.shard).sort((x, y) => x - y)).toEqual(onD.map(s => s.shard).sort((x, y) => x - y))
+      expect(checkpoints.every(cp => cp.count > 0 && cp.epoch === info.epoch)).toBe(true)
     })
   })
 

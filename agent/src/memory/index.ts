@@ -801,6 +801,9 @@ export function memory (init: MemoryInit) {
             copying.delete(`${uid}/${route.shard}`)
             const epoch = (await currentView()).epochs.at(-1)?.epoch ?? 0
             await client.commitAssignment({ collection: uid, shard: route.shard, epoch, state: 'serving', at: Date.now() })
+            // what the copy holds, for operators tracing a move (seq and count of the new replica)
+            const held = await host.stats(key)
+            await client.recordCheckpoint({ collection: uid, shard: route.shard, epoch, seq: held.seq, count: held.count, at: Date.now() })
             copied.set(`${uid}/${route.shard}`, epoch)
             view = undefined
             stats.moves_completed++
