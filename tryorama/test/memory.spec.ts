@@ -197,6 +197,34 @@ describe('memory_shards on a mesh', () => {
     })
   })
 
+  it('a search hedges a slow host\'s shards to their other replica and still answers every shard', async () => {
+    await runScenario(async (scenario) => {
+      const [a, b] = await scenario.addPlayers(2, { memory: MEMORY, heartbeatIntervalSeconds: 1 }) as [Player, Player]
+      // a client that hosts nothing: every shard it searches is on a and b
+      const client = await scenario.addPlayer({ memory: { ...MEMORY, shardCapacity: 0 }, heartbeatIntervalSeconds: 1 })
+      await meshOf([a, b])
+      await a.node.memory.createCollection({ name: 'fast', dimensions: 16, distance: 'l2' })
+      const set = clusteredVectors({ seed: 71, count: 800, dims: 16 })
+      await insertAll(a, 'fast', set)
+      // one node's worker thread kept busy: a large insert into a one-shard, one-copy collection it holds
+      await a.node.memory.createCollection({ name: 'heavy', dimensions: 256, distance: 'l2', shard_count: 1, replication_factor: 1 })
+      const slow = (await a.node.memory.routes('heavy'))[0]!.hosts[0] === nodeId(a) ? a : b
+      const big = clusteredVectors({ seed: 72, count: 8000, dims: 256 })
+      let busy = true
+      const load = (async () => { try { await insertAll(slow, 'heavy', big, 1000) } finally { busy = false } })()
+      let searches = 0
+      while (busy || searches === 0) {
+        const r = await client.node.memory.search('fast', { vector: set.vector(searches % 800), k: 3 })
+        expect(r).toMatchObject({ partial: false, shards_answered: 16 })
+        expect(r.results[0]!.id).toBe(`p${searches % 800}`)
+        searches++
+        if (client.node.memory.stats().hedged_searches > 0 && searches > 5) break
+      }
+      await load
+      expect(client.node.memory.stats().hedged_searches).toBeGreaterThan(0)
+    })
+  })
+
   it('a collection made on one node is under-replicated, and fully replicated once a second node joins', async () => {
     await runScenario(async (scenario) => {
       const a = await scenario.addPlayer({ memory: MEMORY, heartbeatIntervalSeconds: 1 })

@@ -118,6 +118,8 @@ export interface MemoryStats {
   moves_completed: number
   /** points replica sync fetched from co-replicas (writes a replica had missed) */
   points_synced: number
+  /** searches that asked a shard's other replica because its first pick was slow */
+  hedged_searches: number
   /** shard replicas held here */
   replicas: number
 }
@@ -213,7 +215,7 @@ export function memory (init: MemoryInit) {
     const warned = new Set<string>()
     /** latency (EWMA, ms) and requests in flight, per peer */
     const peerLoad = new Map<string, { ewma: number, inFlight: number, waiting: Array<() => void> }>()
-    const stats: MemoryStats = { bytes_moved: 0, points_moved: 0, moves_completed: 0, points_synced: 0, replicas: 0 }
+    const stats: MemoryStats = { bytes_moved: 0, points_moved: 0, moves_completed: 0, points_synced: 0, hedged_searches: 0, replicas: 0 }
     let lastVersion = 0
     let lastFullSync = Date.now()
     const timers: Array<ReturnType<typeof setInterval>> = []
@@ -558,6 +560,7 @@ export function memory (init: MemoryInit) {
       }
       const done = Promise.withResolvers<void>()
       const work: Array<Promise<void>> = []
+      let hedged = false
       /** groups shards by the next replica to ask (skipping those tried) and asks each host once; a slow host's shards are hedged to their other replica */
       const round = (shards: number[]): void => {
         const plan = new Map<string, number[]>()
@@ -572,7 +575,10 @@ export function memory (init: MemoryInit) {
               ? undefined
               : setTimeout(() => {
                 const late = list.filter(s => pending.has(s))
-                if (late.length > 0) round(late)
+                if (late.length === 0) return
+                if (!hedged) stats.hedged_searches++
+                hedged = true
+                round(late)
               }, hedgeAfter)
             await ask1(node, list)
             clearTimeout(timer)
