@@ -190,8 +190,9 @@ async function post (p: Player, path: string, body: unknown): Promise<Response> 
 
 interface Usage { completion_tokens: number }
 
+/** A greedy completion request; `cache: 'off'`: the same request repeated must run the model every time (this measures generation, not the prompt cache). */
 function completionBody (model: string, stream: boolean): object {
-  return { model, prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0, seed: SEED, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }
+  return { model, prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0, seed: SEED, stream, cache: 'off', ...(stream ? { stream_options: { include_usage: true } } : {}) }
 }
 
 async function completeOnce (p: Player, model: string): Promise<Sample> {
