@@ -247,19 +247,24 @@ describe('memory_shards on a mesh', () => {
 
   it('a node flapping in and out never enters the ring: no epoch, nothing moves', async () => {
     await runScenario(async (scenario) => {
-      const steady = { ...MEMORY, joinStableMs: 6000 }
+      // a flap is seen live from its first heartbeat until its presence expires (2.5 heartbeats and a sync later): well under 15 s
+      const steady = { ...MEMORY, joinStableMs: 15_000 }
       const [a, b] = await scenario.addPlayers(2, { memory: steady, heartbeatIntervalSeconds: 1 }) as [Player, Player]
       await meshOf([a, b])
       await a.node.memory.createCollection({ name: 'calm', dimensions: 4, distance: 'l2', shard_count: 4 })
       await settled([a, b], 'calm')
       const epoch = (await a.node.memory.ring()).epoch
       const live = async (p: Player, who: Player): Promise<boolean> => (await p.cells.agent_registry!.callZome<Array<{ node_id: string, availability: string }>>('discovery', 'query_peers', null)).some(c => c.node_id === nodeId(who) && c.availability !== 'offline')
-      const flapper = await scenario.prepareAgent()
+      // the flapper's key sorts first, so it is the one that would propose the ring's epochs were it a member
+      let flapper = await scenario.prepareAgent()
+      while (flapper.agentPubKey > nodeId(a) || flapper.agentPubKey > nodeId(b)) flapper = await scenario.prepareAgent()
       for (let i = 0; i < 3; i++) {
         const c = await scenario.addPlayer({ memory: steady, heartbeatIntervalSeconds: 1, dataDir: flapper.dataDir })
         await waitUntil(async () => await live(a, c), { what: 'the flapping node seen live' })
         await scenario.kill(c)
         await waitUntil(async () => !(await live(a, c)), { what: 'the flapping node seen gone', timeoutMs: 20_000 })
+        // the ring checks (every 300 ms) see it gone too before it comes back
+        await new Promise(resolve => setTimeout(resolve, 1000))
       }
       for (const p of [a, b]) {
         expect((await p.node.memory.ring()).epoch).toBe(epoch)

@@ -218,6 +218,8 @@ export function memory (init: MemoryInit) {
     const stats: MemoryStats = { bytes_moved: 0, points_moved: 0, moves_completed: 0, points_synced: 0, hedged_searches: 0, replicas: 0 }
     let lastVersion = 0
     let lastFullSync = Date.now()
+    /** when this node's memory started: its own join waits `joinStableMs` from here */
+    let startedAt = Date.now()
     const timers: Array<ReturnType<typeof setInterval>> = []
     let stopped = false
     let ticking: Promise<void> | undefined
@@ -609,17 +611,19 @@ export function memory (init: MemoryInit) {
       const seen = new Set<string>()
       for (const cap of caps) {
         const weight = cap.capabilities.memory.vector_shards
-        const live = cap.node_id === self ? capacity > 0 : cap.availability !== 'offline' && cap.availability !== 'draining'
+        if (cap.node_id === self) continue
+        const live = cap.availability !== 'offline' && cap.availability !== 'draining'
         if (!live || weight <= 0) { liveSince.delete(cap.node_id); continue }
         seen.add(cap.node_id)
         const since = liveSince.get(cap.node_id) ?? now
         liveSince.set(cap.node_id, since)
         // a newcomer must stay live a while (flap damping); a member stays while live
-        if (first || current.has(cap.node_id) || now - since >= joinStableMs || cap.node_id === self) members.push({ node: cap.node_id, weight })
+        if (first || current.has(cap.node_id) || now - since >= joinStableMs) members.push({ node: cap.node_id, weight })
       }
       for (const n of [...liveSince.keys()]) if (!seen.has(n)) liveSince.delete(n)
-      // this node before its own NodeCapability is readable
-      if (capacity > 0 && !members.some(m => m.node === self)) members.push({ node: self, weight: capacity })
+      // this node by its own clock (its NodeCapability may not be readable yet): a node that just
+      // started waits like any newcomer before it proposes itself into the ring
+      if (capacity > 0 && (first || current.has(self) || now - startedAt >= joinStableMs)) members.push({ node: self, weight: capacity })
       return byNode(members)
     }
 
@@ -644,8 +648,13 @@ export function memory (init: MemoryInit) {
       const entries = await client.epochs()
       const lastAt = entries.length === 0 ? 0 : Math.max(...entries.map(e => e.at))
       if (now - lastAt < epochIntervalMs) return
-      // the smallest live member proposes; anyone does once the disagreement outlasts two intervals (it may be gone)
-      const proposer = desired[0]!.node === self || now - disagreeSince > 2 * epochIntervalMs + ringCheckMs
+      // the ring's live members decide who joins (a newcomer never adds itself: how long it has been
+      // live is for the others to see); with none of them left, the nodes that want in do
+      const members = current?.members.filter(m => desired.some(d => d.node === m.node)) ?? []
+      const deciders = members.length > 0 ? members : desired
+      if (!deciders.some(m => m.node === self)) return
+      // the smallest of them proposes; any of them once the disagreement outlasts two intervals (it may be gone)
+      const proposer = deciders[0]!.node === self || now - disagreeSince > 2 * epochIntervalMs + ringCheckMs
       if (!proposer) return
       const epoch = (current?.epoch ?? 0) + 1
       await client.proposeEpoch({ epoch, members: entryMembers(desired), at: now })
@@ -850,6 +859,7 @@ export function memory (init: MemoryInit) {
 
     const svc = service({
       start: async () => {
+        startedAt = Date.now()
         await host.start()
         await c.mesh.handle(MEMORY_PROTOCOL, serve.remote, { maxRequestBytes: MAX_MEMORY_WIRE_BYTES, timeoutMs: HOST_TIMEOUT_MS })
         loop(ringCheckMs, reconcile, 'the ring check', () => ticking, p => { ticking = p })
