@@ -247,8 +247,8 @@ describe('memory_shards on a mesh', () => {
 
   it('a node flapping in and out never enters the ring: no epoch, nothing moves', async () => {
     await runScenario(async (scenario) => {
-      // a flap is seen live from its first heartbeat until its presence expires (2.5 heartbeats and a sync later): well under 15 s
-      const steady = { ...MEMORY, joinStableMs: 15_000 }
+      // a flap is seen live from its first heartbeat until its presence expires (2.5 heartbeats and a sync later): well under 12 s
+      const steady = { ...MEMORY, joinStableMs: 12_000 }
       const [a, b] = await scenario.addPlayers(2, { memory: steady, heartbeatIntervalSeconds: 1 }) as [Player, Player]
       await meshOf([a, b])
       await a.node.memory.createCollection({ name: 'calm', dimensions: 4, distance: 'l2', shard_count: 4 })
@@ -258,7 +258,7 @@ describe('memory_shards on a mesh', () => {
       // the flapper's key sorts first, so it is the one that would propose the ring's epochs were it a member
       let flapper = await scenario.prepareAgent()
       while (flapper.agentPubKey > nodeId(a) || flapper.agentPubKey > nodeId(b)) flapper = await scenario.prepareAgent()
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 2; i++) {
         const c = await scenario.addPlayer({ memory: steady, heartbeatIntervalSeconds: 1, dataDir: flapper.dataDir })
         await waitUntil(async () => await live(a, c), { what: 'the flapping node seen live' })
         await scenario.kill(c)

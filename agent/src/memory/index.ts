@@ -730,7 +730,8 @@ export function memory (init: MemoryInit) {
      * replicas until a pass completes, then says so with a `ShardAssignment`.
      */
     const gossip = async (): Promise<void> => {
-      if (stopped) return
+      // a node that holds no replica has nothing to sync (and reads nothing from the DHT for it)
+      if (stopped || host.hosted().length === 0) return
       const v = await currentView()
       const peers = connected()
       const fullSync = Date.now() - lastFullSync >= fullSyncMs
