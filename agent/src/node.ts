@@ -48,8 +48,7 @@ import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
 import { memory, memoryDir, type MemoryInit, type MemoryService } from './memory/index.ts'
 import { memoryRoutes } from './memory/routes.ts'
-import { localVectorMemory } from './memory/local.ts'
-import { promptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
+import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -409,22 +408,10 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           c.promptCache = undefined
           return service({ start: async () => {}, stop: () => {} })
         }
-        // the semantic index: a node-local vector memory of its own (its collections are the cache's
-        // only), opened at the first semantic request: its worker thread is not started before
-        const memory = localVectorMemory({ dir: join(c.dataDir.path, 'prompt-cache') })({ logger: c.logger })
-        let opened: Promise<void> | undefined
-        const cache = c.promptCache = promptCache(init.promptCache === true ? {} : init.promptCache ?? {})({
+        return c.promptCache = nodePromptCache({ ...(init.promptCache === true ? {} : init.promptCache), dir: join(c.dataDir.path, 'prompt-cache') })({
           logger: c.logger,
-          memory: async () => { await (opened ??= memory.start()); return memory },
           // a semantic lookup embeds with the requested model: this node's, else the mesh's
           embed: async (model, input, options) => await embedder(c)(model).embed(model, input, options)
-        })
-        return service({
-          start: async () => { await cache.start() },
-          stop: async () => {
-            await cache.stop()
-            if (opened !== undefined) await memory.stop()
-          }
         })
       }
     },

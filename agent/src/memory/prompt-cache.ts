@@ -40,6 +40,7 @@ import {
   PROMPT_CACHE_SWEEP_INTERVAL_MS, PROMPT_CACHE_TTL_SECONDS
 } from './constants.ts'
 import type { VectorMemory } from './types.ts'
+import { localVectorMemory } from './local.ts'
 
 /** A request's `cache` field: exact match only (the default), exact then by embedding similarity, or not cached. */
 export type PromptCacheMode = 'exact' | 'semantic' | 'off'
@@ -353,5 +354,24 @@ export function promptCache (init: PromptCacheInit = {}): (components: PromptCac
       stop,
       [Symbol.asyncDispose]: stop
     }
+  }
+}
+
+/**
+ * A node's prompt cache: `promptCache` with its semantic index in a node-local vector memory of
+ * its own under `init.dir` (the cache's collections only), opened at the first semantic request
+ * (its worker thread is not started before) and stopped after the cache.
+ */
+export function nodePromptCache (init: PromptCacheInit & { dir: string }): (components: Omit<PromptCacheComponents, 'memory'>) => PromptCacheService {
+  return (components) => {
+    const { dir, ...options } = init
+    const memory = localVectorMemory({ dir })({ logger: components.logger })
+    let opened: Promise<void> | undefined
+    const cache = promptCache(options)({ ...components, memory: async () => { await (opened ??= memory.start()); return memory } })
+    const stop = async (): Promise<void> => {
+      await cache.stop()
+      if (opened !== undefined) await memory.stop()
+    }
+    return { ...cache, stop, [Symbol.asyncDispose]: stop }
   }
 }

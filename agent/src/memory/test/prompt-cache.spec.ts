@@ -4,6 +4,7 @@
  * engine (composition, not a mock), so a hit is seen not to reach the model.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -12,9 +13,9 @@ import { waitUntil } from '../../../../fixtures/wait.ts'
 import { createInferenceEngine } from '../../inference/engine.ts'
 import { silentLogger } from '../../logger.ts'
 import { createHttpServer, type HttpServer, type HttpServerComponents } from '../../http/server.ts'
-import { localVectorMemory, type LocalVectorMemory } from '../local.ts'
+import { LOCAL_REGISTRY_FILE, localVectorMemory, type LocalVectorMemory } from '../local.ts'
 import {
-  isDeterministic, promptCache, promptCacheCollection, promptKey, promptText, samplingKey,
+  isDeterministic, nodePromptCache, promptCache, promptCacheCollection, promptKey, promptText, samplingKey,
   type PromptCacheComponents, type PromptCacheInit, type PromptCacheRequest, type PromptCacheService
 } from '../prompt-cache.ts'
 
@@ -408,6 +409,28 @@ describe('prompt cache', () => {
       await d.arrayBuffer()
       expect(again.cache.stats().hits_semantic).toBe(0)
     })
+  })
+
+  it('a node\'s cache opens its own vector memory at the first semantic request only, and stops it after itself', async () => {
+    const cacheDir = path.join(dir, 'node-cache')
+    const cache = nodePromptCache({ dir: cacheDir })({ logger: silentLogger(), embed: async (m, input, o) => await engine.embed(m, input, o) })
+    await cache.start()
+    const ask = { model, messages: [{ role: 'user' as const, content: 'where do rivers go' }], max_tokens: 6, temperature: 0 }
+    const exact = await cache.lookup(ask)
+    expect(exact?.status).toBe('miss')
+    if (exact?.status === 'miss') exact.store({ model, text: 'to the sea', finish_reason: 'stop', usage: { prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 } })
+    expect((await cache.lookup(ask))?.status).toBe('hit')
+    expect(existsSync(cacheDir)).toBe(false)
+    const semantic = await cache.lookup({ ...ask, messages: [{ role: 'user', content: 'where do the rivers run' }], cache: 'semantic', cache_threshold: 0.99 })
+    expect(semantic?.status).toBe('miss')
+    if (semantic?.status === 'miss') semantic.store({ model, text: 'to the sea', finish_reason: 'stop', usage: { prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 } })
+    // the store into the semantic index happens behind the answer
+    await waitUntil(() => existsSync(path.join(cacheDir, LOCAL_REGISTRY_FILE)), { what: 'the cache\'s vector memory opened' })
+    await cache.stop()
+    // stopped with its memory: a new one on the same dir opens it again (the lock-free registry is readable, its worker gone)
+    const again = localVectorMemory({ dir: cacheDir })({ logger: silentLogger() })
+    await again.start()
+    await again.stop()
   })
 
   it('canonical keys: the default temperature filled in, the seed ignored when greedy, stop as a set', () => {
