@@ -172,6 +172,8 @@ const entryMembers = (members: RingMember[]): Array<{ node: AgentPubKey, weight:
 
 interface View {
   at: number
+  /** the write generation it was read in (see `invalidate`) */
+  gen: number
   epochs: EpochView[]
   collections: Map<string, Collection>
   assignments: Map<string, AssignmentView[]>
@@ -196,7 +198,10 @@ export function memory (init: MemoryInit) {
     const capacity = init.shardCapacity ?? defaultShardCapacity()
 
     let view: View | undefined
-    let viewing: Promise<View> | undefined
+    let viewing: { gen: number, read: Promise<View> } | undefined
+    /** bumped by this node's own writes to the DHT: a view read before one of them is stale (read-your-writes) */
+    let gen = 0
+    const invalidate = (): void => { gen++; view = undefined }
     /** when each node was first seen live, without a gap since */
     const liveSince = new Map<string, number>()
     /** when this node first saw the ring differ from the live membership */
@@ -233,7 +238,7 @@ export function memory (init: MemoryInit) {
     // ---------------------------------------------------------------------------------------------
     // the DHT view: epochs, collections, assignments
 
-    const readView = async (): Promise<View> => {
+    const readView = async (at: number): Promise<View> => {
       const [epochs, collections] = await Promise.all([client.epochs(), client.listCollections()])
       const byNumber = new Map<number, EpochView>()
       for (const e of epochs) {
@@ -247,14 +252,19 @@ export function memory (init: MemoryInit) {
         const list = await client.assignments(uid)
         assignments.set(uid, list.map(a => ({ shard: a.shard, epoch: a.epoch, host: encodeHash(a.host), state: a.state })))
       }))
-      return { at: Date.now(), epochs: [...byNumber.values()].sort((a, b) => a.epoch - b.epoch), collections: colls, assignments }
+      return { at: Date.now(), gen: at, epochs: [...byNumber.values()].sort((a, b) => a.epoch - b.epoch), collections: colls, assignments }
     }
 
     /** The view, read again when older than `maxAgeMs` (concurrent readers share one read). */
     const currentView = async (maxAgeMs = 1000): Promise<View> => {
-      if (view !== undefined && Date.now() - view.at <= maxAgeMs) return view
-      viewing ??= readView().then(v => { view = v; return v }).finally(() => { viewing = undefined })
-      return await viewing
+      if (view !== undefined && view.gen === gen && Date.now() - view.at <= maxAgeMs) return view
+      // a read under way is shared, unless this node wrote since it began
+      if (viewing === undefined || viewing.gen !== gen) {
+        const started = { gen, read: readView(gen) }
+        viewing = started
+        void started.read.then(v => { if (v.gen === gen) view = v }, () => {}).finally(() => { if (viewing === started) viewing = undefined })
+      }
+      return await viewing.read
     }
 
     const collectionOf = async (name: string, fresh = false): Promise<Collection> => {
@@ -337,6 +347,7 @@ export function memory (init: MemoryInit) {
         const members = await desiredMembers(v, true)
         if (members.length === 0) throw new InvalidInputError('no ring yet: no node offering shard capacity has joined the mesh (this node offers none)')
         await client.proposeEpoch({ epoch: 1, members: entryMembers(members), at: Date.now() })
+        invalidate()
         log.info({ epoch: 1, members: members.length }, 'started the ring')
         v = await currentView(0)
       }
@@ -364,7 +375,7 @@ export function memory (init: MemoryInit) {
         if (/exists/i.test(errorMessage(err))) throw new CollectionExistsError(valid.name)
         throw err
       }
-      view = undefined
+      invalidate()
       const coll = await collectionOf(valid.name, true)
       log.info({ collection: coll.name, shards: coll.shard_count, rf: coll.replication_factor, epoch }, 'collection created')
       return coll
@@ -406,7 +417,7 @@ export function memory (init: MemoryInit) {
     const deleteCollection = async (name: string): Promise<void> => {
       const coll = await collectionOf(name)
       await client.deleteCollection(coll.name)
-      view = undefined
+      invalidate()
       log.info({ collection: name }, 'collection deleted')
       // this node's replicas go now; the other hosts drop theirs when their view shows it gone
       const uid = collectionUid(coll)
@@ -659,7 +670,7 @@ export function memory (init: MemoryInit) {
       const epoch = (current?.epoch ?? 0) + 1
       await client.proposeEpoch({ epoch, members: entryMembers(desired), at: now })
       disagreeSince = undefined
-      view = undefined
+      invalidate()
       log.info({ epoch, members: desired.length }, 'proposed a new ring epoch')
     }
 
@@ -821,7 +832,7 @@ export function memory (init: MemoryInit) {
             const held = await host.stats(key)
             await client.recordCheckpoint({ collection: uid, shard: route.shard, epoch, seq: held.seq, count: held.count, at: Date.now() })
             copied.set(`${uid}/${route.shard}`, epoch)
-            view = undefined
+            invalidate()
             stats.moves_completed++
             log.info({ replica: `${uid}/${route.shard}`, epoch, from: node.slice(0, 12) }, 'shard copy complete: serving')
           }
