@@ -208,6 +208,15 @@ const HTTP_ERRORS: Readonly<Record<string, { status: number, type: string, code:
   InvalidVectorError: { status: 400, type: 'invalid_request_error', code: 'invalid_value' },
   BatchTooLargeError: { status: 413, type: 'invalid_request_error', code: 'batch_too_large', param: 'points' },
   NoEmbeddingModelError: { status: 400, type: 'invalid_request_error', code: 'no_embedding_model', param: 'text' },
+  // artifacts (`agent/src/artifacts/`): IPFS content and its records
+  InvalidCidError: { status: 400, type: 'invalid_request_error', code: 'invalid_cid', param: 'cid' },
+  InvalidImportOptionsError: { status: 400, type: 'invalid_request_error', code: 'invalid_import_options' },
+  ContentNotFoundError: { status: 404, type: 'invalid_request_error', code: 'content_not_found', param: 'cid' },
+  ArtifactNotRecordedError: { status: 404, type: 'invalid_request_error', code: 'artifact_not_recorded', param: 'cid' },
+  ContentMismatchError: { status: 502, type: 'server_error', code: 'content_mismatch' },
+  ArtifactIntegrityError: { status: 502, type: 'server_error', code: 'artifact_integrity' },
+  ArtifactStoreUnavailableError: { status: 503, type: 'server_error', code: 'artifact_store_unavailable' },
+  RangeNotSatisfiableError: { status: 416, type: 'invalid_request_error', code: 'range_not_satisfiable', param: 'range' },
   WriteConsistencyError: { status: 503, type: 'server_error', code: 'write_consistency_not_met', param: 'write_consistency' },
   NotHostedError: { status: 503, type: 'server_error', code: 'shard_not_hosted' },
   // an inference error of a kind this table does not name
