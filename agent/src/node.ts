@@ -22,7 +22,7 @@ import { createLogger, type ComponentLogger } from './logger.ts'
 import { createLoadSampler, probeMachine, type LoadSample } from './probe/probe.ts'
 import { registryService, type RegistryService } from './registry/registry-service.ts'
 import { peerCapabilities } from './registry/peer-capabilities.ts'
-import { createMeshNode } from './mesh/libp2p-node.ts'
+import { createMeshNode, type Libp2pMeshNode } from './mesh/libp2p-node.ts'
 import { dhtNetwork } from './conductor/network/dht-network.ts'
 import type { DhtNetwork } from './conductor/network/types.ts'
 import type { MeshNode } from './mesh/types.ts'
@@ -49,6 +49,10 @@ import { resourceRoutes } from './resources/routes.ts'
 import { memory, memoryDir, type MemoryInit, type MemoryService } from './memory/index.ts'
 import { memoryRoutes } from './memory/routes.ts'
 import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
+import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts/index.ts'
+import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
+import { artifactRoutes } from './artifacts/routes.ts'
+import { readModule } from './artifacts/read.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -175,6 +179,13 @@ export interface FlexNodeInit {
    * threads, and the sync and ring intervals. @default 4 shard replicas per GB of RAM, 1 thread, design §10.7's intervals
    */
   memory?: Omit<MemoryInit, 'dir'>
+  /**
+   * the artifact store (`artifacts/index.ts`): the embedded Helia store under
+   * `<data-dir>/artifacts` on the mesh's libp2p node, or a Kubo daemon (`kuboApi`); the default
+   * `{min, max}` providers of an artifact and the replication pass's timing. `maxUploadBytes` is the
+   * largest `POST /v1/artifacts` body. @default Helia; {min: 3, max: 5}; a pass every 30 s; a 60 s grace; 10 GiB uploads
+   */
+  artifacts?: Omit<ArtifactsInit, 'dir'> & { maxUploadBytes?: number }
 }
 
 export interface ReadyInfo {
@@ -199,7 +210,7 @@ export interface NodeComponents {
   client: InProcessAppClient
   /** the bound Admin and App interface ports */
   interfaces: { admin: number, app: number }
-  mesh: MeshNode
+  mesh: Libp2pMeshNode
   dht: DhtNetwork
   inference: InferenceService
   policies: SharedPolicies
@@ -218,6 +229,9 @@ export interface NodeComponents {
   registry: RegistryService
   resources: ResourcesService
   memory: MemoryService
+  artifacts: ArtifactService
+  /** models published to and pulled from the artifact store */
+  models: ModelArtifacts
 }
 
 /** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
@@ -233,7 +247,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
     {
       name: 'mesh',
       create: (c) => {
-        let mesh: MeshNode | undefined
+        let mesh: Libp2pMeshNode | undefined
         return service({
           start: async () => {
             const bootstrap = init.bootstrap ?? (await networkProfile(network)).bootstrap
@@ -370,6 +384,18 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       }
     },
     {
+      // before the HTTP API, which mounts its routes, and before resources, whose tasks name modules by CID
+      name: 'artifacts',
+      provides: 'artifacts',
+      create: (c) => {
+        const svc = artifacts({ ...init.artifacts, dir: join(c.dataDir.path, 'artifacts') })({
+          client: c.client, libp2p: c.mesh.libp2p, agent: c.keys.keystore.primary.agentPubKey, capabilities: c.capabilities, logger: c.logger
+        })
+        c.models = modelArtifacts({ modelsDir: join(c.dataDir.path, 'models') })({ artifacts: svc, engine: c.inference.engine })
+        return svc
+      }
+    },
+    {
       // before the HTTP API, which mounts its routes: started before the API serves them, stopped after
       name: 'resources',
       provides: 'resources',
@@ -380,6 +406,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         capabilities: c.capabilities,
         sharedPolicy: c.policies.compute,
         inferenceSlots: () => c.inference.engine.listModels().filter(m => m.loaded).length * (init.sequences ?? 2),
+        modules: async (cid) => await readModule(c.artifacts, cid),
         machine: async () => {
           const m = await probeMachine({ dataDir: c.dataDir.path })
           return { cpu_cores: m.cpu_cores, memory_gb: m.ram_gb, gpu_count: m.gpu === null ? 0 : 1, storage_gb: m.local_ssd_gb }
@@ -421,7 +448,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       provides: 'http',
       create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
         logger: c.logger,
-        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory })]
+        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory }), artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models })]
       })
     },
     {
@@ -468,6 +495,8 @@ export class FlexNode {
   readonly http: HttpServer
   readonly resources: ResourcesService
   readonly memory: MemoryService
+  readonly artifacts: ArtifactService
+  readonly models: ModelArtifacts
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -484,6 +513,8 @@ export class FlexNode {
     this.http = c.http
     this.resources = c.resources
     this.memory = c.memory
+    this.artifacts = c.artifacts
+    this.models = c.models
     this.#services = services
     this.#log = log
   }

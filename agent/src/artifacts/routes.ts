@@ -16,6 +16,8 @@
  * | `GET /v1/artifacts/<cid>/record` | | the record (404 when none) |
  * | `POST /v1/artifacts/<cid>/pin` | | `{cid, pinned: true}` |
  * | `DELETE /v1/artifacts/<cid>/pin` | | `{cid, pinned: false}` |
+ * | `POST /v1/models/pull` | `{cid, load?, stream?}` | SSE `{"progress": {bytes, total}}` events, then `{"pulled": {cid, model, already_present}}` and `[DONE]`; `stream: false`: the result as JSON |
+ * | `POST /v1/models/publish` | `{id}` | `{cid, size, sha256, record, model}` |
  *
  * ```sh
  * curl -s --data-binary @model.gguf 'localhost:8080/v1/artifacts?name=model.gguf&cid_version=1'
@@ -26,12 +28,14 @@
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { FlexnodeError, InvalidInputError } from '../errors.ts'
-import { sendJson } from '../http/body.ts'
+import { jsonObject, sendJson } from '../http/body.ts'
+import { streamFailure } from '../http/routes/openai.ts'
 import { PayloadTooLargeError } from '../http/openai.ts'
 import type { HttpRoutes, RequestContext } from '../http/types.ts'
 import { DEFAULT_MAX_UPLOAD_BYTES } from './constants.ts'
 import { parseImportOptions } from './import-options.ts'
 import type { AddArtifactOptions, ArtifactService } from './index.ts'
+import type { ModelArtifacts } from './models.ts'
 import { ArtifactNotRecordedError } from './types.ts'
 
 export interface ArtifactRoutesInit {
@@ -49,6 +53,9 @@ export class RangeNotSatisfiableError extends FlexnodeError {
     this.size = size
   }
 }
+
+/** a pull stream sends at most one progress event this often */
+const PROGRESS_EVERY_MS = 200
 
 const UPLOAD_QUERY = new Set(['name', 'media_type', 'cid_version', 'raw_leaves', 'chunker', 'pin', 'min', 'max'])
 
@@ -106,9 +113,13 @@ async function * body (ctx: RequestContext, max: number): AsyncGenerator<Uint8Ar
   }
 }
 
-export function artifactRoutes (init: ArtifactRoutesInit, c: { artifacts: ArtifactService }): HttpRoutes {
+export function artifactRoutes (init: ArtifactRoutesInit, c: { artifacts: ArtifactService, models?: ModelArtifacts }): HttpRoutes {
   const maxUpload = init.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES
   const { artifacts } = c
+  const models = (): ModelArtifacts => {
+    if (c.models === undefined) throw new InvalidInputError('this node has no models dir', { field: 'model' })
+    return c.models
+  }
 
   const upload = async (ctx: RequestContext): Promise<void> => {
     const q = query(ctx, UPLOAD_QUERY)
@@ -182,8 +193,51 @@ export function artifactRoutes (init: ArtifactRoutesInit, c: { artifacts: Artifa
     sendJson(ctx.res, 200, { cid: ctx.params[0], pinned: false })
   }
 
+  const pull = async (ctx: RequestContext): Promise<void> => {
+    const body = jsonObject(await ctx.readJson(), 'body', ['cid', 'load', 'stream'])
+    if (typeof body.cid !== 'string') throw invalid('cid', 'cid must be a string')
+    for (const k of ['load', 'stream'] as const) if (body[k] !== undefined && typeof body[k] !== 'boolean') throw invalid(k, `${k} must be a boolean`)
+    const cid = body.cid
+    const load = body.load === true
+    if (body.stream === false) {
+      sendJson(ctx.res, 200, await models().pull(cid, { load, signal: ctx.signal }))
+      return
+    }
+    // opened by the first progress event, so a pull that fails at once (no record, not a model)
+    // still gets its own status
+    const events = ctx.eventStream()
+    let lastAt = 0
+    try {
+      const pulled = await models().pull(cid, {
+        load,
+        signal: ctx.signal,
+        onProgress: (p) => {
+          const now = Date.now()
+          if (now - lastAt < PROGRESS_EVERY_MS) return
+          lastAt = now
+          events.open()
+          events.send({ progress: p })
+        }
+      })
+      events.open()
+      events.send({ pulled })
+    } catch (err: unknown) {
+      if (!events.isOpen) throw err
+      await streamFailure(ctx, events, err)
+      return
+    }
+    events.send('[DONE]')
+    await events.end()
+  }
+
+  const publish = async (ctx: RequestContext): Promise<void> => {
+    const body = jsonObject(await ctx.readJson(), 'body', ['id'])
+    if (typeof body.id !== 'string') throw invalid('id', 'id must be a model id')
+    sendJson(ctx.res, 200, await models().publish(body.id, { signal: ctx.signal }))
+  }
+
   return {
-    paths: { '/v1/artifacts': { GET: list, POST: upload } },
+    paths: { '/v1/artifacts': { GET: list, POST: upload }, '/v1/models/pull': { POST: pull }, '/v1/models/publish': { POST: publish } },
     patterns: [
       { pattern: /^\/v1\/artifacts\/([^/]+)$/, methods: { GET: download } },
       { pattern: /^\/v1\/artifacts\/([^/]+)\/providers$/, methods: { GET: providers } },

@@ -61,6 +61,8 @@ export interface LocalInferenceEngine extends InferenceEngine {
   /** load the models that fit in a share of free memory, smallest first; stops early when `signal` aborts */
   preload: (opts?: { memoryShare?: number, signal?: AbortSignal }) => Promise<string[]>
   plan: (id: string, options?: { signal?: AbortSignal }) => Promise<LoadPlan>
+  /** the absolute path of a servable model's file (for publishing it; never shown to clients) */
+  modelFile: (id: string) => string
 }
 
 /** llama.cpp's own log lines into the component logger. */
@@ -275,6 +277,7 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     embed,
     preload,
     plan,
+    modelFile: (id: string) => { usable(); return catalog.entry(id).path },
     dispose: async () => {
       if (disposed) return
       disposed = true

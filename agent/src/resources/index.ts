@@ -112,6 +112,8 @@ export interface ResourcesComponents {
   machine?: () => Promise<Omit<LeaseResources, 'model_slots' | 'vectors'>>
   /** the generations this node can run at once (loaded models × sequences): its model slots */
   inferenceSlots?: () => number
+  /** a WASM module's bytes by its CID (the mesh's artifact store), for tasks that give only `wasm_cid`; undefined: not found */
+  modules?: (cid: string) => Promise<Uint8Array | undefined>
   logger: ComponentLogger
 }
 
@@ -371,7 +373,7 @@ export function resources (init: ResourcesInit = {}) {
       }
     }
 
-    const runner = wasmRunner({ maxThreads: init.wasmThreads })({ logger: c.logger })
+    const runner = wasmRunner({ maxThreads: init.wasmThreads, resolve: c.modules })({ logger: c.logger })
 
     /** Runs a task under a live compute lease held by `holder`, and records its usage against it. */
     const runUnder = async (allocation: ActionHash, holder: AgentPubKey, task: WasmTask, signal?: AbortSignal): Promise<WasmResult> => {

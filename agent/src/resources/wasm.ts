@@ -189,18 +189,26 @@ export function wasmCid (bytes: Uint8Array): string {
   return CID.createV1(raw.code, createDigest(sha256.code, new Uint8Array(hash.buffer, hash.byteOffset, hash.byteLength))).toString()
 }
 
-/** A task's `wasm_cid`, checked to be a CIDv1 raw sha2-256 and given in base32. */
+/**
+ * A task's `wasm_cid`, checked to be a CID, in its canonical text. A CIDv1 of the raw codec with a
+ * sha2-256 hash is the hash of the module's bytes themselves (`wasmCid`); any other CID (a UnixFS
+ * DAG, as `ipfs add` or `flexnode pin` makes of a module larger than one block) names a module
+ * published to the mesh's artifact store, which verifies every block it returns against it.
+ */
 function parseWasmCid (cid: unknown): string {
   const bad = (why: string): InvalidInputError => new InvalidInputError(`wasm_cid ${why}`, { field: 'wasm_cid' })
   if (typeof cid !== 'string') throw bad('must be a string')
-  let parsed: CID
   try {
-    parsed = CID.parse(cid)
+    return CID.parse(cid).toString()
   } catch {
     throw bad(`is not a CID: ${JSON.stringify(cid.slice(0, 100))}`)
   }
-  if (parsed.version !== 1 || parsed.code !== raw.code || parsed.multihash.code !== sha256.code) throw bad('must be a CIDv1 of the raw codec with a sha2-256 hash')
-  return parsed.toString()
+}
+
+/** The module's bytes are what a raw sha2-256 CID names (other CIDs were verified by the store that resolved them). */
+const isRawSha256 = (cid: string): boolean => {
+  const parsed = CID.parse(cid)
+  return parsed.version === 1 && parsed.code === raw.code && parsed.multihash.code === sha256.code
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -563,7 +571,7 @@ export class WasmRunner {
       if (task.wasm.byteLength > max) throw new InvalidInputError(`wasm must be at most ${max} bytes, it is ${task.wasm.byteLength}`, { field: 'wasm' })
       bytes = task.wasm
       cid = wasmCid(bytes)
-      if (task.wasm_cid !== undefined && parseWasmCid(task.wasm_cid) !== cid) {
+      if (task.wasm_cid !== undefined && parseWasmCid(task.wasm_cid) !== cid && isRawSha256(parseWasmCid(task.wasm_cid))) {
         throw new InvalidInputError(`wasm_cid ${task.wasm_cid} is not the CID of the module's bytes (${cid})`, { field: 'wasm_cid' })
       }
     } else if (task.wasm_cid !== undefined) {
@@ -595,7 +603,7 @@ export class WasmRunner {
     if (bytes === undefined) {
       bytes = await this.init.resolve?.(cid)
       if (bytes === undefined) throw new WasmModuleNotFoundError(cid)
-      if (wasmCid(bytes) !== cid) throw new InvalidWasmModuleError(`the bytes found for ${cid} hash to ${wasmCid(bytes)}`, { cid })
+      if (isRawSha256(cid) && wasmCid(bytes) !== cid) throw new InvalidWasmModuleError(`the bytes found for ${cid} hash to ${wasmCid(bytes)}`, { cid })
     }
     const ctx = { cid }
     if (!WebAssembly.validate(bytes)) {
