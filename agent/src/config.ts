@@ -401,7 +401,7 @@ export function parseInspectArgs (args: string[], env: NodeJS.ProcessEnv = proce
 // and the memory commands
 
 /** The commands that are clients of the running node's HTTP API. */
-export const NODE_API_COMMANDS = ['models', 'infer', 'moe', 'allocate', 'release', 'renew', 'available', 'allocations', 'task', 'memory'] as const
+export const NODE_API_COMMANDS = ['models', 'infer', 'moe', 'allocate', 'release', 'renew', 'available', 'allocations', 'task', 'memory', 'pin', 'get', 'artifacts'] as const
 export type NodeApiCommand = typeof NODE_API_COMMANDS[number]
 
 /** Options every command talking to the running node's HTTP API has. */
@@ -412,8 +412,31 @@ export interface NodeApiOptions {
   json: boolean
 }
 
-/** `flexnode models [list]`, `flexnode models load <id>`, `flexnode models unload <id>` */
-export type ModelsOptions = NodeApiOptions & ({ action: 'list' } | { action: 'load' | 'unload', id: string })
+/** `flexnode models [list]`, `models load|unload|publish <id>`, `models pull <cid> [--load]` */
+export type ModelsOptions = NodeApiOptions & ({ action: 'list' } | { action: 'load' | 'unload', id: string } | { action: 'publish', id: string } | { action: 'pull', cid: string, load: boolean })
+
+/** `flexnode pin <file>`: add a file to the mesh's artifact store (and record it) */
+export interface PinOptions extends NodeApiOptions {
+  file: string
+  /** @default the file's base name */
+  name?: string
+  mediaType?: string
+  cidVersion?: 0 | 1
+  rawLeaves?: boolean
+  chunker?: string
+  min?: number
+  max?: number
+}
+
+/** `flexnode get <cid> [-o file]` */
+export interface GetOptions extends NodeApiOptions {
+  cid: string
+  /** @default stdout */
+  output?: string
+}
+
+/** `flexnode artifacts [providers <cid> | unpin <cid>] [--limit n]` */
+export type ArtifactsOptions = NodeApiOptions & ({ action: 'list', limit?: number } | { action: 'providers' | 'unpin' | 'pin', cid: string })
 
 /** `flexnode infer <prompt>` */
 export interface InferOptions extends NodeApiOptions {
@@ -466,11 +489,49 @@ const NODE_API_USAGE: Record<NodeApiCommand, string> = {
   models: `Usage: flexnode models [list] [options]
        flexnode models load <id> [options]
        flexnode models unload <id> [options]
+       flexnode models publish <id> [options]
+       flexnode models pull <cid> [--load] [options]
 
 List the running node's models (id, loaded, size, context, tokens/s), or load or unload one.
-A load shows its progress on stderr, then prints "loaded <id>".
+A load shows its progress on stderr, then prints "loaded <id>". publish adds a model's file to
+the mesh's artifact store and records it (prints its CID); pull fetches a published model from
+the mesh by its CID (progress on stderr), checks it against its record, places it in the models
+dir and, with --load, loads it.
 
 Options:
+  --load                        (pull) load the model once it is in place
+${COMMON_NODE_API_OPTIONS}`,
+  pin: `Usage: flexnode pin <file> [options]
+
+Add a file to the mesh's artifact store (IPFS), pinned on this node, and record it in
+artifact_index; prints its CID. The upload streams (progress on stderr). CIDs match Kubo's
+\`ipfs add\` for the same options.
+
+Options:
+  --name <name>                 the artifact's name (default: the file's base name)
+  --media-type <type/subtype>   default application/octet-stream
+  --cid-version <0|1>           default 0 (Kubo's default)
+  --raw-leaves                  raw leaf blocks (default for CIDv1)
+  --chunker <size-N>            bytes per leaf block (default size-262144)
+  --min <n> --max <n>           providers the mesh keeps (default the node's: 3 and 5)
+${COMMON_NODE_API_OPTIONS}`,
+  get: `Usage: flexnode get <cid> [-o <file>] [options]
+
+Fetch an artifact by its CID (from this node, else from the mesh), verified block by block,
+to stdout or to a file (progress on stderr).
+
+Options:
+  -o, --output <file>           write to this file instead of stdout
+${COMMON_NODE_API_OPTIONS}`,
+  artifacts: `Usage: flexnode artifacts [list] [--limit <n>] [options]
+       flexnode artifacts providers <cid> [options]
+       flexnode artifacts pin|unpin <cid> [options]
+
+List the mesh's artifact records (CID, name, size, producer), show who provides one, or pin or
+unpin one on this node.
+
+Options:
+  --limit <n>                   at most this many records
 ${COMMON_NODE_API_OPTIONS}`,
   infer: `Usage: flexnode infer <prompt> [options]
 
@@ -638,18 +699,76 @@ function nonEmpty (value: string | undefined, flag: string): string | undefined 
 }
 
 export function parseModelsArgs (args: string[], env: NodeJS.ProcessEnv = process.env): ModelsOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, NODE_API_FLAGS)
+  const { values: v, positionals } = parseCommandLine(args, { ...NODE_API_FLAGS, load: { type: 'boolean' } })
   if (v.help === true) return 'help'
   const base = nodeApiOptions(v, env)
   const [action = 'list', id, ...extra] = positionals
+  if (v.load === true && action !== 'pull') throw new UsageError('--load goes with models pull', '--load')
   if (action === 'list') {
     if (id !== undefined) throw new UsageError(`models list takes no argument, got ${JSON.stringify(id)}`)
     return { ...base, action }
   }
-  if (action !== 'load' && action !== 'unload') throw new UsageError(`unknown models action ${JSON.stringify(action)}: expected list, load or unload`)
-  if (id === undefined || id.trim() === '') throw new UsageError(`models ${action} needs a model id`)
-  if (extra.length > 0) throw new UsageError(`models ${action} takes one model id, got ${extra.length + 1} arguments`)
+  if (action !== 'load' && action !== 'unload' && action !== 'publish' && action !== 'pull') throw new UsageError(`unknown models action ${JSON.stringify(action)}: expected list, load, unload, publish or pull`)
+  const what = action === 'pull' ? 'CID' : 'model id'
+  if (id === undefined || id.trim() === '') throw new UsageError(`models ${action} needs a ${what}`)
+  if (extra.length > 0) throw new UsageError(`models ${action} takes one ${what}, got ${extra.length + 1} arguments`)
+  if (action === 'pull') return { ...base, action, cid: id, load: v.load === true }
+  if (action === 'publish') return { ...base, action, id }
   return { ...base, action, id }
+}
+
+export function parsePinArgs (args: string[], env: NodeJS.ProcessEnv = process.env): PinOptions | 'help' {
+  const { values: v, positionals } = parseCommandLine(args, {
+    ...NODE_API_FLAGS,
+    name: { type: 'string' },
+    'media-type': { type: 'string' },
+    'cid-version': { type: 'string' },
+    'raw-leaves': { type: 'boolean' },
+    chunker: { type: 'string' },
+    min: { type: 'string' },
+    max: { type: 'string' }
+  })
+  if (v.help === true) return 'help'
+  const opts: PinOptions = { ...nodeApiOptions(v, env), file: resolve(oneArgument(positionals, 'a file')) }
+  if (v.name !== undefined) opts.name = v.name
+  if (v['media-type'] !== undefined) opts.mediaType = v['media-type']
+  if (v['cid-version'] !== undefined) {
+    if (v['cid-version'] !== '0' && v['cid-version'] !== '1') throw new UsageError('--cid-version must be 0 or 1', '--cid-version')
+    opts.cidVersion = Number(v['cid-version']) as 0 | 1
+  }
+  if (v['raw-leaves'] === true) opts.rawLeaves = true
+  if (v.chunker !== undefined) {
+    if (!/^size-\d{1,9}$/.test(v.chunker)) throw new UsageError('--chunker must be size-<bytes>, e.g. size-262144', '--chunker')
+    opts.chunker = v.chunker
+  }
+  if (v.min !== undefined) opts.min = integer(v.min, '--min', 1, 64)
+  if (v.max !== undefined) opts.max = integer(v.max, '--max', 1, 64)
+  return opts
+}
+
+export function parseGetArgs (args: string[], env: NodeJS.ProcessEnv = process.env): GetOptions | 'help' {
+  const { values: v, positionals } = parseCommandLine(args, { ...NODE_API_FLAGS, output: { type: 'string', short: 'o' } })
+  if (v.help === true) return 'help'
+  const opts: GetOptions = { ...nodeApiOptions(v, env), cid: oneArgument(positionals, 'a CID') }
+  if (v.output !== undefined) {
+    if (v.output.trim() === '') throw new UsageError('--output must not be empty', '--output')
+    opts.output = resolve(v.output)
+  }
+  return opts
+}
+
+export function parseArtifactsArgs (args: string[], env: NodeJS.ProcessEnv = process.env): ArtifactsOptions | 'help' {
+  const { values: v, positionals } = parseCommandLine(args, { ...NODE_API_FLAGS, limit: { type: 'string' } })
+  if (v.help === true) return 'help'
+  const base = nodeApiOptions(v, env)
+  const [action = 'list', ...rest] = positionals
+  if (action === 'list') {
+    if (rest.length > 0) throw new UsageError(`artifacts list takes no argument, got ${JSON.stringify(rest[0])}`)
+    return { ...base, action, limit: v.limit === undefined ? undefined : integer(v.limit, '--limit', 1, 10_000) }
+  }
+  if (action !== 'providers' && action !== 'unpin' && action !== 'pin') throw new UsageError(`unknown artifacts action ${JSON.stringify(action)}: expected list, providers, pin or unpin`)
+  if (v.limit !== undefined) throw new UsageError('--limit goes with artifacts list', '--limit')
+  return { ...base, action, cid: oneArgument(rest, 'a CID') }
 }
 
 export function parseInferArgs (args: string[], env: NodeJS.ProcessEnv = process.env): InferOptions | 'help' {

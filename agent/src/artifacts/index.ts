@@ -335,11 +335,14 @@ export function artifacts (init: ArtifactsInit) {
       const hash = createHash('sha256')
       let size = 0
       try {
-        const source = store.get(text, { ...options, providers: await providerHints(text, options.providers) })
+        const { onProgress, ...fetch } = options
+        const source = store.get(text, { ...fetch, providers: await providerHints(text, options.providers) })
+        let blocks = 0
         await pipeline(Readable.from((async function * () {
           for await (const chunk of source) {
             hash.update(chunk)
             size += chunk.byteLength
+            onProgress?.({ phase: 'get', bytes: size, blocks: ++blocks, total: r.size })
             yield chunk
           }
         })()), createWriteStream(part, { mode: 0o600 }), { signal: options.signal })

@@ -23,7 +23,15 @@ export interface ArtifactStore {
 export class InvalidCidError extends FlexnodeError { static override readonly name = 'InvalidCidError' }
 export class ContentNotFoundError extends FlexnodeError { static override readonly name = 'ContentNotFoundError' }
 export class ContentMismatchError extends FlexnodeError { static override readonly name = 'ContentMismatchError' }
-export class ArtifactIntegrityError extends FlexnodeError { static override readonly name = 'ArtifactIntegrityError' }
+/** Fetched bytes do not match the artifact's record (size or sha256): nothing is kept. */
+export class ArtifactIntegrityError extends FlexnodeError {
+  static override readonly name = 'ArtifactIntegrityError'
+  readonly cid: string
+  constructor (message: string, options: { cid: string }) {
+    super(message)
+    this.cid = options.cid
+  }
+}
 /** No ArtifactRecord names this CID (its bytes may still be on IPFS: pin or get it by CID). */
 export class ArtifactNotRecordedError extends FlexnodeError {
   static override readonly name = 'ArtifactNotRecordedError'

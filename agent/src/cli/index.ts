@@ -13,6 +13,8 @@
  * flexnode task run hello.wasm --input in.txt [--json]
  * flexnode memory create docs --dimensions 384 · memory insert docs --file points.jsonl
  * flexnode memory search docs --vector '[…]' -k 10 · memory info|delete docs · memory list
+ * flexnode pin build.tar · get <cid> -o build.tar · artifacts [providers <cid>]
+ * flexnode models publish <id> · models pull <cid> --load
  * ```
  * `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
  * logs go to stderr. SIGINT/SIGTERM stop the node cleanly, also during start-up (what started
@@ -24,7 +26,7 @@
  */
 import {
   inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseInferArgs, parseInspectArgs,
-  parseMemoryArgs, parseModelsArgs, parseMoeArgs, parseReleaseArgs, parseRenewArgs, parseStartArgs, parseTaskArgs, START_USAGE, UsageError,
+  parseArtifactsArgs, parseGetArgs, parseMemoryArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, parseReleaseArgs, parseRenewArgs, parseStartArgs, parseTaskArgs, START_USAGE, UsageError,
   type InspectCommand, type NodeApiCommand
 } from '../config.ts'
 import { READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
@@ -37,8 +39,9 @@ Commands:
             (flexnode peers [--data-dir <dir>] [--json])
   status    show the running node: identity, addresses, apps, peers, DHT op counts
             (flexnode status [--data-dir <dir>] [--json])
-  models    list the running node's models, or load or unload one
-            (flexnode models [list | load <id> | unload <id>] [--data-dir <dir>] [--json])
+  models    list the running node's models, load or unload one, publish one to the mesh or
+            pull one from it by CID (flexnode models [list | load <id> | unload <id> |
+            publish <id> | pull <cid> [--load]] [--data-dir <dir>] [--json])
   infer     ask the running node one prompt, on one model or the mesh's pick
             (flexnode infer <prompt> [--model <id>] [--max-tokens <n>] [--temperature <t>]
              [--seed <n>] [--stream] [--data-dir <dir>] [--json])
@@ -65,6 +68,14 @@ Commands:
              [--consistency <c>] · memory search <name> (--vector <json> | --text <t>) [-k <n>]
              [--ef <n>] [--filter <json>] · memory info|delete <name> · memory list;
              all with [--data-dir <dir>] [--json]; see flexnode memory --help)
+  pin       add a file to the mesh's artifact store (IPFS) and record it; prints its CID
+            (flexnode pin <file> [--name <n>] [--cid-version <0|1>] [--raw-leaves]
+             [--chunker size-<n>] [--min <n>] [--max <n>] [--data-dir <dir>] [--json])
+  get       fetch an artifact by CID from this node or the mesh, verified
+            (flexnode get <cid> [-o <file>] [--data-dir <dir>] [--json])
+  artifacts the mesh's artifact records, an artifact's providers, pin or unpin one here
+            (flexnode artifacts [list [--limit <n>] | providers <cid> | pin <cid> | unpin <cid>]
+             [--data-dir <dir>] [--json])
   help      show this help
 `
 
@@ -122,6 +133,18 @@ async function nodeApi (command: NodeApiCommand, args: string[]): Promise<number
     case 'memory': {
       const opts = parseMemoryArgs(args)
       return opts === 'help' ? help() : await (await import('./memory.ts')).memoryCommand(opts)
+    }
+    case 'pin': {
+      const opts = parsePinArgs(args)
+      return opts === 'help' ? help() : await (await import('./artifacts.ts')).pinCommand(opts)
+    }
+    case 'get': {
+      const opts = parseGetArgs(args)
+      return opts === 'help' ? help() : await (await import('./artifacts.ts')).getCommand(opts)
+    }
+    case 'artifacts': {
+      const opts = parseArtifactsArgs(args)
+      return opts === 'help' ? help() : await (await import('./artifacts.ts')).artifactsCommand(opts)
     }
   }
 }

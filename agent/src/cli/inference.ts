@@ -84,11 +84,15 @@ export class NodeApi {
 
   /** A request; a node that does not answer is NodeNotRunningError, an error status NodeApiError. */
   async request (method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Response> {
+    return await this.send(method, path, body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  }
+
+  /** As `request`, with the request's headers and body as given (a streamed upload, a Range). */
+  async send (method: 'GET' | 'POST' | 'DELETE', path: string, init: { headers?: Record<string, string>, body?: RequestInit['body'] }): Promise<Response> {
     let res: Response
     try {
-      res = await fetch(`${this.base}${path}`, body === undefined
-        ? { method }
-        : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      // a streamed body must say it is sent while the answer may already come (fetch's duplex)
+      res = await fetch(`${this.base}${path}`, { method, ...init, ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit)
     } catch (err) {
       const cause = (err as { cause?: unknown }).cause
       throw new NodeNotRunningError(this.dataDir, `its HTTP API at ${this.base} does not answer: ${errorMessage(cause ?? err)}`)
@@ -168,13 +172,16 @@ export class LoadProgress {
   private readonly id: string
   private readonly write: (s: string) => void
   private readonly tty: boolean
+  private readonly verb: string
   private shown = -1
   private started = false
 
-  constructor (id: string, options: { tty: boolean, write: (s: string) => void }) {
+  /** `verb`: what the line says is happening. @default 'loading' */
+  constructor (id: string, options: { tty: boolean, write: (s: string) => void, verb?: string }) {
     this.id = id
     this.tty = options.tty
     this.write = options.write
+    this.verb = options.verb ?? 'loading'
   }
 
   update (progress: number): void {
@@ -184,12 +191,12 @@ export class LoadProgress {
       this.shown = percent
       this.started = true
       const filled = Math.round(percent / 100 * BAR_WIDTH)
-      this.write(`\rloading ${this.id} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${String(percent).padStart(3)}%`)
+      this.write(`\r${this.verb} ${this.id} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${String(percent).padStart(3)}%`)
       return
     }
     if (!this.started) {
       this.started = true
-      this.write(`loading ${this.id}:`)
+      this.write(`${this.verb} ${this.id}:`)
     }
     for (const m of MILESTONES) {
       if (m > this.shown && percent >= m) {
@@ -207,6 +214,7 @@ export class LoadProgress {
 }
 
 export async function modelsCommand (opts: ModelsOptions): Promise<number> {
+  if (opts.action === 'pull' || opts.action === 'publish') return await (await import('./artifacts.ts')).modelArtifactCommand(opts)
   const api = await NodeApi.open(opts.dataDir)
   if (opts.action === 'list') {
     const list = await api.json<{ data: ModelInfo[] }>('GET', '/v1/node/models')
