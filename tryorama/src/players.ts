@@ -59,6 +59,8 @@ export interface PlayerOptions {
   resourceCapacity?: FlexNodeInit['resourceCapacity']
   /** the vector memory's options (in-process only): shard capacity, sync and ring intervals. @default the node's */
   memory?: FlexNodeInit['memory']
+  /** the artifact store's options (in-process only): replication timing, default {min, max}. @default the node's */
+  artifacts?: FlexNodeInit['artifacts']
   /** a data dir made by `scenario.prepareAgent()`, so its key is known before the player starts */
   dataDir?: string
   /** the node's logger (in-process only; a process logs warnings on its stderr, see `stderr()`) */
@@ -66,7 +68,7 @@ export interface PlayerOptions {
 }
 
 /** Options a `flexnode start` process has no flag for: giving one to a process player is refused. */
-const IN_PROCESS_ONLY = ['syncIntervalMs', 'republishIntervalMs', 'inferencePolicy', 'syncOnConnect', 'arcResizeIntervalMs', 'logger', 'resourceCapacity', 'memory'] as const
+const IN_PROCESS_ONLY = ['syncIntervalMs', 'republishIntervalMs', 'inferencePolicy', 'syncOnConnect', 'arcResizeIntervalMs', 'logger', 'resourceCapacity', 'memory', 'artifacts'] as const
 /** the default target redundancy of a scenario: high enough that arcs stay full */
 const FULL_ARCS_TARGET = 32
 
@@ -196,6 +198,7 @@ export async function startInProcess (s: NodeStart): Promise<FlexNode> {
     inferencePolicy: options.inferencePolicy,
     resourceCapacity: options.resourceCapacity,
     memory: options.memory,
+    artifacts: options.artifacts,
     wasmThreads: 1,
     generateDefaultModel: false,
     preloadModels: options.modelsDirs !== undefined,
