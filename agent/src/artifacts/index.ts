@@ -35,14 +35,14 @@ import { replicationDecision, type ReplicationNode } from '../../../scheduler/in
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import type { ZomeCaller } from '../../../zomes-ts/client.ts'
 import { ArtifactIndexClient } from '../../../zomes-ts/artifact_index/client.ts'
-import type { ArtifactRecord } from '../../../zomes-ts/artifact_index/types.ts'
+import type { ArtifactInfo, ArtifactRecord } from '../../../zomes-ts/artifact_index/types.ts'
 import { errorMessage, InvalidInputError } from '../errors.ts'
 import { decodeHash, encodeHash } from '../holo/hash.ts'
 import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { service, type Service } from '../service.ts'
 import {
-  DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_CONCURRENT_PINS, DEFAULT_REPLICATION, DEFAULT_REPLICATION_GRACE_MS, DEFAULT_REPLICATION_INTERVAL_MS,
+  DEFAULT_MAX_CONCURRENT_PINS, DEFAULT_REPLICATION, DEFAULT_REPLICATION_GRACE_MS, DEFAULT_REPLICATION_INTERVAL_MS,
   PIN_BACKOFF_BASE_MS, PIN_BACKOFF_MAX_MS, STORAGE_HEADROOM
 } from './constants.ts'
 import { heliaStore } from './helia-store.ts'
@@ -190,7 +190,7 @@ export function artifacts (init: ArtifactsInit) {
     let timer: NodeJS.Timeout | undefined
     let passing: Promise<ReplicationPass> | undefined
 
-    const viewOf = (r: ArtifactRecord): ArtifactRecordView => ({ ...r, producer: encodeHash(r.producer) })
+    const viewOf = ({ author: _author, action_hash: _hash, ...r }: ArtifactInfo): ArtifactRecordView => ({ ...r, producer: encodeHash(r.producer) })
 
     const liveness = async (): Promise<Map<string, NodeCapability>> => new Map((await c.capabilities()).map(n => [n.node_id, n]))
     const isLive = (n: NodeCapability | undefined): boolean => n !== undefined && n.availability !== 'offline' && n.availability !== 'draining'
@@ -217,7 +217,7 @@ export function artifacts (init: ArtifactsInit) {
     const record = async (cid: string): Promise<ArtifactRecordView | undefined> => {
       const text = parseCid(cid).toString()
       const found = await index.get(text)
-      return found.length === 0 ? undefined : viewOf(found[0]!.record)
+      return found.length === 0 ? undefined : viewOf(found[0]!)
     }
 
     const pin = async (cid: string, options: FetchOptions = {}): Promise<void> => {
@@ -245,7 +245,7 @@ export function artifacts (init: ArtifactsInit) {
       }))
       const todo: Array<{ cid: string, action: 'pin' | 'unpin' }> = []
       const seen = new Set<string>()
-      for (const { record: r } of records) {
+      for (const r of records) {
         if (seen.has(r.cid)) continue
         seen.add(r.cid)
         pass.records++
@@ -378,14 +378,14 @@ export function artifacts (init: ArtifactsInit) {
       add: async (content: Uint8Array | AsyncIterable<Uint8Array>, options: AddArtifactOptions): Promise<AddArtifactResult> => {
         checkRecordFields(options)
         const added = await store.add(content, { ...options, pin: true })
-        const hash = await index.record({
+        const recorded = await index.record({
           cid: added.cid, name: options.name, size: added.size, sha256: added.sha256,
           media_type: options.media_type ?? 'application/octet-stream',
           produced_by: options.produced_by ?? null,
           replication: options.replication ?? defaults
         })
         await index.provide(added.cid)
-        return { ...added, record: encodeHash(hash) }
+        return { ...added, record: encodeHash(recorded.action_hash) }
       },
       get: (cid: string, options: GetOptions = {}): AsyncIterable<Uint8Array> => {
         const text = parseCid(cid).toString()
@@ -399,7 +399,7 @@ export function artifacts (init: ArtifactsInit) {
       pins: async (options?: { signal?: AbortSignal }) => await store.pins(options),
       providers: async (cid: string) => await providers(parseCid(cid).toString()),
       record,
-      records: async (options: { limit?: number } = {}) => (await index.list({ limit: options.limit })).map(r => viewOf(r.record)),
+      records: async (options: { limit?: number } = {}) => (await index.list({ limit: options.limit })).map(viewOf),
       fetchToFile,
       replicate,
       stats: () => ({ ...stats })

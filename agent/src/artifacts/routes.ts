@@ -33,7 +33,7 @@ import { streamFailure } from '../http/routes/openai.ts'
 import { PayloadTooLargeError } from '../http/openai.ts'
 import type { HttpRoutes, RequestContext } from '../http/types.ts'
 import { DEFAULT_MAX_UPLOAD_BYTES } from './constants.ts'
-import { parseImportOptions } from './import-options.ts'
+import { parseImportQuery } from './import-options.ts'
 import type { AddArtifactOptions, ArtifactService } from './index.ts'
 import type { ModelArtifacts } from './models.ts'
 import { ArtifactNotRecordedError } from './types.ts'
@@ -65,14 +65,6 @@ function query (ctx: RequestContext, allowed: Set<string>): URLSearchParams {
   const q = new URL(ctx.req.url ?? '/', 'http://x').searchParams
   for (const k of q.keys()) if (!allowed.has(k)) throw invalid(k, `unknown query parameter ${JSON.stringify(k)}; known: ${[...allowed].join(', ')}`)
   return q
-}
-
-function bool (q: URLSearchParams, key: string): boolean | undefined {
-  const v = q.get(key)
-  if (v === null) return undefined
-  if (v === 'true' || v === '1') return true
-  if (v === 'false' || v === '0') return false
-  throw invalid(key, `${key} must be true or false`)
 }
 
 function int (q: URLSearchParams, key: string): number | undefined {
@@ -125,14 +117,14 @@ export function artifactRoutes (init: ArtifactRoutesInit, c: { artifacts: Artifa
     const q = query(ctx, UPLOAD_QUERY)
     const name = q.get('name')
     if (name === null) throw invalid('name', 'an upload needs its name: ?name=<file name>')
-    const imp = parseImportOptions({ cid_version: q.get('cid_version') ?? undefined, raw_leaves: q.get('raw_leaves') ?? undefined, chunker: q.get('chunker') ?? undefined })
+    const { pin, ...imp } = parseImportQuery({ cid_version: q.get('cid_version'), raw_leaves: q.get('raw_leaves'), chunker: q.get('chunker'), pin: q.get('pin') })
     const min = int(q, 'min')
     const max = int(q, 'max')
     const options: AddArtifactOptions = { ...imp, name, signal: ctx.signal }
     const mediaType = q.get('media_type')
     if (mediaType !== null) options.media_type = mediaType
     if (min !== undefined || max !== undefined) options.replication = { min: min ?? max ?? 1, max: max ?? Math.max(min ?? 1, 1) }
-    if (bool(q, 'pin') === false) throw invalid('pin', 'an artifact added here is pinned here (it is this node\'s to provide); unpin it with DELETE /v1/artifacts/<cid>/pin')
+    if (pin === false) throw invalid('pin', 'an artifact added here is pinned here (it is this node\'s to provide); unpin it with DELETE /v1/artifacts/<cid>/pin')
     sendJson(ctx.res, 200, await artifacts.add(body(ctx, maxUpload), options))
   }
 

@@ -81,7 +81,7 @@ describe('artifacts HTTP routes', () => {
     expect(await failure(upload('cid_version=1', 'x'))).toEqual([400, 'InvalidInputError'])
     expect(await failure(upload('name=a&cid_version=2', 'x'))).toEqual([400, 'InvalidImportOptionsError'])
     expect(await failure(upload('name=a&chunker=rabin', 'x'))).toEqual([400, 'InvalidImportOptionsError'])
-    expect(await failure(upload('name=a&cid_version=0&raw_leaves=true', 'x'))).toEqual([400, 'InvalidImportOptionsError'])
+    expect(await failure(upload('name=a&raw_leaves=maybe', 'x'))).toEqual([400, 'InvalidImportOptionsError'])
     expect(await failure(upload('name=a/b', 'x'))).toEqual([400, 'InvalidInputError'])
     expect(await failure(upload('name=a&media_type=nope', 'x'))).toEqual([400, 'InvalidInputError'])
     expect(await failure(upload('name=a&min=3&max=2', 'x'))).toEqual([400, 'InvalidInputError'])
