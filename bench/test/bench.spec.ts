@@ -44,6 +44,8 @@ describe('npm run bench', () => {
     expect(out).toMatch(/vector memory: queries\/s at recall ≥ 0\.95 [^\n]*mesh ÷ one index = \d+\.\d+x \(goal ≥ 0\.5\); with 8 mesh queries in flight \d+ q\/s = \d+\.\d+x/)
     expect(out).toMatch(/vector memory: a fourth node joins: rebalanced in [\d.]+ s [^\n]*\d+ shard copies, [\d.]+ MiB received; per 100,000 vectors [\d.]+ s and [\d.]+ MiB/)
     expect(out).toMatch(/resources: a heavy pure WASM task of [\d.]+ ms through schedule_task ÷ WebAssembly\.instantiate \+ run\(\) in process: local \d+\.\d+x, remote peer \d+\.\d+x \(goal ≥ 0\.9\); fixed overhead per task \(lease, run, release\) local p50 [\d.]+ ms p95 [\d.]+ ms, remote p50 [\d.]+ ms p95 [\d.]+ ms/)
+    // artifacts: add and get of the embedded store against raw sha256, and a peer's fetch against the local get
+    expect(out).toMatch(/artifacts: a [\d,.]+ MB file in the embedded Helia store: add [\d,.]+ MB\/s = \d+\.\d+x raw sha256 [^\n]*get [\d,.]+ MB\/s = \d+\.\d+x \(goal ≥ 0\.5\); fetched by a peer over loopback [\d,.]+ MB\/s = \d+\.\d+x the local get/)
     expect(out).toMatch(/peak RSS of one idle node with the demo model loaded: \d+ MiB[^\n]*\d+\.\d+x the node without a model/)
   }, 420_000)
 })
