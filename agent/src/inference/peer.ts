@@ -31,19 +31,28 @@ import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { rankProviders, type ProviderCandidate } from '../../../scheduler/index.ts'
 import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import { errorMessage } from '../errors.ts'
-import { decodeHash } from '../holo/hash.ts'
+import { decodeHash, encodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
-import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
+import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import { MeshBackpressureError, MeshProtocolError, MeshTimeoutError, MessageTooLargeError, RemoteError, type MeshNode } from '../mesh/types.ts'
 import { createAdmission, mergePolicies, type ProviderPolicy } from './admission.ts'
 import { DEFAULT_MAX_TOKENS, KEEPALIVE_INTERVAL_MS, PROGRESS_TIMEOUT_MS, SHARED_POLICY_TTL_MS } from './constants.ts'
 import {
   BusyError, DeadlineExceededError, InferenceError, InvalidRequestError, ModelLoadError, ModelNotFoundError, ModelNotLoadedError,
   PolicyDeniedError, PromptTooLongError, ProviderFailedError, RequestAbortedError,
-  type ChatMessage, type GenerateOptions, type GenerateResult, type InferenceEngine, type Usage
+  type ChatMessage, type GenerateOptions, type GenerateResult, type InferenceEngine, type Usage, type InferenceAudit
 } from './types.ts'
 
 export type { ProviderPolicy } from './admission.ts'
+
+/** The agent key (uhCAk…) of a mesh peer, for the audit trail; the peer id itself when it is not an agent's. */
+function agentOf (peerId: string): string {
+  try {
+    return encodeHash(agentPubKeyFromPeerId(peerId))
+  } catch {
+    return peerId
+  }
+}
 
 export const INFERENCE_PROTOCOL = 'inference'
 
@@ -104,6 +113,8 @@ export interface InferenceProviderComponents {
   sharedPolicy?: () => Promise<ProviderPolicy | null>
   /** requests carrying an `allocation_id` are served under that lease (see `InferenceLeases`) */
   leases?: InferenceLeases
+  /** records each request served or refused in the audit trail. @default none */
+  audit?: InferenceAudit
 }
 
 /**
@@ -206,9 +217,12 @@ export async function startInferenceProvider (local: ProviderPolicy, c: Inferenc
       // every token goes out before the final message
       while (pump !== undefined) await pump
       log.debug({ from, op: req.op, model: req.model, trace_id: trace, continued: req.options?.continue_from !== undefined }, 'served')
+      const usage = (result as { usage?: Partial<Usage> } | null)?.usage
+      c.audit?.({ kind: 'inference', actor: agentOf(from), subject: req.model, detail: { op: req.op, served: true, prompt_tokens: usage?.prompt_tokens ?? 0, completion_tokens: usage?.completion_tokens ?? 0, latency_ms: Math.round(performance.now() - started), allocation_id: req.allocation_id ?? null }, trace_id: trace })
       return encode({ ok: true, result })
     } catch (err) {
       log.debug({ from, trace_id: trace, err: errorMessage(err) }, 'refused or failed')
+      c.audit?.({ kind: 'inference', actor: agentOf(from), detail: { served: false, error: err instanceof Error ? err.name : 'Error', reason: errorMessage(err).slice(0, 500) }, trace_id: trace })
       // the mesh's error frame carries the error's name (BusyError, PolicyDeniedError…) to the requester
       throw err
     } finally {

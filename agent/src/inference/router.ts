@@ -23,7 +23,7 @@ import type { ComponentLogger } from '../logger.ts'
 import type { PeerInference } from './peer.ts'
 import {
   DeadlineExceededError, InferenceError, InvalidRequestError, ModelNotFoundError, MoeNoAnswersError, PromptTooLongError,
-  type InferenceEngine, type MoeQueryRequest, type SingleQueryRequest
+  type InferenceAudit, type InferenceEngine, type MoeQueryRequest, type SingleQueryRequest
 } from './types.ts'
 
 /** The names policy_store accepts. */
@@ -39,6 +39,8 @@ export interface InferenceRouterComponents {
   selfNodeId: string
   /** a named policy from policy_store (the mesh-wide one), or null */
   sharedPolicy?: (name: string) => Promise<MoePolicy | null>
+  /** records each query in the audit trail. @default none */
+  audit?: InferenceAudit
   logger: ComponentLogger
 }
 
@@ -89,12 +91,12 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
     const messages = [{ role: 'user' as const, content: req.prompt }]
     const options = { max_tokens: req.max_tokens, signal: o.signal }
     const started = performance.now()
-    if (local.some(m => m.id === model)) {
-      const r = await c.engine.chat(model, messages, options)
-      return { response: r.text, model, node: c.selfNodeId, latency_ms: Math.round(performance.now() - started), usage: r.usage, trace_id: trace }
-    }
-    const r = await c.peers.chat(model, messages, { ...options, trace_id: trace })
-    return { response: r.text, model, node: r.node_id, latency_ms: Math.round(performance.now() - started), usage: r.usage, trace_id: trace }
+    const answered = local.some(m => m.id === model)
+      ? { ...await c.engine.chat(model, messages, options), node_id: c.selfNodeId }
+      : await c.peers.chat(model, messages, { ...options, trace_id: trace })
+    const out = { response: answered.text, model, node: answered.node_id, latency_ms: Math.round(performance.now() - started), usage: answered.usage, trace_id: trace }
+    c.audit?.({ kind: 'inference', actor: c.selfNodeId, subject: model, detail: { op: 'single_query', node: out.node, latency_ms: out.latency_ms, prompt_tokens: out.usage.prompt_tokens, completion_tokens: out.usage.completion_tokens }, trace_id: trace })
+    return out
   }
 
   const moe = async (req: MoeQueryRequest, o: { signal: AbortSignal }): Promise<MoeQueryOutcome> => {
@@ -175,13 +177,26 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
       if (!(err instanceof NoAnswersError)) throw err
       throw noAnswers(votes, failures, trace)
     }
-    return {
+    const outcome = {
       response: reduced.response,
       consensus: reduced.consensus,
       consensus_score: reduced.consensus_score,
       model_votes: reduced.model_votes.map(v => ({ model: v.model, node: v.node, response_hash: v.response_hash ?? '', weight: v.weight, latency_ms: v.latency_ms, ...(v.error !== undefined ? { error: v.error } : {}) })),
       trace_id: trace
     }
+    // the policy's audit section says what the trail keeps of the answers: every one, or those of a disagreement
+    const keepAnswers = policy.audit.log_all_responses || (policy.audit.store_disagreements && !reduced.consensus)
+    c.audit?.({
+      kind: 'moe',
+      actor: c.selfNodeId,
+      subject: req.task_type,
+      detail: {
+        policy: policy.name, consensus: outcome.consensus, consensus_score: outcome.consensus_score, votes: outcome.model_votes,
+        ...(keepAnswers ? { responses: votes.map(v => ({ model: v.model, node: v.node, text: v.text })) } : {})
+      },
+      trace_id: trace
+    })
+    return outcome
   }
 
   return { single, moe }

@@ -218,3 +218,9 @@ export class MoeNoAnswersError extends InferenceError {
 export class PolicyDeniedError extends InferenceError {
   static override readonly name: string = 'PolicyDeniedError'
 }
+
+/**
+ * What the inference plane records in the audit trail (the audit log's `append`, or nothing): one
+ * event per request served or asked, with who, which model, tokens, latency and the trace id.
+ */
+export type InferenceAudit = (event: { kind: 'inference' | 'moe', actor?: string, subject?: string, detail: Record<string, unknown>, trace_id?: string }) => void

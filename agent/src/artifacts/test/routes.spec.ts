@@ -15,7 +15,7 @@ describe('artifacts HTTP routes', () => {
   let a: TestAgent
   let base: string
 
-  const upload = async (query: string, body: BodyInit, headers: Record<string, string> = {}): Promise<{ status: number, json: Json }> => {
+  const upload = async (query: string, body: string | Uint8Array | ReadableStream<Uint8Array>, headers: Record<string, string> = {}): Promise<{ status: number, json: Json }> => {
     const res = await fetch(`${base}/v1/artifacts?${query}`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream', ...headers }, duplex: 'half' } as RequestInit)
     return { status: res.status, json: await res.json() as Json }
   }

@@ -74,10 +74,9 @@ describe('flexnode pin, get, artifacts, models publish/pull', () => {
       expect(missing.code).toBe(1)
       expect(missing.stderr).toMatch(/cannot read .*nope\.bin/)
     } finally {
-      node.kill('SIGTERM')
-      await node.exited
+      await node.stop()
     }
-  })
+  }, 120_000)
 
   it('parses its arguments and refuses usage errors', async () => {
     expect(parsePinArgs(['f.bin', '--cid-version', '1', '--raw-leaves', '--chunker', 'size-1024', '--min', '2', '--max', '4', '--data-dir', '/d'], {})).toMatchObject({ cidVersion: 1, rawLeaves: true, chunker: 'size-1024', min: 2, max: 4, dataDir: '/d' })
