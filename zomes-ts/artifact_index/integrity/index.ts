@@ -165,8 +165,9 @@ function validateLink (type: string | undefined, base: Uint8Array, target: Uint8
   if (rule.fromAuthor && !sameAgent(base, author)) return `${type}: the base must be the link creator's own agent key`
   const record = ctx.must_get_valid_record(target)
   const content = record.signed_action.hashed.content
-  if (content.data.type !== 'Create' || CHECKS[rule.target]!(recordValue(record, ctx)) !== null) return `${type}: the link must target a ${rule.target}`
-  return sameAgent(content.header.author, author) ? null : `${type}: only the author of a ${rule.target} links it`
+  const a = rule.target === 'ArtifactRecord' ? 'an' : 'a'
+  if (content.data.type !== 'Create' || CHECKS[rule.target]!(recordValue(record, ctx)) !== null) return `${type}: the link must target ${a} ${rule.target}`
+  return sameAgent(content.header.author, author) ? null : `${type}: only the author of ${a} ${rule.target} links it`
 }
 
 /** The entry type of the action a Delete deletes (this DNA has one integrity zome) and its author. */
