@@ -117,30 +117,24 @@ const CHECKS: Record<string, (v: unknown) => Problem> = {
   ProviderRecord: checkProvider
 }
 
-/** An entry's own time (µs), within the skew of its action's. */
-function onTime (us: number, field: string, op: Op): Problem {
-  return Math.abs(us - op.action.header.timestamp) <= ARTIFACT_LIMITS.maxClockSkewUs
-    ? null
-    : `${field} is more than ${ARTIFACT_LIMITS.maxClockSkewUs / 60_000_000} minutes from the action's time`
+/** The entries that belong to an agent named in them, and their own time (µs). */
+const OWNED: Record<string, { article: string, who: string, when: string }> = {
+  ArtifactRecord: { article: 'an', who: 'producer', when: 'created_at' },
+  ProviderRecord: { article: 'a', who: 'provider', when: 'since' }
 }
 
-function validateEntry (type: string, value: unknown, op: Op): Problem {
-  const check = CHECKS[type]
-  if (check === undefined) return `unknown entry type ${type}`
-  const p = check(value)
-  if (p !== null) return p
-  const author = op.action.header.author
-  switch (type) {
-    case 'ArtifactRecord': {
-      const r = value as { producer: Uint8Array, created_at: number }
-      return sameAgent(r.producer, author) ? onTime(r.created_at, 'ArtifactRecord.created_at', op) : 'an ArtifactRecord\'s producer must be its author'
-    }
-    case 'ProviderRecord': {
-      const r = value as { provider: Uint8Array, since: number }
-      return sameAgent(r.provider, author) ? onTime(r.since, 'ProviderRecord.since', op) : 'a ProviderRecord\'s provider must be its author'
-    }
-    default: return null
-  }
+/** Why an app entry created by `op` is invalid: its shape, then who names itself in it, and its time. */
+function entryProblem (entry: { entry_type: string, value: unknown }, op: Op): Problem {
+  const check = CHECKS[entry.entry_type]
+  const shape = check === undefined ? `unknown entry type ${entry.entry_type}` : check(entry.value)
+  const own = OWNED[entry.entry_type]
+  if (shape !== null || own === undefined) return shape
+  const fields = entry.value as Record<string, unknown>
+  const { author, timestamp } = op.action.header
+  if (!sameAgent(fields[own.who] as Uint8Array, author)) return `${own.article} ${entry.entry_type}'s ${own.who} must be its author`
+  return Math.abs((fields[own.when] as number) - timestamp) <= ARTIFACT_LIMITS.maxClockSkewUs
+    ? null
+    : `${entry.entry_type}.${own.when} is more than ${ARTIFACT_LIMITS.maxClockSkewUs / 60_000_000} minutes from the action's time`
 }
 
 function recordValue (record: HolochainRecord, ctx: ValidateContext): unknown {
@@ -178,21 +172,25 @@ function deleted (deletes: Uint8Array, ctx: ValidateContext): { type: string | u
   return { type, author: original.header.author }
 }
 
-export function validate (op: Op, ctx: ValidateContext): ValidateResult {
+/** Why a Delete is invalid: records and provenance stay; a ProviderRecord goes by its provider only. */
+function deleteProblem (deletes: Uint8Array, op: Op, ctx: ValidateContext): Problem {
+  const { type, author } = deleted(deletes, ctx)
+  if (type === 'ArtifactRecord' || type === 'ProvenanceLink') return `${type} entries are never deleted`
+  return type === 'ProviderRecord' && !sameAgent(author, op.action.header.author) ? 'only its provider may delete a ProviderRecord' : null
+}
+
+function actionProblem (op: Op, ctx: ValidateContext): Problem {
   const d = op.action.data
-  if (d.type === 'Update' && op.app_entry !== undefined) return Invalid(`${op.app_entry.entry_type} entries are never updated`)
-  if (op.app_entry !== undefined) {
-    const problem = validateEntry(op.app_entry.entry_type, op.app_entry.value, op)
-    if (problem !== null) return Invalid(problem)
+  switch (d.type) {
+    case 'Create': return op.app_entry === undefined ? null : entryProblem(op.app_entry, op)
+    case 'Update': return op.app_entry === undefined ? null : `${op.app_entry.entry_type} entries are never updated`
+    case 'Delete': return deleteProblem(d.deletes_address, op, ctx)
+    case 'CreateLink': return validateLink(op.link_type, d.base_address, d.target_address, op, ctx)
+    default: return null
   }
-  if (d.type === 'Delete') {
-    const { type, author } = deleted(d.deletes_address, ctx)
-    if (type === 'ArtifactRecord' || type === 'ProvenanceLink') return Invalid(`${type} entries are never deleted`)
-    if (type === 'ProviderRecord' && !sameAgent(author, op.action.header.author)) return Invalid('only its provider may delete a ProviderRecord')
-  }
-  if (d.type === 'CreateLink') {
-    const problem = validateLink(op.link_type, d.base_address, d.target_address, op, ctx)
-    if (problem !== null) return Invalid(problem)
-  }
-  return validateOwnership(op, ctx)
+}
+
+export function validate (op: Op, ctx: ValidateContext): ValidateResult {
+  const problem = actionProblem(op, ctx)
+  return problem === null ? validateOwnership(op, ctx) : Invalid(problem)
 }
