@@ -6,7 +6,7 @@
 import type { Hdk } from '../../hdk/index.ts'
 import { ZomeInputError } from '../../hdk/errors.ts'
 import { isMap } from '../../hdk/values.ts'
-import { isAgentKey, sameAgent } from '../rules.ts'
+import { byteOrder, isAgentKey, sameAgent } from '../rules.ts'
 import { LIST_LIMITS, type ArtifactInfo, type ArtifactInput, type ArtifactRecord, type ListOptions } from '../types.ts'
 import { artifactsAnchor, artifactsAt, artifactsOf, checkCid, cidAnchor, me } from './shared.ts'
 
@@ -57,7 +57,7 @@ export async function list (hdk: Hdk, options: ListOptions | null): Promise<Arti
   const limit: unknown = options?.limit ?? LIST_LIMITS.default
   if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > LIST_LIMITS.max) throw new ZomeInputError(`list's limit must be a whole number from 1 to ${LIST_LIMITS.max}`, 'limit')
   const links = await hdk.get_links({ base: artifactsAnchor(hdk), link_type: 'AllArtifacts' })
-  const newest = links.sort((a, b) => b.timestamp - a.timestamp).slice(0, limit)
+  const newest = links.sort((a, b) => b.timestamp - a.timestamp || byteOrder(b.create_link_hash, a.create_link_hash)).slice(0, limit)
   return (await artifactsOf(hdk, newest)).reverse()
 }
 
