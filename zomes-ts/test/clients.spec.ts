@@ -13,6 +13,7 @@ import type { NodeCapability } from '../agent_registry/types.ts'
 import { PolicyStoreClient } from '../policy_store/client.ts'
 import { MemoryShardsClient } from '../memory_shards/client.ts'
 import { collectionUid } from '../memory_shards/types.ts'
+import { ArtifactIndexClient } from '../artifact_index/client.ts'
 import type { CellTarget, ZomeCaller } from '../client.ts'
 
 function capability (nodeId: string): NodeCapability {
@@ -32,12 +33,12 @@ function capability (nodeId: string): NodeCapability {
   }
 }
 
-interface Setup { caller: ZomeCaller, registry: CellTarget, policies: CellTarget, memory: CellTarget, close: () => Promise<void> }
+interface Setup { caller: ZomeCaller, registry: CellTarget, policies: CellTarget, memory: CellTarget, artifacts: CellTarget, close: () => Promise<void> }
 
 const setups: Record<string, (t: TestConductor, appId: string) => Promise<Setup>> = {
   'in-process client': async (t, appId) => {
     const client = await InProcessAppClient.connect(t.conductor, appId)
-    return { caller: client, registry: { role_name: 'agent_registry' }, policies: { role_name: 'policy_store' }, memory: { role_name: 'memory_shards' }, close: async () => {} }
+    return { caller: client, registry: { role_name: 'agent_registry' }, policies: { role_name: 'policy_store' }, memory: { role_name: 'memory_shards' }, artifacts: { role_name: 'artifact_index' }, close: async () => {} }
   },
   AppWebsocket: async (t, appId) => {
     const { port: adminPort } = await t.conductor.startAdminInterface({ port: 0 })
@@ -46,7 +47,7 @@ const setups: Record<string, (t: TestConductor, appId: string) => Promise<Setup>
     const { token } = await admin.issueAppAuthenticationToken({ installed_app_id: appId })
     const app = await AppWebsocket.connect({ url: new URL(`ws://127.0.0.1:${port}`), token, wsClientOptions: { origin: TEST_ORIGIN } })
     const cells: Record<string, CellId> = {}
-    for (const role of ['agent_registry', 'policy_store', 'memory_shards']) {
+    for (const role of ['agent_registry', 'policy_store', 'memory_shards', 'artifact_index']) {
       const cell = (await app.appInfo())?.cell_info[role]?.[0]
       if (cell?.type !== 'provisioned') throw new Error(`no provisioned ${role} cell`)
       cells[role] = cell.value.cell_id
@@ -57,6 +58,7 @@ const setups: Record<string, (t: TestConductor, appId: string) => Promise<Setup>
       registry: { cell_id: cells.agent_registry! },
       policies: { cell_id: cells.policy_store! },
       memory: { cell_id: cells.memory_shards! },
+      artifacts: { cell_id: cells.artifact_index! },
       close: async () => { await Promise.all([app.client.close(), admin.client.close()]) }
     }
   }
@@ -68,6 +70,7 @@ describe.each(Object.keys(setups))('typed DNA clients over the %s', (name) => {
   let registry: AgentRegistryClient
   let policies: PolicyStoreClient
   let memory: MemoryShardsClient
+  let artifacts: ArtifactIndexClient
 
   beforeAll(async () => {
     t = await createTestConductor()
@@ -77,6 +80,7 @@ describe.each(Object.keys(setups))('typed DNA clients over the %s', (name) => {
     registry = new AgentRegistryClient(s.caller, s.registry)
     policies = new PolicyStoreClient(s.caller, s.policies)
     memory = new MemoryShardsClient(s.caller, s.memory)
+    artifacts = new ArtifactIndexClient(s.caller, s.artifacts)
   })
   afterAll(async () => {
     await s?.close()
@@ -122,6 +126,20 @@ describe.each(Object.keys(setups))('typed DNA clients over the %s', (name) => {
     expect(encodeHash(assignment!.host)).toBe(encodeHash(t.agent))
     expect(await memory.deleteCollection('docs')).toBe(true)
     expect(await memory.getCollection('docs')).toBeNull()
+  })
+
+  it('record, provide and read an artifact through artifact_index: keys and hashes come back as bytes', async () => {
+    const cid = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
+    const input = { cid, name: 'hello.txt', size: 12, sha256: 'a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447', media_type: 'text/plain', produced_by: { task: 't1' }, replication: { min: 1, max: 2 } }
+    const recorded = await artifacts.record(input)
+    expect(recorded).toMatchObject(input)
+    expect(recorded.producer).toBeInstanceOf(Uint8Array)
+    expect(encodeHash(recorded.producer)).toBe(encodeHash(t.agent))
+    expect(await artifacts.byProducer(t.agent)).toEqual([recorded])
+    const provider = await artifacts.provide(cid)
+    expect(encodeHash(provider.provider)).toBe(encodeHash(t.agent))
+    expect(await artifacts.status(cid)).toEqual({ cid, min: 1, max: 2, providers: [provider] })
+    await expect(artifacts.record({ ...input, sha256: 'A'.repeat(64) })).rejects.toThrow(/ArtifactRecord.sha256 must be 64 lowercase hex digits/)
   })
 
   it('a zome\'s refusal keeps its kind, and an aborted call rejects with a typed error', async () => {
