@@ -26,7 +26,7 @@ import { FsBlockstore } from 'blockstore-fs'
 import { FsDatastore } from 'datastore-fs'
 import { createHeliaLight, type Helia } from 'helia'
 import type { CID } from 'multiformats/cid'
-import { AbortError, DisposedError, InvalidInputError } from '../errors.ts'
+import { AbortError, DisposedError, InvalidInputError, errorMessage } from '../errors.ts'
 import { parsePeerId } from '../identity/peer-id.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { libp2pLogger } from '../mesh/config.ts'
@@ -120,7 +120,11 @@ export function heliaStore (init: HeliaStoreInit): (components: HeliaStoreCompon
         const r = running
         running = undefined
         if (r === undefined) return
-        await r.helia.stop()
+        try {
+          await r.helia.stop()
+        } catch (err) {
+          log.warn({ err: errorMessage(err) }, 'Helia failed to stop cleanly')
+        }
         await Promise.allSettled([r.datastore.close(), r.disk.close()])
       }
     })
