@@ -15,7 +15,6 @@
  * await store.stop()
  * ```
  */
-import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import '../polyfill.ts'
@@ -33,11 +32,12 @@ import { libp2pLogger } from '../mesh/config.ts'
 import { NotStartedError, service, type Service } from '../service.ts'
 import { readBlock, VerifyingBlockstore } from './blocks.ts'
 import { parseCid } from './cid.ts'
+import { countedContent } from './content.ts'
 import { BLOCKS_DIR, DATASTORE_DIR, DEFAULT_FETCH_TIMEOUT_MS, PIN_FETCH_CONCURRENCY } from './constants.ts'
 import { walkDag, type WalkedBlock } from './dag.ts'
 import { FetchGuard } from './fetch-guard.ts'
-import { fixedSizeChunker, resolveImportOptions } from './import-options.ts'
-import { InvalidImportOptionsError, type AddOptions, type AddResult, type ArtifactStore, type FetchOptions, type GetOptions, type StatResult } from './types.ts'
+import { fixedSizeChunker, resolveAddOptions } from './import-options.ts'
+import { type AddOptions, type AddResult, type ArtifactStore, type FetchOptions, type GetOptions, type StatResult } from './types.ts'
 import { readFile, statFile, type ReadOptions } from './unixfs-read.ts'
 
 export interface HeliaStoreInit {
@@ -163,26 +163,13 @@ export function heliaStore (init: HeliaStoreInit): (components: HeliaStoreCompon
       kind: 'helia',
 
       async add (content, options: AddOptions = {}): Promise<AddResult> {
-        const { cidVersion, rawLeaves, chunkSize } = resolveImportOptions(options)
-        if (options.pin !== undefined && typeof options.pin !== 'boolean') throw new InvalidImportOptionsError('pin', `pin must be a boolean, got ${JSON.stringify(options.pin)}`)
-        const source = contentSource(content)
+        const { cidVersion, rawLeaves, chunkSize, pin } = resolveAddOptions(options)
+        const counted = countedContent(content, options)
         const { helia, fs } = current()
-        const { signal, onProgress } = options
-        const hash = createHash('sha256')
-        let size = 0
-        const counted = async function * (): AsyncGenerator<Uint8Array> {
-          for await (const chunk of source) {
-            if (signal?.aborted === true) throw new AbortError()
-            if (!(chunk instanceof Uint8Array)) throw new InvalidInputError('content must be bytes (a Uint8Array or an async iterable of them)', { field: 'content' })
-            hash.update(chunk)
-            size += chunk.byteLength
-            onProgress?.({ phase: 'add', bytes: size })
-            yield chunk
-          }
-        }
+        const { signal } = options
         let cid: CID
         try {
-          cid = await fs.addByteStream(counted(), {
+          cid = await fs.addByteStream(counted.source, {
             // Kubo's layout: balanced, 174 links per node, links before data
             profile: 'unixfs-v0-2015',
             layout: undefined,
@@ -196,9 +183,9 @@ export function heliaStore (init: HeliaStoreInit): (components: HeliaStoreCompon
           throw err
         }
         const text = cid.toString()
-        if (options.pin ?? true) await pinLocal(helia, cid, text, signal)
+        if (pin) await pinLocal(helia, cid, text, signal)
         if (signal?.aborted === true) throw new AbortError()
-        return { cid: text, size, sha256: hash.digest('hex') }
+        return { cid: text, size: counted.size, sha256: counted.sha256() }
       },
 
       async * get (text: string, options: GetOptions = {}): AsyncGenerator<Uint8Array> {
@@ -307,10 +294,4 @@ export function providerCids (providers: string[] | undefined): CID[] | undefine
       throw new InvalidInputError(`providers: ${(err as Error).message}`, { field: 'providers' })
     }
   })
-}
-
-function contentSource (content: Uint8Array | AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  if (content instanceof Uint8Array) return (async function * () { yield content })()
-  if (content !== null && typeof content === 'object' && Symbol.asyncIterator in content) return content
-  throw new InvalidInputError('content must be bytes (a Uint8Array or an async iterable of them)', { field: 'content' })
 }

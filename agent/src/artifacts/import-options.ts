@@ -47,6 +47,13 @@ export function resolveImportOptions (options: ImportOptions = {}): ResolvedImpo
   }
 }
 
+/** `add`'s options checked: the import options and `pin` (@default true). */
+export function resolveAddOptions (options: AddOptions = {}): ResolvedImportOptions & { pin: boolean } {
+  const resolved = resolveImportOptions(options)
+  if (options.pin !== undefined && typeof options.pin !== 'boolean') throw new InvalidImportOptionsError('pin', `pin must be a boolean, got ${JSON.stringify(options.pin)}`)
+  return { ...resolved, pin: options.pin ?? true }
+}
+
 /** The text forms of the import options, as an HTTP query or CLI flags give them. */
 export interface ImportQuery {
   /** `0` or `1` */

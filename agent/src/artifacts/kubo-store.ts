@@ -13,7 +13,6 @@
  * const { cid } = await store.add(bytes, { cidVersion: 1 })
  * ```
  */
-import { createHash } from 'node:crypto'
 import { unixfs, type UnixFS } from '@helia/unixfs'
 import { create, type KuboRPCClient } from 'kubo-rpc-client'
 import type { CID } from 'multiformats/cid'
@@ -22,9 +21,10 @@ import type { ComponentLogger } from '../logger.ts'
 import { NotStartedError, service, type Service } from '../service.ts'
 import { verifyBlock } from './blocks.ts'
 import { parseCid } from './cid.ts'
+import { countedContent } from './content.ts'
 import { DEFAULT_FETCH_TIMEOUT_MS } from './constants.ts'
-import { resolveImportOptions } from './import-options.ts'
-import { InvalidImportOptionsError, ArtifactStoreUnavailableError, ContentNotFoundError, type AddOptions, type AddResult, type ArtifactStore, type FetchOptions, type GetOptions, type StatResult } from './types.ts'
+import { resolveAddOptions } from './import-options.ts'
+import { ArtifactStoreUnavailableError, ContentNotFoundError, type AddOptions, type AddResult, type ArtifactStore, type FetchOptions, type GetOptions, type StatResult } from './types.ts'
 import { readFile, statFile, type ReadOptions } from './unixfs-read.ts'
 
 export interface KuboStoreInit {
@@ -121,29 +121,14 @@ export function kuboStore (init: KuboStoreInit = {}): (components: KuboStoreComp
       kind: 'kubo',
 
       async add (content, options: AddOptions = {}): Promise<AddResult> {
-        const { cidVersion, rawLeaves, chunkSize } = resolveImportOptions(options)
-        if (options.pin !== undefined && typeof options.pin !== 'boolean') throw new InvalidImportOptionsError('pin', `pin must be a boolean, got ${JSON.stringify(options.pin)}`)
-        if (!(content instanceof Uint8Array) && (content === null || typeof content !== 'object' || !(Symbol.asyncIterator in content))) {
-          throw new InvalidInputError('content must be bytes (a Uint8Array or an async iterable of them)', { field: 'content' })
-        }
+        const { cidVersion, rawLeaves, chunkSize, pin } = resolveAddOptions(options)
+        const counted = countedContent(content, options)
         const { client } = current()
-        const { signal, onProgress } = options
+        const { signal } = options
         if (signal?.aborted === true) throw new AbortError()
-        const hash = createHash('sha256')
-        let size = 0
-        const counted = async function * (): AsyncGenerator<Uint8Array> {
-          const source = content instanceof Uint8Array ? [content] : content
-          for await (const chunk of source) {
-            if (!(chunk instanceof Uint8Array)) throw new InvalidInputError('content must be bytes (a Uint8Array or an async iterable of them)', { field: 'content' })
-            hash.update(chunk)
-            size += chunk.byteLength
-            onProgress?.({ phase: 'add', bytes: size })
-            yield chunk
-          }
-        }
         try {
-          const added = await client.add(counted(), { cidVersion, rawLeaves, chunker: `size-${chunkSize}`, pin: options.pin ?? true, signal })
-          return { cid: added.cid.toString(), size, sha256: hash.digest('hex') }
+          const added = await client.add(counted.source, { cidVersion, rawLeaves, chunker: `size-${chunkSize}`, pin, signal })
+          return { cid: added.cid.toString(), size: counted.size, sha256: counted.sha256() }
         } catch (err) {
           throw mapped(err, signal)
         }

@@ -128,6 +128,11 @@ describe('HeliaStore', () => {
       expect(await storeB.has(second.cid)).toBe(true)
       expect(progress.length).toBeGreaterThan(8)
       expect(progress).toEqual([...progress].sort((x, y) => x - y))
+      // nothing but the two nodes on loopback: Helia dialled no bootstrap peer, router or gateway
+      for (const node of [a, b]) {
+        expect(node.libp2p.getConnections().map(c => c.remoteAddr.toString()).every(addr => addr.startsWith('/ip4/127.0.0.1/'))).toBe(true)
+      }
+      expect(a.libp2p.getConnections().map(c => c.remotePeer.toString())).toEqual([b.peerId])
     })
 
     it('refuses a provider hint that is not a peer id', async () => {
