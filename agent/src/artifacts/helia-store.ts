@@ -259,7 +259,13 @@ export function heliaStore (init: HeliaStoreInit): (components: HeliaStoreCompon
         return out
       },
 
-      has
+      has,
+
+      async gc (options: { signal?: AbortSignal } = {}): Promise<void> {
+        const { helia } = current()
+        await helia.gc({ signal: options.signal })
+        if (options.signal?.aborted === true) throw new AbortError()
+      }
     }
     return store
   }

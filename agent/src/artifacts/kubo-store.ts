@@ -196,7 +196,18 @@ export function kuboStore (init: KuboStoreInit = {}): (components: KuboStoreComp
         return out
       },
 
-      has
+      has,
+
+      async gc (options: { signal?: AbortSignal } = {}): Promise<void> {
+        const { client } = current()
+        try {
+          for await (const result of client.repo.gc({ signal: options.signal })) {
+            if (result.err != null) throw result.err
+          }
+        } catch (err) {
+          throw mapped(err, options.signal)
+        }
+      }
     }
     return store
   }

@@ -83,6 +83,8 @@ export interface ArtifactStore {
   pins: (options?: { signal?: AbortSignal }) => Promise<string[]>
   /** every block of it is here (asks no peer) */
   has: (cid: string) => Promise<boolean>
+  /** deletes every block no pin holds (what was unpinned, or added with `pin: false`) */
+  gc: (options?: { signal?: AbortSignal }) => Promise<void>
 }
 
 // -----------------------------------------------------------------------------------------------

@@ -161,6 +161,20 @@ export function artifactStoreCompliance (name: string, make: () => Promise<Artif
       })
     })
 
+    describe('garbage collection', () => {
+      it('deletes what no pin holds, keeps what one does', async () => {
+        const kept = await store.add(bytesOf(300_000, 21))
+        const loose = await store.add(bytesOf(300_000, 22), { pin: false, cidVersion: 1 })
+        const unpinned = await store.add(bytesOf(1000, 23))
+        await store.unpin(unpinned.cid)
+        await store.gc()
+        expect(await store.has(kept.cid)).toBe(true)
+        expect(await store.has(loose.cid)).toBe(false)
+        expect(await store.has(unpinned.cid)).toBe(false)
+        expect((await collect(store.get(kept.cid))).equals(bytesOf(300_000, 21))).toBe(true)
+      })
+    })
+
     describe('progress and abort', () => {
       it('reports add, get and pin progress', async () => {
         const adds: ArtifactProgress[] = []
