@@ -1,10 +1,32 @@
-/** The artifacts capability's defaults (`index.ts` documents each where it is an option). */
+/**
+ * The artifact store's defaults: Kubo's import defaults, so the same bytes get the same CID from
+ * `HeliaStore`, `KuboStore` and `ipfs add`.
+ */
+
+/** `cidVersion` when not given: Kubo's default. */
+export const DEFAULT_CID_VERSION = 0
+/** Bytes per leaf when no `chunker` is given: Kubo's `size-262144`. */
+export const DEFAULT_CHUNK_SIZE = 262_144
+/** Largest leaf a chunker may ask for: Kubo's limit (bitswap moves blocks of at most 2 MiB). */
+export const MAX_CHUNK_SIZE = 1_048_576
+/** Links per node of the balanced file layout: Kubo's (each link ~44 bytes keeps a node < 8 KiB). */
+export const MAX_CHILDREN_PER_NODE = 174
+/** A fetch gives up when no block arrived for this long (ms). */
+export const DEFAULT_FETCH_TIMEOUT_MS = 30_000
+/** Blocks fetched at once while pinning a DAG (bitswap asks every connected peer for each). */
+export const PIN_FETCH_CONCURRENCY = 16
+/** Sub-directories of a HeliaStore's `dir`. */
+export const BLOCKS_DIR = 'blocks'
+export const DATASTORE_DIR = 'datastore'
+
+// the capability (`index.ts`, `routes.ts`): replication and uploads
 
 /** the storage policy's warm tier: `min_providers` 3 (design §10.6), and room for two more */
 export const DEFAULT_REPLICATION = { min: 3, max: 5 } as const
+/** ms between two replication passes */
 export const DEFAULT_REPLICATION_INTERVAL_MS = 30_000
+/** a provider that went offline still counts this long after its last heartbeat (ms) */
 export const DEFAULT_REPLICATION_GRACE_MS = 60_000
-export const DEFAULT_FETCH_TIMEOUT_MS = 30_000
 export const DEFAULT_MAX_CONCURRENT_PINS = 2
 /** a replication pin that failed waits this long, doubling per failure up to the max (× a jitter of 0.5–1) */
 export const PIN_BACKOFF_BASE_MS = 10_000
