@@ -176,7 +176,7 @@ export function artifacts (init: ArtifactsInit) {
     const index = new ArtifactIndexClient(c.client)
     const self = encodeHash(c.agent)
     const store = init.kuboApi !== undefined
-      ? kuboStore({ api: init.kuboApi })
+      ? kuboStore({ api: init.kuboApi, timeoutMs: init.fetchTimeoutMs })({ logger: c.logger })
       : heliaStore({ dir: init.dir, timeoutMs: init.fetchTimeoutMs })({ libp2p: c.libp2p, logger: c.logger })
     const defaults = init.replication ?? DEFAULT_REPLICATION
     checkRecordFields({ name: 'x', replication: defaults })
