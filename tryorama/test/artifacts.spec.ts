@@ -81,37 +81,38 @@ describe('artifacts on a mesh', () => {
     it('a model published on A is pulled and loaded on C and answers; a truncated GGUF is refused and nothing is kept', async () => {
       await runScenario(async (scenario) => {
         const a = await scenario.addPlayer({ artifacts: ARTIFACTS, modelsDirs: [modelDir] })
-        const [, c] = await scenario.addPlayers(2, { artifacts: ARTIFACTS })
+        const c = await scenario.addPlayer({ artifacts: ARTIFACTS })
         const id = basename((await readdir(modelDir)).find(f => f.endsWith('.gguf'))!, '.gguf')
         const published = await a.node.models.publish(id)
         expect(published.model).toBe(id)
-        await waitUntil(async () => (await c!.node.artifacts.record(published.cid)) !== undefined, { what: 'C sees the model record' })
+        await waitUntil(async () => (await c.node.artifacts.record(published.cid)) !== undefined, { what: 'C sees the model record' })
         const progress: number[] = []
-        const pulled = await c!.node.models.pull(published.cid, { load: true, onProgress: (p) => { progress.push(p.bytes) } })
+        const pulled = await c.node.models.pull(published.cid, { load: true, onProgress: (p) => { progress.push(p.bytes) } })
         expect(pulled.model).toMatchObject({ id, loaded: true })
         expect(progress.at(-1)).toBe(published.size)
-        expect((await readFile(join(c!.node.info.data_dir, 'models', `${id}.gguf`))).equals(await readFile(join(modelDir, `${id}.gguf`)))).toBe(true)
-        const answer = await c!.node.inference.chat(id, [{ role: 'user', content: 'hi' }], { max_tokens: 4, temperature: 0 })
+        expect((await readFile(join(c.node.info.data_dir, 'models', `${id}.gguf`))).equals(await readFile(join(modelDir, `${id}.gguf`)))).toBe(true)
+        const answer = await c.node.inference.chat(id, [{ role: 'user', content: 'hi' }], { max_tokens: 4, temperature: 0 })
         expect(answer.usage.completion_tokens).toBeGreaterThan(0)
         // C is a provider of the model now
-        expect((await c!.node.artifacts.providers(published.cid)).map(p => p.node)).toContain(nodeId(c!))
+        expect((await c.node.artifacts.providers(published.cid)).map(p => p.node)).toContain(nodeId(c!))
         // pulling again finds it in place
-        expect((await c!.node.models.pull(published.cid)).already_present).toBe(true)
+        expect((await c.node.models.pull(published.cid)).already_present).toBe(true)
 
         // a GGUF cut short: its bytes match its CID and record, but it is no model
         const whole = await readFile(join(modelDir, `${id}.gguf`))
         const broken = await a.node.artifacts.add(whole.subarray(0, Math.floor(whole.byteLength / 3)), { name: 'broken.gguf', media_type: 'application/x-gguf', cidVersion: 1 })
-        await waitUntil(async () => (await c!.node.artifacts.record(broken.cid)) !== undefined, { what: 'C sees the broken record' })
-        await expect(c!.node.models.pull(broken.cid)).rejects.toMatchObject({ name: 'InvalidModelArtifactError' })
-        expect((await readdir(join(c!.node.info.data_dir, 'models'))).filter(f => f.startsWith('broken'))).toEqual([])
-        expect(c!.node.inference.listModels().map(m => m.id)).not.toContain('broken')
+        await waitUntil(async () => (await c.node.artifacts.record(broken.cid)) !== undefined, { what: 'C sees the broken record' })
+        await expect(c.node.models.pull(broken.cid)).rejects.toMatchObject({ name: 'InvalidModelArtifactError' })
+        expect((await readdir(join(c.node.info.data_dir, 'models'))).filter(f => f.startsWith('broken'))).toEqual([])
+        expect(c.node.inference.listModels().map(m => m.id)).not.toContain('broken')
       })
     })
 
     it('a WASM task names its module by CID: the node that runs it fetches the module from the mesh', async () => {
       await runScenario(async (scenario) => {
         const capacity = { cpu_cores: 2, memory_gb: 4, gpu_count: 0, storage_gb: 10, model_slots: 0, vectors: 0 }
-        const [a, b, c] = await scenario.addPlayers(3, { artifacts: ARTIFACTS, resourceCapacity: capacity, heartbeatIntervalSeconds: 1 }) as [Player, Player, Player]
+        // a fetch of a module nobody has gives up after 2 s
+        const [a, b, c] = await scenario.addPlayers(3, { artifacts: { ...ARTIFACTS, fetchTimeoutMs: 2000 }, resourceCapacity: capacity, heartbeatIntervalSeconds: 1 }) as [Player, Player, Player]
         await liveMesh([a, b, c])
         // a module of several blocks: its CID is a UnixFS DAG, not the raw hash of its bytes
         const { cid } = await a.node.artifacts.add(wasm.echo, { name: 'echo.wasm', media_type: 'application/wasm', chunker: 'size-64' })

@@ -125,19 +125,15 @@ export interface ArtifactsStats {
   replication_passes: number
 }
 
-export interface ArtifactService extends Service {
+/**
+ * The store's `get`, `stat`, `pin`, `unpin` and `pins`, with the mesh's records behind them: a
+ * fetch asks the artifact's live providers first, `pin` records this node as a provider and
+ * `unpin` withdraws that record.
+ */
+export interface ArtifactService extends Service, Pick<ArtifactStore, 'get' | 'stat' | 'pin' | 'unpin' | 'pins'> {
   readonly store: ArtifactStore
   /** adds bytes, pins them here, records them (ArtifactRecord + this node as a provider) */
   add: (content: Uint8Array | AsyncIterable<Uint8Array>, options: AddArtifactOptions) => Promise<AddArtifactResult>
-  /** the bytes, streamed and verified; fetched from the artifact's providers when not here */
-  get: (cid: string, options?: GetOptions) => AsyncIterable<Uint8Array>
-  stat: (cid: string, options?: FetchOptions) => Promise<StatResult>
-  /** fetches every block (providers first), pins it, and records this node as a provider */
-  pin: (cid: string, options?: FetchOptions) => Promise<void>
-  /** unpins it here and withdraws this node's provider record */
-  unpin: (cid: string, options?: { signal?: AbortSignal }) => Promise<void>
-  /** the CIDs pinned here */
-  pins: (options?: { signal?: AbortSignal }) => Promise<string[]>
   providers: (cid: string) => Promise<ProviderInfo[]>
   /** the first record of a CID (its producer's), or undefined */
   record: (cid: string) => Promise<ArtifactRecordView | undefined>

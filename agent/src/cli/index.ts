@@ -96,7 +96,10 @@ async function nodeApi (command: NodeApiCommand, args: string[]): Promise<number
   switch (command) {
     case 'models': {
       const opts = parseModelsArgs(args)
-      return opts === 'help' ? help() : await (await import('./inference.ts')).modelsCommand(opts)
+      if (opts === 'help') return help()
+      return opts.action === 'pull' || opts.action === 'publish'
+        ? await (await import('./artifacts.ts')).modelArtifactCommand(opts)
+        : await (await import('./inference.ts')).modelsCommand(opts)
     }
     case 'infer': {
       const opts = parseInferArgs(args)

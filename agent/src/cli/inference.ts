@@ -213,8 +213,8 @@ export class LoadProgress {
   }
 }
 
-export async function modelsCommand (opts: ModelsOptions): Promise<number> {
-  if (opts.action === 'pull' || opts.action === 'publish') return await (await import('./artifacts.ts')).modelArtifactCommand(opts)
+/** `models list|load|unload` (`publish` and `pull` are the artifacts commands', `artifacts.ts`) */
+export async function modelsCommand (opts: Exclude<ModelsOptions, { action: 'pull' | 'publish' }>): Promise<number> {
   const api = await NodeApi.open(opts.dataDir)
   if (opts.action === 'list') {
     const list = await api.json<{ data: ModelInfo[] }>('GET', '/v1/node/models')
