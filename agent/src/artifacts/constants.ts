@@ -35,3 +35,5 @@ export const PIN_BACKOFF_MAX_MS = 600_000
 export const STORAGE_HEADROOM = 0.5
 /** largest `POST /v1/artifacts` body by default: 10 GiB */
 export const DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 ** 3
+/** the pins a restored backup lists, in the store's dir (`flexnode restore` writes it; the service pins them at start) */
+export const RESTORE_PINS_FILE = 'restore-pins.json'

@@ -43,7 +43,7 @@ import type { ComponentLogger } from '../logger.ts'
 import { service, type Service } from '../service.ts'
 import {
   DEFAULT_MAX_CONCURRENT_PINS, DEFAULT_REPLICATION, DEFAULT_REPLICATION_GRACE_MS, DEFAULT_REPLICATION_INTERVAL_MS,
-  PIN_BACKOFF_BASE_MS, PIN_BACKOFF_MAX_MS, STORAGE_HEADROOM
+  PIN_BACKOFF_BASE_MS, PIN_BACKOFF_MAX_MS, RESTORE_PINS_FILE, STORAGE_HEADROOM
 } from './constants.ts'
 import { heliaStore } from './helia-store.ts'
 import { kuboStore } from './kubo-store.ts'
@@ -302,17 +302,22 @@ export function artifacts (init: ArtifactsInit) {
       timer.unref()
     }
 
-    /** pins a restored backup listed (`restore-pins.json`), in the background, then forgets the list */
+    /**
+     * Pins what a restored backup listed (`restore-pins.json`: `{"cids": [...]}`, written by
+     * `flexnode restore`), in the background, then forgets the list; a CID no peer has is left to
+     * replication.
+     */
     const restorePins = async (): Promise<void> => {
-      const file = join(init.dir, 'restore-pins.json')
-      let cids: unknown
+      const file = join(init.dir, RESTORE_PINS_FILE)
+      let listed: unknown
       try {
-        cids = JSON.parse(await readFile(file, 'utf8'))
+        listed = (JSON.parse(await readFile(file, 'utf8')) as { cids?: unknown }).cids
       } catch {
         return
       }
-      if (!Array.isArray(cids)) return
-      for (const cid of cids) {
+      if (!Array.isArray(listed)) return
+      log.info({ pins: listed.length }, 'pinning the restored backup\'s artifacts')
+      for (const cid of listed) {
         if (stopping.signal.aborted) return
         try {
           await pin(String(cid), { signal: stopping.signal })
