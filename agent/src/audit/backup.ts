@@ -37,9 +37,10 @@ import {
   MANIFEST_NAME, MAX_KEYSTORE_BYTES, MAX_MANIFEST_BYTES, MAX_PINS_BYTES, PINS_PART, PlaintextKeystoreError, RESTORE_PINS_PATH,
   RestoreTargetNotEmptyError, type BackupManifest, type BackupPart, type BackupPartName, type ChainSummary
 } from './backup-types.ts'
-import { TarReader, tarSize, tarStream } from './tar.ts'
+import { TarReader, tarSize, tarStream, type ByteSource } from './tar.ts'
 
 export * from './backup-types.ts'
+export type { ByteSource } from './tar.ts'
 
 export interface BackupInit {
   /**
@@ -75,9 +76,15 @@ export interface BackupArchive extends AsyncDisposable {
   dispose: () => Promise<void>
 }
 
+export interface CreateBackupOptions {
+  signal?: AbortSignal
+  /** this backup's `includePlaintextKeystore`. @default the init's */
+  includePlaintextKeystore?: boolean
+}
+
 export interface NodeBackup {
   /** takes a snapshot and stages the archive (dispose it when it has been read) */
-  create: (options?: { signal?: AbortSignal }) => Promise<BackupArchive>
+  create: (options?: CreateBackupOptions) => Promise<BackupArchive>
 }
 
 const HEX64 = /^[0-9a-f]{64}$/
@@ -133,7 +140,7 @@ export function normalizePins (cids: readonly unknown[], field = 'pins'): string
 /** Backups of one node: `create()` snapshots its database and stages the archive. */
 export function nodeBackup (init: BackupInit = {}) {
   return (components: BackupComponents): NodeBackup => ({
-    create: async (options = {}) => await createBackup(init, components, options)
+    create: async (options = {}) => await createBackup({ ...init, includePlaintextKeystore: options.includePlaintextKeystore ?? init.includePlaintextKeystore }, components, options)
   })
 }
 
@@ -225,7 +232,7 @@ function checkManifest (value: unknown): BackupManifest {
  * missing or extra member, a truncated stream: `BackupCorruptError`. `onPart` must tolerate that
  * the part it consumed turns out corrupt after it has read the last byte.
  */
-async function readArchive (source: AsyncIterable<Uint8Array>, onPart: (part: BackupPart, body: AsyncIterable<Buffer>) => Promise<void>, signal?: AbortSignal): Promise<BackupManifest> {
+async function readArchive (source: ByteSource, onPart: (part: BackupPart, body: AsyncIterable<Buffer>) => Promise<void>, signal?: AbortSignal): Promise<BackupManifest> {
   const tar = new TarReader(source)
   try {
     return await readMembers(tar, onPart, signal)
@@ -310,7 +317,7 @@ function plaintextPrimary (bytes: Buffer): string | undefined {
  * Checks a whole archive without writing anything: the manifest, every part's size and sha256,
  * the pins. Returns the manifest.
  */
-export async function verifyBackup (source: AsyncIterable<Uint8Array>, options: { signal?: AbortSignal } = {}): Promise<BackupManifest> {
+export async function verifyBackup (source: ByteSource, options: { signal?: AbortSignal } = {}): Promise<BackupManifest> {
   let pins: Buffer | undefined
   const manifest = await readArchive(source, async (part, body) => {
     if (part.name === PINS_PART) pins = await collect(body, MAX_PINS_BYTES, PINS_PART)
@@ -428,8 +435,8 @@ export function verifyChains (store: ConductorStore): ChainSummary[] {
 export interface RestoreInit {
   /** the data dir to create: it must not exist, or be an empty directory */
   dataDir: string
-  /** the archive's bytes (`openBackupFile`, `readPostgresBackup`) */
-  from: AsyncIterable<Uint8Array>
+  /** the archive's bytes (`openBackupFile`, `readPostgresBackup`'s `data`, or `[bytes]`) */
+  from: ByteSource
   /**
    * the keystore's passphrase: when given, the restored keystore is opened with it, which checks
    * the passphrase and that its primary key is the manifest's agent. @default not checked

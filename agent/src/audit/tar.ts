@@ -14,6 +14,9 @@ import { BackupCorruptError } from './backup-types.ts'
 const BLOCK = 512
 const OCTAL_SIZE_LIMIT = 8 ** 11
 
+/** Bytes in chunks: a stream, or chunks at hand (`[buffer]`). */
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+
 export interface TarEntry {
   name: string
   size: number
@@ -125,8 +128,10 @@ export class TarReader {
   #current: { entry: TarEntry, left: number, pad: number } | undefined
   #ended = false
 
-  constructor (source: AsyncIterable<Uint8Array>) {
-    this.#source = source[Symbol.asyncIterator]()
+  constructor (source: ByteSource) {
+    this.#source = Symbol.asyncIterator in source
+      ? source[Symbol.asyncIterator]()
+      : (async function * () { yield * source })()
   }
 
   /** Up to `max` bytes (at least 1), or undefined at the end of the stream. */
