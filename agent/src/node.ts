@@ -49,6 +49,7 @@ import { resourceRoutes } from './resources/routes.ts'
 import { memory, memoryDir, type MemoryInit, type MemoryService } from './memory/index.ts'
 import { memoryRoutes } from './memory/routes.ts'
 import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
+import { nodeBackupRoutes } from './audit/backup-routes.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -421,7 +422,9 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       provides: 'http',
       create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
         logger: c.logger,
-        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory })]
+        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory }),
+          // POST /v1/backup (`flexnode backup`); the artifacts service will hand in its `pins`
+          nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor })]
       })
     },
     {

@@ -35,7 +35,7 @@ export const isPostgresUrl = (value: string): boolean => /^postgres(ql)?:\/\//i.
 async function connect (url: string): Promise<pg.Client> {
   if (!isPostgresUrl(url)) throw new InvalidAuditUrlError(url, 'it must start with postgres:// or postgresql://')
   try {
-    new URL(url) // eslint-disable-line no-new
+    new URL(url)
   } catch {
     throw new InvalidAuditUrlError(url, 'it is not a URL')
   }

@@ -25,7 +25,7 @@ import { KEYSTORE_FILE } from '../identity/keystore.ts'
 import { jsonObject } from '../http/body.ts'
 import { HttpApiError } from '../http/openai.ts'
 import type { HttpRoutes } from '../http/types.ts'
-import type { NodeBackup } from './backup.ts'
+import { nodeBackup, type NodeBackup } from './backup.ts'
 
 export const BACKUP_PROOF_HEADER = 'x-flexnode-data-dir-proof'
 const PROOF_CONTEXT = 'flexnode backup v1\n'
@@ -78,4 +78,21 @@ export function backupRoutes (c: BackupRoutesComponents): HttpRoutes {
       }
     }
   }
+}
+
+export interface NodeBackupRoutesComponents {
+  /** the node's data dir */
+  dataDir: string
+  /** the node's agent key */
+  agent: Uint8Array
+  /** the running conductor, which snapshots its database online */
+  conductor: { backupDatabase: (destination: string) => Promise<void> }
+  /** the CIDs the node pins (the artifacts service's `pins()`). @default none: `pins_included: false` */
+  pins?: () => Promise<string[]>
+}
+
+/** `POST /v1/backup` of a running node (what `node.ts` mounts). */
+export function nodeBackupRoutes (c: NodeBackupRoutesComponents): HttpRoutes {
+  const backup = nodeBackup({})({ dataDir: c.dataDir, agent: c.agent, pins: c.pins, snapshot: async (file) => { await c.conductor.backupDatabase(file) } })
+  return backupRoutes({ backup, dataDir: c.dataDir })
 }

@@ -9,7 +9,7 @@
  * ```jsonc
  * // manifest.json
  * { "format": "flexnode-backup", "version": 1, "agent": "uhCAk…", "created_at": "2026-12-02T08:00:00.000Z",
- *   "schema_version": 4, "keystore_encrypted": true, "pins_included": true,
+ *   "schema_version": 4, "keystore_encrypted": true, "pins_included": true, "pin_count": 2,
  *   "parts": [{ "name": "conductor.sqlite3", "size": 1234, "sha256": "<64 hex>" }, …] }
  * // pins.json
  * { "cids": ["bafy…", "Qm…"] }
@@ -65,6 +65,8 @@ export interface BackupManifest {
   keystore_encrypted: boolean
   /** false when the backup was taken without a running node: the pins part is empty */
   pins_included: boolean
+  /** CIDs in the pins part */
+  pin_count: number
   parts: BackupPart[]
 }
 

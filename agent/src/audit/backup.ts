@@ -23,9 +23,13 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { chmod, link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import Database from 'better-sqlite3'
 import { CID } from 'multiformats/cid'
 import { DB_FILE } from '../conductor/constants.ts'
 import { decodeAction, decodeEntry } from '../conductor/records.ts'
+import { INSTALLED_APP_ID } from '../constants.ts'
+import { dataDirService } from '../data-dir.ts'
+import type { ComponentLogger } from '../logger.ts'
 import { ConductorStore } from '../conductor/store.ts'
 import { checkActionIntegrity, checkChainLink } from '../conductor/validation.ts'
 import { errorMessage, FlexnodeError, InvalidInputError } from '../errors.ts'
@@ -176,6 +180,7 @@ async function createBackup (init: BackupInit, c: BackupComponents, options: { s
       schema_version: await headerUserVersion(dbPath),
       keystore_encrypted: encrypted,
       pins_included: c.pins !== undefined,
+      pin_count: pins.length,
       parts
     }
     const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n')
@@ -198,6 +203,60 @@ async function createBackup (init: BackupInit, c: BackupComponents, options: { s
   }
 }
 
+/** The data dir has no keystore or no database: nothing to back up. */
+export class NotADataDirError extends FlexnodeError {
+  static override readonly name = 'NotADataDirError'
+  readonly dataDir: string
+
+  constructor (dataDir: string, reason: string) {
+    super(`${dataDir} is not a flexnode data dir: ${reason}`)
+    this.dataDir = dataDir
+  }
+}
+
+/** The agent whose chains a database holds: its flexstack app's, else its only author. */
+function databaseAgent (db: Database.Database, dataDir: string): Uint8Array {
+  const app = db.prepare('SELECT agent FROM app WHERE id = ?').get(INSTALLED_APP_ID) as { agent: Buffer } | undefined
+  if (app !== undefined) return new Uint8Array(app.agent)
+  const authors = db.prepare('SELECT DISTINCT author FROM chain_action').all() as Array<{ author: Buffer }>
+  if (authors.length !== 1) throw new NotADataDirError(dataDir, `its database has no ${INSTALLED_APP_ID} app and ${authors.length} source chain authors`)
+  return new Uint8Array(authors[0]!.author)
+}
+
+/**
+ * What a backup of a data dir needs when no node runs on it: the dir is locked for the time
+ * (`DataDirInUseError` when a node holds it), the database is opened read-only and snapshotted,
+ * the agent is its app's. There are no pins (the artifacts service is not running): the
+ * manifest says `pins_included: false`. `close()` releases the database and the lock.
+ */
+export async function offlineBackupSource (dataDir: string, components: { logger: ComponentLogger }): Promise<BackupComponents & { close: () => Promise<void> }> {
+  const path = resolve(dataDir)
+  for (const file of [KEYSTORE_FILE, DB_FILE]) {
+    if (!await exists(join(path, file))) throw new NotADataDirError(path, `it has no ${file}`)
+  }
+  const dir = dataDirService({ dataDir: path })(components)
+  await dir.start()
+  let db: Database.Database | undefined
+  try {
+    db = new Database(join(path, DB_FILE), { readonly: true, fileMustExist: true })
+    const agent = databaseAgent(db, path)
+    const open = db
+    return {
+      dataDir: path,
+      agent,
+      snapshot: async (destination) => { await open.backup(destination) },
+      close: async () => {
+        open.close()
+        await dir.stop()
+      }
+    }
+  } catch (err) {
+    db?.close()
+    await dir.stop()
+    throw err
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // reading an archive
 
@@ -215,6 +274,7 @@ function checkManifest (value: unknown): BackupManifest {
   if (typeof m.created_at !== 'string' || Number.isNaN(Date.parse(m.created_at))) throw bad('has no valid created_at')
   if (!Number.isSafeInteger(m.schema_version) || (m.schema_version as number) < 1) throw bad('has no valid schema_version')
   if (typeof m.keystore_encrypted !== 'boolean' || typeof m.pins_included !== 'boolean') throw bad('lacks keystore_encrypted or pins_included')
+  if (!Number.isSafeInteger(m.pin_count) || (m.pin_count as number) < 0) throw bad('has no valid pin_count')
   const parts = m.parts
   if (!Array.isArray(parts) || parts.length !== BACKUP_PARTS.length) throw bad(`must list the parts ${BACKUP_PARTS.join(', ')}`)
   parts.forEach((p: unknown, i) => {
@@ -322,7 +382,7 @@ export async function verifyBackup (source: ByteSource, options: { signal?: Abor
   const manifest = await readArchive(source, async (part, body) => {
     if (part.name === PINS_PART) pins = await collect(body, MAX_PINS_BYTES, PINS_PART)
   }, options.signal)
-  parsePins(pins!)
+  if (parsePins(pins!).length !== manifest.pin_count) throw new BackupCorruptError(`${PINS_PART} does not hold the manifest's ${manifest.pin_count} CIDs`, { part: PINS_PART })
   return manifest
 }
 
@@ -332,15 +392,17 @@ export function openBackupFile (path: string, options: { signal?: AbortSignal } 
 }
 
 /**
- * Writes an archive to a file: to a temporary file beside it first, synced, then put in place —
- * without `force` only if no file of that name exists (`BackupTargetExistsError`), never half.
+ * Writes an archive to a file: to a temporary file beside it first, synced (and with `verify`
+ * read back and checked whole: `BackupCorruptError`), then put in place — without `force` only if
+ * no file of that name exists (`BackupTargetExistsError`); never half.
  */
-export async function writeBackupFile (source: AsyncIterable<Uint8Array>, path: string, options: { force?: boolean, signal?: AbortSignal } = {}): Promise<{ path: string, size: number, sha256: string }> {
+export async function writeBackupFile (source: AsyncIterable<Uint8Array>, path: string, options: { force?: boolean, verify?: boolean, signal?: AbortSignal } = {}): Promise<{ path: string, size: number, sha256: string, manifest?: BackupManifest }> {
   const target = resolve(path)
   if (options.force !== true && await exists(target)) throw new BackupTargetExistsError(target)
   const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`)
   const hash = createHash('sha256')
   let size = 0
+  let manifest: BackupManifest | undefined
   try {
     await pipeline(async function * () {
       for await (const chunk of source) {
@@ -350,6 +412,7 @@ export async function writeBackupFile (source: AsyncIterable<Uint8Array>, path: 
       }
     }, createWriteStream(tmp, { mode: 0o600, flags: 'wx' }), { signal: options.signal })
     await syncFile(tmp)
+    if (options.verify === true) manifest = await verifyBackup(openBackupFile(tmp, options), options)
     if (options.force === true) {
       await rename(tmp, target)
     } else {
@@ -364,7 +427,7 @@ export async function writeBackupFile (source: AsyncIterable<Uint8Array>, path: 
   } finally {
     await rm(tmp, { force: true })
   }
-  return { path: target, size, sha256: hash.digest('hex') }
+  return { path: target, size, sha256: hash.digest('hex'), ...manifest === undefined ? {} : { manifest } }
 }
 
 async function exists (path: string): Promise<boolean> {
@@ -503,6 +566,7 @@ export async function restoreBackup (init: RestoreInit, options: { signal?: Abor
       }
     }, signal)
 
+    if (pins.length !== manifest.pin_count) throw new BackupCorruptError(`${PINS_PART} does not hold the manifest's ${manifest.pin_count} CIDs`, { part: PINS_PART })
     // the keystore: the form the manifest says, the manifest's agent when it can be read
     const primary = plaintextPrimary(keystore!)
     if ((primary === undefined) !== manifest.keystore_encrypted) throw new BackupCorruptError(`${KEYSTORE_PART} is ${primary === undefined ? '' : 'not '}encrypted, unlike what the manifest says`, { part: KEYSTORE_PART })

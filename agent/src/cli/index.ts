@@ -65,6 +65,10 @@ Commands:
              [--consistency <c>] · memory search <name> (--vector <json> | --text <t>) [-k <n>]
              [--ef <n>] [--filter <json>] · memory info|delete <name> · memory list;
              all with [--data-dir <dir>] [--json]; see flexnode memory --help)
+  backup    back up the node: source chains, keystore (encrypted), artifact pins
+            (flexnode backup [--to <file> | postgres://…] [--data-dir <dir>] [--json])
+  restore   rebuild a data dir from a backup
+            (flexnode restore --from <file | postgres://…> --data-dir <new dir> [--json])
   help      show this help
 `
 
@@ -195,6 +199,9 @@ export async function main (argv: string[]): Promise<number> {
       case 'peers':
       case 'status':
         return await inspect(command, rest)
+      case 'backup':
+      case 'restore':
+        return await (await import('./backup.ts')).backupCli(command, rest)
       case 'help':
       case '--help':
       case '-h':

@@ -26,18 +26,12 @@ const CID_B = 'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e'
 let t: TestConductor
 let client: InProcessAppClient
 let tmp: TempDir
-let notes: Uint8Array[] = []
+const notes: Uint8Array[] = []
 let components: BackupComponents
 let archivePath: string
 
 const call = async (fn: string, payload: unknown = null): Promise<any> => // eslint-disable-line @typescript-eslint/no-explicit-any
   await client.callZome({ role_name: 'notes', zome_name: 'notes', fn_name: fn, payload })
-
-async function bytesOf (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const c of source) chunks.push(Buffer.from(c))
-  return Buffer.concat(chunks)
-}
 
 /** The offset of a member's content in an archive written by this code. */
 function contentOffset (archive: Buffer, name: string): number {
