@@ -9,12 +9,14 @@ import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/pro
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTestConductor, NOTES_HAPP, tempDir, type TempDir, type TestConductor } from '../../../../fixtures/index.ts'
 import { InProcessAppClient } from '../../conductor/in-process-client.ts'
+import { backupCommand, parseBackupArgs } from '../../cli/backup.ts'
 import { encodeHash } from '../../holo/hash.ts'
+import { silentLogger } from '../../logger.ts'
 import {
-  BackupChainInvalidError, BackupCorruptError, BackupTargetExistsError, nodeBackup, openBackupFile, PlaintextKeystoreError,
+  BackupChainInvalidError, BackupCorruptError, BackupTargetExistsError, nodeBackup, offlineBackupSource, openBackupFile, PlaintextKeystoreError,
   readRestorePins, restoreBackup, verifyBackup, writeBackupFile, type BackupComponents
 } from '../backup.ts'
 import { tarHeader } from '../tar.ts'
@@ -97,6 +99,32 @@ describe('backup', () => {
     await writes
     const restored = await restoreBackup({ dataDir: join(tmp.path, 'during'), from: archive.stream() })
     expect(restored.chains.length).toBeGreaterThan(0)
+  })
+})
+
+describe('backup without a running node', () => {
+  it('flexnode backup locks the data dir, copies the database read-only, and says it has no pins', async () => {
+    const to = join(tmp.path, 'offline.tar')
+    const opts = parseBackupArgs(['--data-dir', t.dataDir, '--to', to, '--include-plaintext-keystore', '--json'], {})
+    if (opts === 'help') throw new Error('unexpected help')
+    let printed = ''
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { printed += String(chunk); return true })
+    try {
+      expect(await backupCommand(opts)).toBe(0)
+    } finally {
+      write.mockRestore()
+    }
+    const out = JSON.parse(printed) as { to: string, manifest: { agent: string, pins_included: boolean, pin_count: number } }
+    expect(out).toMatchObject({ to, manifest: { agent: encodeHash(t.agent), pins_included: false, pin_count: 0 } })
+    // the lock is released, nothing staged is left
+    expect((await readdir(t.dataDir)).filter(f => f === 'flexnode.lock' || f.startsWith('.backup-'))).toEqual([])
+    const restored = await restoreBackup({ dataDir: join(tmp.path, 'offline'), from: openBackupFile(to) })
+    expect(restored.pins).toBe(0)
+    expect(restored.chains.some(c => c.length >= 9)).toBe(true)
+  })
+
+  it('refuses a directory that is no data dir', async () => {
+    await expect(offlineBackupSource(tmp.path, { logger: silentLogger() })).rejects.toMatchObject({ name: 'NotADataDirError' })
   })
 })
 
