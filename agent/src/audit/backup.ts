@@ -37,7 +37,7 @@ import { decodeHash, encodeHash, hashEquals } from '../holo/hash.ts'
 import { KEYSTORE_FILE, Keystore } from '../identity/keystore.ts'
 import type { Action } from '../../../zomes-ts/hdk/index.ts'
 import {
-  BACKUP_FORMAT, BACKUP_PARTS, BACKUP_VERSION, BackupChainInvalidError, BackupCorruptError, BackupTargetExistsError, DB_PART, KEYSTORE_PART,
+  BACKUP_FORMAT, BACKUP_PARTS, BACKUP_VERSION, BackupChainInvalidError, BackupCorruptError, BackupNotFoundError, BackupTargetExistsError, DB_PART, KEYSTORE_PART,
   MANIFEST_NAME, MAX_KEYSTORE_BYTES, MAX_MANIFEST_BYTES, MAX_PINS_BYTES, PINS_PART, PlaintextKeystoreError, RESTORE_PINS_PATH,
   RestoreTargetNotEmptyError, type BackupManifest, type BackupPart, type BackupPartName, type ChainSummary
 } from './backup-types.ts'
@@ -386,9 +386,15 @@ export async function verifyBackup (source: ByteSource, options: { signal?: Abor
   return manifest
 }
 
-/** An archive file as a byte stream. */
-export function openBackupFile (path: string, options: { signal?: AbortSignal } = {}): AsyncIterable<Uint8Array> {
-  return createReadStream(path, { signal: options.signal, highWaterMark: 1 << 20 })
+/** An archive file as a byte stream; a missing file (or a directory) is `BackupNotFoundError` when read. */
+export async function * openBackupFile (path: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+  try {
+    yield * createReadStream(path, { signal: options.signal, highWaterMark: 1 << 20 })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'EISDIR') throw new BackupNotFoundError(`${code === 'ENOENT' ? 'there is no backup file' : 'the backup is a directory, not a file:'} ${resolve(path)}`)
+    throw err
+  }
 }
 
 /**
@@ -400,6 +406,7 @@ export async function writeBackupFile (source: AsyncIterable<Uint8Array>, path: 
   const target = resolve(path)
   if (options.force !== true && await exists(target)) throw new BackupTargetExistsError(target)
   const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`)
+  if (!await exists(dirname(target))) throw new InvalidInputError(`cannot write ${target}: the directory ${dirname(target)} does not exist`, { field: 'to' })
   const hash = createHash('sha256')
   let size = 0
   let manifest: BackupManifest | undefined

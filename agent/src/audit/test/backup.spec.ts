@@ -162,6 +162,12 @@ describe('restore', () => {
     expect((await readdir(dataDir)).length).toBe(3)
   })
 
+  it('refuses a missing backup file and a missing directory to write to', async () => {
+    await expect(restoreBackup({ dataDir: join(tmp.path, 'nothing'), from: openBackupFile(join(tmp.path, 'missing.tar')) })).rejects.toMatchObject({ name: 'BackupNotFoundError' })
+    await expect(stat(join(tmp.path, 'nothing'))).rejects.toMatchObject({ code: 'ENOENT' })
+    await expect(writeBackupFile(openBackupFile(archivePath), join(tmp.path, 'no', 'such', 'x.tar'))).rejects.toMatchObject({ name: 'InvalidInputError', field: 'to' })
+  })
+
   it('refuses a non-empty target and a file, and writes nothing', async () => {
     const dataDir = join(tmp.path, 'busy')
     await mkdir(dataDir)
