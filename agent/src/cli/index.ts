@@ -33,6 +33,10 @@ const USAGE = `Usage: flexnode <command> [options]
 
 Commands:
   start     run a node (see flexnode start --help)
+  backup    back up the node: source chains, keystore (encrypted), artifact pins
+            (flexnode backup [--to <file> | postgres://…] [--data-dir <dir>] [--json])
+  restore   rebuild a data dir from a backup
+            (flexnode restore --from <file | postgres://…> --data-dir <new dir> [--json])
   peers     list the nodes the running node knows and its connected peers
             (flexnode peers [--data-dir <dir>] [--json])
   status    show the running node: identity, addresses, apps, peers, DHT op counts
@@ -65,10 +69,6 @@ Commands:
              [--consistency <c>] · memory search <name> (--vector <json> | --text <t>) [-k <n>]
              [--ef <n>] [--filter <json>] · memory info|delete <name> · memory list;
              all with [--data-dir <dir>] [--json]; see flexnode memory --help)
-  backup    back up the node: source chains, keystore (encrypted), artifact pins
-            (flexnode backup [--to <file> | postgres://…] [--data-dir <dir>] [--json])
-  restore   rebuild a data dir from a backup
-            (flexnode restore --from <file | postgres://…> --data-dir <new dir> [--json])
   help      show this help
 `
 
@@ -194,14 +194,14 @@ export async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
     switch (command) {
+      case 'backup':
+      case 'restore':
+        return await (await import('./backup.ts')).backupCli(command, rest)
       case 'start':
         return await start(rest)
       case 'peers':
       case 'status':
         return await inspect(command, rest)
-      case 'backup':
-      case 'restore':
-        return await (await import('./backup.ts')).backupCli(command, rest)
       case 'help':
       case '--help':
       case '-h':
