@@ -142,7 +142,7 @@ export function normalizePins (cids: readonly unknown[], field = 'pins'): string
 }
 
 /** Backups of one node: `create()` snapshots its database and stages the archive. */
-export function nodeBackup (init: BackupInit = {}) {
+export function nodeBackup (init: BackupInit = {}): (components: BackupComponents) => NodeBackup {
   return (components: BackupComponents): NodeBackup => ({
     create: async (options = {}) => await createBackup({ ...init, includePlaintextKeystore: options.includePlaintextKeystore ?? init.includePlaintextKeystore }, components, options)
   })
