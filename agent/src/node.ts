@@ -43,6 +43,7 @@ import { loadPolicyFile } from './policy/file.ts'
 import { publishDefaultMoePolicy, sharedPolicies, type SharedPolicies } from './policy/shared.ts'
 import { components, service, startServices, type RunningServices, type ServiceEntry } from './service.ts'
 import { AbortError } from './errors.ts'
+import { nodeBackupRoutes } from './audit/backup-routes.ts'
 import { resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
@@ -448,7 +449,15 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       provides: 'http',
       create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
         logger: c.logger,
-        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory }), artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models })]
+        routes: [
+          modelAdminRoutes({ engine: c.inference.engine }),
+          openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }),
+          resourceRoutes({ resources: c.resources }),
+          memoryRoutes({ memory: c.memory }),
+          artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models }),
+          // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins
+          nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() })
+        ]
       })
     },
     {

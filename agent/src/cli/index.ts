@@ -35,6 +35,10 @@ const USAGE = `Usage: flexnode <command> [options]
 
 Commands:
   start     run a node (see flexnode start --help)
+  backup    back up the node: source chains, keystore (encrypted), artifact pins
+            (flexnode backup [--to <file> | postgres://…] [--data-dir <dir>] [--json])
+  restore   rebuild a data dir from a backup
+            (flexnode restore --from <file | postgres://…> --data-dir <new dir> [--json])
   peers     list the nodes the running node knows and its connected peers
             (flexnode peers [--data-dir <dir>] [--json])
   status    show the running node: identity, addresses, apps, peers, DHT op counts
@@ -216,6 +220,9 @@ export async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
     switch (command) {
+      case 'backup':
+      case 'restore':
+        return await (await import('./backup.ts')).backupCli(command, rest)
       case 'start':
         return await start(rest)
       case 'peers':

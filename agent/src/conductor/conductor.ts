@@ -156,6 +156,12 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
     if (this.stopped) throw new DisposedError('EmbeddedConductor')
   }
 
+  /** A consistent snapshot of the database (every source chain) in the file `destination`, while running. */
+  async backupDatabase (destination: string): Promise<void> {
+    this.assertOpen()
+    await this.store.backup(destination)
+  }
+
   // -- the DHT, for the network (DhtHost) --------------------------------------------------
 
   /** The DHT space of a DNA this node runs, or null. */

@@ -673,6 +673,15 @@ export class ConductorStore {
     })
   }
 
+  /**
+   * A consistent copy of the whole database in the file `destination` (SQLite's online backup,
+   * step by step: writes through this connection meanwhile are carried into the copy).
+   */
+  async backup (destination: string): Promise<void> {
+    if (this.disposed) throw new DisposedError('ConductorStore')
+    await this.db.backup(destination)
+  }
+
   dispose (): void {
     if (this.disposed) return
     if (this.nonceTimer !== undefined) clearTimeout(this.nonceTimer)

@@ -218,6 +218,8 @@ const HTTP_ERRORS: Readonly<Record<string, { status: number, type: string, code:
   ArtifactStoreUnavailableError: { status: 503, type: 'server_error', code: 'artifact_store_unavailable' },
   RangeNotSatisfiableError: { status: 416, type: 'invalid_request_error', code: 'range_not_satisfiable', param: 'range' },
   WriteConsistencyError: { status: 503, type: 'server_error', code: 'write_consistency_not_met', param: 'write_consistency' },
+  // backup (`audit/backup-routes.ts`)
+  PlaintextKeystoreError: { status: 409, type: 'invalid_request_error', code: 'plaintext_keystore', param: 'include_plaintext_keystore' },
   NotHostedError: { status: 503, type: 'server_error', code: 'shard_not_hosted' },
   // an inference error of a kind this table does not name
   InferenceError: { status: 500, type: 'server_error', code: 'inference_failed' }
