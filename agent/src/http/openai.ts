@@ -217,6 +217,8 @@ const HTTP_ERRORS: Readonly<Record<string, { status: number, type: string, code:
   ArtifactIntegrityError: { status: 502, type: 'server_error', code: 'artifact_integrity' },
   ArtifactStoreUnavailableError: { status: 503, type: 'server_error', code: 'artifact_store_unavailable' },
   RangeNotSatisfiableError: { status: 416, type: 'invalid_request_error', code: 'range_not_satisfiable', param: 'range' },
+  InvalidModelArtifactError: { status: 422, type: 'invalid_request_error', code: 'invalid_model_artifact', param: 'cid' },
+  ModelExistsError: { status: 409, type: 'invalid_request_error', code: 'model_exists', param: 'cid' },
   WriteConsistencyError: { status: 503, type: 'server_error', code: 'write_consistency_not_met', param: 'write_consistency' },
   // backup (`audit/backup-routes.ts`)
   PlaintextKeystoreError: { status: 409, type: 'invalid_request_error', code: 'plaintext_keystore', param: 'include_plaintext_keystore' },
