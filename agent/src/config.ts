@@ -86,6 +86,8 @@ export interface StartOptions {
   promptCache?: false
   /** the vector memory: shard replicas offered (--memory-shards; 0 hosts none), HNSW worker threads (--memory-threads). @default 4 per GB of RAM, 1 thread */
   memory?: { shardCapacity?: number, threads?: number }
+  /** the artifact store: a Kubo daemon's RPC API instead of the embedded Helia (--kubo-api), the largest upload (--max-upload-mb). @default Helia, 10 GiB */
+  artifacts?: { kuboApi?: string, maxUploadBytes?: number }
   /** GPU use: auto-detect, or false to force CPU. @default 'auto' */
   gpu: boolean | 'auto'
   /** threads per model. @default half the cores */
@@ -138,6 +140,9 @@ Options:
   --memory-shards <n>           vector-memory shard replicas this node offers to host, its
                                 weight on the shard ring; 0 hosts none (default 4 per GB of RAM)
   --memory-threads <n>          worker threads holding the HNSW shard indexes (default 1)
+  --kubo-api <url>              keep artifacts in a Kubo daemon (its RPC API, e.g.
+                                http://127.0.0.1:5001) instead of the embedded Helia store
+  --max-upload-mb <n>           largest POST /v1/artifacts upload, MiB (default 10240)
   --gpu <auto|false>            use a GPU when one is found, or force CPU (default auto)
   --threads <n>                 threads per model (default half the cores)
   --max-queue <n>               requests waiting per model before 503 busy (default 16)
@@ -181,6 +186,18 @@ function port (value: string | undefined, flag: string): number {
   const n = Number(value)
   if (n > 65535) throw new UsageError(`${flag} must be a port number 0..65535, got ${value}`, flag)
   return n
+}
+
+/** An http(s) URL (a daemon's API). */
+function httpUrl (value: string, flag: string): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new UsageError(`${flag} must be a URL such as http://127.0.0.1:5001, got ${JSON.stringify(value)}`, flag)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`${flag} must be an http:// or https:// URL`, flag)
+  return url.toString().replace(/\/$/, '')
 }
 
 function integer (value: string, flag: string, min: number, max: number): number {
@@ -251,6 +268,8 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'no-demo-model': { type: 'boolean' },
     'no-prompt-cache': { type: 'boolean' },
     'memory-shards': { type: 'string' },
+    'kubo-api': { type: 'string' },
+    'max-upload-mb': { type: 'string' },
     'memory-threads': { type: 'string' },
     gpu: { type: 'string' },
     threads: { type: 'string' },
@@ -342,6 +361,14 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
           memory: {
             ...(v['memory-shards'] !== undefined ? { shardCapacity: integer(v['memory-shards'], '--memory-shards', 0, 65_536) } : {}),
             ...(v['memory-threads'] !== undefined ? { threads: integer(v['memory-threads'], '--memory-threads', 1, 64) } : {})
+          }
+        }
+      : {}),
+    ...(v['kubo-api'] !== undefined || v['max-upload-mb'] !== undefined
+      ? {
+          artifacts: {
+            ...(v['kubo-api'] !== undefined ? { kuboApi: httpUrl(v['kubo-api'], '--kubo-api') } : {}),
+            ...(v['max-upload-mb'] !== undefined ? { maxUploadBytes: integer(v['max-upload-mb'], '--max-upload-mb', 1, 16 * 1024 * 1024) * 1024 * 1024 } : {})
           }
         }
       : {}),
