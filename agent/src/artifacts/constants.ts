@@ -15,6 +15,8 @@ export const MAX_CHILDREN_PER_NODE = 174
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000
 /** Blocks fetched at once while pinning a DAG (bitswap asks every connected peer for each). */
 export const PIN_FETCH_CONCURRENCY = 16
+/** Blocks a `get` reads ahead of the one it streams (bounds its memory: 16 leaves of 256 KiB are 4 MiB). */
+export const GET_READ_AHEAD_BLOCKS = 16
 /** Sub-directories of a HeliaStore's `dir`. */
 export const BLOCKS_DIR = 'blocks'
 export const DATASTORE_DIR = 'datastore'

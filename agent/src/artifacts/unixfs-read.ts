@@ -10,6 +10,7 @@
 import type { UnixFS } from '@helia/unixfs'
 import type { CID } from 'multiformats/cid'
 import { InvalidInputError } from '../errors.ts'
+import { GET_READ_AHEAD_BLOCKS } from './constants.ts'
 import { FetchGuard } from './fetch-guard.ts'
 import type { ArtifactProgress, GetOptions, StatResult } from './types.ts'
 
@@ -44,7 +45,7 @@ export async function * readFile (fs: Pick<UnixFS, 'cat' | 'stat'>, cid: CID, op
     const report = (): void => { options.onProgress?.({ phase: 'get', bytes, blocks, total } satisfies ArtifactProgress) }
     report()
     if (total === 0) return
-    for await (const chunk of fs.cat(cid, { ...common, offset, length: total })) {
+    for await (const chunk of fs.cat(cid, { ...common, offset, length: total, blockReadConcurrency: GET_READ_AHEAD_BLOCKS } as Parameters<UnixFS['cat']>[1])) {
       guard.check()
       bytes += chunk.byteLength
       report()
