@@ -9,8 +9,6 @@ export const DEFAULT_CID_VERSION = 0
 export const DEFAULT_CHUNK_SIZE = 262_144
 /** Largest leaf a chunker may ask for: Kubo's limit (bitswap moves blocks of at most 2 MiB). */
 export const MAX_CHUNK_SIZE = 1_048_576
-/** Links per node of the balanced file layout: Kubo's (each link ~44 bytes keeps a node < 8 KiB). */
-export const MAX_CHILDREN_PER_NODE = 174
 /** A fetch gives up when no block arrived for this long (ms). */
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000
 /** Blocks fetched at once while pinning a DAG (bitswap asks every connected peer for each). */
