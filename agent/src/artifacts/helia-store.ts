@@ -129,17 +129,6 @@ export function heliaStore (init: HeliaStoreInit): (components: HeliaStoreCompon
       }
     })
 
-    const has = async (text: string): Promise<boolean> => {
-      const cid = parseCid(text)
-      const { disk, helia } = current()
-      return await walkDag(cid, {
-        load: async (c) => await disk.has(c) ? await readBlock(disk, c) : undefined,
-        exists: async (c) => await disk.has(c),
-        getCodec: helia.getCodec,
-        concurrency: PIN_FETCH_CONCURRENCY
-      })
-    }
-
     const isPinned = async (helia: Helia, cid: CID, signal?: AbortSignal): Promise<boolean> => {
       try {
         await helia.pins.get(cid, { signal })
@@ -148,6 +137,19 @@ export function heliaStore (init: HeliaStoreInit): (components: HeliaStoreCompon
         if ((err as Error).name === 'NotFoundError') return false
         throw err
       }
+    }
+
+    const has = async (text: string): Promise<boolean> => {
+      const cid = parseCid(text)
+      const { disk, helia } = current()
+      // a recursive pin exists only once every block was here, and pinned blocks are never collected
+      if (await isPinned(helia, cid)) return true
+      return await walkDag(cid, {
+        load: async (c) => await disk.has(c) ? await readBlock(disk, c) : undefined,
+        exists: async (c) => await disk.has(c),
+        getCodec: helia.getCodec,
+        concurrency: PIN_FETCH_CONCURRENCY
+      })
     }
 
     const pinLocal = async (helia: Helia, cid: CID, text: string, signal?: AbortSignal): Promise<void> => {

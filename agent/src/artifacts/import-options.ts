@@ -102,7 +102,8 @@ function parseBoolean (field: string, name: string, value: string): boolean {
  */
 export function fixedSizeChunker (size: number): (source: AsyncIterable<Uint8Array>) => AsyncGenerator<Uint8Array> {
   return async function * chunk (source) {
-    let leaf = new Uint8Array(size)
+    // every byte of a leaf is written before it is handed on: no need to zero it first
+    let leaf: Uint8Array = Buffer.allocUnsafeSlow(size)
     let filled = 0
     let emitted = false
     for await (const piece of source) {
@@ -115,7 +116,7 @@ export function fixedSizeChunker (size: number): (source: AsyncIterable<Uint8Arr
         if (filled === size) {
           yield leaf
           emitted = true
-          leaf = new Uint8Array(size)
+          leaf = Buffer.allocUnsafeSlow(size)
           filled = 0
         }
       }

@@ -10,6 +10,7 @@
 import type { UnixFS } from '@helia/unixfs'
 import type { CID } from 'multiformats/cid'
 import { InvalidInputError } from '../errors.ts'
+import { GET_READ_AHEAD_BLOCKS } from './constants.ts'
 import { FetchGuard } from './fetch-guard.ts'
 import type { ArtifactProgress, GetOptions, StatResult } from './types.ts'
 
@@ -39,12 +40,13 @@ export async function * readFile (fs: Pick<UnixFS, 'cat' | 'stat'>, cid: CID, op
   }
   try {
     const stat = await fs.stat(cid, common)
+    if (stat.type === 'directory') throw new InvalidInputError(`${text} is a directory, not a file`, { field: 'cid' })
     const size = Number(stat.size)
     const total = Math.max(0, Math.min(length ?? Infinity, size - offset))
     const report = (): void => { options.onProgress?.({ phase: 'get', bytes, blocks, total } satisfies ArtifactProgress) }
     report()
     if (total === 0) return
-    for await (const chunk of fs.cat(cid, { ...common, offset, length: total })) {
+    for await (const chunk of fs.cat(cid, { ...common, offset, length: total, blockReadConcurrency: GET_READ_AHEAD_BLOCKS } as Parameters<UnixFS['cat']>[1])) {
       guard.check()
       bytes += chunk.byteLength
       report()
@@ -53,7 +55,7 @@ export async function * readFile (fs: Pick<UnixFS, 'cat' | 'stat'>, cid: CID, op
       guard.touch()
     }
   } catch (err) {
-    throw guard.fail(err)
+    throw notUnixfs(err, text) ?? guard.fail(err)
   } finally {
     guard.done()
   }
@@ -70,10 +72,20 @@ export async function statFile (fs: Pick<UnixFS, 'stat'>, cid: CID, options: Rea
     })
     return { cid: cid.toString(), size: stat.type === 'directory' ? 0 : Number(stat.size), type: stat.type }
   } catch (err) {
-    throw guard.fail(err)
+    throw notUnixfs(err, cid.toString()) ?? guard.fail(err)
   } finally {
     guard.done()
   }
+}
+
+/** The exporter's word that the content is not a UnixFS file or directory (a dag-cbor CID…), as a typed error. */
+function notUnixfs (err: unknown, cid: string): InvalidInputError | undefined {
+  if (err instanceof InvalidInputError) return err
+  const name = (err as Error | null)?.name
+  if (name === 'NotUnixFSError' || name === 'NoResolverError' || name === 'NotAFileError') {
+    return new InvalidInputError(`${cid} is not a UnixFS file (${(err as Error).message})`, { field: 'cid' })
+  }
+  return undefined
 }
 
 function rangeValue (value: number | undefined, field: 'offset' | 'length'): number | undefined {

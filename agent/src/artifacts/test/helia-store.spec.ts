@@ -135,6 +135,28 @@ describe('HeliaStore', () => {
       expect(a.libp2p.getConnections().map(c => c.remotePeer.toString())).toEqual([b.peerId])
     })
 
+    it('a block corrupted on the provider\'s disk is never served: the fetch finds nothing (ContentNotFoundError), both nodes keep running', async () => {
+      const a = await meshNode()
+      cleanups.push(async () => { await a.stop() })
+      const addrA = a.multiaddrs().find(m => m.startsWith('/ip4/127.0.0.1/'))
+      if (addrA === undefined) throw new Error('A has no loopback address')
+      const b = await meshNode([addrA])
+      cleanups.push(async () => { await b.stop() })
+      await waitUntil(() => b.peers().includes(a.peerId), { what: 'B to see A' })
+      const { dir, cleanup } = await tempDir()
+      const storeA = heliaStore({ dir })({ libp2p: a.libp2p, logger })
+      await storeA.start()
+      cleanups.push(async () => { await storeA.stop(); await cleanup() })
+      const storeB = await storeOn(b)
+      const bytes = Buffer.from('a block that rots on disk')
+      const { cid } = await storeA.add(bytes, { cidVersion: 1 })
+      await corrupter(dir)(cid)
+      expect(await failure(collect(storeB.get(cid, { providers: [a.peerId], timeoutMs: 500 })))).toBe('ContentNotFoundError')
+      // A still serves what is intact
+      const good = await storeA.add(Buffer.from('intact'), { cidVersion: 1 })
+      expect((await collect(storeB.get(good.cid, { providers: [a.peerId] }))).toString()).toBe('intact')
+    })
+
     it('refuses a provider hint that is not a peer id', async () => {
       const a = await meshNode()
       cleanups.push(async () => { await a.stop() })
