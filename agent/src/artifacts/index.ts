@@ -185,6 +185,8 @@ export function artifacts (init: ArtifactsInit) {
     const stopping = new AbortController()
     let timer: NodeJS.Timeout | undefined
     let passing: Promise<ReplicationPass> | undefined
+    /** something was unpinned since the last garbage collection: the next pass frees its blocks */
+    let collect = false
 
     const viewOf = ({ author: _author, action_hash: _hash, ...r }: ArtifactInfo): ArtifactRecordView => ({ ...r, producer: encodeHash(r.producer) })
 
@@ -226,6 +228,7 @@ export function artifacts (init: ArtifactsInit) {
       const text = parseCid(cid).toString()
       await store.unpin(text, options)
       await index.withdraw(text)
+      collect = true
     }
 
     const replicateOnce = async (signal: AbortSignal): Promise<ReplicationPass> => {
@@ -283,6 +286,10 @@ export function artifacts (init: ArtifactsInit) {
         }
       }
       await Promise.all(Array.from({ length: Math.max(1, maxPins) }, worker))
+      if (collect && !signal.aborted) {
+        collect = false
+        await store.gc({ signal }).catch((err: unknown) => { collect = true; log.warn({ err: errorMessage(err) }, 'garbage collection failed') })
+      }
       return pass
     }
 
