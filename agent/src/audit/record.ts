@@ -18,7 +18,6 @@ import { KIND_PATTERN, MAX_DETAIL_BYTES, MAX_DETAIL_DEPTH, MAX_FIELD_LENGTH, REC
 import { InvalidAuditEventError, type AuditEvent, type JsonObject } from './types.ts'
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 
 function isPlain (v: unknown): v is Record<string, unknown> {
