@@ -48,6 +48,8 @@ import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
 import { memory, memoryDir, type MemoryInit, type MemoryService } from './memory/index.ts'
 import { memoryRoutes } from './memory/routes.ts'
+import { audit, type AuditInit, type AuditService } from './audit/index.ts'
+import { auditRoutes } from './audit/routes.ts'
 import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
@@ -175,6 +177,8 @@ export interface FlexNodeInit {
    * threads, and the sync and ring intervals. @default 4 shard replicas per GB of RAM, 1 thread, design §10.7's intervals
    */
   memory?: Omit<MemoryInit, 'dir'>
+  /** the audit log (`audit/index.ts`); with `url` (`--audit-db`) it is shipped to Postgres. @default the outbox only */
+  audit?: AuditInit
 }
 
 export interface ReadyInfo {
@@ -218,6 +222,7 @@ export interface NodeComponents {
   registry: RegistryService
   resources: ResourcesService
   memory: MemoryService
+  audit: AuditService
 }
 
 /** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
@@ -275,6 +280,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         })
       }
     },
+    // right after the conductor, so its hook sees every zome call's commit
+    { name: 'audit', provides: 'audit', create: (c) => audit(init.audit)({ conductor: c.conductor, keystore: c.keys.keystore, logger: c.logger }) },
     {
       name: 'dht network',
       create: (c) => {
@@ -421,7 +428,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       provides: 'http',
       create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
         logger: c.logger,
-        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory })]
+        routes: [modelAdminRoutes({ engine: c.inference.engine }), openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }), resourceRoutes({ resources: c.resources }), memoryRoutes({ memory: c.memory }), auditRoutes({ audit: c.audit })]
       })
     },
     {
@@ -468,6 +475,7 @@ export class FlexNode {
   readonly http: HttpServer
   readonly resources: ResourcesService
   readonly memory: MemoryService
+  readonly audit: AuditService
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -484,6 +492,7 @@ export class FlexNode {
     this.http = c.http
     this.resources = c.resources
     this.memory = c.memory
+    this.audit = c.audit
     this.#services = services
     this.#log = log
   }

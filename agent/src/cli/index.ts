@@ -65,6 +65,9 @@ Commands:
              [--consistency <c>] · memory search <name> (--vector <json> | --text <t>) [-k <n>]
              [--ef <n>] [--filter <json>] · memory info|delete <name> · memory list;
              all with [--data-dir <dir>] [--json]; see flexnode memory --help)
+  audit     the node's tamper-evident audit log, and its verification (here or in Postgres)
+            (flexnode audit [--since <time|duration>] [--kind <k>] [--json] ·
+             audit verify [--db <postgres://…>] [--json]; exit 1 when verification fails)
   help      show this help
 `
 
@@ -195,6 +198,8 @@ export async function main (argv: string[]): Promise<number> {
       case 'peers':
       case 'status':
         return await inspect(command, rest)
+      case 'audit':
+        return await (await import('./audit.ts')).auditMain(rest)
       case 'help':
       case '--help':
       case '-h':
