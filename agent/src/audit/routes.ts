@@ -25,7 +25,7 @@ const QUERY_KEYS = ['since', 'kind', 'after_seq', 'limit']
 export function parseSince (value: string, field = 'since'): number {
   if (/^\d{1,17}$/.test(value)) return Number(value)
   const ms = Date.parse(value)
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) throw new InvalidInputError(`${field} must be an ISO time (2026-01-31T12:00:00Z) or µs since the Unix epoch, got ${JSON.stringify(value)}`, { field })
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms) || ms < 0 || ms * 1000 > Number.MAX_SAFE_INTEGER) throw new InvalidInputError(`${field} must be an ISO time (2026-01-31T12:00:00Z) or µs since the Unix epoch, got ${JSON.stringify(value)}`, { field })
   return ms * 1000
 }
 

@@ -55,7 +55,7 @@ export function parseSinceFlag (value: string, now = Date.now()): number {
   const d = /^(\d{1,9})(s|m|h|d|w)$/.exec(value)
   if (d !== null) return (now - Number(d[1]) * DURATION_UNITS[d[2]!]!) * 1000
   const ms = Date.parse(value)
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) throw new UsageError(`--since must be an ISO time (2026-01-31T12:00:00Z) or a duration (30s, 15m, 2h, 7d), got ${JSON.stringify(value)}`, '--since')
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms) || ms < 0 || ms * 1000 > Number.MAX_SAFE_INTEGER) throw new UsageError(`--since must be an ISO time (2026-01-31T12:00:00Z) or a duration (30s, 15m, 2h, 7d), got ${JSON.stringify(value)}`, '--since')
   return ms * 1000
 }
 
