@@ -5,10 +5,13 @@
  * from the entries written.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestConductor, NOTES_HAPP, type TestConductor } from '../../../../fixtures/index.ts'
+import { createTestConductor, FLEXSTACK_HAPP, NOTES_HAPP, type TestConductor } from '../../../../fixtures/index.ts'
+import type { Action } from '../../../../zomes-ts/hdk/index.ts'
 import type { CommitEvent } from '../../conductor/conductor.ts'
 import { InProcessAppClient } from '../../conductor/in-process-client.ts'
-import { encodeHash, hashFrom32 } from '../../holo/hash.ts'
+import type { NetRecord } from '../../conductor/space.ts'
+import { encodeHash, hashFrom32, hashFromContent } from '../../holo/hash.ts'
+import { buildCapability } from '../../registry/registry-service.ts'
 import { silentLogger } from '../../logger.ts'
 import { audit, type AuditService } from '../index.ts'
 import { commitEvent } from '../kinds.ts'
@@ -116,5 +119,39 @@ describe('kinds derived from the entries written', () => {
     expect(commitEvent(event('artifact_index', [del('artifact_index_integrity', 'ProviderRecord')]))).toMatchObject({ kind: 'unpin', subject: encodeHash(h(4)) })
     expect(commitEvent(event('policy_store', [create('policy_store_integrity', 'PolicyDecision')]))?.kind).toBe('policy')
     expect(commitEvent({ ...event('notes', [create('n', 'Note')]), origin: { type: 'genesis' } })).toBeUndefined()
+  })
+})
+
+describe('warrants this node issues', () => {
+  it('a forked chain seen here is warranted, and the warrant is an audit record', async () => {
+    const flexstack = async (): Promise<{ t: TestConductor, client: InProcessAppClient, dna: Uint8Array }> => {
+      const t = await createTestConductor()
+      await t.conductor.installApp({ source: { type: 'path', value: FLEXSTACK_HAPP }, agent_key: t.agent, installed_app_id: 'flexstack', network_seed: 'audit-warrant' })
+      await t.conductor.enableApp({ installed_app_id: 'flexstack' })
+      const client = await InProcessAppClient.connect(t.conductor, 'flexstack')
+      return { t, client, dna: client.cellId('agent_registry')[0] }
+    }
+    const [b, d] = await Promise.all([flexstack(), flexstack()])
+    const bAudit = audit()({ conductor: b.t.conductor, keystore: b.t.keystore, logger: silentLogger() })
+    await bAudit.start()
+    try {
+      const machine = { cpu_cores: 4, cpu_arch: 'x86_64', ram_gb: 16, gpu: null, local_ssd_gb: 100, hostname: 'h', platform: 'linux' as const }
+      await d.client.callZome({ role_name: 'agent_registry', zome_name: 'capabilities', fn_name: 'advertise', payload: buildCapability(d.t.agent, 'dave', machine, { cpu_percent: 1, gpu_percent: 0, memory_percent: 2 }, {}) })
+      const space = d.t.conductor.space(d.dna)!
+      const records = space.records(space.validActions(), 1e9)
+      b.t.conductor.receiveRecords(b.dna, records)
+      const head = records.reduce((x, y) => (y.action.header.action_seq > x.action.header.action_seq ? y : x))
+      const action: Action = { header: { ...head.action.header, timestamp: head.action.header.timestamp + 5 }, data: { type: 'InitZomesComplete' } }
+      const fork: NetRecord = { action, signature: d.t.keystore.sign(d.t.agent, hashFromContent(action, 'Action')), entry: null }
+      expect(b.t.conductor.receiveRecords(b.dna, [fork]).warrants.map(w => w.kind)).toEqual(['ChainFork'])
+      const [w] = bAudit.log.list({ kind: 'warrant' })
+      expect(w).toMatchObject({ kind: 'warrant', actor: encodeHash(b.t.agent), subject: encodeHash(d.t.agent) })
+      expect(w!.detail).toMatchObject({ dna: 'agent_registry', warrant_kind: 'ChainFork' })
+      expect(bAudit.log.verify().ok).toBe(true)
+    } finally {
+      await bAudit.stop()
+      await b.t[Symbol.asyncDispose]()
+      await d.t[Symbol.asyncDispose]()
+    }
   })
 })
