@@ -80,7 +80,7 @@ export function checkAuditUrl (url: unknown): string {
 
 const INSERT = `INSERT INTO audit_record (id, node, seq, at, kind, actor, subject, detail, trace_id, prev, hash, signature)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
-ON CONFLICT (id) DO NOTHING RETURNING id`
+ON CONFLICT (id) DO NOTHING`
 
 export class AuditShipper implements Service {
   readonly url: string
@@ -226,8 +226,9 @@ export class AuditShipper implements Service {
     try {
       await client.query('BEGIN')
       const cols = columns(rows)
-      const inserted = await client.query<{ id: string }>(INSERT, cols)
-      if (inserted.rowCount !== rows.length) await this.checkConflicts(client, rows, inserted.rows.map(r => r.id))
+      const inserted = await client.query(INSERT, cols)
+      // some were there already (a batch sent again): they must be the very same records
+      if (inserted.rowCount !== rows.length) await this.checkConflicts(client, rows)
       await client.query('COMMIT')
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined)
@@ -244,15 +245,13 @@ export class AuditShipper implements Service {
   }
 
   /** Records already in Postgres must be the very same records (same hash), or shipping stops. */
-  private async checkConflicts (client: pg.Client, rows: OutboxRow[], inserted: string[]): Promise<void> {
-    const fresh = new Set(inserted)
-    const existing = rows.filter(r => !fresh.has(recordId(r.node, r.seq)))
-    const { rows: there } = await client.query<{ id: string, hash: string }>('SELECT id, hash FROM audit_record WHERE id = ANY($1::text[])', [existing.map(r => recordId(r.node, r.seq))])
+  private async checkConflicts (client: pg.Client, rows: OutboxRow[]): Promise<void> {
+    const { rows: there } = await client.query<{ id: string, hash: string }>('SELECT id, hash FROM audit_record WHERE id = ANY($1::text[])', [rows.map(r => recordId(r.node, r.seq))])
     const theirs = new Map(there.map(r => [r.id, r.hash]))
-    for (const r of existing) {
+    for (const r of rows) {
       const id = recordId(r.node, r.seq)
       const hash = theirs.get(id)
-      if (hash !== r.hash) throw new AuditConflictError(id, r.hash, hash ?? '(a row with this node and seq under another id)')
+      if (hash !== undefined && hash !== r.hash) throw new AuditConflictError(id, r.hash, hash)
     }
   }
 
