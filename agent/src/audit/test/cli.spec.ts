@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTestConductor, NOTES_HAPP, type TestConductor } from '../../../../fixtures/index.ts'
 import { startPostgres, type TestPostgres } from '../../../../fixtures/postgres.ts'
 import { auditCommand, parseAuditArgs, parseSinceFlag } from '../../cli/audit.ts'
+import { parseStartArgs } from '../../config.ts'
 import { InProcessAppClient } from '../../conductor/in-process-client.ts'
 import { encodeHash } from '../../holo/hash.ts'
 import { silentLogger } from '../../logger.ts'
@@ -89,5 +90,17 @@ describe('flexnode audit', () => {
     expect(parseSinceFlag('2026-01-31T00:00:00Z')).toBe(Date.parse('2026-01-31T00:00:00Z') * 1000)
     const bad = [['--since', 'yesterday'], ['--since', '9999-01-01T00:00:00Z'], ['--limit', '0'], ['--kind', 'Bad Kind'], ['verify', '--db', 'mysql://x/y'], ['verify', '--since', '1h'], ['--db', 'postgres://h/d'], ['verify', '--node', 'nope', '--db', 'postgres://h/d'], ['other'], ['--bogus']]
     for (const args of bad) expect(() => parseAuditArgs(args, {}), args.join(' ')).toThrow(expect.objectContaining({ name: 'UsageError' }))
+  })
+
+  it('flexnode start --audit-db (or FLEXNODE_AUDIT_DB) takes a postgres URL', async () => {
+    expect(await parseStartArgs(['--audit-db', 'postgres://u:p@db:5432/audit'], {})).toMatchObject({ audit: { url: 'postgres://u:p@db:5432/audit' } })
+    expect(await parseStartArgs([], { FLEXNODE_AUDIT_DB: 'postgresql://db/audit' })).toMatchObject({ audit: { url: 'postgresql://db/audit' } })
+    expect(await parseStartArgs([], {})).not.toHaveProperty('audit')
+    for (const bad of ['mysql://db/x', 'db:5432', 'postgres://']) {
+      const err = await parseStartArgs(['--audit-db', bad], {}).catch((e: unknown) => e)
+      expect(err, bad).toMatchObject({ name: 'UsageError' })
+    }
+    const err = await parseStartArgs(['--audit-db', 'https://u:secret@db/x'], {}).catch((e: unknown) => e) as Error
+    expect(err.message).not.toContain('secret')
   })
 })
