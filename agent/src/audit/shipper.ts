@@ -101,7 +101,8 @@ export class AuditShipper implements Service {
   private wake: (() => void) | undefined
   private busy: Promise<number> | undefined
   private offAppend: (() => void) | undefined
-  private readonly idle = new Set<() => void>()
+  /** the sink's high-water mark as last read or written (appends compare against it, without a query) */
+  private markSeq = 0
 
   constructor (init: AuditShipperInit, components: AuditShipperComponents) {
     this.url = checkAuditUrl(init.url)
@@ -154,8 +155,10 @@ export class AuditShipper implements Service {
       this.fail(err)
     }
     this.running = true
-    this.offAppend = this.log.onAppend(() => {
-      if (this.wake !== undefined && this.failures === 0 && this.log.depth(this.sink) >= this.batchSize) this.wake()
+    this.markSeq = this.log.shippedSeq(this.sink)
+    // a full batch waiting ships at once rather than at the next interval
+    this.offAppend = this.log.onAppend((record) => {
+      if (this.wake !== undefined && this.failures === 0 && record.seq - this.markSeq >= this.batchSize) this.wake()
     })
     this.loop = this.run()
   }
@@ -237,7 +240,8 @@ export class AuditShipper implements Service {
       if (isConnectionError(err)) throw new AuditSinkUnavailableError(this.url, err)
       throw new AuditShipError(errorMessage(err), err)
     }
-    this.log.markShipped(rows[rows.length - 1]!.seq, this.sink)
+    this.markSeq = rows[rows.length - 1]!.seq
+    this.log.markShipped(this.markSeq, this.sink)
     this.shipped += rows.length
     this.failures = 0
     this.lastError = null
@@ -290,20 +294,8 @@ export class AuditShipper implements Service {
         this.fail(err)
       }
       if (this.stopped) break
-      if (!full) {
-        for (const fn of this.idle) fn()
-        await this.sleep(this.delay())
-      }
+      if (!full) await this.sleep(this.delay())
     }
-  }
-
-  /** Resolves once the background loop has found the outbox empty (or failed) after this call. */
-  async settled (): Promise<void> {
-    await new Promise<void>(resolve => {
-      const done = (): void => { this.idle.delete(done); resolve() }
-      this.idle.add(done)
-      this.wake?.()
-    })
   }
 
   /** Stops the loop; a batch in flight gets `STOP_GRACE_MS` to finish, then its connection is dropped. Idempotent. */
@@ -312,7 +304,6 @@ export class AuditShipper implements Service {
     this.stopped = true
     this.offAppend?.()
     this.wake?.()
-    for (const fn of this.idle) fn()
     let timer: NodeJS.Timeout | undefined
     const grace = new Promise<void>(resolve => { timer = setTimeout(resolve, STOP_GRACE_MS) })
     await Promise.race([this.loop, grace])
