@@ -40,7 +40,7 @@ export async function run (report: Report): Promise<void> {
     const shipper = auditShipper({ url: pg.url, batchSize: BATCH })({ log, logger: silentLogger() })
     try {
       await shipper.drain() // what the append cases left, and the schema migration
-      const n = Math.max(20_000, Math.round(200_000 * BENCH_SCALE))
+      const n = Math.max(10 * BATCH, Math.round(200_000 * BENCH_SCALE))
       log.transaction(() => { for (let i = 0; i < n; i++) log.append(event(i)) })
       const shipped = await measureAsync({ id: 'audit.ship', name: `audit records shipped to Postgres (batch ${BATCH})`, group: 'audit', unitsPerOp: BATCH, warmup: 2, maxOps: Math.floor(n / BATCH) - 2, budgetMs: 4000, fn: async () => await shipper.shipOnce() })
       report.add(shipped)

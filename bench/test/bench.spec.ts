@@ -44,6 +44,9 @@ describe('npm run bench', () => {
     expect(out).toMatch(/vector memory: queries\/s at recall ≥ 0\.95 [^\n]*mesh ÷ one index = \d+\.\d+x \(goal ≥ 0\.5\); with 8 mesh queries in flight \d+ q\/s = \d+\.\d+x/)
     expect(out).toMatch(/vector memory: a fourth node joins: rebalanced in [\d.]+ s [^\n]*\d+ shard copies, [\d.]+ MiB received; per 100,000 vectors [\d.]+ s and [\d.]+ MiB/)
     expect(out).toMatch(/resources: a heavy pure WASM task of [\d.]+ ms through schedule_task ÷ WebAssembly\.instantiate \+ run\(\) in process: local \d+\.\d+x, remote peer \d+\.\d+x \(goal ≥ 0\.9\); fixed overhead per task \(lease, run, release\) local p50 [\d.]+ ms p95 [\d.]+ ms, remote p50 [\d.]+ ms p95 [\d.]+ ms/)
+    // audit: records shipped into Postgres per second against the goal, and the added cost per audited zome call
+    expect(out).toMatch(/audit: [\d,]+ records\/s shipped into Postgres, goal ≥ 10,000 \(\d+\.\d+x of it\)/)
+    expect(out).toMatch(/audit: an audited write zome call runs at \d+\.\d+x of the rate without/)
     expect(out).toMatch(/peak RSS of one idle node with the demo model loaded: \d+ MiB[^\n]*\d+\.\d+x the node without a model/)
   }, 420_000)
 })
