@@ -145,18 +145,6 @@ export class AuditSinkUnavailableError extends FlexnodeError {
   }
 }
 
-/** A chain failed verification (`flexnode audit verify`): which record and why. */
-export class AuditVerificationError extends FlexnodeError {
-  static override readonly name = 'AuditVerificationError'
-  readonly seq: number
-  readonly reason: AuditProblem['reason']
-  constructor (problem: AuditProblem) {
-    super(`audit record ${problem.id ?? `#${problem.seq}`}: ${problem.message}`)
-    this.seq = problem.seq
-    this.reason = problem.reason
-  }
-}
-
 /** The audit URL is not a `postgres://` or `postgresql://` URL. */
 export class InvalidAuditUrlError extends FlexnodeError {
   static override readonly name = 'InvalidAuditUrlError'
