@@ -107,6 +107,8 @@ export interface StartOptions {
    * policy_store DNA, so another set is another mesh. @default none: local policies only
    */
   policyAdmins?: string[]
+  /** ship the audit outbox to this Postgres database (--audit-db, or FLEXNODE_AUDIT_DB). @default none: the outbox is the audit log */
+  audit?: { url: string }
 }
 
 export const START_USAGE = `Usage: flexnode start [options]
@@ -158,6 +160,10 @@ Options:
                                 part of the policy_store DNA: every node of a mesh needs the same
                                 set, and a data dir keeps the set it was first started with
                                 (default none: published policies are ignored, local ones apply)
+  --audit-db <postgres://…>     ship the audit log (every writing zome call, warrant…) to this
+                                Postgres database; its schema is created and upgraded there
+                                (or set FLEXNODE_AUDIT_DB; default: kept in the data dir only,
+                                see flexnode audit)
   --agent-name <name>           name advertised in NodeCapability (default: hostname)
   --heartbeat-interval <secs>   seconds between heartbeats: signed presence records, gossiped,
                                 never on a chain; a node is offline 2.5 intervals after its
@@ -279,6 +285,7 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     'http-allowed-hosts': { type: 'string', multiple: true },
     'moe-policy': { type: 'string' },
     'policy-admin': { type: 'string', multiple: true },
+    'audit-db': { type: 'string' },
     'passphrase-file': { type: 'string' },
     'new-chain': { type: 'boolean' },
     'log-level': { type: 'string' },
@@ -331,6 +338,8 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     if (!/^uhCAk[A-Za-z0-9_-]{48}$/.test(key)) throw new UsageError(`--policy-admin must be an agent key (uhCAk… as in FLEXNODE_READY's agent_pub_key), got ${JSON.stringify(key)}`, '--policy-admin')
     return key
   })
+  const auditDb = v['audit-db'] ?? (env.FLEXNODE_AUDIT_DB === '' ? undefined : env.FLEXNODE_AUDIT_DB)
+  if (auditDb !== undefined) checkPostgresUrl(auditDb, '--audit-db')
   return {
     dataDir: resolve(dataDir),
     network: network as NetworkName,
@@ -379,8 +388,19 @@ export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = p
     httpHost,
     ...(httpAllowedHosts !== undefined ? { httpAllowedHosts } : {}),
     moePolicyFile: v['moe-policy'] === undefined ? undefined : resolve(v['moe-policy']),
-    ...(policyAdmins !== undefined ? { policyAdmins } : {})
+    ...(policyAdmins !== undefined ? { policyAdmins } : {}),
+    ...(auditDb !== undefined ? { audit: { url: auditDb } } : {})
   }
+}
+
+/** A `postgres://` (or `postgresql://`) URL with a host, or a UsageError naming `flag`. */
+export function checkPostgresUrl (value: string, flag: string): string {
+  let u: URL | undefined
+  try { u = new URL(value) } catch { /* reported below */ }
+  if (u === undefined || (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') || u.hostname === '') {
+    throw new UsageError(`${flag} must be a postgres://user:password@host:port/database URL, got ${JSON.stringify(value.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@'))}`, flag)
+  }
+  return value
 }
 
 /** Options of the commands that inspect a running node: `flexnode peers`, `flexnode status`. */

@@ -49,6 +49,8 @@ import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
 import { resourceRoutes } from './resources/routes.ts'
 import { memory, memoryDir, type MemoryInit, type MemoryService } from './memory/index.ts'
 import { memoryRoutes } from './memory/routes.ts'
+import { audit, type AuditInit, type AuditService } from './audit/index.ts'
+import { auditRoutes } from './audit/routes.ts'
 import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
 import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts/index.ts'
 import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
@@ -187,6 +189,8 @@ export interface FlexNodeInit {
    * largest `POST /v1/artifacts` body. @default Helia; {min: 3, max: 5}; a pass every 30 s; a 60 s grace; 10 GiB uploads
    */
   artifacts?: Omit<ArtifactsInit, 'dir'> & { maxUploadBytes?: number }
+  /** the audit log (`audit/index.ts`); with `url` (`--audit-db`) it is shipped to Postgres. @default the outbox only */
+  audit?: AuditInit
 }
 
 export interface ReadyInfo {
@@ -233,6 +237,7 @@ export interface NodeComponents {
   artifacts: ArtifactService
   /** models published to and pulled from the artifact store */
   models: ModelArtifacts
+  audit: AuditService
 }
 
 /** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
@@ -290,6 +295,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         })
       }
     },
+    // right after the conductor, so its hook sees every zome call's commit
+    { name: 'audit', provides: 'audit', create: (c) => audit(init.audit)({ conductor: c.conductor, keystore: c.keys.keystore, logger: c.logger }) },
     {
       name: 'dht network',
       create: (c) => {
@@ -455,6 +462,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           resourceRoutes({ resources: c.resources }),
           memoryRoutes({ memory: c.memory }),
           artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models }),
+          auditRoutes({ audit: c.audit }),
           // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins
           nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() })
         ]
@@ -506,6 +514,7 @@ export class FlexNode {
   readonly memory: MemoryService
   readonly artifacts: ArtifactService
   readonly models: ModelArtifacts
+  readonly audit: AuditService
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -524,6 +533,7 @@ export class FlexNode {
     this.memory = c.memory
     this.artifacts = c.artifacts
     this.models = c.models
+    this.audit = c.audit
     this.#services = services
     this.#log = log
   }

@@ -46,6 +46,9 @@ describe('npm run bench', () => {
     expect(out).toMatch(/resources: a heavy pure WASM task of [\d.]+ ms through schedule_task ÷ WebAssembly\.instantiate \+ run\(\) in process: local \d+\.\d+x, remote peer \d+\.\d+x \(goal ≥ 0\.9\); fixed overhead per task \(lease, run, release\) local p50 [\d.]+ ms p95 [\d.]+ ms, remote p50 [\d.]+ ms p95 [\d.]+ ms/)
     // artifacts: add and get of the embedded store against raw sha256, and a peer's fetch against the local get
     expect(out).toMatch(/artifacts: a [\d,.]+ MB file in the embedded Helia store: add [\d,.]+ MB\/s = \d+\.\d+x raw sha256 [^\n]*get [\d,.]+ MB\/s = \d+\.\d+x \(goal ≥ 0\.5\); fetched by a peer over loopback [\d,.]+ MB\/s = \d+\.\d+x the local get/)
+    // audit: records shipped into Postgres per second against the goal, and the added cost per audited zome call
+    expect(out).toMatch(/audit: [\d,]+ records\/s shipped into Postgres, goal ≥ 10,000 \(\d+\.\d+x of it\)/)
+    expect(out).toMatch(/audit: an audited write zome call runs at \d+\.\d+x of the rate without/)
     expect(out).toMatch(/peak RSS of one idle node with the demo model loaded: \d+ MiB[^\n]*\d+\.\d+x the node without a model/)
   }, 420_000)
 })

@@ -60,8 +60,9 @@ CREATE TABLE audit_record (
   signature text NOT NULL,
   UNIQUE (node, seq)
 );
-CREATE INDEX audit_record_kind_at ON audit_record (kind, at);
-CREATE INDEX audit_record_at ON audit_record (at);`
+-- records arrive in time order: a BRIN index serves time ranges at a fraction of a b-tree's
+-- cost per insert (two b-trees more halved the rows shipped per second)
+CREATE INDEX audit_record_at ON audit_record USING brin (at);`
   },
   {
     version: 2,

@@ -145,18 +145,6 @@ export class AuditSinkUnavailableError extends FlexnodeError {
   }
 }
 
-/** A chain failed verification (`flexnode audit verify`): which record and why. */
-export class AuditVerificationError extends FlexnodeError {
-  static override readonly name = 'AuditVerificationError'
-  readonly seq: number
-  readonly reason: AuditProblem['reason']
-  constructor (problem: AuditProblem) {
-    super(`audit record ${problem.id ?? `#${problem.seq}`}: ${problem.message}`)
-    this.seq = problem.seq
-    this.reason = problem.reason
-  }
-}
-
 /** The audit URL is not a `postgres://` or `postgresql://` URL. */
 export class InvalidAuditUrlError extends FlexnodeError {
   static override readonly name = 'InvalidAuditUrlError'
@@ -175,5 +163,26 @@ export function redactUrl (url: string): string {
     return u.toString()
   } catch {
     return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@')
+  }
+}
+
+/** The sink holds a different record under an id this node is shipping (a fork, or an edited row). */
+export class AuditConflictError extends FlexnodeError {
+  static override readonly name = 'AuditConflictError'
+  readonly id: string
+  constructor (id: string, ours: string, theirs: string) {
+    super(`the audit database already holds a different record ${id} (hash ${theirs.slice(0, 16)}…, ours ${ours.slice(0, 16)}…): it was edited there, or another node ships under this node's key; shipping stops until it is resolved`)
+    this.id = id
+  }
+}
+
+/** A batch failed in Postgres for a reason other than the connection (the outbox keeps it). */
+export class AuditShipError extends FlexnodeError {
+  static override readonly name = 'AuditShipError'
+  readonly code?: string
+  constructor (message: string, cause: unknown) {
+    const code = (cause as { code?: unknown } | null)?.code
+    super(`shipping audit records failed: ${message}`, { cause })
+    this.code = typeof code === 'string' ? code : undefined
   }
 }

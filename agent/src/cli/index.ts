@@ -80,6 +80,9 @@ Commands:
   artifacts the mesh's artifact records, an artifact's providers, pin or unpin one here
             (flexnode artifacts [list [--limit <n>] | providers <cid> | pin <cid> | unpin <cid>]
              [--data-dir <dir>] [--json])
+  audit     the node's tamper-evident audit log, and its verification (here or in Postgres)
+            (flexnode audit [--since <time|duration>] [--kind <k>] [--json] ·
+             audit verify [--db <postgres://…>] [--json]; exit 1 when verification fails)
   help      show this help
 `
 
@@ -228,6 +231,8 @@ export async function main (argv: string[]): Promise<number> {
       case 'peers':
       case 'status':
         return await inspect(command, rest)
+      case 'audit':
+        return await (await import('./audit.ts')).auditMain(rest)
       case 'help':
       case '--help':
       case '-h':

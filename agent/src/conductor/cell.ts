@@ -49,7 +49,17 @@ export interface CellComponents {
   presence?: (agents: HoloHash[]) => Array<AgentPresence | null>
   /** called after each commit with the new records, in chain order */
   onCommitted?: (cell: Cell, records: Array<{ sa: SignedAction, entry: Entry | null, entryPublic: boolean, ops: ProducedOp[] }>) => void
+  /**
+   * Called INSIDE each commit's transaction, after its writes, with what is being committed and
+   * why: what it writes joins the commit (the audit outbox), and a throw rolls the commit back.
+   */
+  onCommitting?: (cell: Cell, origin: CommitOrigin, records: Array<{ sa: SignedAction, entry: Entry | null, entryTypeKey: string | null }>) => void
 }
+
+/** Why a cell commits: a zome call (with who called it), its genesis, its zomes' init, or a capability grant. */
+export type CommitOrigin =
+  | { type: 'call', zome: string, fn: string, provenance: HoloHash }
+  | { type: 'genesis' | 'init' | 'grant' }
 
 export interface CellInit {
   /** @default 30000 */
@@ -144,7 +154,7 @@ export class Cell {
     this.append(ws, { type: 'Dna', hash: this.dna.hash }, null, false)
     this.append(ws, { type: 'AgentValidationPkg', membrane_proof: membraneProof }, null, false)
     this.append(ws, { type: 'Create', entry_type: 'Agent', entry_hash: retype(this.agent, 'Entry') }, { entry_type: 'Agent', entry: this.agent }, true)
-    this.flush(ws)
+    this.flush(ws, { type: 'genesis' })
   }
 
   /** Wait for the write lock; resolves with its release. */
@@ -204,7 +214,7 @@ export class Cell {
       }
       this.append(ws, { type: 'InitZomesComplete' }, null, false)
       ws.closed = true
-      this.flushOrThrow(ws)
+      this.flushOrThrow(ws, { type: 'init' })
     } finally {
       Cell.done(ws)
     }
@@ -240,7 +250,7 @@ export class Cell {
       } finally {
         ws.closed = true
       }
-      this.flushOrThrow(ws)
+      this.flushOrThrow(ws, { type: 'call', zome: zomeName, fn: fnName, provenance })
       return result
     } finally {
       Cell.done(ws)
@@ -255,7 +265,7 @@ export class Cell {
     try {
       const hash = this.append(ws, { type: 'Create', entry_type: 'CapGrant', entry_hash: hashFromContent({ entry_type: 'CapGrant', entry: grant }, 'Entry') }, { entry_type: 'CapGrant', entry: grant }, false)
       ws.closed = true
-      this.flushOrThrow(ws)
+      this.flushOrThrow(ws, { type: 'grant' })
       return hash
     } finally {
       Cell.done(ws)
@@ -296,9 +306,9 @@ export class Cell {
     }
   }
 
-  private flushOrThrow (ws: Workspace): void {
+  private flushOrThrow (ws: Workspace, origin: CommitOrigin): void {
     try {
-      this.flush(ws)
+      this.flush(ws, origin)
     } catch (err) {
       if (err instanceof InvalidCommitError || err instanceof ZomeSandboxError) throw ribosomeError(err.message, err)
       throw err
@@ -306,7 +316,7 @@ export class Cell {
   }
 
   /** Validate every pending action, then write them all in one transaction. */
-  private flush (ws: Workspace): void {
+  private flush (ws: Workspace, origin: CommitOrigin): void {
     if (ws.pending.length === 0) return
     // nothing is awaited until the commit: what one lookup found holds for the whole flush
     const lookup = cachedLookup(this.lookup(ws))
@@ -352,6 +362,7 @@ export class Cell {
           })
         }
       }
+      this.components.onCommitting?.(this, origin, produced.map(({ p }) => ({ sa: p.sa, entry: p.entry, entryTypeKey: p.entryTypeKey })))
     })
     this.log.trace({ actions: produced.length }, 'committed')
     const last = produced[produced.length - 1]!.p.sa

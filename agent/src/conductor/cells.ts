@@ -18,7 +18,8 @@ import { decodeDnaDef, type DnaDef, type LoadedDna, type ZomeLoader } from './dn
 import { deserializationError, internalError, requestHash } from './errors.ts'
 import type { AuthoredListener } from './network/types.ts'
 import type { ProducedOp } from './ops.ts'
-import { DhtSpace, type NetRecord, type ReceiveOptions, type ReceiveOutcome } from './space.ts'
+import { CommitHooks } from './commit-hooks.ts'
+import { DhtSpace, type NetRecord, type ReceiveOptions, type ReceiveOutcome, type Warrant } from './space.ts'
 import type { ConductorStore } from './store.ts'
 
 export interface CellRegistryInit {
@@ -57,10 +58,13 @@ export class CellRegistry {
   private readonly dnas = new Map<string, Promise<LoadedDna>>()
   private readonly spaces = new Map<string, DhtSpace>()
   private readonly authoredListeners = new Set<AuthoredListener>()
+  /** listeners of commits (inside their transaction) and of warrants issued here */
+  readonly hooks: CommitHooks
 
   constructor (init: CellRegistryInit, components: CellRegistryComponents) {
     this.init = init
     this.c = components
+    this.hooks = new CommitHooks({ store: components.store, logger: components.logger })
   }
 
   /** The loaded DNA: its definition and code from the store, or from `source` (an install in progress). */
@@ -100,13 +104,15 @@ export class CellRegistry {
   newCell (dna: LoadedDna, agent: HoloHash): Cell {
     const { store, keystore, logger, clock } = this.c
     const key = encodeHash(dna.hash)
-    if (!this.spaces.has(key)) this.spaces.set(key, new DhtSpace(dna, agent, { store, keystore, logger, clock }, { maxAgeMs: this.init.maxAgeMs }))
+    const onWarrant = (w: Warrant): void => { this.hooks.warrantIssued(dna, w) }
+    if (!this.spaces.has(key)) this.spaces.set(key, new DhtSpace(dna, agent, { store, keystore, logger, clock, onWarrant }, { maxAgeMs: this.init.maxAgeMs }))
     return new Cell(dna, agent, {
       store,
       keystore,
       logger,
       emitSignal: this.c.emitSignal,
       onCommitted: (cell, records) => { this.committed(cell, records) },
+      onCommitting: (cell, origin, records) => { this.hooks.commit(cell, origin, records) },
       cascade: this.c.cascade,
       presence: this.c.presence
     }, { zomeCallTimeoutMs: this.init.zomeCallTimeoutMs })
@@ -178,6 +184,7 @@ export class CellRegistry {
   /** Forget every cell, space and listener (the conductor is stopping). */
   clear (): void {
     this.authoredListeners.clear()
+    this.hooks.clear()
     this.cells.clear()
     this.spaces.clear()
   }

@@ -14,6 +14,7 @@
  * ```
  */
 import { join } from 'node:path'
+import type { Database } from 'better-sqlite3'
 import type { ZomeCallCapGrant } from '../../../zomes-ts/hdk/index.ts'
 import { DisposedError } from '../errors.ts'
 import { encodeHash, hashEquals, type HoloHash } from '../holo/hash.ts'
@@ -27,6 +28,7 @@ import { AppRegistry } from './apps.ts'
 import { ZomeBundler } from './bundle.ts'
 import type { Cell, CellId } from './cell.ts'
 import { CellRegistry } from './cells.ts'
+import type { CommitListener, WarrantListener } from './commit-hooks.ts'
 import { DB_FILE } from './constants.ts'
 import { decodeDnaDef, ZomeLoader, type ZomeRuntime } from './dna.ts'
 import { deserializationError, internalError, requestHash } from './errors.ts'
@@ -40,6 +42,7 @@ import { ZomeCalls } from './zome-calls.ts'
 
 export type { AppSignalEvent, AppSignalListener, AppStatus, InstallAppRequest } from './api/types.ts'
 export type { AuthoredListener } from './network/types.ts'
+export type { CommitEvent, CommitListener, CommittedAction, WarrantEvent, WarrantListener } from './commit-hooks.ts'
 
 export interface ConductorInit {
   dataDir: string
@@ -177,6 +180,25 @@ export class EmbeddedConductor implements ConductorApi, DhtHost {
   /** Be told of every record committed by a local cell (to publish it). */
   onAuthored (fn: AuthoredListener): () => void {
     return this.cells.onAuthored(fn)
+  }
+
+  /**
+   * Be told of every local commit INSIDE its transaction (`commit-hooks.ts`): what the listener
+   * writes through {@link database} commits with it; a throw rolls the commit back.
+   */
+  onCommitting (fn: CommitListener): () => void {
+    return this.cells.hooks.onCommitting(fn)
+  }
+
+  /** Be told of every warrant this node issues, as it is stored. */
+  onWarrantIssued (fn: WarrantListener): () => void {
+    return this.cells.hooks.onWarrantIssued(fn)
+  }
+
+  /** The conductor's SQLite database, for components that write in its transactions (the audit outbox). */
+  get database (): Database {
+    this.assertOpen()
+    return this.store.db
   }
 
   /** Validate and integrate records of another agent from the network. */

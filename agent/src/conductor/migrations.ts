@@ -105,6 +105,22 @@ CREATE INDEX dht_action_target ON dht_action (dna, target) WHERE target IS NOT N
 CREATE INDEX dht_op_action ON dht_op (dna, action_hash);
 `)
     }
+  },
+  {
+    version: 5,
+    description: 'audit_outbox: the hash-chained, signed audit records (agent/src/audit/), and how far each sink has shipped them',
+    up: (db) => {
+      db.exec(`
+CREATE TABLE audit_outbox (
+  seq INTEGER PRIMARY KEY, node TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL,
+  actor TEXT, subject TEXT, detail TEXT NOT NULL, trace_id TEXT,
+  prev TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT NOT NULL
+);
+CREATE INDEX audit_outbox_at ON audit_outbox (at);
+CREATE INDEX audit_outbox_kind ON audit_outbox (kind, seq);
+CREATE TABLE audit_shipped (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL);
+`)
+    }
   }
 ]
 

@@ -156,6 +156,8 @@ export interface DhtSpaceComponents {
   logger: ComponentLogger
   /** ms since the epoch, for the pruning horizon. @default Date.now */
   clock?: () => number
+  /** a warrant this node issued was stored (inside the transaction that stored it, when there is one) */
+  onWarrant?: (warrant: Warrant) => void
 }
 
 export interface DhtSpaceInit {
@@ -607,7 +609,7 @@ export class DhtSpace {
   private warrant (kind: WarrantKind, warrantee: HoloHash, evidence: NetRecord[], reason: string): Warrant {
     const body: Omit<Warrant, 'signature'> = { kind, warrantee, evidence, issuer: this.agent, timestamp: nowMicros(), reason }
     const w: Warrant = { ...body, signature: this.c.keystore.sign(this.agent, this.warrantBody(body)) }
-    this.accept(w)
+    if (this.accept(w)) this.c.onWarrant?.(w)
     return w
   }
 
