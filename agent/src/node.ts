@@ -27,7 +27,7 @@ import { dhtNetwork } from './conductor/network/dht-network.ts'
 import type { DhtNetwork } from './conductor/network/types.ts'
 import type { MeshNode } from './mesh/types.ts'
 import { inferenceEngine, type InferenceService } from './inference/engine.ts'
-import type { InferenceEngine } from './inference/types.ts'
+import type { InferenceAudit, InferenceEngine } from './inference/types.ts'
 import { httpServer, type HttpServer } from './http/server.ts'
 import { modelAdminRoutes } from './http/routes/models-admin.ts'
 import { openaiRoutes, type HttpRouter } from './http/routes/openai.ts'
@@ -42,7 +42,7 @@ import { normalizePolicyAdmins } from './policy/admins.ts'
 import { loadPolicyFile } from './policy/file.ts'
 import { publishDefaultMoePolicy, sharedPolicies, type SharedPolicies } from './policy/shared.ts'
 import { components, service, startServices, type RunningServices, type ServiceEntry } from './service.ts'
-import { AbortError } from './errors.ts'
+import { AbortError, errorMessage } from './errors.ts'
 import { nodeBackupRoutes } from './audit/backup-routes.ts'
 import { resources, type ResourcesService, type LeaseResources } from './resources/index.ts'
 import type { NodeCapability } from '../../zomes-ts/agent_registry/types.ts'
@@ -50,6 +50,7 @@ import { resourceRoutes } from './resources/routes.ts'
 import { memory, memoryDir, type MemoryInit, type MemoryService } from './memory/index.ts'
 import { memoryRoutes } from './memory/routes.ts'
 import { audit, type AuditInit, type AuditService } from './audit/index.ts'
+import type { AuditEvent } from './audit/types.ts'
 import { auditRoutes } from './audit/routes.ts'
 import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from './memory/prompt-cache.ts'
 import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts/index.ts'
@@ -244,6 +245,15 @@ export interface NodeComponents {
 const embedder = (c: NodeComponents) => (model: string): Pick<InferenceEngine, 'embed'> =>
   c.inference.engine.listModels().some(m => m.id === model) || c.router.remote === undefined ? c.inference.engine : c.router.remote
 
+/** The inference plane's events into the audit log: a record that cannot be appended is logged, and never fails the request. */
+const inferenceAudit = (c: NodeComponents): InferenceAudit => (event) => {
+  try {
+    c.audit.append(event as AuditEvent)
+  } catch (err) {
+    c.logger.forComponent('flexnode:audit').warn({ kind: event.kind, trace_id: event.trace_id, err: errorMessage(err) }, 'an inference audit record was not appended')
+  }
+}
+
 /** The node's services, in start order (stopped in reverse). */
 function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceEntry<NodeComponents>> {
   const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
@@ -363,7 +373,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
               logger: c.logger,
               sharedPolicy: c.policies.access,
               // the resources service starts later: its leases are looked up when a request names one
-              leases: { check: (id, from) => { c.resources.inferenceLeases.check(id, from) }, record: (id, usage) => { c.resources.inferenceLeases.record(id, usage) } }
+              leases: { check: (id, from) => { c.resources.inferenceLeases.check(id, from) }, record: (id, usage) => { c.resources.inferenceLeases.record(id, usage) } },
+              audit: inferenceAudit(c)
             })
           },
           stop: async () => { await unregister?.() }
@@ -381,7 +392,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         }
         const capabilities = c.capabilities = peerCapabilities()({ registry: new AgentRegistryClient(c.client) })
         const peers = new PeerInference({ mesh: c.mesh, capabilities, logger: c.logger }, { region: init.region })
-        const router = createInferenceRouter({ region: init.region, policies: c.localPolicies }, { engine: c.inference.engine, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, logger: c.logger })
+        const router = createInferenceRouter({ region: init.region, policies: c.localPolicies }, { engine: c.inference.engine, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, audit: inferenceAudit(c), logger: c.logger })
         c.router = {
           ...router,
           remote: peers,

@@ -98,6 +98,22 @@ describe('artifacts on a mesh', () => {
         // pulling again finds it in place
         expect((await c.node.models.pull(published.cid)).already_present).toBe(true)
 
+        // an inference through the mesh is in both nodes' audit trails under one trace id: C asked, A served
+        await c.node.inference.unloadModel(id)
+        await waitUntil(async () => (await c.cells.agent_registry!.callZome<Array<{ node_id: string, capabilities: { inference: { models_loaded: string[] } } }>>('discovery', 'query_peers', null))
+          .some(n => n.node_id === nodeId(a) && n.capabilities.inference.models_loaded.includes(id)), { what: 'C sees A serve the model' })
+        const res = await fetch(`http://127.0.0.1:${c.node.info.http_port}/v1/inference/single`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hi', model: id, max_tokens: 4 }) })
+        const single = await res.json() as { trace_id: string, node: string }
+        expect(res.status, JSON.stringify(single)).toBe(200)
+        expect(single.node).toBe(nodeId(a))
+        const asked = c.node.audit.log.list({ kind: 'inference' }).find(r => r.trace_id === single.trace_id)
+        expect(asked).toMatchObject({ actor: nodeId(c), subject: id, detail: { op: 'single_query', node: nodeId(a) } })
+        const served = a.node.audit.log.list({ kind: 'inference' }).find(r => r.trace_id === single.trace_id)
+        expect(served).toMatchObject({ actor: nodeId(c), subject: id, detail: { op: 'chat', served: true } })
+        expect((served!.detail as { completion_tokens: number }).completion_tokens).toBeGreaterThan(0)
+        // the pull pinned the model: a 'pin' record in C's trail, written with its provider record
+        expect(c.node.audit.log.list({ kind: 'pin' }).map(r => r.subject)).toContain(published.cid)
+
         // a GGUF cut short: its bytes match its CID and record, but it is no model
         const whole = await readFile(join(modelDir, `${id}.gguf`))
         const broken = await a.node.artifacts.add(whole.subarray(0, Math.floor(whole.byteLength / 3)), { name: 'broken.gguf', media_type: 'application/x-gguf', cidVersion: 1 })
