@@ -86,12 +86,16 @@ export function replicationDecision (input: ReplicationInput): ReplicationDecisi
   if (counted.length < min) {
     const wanted = min
     const providing = new Set(providers)
+    // ranked among the nodes live or within the grace period, so that one node's brief absence
+    // from another's view does not change who is chosen (two nodes would both pin); a chosen node
+    // that is really gone is passed over once its grace period ends
     const candidates = input.nodes
-      .filter(n => n.live && !providing.has(n.node) && n.free_bytes !== undefined && n.free_bytes >= input.size)
+      .filter(n => (n.live || input.now - n.last_seen < grace) && !providing.has(n.node) && n.free_bytes !== undefined && n.free_bytes >= input.size)
       .map(n => n.node)
       .sort(byWeight(input.cid))
     const chosen = candidates.slice(0, wanted - counted.length)
-    return { action: !isProvider && chosen.includes(input.self) ? 'pin' : 'none', counted: counted.length, wanted, chosen }
+    const selfLive = known.get(input.self)?.live !== false
+    return { action: !isProvider && selfLive && chosen.includes(input.self) ? 'pin' : 'none', counted: counted.length, wanted, chosen }
   }
   if (counted.length > max) {
     // the lowest-ranked of the counted providers let go; the producer keeps its copy

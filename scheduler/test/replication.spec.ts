@@ -29,8 +29,17 @@ describe('replicationDecision', () => {
     expect(['node-0', 'node-1', 'node-2']).not.toContain(chosen[0])
   })
 
-  it('a node without room, offline or of unknown free space is never chosen', () => {
-    const full = view({ 'node-5': { free_bytes: 10 }, 'node-6': { live: false }, 'node-7': { free_bytes: undefined } })
+  it('a node briefly missing from one view is still ranked there: both views choose the same pinner', () => {
+    for (let i = 0; i < 50; i++) {
+      const cid = `cid-${i}`
+      const chosen = replicationDecision(base('node-0', { cid })).chosen
+      const blip = view({ [chosen[0]!]: { live: false, last_seen: NOW - 2000 } })
+      expect(replicationDecision(base('node-0', { cid, nodes: blip })).chosen).toEqual(chosen)
+    }
+  })
+
+  it('a node without room, gone past its grace period or of unknown free space is never chosen', () => {
+    const full = view({ 'node-5': { free_bytes: 10 }, 'node-6': { live: false, last_seen: NOW - 120_000 }, 'node-7': { free_bytes: undefined } })
     for (let i = 0; i < 50; i++) {
       const chosen = replicationDecision(base('node-0', { cid: `cid-${i}`, nodes: full })).chosen
       expect(chosen).not.toContain('node-5')
