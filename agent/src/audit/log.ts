@@ -16,7 +16,7 @@ import { encodeHash } from '../holo/hash.ts'
 import type { Keystore } from '../identity/keystore.ts'
 import { DisposedError, InvalidInputError } from '../errors.ts'
 import { DEFAULT_LIST_LIMIT, GENESIS_PREV, MAX_LIST_LIMIT, POSTGRES_SINK, VERIFY_PAGE } from './constants.ts'
-import { checkEvent, parseDetail, recordHash, recordId } from './record.ts'
+import { checkEvent, parseDetail, recordHash, recordId, type HashedFields } from './record.ts'
 import type { AuditEvent, AuditListOptions, AuditRecord, AuditVerification } from './types.ts'
 import { ChainVerifier } from './verify.ts'
 
@@ -33,17 +33,8 @@ export interface AuditLogComponents {
   agent: Uint8Array
 }
 
-/** A row of `audit_outbox`. */
-export interface OutboxRow {
-  seq: number
-  node: string
-  at: number
-  kind: string
-  actor: string | null
-  subject: string | null
-  detail: string
-  trace_id: string | null
-  prev: string
+/** A row of `audit_outbox`: the hashed fields, the hash and the signature. */
+export interface OutboxRow extends HashedFields {
   hash: string
   signature: string
 }

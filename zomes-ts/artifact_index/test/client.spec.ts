@@ -8,8 +8,7 @@ import { CID } from 'multiformats/cid'
 import { base58btc } from 'multiformats/bases/base58'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { createTestConductor, FLEXSTACK_HAPP, type TestConductor } from '../../../fixtures/index.ts'
-import { InProcessAppClient } from '../../../agent/src/conductor/in-process-client.ts'
+import { createTwoAgentConductor, type TwoAgentConductor } from '../../../fixtures/index.ts'
 import { ZomeCallAbortedError } from '../../client.ts'
 import { ARTIFACT_INDEX_ROLE, ArtifactIndexClient } from '../client.ts'
 import type { ArtifactInput } from '../types.ts'
@@ -35,22 +34,18 @@ const input = (c: { cid: CID, sha256: string, size: number }, over: Partial<Arti
 })
 
 describe('ArtifactIndexClient on an embedded conductor', () => {
-  let t: TestConductor
+  let t: TwoAgentConductor
   let a: ArtifactIndexClient
   let b: ArtifactIndexClient
   let keyA: Uint8Array
   let keyB: Uint8Array
 
   beforeAll(async () => {
-    t = await createTestConductor()
-    keyA = t.agent
-    keyB = (await t.keystore.generate()).agentPubKey
-    for (const [id, agent_key] of [['flexstack', keyA], ['second', keyB]] as const) {
-      await t.conductor.installApp({ source: { type: 'path', value: FLEXSTACK_HAPP }, agent_key, installed_app_id: id, network_seed: 'ripple-local' })
-      await t.conductor.enableApp({ installed_app_id: id })
-    }
-    a = new ArtifactIndexClient(await InProcessAppClient.connect(t.conductor, 'flexstack'))
-    b = new ArtifactIndexClient(await InProcessAppClient.connect(t.conductor, 'second'), { role_name: ARTIFACT_INDEX_ROLE })
+    t = await createTwoAgentConductor()
+    keyA = t.keyA
+    keyB = t.keyB
+    a = new ArtifactIndexClient(t.clientA)
+    b = new ArtifactIndexClient(t.clientB, { role_name: ARTIFACT_INDEX_ROLE })
   }, 60_000)
   afterAll(async () => { await t?.[Symbol.asyncDispose]() })
 

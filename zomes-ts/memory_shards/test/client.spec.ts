@@ -4,8 +4,7 @@
  * assignments and record checkpoints; keys and hashes come back as the bytes the entries hold.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestConductor, FLEXSTACK_HAPP, type TestConductor } from '../../../fixtures/index.ts'
-import { InProcessAppClient } from '../../../agent/src/conductor/in-process-client.ts'
+import { createTwoAgentConductor, type TwoAgentConductor } from '../../../fixtures/index.ts'
 import { placeShards } from '../../../scheduler/index.ts'
 import { encodeHash } from '../../../agent/src/holo/hash.ts'
 import { MEMORY_SHARDS_ROLE, MemoryShardsClient } from '../client.ts'
@@ -27,22 +26,18 @@ const collection = (name: string, over: Partial<CollectionEntry> = {}): Collecti
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 describe('MemoryShardsClient on an embedded conductor', () => {
-  let t: TestConductor
+  let t: TwoAgentConductor
   let a: MemoryShardsClient
   let b: MemoryShardsClient
   let keyA: Uint8Array
   let keyB: Uint8Array
 
   beforeAll(async () => {
-    t = await createTestConductor()
-    keyA = t.agent
-    keyB = (await t.keystore.generate()).agentPubKey
-    for (const [id, agent_key] of [['flexstack', keyA], ['second', keyB]] as const) {
-      await t.conductor.installApp({ source: { type: 'path', value: FLEXSTACK_HAPP }, agent_key, installed_app_id: id, network_seed: 'ripple-local' })
-      await t.conductor.enableApp({ installed_app_id: id })
-    }
-    a = new MemoryShardsClient(await InProcessAppClient.connect(t.conductor, 'flexstack'))
-    b = new MemoryShardsClient(await InProcessAppClient.connect(t.conductor, 'second'), { role_name: MEMORY_SHARDS_ROLE })
+    t = await createTwoAgentConductor()
+    keyA = t.keyA
+    keyB = t.keyB
+    a = new MemoryShardsClient(t.clientA)
+    b = new MemoryShardsClient(t.clientB, { role_name: MEMORY_SHARDS_ROLE })
   }, 60_000)
   afterAll(async () => { await t?.[Symbol.asyncDispose]() })
 
