@@ -127,13 +127,14 @@ describe('artifacts on a mesh', () => {
     it('a WASM task names its module by CID: the node that runs it fetches the module from the mesh', async () => {
       await runScenario(async (scenario) => {
         const capacity = { cpu_cores: 2, memory_gb: 4, gpu_count: 0, storage_gb: 10, model_slots: 0, vectors: 0 }
-        // a fetch of a module nobody has gives up after 2 s
-        const [a, b, c] = await scenario.addPlayers(3, { artifacts: { ...ARTIFACTS, fetchTimeoutMs: 2000 }, resourceCapacity: capacity, heartbeatIntervalSeconds: 1 }) as [Player, Player, Player]
+        // a fetch of a module nobody has gives up after 4 s
+        const [a, b, c] = await scenario.addPlayers(3, { artifacts: { ...ARTIFACTS, fetchTimeoutMs: 4000 }, resourceCapacity: capacity, heartbeatIntervalSeconds: 1 }) as [Player, Player, Player]
         await liveMesh([a, b, c])
         // a module of several blocks: its CID is a UnixFS DAG, not the raw hash of its bytes
         const { cid } = await a.node.artifacts.add(wasm.echo, { name: 'echo.wasm', media_type: 'application/wasm', chunker: 'size-64' })
         expect(cid.startsWith('Qm')).toBe(true)
-        await waitUntil(async () => (await c.node.artifacts.providers(cid)).length > 0, { what: 'C sees the module provider' })
+        // the node that will run it knows where the module is (its fetch asks that provider first)
+        await waitUntil(async () => (await b.node.artifacts.providers(cid)).length > 0, { what: 'B sees the module provider' })
         const done = await c.node.resources.scheduleTask({ wasm_cid: cid, input: new TextEncoder().encode('by cid'), node_id: nodeId(b) })
         expect(new TextDecoder().decode(done.output)).toBe('BY CID')
         expect(done.node_id).toBe(nodeId(b))
