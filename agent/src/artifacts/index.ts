@@ -35,7 +35,7 @@ import { replicationDecision, type ReplicationNode } from '../../../scheduler/in
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import type { ZomeCaller } from '../../../zomes-ts/client.ts'
 import { ArtifactIndexClient } from '../../../zomes-ts/artifact_index/client.ts'
-import type { ArtifactInfo, ArtifactRecord } from '../../../zomes-ts/artifact_index/types.ts'
+import { LIST_LIMITS, type ArtifactInfo, type ArtifactRecord } from '../../../zomes-ts/artifact_index/types.ts'
 import { errorMessage, InvalidInputError } from '../errors.ts'
 import { decodeHash, encodeHash } from '../holo/hash.ts'
 import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
@@ -234,7 +234,8 @@ export function artifacts (init: ArtifactsInit) {
     const replicateOnce = async (signal: AbortSignal): Promise<ReplicationPass> => {
       stats.replication_passes++
       const pass: ReplicationPass = { records: 0, pinned: [], unpinned: [], failed: [] }
-      const [records, nodes] = await Promise.all([index.list({}), liveness()])
+      // the newest records, up to the DNA's largest page (a mesh with more artifacts needs a walk by arc)
+      const [records, nodes] = await Promise.all([index.list({ limit: LIST_LIMITS.max }), liveness()])
       const now = Date.now()
       const view: ReplicationNode[] = [...nodes.values()].map(n => ({
         node: n.node_id,
@@ -385,13 +386,15 @@ export function artifacts (init: ArtifactsInit) {
       store,
       add: async (content: Uint8Array | AsyncIterable<Uint8Array>, options: AddArtifactOptions): Promise<AddArtifactResult> => {
         checkRecordFields(options)
-        const added = await store.add(content, { ...options, pin: true })
+        // pinned only once recorded: an add whose record is refused leaves no pin (its blocks go at the next collection)
+        const added = await store.add(content, { ...options, pin: false })
         const recorded = await index.record({
           cid: added.cid, name: options.name, size: added.size, sha256: added.sha256,
           media_type: options.media_type ?? 'application/octet-stream',
           produced_by: options.produced_by ?? null,
           replication: options.replication ?? defaults
         })
+        await store.pin(added.cid, { signal: options.signal })
         await index.provide(added.cid)
         return { ...added, record: encodeHash(recorded.action_hash) }
       },
