@@ -126,4 +126,26 @@ describe('inference router on one node', () => {
     // single still answers with a demo model when there is nothing else
     expect(await demoRouter.single({ prompt: 'Hi', max_tokens: 2 }, { signal })).toMatchObject({ model: expect.any(String) as unknown })
   })
+
+  it('records each query in the audit trail: the policy\'s audit section decides whether the answers are kept', async () => {
+    const logger = silentLogger()
+    const peers = new PeerInference({ mesh, capabilities: async () => [], logger })
+    const self = encodeHash(agentPubKeyFromPeerId(mesh.peerId))
+    const events: Array<{ kind: string, actor?: string, subject?: string, detail: Json, trace_id?: string }> = []
+    const quiet = parseMoePolicy({ name: 'quiet', local_tier: { min_parallel: 2, max_parallel: 2 }, audit: { log_all_responses: false, store_disagreements: false } })
+    const router = createInferenceRouter({ policies: { quiet } }, { engine, peers, capabilities: async () => [], selfNodeId: self, audit: (e) => { events.push(e) }, logger })
+    const signal = new AbortController().signal
+    const single = await router.single({ prompt: 'Hi', model: a, max_tokens: 2 }, { signal }) as { trace_id: string }
+    expect(events.at(-1)).toMatchObject({ kind: 'inference', actor: self, subject: a, trace_id: single.trace_id, detail: { op: 'single_query', node: self } })
+    // the default policy logs every response
+    const moe = await router.moe({ prompt: 'Hi', task_type: 'general', max_tokens: 2, require_consensus: false }, { signal })
+    const logged = events.at(-1)!
+    expect(logged).toMatchObject({ kind: 'moe', actor: self, subject: 'general', trace_id: moe.trace_id, detail: { consensus: moe.consensus, consensus_score: moe.consensus_score } })
+    expect((logged.detail.responses as unknown[]).length).toBe(moe.model_votes.length)
+    // a policy that keeps neither all answers nor disagreements: the votes' hashes only
+    await router.moe({ prompt: 'Hi', task_type: 'general', max_tokens: 2, require_consensus: false, policy_override: 'quiet' }, { signal })
+    expect(events.at(-1)!.detail.policy).toBe('quiet')
+    expect(events.at(-1)!.detail.responses).toBeUndefined()
+    expect((events.at(-1)!.detail.votes as unknown[]).length).toBeGreaterThan(0)
+  })
 })
