@@ -25,6 +25,8 @@ export const DATASTORE_DIR = 'datastore'
 export const DEFAULT_REPLICATION = { min: 3, max: 5 } as const
 /** ms between two replication passes */
 export const DEFAULT_REPLICATION_INTERVAL_MS = 30_000
+/** the least time a replication decision must hold before it is acted on (the capabilities a node reads are up to 1 s old) */
+export const MIN_SETTLE_MS = 2_000
 /** a provider that went offline still counts this long after its last heartbeat (ms) */
 export const DEFAULT_REPLICATION_GRACE_MS = 60_000
 export const DEFAULT_MAX_CONCURRENT_PINS = 2

@@ -13,9 +13,9 @@
  * - **Replication**: every `replicationIntervalMs` (± 20 % jitter) each node looks at the records
  *   and decides for itself (`scheduler/src/replication.ts`): under `min` live providers, the
  *   missing number of nodes with room — the same ones on every node, by rendezvous rank — pin it;
- *   over `max`, the lowest-ranked providers let go. A provider that went offline counts for
- *   `graceMs` after its last heartbeat, and a pin that failed waits an exponential backoff with
- *   jitter before the next try, so a provider dropping out briefly moves nothing and one that is
+ *   over `max`, the lowest-ranked providers let go. A decision is acted on only once it has held
+ *   for `settleMs` on fresh reads; a provider that went offline counts for `graceMs` after its
+ *   last heartbeat, and a pin that failed waits an exponential backoff with jitter before the next try, so a provider dropping out briefly moves nothing and one that is
  *   gone is replaced once, not by every node at once.
  *
  * ```ts
@@ -43,7 +43,7 @@ import type { ComponentLogger } from '../logger.ts'
 import { service, type Service } from '../service.ts'
 import {
   DEFAULT_MAX_CONCURRENT_PINS, DEFAULT_REPLICATION, DEFAULT_REPLICATION_GRACE_MS, DEFAULT_REPLICATION_INTERVAL_MS,
-  PIN_BACKOFF_BASE_MS, PIN_BACKOFF_MAX_MS, RESTORE_PINS_FILE, STORAGE_HEADROOM
+  MIN_SETTLE_MS, PIN_BACKOFF_BASE_MS, PIN_BACKOFF_MAX_MS, RESTORE_PINS_FILE, STORAGE_HEADROOM
 } from './constants.ts'
 import { heliaStore } from './helia-store.ts'
 import { kuboStore } from './kubo-store.ts'
@@ -63,6 +63,11 @@ export interface ArtifactsInit {
   replicationIntervalMs?: number
   /** a provider that went offline still counts this long after its last heartbeat, ms. @default 60000 */
   graceMs?: number
+  /**
+   * a node pins (or unpins) only when its decision has held this long over passes, on fresh reads
+   * of the records and of presence (views of a mesh are eventually consistent). @default twice the replication interval, at least 2 s
+   */
+  settleMs?: number
   /** a fetch gives up when no block arrived for this long, ms. @default 30000 */
   fetchTimeoutMs?: number
   /** replication pins running at once. @default 2 */
@@ -185,6 +190,9 @@ export function artifacts (init: ArtifactsInit) {
     const stopping = new AbortController()
     let timer: NodeJS.Timeout | undefined
     let passing: Promise<ReplicationPass> | undefined
+    /** decisions waiting to have held for `settleMs` before they are acted on, by CID */
+    const settling = new Map<string, { action: 'pin' | 'unpin', at: number }>()
+    const settleMs = init.settleMs ?? Math.max(2 * intervalMs, MIN_SETTLE_MS)
     /** something was unpinned since the last garbage collection: the next pass frees its blocks */
     let collect = false
 
@@ -256,8 +264,19 @@ export function artifacts (init: ArtifactsInit) {
           cid: r.cid, size: r.size, replication: r.replication, producer: encodeHash(r.producer),
           providers: provs.map(p => ({ node: encodeHash(p.provider) })), nodes: view, self, now, graceMs
         })
-        if (decision.action !== 'none') todo.push({ cid: r.cid, action: decision.action })
+        // a decision is acted on only once it has held for `settleMs`, judged again on fresh
+        // reads: a view that had not yet seen another node (or its pin) would otherwise act on it
+        const since = settling.get(r.cid)
+        if (decision.action === 'none' || since?.action !== decision.action) {
+          if (decision.action === 'none') settling.delete(r.cid)
+          else settling.set(r.cid, { action: decision.action, at: now })
+          continue
+        }
+        if (now - since.at < settleMs) continue
+        settling.delete(r.cid)
+        todo.push({ cid: r.cid, action: decision.action })
       }
+      for (const cid of settling.keys()) if (!seen.has(cid)) settling.delete(cid)
       let next = 0
       const worker = async (): Promise<void> => {
         while (next < todo.length && !signal.aborted) {
