@@ -51,14 +51,11 @@ export const KIND_OF_ENTRY: Readonly<Record<string, string>> = {
   'resource_mesh/Allocation': 'allocation',
   'resource_mesh/Release': 'release',
   'artifact_index/ArtifactRecord': 'artifact',
-  'artifact_index/Artifact': 'artifact',
-  'artifact_index/ProviderRecord': 'pin',
-  'artifact_index/ReplicaRecord': 'pin'
+  'artifact_index/ProviderRecord': 'pin'
 }
 /** Deletes of these entry types make the record's kind. */
 export const KIND_OF_DELETE: Readonly<Record<string, string>> = {
-  'artifact_index/ProviderRecord': 'unpin',
-  'artifact_index/ReplicaRecord': 'unpin'
+  'artifact_index/ProviderRecord': 'unpin'
 }
 /** Any write to these DNAs is of this kind (unless an entry type above says otherwise). */
 export const KIND_OF_DNA: Readonly<Record<string, string>> = {
