@@ -35,13 +35,14 @@ describe('presence: liveness from signed, expiring records', () => {
     const models = join(root.path, 'models')
     await mkdir(models)
     const model = basename(await ensureModel(models, 'tiny', 21), '.gguf')
-    await using observer = await createTestAgent({ heartbeatIntervalSeconds: 3600, agentName: 'observer' })
+    // no node offers vector shards: a ring epoch proposed as nodes come and go would be a chain action of memory_shards, not of presence
+    await using observer = await createTestAgent({ heartbeatIntervalSeconds: 3600, agentName: 'observer', memory: { shardCapacity: 0 } })
     const addr = observer.node.info.multiaddrs[0]!
     // the child starts while the two in-process nodes do
-    const fast: SpawnedNode = spawnFlexnode(['start', '--data-dir', join(root.path, 'fast'), '--bootstrap', addr, '--heartbeat-interval', '2', '--advertise-interval', '86400', '--agent-name', 'fast', '--no-demo-model', '--log-level', 'warn', ...TEST_NODE_FLAGS])
+    const fast: SpawnedNode = spawnFlexnode(['start', '--data-dir', join(root.path, 'fast'), '--bootstrap', addr, '--heartbeat-interval', '2', '--advertise-interval', '86400', '--agent-name', 'fast', '--memory-shards', '0', '--no-demo-model', '--log-level', 'warn', ...TEST_NODE_FLAGS])
     try {
-      await using slow = await createTestAgent({ heartbeatIntervalSeconds: 45, agentName: 'slow', bootstrap: [addr] })
-      await using beating = await createTestAgent({ heartbeatIntervalSeconds: 1, agentName: 'beating', bootstrap: [addr], modelsDirs: [models], preloadModels: false })
+      await using slow = await createTestAgent({ heartbeatIntervalSeconds: 45, agentName: 'slow', bootstrap: [addr], memory: { shardCapacity: 0 } })
+      await using beating = await createTestAgent({ heartbeatIntervalSeconds: 1, agentName: 'beating', bootstrap: [addr], modelsDirs: [models], preloadModels: false, memory: { shardCapacity: 0 } })
       const fastId = String((await fast.ready).agent_pub_key)
       const ids = { slow: slow.node.info.agent_pub_key, beating: beating.node.info.agent_pub_key, fast: fastId }
       const statuses = async (): Promise<Map<string, NodeCapability>> => {
