@@ -17,9 +17,9 @@ import { LEASE_LIMITS, LEASE_RESOURCE_TYPES, type LeaseResourceType } from '../.
 import { LOCALITY_PREFERENCES, type LocalityPreference } from '../../scheduler/src/placement.ts'
 import { DISTANCES, InvalidVectorError, type CollectionConfig, type Distance, type Filter, type SearchQuery, type WriteConsistency } from './memory/types.ts'
 import {
-  COLLECTION_NAME, DEFAULT_REPLICATION_FACTOR, DEFAULT_SHARD_COUNT, MAX_DIMENSIONS, MAX_EF, MAX_K, MAX_REPLICATION_FACTOR, MAX_SHARD_COUNT,
-  MAX_BATCH, MIN_DEFAULT_EF, validateFilter, validateVector
+  COLLECTION_NAME, MAX_DIMENSIONS, MAX_EF, MAX_K, MAX_REPLICATION_FACTOR, MAX_SHARD_COUNT, MAX_BATCH, MIN_DEFAULT_EF, validateFilter, validateVector
 } from './memory/validate.ts'
+import { DEFAULT_REPLICATION_FACTOR, DEFAULT_SHARD_COUNT } from './memory/constants.ts'
 
 /** A command line that cannot be run as given. */
 export class UsageError extends FlexnodeError {

@@ -46,7 +46,7 @@ import type { MeshNode } from '../mesh/types.ts'
 import { service, type Service } from '../service.ts'
 import {
   DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_FULL_SYNC_INTERVAL_SECONDS, DEFAULT_GOSSIP_INTERVAL_MS, DEFAULT_JOIN_STABLE_MS, DEFAULT_MAX_CONCURRENT_MOVES,
-  DEFAULT_REPLICATION_FACTOR, DEFAULT_RETIRE_GRACE_MS, DEFAULT_RING_CHECK_INTERVAL_MS, DEFAULT_SHARD_COUNT, HEDGE_LATENCY_FACTOR, HEDGE_MIN_MS,
+  DEFAULT_RETIRE_GRACE_MS, DEFAULT_RING_CHECK_INTERVAL_MS, HEDGE_LATENCY_FACTOR, HEDGE_MIN_MS,
   HOST_TIMEOUT_MS, MAX_MEMORY_WIRE_BYTES, MAX_OUTBOUND_PER_PEER, ORPHAN_GRACE_MS, SHARDS_PER_RAM_GB, SYNC_PAGE_POINTS
 } from './constants.ts'
 import { memoryProtocol, MEMORY_PROTOCOL, type WireCollection, type WireRequest, type WireSearchAnswer, type WireSyncAnswer, type WireSyncItem, type WireVersionsItem, packPoints, unpackPoints, unpackVersions } from './protocol.ts'
@@ -363,8 +363,8 @@ export function memory (init: MemoryInit) {
         name: valid.name,
         dimensions: valid.dimensions,
         distance: valid.distance,
-        shard_count: valid.shard_count ?? DEFAULT_SHARD_COUNT,
-        replication_factor: valid.replication_factor ?? DEFAULT_REPLICATION_FACTOR,
+        shard_count: valid.shard_count,
+        replication_factor: valid.replication_factor,
         embedding_model: valid.embedding_model ?? null,
         created_epoch: epoch,
         created_at: Date.now()

@@ -22,7 +22,7 @@ import { DISTANCES, NotHostedError, type Distance, type Filter, type Metadata } 
 import type { ShardHost, ShardKey, StoredPoint } from './shard-host.ts'
 import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import { errorMessage, InvalidInputError } from '../errors.ts'
-import { validateFilter } from './validate.ts'
+import { MAX_DIMENSIONS, MAX_REPLICATION_FACTOR, MAX_SHARD_COUNT, validateFilter } from './validate.ts'
 import { SYNC_PAGE_POINTS } from './constants.ts'
 
 export const MEMORY_PROTOCOL = 'memory'
@@ -84,7 +84,6 @@ export type WireSyncAnswer = Array<WireSyncItem | WireVersionsItem | null>
 /** Largest page of changes in bytes of vectors, whatever the number of shards asked at once. */
 const SYNC_PAGE_BYTES = 8 * 1_048_576
 const MAX_IDS = 10_000
-const MAX_SHARDS = 256
 
 const bad = (field: string, why: string): InvalidInputError => new InvalidInputError(`memory protocol: ${field} ${why}`, { field })
 
@@ -109,10 +108,10 @@ const collection = (v: unknown): WireCollection => {
   if (!DISTANCES.includes(distance)) throw bad('c.distance', `must be one of ${DISTANCES.join(', ')}`)
   return {
     uid: str(v.uid, 'c.uid', 128),
-    dimensions: int(v.dimensions, 'c.dimensions', 1, 4096),
+    dimensions: int(v.dimensions, 'c.dimensions', 1, MAX_DIMENSIONS),
     distance,
-    shard_count: int(v.shard_count, 'c.shard_count', 1, MAX_SHARDS),
-    replication_factor: int(v.replication_factor, 'c.replication_factor', 1, 5),
+    shard_count: int(v.shard_count, 'c.shard_count', 1, MAX_SHARD_COUNT),
+    replication_factor: int(v.replication_factor, 'c.replication_factor', 1, MAX_REPLICATION_FACTOR),
     created_epoch: int(v.created_epoch, 'c.created_epoch', 0, Number.MAX_SAFE_INTEGER)
   }
 }
@@ -208,7 +207,7 @@ export function parseRequest (raw: unknown): WireRequest {
     }
     case 'stats': {
       const c = collection(raw.c)
-      if (!Array.isArray(raw.shards) || raw.shards.length > MAX_SHARDS) throw bad('shards', 'must list shards')
+      if (!Array.isArray(raw.shards) || raw.shards.length > MAX_SHARD_COUNT) throw bad('shards', 'must list shards')
       return { op: 'stats', c, shards: raw.shards.map((s, i) => shardIn(s, c, `shards[${i}]`)) }
     }
     default:

@@ -33,7 +33,7 @@ import { DisposedError, errorMessage, InvalidInputError } from '../errors.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { Service, StartOptions } from '../service.ts'
 import { InvalidVectorError, NotHostedError, type Distance, type Filter, type Metadata } from './types.ts'
-import { validateFilter, validateId, validateMetadata, validateSearchBounds, validateVector, validateVersion, checkBatchSize } from './validate.ts'
+import { MAX_DIMENSIONS, validateFilter, validateId, validateMetadata, validateSearchBounds, validateVector, validateVersion, checkBatchSize } from './validate.ts'
 
 /** The worker module of the `hnsw` pools. */
 export const HNSW_WORKER = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'workers', 'hnsw-worker.ts')
@@ -210,7 +210,7 @@ class HnswShardHost implements ShardHost {
 
   async open (spec: ShardSpec): Promise<ShardStats> {
     checkKey(spec)
-    if (!Number.isInteger(spec.dimensions) || spec.dimensions < 1 || spec.dimensions > 4096) throw new InvalidInputError('dimensions must be an integer 1..4096', { field: 'dimensions' })
+    if (!Number.isInteger(spec.dimensions) || spec.dimensions < 1 || spec.dimensions > MAX_DIMENSIONS) throw new InvalidInputError(`dimensions must be an integer 1..${MAX_DIMENSIONS}`, { field: 'dimensions' })
     if (!['cosine', 'l2', 'ip'].includes(spec.distance)) throw new InvalidInputError('distance must be cosine, l2 or ip', { field: 'distance' })
     const held = this.specs.get(keyString(spec))
     if (held !== undefined && (held.dimensions !== spec.dimensions || held.distance !== spec.distance)) {

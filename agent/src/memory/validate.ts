@@ -13,6 +13,7 @@
  * hits.sort(compareHits('cosine'))
  * ```
  */
+import { DEFAULT_REPLICATION_FACTOR, DEFAULT_SHARD_COUNT } from './constants.ts'
 import { BatchTooLargeError, DISTANCES, InvalidVectorError, type CollectionConfig, type Distance, type Filter, type Metadata, type SearchHit } from './types.ts'
 
 /** Points (or ids) in one request. */
@@ -27,10 +28,6 @@ export const MAX_DIMENSIONS = 4096
 export const MAX_SHARD_COUNT = 256
 /** Copies of each shard. */
 export const MAX_REPLICATION_FACTOR = 5
-/** @default shards of a collection */
-export const DEFAULT_SHARD_COUNT = 16
-/** @default copies of each shard */
-export const DEFAULT_REPLICATION_FACTOR = 2
 /** Nearest neighbours a query may ask for. */
 export const MAX_K = 1000
 /** The HNSW search breadth a query may ask for. */
