@@ -137,7 +137,11 @@ export interface ArtifactsStats {
  */
 export interface ArtifactService extends Service, Pick<ArtifactStore, 'get' | 'stat' | 'pin' | 'unpin' | 'pins'> {
   readonly store: ArtifactStore
-  /** adds bytes, pins them here, records them (ArtifactRecord + this node as a provider) */
+  /**
+   * adds bytes and records them (an ArtifactRecord); pins them here and records this node as a
+   * provider unless `pin: false` (then the mesh's replication pins them elsewhere, fetching from
+   * here while the blocks last)
+   */
   add: (content: Uint8Array | AsyncIterable<Uint8Array>, options: AddArtifactOptions) => Promise<AddArtifactResult>
   providers: (cid: string) => Promise<ProviderInfo[]>
   /** the first record of a CID (its producer's), or undefined */
@@ -413,8 +417,11 @@ export function artifacts (init: ArtifactsInit) {
           produced_by: options.produced_by ?? null,
           replication: options.replication ?? defaults
         })
-        await store.pin(added.cid, { signal: options.signal })
-        await index.provide(added.cid)
+        // `pin: false` (Kubo's `add --pin=false`): recorded for the mesh to replicate, kept here only until a collection
+        if (options.pin !== false) {
+          await store.pin(added.cid, { signal: options.signal })
+          await index.provide(added.cid)
+        }
         return { ...added, record: encodeHash(recorded.action_hash) }
       },
       get: (cid: string, options: GetOptions = {}): AsyncIterable<Uint8Array> => {

@@ -9,7 +9,7 @@
  *
  * | route | in | out |
  * |---|---|---|
- * | `POST /v1/artifacts?name=&media_type=&cid_version=0\|1&raw_leaves=&chunker=size-N&pin=&min=&max=` | the bytes | `{cid, size, sha256, record}` |
+ * | `POST /v1/artifacts?name=&media_type=&cid_version=0\|1&raw_leaves=&chunker=size-N&pin=&min=&max=` | the bytes (`pin=false`: recorded, not pinned here) | `{cid, size, sha256, record}` |
  * | `GET /v1/artifacts` | `?limit=` | `{artifacts: [record…]}` |
  * | `GET /v1/artifacts/<cid>` | `Range: bytes=a-b` optional | the bytes (206 for a range) |
  * | `GET /v1/artifacts/<cid>/providers` | | `{cid, providers: [{node, since, live}], live}` |
@@ -124,7 +124,7 @@ export function artifactRoutes (init: ArtifactRoutesInit, c: { artifacts: Artifa
     const mediaType = q.get('media_type')
     if (mediaType !== null) options.media_type = mediaType
     if (min !== undefined || max !== undefined) options.replication = { min: min ?? max ?? 1, max: max ?? Math.max(min ?? 1, 1) }
-    if (pin === false) throw invalid('pin', 'an artifact added here is pinned here (it is this node\'s to provide); unpin it with DELETE /v1/artifacts/<cid>/pin')
+    if (pin !== undefined) options.pin = pin
     sendJson(ctx.res, 200, await artifacts.add(body(ctx, maxUpload), options))
   }
 

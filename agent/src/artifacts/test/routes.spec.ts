@@ -74,6 +74,13 @@ describe('artifacts HTTP routes', () => {
     expect(await unpinned.json()).toEqual({ cid, pinned: false })
     expect(await a.node.artifacts.pins()).not.toContain(cid)
     expect((await (await get(`/v1/artifacts/${cid}/providers`)).json() as Json).providers).toEqual([])
+
+    // pin=false: recorded for the mesh, not pinned or provided here
+    const loose = await upload('name=loose.bin&pin=false', randomBytes(1000))
+    expect(loose.status, JSON.stringify(loose.json)).toBe(200)
+    expect(await a.node.artifacts.record(loose.json.cid as string)).toMatchObject({ name: 'loose.bin', size: 1000 })
+    expect(await a.node.artifacts.pins()).not.toContain(loose.json.cid)
+    expect(await a.node.artifacts.providers(loose.json.cid as string)).toEqual([])
   })
 
   it('refuses bad input with its status and name, and stores nothing', async () => {
