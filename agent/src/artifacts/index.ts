@@ -430,7 +430,10 @@ export function artifacts (init: ArtifactsInit) {
           yield * store.get(text, { ...options, providers: await providerHints(text, options.providers) })
         })()
       },
-      stat: async (cid: string, options: FetchOptions = {}) => await store.stat(parseCid(cid).toString(), options),
+      stat: async (cid: string, options: FetchOptions = {}) => {
+        const text = parseCid(cid).toString()
+        return await store.stat(text, { ...options, providers: await providerHints(text, options.providers) })
+      },
       pin,
       unpin,
       pins: async (options?: { signal?: AbortSignal }) => await store.pins(options),
