@@ -394,6 +394,9 @@ export function artifacts (init: ArtifactsInit) {
       start: async (options) => {
         await mkdir(init.dir, { recursive: true, mode: 0o700 })
         await store.start(options)
+        // the first zome call into artifact_index runs the cell's init, a chain action: at start,
+        // not in the middle of whatever the node is doing when the first replication pass comes
+        await index.list({ limit: 1 }, { signal: options?.signal })
         schedule()
         restorePins().catch((err: unknown) => { log.warn({ err: errorMessage(err) }, 'restoring the backup\'s pins failed') })
       },
