@@ -20,12 +20,12 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { InvalidInputError } from '../errors.ts'
 import { KEYSTORE_FILE } from '../identity/keystore.ts'
-import { jsonObject } from '../http/body.ts'
+import { parseFields } from '../http/input.ts'
 import { HttpApiError } from '../http/openai.ts'
 import type { HttpRoutes } from '../http/types.ts'
 import { nodeBackup, type NodeBackup } from './backup.ts'
+import { backupBody } from './schemas.ts'
 
 export const BACKUP_PROOF_HEADER = 'x-flexnode-data-dir-proof'
 const PROOF_CONTEXT = 'flexnode backup v1\n'
@@ -63,10 +63,8 @@ export function backupRoutes (c: BackupRoutesComponents): HttpRoutes {
           const expected = Buffer.from(await dataDirProof(c.dataDir), 'hex')
           const proof = typeof given === 'string' && /^[0-9a-f]{64}$/i.test(given) ? Buffer.from(given, 'hex') : undefined
           if (proof === undefined || !timingSafeEqual(proof, expected)) throw new BackupForbiddenError()
-          const body = jsonObject(await readOptionalJson(), 'body', ['include_plaintext_keystore'])
-          const plaintext = body.include_plaintext_keystore
-          if (plaintext !== undefined && typeof plaintext !== 'boolean') throw new InvalidInputError('include_plaintext_keystore must be a boolean', { field: 'include_plaintext_keystore' })
-          await using archive = await c.backup.create({ signal, includePlaintextKeystore: plaintext === true })
+          const body = parseFields(backupBody, await readOptionalJson())
+          await using archive = await c.backup.create({ signal, includePlaintextKeystore: body.include_plaintext_keystore === true })
           const stamp = archive.manifest.created_at.replace(/[:.]/g, '-')
           res.writeHead(200, {
             'content-type': 'application/x-tar',

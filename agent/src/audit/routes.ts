@@ -11,43 +11,22 @@
  * curl -s 'localhost:8080/v1/audit?kind=pin&since=2026-01-01T00:00:00Z'
  * curl -s localhost:8080/v1/audit/verify
  * ```
- * A bad query value is `InvalidInputError` (400) naming the parameter.
+ * A bad query value or an unknown parameter is `InvalidInputError` (400) naming it (`schemas.ts`).
  */
-import { InvalidInputError } from '../errors.ts'
 import { sendJson } from '../http/body.ts'
+import { parseQuery } from '../http/input.ts'
 import type { HttpRoutes, RequestContext } from '../http/types.ts'
 import type { AuditService } from './index.ts'
+import { auditListQuery } from './schemas.ts'
 import type { AuditListOptions } from './types.ts'
 
-const QUERY_KEYS = ['since', 'kind', 'after_seq', 'limit']
-
-/** `since` as µs since the epoch: an ISO time, or a whole number of µs. */
-export function parseSince (value: string, field = 'since'): number {
-  if (/^\d{1,17}$/.test(value)) return Number(value)
-  const ms = Date.parse(value)
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms) || ms < 0 || ms * 1000 > Number.MAX_SAFE_INTEGER) throw new InvalidInputError(`${field} must be an ISO time (2026-01-31T12:00:00Z) or µs since the Unix epoch, got ${JSON.stringify(value)}`, { field })
-  return ms * 1000
-}
-
-function whole (value: string, field: string): number {
-  if (!/^\d{1,15}$/.test(value)) throw new InvalidInputError(`${field} must be a whole number, got ${JSON.stringify(value)}`, { field })
-  return Number(value)
-}
-
 function listOptions (ctx: RequestContext): AuditListOptions {
-  const q = new URL(ctx.req.url ?? '/', 'http://localhost').searchParams
+  const q = parseQuery(auditListQuery, ctx.req.url)
   const options: AuditListOptions = {}
-  for (const key of q.keys()) {
-    if (!QUERY_KEYS.includes(key)) throw new InvalidInputError(`${key} is not a parameter of /v1/audit (known: ${QUERY_KEYS.join(', ')})`, { field: key })
-  }
-  const since = q.get('since')
-  if (since !== null) options.since = parseSince(since)
-  const kind = q.get('kind')
-  if (kind !== null) options.kind = kind
-  const after = q.get('after_seq')
-  if (after !== null) options.afterSeq = whole(after, 'after_seq')
-  const limit = q.get('limit')
-  if (limit !== null) options.limit = whole(limit, 'limit')
+  if (q.since !== undefined) options.since = q.since
+  if (q.kind !== undefined) options.kind = q.kind
+  if (q.after_seq !== undefined) options.afterSeq = q.after_seq
+  if (q.limit !== undefined) options.limit = q.limit
   return options
 }
 

@@ -1,10 +1,10 @@
 /**
- * The OpenAI-compatible wire format: request validation (every field checked at the boundary,
- * each failure an `InvalidRequestError` naming its `param`), the response and stream-chunk shapes,
- * the HTTP-level errors, and the mapping of any error to `{error: {message, type, param, code}}`.
+ * The OpenAI-compatible wire format: the response and stream-chunk shapes, the HTTP-level errors,
+ * and the mapping of any error to `{error: {message, type, param, code}}`. The request bodies are
+ * zod schemas (`schemas.ts`), each failure an `InvalidRequestError` naming its `param`.
  *
  * ```ts
- * const req = parseChatCompletionRequest(JSON.parse(body), { maxTokensLimit: () => 2048 })
+ * const req = parseChatCompletionRequest(await ctx.readJson(), { maxTokensLimit: () => 2048 }) // schemas.ts
  * const result = await engine.chat(req.model, req.messages, generateOptions(req))
  * send(200, chatCompletion(newId('chatcmpl'), nowSeconds(), result))
  * ```
@@ -13,13 +13,9 @@ import { randomBytes } from 'node:crypto'
 import { FlexnodeError } from '../errors.ts'
 import {
   InferenceError, InvalidRequestError,
-  type ChatMessage, type GenerateOptions, type GenerateResult, type ModelInfo, type MoeQueryRequest, type MoeTaskType, type SingleQueryRequest, type Usage
+  type GenerateResult, type ModelInfo, type MoeQueryRequest, type MoeTaskType, type SingleQueryRequest, type Usage
 } from '../inference/types.ts'
-import {
-  DEFAULT_MAX_TOKENS, MAX_EMBEDDING_INPUTS, MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, MAX_TEMPERATURE, MOE_DEFAULT_MAX_TOKENS,
-  MOE_DEFAULT_REQUIRE_CONSENSUS, MOE_TASK_TYPES, OWNED_BY, REMOTE_MAX_TOKENS_LIMIT
-} from './constants.ts'
-import { PROMPT_CACHE_MODES, type PromptCacheMode } from '../memory/prompt-cache.ts'
+import { MOE_DEFAULT_MAX_TOKENS, MOE_DEFAULT_REQUIRE_CONSENSUS, MOE_TASK_TYPES, OWNED_BY, REMOTE_MAX_TOKENS_LIMIT } from './constants.ts'
 
 // ---------------------------------------------------------------------------------------------
 // HTTP-level errors
@@ -255,7 +251,7 @@ export function toOpenAIError (err: unknown): { status: number, body: OpenAIErro
 }
 
 // ---------------------------------------------------------------------------------------------
-// request validation
+// request validation of the mesh queries and model loads (the OpenAI bodies: `schemas.ts`)
 
 type Body = Record<string, unknown>
 
@@ -282,161 +278,6 @@ function optionalBoolean (body: Body, field: string): boolean | undefined {
   if (v === undefined || v === null) return undefined
   if (typeof v !== 'boolean') throw invalid(field, `${field} must be a boolean`)
   return v
-}
-
-function integerInRange (v: unknown, param: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(param, `${param} must be an integer between ${min} and ${max}`)
-  return v
-}
-
-export interface SamplingRequest {
-  model: string
-  max_tokens: number
-  temperature?: number
-  seed?: number
-  stop?: string[]
-  stream: boolean
-  /** `stream_options.include_usage`: a last chunk with `usage` and no choices */
-  include_usage: boolean
-  /** flexnode extension: served under this inference lease (`POST /v1/resources/allocate`), on its provider, counted against it */
-  allocation_id?: string
-  /**
-   * flexnode extension, the prompt cache (`memory/prompt-cache.ts`) of a deterministic request
-   * (temperature 0 or a seed): `exact` (default) answers a repeat of the same request from the
-   * cache; `semantic` also answers a prompt whose embedding is at least `cache_threshold` similar
-   * (cosine) to a cached one with the same sampling parameters; `off` neither reads nor stores.
-   */
-  cache: PromptCacheMode
-  /** with `cache: "semantic"` only: the cosine similarity 0..1 a cached prompt needs. @default 0.95 (the node's) */
-  cache_threshold?: number
-}
-
-export interface ChatCompletionRequest extends SamplingRequest { messages: ChatMessage[] }
-export interface CompletionRequest extends SamplingRequest { prompt: string }
-
-export interface ParseOptions {
-  /** largest `max_tokens` for a model: its context length, or a generous bound for a remote model */
-  maxTokensLimit: (model: string) => number
-}
-
-const ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant'])
-
-function parseMessages (v: unknown): ChatMessage[] {
-  if (v === undefined || v === null) throw invalid('messages', 'messages is required')
-  if (!Array.isArray(v) || v.length === 0) throw invalid('messages', 'messages must be a non-empty array')
-  return v.map((m: unknown, i): ChatMessage => {
-    const param = `messages[${i}]`
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw invalid(param, `${param} must be an object {role, content}`)
-    const { role, content } = m as Body
-    if (typeof role !== 'string' || !ROLES.has(role)) throw invalid(`${param}.role`, `${param}.role must be one of system, user, assistant`)
-    if (typeof content !== 'string') throw invalid(`${param}.content`, `${param}.content must be a string`)
-    return { role: role as ChatMessage['role'], content }
-  })
-}
-
-function parseStop (v: unknown): string[] | undefined {
-  if (v === undefined || v === null) return undefined
-  const list = typeof v === 'string' ? [v] : v
-  const ok = Array.isArray(list) && list.length <= MAX_STOP_SEQUENCES &&
-    list.every((s: unknown) => typeof s === 'string' && s.length > 0 && s.length <= MAX_STOP_LENGTH)
-  if (!ok) throw invalid('stop', `stop must be a string or an array of at most ${MAX_STOP_SEQUENCES} strings of 1 to ${MAX_STOP_LENGTH} characters`)
-  return list.length === 0 ? undefined : list as string[]
-}
-
-function parseSampling (body: Body, model: string, options: ParseOptions): Omit<SamplingRequest, 'model'> {
-  const limit = options.maxTokensLimit(model)
-  let maxTokens = Math.min(DEFAULT_MAX_TOKENS, limit)
-  if (body.max_tokens !== undefined && body.max_tokens !== null) maxTokens = integerInRange(body.max_tokens, 'max_tokens', 1, limit)
-  else if (body.max_completion_tokens !== undefined && body.max_completion_tokens !== null) maxTokens = integerInRange(body.max_completion_tokens, 'max_completion_tokens', 1, limit)
-
-  let temperature: number | undefined
-  const t = body.temperature
-  if (t !== undefined && t !== null) {
-    if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > MAX_TEMPERATURE) throw invalid('temperature', `temperature must be a number between 0 and ${MAX_TEMPERATURE}`)
-    temperature = t
-  }
-
-  let seed: number | undefined
-  const s = body.seed
-  if (s !== undefined && s !== null) {
-    if (typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) throw invalid('seed', 'seed must be a non-negative integer')
-    seed = s
-  }
-
-  const n = body.n
-  if (n !== undefined && n !== null && n !== 1) throw invalid('n', 'n must be 1 (one choice per request)')
-
-  const stream = optionalBoolean(body, 'stream') ?? false
-  let includeUsage = false
-  const so = body.stream_options
-  if (so !== undefined && so !== null) {
-    if (typeof so !== 'object' || Array.isArray(so)) throw invalid('stream_options', 'stream_options must be an object')
-    const iu = (so as Body).include_usage
-    if (iu !== undefined && iu !== null && typeof iu !== 'boolean') throw invalid('stream_options.include_usage', 'stream_options.include_usage must be a boolean')
-    includeUsage = iu === true
-  }
-
-  let cache: PromptCacheMode = 'exact'
-  const c = body.cache
-  if (c !== undefined && c !== null) {
-    if (typeof c !== 'string' || !(PROMPT_CACHE_MODES as readonly string[]).includes(c)) throw invalid('cache', `cache must be one of ${PROMPT_CACHE_MODES.map(m => JSON.stringify(m)).join(', ')}`)
-    cache = c as PromptCacheMode
-  }
-
-  const out: Omit<SamplingRequest, 'model'> = { max_tokens: maxTokens, stream, include_usage: includeUsage, cache }
-  const th = body.cache_threshold
-  if (th !== undefined && th !== null) {
-    if (typeof th !== 'number' || !Number.isFinite(th) || th < 0 || th > 1) throw invalid('cache_threshold', 'cache_threshold must be a number from 0 to 1 (a cosine similarity)')
-    if (cache !== 'semantic') throw invalid('cache_threshold', 'cache_threshold applies only with cache: "semantic"')
-    out.cache_threshold = th
-  }
-  if (temperature !== undefined) out.temperature = temperature
-  if (seed !== undefined) out.seed = seed
-  const stop = parseStop(body.stop)
-  if (stop !== undefined) out.stop = stop
-  const lease = body.allocation_id
-  if (lease !== undefined && lease !== null) {
-    if (typeof lease !== 'string' || !/^uhCkk[A-Za-z0-9_-]{48}$/.test(lease)) throw invalid('allocation_id', 'allocation_id must be an allocation id (uhCkk…)')
-    out.allocation_id = lease
-  }
-  return out
-}
-
-/** `POST /v1/chat/completions` */
-export function parseChatCompletionRequest (value: unknown, options: ParseOptions): ChatCompletionRequest {
-  const body = asBody(value)
-  const model = requiredString(body, 'model', { nonEmpty: true })
-  const messages = parseMessages(body.messages)
-  return { model, messages, ...parseSampling(body, model, options) }
-}
-
-/** `POST /v1/completions` */
-export function parseCompletionRequest (value: unknown, options: ParseOptions): CompletionRequest {
-  const body = asBody(value)
-  const model = requiredString(body, 'model', { nonEmpty: true })
-  const prompt = requiredString(body, 'prompt', { nonEmpty: true })
-  return { model, prompt, ...parseSampling(body, model, options) }
-}
-
-export interface EmbeddingRequest {
-  model: string
-  input: string[]
-  encoding_format: 'float' | 'base64'
-}
-
-/** `POST /v1/embeddings` */
-export function parseEmbeddingRequest (value: unknown): EmbeddingRequest {
-  const body = asBody(value)
-  const model = requiredString(body, 'model', { nonEmpty: true })
-  const raw = body.input
-  if (raw === undefined || raw === null) throw invalid('input', 'input is required')
-  const input = typeof raw === 'string' ? [raw] : raw
-  const ok = Array.isArray(input) && input.length > 0 && input.length <= MAX_EMBEDDING_INPUTS &&
-    input.every((s: unknown) => typeof s === 'string' && s.length > 0)
-  if (!ok) throw invalid('input', `input must be a non-empty string or an array of 1 to ${MAX_EMBEDDING_INPUTS} non-empty strings`)
-  const ef = body.encoding_format
-  if (ef !== undefined && ef !== null && ef !== 'float' && ef !== 'base64') throw invalid('encoding_format', 'encoding_format must be "float" or "base64"')
-  return { model, input: input as string[], encoding_format: ef === 'base64' ? 'base64' : 'float' }
 }
 
 export type { MoeQueryRequest, MoeQueryResult, MoeTaskType, SingleQueryRequest } from '../inference/types.ts'
@@ -478,15 +319,6 @@ export function parseSingleQueryRequest (value: unknown): SingleQueryRequest {
   if (taskType !== undefined) out.task_type = taskType
   if (body.max_tokens !== undefined && body.max_tokens !== null) out.max_tokens = positiveInteger(body.max_tokens, 'max_tokens', REMOTE_MAX_TOKENS_LIMIT)
   return out
-}
-
-/** The engine options of a validated request. */
-export function generateOptions (req: SamplingRequest): GenerateOptions {
-  const o: GenerateOptions = { max_tokens: req.max_tokens }
-  if (req.temperature !== undefined) o.temperature = req.temperature
-  if (req.seed !== undefined) o.seed = req.seed
-  if (req.stop !== undefined) o.stop = req.stop
-  return o
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,10 +28,11 @@ import { ModelNotFoundError } from '../../inference/types.ts'
 import { sendJson } from '../body.ts'
 import { CACHE_HEADER, CACHE_MATCH_HEADER, REMOTE_MAX_TOKENS_LIMIT } from '../constants.ts'
 import {
-  chatChunk, chatCompletion, embeddingList, generateOptions, modelObject, newId, NotImplementedError, nowSeconds, parseChatCompletionRequest,
-  parseCompletionRequest, parseEmbeddingRequest, parseMoeQueryRequest, parseSingleQueryRequest, ShuttingDownError, textCompletion, toOpenAIError,
-  usageChunk, type ChatCompletionChunk, type FinishReason, type MoeQueryResult, type ParseOptions, type TextCompletion
+  chatChunk, chatCompletion, embeddingList, modelObject, newId, NotImplementedError, nowSeconds,
+  parseMoeQueryRequest, parseSingleQueryRequest, ShuttingDownError, textCompletion, toOpenAIError,
+  usageChunk, type ChatCompletionChunk, type FinishReason, type MoeQueryResult, type TextCompletion
 } from '../openai.ts'
+import { generateOptions, parseChatCompletionRequest, parseCompletionRequest, parseEmbeddingRequest, type ParseOptions } from '../schemas.ts'
 import type { Handler, HttpRoutes, RequestContext } from '../types.ts'
 
 /** Inference on models this node does not hold (another node of the mesh); same calls as the engine. */

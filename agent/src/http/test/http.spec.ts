@@ -243,7 +243,7 @@ describe('OpenAI-compatible HTTP API', () => {
       expect(error.message).toContain(param === 'body' ? 'body' : param.split('.').at(-1)!.replace(/\[\d+\]$/, ''))
     }
     const tooMany = await (await post('/v1/chat/completions', chat({ max_tokens: 5000 }))).json() as Json
-    expect(tooMany.error.message).toBe('max_tokens must be an integer between 1 and 2048')
+    expect(tooMany.error.message).toBe('max_tokens: must be an integer between 1 and 2048')
     // within the limit alone, but not with the prompt: the engine's own check
     const tooLong = await post('/v1/chat/completions', chat({ max_tokens: 2048 }))
     expect(tooLong.status).toBe(400)
