@@ -54,6 +54,7 @@ describe('audit in a node', () => {
       const r = await get(`/v1/audit?${q}`)
       expect(r.status, q).toBe(400)
       expect(r.body.error.name, q).toBe('InvalidInputError')
+      expect(r.body.error.param, q).toBe(q.split('=')[0])
     }
   })
 

@@ -226,6 +226,9 @@ describe('OpenAI-compatible HTTP API', () => {
       ['/v1/chat/completions', chat({ stop: [''] }), 'stop'],
       ['/v1/chat/completions', chat({ stream: 'yes' }), 'stream'],
       ['/v1/chat/completions', chat({ n: 2 }), 'n'],
+      ['/v1/chat/completions', chat({ stream_options: { include_usage: 'yes' } }), 'stream_options.include_usage'],
+      // checked since the bodies are zod schemas: max_completion_tokens beside max_tokens (it was ignored unchecked)
+      ['/v1/chat/completions', chat({ max_completion_tokens: 'x' }), 'max_completion_tokens'],
       ['/v1/completions', { model, max_tokens: 4 }, 'prompt'],
       ['/v1/completions', { model, prompt: ['a'] }, 'prompt'],
       ['/v1/embeddings', { model }, 'input'],
