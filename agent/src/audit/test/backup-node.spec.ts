@@ -48,6 +48,12 @@ describe('backup → restore of a running node', () => {
     expect(((await denied.json()) as { error: { name: string } }).error.name).toBe('BackupForbiddenError')
     const wrong = await fetch(url, { method: 'POST', headers: { [BACKUP_PROOF_HEADER]: '0'.repeat(64) } })
     expect(wrong.status).toBe(403)
+    // a bad body, once the proof is right: 400 naming the field, nothing streamed
+    for (const [body, param] of [[{ include_plaintext_keystore: 'yes' }, 'include_plaintext_keystore'], [{ to: '/tmp/x' }, 'to'], [[], 'body']] as const) {
+      const bad = await fetch(url, { method: 'POST', headers: { [BACKUP_PROOF_HEADER]: await dataDirProof(a.dataDir), 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      expect(bad.status, JSON.stringify(body)).toBe(400)
+      expect(((await bad.json()) as { error: { name: string, param: string } }).error, JSON.stringify(body)).toMatchObject({ name: 'InvalidInputError', param })
+    }
     const ok = await fetch(url, { method: 'POST', headers: { [BACKUP_PROOF_HEADER]: await dataDirProof(a.dataDir) } })
     expect(ok.status).toBe(200)
     expect(ok.headers.get('content-type')).toBe('application/x-tar')
