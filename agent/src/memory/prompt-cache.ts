@@ -46,7 +46,7 @@ import { localVectorMemory } from './local.ts'
 export type PromptCacheMode = 'exact' | 'semantic' | 'off'
 export const PROMPT_CACHE_MODES: readonly PromptCacheMode[] = ['exact', 'semantic', 'off']
 
-/** A generation request as the cache sees it (validated already: `http/openai.ts`). */
+/** A generation request as the cache sees it (validated already: `http/schemas.ts`). */
 export type PromptCacheRequest = {
   model: string
   max_tokens: number
