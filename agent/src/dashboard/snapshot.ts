@@ -143,7 +143,9 @@ export function buildSnapshot (p: SnapshotParts): DashboardSnapshot {
       last_seen: pres === undefined ? null : new Date(Math.floor(pres.created_at / 1000)).toISOString()
     }
   }
-  const nodes = [...ids].map(node).sort((a, b) => a.self !== b.self ? (a.self ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : a.node_id < b.node_id ? -1 : 1)
+  // this node first, then the advertised ones by name, then those known only by their key
+  const rank = (n: DashboardNode): number => n.self ? 0 : caps.has(n.node_id) ? 1 : 2
+  const nodes = [...ids].map(node).sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : a.node_id < b.node_id ? -1 : 1))
   const links: DashboardLink[] = linked.sort().map(to => ({ from: p.self, to, kind: 'connected' }))
   return {
     generated_at: new Date(p.now).toISOString(),
