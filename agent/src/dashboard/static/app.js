@@ -31,7 +31,6 @@ function el (tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue
     if (k === 'class') e.className = v
     else if (k === 'text') e.textContent = v
-    else if (k.startsWith('data-')) e.setAttribute(k, String(v))
     else e.setAttribute(k, String(v))
   }
   for (const c of children) if (c !== null && c !== undefined) e.append(c)
@@ -88,14 +87,14 @@ function renderMesh (snap) {
   const H = 420
   const cx = W / 2
   const cy = H / 2 - 6
-  const self = snap.nodes.find(n => n.self)
-  const others = snap.nodes.filter(n => !n.self)
+  // every node on an ellipse, this node at the top: three nodes make a triangle, many a ring
   const pos = new Map()
-  if (self) pos.set(self.node_id, [cx, cy])
-  const R = Math.min(W, H) / 2 - 62
-  others.forEach((n, i) => {
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, others.length)
-    pos.set(n.node_id, [cx + R * Math.cos(a) * 1.25, cy + R * Math.sin(a)])
+  const count = snap.nodes.length
+  const rx = W / 2 - 90
+  const ry = H / 2 - 70
+  snap.nodes.forEach((node, i) => {
+    const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, count)
+    pos.set(node.node_id, count === 1 ? [cx, cy] : [cx + rx * Math.cos(a), cy + ry * Math.sin(a)])
   })
   const byId = new Map(snap.nodes.map(n => [n.node_id, n]))
   const gLinks = svg('g', { class: 'links' })
@@ -124,10 +123,12 @@ function renderMesh (snap) {
     g.append(svg('circle', { class: 'load-track', r: lr }))
     if (n.load && n.status !== 'offline') g.append(svg('circle', { class: 'load-ring', r: lr, 'stroke-dasharray': `${(lc * Math.min(100, n.load.cpu_percent) / 100).toFixed(1)} ${lc.toFixed(1)}`, transform: 'rotate(-90)' }))
     g.append(svg('circle', { class: `node-circle ${n.status}`, r }))
-    g.append(svg('text', { class: 'node-badge' }, n.models.length > 0 ? `${n.models.length}M` : ''))
+    g.append(svg('text', { class: 'node-badge' }, n.load && n.status !== 'offline' ? pct(n.load.cpu_percent) : ''))
     g.append(svg('text', { class: 'node-label', y: r + 26 }, n.name))
-    const sub = [n.status, n.hardware ? HW[n.hardware.class] ?? n.hardware.class : null, n.load && n.status !== 'offline' ? `cpu ${pct(n.load.cpu_percent)}` : null].filter(Boolean).join(' · ')
-    g.append(svg('text', { class: 'node-sub', y: r + 40 }, sub))
+    g.append(svg('text', { class: 'node-sub', y: r + 40 }, [n.status, n.hardware ? HW[n.hardware.class] ?? n.hardware.class : null].filter(Boolean).join(' · ')))
+    const plural = (k, word) => `${k} ${word}${k === 1 ? '' : 's'}`
+    const shards = n.shards === null ? null : plural(n.shards.length, 'shard')
+    if (count <= 6) g.append(svg('text', { class: 'node-sub', y: r + 53 }, [plural(n.models.length, 'model'), shards, n.arc_coverage !== null ? `arc ${Math.round(n.arc_coverage * 100)}%` : null].filter(Boolean).join(' · ')))
     root.append(g)
   }
 }
@@ -141,7 +142,7 @@ function bar (value) {
 }
 
 function row (label, ...items) {
-  return el('div', { class: 'row' }, el('span', { class: 'k', text: label }), ...items)
+  return el('div', { class: 'row' }, el('span', { class: 'k', text: label }), el('span', { class: 'v' }, ...items))
 }
 
 function renderCards (snap) {
@@ -153,9 +154,11 @@ function renderCards (snap) {
         el('span', { class: 'name', text: n.name, title: n.node_id }),
         n.self ? el('span', { class: 'chip', text: 'this node' }) : null,
         el('span', { class: `status ${n.status}`, text: n.status })))
-    card.append(row('machine', el('span', { text: hw ? `${HW[hw.class] ?? hw.class} · ${hw.cpu_cores} cores ${hw.cpu_arch} · ${hw.ram_gb} GB${hw.gpu ? ` · ${hw.gpu}` : ''}` : 'not advertised yet' })))
-    if (n.capabilities.length > 0 || n.region) card.append(row('offers', ...n.capabilities.map(c => el('span', { class: 'chip cap', text: c })), n.region ? el('span', { class: 'muted', text: `region ${n.region}` }) : null))
-    if (n.load && n.status !== 'offline') card.append(row('load', el('span', { text: 'cpu' }), bar(n.load.cpu_percent), el('span', { text: pct(n.load.cpu_percent) }), el('span', { text: 'mem' }), bar(n.load.memory_percent), el('span', { text: pct(n.load.memory_percent) })))
+    card.append(row('machine', el('span', { text: hw ? `${HW[hw.class] ?? hw.class} · ${hw.cpu_cores} × ${hw.cpu_arch} · ${hw.ram_gb} GB${hw.gpu ? ` · ${hw.gpu}` : ''}${n.region ? ` · ${n.region}` : ''}` : 'not advertised yet' })))
+    if (n.capabilities.length > 0) card.append(row('offers', ...n.capabilities.map(c => el('span', { class: 'chip cap', text: c }))))
+    if (n.load && n.status !== 'offline') {
+      card.append(row('load', el('span', { class: 'gauge', title: 'CPU' }, 'cpu ', bar(n.load.cpu_percent), ` ${pct(n.load.cpu_percent)}`), el('span', { class: 'gauge', title: 'memory' }, 'mem ', bar(n.load.memory_percent), ` ${pct(n.load.memory_percent)}`)))
+    }
     card.append(row('models', ...(n.models.length === 0
       ? [el('span', { class: 'muted', text: 'none' })]
       : n.models.map(m => el('span', { class: `chip model${m.demo ? ' demo' : ''}`, title: m.demo ? 'demo model (random weights)' : m.id, text: `${m.id}${m.queue > 0 ? ` ·${m.queue}` : ''}` }))), n.tokens_per_second > 0 ? el('span', { class: 'muted', text: `${n.tokens_per_second} tok/s` }) : null))
@@ -167,7 +170,8 @@ function renderCards (snap) {
   $('cards').replaceChildren(...cards)
 }
 
-const resourcesText = (r) => Object.entries(r).filter(([, v]) => v > 0).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ') || '—'
+const UNITS = { cpu_cores: 'cpu', memory_gb: 'GB mem', gpu_count: 'gpu', storage_gb: 'GB disk', model_slots: 'model slots', vectors: 'vectors' }
+const resourcesText = (r) => Object.entries(r).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${UNITS[k] ?? k}`).join(' · ') || '—'
 
 function renderAllocations (snap) {
   $('alloc-count').textContent = `${snap.allocations.length}`
