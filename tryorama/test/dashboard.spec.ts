@@ -90,6 +90,8 @@ describe('dashboard in headless Chromium', () => {
         await page.locator(`.card[data-node-name="${c.name}"][data-status="offline"]`).waitFor({ timeout: 60_000 })
         await page.locator(`#mesh [data-node-name="${c.name}"][data-status="offline"]`).waitFor({ timeout: 10_000 })
         for (const p of [a, b]) expect(await page.locator(`.card[data-node-name="${p.name}"]`).getAttribute('data-status')).toBe('online')
+        // when it was last alive stays on its card
+        expect(await page.locator(`.card[data-node-name="${c.name}"] [data-seen]`).textContent()).toMatch(/seen \d+[smh] ago/)
         // the same document all along: no navigation, the marker still set
         expect(navigations).toBe(before)
         expect(await page.evaluate((key) => (globalThis as unknown as Record<string, unknown>)[key], MARKER)).toBe(true)

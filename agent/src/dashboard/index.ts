@@ -19,6 +19,7 @@
 import type { NetworkName } from '../constants.ts'
 import type { DhtNetwork } from '../conductor/network/types.ts'
 import { errorMessage } from '../errors.ts'
+import { encodeHash } from '../holo/hash.ts'
 import type { InferenceEngine } from '../inference/types.ts'
 import type { ComponentLogger } from '../logger.ts'
 import type { ShardHost } from '../memory/shard-host.ts'
@@ -63,6 +64,8 @@ export function dashboard (init: DashboardInit = {}): (components: DashboardComp
   return (c) => {
     const log = c.logger.forComponent('flexnode:dashboard')
     let last: { at: number, snapshot: Promise<DashboardSnapshot> } | undefined
+    /** each node's freshest presence `created_at` (µs) this dashboard saw, so an offline node shows when it was last alive */
+    const lastSeen = new Map<string, number>()
 
     /** a part's value, or `fallback` with its failure noted */
     const part = async <T>(name: string, problems: string[], read: () => T | Promise<T>, fallback: T): Promise<T> => {
@@ -82,11 +85,15 @@ export function dashboard (init: DashboardInit = {}): (components: DashboardComp
         part<NodeAllocations | null>('allocations', problems, c.resources.allocations, null)
       ])
       const presence = await part('presence', problems, () => c.dht.presence.live(), [])
+      for (const r of presence) {
+        const id = encodeHash(r.agent)
+        if (!r.is_tombstone && r.created_at > (lastSeen.get(id) ?? 0)) lastSeen.set(id, r.created_at)
+      }
       const selfArc = await part('arc', problems, () => c.dht.arcStatus().arc, null)
       const connected = await part('connections', problems, () => c.mesh.peers(), [])
       const models = await part('models', problems, () => c.engine.listModels(), [])
       const shards = await part('shards', problems, () => c.memory.host.hosted().map(shardName).sort(), [])
-      return buildSnapshot({ network: c.network, self: c.selfNodeId, now: Date.now(), capabilities, presence, connected, selfArc, models, shards, allocations, moe: c.moe.recent(), problems })
+      return buildSnapshot({ network: c.network, self: c.selfNodeId, now: Date.now(), capabilities, presence, lastSeen, connected, selfArc, models, shards, allocations, moe: c.moe.recent(), problems })
     }
 
     return {

@@ -33,6 +33,8 @@ export interface SnapshotParts {
   capabilities: NodeCapability[]
   /** every live presence record, this node's included */
   presence: PresenceInfo[]
+  /** the freshest presence `created_at` (µs) seen of each node, live or not: an offline node's last sign of life */
+  lastSeen?: ReadonlyMap<string, number>
   /** PeerIds this node is connected to */
   connected: string[]
   /** this node's storage arc now */
@@ -116,6 +118,7 @@ export function buildSnapshot (p: SnapshotParts): DashboardSnapshot {
     const arc = self ? p.selfArc : pres?.arc ?? null
     const compute = cap?.capabilities.compute
     const load = pres?.load ?? cap?.load ?? null
+    const seen = pres?.created_at ?? p.lastSeen?.get(id)
     return {
       node_id: id,
       name: cap?.agent_name ?? `${id.slice(5, 13)}…`,
@@ -140,7 +143,7 @@ export function buildSnapshot (p: SnapshotParts): DashboardSnapshot {
       shards: self ? p.shards.slice(0, MAX_SHARDS) : null,
       arc: (self || pres !== undefined) && arc !== null ? [arc[0], arc[1]] : null,
       arc_coverage: self || pres !== undefined ? round1(arcCoverage(arc) * 1000) / 1000 : null,
-      last_seen: pres === undefined ? null : new Date(Math.floor(pres.created_at / 1000)).toISOString()
+      last_seen: seen === undefined ? null : new Date(Math.floor(seen / 1000)).toISOString()
     }
   }
   // this node first, then the advertised ones by name, then those known only by their key

@@ -48,7 +48,7 @@ export interface DashboardNode {
   arc: [number, number] | null
   /** share of the ring its arc covers, 0..1 (null when unknown) */
   arc_coverage: number | null
-  /** RFC 3339 time of its freshest presence record, null when none is live */
+  /** RFC 3339 time of its freshest presence record (live or, for an offline node, the last this node saw), null when none was seen */
   last_seen: string | null
 }
 

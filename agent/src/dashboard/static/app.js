@@ -45,7 +45,7 @@ function svg (tag, attrs = {}, text) {
 const pct = (x) => `${Math.round(x)}%`
 const short = (id) => (typeof id === 'string' && id.length > 14 ? `${id.slice(5, 13)}…` : String(id))
 function ago (iso) {
-  if (iso === null || iso === undefined) return 'never'
+  if (iso === null || iso === undefined || iso === '') return 'not yet'
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000))
   if (s < 60) return `${s}s ago`
   if (s < 3600) return `${Math.floor(s / 60)}m ago`

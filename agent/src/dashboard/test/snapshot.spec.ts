@@ -69,6 +69,8 @@ describe('buildSnapshot', () => {
         // an expired record and a tombstone count as no record
         presence(gone, { expires_at: µs(NOW - 1) })
       ],
+      // an offline node's last sign of life, as the dashboard remembers it (a live record wins)
+      lastSeen: new Map([[gone.id, µs(NOW - 30_000)], [peer.id, µs(NOW - 60_000)]]),
       connected: [peer.peerId, stranger.peerId, 'not-a-peer-id'],
       selfArc: [0, 0xffffffff],
       models: [model('tiny'), model('unloaded', { loaded: false }), model('toy-demo', { demo: true, queue_depth: 0, in_flight: 0 })],
@@ -106,7 +108,8 @@ describe('buildSnapshot', () => {
     expect(b.load).toEqual({ cpu_percent: 33.3, gpu_percent: 0, memory_percent: 50 })
     expect(b.last_seen).toBe('2026-12-02T11:59:58.000Z')
 
-    expect(c).toMatchObject({ status: 'offline', arc: null, arc_coverage: null, last_seen: null })
+    expect(c).toMatchObject({ status: 'offline', arc: null, arc_coverage: null, last_seen: '2026-12-02T11:59:30.000Z' })
+    expect(snap.nodes[3]?.last_seen).toBeNull()
     expect(c.hardware?.class).toBe('arm-board')
     expect(s).toMatchObject({ status: 'offline', hardware: null, capabilities: [], models: [] })
 
