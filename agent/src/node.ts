@@ -480,7 +480,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins
           nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() }),
           // GET / (the mesh picture) and /v1/dashboard/{snapshot,events}
-          dashboardRoutes()({ dashboard: dashboard()({ network, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), capabilities: c.capabilities, mesh: c.mesh, dht: c.dht, engine: c.inference.engine, resources: c.resources, memory: c.memory, moe: moeResults, logger: c.logger }) })
+          dashboardRoutes()({ dashboard: dashboard()({ network, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), registry: new AgentRegistryClient(c.client), mesh: c.mesh, dht: c.dht, engine: c.inference.engine, resources: c.resources, memory: c.memory, moe: moeResults, logger: c.logger }) })
         ]
       })
     },

@@ -11,7 +11,7 @@
  *
  * ```ts
  * const moe = moeLog()   // handed to the router as `onMoeResult: moe.record`
- * const dash = dashboard()({ network: 'local', selfNodeId, capabilities, mesh, dht, engine, resources, memory, moe, logger })
+ * const dash = dashboard()({ network: 'local', selfNodeId, registry: new AgentRegistryClient(client), mesh, dht, engine, resources, memory, moe, logger })
  * const routes = dashboardRoutes()({ dashboard: dash })   // mounted by the HTTP server
  * await dash.snapshot()   // { generated_at, network, self, nodes, links, allocations, moe, problems }
  * ```
@@ -25,7 +25,8 @@ import type { ComponentLogger } from '../logger.ts'
 import type { ShardHost } from '../memory/shard-host.ts'
 import type { MeshNode } from '../mesh/types.ts'
 import type { NodeAllocations, ResourcesService } from '../resources/index.ts'
-import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
+import type { AgentRegistryClient } from '../../../zomes-ts/agent_registry/client.ts'
+import { AVAILABILITY, type NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { DEFAULT_SNAPSHOT_MAX_AGE_MS } from './constants.ts'
 import type { MoeLog } from './moe-log.ts'
 import { buildSnapshot } from './snapshot.ts'
@@ -45,8 +46,8 @@ export interface DashboardComponents {
   network: NetworkName
   /** this node's agent key (uhCAk…) */
   selfNodeId: string
-  /** the mesh's NodeCapabilities with liveness (the node's cached reader) */
-  capabilities: () => Promise<NodeCapability[]>
+  /** `agent_registry`: every node's NodeCapability, draining ones too (routing's cached reader leaves those out) */
+  registry: Pick<AgentRegistryClient, 'queryPeers'>
   mesh: Pick<MeshNode, 'peers'>
   dht: Pick<DhtNetwork, 'arcStatus' | 'presence'>
   engine: Pick<InferenceEngine, 'listModels'>
@@ -81,7 +82,7 @@ export function dashboard (init: DashboardInit = {}): (components: DashboardComp
     const build = async (): Promise<DashboardSnapshot> => {
       const problems: string[] = []
       const [capabilities, allocations] = await Promise.all([
-        part<NodeCapability[]>('capabilities', problems, c.capabilities, []),
+        part<NodeCapability[]>('capabilities', problems, async () => await c.registry.queryPeers({ availability: [...AVAILABILITY] }), []),
         part<NodeAllocations | null>('allocations', problems, c.resources.allocations, null)
       ])
       const presence = await part('presence', problems, () => c.dht.presence.live(), [])

@@ -109,7 +109,9 @@ export function buildSnapshot (p: SnapshotParts): DashboardSnapshot {
     const cap = caps.get(id)
     const pres = live.get(id)
     const self = id === p.self
-    const status: DashboardStatus = self ? (pres?.availability ?? 'online') : pres === undefined ? 'offline' : pres.availability ?? 'online'
+    // a live presence record says how the node is; a draining node may say so in its NodeCapability only
+    const said = pres?.availability ?? (cap?.availability === 'draining' ? 'draining' : 'online')
+    const status: DashboardStatus = self || pres !== undefined ? said : 'offline'
     const inf = cap?.capabilities.inference
     const models = self
       ? p.models.filter(m => m.loaded).map(m => ({ id: m.id, demo: m.demo, queue: m.queue_depth + m.in_flight }))

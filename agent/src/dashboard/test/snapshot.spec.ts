@@ -120,6 +120,16 @@ describe('buildSnapshot', () => {
     expect(snap.problems).toEqual(['allocations: nothing to see'])
   })
 
+  it('shows a node draining when its NodeCapability says so and its presence is live, offline when it is not', async () => {
+    const [self, drainer] = await Promise.all([agent(), agent()])
+    const cap = { ...capability(drainer, 'delta'), availability: 'draining' as const }
+    const base: SnapshotParts = { network: 'local', self: self.id, now: NOW, capabilities: [cap], presence: [presence(drainer, { availability: undefined })], connected: [], selfArc: null, models: [], shards: [], allocations: null, moe: [], problems: [] }
+    expect(buildSnapshot(base).nodes.find(n => n.name === 'delta')?.status).toBe('draining')
+    expect(buildSnapshot({ ...base, presence: [] }).nodes.find(n => n.name === 'delta')?.status).toBe('offline')
+    // this node with no capability or presence yet: online, known by its key, its arc empty
+    expect(buildSnapshot(base).nodes[0]).toMatchObject({ self: true, status: 'online', arc: null, arc_coverage: 0, hardware: null })
+  })
+
   it('measures arcs on the u32 ring, wrapping ones too, and classes machines', () => {
     expect(arcCoverage(null)).toBe(0)
     expect(arcCoverage([0, 0xffffffff])).toBe(1)
@@ -181,7 +191,7 @@ describe('dashboard', () => {
     const components: Parameters<ReturnType<typeof dashboard>>[0] = {
       network: 'testnet',
       selfNodeId: self.id,
-      capabilities: async () => { capabilityReads++; return [capability(self, 'solo')] },
+      registry: { queryPeers: async (input) => { capabilityReads++; expect(input?.availability).toEqual(['online', 'busy', 'draining', 'offline']); return [capability(self, 'solo')] } },
       mesh: { peers: () => [] },
       dht: { arcStatus: () => ({ arc: [0, 0xffffffff], sectors: 512, authoritiesSeen: 1, coverage: 0, targetRedundancy: 5, peers: [] }), presence: { live: () => [presence(self, { created_at: µs(Date.now()), expires_at: µs(Date.now() + 60_000) })] } as never },
       engine: { listModels: () => [] },
