@@ -87,15 +87,19 @@ function renderMesh (snap) {
   const H = 420
   const cx = W / 2
   const cy = H / 2 - 6
-  // every node on an ellipse, this node at the top: three nodes make a triangle, many a ring
+  // a few nodes on an ellipse, this node at the top (three make a triangle); a larger mesh as a
+  // ring around this node, drawn smaller and named only
   const pos = new Map()
   const count = snap.nodes.length
-  const rx = W / 2 - 90
-  const ry = H / 2 - 70
-  snap.nodes.forEach((node, i) => {
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, count)
+  const large = count > 8
+  const ring = large ? snap.nodes.filter(n => !n.self) : snap.nodes
+  const rx = large ? W / 2 - 55 : W / 2 - 90
+  const ry = large ? H / 2 - 40 : H / 2 - 70
+  ring.forEach((node, i) => {
+    const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, ring.length)
     pos.set(node.node_id, count === 1 ? [cx, cy] : [cx + rx * Math.cos(a), cy + ry * Math.sin(a)])
   })
+  if (large) for (const n of snap.nodes) if (n.self) pos.set(n.node_id, [cx, cy])
   const byId = new Map(snap.nodes.map(n => [n.node_id, n]))
   const gLinks = svg('g', { class: 'links' })
   for (const l of snap.links) {
@@ -106,7 +110,7 @@ function renderMesh (snap) {
     gLinks.append(svg('line', { class: `link${offline ? ' to-offline' : ''}`, x1: a[0], y1: a[1], x2: b[0], y2: b[1], 'data-from': l.from, 'data-to': l.to }))
   }
   root.append(gLinks)
-  const r = snap.nodes.length > 12 ? 14 : 22
+  const r = large ? 10 : 22
   for (const n of snap.nodes) {
     const [x, y] = pos.get(n.node_id)
     const g = svg('g', { class: `node-g ${n.status}${n.self ? ' self' : ''}`, 'data-node-id': n.node_id, 'data-node-name': n.name, 'data-status': n.status, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` })
@@ -123,6 +127,11 @@ function renderMesh (snap) {
     g.append(svg('circle', { class: 'load-track', r: lr }))
     if (n.load && n.status !== 'offline') g.append(svg('circle', { class: 'load-ring', r: lr, 'stroke-dasharray': `${(lc * Math.min(100, n.load.cpu_percent) / 100).toFixed(1)} ${lc.toFixed(1)}`, transform: 'rotate(-90)' }))
     g.append(svg('circle', { class: `node-circle ${n.status}`, r }))
+    if (large) {
+      g.append(svg('text', { class: 'node-label small', y: r + 18 }, n.name))
+      root.append(g)
+      continue
+    }
     g.append(svg('text', { class: 'node-badge' }, n.load && n.status !== 'offline' ? pct(n.load.cpu_percent) : ''))
     g.append(svg('text', { class: 'node-label', y: r + 26 }, n.name))
     g.append(svg('text', { class: 'node-sub', y: r + 40 }, [n.status, n.hardware ? HW[n.hardware.class] ?? n.hardware.class : null].filter(Boolean).join(' · ')))
