@@ -57,6 +57,7 @@ import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts
 import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
 import { artifactRoutes } from './artifacts/routes.ts'
 import { readModule } from './artifacts/read.ts'
+import { dashboard, dashboardRoutes, moeLog } from './dashboard/index.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -257,6 +258,8 @@ const inferenceAudit = (c: NodeComponents): InferenceAudit => (event) => {
 /** The node's services, in start order (stopped in reverse). */
 function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceEntry<NodeComponents>> {
   const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
+  // the dashboard's recent MOE results: the router reports each finished query
+  const moeResults = moeLog()
   return [
     { name: 'data dir', provides: 'dataDir', create: (c) => dataDirService({ dataDir: init.dataDir, newChain: init.newChain })(c) },
     { name: 'keystore', provides: 'keys', create: (c) => keystoreService({ passphrase: init.passphrase, scryptN: init.scryptN })(c) },
@@ -392,7 +395,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         }
         const capabilities = c.capabilities = peerCapabilities()({ registry: new AgentRegistryClient(c.client) })
         const peers = new PeerInference({ mesh: c.mesh, capabilities, logger: c.logger }, { region: init.region })
-        const router = createInferenceRouter({ region: init.region, policies: c.localPolicies }, { engine: c.inference.engine, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, audit: inferenceAudit(c), logger: c.logger })
+        const router = createInferenceRouter({ region: init.region, policies: c.localPolicies }, { engine: c.inference.engine, peers, capabilities, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), sharedPolicy: c.policies.moe, selfLoad: c.liveLoad, audit: inferenceAudit(c), onMoeResult: moeResults.record, logger: c.logger })
         c.router = {
           ...router,
           remote: peers,
@@ -475,7 +478,9 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models }),
           auditRoutes({ audit: c.audit }),
           // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins
-          nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() })
+          nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() }),
+          // GET / (the mesh picture) and /v1/dashboard/{snapshot,events}
+          dashboardRoutes()({ dashboard: dashboard()({ network, selfNodeId: encodeHash(c.keys.keystore.primary.agentPubKey), registry: new AgentRegistryClient(c.client), mesh: c.mesh, dht: c.dht, engine: c.inference.engine, resources: c.resources, memory: c.memory, moe: moeResults, logger: c.logger }) })
         ]
       })
     },

@@ -41,7 +41,17 @@ export interface InferenceRouterComponents {
   sharedPolicy?: (name: string) => Promise<MoePolicy | null>
   /** records each query in the audit trail. @default none */
   audit?: InferenceAudit
+  /** told of each MOE query that reached a verdict (the dashboard's recent votes); a throw is ignored. @default none */
+  onMoeResult?: (event: MoeResultEvent) => void
   logger: ComponentLogger
+}
+
+/** A finished MOE query: its outcome, and the answer cluster of each vote (0 = the winner's, null = failed). */
+export interface MoeResultEvent {
+  task_type: string
+  policy: string
+  outcome: MoeQueryOutcome
+  vote_clusters: Array<number | null>
 }
 
 export interface InferenceRouterInit {
@@ -196,6 +206,11 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
       },
       trace_id: trace
     })
+    try {
+      c.onMoeResult?.({ task_type: req.task_type, policy: policy.name, outcome, vote_clusters: reduced.model_votes.map(v => v.cluster) })
+    } catch (err) {
+      log.warn({ trace_id: trace, err: errorMessage(err) }, 'an MOE result listener failed')
+    }
     return outcome
   }
 
