@@ -219,6 +219,9 @@ const HTTP_ERRORS: Readonly<Record<string, { status: number, type: string, code:
   InvalidModelArtifactError: { status: 422, type: 'invalid_request_error', code: 'invalid_model_artifact', param: 'cid' },
   ModelExistsError: { status: 409, type: 'invalid_request_error', code: 'model_exists', param: 'cid' },
   WriteConsistencyError: { status: 503, type: 'server_error', code: 'write_consistency_not_met', param: 'write_consistency' },
+  // holochain.* operations (`api/holochain.ts`)
+  WrongNetworkError: { status: 409, type: 'invalid_request_error', code: 'wrong_network', param: 'network' },
+  BootstrapDialError: { status: 502, type: 'server_error', code: 'bootstrap_unreachable', param: 'bootstrap_override' },
   // backup (`audit/backup-routes.ts`)
   PlaintextKeystoreError: { status: 409, type: 'invalid_request_error', code: 'plaintext_keystore', param: 'include_plaintext_keystore' },
   NotHostedError: { status: 503, type: 'server_error', code: 'shard_not_hosted' },
