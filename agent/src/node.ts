@@ -58,6 +58,9 @@ import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
 import { artifactRoutes } from './artifacts/routes.ts'
 import { readModule } from './artifacts/read.ts'
 import { dashboard, dashboardRoutes, moeLog } from './dashboard/index.ts'
+import type { AnyOperation } from './api/operation.ts'
+import { nodeOperations } from './api/operations.ts'
+import { operationRoutes } from './api/routes.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -240,6 +243,8 @@ export interface NodeComponents {
   /** models published to and pulled from the artifact store */
   models: ModelArtifacts
   audit: AuditService
+  /** every operation of the node (the MCP tools), described once */
+  operations: AnyOperation[]
 }
 
 /** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
@@ -465,6 +470,28 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       }
     },
     {
+      // before the HTTP API, which serves them; the registry starts later (read when an operation runs)
+      name: 'operations',
+      create: (c) => {
+        c.operations = nodeOperations({
+          network,
+          agent: c.keys.keystore.primary.agentPubKey,
+          interfaces: () => c.interfaces,
+          conductor: c.conductor,
+          mesh: c.mesh,
+          registry: { advertise: async (o) => await c.registry.advertise(o), get advertised () { return c.registry.advertised } },
+          capabilities: c.capabilities,
+          resources: c.resources,
+          router: c.router,
+          engine: c.inference.engine,
+          memory: c.memory,
+          artifacts: c.artifacts,
+          models: c.models
+        })
+        return service({ start: async () => {}, stop: () => {} })
+      }
+    },
+    {
       // each capability mounts its routes here
       name: 'HTTP API',
       provides: 'http',
@@ -477,6 +504,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           memoryRoutes({ memory: c.memory }),
           artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models }),
           auditRoutes({ audit: c.audit }),
+          // POST /v1/holochain/<verb>: the holochain.* operations (the other groups have their own routes)
+          operationRoutes({ operations: c.operations.filter(o => o.name.startsWith('holochain.')) }),
           // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins
           nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() }),
           // GET / (the mesh picture) and /v1/dashboard/{snapshot,events}
@@ -531,6 +560,8 @@ export class FlexNode {
   readonly artifacts: ArtifactService
   readonly models: ModelArtifacts
   readonly audit: AuditService
+  /** every operation of the node (the MCP tools), described once */
+  readonly operations: AnyOperation[]
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -550,6 +581,7 @@ export class FlexNode {
     this.artifacts = c.artifacts
     this.models = c.models
     this.audit = c.audit
+    this.operations = c.operations
     this.#services = services
     this.#log = log
   }
