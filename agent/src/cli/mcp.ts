@@ -137,7 +137,8 @@ export async function mcpCommand (opts: McpCommandOptions): Promise<number> {
   const nodeUrl = url
 
   const remote = client.getServerVersion()
-  const server = new McpServer({ name: remote?.name ?? 'flexnode', version: remote?.version ?? '0' }, { capabilities: { tools: {} } })
+  const server = new McpServer({ name: remote?.name ?? 'flexnode', version: remote?.version ?? '0' })
+  server.server.registerCapabilities({ tools: {} })
   server.server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
     try {
       return await client.request({ method: 'tools/list', params: request.params }, ListToolsResultSchema, { signal: extra.signal, timeout: FORWARD_TIMEOUT_MS })

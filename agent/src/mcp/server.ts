@@ -173,11 +173,10 @@ export interface McpServerContext {
  */
 export function mcpServer (tools: McpTools | readonly AnyOperation[], init: McpServerInit = {}, context: McpServerContext = {}): McpServer {
   const catalog = 'call' in tools ? tools : mcpTools(tools)
-  const server = new McpServer(
-    { name: init.name ?? MCP_SERVER_NAME, version: init.version ?? MCP_SERVER_VERSION },
-    { capabilities: { tools: {} } }
-  )
-  // the low-level handlers: the operations parse their own arguments (a typed reason, as over HTTP)
+  const server = new McpServer({ name: init.name ?? MCP_SERVER_NAME, version: init.version ?? MCP_SERVER_VERSION })
+  // the low-level handlers, not registerTool: the operations' schemas parse the arguments (a
+  // typed reason naming the argument, as over HTTP) and the definitions are computed once
+  server.server.registerCapabilities({ tools: {} })
   server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [...catalog.definitions] }))
   server.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const signal = context.signal === undefined ? extra.signal : AbortSignal.any([extra.signal, context.signal])

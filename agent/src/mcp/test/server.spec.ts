@@ -64,6 +64,8 @@ describe('MCP tools over streamable HTTP', () => {
     await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers: { traceparent } } }))
     try {
       expect(client.getServerVersion()?.name).toBe('flexnode')
+      // tools only, and no list_changed notifications promised: the list is fixed for the node's life
+      expect(client.getServerCapabilities()).toEqual({ tools: {} })
 
       const { tools } = await client.listTools()
       expect(tools.map(t => t.name)).toEqual(['test.echo', 'test.fail'])
