@@ -6,16 +6,17 @@
 import { describe, expect, it } from 'vitest'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
 import { defineOperation, type AnyOperation } from '../../api/operation.ts'
 import { FlexnodeError } from '../../errors.ts'
 import { httpServer } from '../../http/server.ts'
-import { ModelNotFoundError } from '../../inference/types.ts'
+import { ModelNotFoundError, RequestAbortedError } from '../../inference/types.ts'
 import { silentLogger } from '../../logger.ts'
 import { MCP_ERROR_META_KEY } from '../constants.ts'
 import { mcpRoutes } from '../routes.ts'
-import { McpToolDefinitionError, mcpTools, type McpToolErrorReason } from '../server.ts'
+import { mcpServer, McpToolDefinitionError, mcpTools, type McpToolErrorReason } from '../server.ts'
 
 class TankEmptyError extends FlexnodeError {
   static override readonly name = 'TankEmptyError'
@@ -138,6 +139,51 @@ describe('MCP tools over streamable HTTP', () => {
     expect(foreign.status).toBe(403)
     const notJson = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":' })
     expect(notJson.status).toBe(400)
+  })
+
+  it('hands each call an abort signal: the client cancelling it, or the server\'s own (the HTTP request gone)', async () => {
+    const started = Promise.withResolvers<void>()
+    const aborted = Promise.withResolvers<unknown>()
+    const wait = defineOperation({
+      name: 'test.wait',
+      description: 'Wait until aborted',
+      input: z.object({}),
+      output: z.object({ done: z.boolean() }),
+      run: async (_input, ctx) => {
+        ctx.signal.addEventListener('abort', () => { aborted.resolve(ctx.signal.reason) }, { once: true })
+        started.resolve()
+        return await new Promise<never>((_resolve, reject) => { ctx.signal.addEventListener('abort', () => { reject(ctx.signal.reason) }, { once: true }) })
+      }
+    })
+    // the client cancels: the operation's signal aborts
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    const server = mcpServer([wait])
+    await server.connect(serverSide)
+    const client = new Client({ name: 'test', version: '1.0.0' })
+    await client.connect(clientSide)
+    const cancel = new AbortController()
+    const call = client.callTool({ name: 'test.wait', arguments: {} }, undefined, { signal: cancel.signal }).then(() => 'answered', () => 'cancelled')
+    await started.promise
+    cancel.abort()
+    await aborted.promise
+    expect(await call).toBe('cancelled')
+    await client.close()
+
+    // the server's context signal aborts (as routes.ts passes the HTTP request's): so does the call, a tool error
+    const gone = new AbortController()
+    const second = { started: Promise.withResolvers<void>() }
+    const op = { ...wait, run: async (input: Record<string, never>, ctx: { signal: AbortSignal }) => { second.started.resolve(); return await wait.run(input, ctx) } }
+    const [c2, s2] = InMemoryTransport.createLinkedPair()
+    await mcpServer([op], {}, { signal: gone.signal }).connect(s2)
+    const client2 = new Client({ name: 'test', version: '1.0.0' })
+    await client2.connect(c2)
+    const result = client2.callTool({ name: 'test.wait', arguments: {} })
+    await second.started.promise
+    gone.abort(new RequestAbortedError('the client disconnected'))
+    const answer = await result as CallToolResult
+    expect(answer.isError).toBe(true)
+    expect(errorOf(answer).name).toBe('RequestAbortedError')
+    await client2.close()
   })
 
   it('refuses operations that cannot be tools', () => {
