@@ -57,6 +57,8 @@ import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts
 import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
 import { artifactRoutes } from './artifacts/routes.ts'
 import { readModule } from './artifacts/read.ts'
+import type { AnyOperation } from './api/operation.ts'
+import { nodeOperations } from './api/operations.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -239,6 +241,8 @@ export interface NodeComponents {
   /** models published to and pulled from the artifact store */
   models: ModelArtifacts
   audit: AuditService
+  /** every operation of the node (the MCP tools), described once */
+  operations: AnyOperation[]
 }
 
 /** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
@@ -462,6 +466,28 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       }
     },
     {
+      // before the HTTP API, which serves them; the registry starts later (read when an operation runs)
+      name: 'operations',
+      create: (c) => {
+        c.operations = nodeOperations({
+          network,
+          agent: c.keys.keystore.primary.agentPubKey,
+          interfaces: () => c.interfaces,
+          conductor: c.conductor,
+          mesh: c.mesh,
+          registry: { advertise: async (o) => await c.registry.advertise(o), get advertised () { return c.registry.advertised } },
+          capabilities: c.capabilities,
+          resources: c.resources,
+          router: c.router,
+          engine: c.inference.engine,
+          memory: c.memory,
+          artifacts: c.artifacts,
+          models: c.models
+        })
+        return service({ start: async () => {}, stop: () => {} })
+      }
+    },
+    {
       // each capability mounts its routes here
       name: 'HTTP API',
       provides: 'http',
@@ -526,6 +552,8 @@ export class FlexNode {
   readonly artifacts: ArtifactService
   readonly models: ModelArtifacts
   readonly audit: AuditService
+  /** every operation of the node (the MCP tools), described once */
+  readonly operations: AnyOperation[]
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -545,6 +573,7 @@ export class FlexNode {
     this.artifacts = c.artifacts
     this.models = c.models
     this.audit = c.audit
+    this.operations = c.operations
     this.#services = services
     this.#log = log
   }
