@@ -56,6 +56,7 @@ import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from '
 import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts/index.ts'
 import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
 import { artifactRoutes } from './artifacts/routes.ts'
+import { mcpRoutes } from './mcp/routes.ts'
 import { readModule } from './artifacts/read.ts'
 import type { AnyOperation } from './api/operation.ts'
 import { nodeOperations } from './api/operations.ts'
@@ -500,6 +501,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           memoryRoutes({ memory: c.memory }),
           artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models }),
           auditRoutes({ audit: c.audit }),
+          // POST /mcp: the operations as MCP tools (streamable HTTP); `flexnode mcp` forwards to it
+          mcpRoutes({ operations: c.operations, logger: c.logger }),
           // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins
           nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() })
         ]
