@@ -60,6 +60,7 @@ import { mcpRoutes } from './mcp/routes.ts'
 import { readModule } from './artifacts/read.ts'
 import type { AnyOperation } from './api/operation.ts'
 import { nodeOperations } from './api/operations.ts'
+import { operationRoutes } from './api/routes.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -501,6 +502,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           memoryRoutes({ memory: c.memory }),
           artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models }),
           auditRoutes({ audit: c.audit }),
+          // POST /v1/holochain/<verb>: the holochain.* operations (the other groups have their own routes)
+          operationRoutes({ operations: c.operations.filter(o => o.name.startsWith('holochain.')) }),
           // POST /mcp: the operations as MCP tools (streamable HTTP); `flexnode mcp` forwards to it
           mcpRoutes({ operations: c.operations, logger: c.logger }),
           // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins

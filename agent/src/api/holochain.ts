@@ -12,6 +12,7 @@
  * const joined = await ops.find(o => o.name === 'holochain.join_mesh')!.run({ network: 'local', agent_name: 'gpu-box-01', capabilities: {} }, ctx)
  * ```
  */
+import { stat } from 'node:fs/promises'
 import { basename, extname } from 'node:path'
 import { z } from 'zod'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
@@ -273,6 +274,8 @@ export function holochainOperations (c: HolochainComponents): AnyOperation[] {
         if (!['.happ', '.yaml', '.yml'].includes(ext)) {
           throw new InvalidInputError(`dna must be a bundled DNA (${[INSTALLED_APP_ID, ...bundled.map(x => x.role)].join(', ')}) or the path of a .happ bundle or happ.yaml`, { field: 'dna' })
         }
+        const found = await stat(path).catch(() => undefined)
+        if (found?.isFile() !== true) throw new InvalidInputError(`no hApp bundle at ${path} on this node`, { field: 'dna' })
         const appId = input.installed_app_id ?? (ext === '.happ' ? basename(path, ext) : basename(path.slice(0, -ext.length).replace(/[/\\]happ$/, '')))
         if (!APP_ID_RE.test(appId)) throw new InvalidInputError('installed_app_id must be 1-128 letters, digits, dots, dashes or underscores', { field: 'installed_app_id' })
         let already = true

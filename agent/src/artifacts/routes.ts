@@ -5,7 +5,8 @@
  * support. Errors are the server's JSON error body with the typed error's `name`:
  * `InvalidCidError` and `InvalidImportOptionsError` 400, `ContentNotFoundError` 404,
  * `ContentMismatchError` and `ArtifactIntegrityError` 502, `PayloadTooLargeError` 413,
- * `RangeNotSatisfiableError` 416.
+ * `RangeNotSatisfiableError` 416. Query strings and JSON bodies are parsed with the operations'
+ * schemas (`schemas.ts`, the same the MCP tools use).
  *
  * | route | in | out |
  * |---|---|---|
@@ -27,8 +28,11 @@
  */
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
+import { z } from 'zod'
+import { queryObject } from '../api/query.ts'
+import { invalidInput, parseInput } from '../api/validate.ts'
 import { FlexnodeError, InvalidInputError } from '../errors.ts'
-import { jsonObject, sendJson } from '../http/body.ts'
+import { sendJson } from '../http/body.ts'
 import { streamFailure } from '../http/routes/openai.ts'
 import { PayloadTooLargeError } from '../http/openai.ts'
 import type { HttpRoutes, RequestContext } from '../http/types.ts'
@@ -37,6 +41,7 @@ import { parseImportQuery } from './import-options.ts'
 import type { AddArtifactOptions, ArtifactService } from './index.ts'
 import type { ModelArtifacts } from './models.ts'
 import { ArtifactNotRecordedError } from './types.ts'
+import { listQuery, publishModelInput, pullModelBody, uploadQuery } from './schemas.ts'
 
 export interface ArtifactRoutesInit {
   /** largest upload, bytes. @default 10 GiB */
@@ -57,22 +62,10 @@ export class RangeNotSatisfiableError extends FlexnodeError {
 /** a pull stream sends at most one progress event this often */
 const PROGRESS_EVERY_MS = 200
 
-const UPLOAD_QUERY = new Set(['name', 'media_type', 'cid_version', 'raw_leaves', 'chunker', 'pin', 'min', 'max'])
-
-const invalid = (field: string, message: string): InvalidInputError => new InvalidInputError(message, { field })
-
-function query (ctx: RequestContext, allowed: Set<string>): URLSearchParams {
-  const q = new URL(ctx.req.url ?? '/', 'http://x').searchParams
-  for (const k of q.keys()) if (!allowed.has(k)) throw invalid(k, `unknown query parameter ${JSON.stringify(k)}; known: ${[...allowed].join(', ')}`)
-  return q
-}
-
-function int (q: URLSearchParams, key: string): number | undefined {
-  const v = q.get(key)
-  if (v === null) return undefined
-  if (!/^\d{1,9}$/.test(v)) throw invalid(key, `${key} must be a non-negative integer`)
-  return Number(v)
-}
+const parse = <S extends z.ZodType>(schema: S, value: unknown, root: string): z.output<S> => parseInput(schema, value, root, invalidInput)
+/** the query string, checked by `schema` */
+const query = <S extends z.ZodType>(ctx: RequestContext, schema: S): z.output<S> => parse(schema, queryObject(ctx.req.url, invalidInput), 'query')
+const noQuery = z.strictObject({})
 
 /** Parses `bytes=a-b`, `bytes=a-`, `bytes=-n` of a `size`-byte artifact (one range only). */
 export function parseRange (header: string, size: number): { offset: number, length: number } {
@@ -114,27 +107,22 @@ export function artifactRoutes (init: ArtifactRoutesInit, c: { artifacts: Artifa
   }
 
   const upload = async (ctx: RequestContext): Promise<void> => {
-    const q = query(ctx, UPLOAD_QUERY)
-    const name = q.get('name')
-    if (name === null) throw invalid('name', 'an upload needs its name: ?name=<file name>')
-    const { pin, ...imp } = parseImportQuery({ cid_version: q.get('cid_version'), raw_leaves: q.get('raw_leaves'), chunker: q.get('chunker'), pin: q.get('pin') })
-    const min = int(q, 'min')
-    const max = int(q, 'max')
+    const { name, min, max, media_type: mediaType, ...q } = query(ctx, uploadQuery)
+    const { pin, ...imp } = parseImportQuery({ cid_version: q.cid_version ?? null, raw_leaves: q.raw_leaves ?? null, chunker: q.chunker ?? null, pin: q.pin ?? null })
     const options: AddArtifactOptions = { ...imp, name, signal: ctx.signal }
-    const mediaType = q.get('media_type')
-    if (mediaType !== null) options.media_type = mediaType
+    if (mediaType !== undefined) options.media_type = mediaType
     if (min !== undefined || max !== undefined) options.replication = { min: min ?? max ?? 1, max: max ?? Math.max(min ?? 1, 1) }
     if (pin !== undefined) options.pin = pin
     sendJson(ctx.res, 200, await artifacts.add(body(ctx, maxUpload), options))
   }
 
   const list = async (ctx: RequestContext): Promise<void> => {
-    const q = query(ctx, new Set(['limit']))
-    sendJson(ctx.res, 200, { artifacts: await artifacts.records({ limit: int(q, 'limit') }) })
+    const { limit } = query(ctx, listQuery)
+    sendJson(ctx.res, 200, { artifacts: await artifacts.records({ limit }) })
   }
 
   const download = async (ctx: RequestContext): Promise<void> => {
-    query(ctx, new Set())
+    query(ctx, noQuery)
     const cid = ctx.params[0]!
     const stat = await artifacts.stat(cid, { signal: ctx.signal })
     const range = ctx.req.headers.range
@@ -160,35 +148,33 @@ export function artifactRoutes (init: ArtifactRoutesInit, c: { artifacts: Artifa
   }
 
   const providers = async (ctx: RequestContext): Promise<void> => {
-    query(ctx, new Set())
+    query(ctx, noQuery)
     const cid = ctx.params[0]!
     const list = await artifacts.providers(cid)
     sendJson(ctx.res, 200, { cid, providers: list, live: list.filter(p => p.live).length })
   }
 
   const record = async (ctx: RequestContext): Promise<void> => {
-    query(ctx, new Set())
+    query(ctx, noQuery)
     const r = await artifacts.record(ctx.params[0]!)
     if (r === undefined) throw new ArtifactNotRecordedError(ctx.params[0]!)
     sendJson(ctx.res, 200, r)
   }
 
   const pin = async (ctx: RequestContext): Promise<void> => {
-    query(ctx, new Set())
+    query(ctx, noQuery)
     await artifacts.pin(ctx.params[0]!, { signal: ctx.signal })
     sendJson(ctx.res, 200, { cid: ctx.params[0], pinned: true })
   }
 
   const unpin = async (ctx: RequestContext): Promise<void> => {
-    query(ctx, new Set())
+    query(ctx, noQuery)
     await artifacts.unpin(ctx.params[0]!, { signal: ctx.signal })
     sendJson(ctx.res, 200, { cid: ctx.params[0], pinned: false })
   }
 
   const pull = async (ctx: RequestContext): Promise<void> => {
-    const body = jsonObject(await ctx.readJson(), 'body', ['cid', 'load', 'stream'])
-    if (typeof body.cid !== 'string') throw invalid('cid', 'cid must be a string')
-    for (const k of ['load', 'stream'] as const) if (body[k] !== undefined && typeof body[k] !== 'boolean') throw invalid(k, `${k} must be a boolean`)
+    const body = parse(pullModelBody, await ctx.readJson(), 'body')
     const cid = body.cid
     const load = body.load === true
     if (body.stream === false) {
@@ -223,9 +209,8 @@ export function artifactRoutes (init: ArtifactRoutesInit, c: { artifacts: Artifa
   }
 
   const publish = async (ctx: RequestContext): Promise<void> => {
-    const body = jsonObject(await ctx.readJson(), 'body', ['id'])
-    if (typeof body.id !== 'string') throw invalid('id', 'id must be a model id')
-    sendJson(ctx.res, 200, await models().publish(body.id, { signal: ctx.signal }))
+    const { id } = parse(publishModelInput, await ctx.readJson(), 'body')
+    sendJson(ctx.res, 200, await models().publish(id, { signal: ctx.signal }))
   }
 
   return {

@@ -13,11 +13,10 @@ import { randomBytes } from 'node:crypto'
 import { FlexnodeError } from '../errors.ts'
 import {
   InferenceError, InvalidRequestError,
-  type ChatMessage, type GenerateOptions, type GenerateResult, type ModelInfo, type MoeQueryRequest, type MoeTaskType, type SingleQueryRequest, type Usage
+  type ChatMessage, type GenerateOptions, type GenerateResult, type ModelInfo, type Usage
 } from '../inference/types.ts'
 import {
-  DEFAULT_MAX_TOKENS, MAX_EMBEDDING_INPUTS, MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, MAX_TEMPERATURE, MOE_DEFAULT_MAX_TOKENS,
-  MOE_DEFAULT_REQUIRE_CONSENSUS, MOE_TASK_TYPES, OWNED_BY, REMOTE_MAX_TOKENS_LIMIT
+  DEFAULT_MAX_TOKENS, MAX_EMBEDDING_INPUTS, MAX_STOP_LENGTH, MAX_STOP_SEQUENCES, MAX_TEMPERATURE, OWNED_BY
 } from './constants.ts'
 import { PROMPT_CACHE_MODES, type PromptCacheMode } from '../memory/prompt-cache.ts'
 
@@ -220,6 +219,9 @@ const HTTP_ERRORS: Readonly<Record<string, { status: number, type: string, code:
   InvalidModelArtifactError: { status: 422, type: 'invalid_request_error', code: 'invalid_model_artifact', param: 'cid' },
   ModelExistsError: { status: 409, type: 'invalid_request_error', code: 'model_exists', param: 'cid' },
   WriteConsistencyError: { status: 503, type: 'server_error', code: 'write_consistency_not_met', param: 'write_consistency' },
+  // holochain.* operations (`api/holochain.ts`)
+  WrongNetworkError: { status: 409, type: 'invalid_request_error', code: 'wrong_network', param: 'network' },
+  BootstrapDialError: { status: 502, type: 'server_error', code: 'bootstrap_unreachable', param: 'bootstrap_override' },
   // backup (`audit/backup-routes.ts`)
   PlaintextKeystoreError: { status: 409, type: 'invalid_request_error', code: 'plaintext_keystore', param: 'include_plaintext_keystore' },
   NotHostedError: { status: 503, type: 'server_error', code: 'shard_not_hosted' },
@@ -441,44 +443,7 @@ export function parseEmbeddingRequest (value: unknown): EmbeddingRequest {
 
 export type { MoeQueryRequest, MoeQueryResult, MoeTaskType, SingleQueryRequest } from '../inference/types.ts'
 
-function parseTaskType (v: unknown, required: boolean): MoeTaskType | undefined {
-  if (v === undefined || v === null) {
-    if (required) throw invalid('task_type', 'task_type is required')
-    return undefined
-  }
-  if (typeof v !== 'string' || !(MOE_TASK_TYPES as readonly string[]).includes(v)) throw invalid('task_type', `task_type must be one of ${MOE_TASK_TYPES.join(', ')}`)
-  return v as MoeTaskType
-}
-
-function positiveInteger (v: unknown, param: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) throw invalid(param, `${param} must be an integer from 1 to ${max}`)
-  return v
-}
-
-/** `POST /v1/moe/query` */
-export function parseMoeQueryRequest (value: unknown): MoeQueryRequest {
-  const body = asBody(value)
-  const prompt = requiredString(body, 'prompt', { nonEmpty: true })
-  const taskType = parseTaskType(body.task_type, true)!
-  const po = body.policy_override
-  if (po !== undefined && po !== null && (typeof po !== 'string' || po.length === 0)) throw invalid('policy_override', 'policy_override must be a non-empty string')
-  const requireConsensus = optionalBoolean(body, 'require_consensus') ?? MOE_DEFAULT_REQUIRE_CONSENSUS
-  // an upper bound per vote, each model answering within its own context; beyond any context is the caller's mistake
-  const maxTokens = body.max_tokens === undefined || body.max_tokens === null ? MOE_DEFAULT_MAX_TOKENS : positiveInteger(body.max_tokens, 'max_tokens', REMOTE_MAX_TOKENS_LIMIT)
-  const out: MoeQueryRequest = { prompt, task_type: taskType, require_consensus: requireConsensus, max_tokens: maxTokens }
-  if (typeof po === 'string') out.policy_override = po
-  return out
-}
-
-export function parseSingleQueryRequest (value: unknown): SingleQueryRequest {
-  const body = asBody(value)
-  const out: SingleQueryRequest = { prompt: requiredString(body, 'prompt', { nonEmpty: true }) }
-  if (body.model !== undefined && body.model !== null) out.model = requiredString(body, 'model', { nonEmpty: true })
-  const taskType = parseTaskType(body.task_type, false)
-  if (taskType !== undefined) out.task_type = taskType
-  if (body.max_tokens !== undefined && body.max_tokens !== null) out.max_tokens = positiveInteger(body.max_tokens, 'max_tokens', REMOTE_MAX_TOKENS_LIMIT)
-  return out
-}
+// `POST /v1/moe/query` and `POST /v1/inference/single` are parsed with `inference/schemas.ts`
 
 /** The engine options of a validated request. */
 export function generateOptions (req: SamplingRequest): GenerateOptions {
@@ -594,16 +559,7 @@ export function embeddingList (result: { model: string, embeddings: number[][], 
 // ---------------------------------------------------------------------------------------------
 // node-local model administration (`/v1/models/{id}/load`, `/v1/models/{id}/unload`)
 
-/** `POST /v1/models/{id}/load` options; the body is optional. */
-export interface ModelLoadRequest {
-  /** SSE progress events (default), or one JSON `ModelInfo` once loaded */
-  stream: boolean
-}
-
-export function parseModelLoadRequest (value: unknown): ModelLoadRequest {
-  const body = asBody(value)
-  return { stream: optionalBoolean(body, 'stream') ?? true }
-}
+// `POST /v1/models/{id}/load`'s optional body is parsed with `inference/schemas.ts` (`modelLoadBody`)
 
 /** The events of a load stream, each sent as `data: {json}`, then `data: [DONE]`. */
 export type ModelLoadEvent = { progress: number } | { model: ModelInfo }

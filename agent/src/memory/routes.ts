@@ -1,6 +1,6 @@
 /**
- * The `memory` capability over the node's HTTP API. Bodies are checked here for their shape
- * (known fields, types); values (dimensions, finite numbers, k and ef ranges, filters, batch size)
+ * The `memory` capability over the node's HTTP API. Bodies are checked for their shape (known
+ * fields, types) with the operations' schemas (`schemas.ts`, the same the MCP tools use); values (dimensions, finite numbers, k and ef ranges, filters, batch size)
  * are the capability's own checks (`validate.ts`), shared with the library and the CLI. Errors are
  * the server's JSON error body with the typed error's `name`: `UnknownCollectionError` 404,
  * `CollectionExistsError` 409, `InvalidVectorError` 400, `BatchTooLargeError` 413 (with the
@@ -24,30 +24,19 @@
  *   -d '{"vector":[1,0,0],"k":5,"filter":{"lang":"en"}}'
  * ```
  */
-import { InvalidInputError } from '../errors.ts'
-import { jsonObject, sendJson } from '../http/body.ts'
+import type { z } from 'zod'
+import { invalidInput, parseInput } from '../api/validate.ts'
+import { sendJson } from '../http/body.ts'
 import type { HttpRoutes, RequestContext } from '../http/types.ts'
+import { createCollectionInput, deletePointsBody, idsBody, pointsBody, searchBody } from './schemas.ts'
 import { MAX_BATCH } from './validate.ts'
-import { BatchTooLargeError, type CollectionConfig, type PointInput, type SearchQuery, type VectorMemory, type WriteConsistency } from './types.ts'
+import { BatchTooLargeError, type CollectionConfig, type Filter, type PointInput, type VectorMemory, type WriteConsistency } from './types.ts'
 
 /** Largest body of a points request: 1,000 points of 4,096 numbers written out in JSON, with their metadata. */
 export const POINTS_MAX_BODY_BYTES = 96 * 1_048_576
 
-
-const object = jsonObject
-
-const invalid = (field: string, message: string): InvalidInputError => new InvalidInputError(message, { field })
-
-const consistency = (v: unknown): WriteConsistency | undefined => {
-  if (v === undefined) return undefined
-  if (v !== 'one' && v !== 'quorum' && v !== 'all') throw invalid('write_consistency', 'write_consistency must be one, quorum or all')
-  return v
-}
-
-const idList = (v: unknown): string[] => {
-  if (!Array.isArray(v)) throw invalid('ids', 'ids must be a list of point ids')
-  return v as string[]
-}
+const body = <S extends z.ZodType>(schema: S, value: unknown): z.output<S> => parseInput(schema, value, 'body', invalidInput)
+const consistency = (wc: WriteConsistency | undefined): { write_consistency?: WriteConsistency } => wc === undefined ? {} : { write_consistency: wc }
 
 export function memoryRoutes (c: { memory: VectorMemory }): HttpRoutes {
   const name = (ctx: RequestContext): string => ctx.params[0]!
@@ -57,8 +46,7 @@ export function memoryRoutes (c: { memory: VectorMemory }): HttpRoutes {
       '/v1/memory/collections': {
         GET: async ({ res }) => { sendJson(res, 200, { collections: await c.memory.listCollections() }) },
         POST: async ({ res, readJson }) => {
-          const body = object(await readJson(), 'body', ['name', 'dimensions', 'distance', 'shard_count', 'replication_factor', 'embedding_model'])
-          sendJson(res, 201, await c.memory.createCollection(body as unknown as CollectionConfig))
+          sendJson(res, 201, await c.memory.createCollection(body(createCollectionInput, await readJson()) as CollectionConfig))
         }
       }
     },
@@ -77,12 +65,12 @@ export function memoryRoutes (c: { memory: VectorMemory }): HttpRoutes {
         pattern: /^\/v1\/memory\/collections\/([^/]+)\/points$/,
         methods: {
           POST: async (ctx) => {
-            const body = object(await ctx.readJson({ maxBytes: POINTS_MAX_BODY_BYTES }), 'body', ['points', 'write_consistency'])
-            if (!Array.isArray(body.points)) throw invalid('points', 'points must be a list of {id, vector?, text?, metadata?}')
+            const json = await ctx.readJson({ maxBytes: POINTS_MAX_BODY_BYTES })
             // the batch limit is checked before each point (a 413 names the limit)
-            if (body.points.length > MAX_BATCH) throw new BatchTooLargeError(body.points.length, MAX_BATCH)
-            const points = body.points.map((p, i) => object(p, `points[${i}]`, ['id', 'vector', 'text', 'metadata']) as unknown as PointInput)
-            sendJson(ctx.res, 200, await c.memory.upsert(name(ctx), points, { write_consistency: consistency(body.write_consistency), signal: ctx.signal }))
+            const given = (json as { points?: unknown } | null)?.points
+            if (Array.isArray(given) && given.length > MAX_BATCH) throw new BatchTooLargeError(given.length, MAX_BATCH)
+            const { points, write_consistency: wc } = body(pointsBody, json)
+            sendJson(ctx.res, 200, await c.memory.upsert(name(ctx), points as PointInput[], { ...consistency(wc), signal: ctx.signal }))
           }
         }
       },
@@ -90,8 +78,8 @@ export function memoryRoutes (c: { memory: VectorMemory }): HttpRoutes {
         pattern: /^\/v1\/memory\/collections\/([^/]+)\/search$/,
         methods: {
           POST: async (ctx) => {
-            const body = object(await ctx.readJson(), 'body', ['vector', 'text', 'k', 'ef', 'filter'])
-            sendJson(ctx.res, 200, await c.memory.search(name(ctx), body as unknown as SearchQuery, { signal: ctx.signal }))
+            const query = body(searchBody, await ctx.readJson())
+            sendJson(ctx.res, 200, await c.memory.search(name(ctx), { ...query, vector: query.vector as number[] | undefined, filter: query.filter as Filter | undefined }, { signal: ctx.signal }))
           }
         }
       },
@@ -99,8 +87,8 @@ export function memoryRoutes (c: { memory: VectorMemory }): HttpRoutes {
         pattern: /^\/v1\/memory\/collections\/([^/]+)\/get$/,
         methods: {
           POST: async (ctx) => {
-            const body = object(await ctx.readJson(), 'body', ['ids'])
-            sendJson(ctx.res, 200, { points: await c.memory.get(name(ctx), idList(body.ids), { signal: ctx.signal }) })
+            const { ids } = body(idsBody, await ctx.readJson())
+            sendJson(ctx.res, 200, { points: await c.memory.get(name(ctx), ids, { signal: ctx.signal }) })
           }
         }
       },
@@ -108,8 +96,8 @@ export function memoryRoutes (c: { memory: VectorMemory }): HttpRoutes {
         pattern: /^\/v1\/memory\/collections\/([^/]+)\/delete$/,
         methods: {
           POST: async (ctx) => {
-            const body = object(await ctx.readJson(), 'body', ['ids', 'write_consistency'])
-            sendJson(ctx.res, 200, await c.memory.delete(name(ctx), idList(body.ids), { write_consistency: consistency(body.write_consistency), signal: ctx.signal }))
+            const { ids, write_consistency: wc } = body(deletePointsBody, await ctx.readJson())
+            sendJson(ctx.res, 200, await c.memory.delete(name(ctx), ids, { ...consistency(wc), signal: ctx.signal }))
           }
         }
       }

@@ -181,6 +181,28 @@ describe('node operations on a running node', () => {
     expect(await run('artifacts.pull_model', { cid: published.cid })).toMatchObject({ cid: published.cid, model: { id: model } })
   }, 60_000)
 
+  it('serves the holochain.* operations at POST /v1/holochain/<verb>', async () => {
+    const post = async (verb: string, body?: unknown): Promise<{ status: number, json: Json }> => {
+      const res = await fetch(`http://127.0.0.1:${a.node.info.http_port}/v1/holochain/${verb}`, body === undefined
+        ? { method: 'POST' }
+        : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      return { status: res.status, json: await res.json() as Json }
+    }
+    // no body is {}
+    const init = await post('init_conductor')
+    expect(init).toEqual({ status: 200, json: await run('holochain.init_conductor', {}) })
+    expect(await post('query_peers', {})).toMatchObject({ status: 200, json: { peers: expect.arrayContaining([expect.objectContaining({ node_id: self })]) as unknown } })
+    expect(await post('join_mesh', { network: 'local', agent_name: 'ops-node', capabilities: {} })).toMatchObject({ status: 200, json: { agent_pubkey: self, mesh_status: 'isolated' } })
+    expect(await post('register_node', { agent_name: 'ops-node' })).toMatchObject({ status: 200, json: { node_id: self, agent_name: 'ops-node' } })
+    expect(await post('install_dna', { dna: 'policy_store' })).toMatchObject({ status: 200, json: { installed_app_id: 'flexstack', already_installed: true } })
+    // refusals: the schema's (400 with the field), the operation's typed ones
+    expect(await post('join_mesh', { network: 'local', agent_name: 'x' })).toMatchObject({ status: 400, json: { error: { name: 'InvalidRequestError', param: 'capabilities' } } })
+    expect(await post('init_conductor', { force: true })).toMatchObject({ status: 400, json: { error: { param: 'force' } } })
+    expect(await post('join_mesh', { network: 'mainnet', agent_name: 'x', capabilities: {} })).toMatchObject({ status: 409, json: { error: { name: 'WrongNetworkError', code: 'wrong_network', param: 'network' } } })
+    expect(await post('install_dna', { dna: '/no/such/app.happ' })).toMatchObject({ status: 400, json: { error: { name: 'InvalidInputError', param: 'dna' } } })
+    expect((await post('no_such_verb')).status).toBe(404)
+  }, 60_000)
+
   it('ran every operation', () => {
     expect([...ran].sort()).toEqual([...TOOLS].sort())
   })

@@ -7,7 +7,9 @@
  */
 import type { InferenceEngine, ModelInfo } from '../../inference/types.ts'
 import { sendJson } from '../body.ts'
-import { NotImplementedError, parseModelLoadRequest, type ModelInfoList, type ModelLoadEvent, type ModelUnloaded } from '../openai.ts'
+import { parseInput } from '../../api/validate.ts'
+import { modelLoadBody } from '../../inference/schemas.ts'
+import { NotImplementedError, type ModelInfoList, type ModelLoadEvent, type ModelUnloaded } from '../openai.ts'
 import type { Handler, HttpRoutes } from '../types.ts'
 import { streamFailure } from './openai.ts'
 
@@ -39,10 +41,10 @@ export function modelAdminRoutes (components: ModelAdminRoutesComponents): HttpR
   const loadModel: Handler = async (ctx) => {
     const { res, signal, params: [id = ''] } = ctx
     const models = admin()
-    const request = parseModelLoadRequest(await ctx.readOptionalJson())
+    const request = parseInput(modelLoadBody, await ctx.readOptionalJson())
     // a file dropped into a models dir since the last scan
     if (!engine.listModels().some(m => m.id === id)) await engine.refresh?.({ signal })
-    if (!request.stream) {
+    if (request.stream === false) {
       sendJson(res, 200, await models.loadModel(id, { signal }))
       return
     }

@@ -29,10 +29,12 @@ import { sendJson } from '../body.ts'
 import { CACHE_HEADER, CACHE_MATCH_HEADER, REMOTE_MAX_TOKENS_LIMIT } from '../constants.ts'
 import {
   chatChunk, chatCompletion, embeddingList, generateOptions, modelObject, newId, NotImplementedError, nowSeconds, parseChatCompletionRequest,
-  parseCompletionRequest, parseEmbeddingRequest, parseMoeQueryRequest, parseSingleQueryRequest, ShuttingDownError, textCompletion, toOpenAIError,
+  parseCompletionRequest, parseEmbeddingRequest, ShuttingDownError, textCompletion, toOpenAIError,
   usageChunk, type ChatCompletionChunk, type FinishReason, type MoeQueryResult, type ParseOptions, type TextCompletion
 } from '../openai.ts'
 import type { Handler, HttpRoutes, RequestContext } from '../types.ts'
+import { parseInput } from '../../api/validate.ts'
+import { moeQueryInput, moeQueryRequest, singleQueryInput, singleQueryRequest } from '../../inference/schemas.ts'
 
 /** Inference on models this node does not hold (another node of the mesh); same calls as the engine. */
 export type RemoteInference = Pick<InferenceEngine, 'chat' | 'complete' | 'embed'>
@@ -248,8 +250,9 @@ export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
       '/v1/chat/completions': { POST: chatCompletions },
       '/v1/completions': { POST: completions },
       '/v1/embeddings': { POST: embeddings },
-      '/v1/inference/single': { POST: meshQuery('single-model mesh queries', parseSingleQueryRequest, router?.single) },
-      '/v1/moe/query': { POST: meshQuery('MOE queries', parseMoeQueryRequest, router?.moe) }
+      // the same schemas as the MCP tools inference.single_query and inference.moe_query
+      '/v1/inference/single': { POST: meshQuery('single-model mesh queries', (body) => singleQueryRequest(parseInput(singleQueryInput, body)), router?.single) },
+      '/v1/moe/query': { POST: meshQuery('MOE queries', (body) => moeQueryRequest(parseInput(moeQueryInput, body)), router?.moe) }
     },
     // after the model admin's `/v1/models/{id}/load|unload` (mounted first): any other `/v1/models/…`
     patterns: [{ pattern: /^\/v1\/models\/(.+)$/, methods: { GET: getModel } }]

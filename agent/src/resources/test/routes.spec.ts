@@ -126,14 +126,15 @@ describe('resources HTTP routes', () => {
   it('refuses each bad input with its status and name, and keeps serving', async () => {
     const unknownId = encodeHash(hashFrom32(new Uint8Array(32).fill(7), 'Action'))
     const cases: Array<[Promise<{ status: number, json: Json }>, number, string, string?]> = [
-      [post('/v1/resources/allocate', { resource_type: 'gpu-farm' }), 400, 'InvalidSchedulerInputError', 'resource_type'],
+      // a value outside an enum or of the wrong type is the schema's (`schemas.ts`, shared with MCP); a range the scheduler's
+      [post('/v1/resources/allocate', { resource_type: 'gpu-farm' }), 400, 'InvalidInputError', 'resource_type'],
       [post('/v1/resources/allocate', {}), 400, 'InvalidInputError', 'resource_type'],
       [post('/v1/resources/allocate', { resource_type: 'compute', workload_class: 'nope' }), 400, 'InvalidSchedulerInputError', 'workload_class'],
       [post('/v1/resources/allocate', { resource_type: 'compute', requirements: { cpu_cores: -1 } }), 400, 'InvalidSchedulerInputError', 'requirements.cpu_cores'],
-      [post('/v1/resources/allocate', { resource_type: 'compute', requirements: { cpu_cores: 'NaN' } }), 400, 'InvalidSchedulerInputError', 'requirements.cpu_cores'],
+      [post('/v1/resources/allocate', { resource_type: 'compute', requirements: { cpu_cores: 'NaN' } }), 400, 'InvalidInputError', 'requirements.cpu_cores'],
       [post('/v1/resources/allocate', { resource_type: 'compute', requirements: { memory_gb: 1e12 } }), 400, 'InvalidSchedulerInputError', 'requirements.memory_gb'],
       [post('/v1/resources/allocate', { resource_type: 'compute', requirements: { cores: 1 } }), 400, 'InvalidInputError', 'requirements.cores'],
-      [post('/v1/resources/allocate', { resource_type: 'compute', locality_preference: 'moon' }), 400, 'InvalidSchedulerInputError', 'locality_preference'],
+      [post('/v1/resources/allocate', { resource_type: 'compute', locality_preference: 'moon' }), 400, 'InvalidInputError', 'locality_preference'],
       [post('/v1/resources/allocate', { resource_type: 'compute', duration_seconds: 0 }), 400, 'InvalidInputError', 'duration_seconds'],
       [post('/v1/resources/allocate', { resource_type: 'compute', duration_seconds: 31 * 86400 }), 400, 'InvalidInputError', 'duration_seconds'],
       [post('/v1/resources/allocate', { resource_type: 'compute', duration_seconds: '60' }), 400, 'InvalidInputError', 'duration_seconds'],
@@ -151,7 +152,7 @@ describe('resources HTTP routes', () => {
       [call('GET', '/v1/resources/available?cpu_cores=NaN'), 400, 'InvalidInputError', 'cpu_cores'],
       [call('GET', '/v1/resources/available?cpu_cores=1e3'), 400, 'InvalidInputError', 'cpu_cores'],
       [call('GET', '/v1/resources/available?memory_gb=99999999999'), 400, 'InvalidSchedulerInputError', 'requirements.memory_gb'],
-      [call('GET', '/v1/resources/available?resource_type=gpu-farm'), 400, 'InvalidSchedulerInputError', 'resource_type'],
+      [call('GET', '/v1/resources/available?resource_type=gpu-farm'), 400, 'InvalidInputError', 'resource_type'],
       [call('GET', '/v1/resources/available?gpu=yes'), 400, 'InvalidInputError', 'gpu'],
       [call('GET', '/v1/resources/available?cpu_cores=1&cpu_cores=2'), 400, 'InvalidInputError', 'cpu_cores'],
       [call('GET', '/v1/resources/available?colour=blue'), 400, 'InvalidInputError', 'colour'],
