@@ -24,7 +24,6 @@ import * as memorySchemas from '../memory/schemas.ts'
 import type { CollectionConfig, Filter, PointInput, VectorMemory } from '../memory/types.ts'
 import type { ResourcesService } from '../resources/index.ts'
 import * as resourceSchemas from '../resources/schemas.ts'
-import { decodeBase64, encodeBase64 } from '../resources/schemas.ts'
 import { holochainOperations, type HolochainComponents } from './holochain.ts'
 import { defineOperation, type AnyOperation, type OperationContext } from './operation.ts'
 import { parseInput } from './validate.ts'
@@ -82,16 +81,7 @@ function resourceOperations (c: Pick<OperationComponents, 'resources'>): AnyOper
       description: 'Schedule distributed task: a WASM module placed like a compute lease, run there, the lease released',
       input: s.scheduleTaskInput,
       output: s.scheduleTaskOutput,
-      run: async (input, ctx) => {
-        const { explain, wasm_base64: wasm, input_base64: taskInput, ...rest } = input
-        const result = await c.resources.scheduleTask({
-          ...rest,
-          ...(wasm !== undefined ? { wasm: decodeBase64(wasm) } : {}),
-          ...(taskInput !== undefined ? { input: decodeBase64(taskInput) } : {})
-        }, { signal: ctx.signal })
-        const out = { output_base64: encodeBase64(result.output), exit_code: result.exit_code, usage: result.usage, node_id: result.node_id, allocation_id: result.allocation_id }
-        return explain === true ? { ...out, placement: result.placement } : out
-      }
+      run: async (input, ctx) => await resourceSchemas.runScheduledTask(c.resources, input, input.explain === true, ctx.signal)
     })
   ]
 }

@@ -30,7 +30,7 @@ import { invalidInput, parseInput } from '../api/validate.ts'
 import { sendJson } from '../http/body.ts'
 import type { Handler, HttpRoutes, RequestContext } from '../http/types.ts'
 import type { ResourcesService } from './index.ts'
-import { allocateInput, availableQuery, base64Length, decodeBase64, encodeBase64, explainQuery, releaseInput, renewInput, scheduleTaskInput } from './schemas.ts'
+import { allocateInput, availableQuery, base64Length, explainQuery, releaseInput, renewInput, runScheduledTask, scheduleTaskInput } from './schemas.ts'
 import { WASM_MAX_INPUT_BYTES, WASM_MAX_MODULE_BYTES } from './wasm.ts'
 
 /** Largest `POST /v1/resources/tasks` body: the largest module and input in base64, and room for the other fields. */
@@ -86,15 +86,9 @@ export function resourceRoutes (components: ResourceRoutesComponents): HttpRoute
   }
 
   const tasks: Handler = async (ctx) => {
-    const { explain, wasm_base64: wasm, input_base64: taskInput, ...rest } = body(scheduleTaskInput, await ctx.readJson({ maxBytes: TASK_MAX_BODY_BYTES }))
-    const showPlacement = explains(ctx, { explain })
-    const result = await resources.scheduleTask({
-      ...rest,
-      ...(wasm !== undefined ? { wasm: decodeBase64(wasm) } : {}),
-      ...(taskInput !== undefined ? { input: decodeBase64(taskInput) } : {})
-    }, { signal: ctx.signal })
-    const out = { output_base64: encodeBase64(result.output), exit_code: result.exit_code, usage: result.usage, node_id: result.node_id, allocation_id: result.allocation_id }
-    sendJson(ctx.res, 200, showPlacement ? { ...out, placement: result.placement } : out)
+    const input = body(scheduleTaskInput, await ctx.readJson({ maxBytes: TASK_MAX_BODY_BYTES }))
+    const showPlacement = explains(ctx, input)
+    sendJson(ctx.res, 200, await runScheduledTask(resources, input, showPlacement, ctx.signal))
   }
 
   return {

@@ -10,6 +10,7 @@
  * ```
  */
 import { z } from 'zod'
+import type { ResourcesService } from './index.ts'
 import { LOCALITY_PREFERENCES } from '../../../scheduler/index.ts'
 import { LEASE_RESOURCE_TYPES } from '../../../zomes-ts/resource_mesh/types.ts'
 import { WASM_MAX_CPU_MS, WASM_MAX_INPUT_BYTES, WASM_MAX_MEMORY_MB, WASM_MAX_MODULE_BYTES, WASM_MAX_WALL_MS } from './wasm.ts'
@@ -158,3 +159,15 @@ export const scheduleTaskOutput = z.object({
   allocation_id: z.string().describe('the compute lease it ran under (released since)'),
   placement: z.unknown().describe('with explain: how every node was ranked or why it was left out').optional()
 })
+
+/** `resources.schedule_task` (MCP and `POST /v1/resources/tasks`): the parsed input run, the output as the schema gives it. */
+export async function runScheduledTask (resources: Pick<ResourcesService, 'scheduleTask'>, input: z.output<typeof scheduleTaskInput>, explain: boolean, signal: AbortSignal): Promise<z.input<typeof scheduleTaskOutput>> {
+  const { explain: _explain, wasm_base64: wasm, input_base64: taskInput, ...rest } = input
+  const result = await resources.scheduleTask({
+    ...rest,
+    ...(wasm !== undefined ? { wasm: decodeBase64(wasm) } : {}),
+    ...(taskInput !== undefined ? { input: decodeBase64(taskInput) } : {})
+  }, { signal })
+  const out = { output_base64: encodeBase64(result.output), exit_code: result.exit_code, usage: result.usage, node_id: result.node_id, allocation_id: result.allocation_id }
+  return explain ? { ...out, placement: result.placement } : out
+}

@@ -6,6 +6,7 @@
  */
 import { basename } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import { createTestAgent, NOTES_HAPP, tempDir, waitUntil, type TempDir, type TestAgent } from '../../../../fixtures/index.ts'
 import { ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { buildWasmFixtures, type WasmFixtures } from '../../../../fixtures/wasm.ts'
@@ -76,7 +77,15 @@ describe('node operations on a running node', () => {
       expect(o.description.length, o.name).toBeGreaterThan(0)
       expect(o.input.def.type, o.name).toBe('object')
       expect(o.output.def.type, o.name).toBe('object')
+      // what an MCP server advertises: JSON Schemas of the input and the output
+      expect(z.toJSONSchema(o.input, { io: 'input' }), o.name).toMatchObject({ type: 'object' })
+      expect(z.toJSONSchema(o.output, { io: 'output' }), o.name).toMatchObject({ type: 'object' })
     }
+    // CONTRACTS §11.3–§11.5's enums and required fields
+    const schema = (name: string): Json => z.toJSONSchema(op(name).input, { io: 'input' }) as Json
+    expect(schema('holochain.join_mesh')).toMatchObject({ required: ['network', 'agent_name', 'capabilities'], properties: { network: { enum: ['mainnet', 'testnet', 'local'] } } })
+    expect(schema('resources.allocate')).toMatchObject({ required: ['resource_type'], properties: { resource_type: { enum: ['compute', 'inference', 'storage', 'memory'] }, locality_preference: { enum: ['nearest', 'cheapest', 'fastest', 'any'] } } })
+    expect(schema('inference.moe_query')).toMatchObject({ required: ['prompt', 'task_type'] })
   })
 
   it('holochain.*: reports the conductor, joins, registers, lists peers, installs a hApp', async () => {
