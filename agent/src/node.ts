@@ -56,6 +56,7 @@ import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from '
 import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts/index.ts'
 import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
 import { artifactRoutes } from './artifacts/routes.ts'
+import { mcpRoutes } from './mcp/routes.ts'
 import { readModule } from './artifacts/read.ts'
 import { dashboard, dashboardRoutes, moeLog } from './dashboard/index.ts'
 import type { AnyOperation } from './api/operation.ts'
@@ -506,6 +507,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           auditRoutes({ audit: c.audit }),
           // POST /v1/holochain/<verb>: the holochain.* operations (the other groups have their own routes)
           operationRoutes({ operations: c.operations.filter(o => o.name.startsWith('holochain.')) }),
+          // POST /mcp: the operations as MCP tools (streamable HTTP); `flexnode mcp` forwards to it
+          mcpRoutes({ operations: c.operations, logger: c.logger }),
           // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins
           nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() }),
           // GET / (the mesh picture) and /v1/dashboard/{snapshot,events}

@@ -83,6 +83,8 @@ Commands:
   audit     the node's tamper-evident audit log, and its verification (here or in Postgres)
             (flexnode audit [--since <time|duration>] [--kind <k>] [--json] ·
              audit verify [--db <postgres://…>] [--json]; exit 1 when verification fails)
+  mcp       an MCP server on stdio offering the running node's tools to an AI agent
+            (flexnode mcp [--data-dir <dir>] [--node http://host:port] [--api-token <t>])
   help      show this help
 `
 
@@ -233,6 +235,8 @@ export async function main (argv: string[]): Promise<number> {
         return await inspect(command, rest)
       case 'audit':
         return await (await import('./audit.ts')).auditMain(rest)
+      case 'mcp':
+        return await (await import('./mcp.ts')).mcpMain(rest)
       case 'help':
       case '--help':
       case '-h':
