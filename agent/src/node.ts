@@ -29,6 +29,7 @@ import type { MeshNode } from './mesh/types.ts'
 import { inferenceEngine, type InferenceService } from './inference/engine.ts'
 import type { InferenceAudit, InferenceEngine } from './inference/types.ts'
 import { httpServer, type HttpServer } from './http/server.ts'
+import { API_TOKEN_FILE, ISSUED_TOKENS_FILE } from './http/tokens.ts'
 import { modelAdminRoutes } from './http/routes/models-admin.ts'
 import { openaiRoutes, type HttpRouter } from './http/routes/openai.ts'
 import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
@@ -143,6 +144,11 @@ export interface FlexNodeInit {
   httpHost?: string
   /** host names the HTTP API answers to besides loopback names and its bound address. @default [] */
   httpAllowedHosts?: string[]
+  /**
+   * bearer tokens of the HTTP API, one a line (`--api-token-file`); used when it is bound to a
+   * non-loopback address, besides `flexnode keys token`'s and the local `<data-dir>/api-token`. @default none
+   */
+  apiTokenFile?: string
   /** who may use this node's models over the mesh. @default every peer of the mesh, 120 requests/min each */
   inferencePolicy?: ProviderPolicy
   /** a local MOE policy file (YAML or JSON, the inference_policy format), overriding policy_store's */
@@ -465,7 +471,12 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       // each capability mounts its routes here
       name: 'HTTP API',
       provides: 'http',
-      create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
+      create: (c) => httpServer({
+        host: init.httpHost,
+        port: init.httpPort ?? 0,
+        allowedHosts: init.httpAllowedHosts,
+        auth: { tokenFile: init.apiTokenFile, issuedTokensFile: join(c.dataDir.path, ISSUED_TOKENS_FILE), localTokenFile: join(c.dataDir.path, API_TOKEN_FILE) }
+      })({
         logger: c.logger,
         routes: [
           modelAdminRoutes({ engine: c.inference.engine }),
