@@ -58,6 +58,8 @@ import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts
 import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
 import { artifactRoutes } from './artifacts/routes.ts'
 import { readModule } from './artifacts/read.ts'
+import { metrics, type MetricsService } from './metrics/index.ts'
+import { metricsRoutes } from './metrics/routes.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -245,6 +247,8 @@ export interface NodeComponents {
   /** models published to and pulled from the artifact store */
   models: ModelArtifacts
   audit: AuditService
+  /** the Prometheus metrics (`GET /metrics`) */
+  metrics: MetricsService
 }
 
 /** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
@@ -253,6 +257,7 @@ const embedder = (c: NodeComponents) => (model: string): Pick<InferenceEngine, '
 
 /** The inference plane's events into the audit log: a record that cannot be appended is logged, and never fails the request. */
 const inferenceAudit = (c: NodeComponents): InferenceAudit => (event) => {
+  c.metrics.inference(event)
   try {
     c.audit.append(event as AuditEvent)
   } catch (err) {
@@ -265,6 +270,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
   const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
   return [
     { name: 'data dir', provides: 'dataDir', create: (c) => dataDirService({ dataDir: init.dataDir, newChain: init.newChain })(c) },
+    // first: every later service may count into it
+    { name: 'metrics', provides: 'metrics', create: () => metrics()({}) },
     { name: 'keystore', provides: 'keys', create: (c) => keystoreService({ passphrase: init.passphrase, scryptN: init.scryptN })(c) },
     {
       name: 'mesh',
@@ -478,7 +485,9 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         auth: { tokenFile: init.apiTokenFile, issuedTokensFile: join(c.dataDir.path, ISSUED_TOKENS_FILE), localTokenFile: join(c.dataDir.path, API_TOKEN_FILE) }
       })({
         logger: c.logger,
+        onRequest: c.metrics.httpRequest,
         routes: [
+          metricsRoutes({ metrics: c.metrics }),
           modelAdminRoutes({ engine: c.inference.engine }),
           openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }),
           resourceRoutes({ resources: c.resources }),
@@ -517,6 +526,30 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             queue: Object.fromEntries(loaded.map(m => [m.id, m.queue_depth + m.in_flight]))
           }
         }
+      })
+    },
+    {
+      // what /metrics reads when scraped: the stats getters of the services above
+      name: 'metrics sources',
+      create: (c) => service({
+        start: async () => {
+          c.metrics.observe({
+            connectedPeers: () => c.dht.peerInfo().length,
+            livePeers: () => c.dht.presence.live().length,
+            presence: () => c.dht.presence.stats,
+            dht: () => c.dht.totals,
+            arc: () => c.dht.arcStatus(),
+            droppedGossip: () => c.dht.droppedGossip,
+            models: () => c.inference.engine.listModels(),
+            allocations: async () => await c.resources.allocations(),
+            memory: () => ({ ...c.memory.stats(), capacity: c.memory.capacity }),
+            promptCache: () => c.promptCache?.stats(),
+            artifacts: () => c.artifacts.stats(),
+            pins: async () => await c.artifacts.pins(),
+            audit: () => c.audit.stats()
+          })
+        },
+        stop: () => {}
       })
     }
   ]

@@ -66,6 +66,8 @@ export interface HttpCoreComponents {
   logger: ComponentLogger
   /** each capability's routes; exact paths first, then patterns in this order */
   routes: HttpRoutes[]
+  /** told of every answered request (the metrics). @default none */
+  onRequest?: (method: string, status: number, seconds: number) => void
 }
 
 export interface HttpServer {
@@ -178,6 +180,7 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
         // while stopping, a keep-alive connection is closed as soon as its last response is done
         if (stopping) setImmediate(() => { server.closeIdleConnections() })
         log.debug({ method, path, status: res.statusCode, ms: Math.round(performance.now() - started), complete: res.writableFinished }, 'request')
+        components.onRequest?.(method, res.statusCode, (performance.now() - started) / 1000)
       })
       const ctx = context(req, res, controller)
       try {
