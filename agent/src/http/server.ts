@@ -31,6 +31,7 @@ import { MethodNotAllowedError, PayloadTooLargeError, RouteNotFoundError, Shutti
 import { modelAdminRoutes, type ModelAdminRoutesComponents } from './routes/models-admin.ts'
 import { openaiRoutes, type HttpRouter, type OpenAIRoutesComponents } from './routes/openai.ts'
 import { EventStream } from './sse.ts'
+import { continueTrace, formatTraceparent } from '../trace.ts'
 import type { Handler, HttpRoutes, Method, MethodHandlers, RequestContext } from './types.ts'
 
 export { hostName, isLoopbackName } from './browser-access.ts'
@@ -161,7 +162,8 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
             abort(err)
           }
         }),
-        logFailure
+        logFailure,
+        traceparent: formatTraceparent(continueTrace(req.headers.traceparent))
       }
     }
 
@@ -183,6 +185,7 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
         components.onRequest?.(method, res.statusCode, (performance.now() - started) / 1000)
       })
       const ctx = context(req, res, controller)
+      res.setHeader('traceparent', ctx.traceparent)
       try {
         if (stopping) throw new ShuttingDownError()
         checkBrowserAccess(req, method)
