@@ -12,7 +12,7 @@
 import { mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EmbeddedConductor } from './conductor/conductor.ts'
-import { InProcessAppClient } from './conductor/in-process-client.ts'
+import { InProcessAppClient, type InProcessConductor } from './conductor/in-process-client.ts'
 import { INSTALLED_APP_ID, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, type NetworkName } from './constants.ts'
 import { dataDirService, type DataDir } from './data-dir.ts'
 import { encodeHash } from './holo/hash.ts'
@@ -265,6 +265,24 @@ const inferenceAudit = (c: NodeComponents): InferenceAudit => (event) => {
   }
 }
 
+/** The conductor as the in-process client sees it, each zome call timed into the metrics. */
+const timedZomeCalls = (conductor: EmbeddedConductor, m: Pick<MetricsService, 'zomeCall'>): InProcessConductor => ({
+  appInfo: (id) => conductor.appInfo(id),
+  onAppSignal: (id, fn) => conductor.onAppSignal(id, fn),
+  get keystore () { return conductor.keystore },
+  callZomeSigned: async (appId, req) => {
+    const started = performance.now()
+    let ok = false
+    try {
+      const out = await conductor.callZomeSigned(appId, req)
+      ok = true
+      return out
+    } finally {
+      m.zomeCall((performance.now() - started) / 1000, ok)
+    }
+  }
+})
+
 /** The node's services, in start order (stopped in reverse). */
 function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceEntry<NodeComponents>> {
   const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
@@ -312,7 +330,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             const admin = await conductor.startAdminInterface({ port: init.adminPort ?? 0, allowedOrigins: ['*', ...init.adminAllowedOrigins ?? []].join(',') })
             const app = await conductor.attachAppInterface({ port: init.appPort ?? 0, allowed_origins: ['*', ...init.appAllowedOrigins ?? []].join(','), installed_app_id: INSTALLED_APP_ID })
             c.interfaces = { admin: admin.port, app: app.port }
-            c.client = await InProcessAppClient.connect(conductor, INSTALLED_APP_ID)
+            c.client = await InProcessAppClient.connect(timedZomeCalls(conductor, c.metrics), INSTALLED_APP_ID)
           },
           stop: async () => { await conductor?.stop() }
         })

@@ -66,6 +66,8 @@ export interface MetricsService extends Service {
   inference: InferenceAudit
   /** one HTTP request answered */
   httpRequest: (method: string, status: number, seconds: number) => void
+  /** one zome call of this node's agent code answered (`ok`) or failed */
+  zomeCall: (seconds: number, ok: boolean) => void
   /** the Prometheus text of every metric */
   text: () => Promise<string>
 }
@@ -178,6 +180,10 @@ export function metrics (init: MetricsInit = {}): (components: MetricsComponents
     const httpRequests = new Counter({ name: `${p}http_requests_total`, help: 'HTTP API requests answered, by method and status', labelNames: ['method', 'status'], registers: [registry] })
     const httpSeconds = new Histogram({ name: `${p}http_request_seconds`, help: 'HTTP API request latency (until the answer ends), by method', labelNames: ['method'], buckets: LATENCY_BUCKETS, registers: [registry] })
 
+    // the conductor
+    const zomeCalls = new Counter({ name: `${p}zome_calls_total`, help: 'zome calls this node\'s agent code made (in-process client), by outcome', labelNames: ['outcome'], registers: [registry] })
+    const zomeSeconds = new Histogram({ name: `${p}zome_call_seconds`, help: 'latency of the zome calls this node\'s agent code makes (in-process client)', buckets: LATENCY_BUCKETS, registers: [registry] })
+
     const inference: InferenceAudit = (event) => {
       const d = event.detail
       if (event.kind === 'moe') {
@@ -205,6 +211,10 @@ export function metrics (init: MetricsInit = {}): (components: MetricsComponents
         const m = ['GET', 'HEAD', 'POST', 'DELETE'].includes(method) ? method : 'other'
         httpRequests.inc({ method: m, status: String(status) })
         httpSeconds.observe({ method: m }, seconds)
+      },
+      zomeCall: (seconds, ok) => {
+        zomeCalls.inc({ outcome: ok ? 'ok' : 'error' })
+        zomeSeconds.observe(seconds)
       },
       text: async () => await registry.metrics()
     }

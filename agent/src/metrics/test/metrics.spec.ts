@@ -52,7 +52,7 @@ describe('GET /metrics', () => {
       'flexnode_peers', 'flexnode_presence_received_total', 'flexnode_presence_dropped_total', 'flexnode_dht_ops_received_total', 'flexnode_dht_arc_sectors',
       'flexnode_inference_tokens_per_second', 'flexnode_inference_queue_depth', 'flexnode_inference_request_seconds', 'flexnode_inference_requests_total',
       'flexnode_moe_consensus_score', 'flexnode_allocations', 'flexnode_memory_shards_hosted', 'flexnode_prompt_cache_lookups_total',
-      'flexnode_artifact_pins', 'flexnode_audit_outbox_depth', 'flexnode_audit_shipping_lag_seconds', 'flexnode_http_requests_total', 'flexnode_http_request_seconds'
+      'flexnode_artifact_pins', 'flexnode_zome_call_seconds', 'flexnode_audit_outbox_depth', 'flexnode_audit_shipping_lag_seconds', 'flexnode_http_requests_total', 'flexnode_http_request_seconds'
     ]) expect(names.has(name), name).toBe(true)
     expect(family(families, 'flexnode_inference_request_seconds').type).toBe('HISTOGRAM')
     expect(family(families, 'flexnode_http_requests_total').type).toBe('COUNTER')
@@ -81,6 +81,9 @@ describe('GET /metrics', () => {
     expect(total(after, 'flexnode_inference_tokens_total', { kind: 'completion' })).toBeGreaterThan(total(before, 'flexnode_inference_tokens_total', { kind: 'completion' }))
     expect(total(after, 'flexnode_inference_tokens_per_second', { model })).toBeGreaterThan(0)
     expect(total(after, 'flexnode_allocations', { side: 'held' })).toBe(total(before, 'flexnode_allocations', { side: 'held' }) + 1)
+    // the allocation's zome calls were counted and timed
+    expect(total(after, 'flexnode_zome_calls_total', { outcome: 'ok' })).toBeGreaterThan(total(before, 'flexnode_zome_calls_total', { outcome: 'ok' }))
+    expect(total(after, 'flexnode_zome_call_seconds')).toBeGreaterThan(total(before, 'flexnode_zome_call_seconds'))
     // the chain writes of the allocation went through the audit outbox
     expect(total(after, 'flexnode_audit_outbox_records')).toBeGreaterThan(total(before, 'flexnode_audit_outbox_records'))
     // presence: this node's own heartbeats (every second here) are published
