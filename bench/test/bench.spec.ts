@@ -49,6 +49,8 @@ describe('npm run bench', () => {
     // audit: records shipped into Postgres per second against the goal, and the added cost per audited zome call
     expect(out).toMatch(/audit: [\d,]+ records\/s shipped into Postgres, goal ≥ 10,000 \(\d+\.\d+x of it\)/)
     expect(out).toMatch(/audit: an audited write zome call runs at \d+\.\d+x of the rate without/)
+    // metrics: tokens/s of a generation loop with and without a /metrics scrape every second, as a ratio
+    expect(out).toMatch(/metrics: tokens\/s of a generation loop through the HTTP API [^\n]*without \/metrics scraping [\d,.]+, with a scrape every 1 s [\d,.]+ = \d+\.\d+x; \d+ scrapes of [\d.,]+ KiB, p50 [\d.]+ ms, p95 [\d.]+ ms/)
     expect(out).toMatch(/peak RSS of one idle node with the demo model loaded: \d+ MiB[^\n]*\d+\.\d+x the node without a model/)
   }, 420_000)
 })

@@ -100,7 +100,7 @@ function inferenceOperations (c: Pick<OperationComponents, 'router' | 'engine'>)
       output: s.moeQueryOutput,
       run: async (input, ctx) => {
         if (c.router.moe === undefined) throw new NotImplementedError('MOE queries are not available on this node')
-        return await c.router.moe(s.moeQueryRequest(input), { signal: ctx.signal })
+        return await c.router.moe(s.moeQueryRequest(input), { signal: ctx.signal, traceparent: ctx.traceparent })
       }
     }),
     defineOperation({
@@ -110,7 +110,7 @@ function inferenceOperations (c: Pick<OperationComponents, 'router' | 'engine'>)
       output: s.singleQueryOutput,
       run: async (input, ctx) => {
         if (c.router.single === undefined) throw new NotImplementedError('single-model mesh queries are not available on this node')
-        return await c.router.single(s.singleQueryRequest(input), { signal: ctx.signal }) as z.input<typeof s.singleQueryOutput>
+        return await c.router.single(s.singleQueryRequest(input), { signal: ctx.signal, traceparent: ctx.traceparent }) as z.input<typeof s.singleQueryOutput>
       }
     }),
     defineOperation({

@@ -27,6 +27,11 @@ export interface RequestContext {
   eventStream: (open?: () => unknown) => EventStream
   /** log a failure the way the server's error mapping does (for errors inside an open stream) */
   logFailure: (err: unknown) => void
+  /**
+   * this request's W3C `traceparent` (`trace.ts`): a child span of the caller's, or a new trace
+   * when it sent none or an invalid one; echoed as the answer's `traceparent` header
+   */
+  traceparent: string
 }
 
 export interface BodyOptions {

@@ -26,13 +26,13 @@
  *   answer with no repeated text, or a `ProviderFailedError` when no other holder is left.
  * Every provider failure is logged at `warn` with the peer and the request's trace id.
  */
-import { randomUUID } from 'node:crypto'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { rankProviders, type ProviderCandidate } from '../../../scheduler/index.ts'
 import { decode, encode, isPlainObject } from '../conductor/codec.ts'
 import { errorMessage } from '../errors.ts'
 import { decodeHash, encodeHash } from '../holo/hash.ts'
 import type { ComponentLogger } from '../logger.ts'
+import { childSpan, formatTraceparent, newTrace, parseTraceparent } from '../trace.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import { MeshBackpressureError, MeshProtocolError, MeshTimeoutError, MessageTooLargeError, RemoteError, type MeshNode } from '../mesh/types.ts'
 import { createAdmission, mergePolicies, type ProviderPolicy } from './admission.ts'
@@ -57,6 +57,9 @@ function agentOf (peerId: string): string {
 export const INFERENCE_PROTOCOL = 'inference'
 
 /** The generation options a request carries over the wire (nothing else is taken from a peer). */
+/** A W3C trace id: 32 lower-case hex digits, not all zeros. */
+const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/
+
 const WIRE_OPTIONS = ['max_tokens', 'temperature', 'seed', 'stop', 'deadline_ms', 'clamp_max_tokens', 'continue_from'] as const
 type WireOptions = Pick<GenerateOptions, typeof WIRE_OPTIONS[number]>
 
@@ -67,7 +70,10 @@ export interface GenerateRequestWire {
   prompt?: string
   input?: string[]
   options?: WireOptions
+  /** the W3C trace id (older nodes send a UUID here and no traceparent) */
   trace_id?: string
+  /** the W3C traceparent of this hop (a child span of the requester's) */
+  traceparent?: string
   /** served under this inference lease of the requester's (resource_mesh), counted against it */
   allocation_id?: string
 }
@@ -99,10 +105,12 @@ function checkRequest (value: unknown): GenerateRequestWire {
   const options: Record<string, unknown> = {}
   // own, known fields only (the engine validates their values)
   if (isPlainObject(o)) for (const k of WIRE_OPTIONS) if (Object.hasOwn(o, k) && o[k] !== undefined && o[k] !== null) options[k] = o[k]
-  const trace = typeof value.trace_id === 'string' ? value.trace_id.slice(0, 128) : undefined
+  // the traceparent's trace id when it has a valid one (an invalid one is ignored), else the bare trace_id
+  const span = parseTraceparent(typeof value.traceparent === 'string' ? value.traceparent : undefined)
+  const trace = span?.traceId ?? (typeof value.trace_id === 'string' ? value.trace_id.slice(0, 128) : undefined)
   const allocation = value.allocation_id
   if (allocation !== undefined && allocation !== null && (typeof allocation !== 'string' || allocation.length > 64)) throw new InvalidRequestError('allocation_id must be an allocation id (uhCkk…)')
-  return { ...(value as unknown as GenerateRequestWire), options: options as WireOptions, trace_id: trace, allocation_id: typeof allocation === 'string' ? allocation : undefined }
+  return { ...(value as unknown as GenerateRequestWire), options: options as WireOptions, trace_id: trace, traceparent: span === undefined ? undefined : formatTraceparent(span), allocation_id: typeof allocation === 'string' ? allocation : undefined }
 }
 
 export interface InferenceProviderComponents {
@@ -249,7 +257,10 @@ export interface PeerInferenceInit {
 }
 
 export interface RemoteOptions extends GenerateOptions {
+  /** the trace id (when there is no traceparent) */
   trace_id?: string
+  /** the caller's W3C traceparent: the request carries a child span of it. @default a new trace (with `trace_id` when given) */
+  traceparent?: string
   /** only these nodes (NodeCapability.node_id) */
   nodes?: string[]
   /** an inference lease of this node's (`resources.allocate`): the request goes to its provider only and is counted against it */
@@ -399,8 +410,12 @@ export class PeerInference {
    * afresh (nothing reached the caller yet) or continues it (a stream already under way).
    */
   private async route (request: GenerateRequestWire, o: RemoteOptions): Promise<{ result: unknown, node_id: string, peer_id: string, continued: RemoteResult['continued'] }> {
-    const trace = o.trace_id ?? randomUUID()
-    const req: GenerateRequestWire = { ...request, trace_id: trace, ...(o.allocation_id !== undefined ? { allocation_id: o.allocation_id } : {}) }
+    // this hop is a child span of the caller's; a caller with a bare trace_id (no traceparent) keeps it as the trace id
+    const parent = parseTraceparent(o.traceparent)
+    const span = parent === undefined ? newTrace() : childSpan(parent)
+    const trace = parent === undefined && o.trace_id !== undefined ? o.trace_id : span.traceId
+    const traceparent = TRACE_ID.test(trace) ? formatTraceparent({ ...span, traceId: trace }) : undefined
+    const req: GenerateRequestWire = { ...request, trace_id: trace, ...(traceparent !== undefined ? { traceparent } : {}), ...(o.allocation_id !== undefined ? { allocation_id: o.allocation_id } : {}) }
     const streaming = o.onToken !== undefined && req.op !== 'embed'
     const maxTokens = req.options?.max_tokens ?? DEFAULT_MAX_TOKENS
     const caps = await this.c.capabilities()

@@ -13,13 +13,13 @@
  * bound per vote (clamped to each model's context); when every vote fails the answer is the
  * caller's own error (400) if each vote refused the input, else MoeNoAnswersError (502).
  */
-import { randomUUID } from 'node:crypto'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import { createSeededRng, DEFAULT_MOE_POLICY, NoAnswersError, planMoe, reduceWeightedConsensus, type MoeInstance, type MoePolicy, type Vote } from '../../../scheduler/index.ts'
 import { errorMessage } from '../errors.ts'
 import { decodeHash } from '../holo/hash.ts'
 import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import type { ComponentLogger } from '../logger.ts'
+import { nextHop } from '../trace.ts'
 import type { PeerInference } from './peer.ts'
 import {
   DeadlineExceededError, InferenceError, InvalidRequestError, ModelNotFoundError, MoeNoAnswersError, PromptTooLongError,
@@ -60,6 +60,12 @@ export interface InferenceRouterInit {
   region?: string
 }
 
+export interface MeshQueryOptions {
+  signal: AbortSignal
+  /** the caller's W3C traceparent: its trace id is the query's `trace_id`, each hop a child span. @default a new trace */
+  traceparent?: string
+}
+
 export interface MoeQueryOutcome {
   response: string
   consensus: boolean
@@ -68,7 +74,7 @@ export interface MoeQueryOutcome {
   trace_id: string
 }
 
-export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRouterComponents): { single: (req: SingleQueryRequest, o: { signal: AbortSignal }) => Promise<object>, moe: (req: MoeQueryRequest, o: { signal: AbortSignal }) => Promise<MoeQueryOutcome> } {
+export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRouterComponents): { single: (req: SingleQueryRequest, o: MeshQueryOptions) => Promise<object>, moe: (req: MoeQueryRequest, o: MeshQueryOptions) => Promise<MoeQueryOutcome> } {
   const log = c.logger.forComponent('flexnode:inference:router')
   // a Map: a caller's policy name is never looked up on an object (`constructor`, `__proto__`)
   const localPolicies = new Map<string, MoePolicy>(Object.entries(init.policies ?? {}))
@@ -87,8 +93,9 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
     return name === DEFAULT_MOE_POLICY.name ? DEFAULT_MOE_POLICY : undefined
   }
 
-  const single = async (req: SingleQueryRequest, o: { signal: AbortSignal }): Promise<object> => {
-    const trace = randomUUID()
+  const single = async (req: SingleQueryRequest, o: MeshQueryOptions): Promise<object> => {
+    // the caller's trace (the HTTP request's span), else a new one: its id is the audit records' trace_id
+    const { traceId: trace, traceparent } = nextHop(o.traceparent)
     const local = c.engine.listModels().filter(m => m.loaded)
     let model = req.model
     if (model === undefined) {
@@ -103,14 +110,14 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
     const started = performance.now()
     const answered = local.some(m => m.id === model)
       ? { ...await c.engine.chat(model, messages, options), node_id: c.selfNodeId }
-      : await c.peers.chat(model, messages, { ...options, trace_id: trace })
+      : await c.peers.chat(model, messages, { ...options, trace_id: trace, traceparent })
     const out = { response: answered.text, model, node: answered.node_id, latency_ms: Math.round(performance.now() - started), usage: answered.usage, trace_id: trace }
     c.audit?.({ kind: 'inference', actor: c.selfNodeId, subject: model, detail: { op: 'single_query', node: out.node, latency_ms: out.latency_ms, prompt_tokens: out.usage.prompt_tokens, completion_tokens: out.usage.completion_tokens }, trace_id: trace })
     return out
   }
 
-  const moe = async (req: MoeQueryRequest, o: { signal: AbortSignal }): Promise<MoeQueryOutcome> => {
-    const trace = randomUUID()
+  const moe = async (req: MoeQueryRequest, o: MeshQueryOptions): Promise<MoeQueryOutcome> => {
+    const { traceId: trace, traceparent } = nextHop(o.traceparent)
     const policy = await resolvePolicy(req.policy_override ?? DEFAULT_MOE_POLICY.name)
     if (policy === undefined) throw new InvalidRequestError(`unknown policy ${JSON.stringify(req.policy_override)}`, { param: 'policy_override' })
     const tier = policy.local_tier
@@ -169,7 +176,7 @@ export function createInferenceRouter (init: InferenceRouterInit, c: InferenceRo
           const options = { max_tokens: req.max_tokens, clamp_max_tokens: true, temperature: 0, seed: 0, signal: deadline }
           const r = p.node_id === c.selfNodeId
             ? await c.engine.chat(p.model, messages, options)
-            : await c.peers.chat(p.model, messages, { ...options, nodes: [p.node_id], trace_id: trace })
+            : await c.peers.chat(p.model, messages, { ...options, nodes: [p.node_id], trace_id: trace, traceparent })
           return { model: p.model, node: p.node_id, text: r.text, weight: p.weight, latency_ms: Math.round(performance.now() - started) }
         } catch (err) {
           const failure = timeout.signal.aborted && !o.signal.aborted ? timeout.signal.reason as Error : err instanceof Error ? err : new InferenceError(errorMessage(err))

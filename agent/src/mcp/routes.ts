@@ -29,9 +29,9 @@ export function mcpRoutes (components: McpRoutesComponents, init: McpServerInit 
   const tools = mcpTools(components.operations, { logger: components.logger })
 
   const post: Handler = async (ctx) => {
-    const { req, res, signal } = ctx
+    const { req, res, signal, traceparent } = ctx
     const body = await ctx.readJson()
-    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined
+    // the HTTP core's span of this request: each tool call's mesh requests are its children
     const server = mcpServer(tools, init, { signal, traceparent })
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
     res.once('close', () => { void server.close() })

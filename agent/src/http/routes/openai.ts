@@ -40,7 +40,11 @@ import { moeQueryInput, moeQueryRequest, singleQueryInput, singleQueryRequest } 
 /** Inference on models this node does not hold (another node of the mesh); same calls as the engine. */
 export type RemoteInference = Pick<InferenceEngine, 'chat' | 'complete' | 'embed'>
 
-export interface RouteOptions { signal: AbortSignal }
+export interface RouteOptions {
+  signal: AbortSignal
+  /** the request's W3C traceparent (the HTTP core's span), carried over the mesh */
+  traceparent?: string
+}
 
 /** The mesh layer's hooks. Each absent hook makes its route answer 501 (remote: 404 model_not_found). */
 export interface HttpRouter {
@@ -240,9 +244,9 @@ export function openaiRoutes (components: OpenAIRoutesComponents): HttpRoutes {
 
   /** A mesh query: the router's hook, else 501. */
   const meshQuery = <R>(what: string, parse: (body: unknown) => R, hook: ((request: R, o: RouteOptions) => Promise<object>) | undefined): Handler =>
-    async ({ res, signal, readJson }) => {
+    async ({ res, signal, readJson, traceparent }) => {
       if (hook === undefined) throw new NotImplementedError(`${what} are not available on this node`)
-      sendJson(res, 200, await hook(parse(await readJson()), { signal }))
+      sendJson(res, 200, await hook(parse(await readJson()), { signal, traceparent }))
     }
 
   return {
