@@ -19,14 +19,15 @@ import { pipeline } from 'node:stream/promises'
 import type { ArtifactsOptions, GetOptions, ModelsOptions, PinOptions } from '../config.ts'
 import { FlexnodeError } from '../errors.ts'
 import type { ModelInfo } from '../inference/types.ts'
-import { formatBytes, LoadProgress, NodeApi, printJson } from './inference.ts'
+import { NodeApi, printJson } from './inference.ts'
+import { formatBytes, Progress } from './progress.ts'
 import { renderTable, shortId } from './runtime.ts'
 
 const writeOut = (text: string): void => { process.stdout.write(text) }
-const progressBar = (label: string, verb: string): LoadProgress => new LoadProgress(label, { tty: process.stderr.isTTY, write: (s) => { process.stderr.write(s) }, verb })
+const progressBar = (label: string, verb: string): Progress => Progress.onStderr(label, verb)
 
 /** A stream of `source` that reports the share of `total` bytes it has passed on. */
-function counted (source: AsyncIterable<Uint8Array>, total: number, progress: LoadProgress): Readable {
+function counted (source: AsyncIterable<Uint8Array>, total: number, progress: Progress): Readable {
   let bytes = 0
   return Readable.from((async function * () {
     for await (const chunk of source) {
