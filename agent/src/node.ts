@@ -29,6 +29,7 @@ import type { MeshNode } from './mesh/types.ts'
 import { inferenceEngine, type InferenceService } from './inference/engine.ts'
 import type { InferenceAudit, InferenceEngine } from './inference/types.ts'
 import { httpServer, type HttpServer } from './http/server.ts'
+import { API_TOKEN_FILE, ISSUED_TOKENS_FILE } from './http/tokens.ts'
 import { modelAdminRoutes } from './http/routes/models-admin.ts'
 import { openaiRoutes, type HttpRouter } from './http/routes/openai.ts'
 import { PeerInference, startInferenceProvider, type ProviderPolicy } from './inference/peer.ts'
@@ -57,6 +58,8 @@ import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts
 import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
 import { artifactRoutes } from './artifacts/routes.ts'
 import { readModule } from './artifacts/read.ts'
+import { metrics, type MetricsService } from './metrics/index.ts'
+import { metricsRoutes } from './metrics/routes.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -143,6 +146,11 @@ export interface FlexNodeInit {
   httpHost?: string
   /** host names the HTTP API answers to besides loopback names and its bound address. @default [] */
   httpAllowedHosts?: string[]
+  /**
+   * bearer tokens of the HTTP API, one a line (`--api-token-file`); used when it is bound to a
+   * non-loopback address, besides `flexnode keys token`'s and the local `<data-dir>/api-token`. @default none
+   */
+  apiTokenFile?: string
   /** who may use this node's models over the mesh. @default every peer of the mesh, 120 requests/min each */
   inferencePolicy?: ProviderPolicy
   /** a local MOE policy file (YAML or JSON, the inference_policy format), overriding policy_store's */
@@ -239,6 +247,8 @@ export interface NodeComponents {
   /** models published to and pulled from the artifact store */
   models: ModelArtifacts
   audit: AuditService
+  /** the Prometheus metrics (`GET /metrics`) */
+  metrics: MetricsService
 }
 
 /** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
@@ -247,6 +257,7 @@ const embedder = (c: NodeComponents) => (model: string): Pick<InferenceEngine, '
 
 /** The inference plane's events into the audit log: a record that cannot be appended is logged, and never fails the request. */
 const inferenceAudit = (c: NodeComponents): InferenceAudit => (event) => {
+  c.metrics.inference(event)
   try {
     c.audit.append(event as AuditEvent)
   } catch (err) {
@@ -259,6 +270,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
   const policyAdmins = normalizePolicyAdmins(init.policyAdmins)
   return [
     { name: 'data dir', provides: 'dataDir', create: (c) => dataDirService({ dataDir: init.dataDir, newChain: init.newChain })(c) },
+    // first: every later service may count into it
+    { name: 'metrics', provides: 'metrics', create: () => metrics()({}) },
     { name: 'keystore', provides: 'keys', create: (c) => keystoreService({ passphrase: init.passphrase, scryptN: init.scryptN })(c) },
     {
       name: 'mesh',
@@ -465,9 +478,16 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       // each capability mounts its routes here
       name: 'HTTP API',
       provides: 'http',
-      create: (c) => httpServer({ host: init.httpHost, port: init.httpPort ?? 0, allowedHosts: init.httpAllowedHosts })({
+      create: (c) => httpServer({
+        host: init.httpHost,
+        port: init.httpPort ?? 0,
+        allowedHosts: init.httpAllowedHosts,
+        auth: { tokenFile: init.apiTokenFile, issuedTokensFile: join(c.dataDir.path, ISSUED_TOKENS_FILE), localTokenFile: join(c.dataDir.path, API_TOKEN_FILE) }
+      })({
         logger: c.logger,
+        onRequest: c.metrics.httpRequest,
         routes: [
+          metricsRoutes({ metrics: c.metrics }),
           modelAdminRoutes({ engine: c.inference.engine }),
           openaiRoutes({ engine: c.inference.engine, router: c.router, promptCache: c.promptCache }),
           resourceRoutes({ resources: c.resources }),
@@ -506,6 +526,30 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             queue: Object.fromEntries(loaded.map(m => [m.id, m.queue_depth + m.in_flight]))
           }
         }
+      })
+    },
+    {
+      // what /metrics reads when scraped: the stats getters of the services above
+      name: 'metrics sources',
+      create: (c) => service({
+        start: async () => {
+          c.metrics.observe({
+            connectedPeers: () => c.dht.peerInfo().length,
+            livePeers: () => c.dht.presence.live().length,
+            presence: () => c.dht.presence.stats,
+            dht: () => c.dht.totals,
+            arc: () => c.dht.arcStatus(),
+            droppedGossip: () => c.dht.droppedGossip,
+            models: () => c.inference.engine.listModels(),
+            allocations: async () => await c.resources.allocations(),
+            memory: () => ({ ...c.memory.stats(), capacity: c.memory.capacity }),
+            promptCache: () => c.promptCache?.stats(),
+            artifacts: () => c.artifacts.stats(),
+            pins: async () => await c.artifacts.pins(),
+            audit: () => c.audit.stats()
+          })
+        },
+        stop: () => {}
       })
     }
   ]

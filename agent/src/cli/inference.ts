@@ -12,7 +12,10 @@
  * with the node's OpenAI-style error message.
  */
 import type { InferOptions, ModelsOptions, MoeOptions } from '../config.ts'
-import { FlexnodeError, errorMessage } from '../errors.ts'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
+import { API_TOKEN_FILE, isLoopbackUrlHost } from '../http/tokens.ts'
 import type { ModelInfo } from '../inference/types.ts'
 import { formatBytes, Progress } from './progress.ts'
 import { NodeNotRunningError, readRuntimeInfo, renderTable, shortId } from './runtime.ts'
@@ -66,18 +69,66 @@ export async function readHttpPort (dataDir: string): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // the node's HTTP API
 
+/** `--node`: an http(s) URL with a host and nothing after the port but an optional `/`. */
+export function parseNodeUrl (node: string): URL {
+  let url: URL
+  try {
+    url = new URL(node)
+  } catch {
+    throw new InvalidInputError(`--node must be a URL such as http://host:port, got ${JSON.stringify(node)}`, { field: 'node' })
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '' || url.pathname !== '/') {
+    throw new InvalidInputError(`--node must be an http(s) URL such as http://host:port with no path, query or credentials, got ${JSON.stringify(node)}`, { field: 'node' })
+  }
+  return url
+}
+
+/** The local token the node running on `dataDir` wrote (`<data-dir>/api-token`), if any. */
+async function readLocalToken (dataDir: string): Promise<string | undefined> {
+  try {
+    const token = (await readFile(join(dataDir, API_TOKEN_FILE), 'utf8')).trim()
+    return token === '' ? undefined : token
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
+    throw new FlexnodeError(`cannot read the node's API token ${join(dataDir, API_TOKEN_FILE)}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`)
+  }
+}
+
 export class NodeApi {
   readonly dataDir: string
   readonly base: string
+  /** sent as `Authorization: Bearer`, when there is one */
+  readonly #token: string | undefined
+  /** what a NodeNotRunningError names: the data dir, or the `--node` URL */
+  readonly #where: string
 
-  private constructor (dataDir: string, base: string) {
+  private constructor (dataDir: string, base: string, token?: string, where = dataDir) {
     this.dataDir = dataDir
     this.base = base
+    this.#token = token
+    this.#where = where
   }
 
   /** The API of the node running on `dataDir`; NodeNotRunningError when there is none. */
   static async open (dataDir: string): Promise<NodeApi> {
-    return new NodeApi(dataDir, `http://127.0.0.1:${await readHttpPort(dataDir)}`)
+    return await NodeApi.connect({ dataDir })
+  }
+
+  /**
+   * The API of the node at `node` (`http://host:port`), else of the node running on `dataDir`.
+   * The bearer token is `token`, else — for the data dir's node or a node on loopback — the local
+   * token that node wrote into `<data-dir>/api-token` (a node bound to loopback needs none).
+   */
+  static async connect (opts: { dataDir: string, node?: string, token?: string }): Promise<NodeApi> {
+    if (opts.token !== undefined && (opts.token === '' || /\s/.test(opts.token))) throw new InvalidInputError('--api-token must be a non-empty token without whitespace', { field: 'token' })
+    if (opts.node === undefined) {
+      const base = `http://127.0.0.1:${await readHttpPort(opts.dataDir)}`
+      return new NodeApi(opts.dataDir, base, opts.token ?? await readLocalToken(opts.dataDir))
+    }
+    const url = parseNodeUrl(opts.node)
+    // the local token never leaves the machine
+    const local = isLoopbackUrlHost(url.hostname) ? await readLocalToken(opts.dataDir) : undefined
+    return new NodeApi(opts.dataDir, url.origin, opts.token ?? local, url.origin)
   }
 
   /** A request; a node that does not answer is NodeNotRunningError, an error status NodeApiError. */
@@ -90,10 +141,11 @@ export class NodeApi {
     let res: Response
     try {
       // a streamed body must say it is sent while the answer may already come (fetch's duplex)
-      res = await fetch(`${this.base}${path}`, { method, ...init, ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit)
+      const headers = this.#token === undefined ? init.headers : { ...init.headers, authorization: `Bearer ${this.#token}` }
+      res = await fetch(`${this.base}${path}`, { method, ...init, headers, ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit)
     } catch (err) {
       const cause = (err as { cause?: unknown }).cause
-      throw new NodeNotRunningError(this.dataDir, `its HTTP API at ${this.base} does not answer: ${errorMessage(cause ?? err)}`)
+      throw new NodeNotRunningError(this.#where, `its HTTP API at ${this.base} does not answer: ${errorMessage(cause ?? err)}`)
     }
     if (!res.ok) {
       const text = await res.text().catch(() => '')

@@ -4,7 +4,8 @@
  * metrics, dashboard). The core does what is the same for every route:
  *
  * - listening (a typed `ListenError`), timeouts, and a stop that aborts running requests;
- * - the browser guard (`browser-access.ts`: DNS rebinding by `Host`, CSRF by `Origin`);
+ * - the browser guard (`browser-access.ts`: DNS rebinding by `Host`, CSRF by `Origin`), then,
+ *   bound to a non-loopback address, bearer tokens (`auth.ts`);
  * - request bodies within a size limit (`body.ts`) and SSE streams with backpressure (`sse.ts`);
  * - routing (404 `unknown_url`, 405 with `allow`) and the mapping of every error to
  *   `{error: {message, type, param, code}}` with its status, at this boundary only.
@@ -23,6 +24,7 @@ import { errorMessage, ListenError } from '../errors.ts'
 import { RequestAbortedError } from '../inference/types.ts'
 import type { ComponentLogger } from '../logger.ts'
 import { readJson, readOptionalJson, sendJson } from './body.ts'
+import { AuthenticationError, httpAuth, requiresAuth, type HttpAuthInit } from './auth.ts'
 import { browserAccessGuard } from './browser-access.ts'
 import { DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS, STOP_GRACE_MS } from './constants.ts'
 import { MethodNotAllowedError, PayloadTooLargeError, RouteNotFoundError, ShuttingDownError, toOpenAIError, UnsupportedMediaTypeError } from './openai.ts'
@@ -52,12 +54,20 @@ export interface HttpServerInit {
   sseMaxBufferedBytes?: number
   /** an SSE client that reads nothing for this long is dropped (and its generation aborted). @default 30000 */
   sseDrainTimeoutMs?: number
+  /**
+   * where the tokens come from when the server is bound to a non-loopback address (bound to
+   * loopback it is open and this is unused); without any source only `GET /` and the dashboard's
+   * assets answer. @default none
+   */
+  auth?: HttpAuthInit
 }
 
 export interface HttpCoreComponents {
   logger: ComponentLogger
   /** each capability's routes; exact paths first, then patterns in this order */
   routes: HttpRoutes[]
+  /** told of every answered request (the metrics). @default none */
+  onRequest?: (method: string, status: number, seconds: number) => void
 }
 
 export interface HttpServer {
@@ -77,6 +87,7 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
     const host = init.host ?? DEFAULT_HOST
     const maxBodyBytes = init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
     const checkBrowserAccess = browserAccessGuard(host, init.allowedHosts ?? [])
+    const auth = requiresAuth(host) ? httpAuth(init.auth ?? {}, log) : undefined
     const paths = new Map<string, MethodHandlers>(components.routes.flatMap(r => Object.entries(r.paths ?? {})))
     const patterns = components.routes.flatMap(r => r.patterns ?? [])
     const active = new Set<AbortController>()
@@ -126,6 +137,7 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
       const { status, body } = toOpenAIError(failure)
       const headers: Record<string, string> = {}
       if (failure instanceof MethodNotAllowedError) headers.allow = failure.allow.join(', ')
+      if (failure instanceof AuthenticationError) headers['www-authenticate'] = failure.missing ? 'Bearer realm="flexnode"' : 'Bearer realm="flexnode", error="invalid_token"'
       if (failure instanceof PayloadTooLargeError || failure instanceof UnsupportedMediaTypeError || stopping) headers.connection = 'close'
       sendJson(res, status, body, headers)
     }
@@ -168,11 +180,13 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
         // while stopping, a keep-alive connection is closed as soon as its last response is done
         if (stopping) setImmediate(() => { server.closeIdleConnections() })
         log.debug({ method, path, status: res.statusCode, ms: Math.round(performance.now() - started), complete: res.writableFinished }, 'request')
+        components.onRequest?.(method, res.statusCode, (performance.now() - started) / 1000)
       })
       const ctx = context(req, res, controller)
       try {
         if (stopping) throw new ShuttingDownError()
         checkBrowserAccess(req, method)
+        await auth?.check(req, method, path)
         const { handler, params } = route(method, path)
         ctx.params = params
         await handler(ctx)
@@ -198,6 +212,7 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
         server.close(() => { clearTimeout(timer); resolve() })
         server.closeIdleConnections()
       })
+      await auth?.stop()
       log.info({ port: boundPort }, 'OpenAI-compatible API stopped')
     }
 
@@ -208,6 +223,7 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
         options.signal?.throwIfAborted()
         if (server.listening) return { port: boundPort }
         stopping = false
+        await auth?.start()
         await new Promise<void>((resolve, reject) => {
           const onError = (err: Error): void => { reject(new ListenError('HTTP API', { host, port: init.port ?? DEFAULT_PORT }, err)) }
           server.once('error', onError)
@@ -215,9 +231,12 @@ export function httpServer (init: HttpServerInit): (components: HttpCoreComponen
             server.off('error', onError)
             resolve()
           })
+        }).catch(async (err: unknown) => {
+          await auth?.stop()
+          throw err
         })
         boundPort = (server.address() as AddressInfo).port
-        log.info({ host, port: boundPort }, 'OpenAI-compatible API listening')
+        log.info({ host, port: boundPort, auth: auth !== undefined }, 'OpenAI-compatible API listening')
         return { port: boundPort }
       },
 
