@@ -97,6 +97,10 @@ export interface NodeApiOptions {
   dataDir: string
   /** print JSON instead of text. @default false */
   json: boolean
+  /** the node's HTTP API, `http://host:port` (--node, or `flexnode --node <url> <command>`, or FLEXNODE_NODE). @default the node running on the data dir */
+  node?: string
+  /** bearer token (--api-token or FLEXNODE_API_TOKEN). @default the data dir's local token, if any */
+  token?: string
 }
 
 /** `flexnode models [list]`, `models load|unload|publish <id>`, `models pull <cid> [--load]` */
@@ -154,6 +158,10 @@ const CLI_MAX_TOKENS = 1_048_576
 
 const COMMON_NODE_API_OPTIONS = `  --data-dir <dir>              data directory of the running node (default ~/.flexnode, or
                                 FLEXNODE_DATA_DIR)
+  --node <http://host:port>     a node's HTTP API, here or on another host (or FLEXNODE_NODE;
+                                for allocate and task: flexnode --node <url> <command>)
+  --api-token <token>           bearer token for a node that needs one (or FLEXNODE_API_TOKEN;
+                                default: the data dir's local token)
   --json                        print JSON instead of text
   -h, --help                    show this help
 `
@@ -357,13 +365,24 @@ function parseCommandLine<const O extends FlagSpec> (args: string[], options: O)
 const NODE_API_FLAGS = {
   'data-dir': { type: 'string' },
   json: { type: 'boolean' },
+  node: { type: 'string' },
+  'api-token': { type: 'string' },
   help: { type: 'boolean', short: 'h' }
 } as const
 
-function nodeApiOptions (v: { 'data-dir'?: string, json?: boolean }, env: NodeJS.ProcessEnv): NodeApiOptions {
+/**
+ * The options every node API command shares. `--node` is the node's URL, except where a command
+ * gives it another meaning (`allocate`, `task run`: the agent key of the node to place on; the
+ * URL then comes from `flexnode --node <url> <command>` or FLEXNODE_NODE).
+ */
+function nodeApiOptions (v: { 'data-dir'?: string, json?: boolean, node?: string, 'api-token'?: string }, env: NodeJS.ProcessEnv, nodeIsUrl = true): NodeApiOptions {
   const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
   if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
-  return { dataDir: resolve(dataDir), json: v.json === true }
+  const node = (nodeIsUrl ? v.node : undefined) ?? (env.FLEXNODE_NODE === '' ? undefined : env.FLEXNODE_NODE)
+  if (node !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(node)) throw new UsageError(`--node must be the node's HTTP API as http://host:port, got ${JSON.stringify(node)}`, '--node')
+  const token = v['api-token'] ?? (env.FLEXNODE_API_TOKEN === '' ? undefined : env.FLEXNODE_API_TOKEN)
+  if (token !== undefined && (token.trim() === '' || /\s/.test(token))) throw new UsageError('--api-token must be a non-empty token without whitespace', '--api-token')
+  return { dataDir: resolve(dataDir), json: v.json === true, ...(node !== undefined ? { node } : {}), ...(token !== undefined ? { token } : {}) }
 }
 
 /** The one prompt argument. */
@@ -626,7 +645,7 @@ export function parseAllocateArgs (args: string[], env: NodeJS.ProcessEnv = proc
   if (positionals.length > 0) throw new UsageError(`allocate takes no arguments, got ${JSON.stringify(positionals[0])}`)
   const resourceType = resourceTypeOf(v.type)
   if (resourceType === undefined) throw new UsageError(`--type is required: ${LEASE_RESOURCE_TYPES.join(', ')}`, '--type')
-  const out: AllocateOptions = { ...nodeApiOptions(v, env), resourceType, requirements: requirementFlags(v), explain: v.explain === true }
+  const out: AllocateOptions = { ...nodeApiOptions(v, env, false), resourceType, requirements: requirementFlags(v), explain: v.explain === true }
   if (v.locality !== undefined) {
     if (!(LOCALITY_PREFERENCES as readonly string[]).includes(v.locality)) throw new UsageError(`--locality must be one of ${LOCALITY_PREFERENCES.join(', ')}, got ${JSON.stringify(v.locality)}`, '--locality')
     out.locality = v.locality as LocalityPreference
@@ -683,7 +702,7 @@ export function parseTaskArgs (args: string[], env: NodeJS.ProcessEnv = process.
   if (v.help === true) return 'help'
   const [action, ...rest] = positionals
   if (action !== 'run') throw new UsageError(action === undefined ? 'task needs an action: task run <file.wasm>' : `unknown task action ${JSON.stringify(action)}: expected run`)
-  const out: TaskRunOptions = { ...nodeApiOptions(v, env), file: resolve(oneArgument(rest, 'a WebAssembly file')), limits: {}, explain: v.explain === true }
+  const out: TaskRunOptions = { ...nodeApiOptions(v, env, false), file: resolve(oneArgument(rest, 'a WebAssembly file')), limits: {}, explain: v.explain === true }
   if (v.input !== undefined) {
     if (v.input.trim() === '') throw new UsageError('--input must name a file', '--input')
     out.input = resolve(v.input)

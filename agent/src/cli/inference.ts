@@ -210,7 +210,7 @@ export function renderModels (models: ModelInfo[]): string {
 
 /** `models list|load|unload` (`publish` and `pull` are the artifacts commands', `artifacts.ts`) */
 export async function modelsCommand (opts: Exclude<ModelsOptions, { action: 'pull' | 'publish' }>): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   if (opts.action === 'list') {
     const list = await api.json<{ data: ModelInfo[] }>('GET', '/v1/node/models')
     if (opts.json) printJson({ models: list.data })
@@ -249,7 +249,7 @@ interface ChatCompletionBody { choices?: Array<{ message?: { content?: unknown }
 interface ChatChunkBody { choices?: Array<{ delta?: { content?: unknown } }> }
 
 export async function inferCommand (opts: InferOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   if (opts.model === undefined) {
     const body: Record<string, unknown> = { prompt: opts.prompt }
     if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens
@@ -314,7 +314,7 @@ export function renderMoe (r: MoeAnswer): string {
 }
 
 export async function moeCommand (opts: MoeOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const body: Record<string, unknown> = { prompt: opts.prompt, task_type: opts.taskType, require_consensus: opts.requireConsensus }
   if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens
   if (opts.policy !== undefined) body.policy_override = opts.policy
