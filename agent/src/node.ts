@@ -57,9 +57,12 @@ import { nodePromptCache, type PromptCacheInit, type PromptCacheService } from '
 import { artifacts, type ArtifactService, type ArtifactsInit } from './artifacts/index.ts'
 import { modelArtifacts, type ModelArtifacts } from './artifacts/models.ts'
 import { artifactRoutes } from './artifacts/routes.ts'
+import { mcpRoutes } from './mcp/routes.ts'
 import { readModule } from './artifacts/read.ts'
 import { metrics, type MetricsService } from './metrics/index.ts'
 import { metricsRoutes } from './metrics/routes.ts'
+import type { AnyOperation } from './api/operation.ts'
+import { nodeOperations } from './api/operations.ts'
 
 export { DEFAULT_HAPP, NetworkMismatchError, networkProfile, type NetworkProfile } from './flexstack-app.ts'
 export { DataDirInUseError, DatabaseMissingError } from './data-dir.ts'
@@ -249,6 +252,8 @@ export interface NodeComponents {
   audit: AuditService
   /** the Prometheus metrics (`GET /metrics`) */
   metrics: MetricsService
+  /** every operation of the node (the MCP tools), described once */
+  operations: AnyOperation[]
 }
 
 /** Who embeds with `model`: this node's engine when it has the model, else the mesh (a peer that has it). */
@@ -475,6 +480,28 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
       }
     },
     {
+      // before the HTTP API, which serves them; the registry starts later (read when an operation runs)
+      name: 'operations',
+      create: (c) => {
+        c.operations = nodeOperations({
+          network,
+          agent: c.keys.keystore.primary.agentPubKey,
+          interfaces: () => c.interfaces,
+          conductor: c.conductor,
+          mesh: c.mesh,
+          registry: { advertise: async (o) => await c.registry.advertise(o), get advertised () { return c.registry.advertised } },
+          capabilities: c.capabilities,
+          resources: c.resources,
+          router: c.router,
+          engine: c.inference.engine,
+          memory: c.memory,
+          artifacts: c.artifacts,
+          models: c.models
+        })
+        return service({ start: async () => {}, stop: () => {} })
+      }
+    },
+    {
       // each capability mounts its routes here
       name: 'HTTP API',
       provides: 'http',
@@ -494,6 +521,8 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
           memoryRoutes({ memory: c.memory }),
           artifactRoutes({ maxUploadBytes: init.artifacts?.maxUploadBytes }, { artifacts: c.artifacts, models: c.models }),
           auditRoutes({ audit: c.audit }),
+          // POST /mcp: the operations as MCP tools (streamable HTTP); `flexnode mcp` forwards to it
+          mcpRoutes({ operations: c.operations, logger: c.logger }),
           // POST /v1/backup (`flexnode backup`): the chains, the keystore as it is, this node's pins
           nodeBackupRoutes({ dataDir: c.dataDir.path, agent: c.keys.keystore.primary.agentPubKey, conductor: c.conductor, pins: async () => await c.artifacts.pins() })
         ]
@@ -570,6 +599,8 @@ export class FlexNode {
   readonly artifacts: ArtifactService
   readonly models: ModelArtifacts
   readonly audit: AuditService
+  /** every operation of the node (the MCP tools), described once */
+  readonly operations: AnyOperation[]
   readonly #services: RunningServices
   readonly #log: ComponentLogger
   #stopping: Promise<void> | undefined
@@ -589,6 +620,7 @@ export class FlexNode {
     this.artifacts = c.artifacts
     this.models = c.models
     this.audit = c.audit
+    this.operations = c.operations
     this.#services = services
     this.#log = log
   }

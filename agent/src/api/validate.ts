@@ -9,7 +9,17 @@
  * ```
  */
 import type { z } from 'zod'
+import { InvalidInputError } from '../errors.ts'
 import { InvalidRequestError } from '../inference/types.ts'
+
+/** The error a refused input becomes: its one-line message and the path of the problem. */
+export type InputErrorFactory = (message: string, param: string) => Error
+
+/** `InvalidRequestError` with `param` (the inference plane's, and the default). */
+export const invalidRequest: InputErrorFactory = (message, param) => new InvalidRequestError(message, { param })
+
+/** `InvalidInputError` with `field` (the capabilities' own: resources, memory, artifacts). */
+export const invalidInput: InputErrorFactory = (message, param) => new InvalidInputError(message, { field: param })
 
 /** `a.b[2].c` from a zod issue path; '' for the value itself. */
 export function issuePath (path: ReadonlyArray<PropertyKey>): string {
@@ -33,10 +43,13 @@ export function describeIssue (issue: z.core.$ZodIssue, root = 'body'): { param:
   return { param, message: `${param}: ${issue.message}` }
 }
 
-/** The parsed value, or `InvalidRequestError` naming the first problem. */
-export function parseInput<S extends z.ZodType> (schema: S, value: unknown, root = 'body'): z.output<S> {
+/**
+ * The parsed value, or an error naming the first problem: `InvalidRequestError` unless `error`
+ * says otherwise (`invalidInput` for the capabilities whose callers know `InvalidInputError`).
+ */
+export function parseInput<S extends z.ZodType> (schema: S, value: unknown, root = 'body', error: InputErrorFactory = invalidRequest): z.output<S> {
   const result = schema.safeParse(value)
   if (result.success) return result.data
   const { param, message } = describeIssue(result.error.issues[0]!, root)
-  throw new InvalidRequestError(message, { param })
+  throw error(message, param)
 }

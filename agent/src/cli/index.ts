@@ -24,6 +24,7 @@
  * resources commands (see `resources.ts`; `task run` exits with the task's exit code) and the
  * memory commands (see `memory.ts`).
  */
+import { resolve } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import {
   inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseInferArgs, parseInspectArgs,
@@ -31,7 +32,7 @@ import {
   type InspectCommand, type NodeApiCommand, type StartOptions
 } from '../config.ts'
 import { addStartOptions, startConfigOf } from '../config/start-command.ts'
-import { READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
+import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
 import { configShowCommand } from './config.ts'
 
 async function inspect (command: InspectCommand, args: string[]): Promise<number> {
@@ -45,63 +46,63 @@ async function inspect (command: InspectCommand, args: string[]): Promise<number
   return command === 'peers' ? await peersCommand(opts) : await statusCommand(opts)
 }
 
-async function nodeApi (command: NodeApiCommand, args: string[]): Promise<number> {
+async function nodeApi (command: NodeApiCommand, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const help = (): number => { process.stdout.write(nodeApiUsage(command)); return 0 }
   // parsed before the import, so a usage error costs nothing; loaded on demand like inspect.ts
   switch (command) {
     case 'models': {
-      const opts = parseModelsArgs(args)
+      const opts = parseModelsArgs(args, env)
       if (opts === 'help') return help()
       return opts.action === 'pull' || opts.action === 'publish'
         ? await (await import('./artifacts.ts')).modelArtifactCommand(opts)
         : await (await import('./inference.ts')).modelsCommand(opts)
     }
     case 'infer': {
-      const opts = parseInferArgs(args)
+      const opts = parseInferArgs(args, env)
       return opts === 'help' ? help() : await (await import('./inference.ts')).inferCommand(opts)
     }
     case 'moe': {
-      const opts = parseMoeArgs(args)
+      const opts = parseMoeArgs(args, env)
       return opts === 'help' ? help() : await (await import('./inference.ts')).moeCommand(opts)
     }
     case 'allocate': {
-      const opts = parseAllocateArgs(args)
+      const opts = parseAllocateArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).allocateCommand(opts)
     }
     case 'release': {
-      const opts = parseReleaseArgs(args)
+      const opts = parseReleaseArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).releaseCommand(opts)
     }
     case 'renew': {
-      const opts = parseRenewArgs(args)
+      const opts = parseRenewArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).renewCommand(opts)
     }
     case 'available': {
-      const opts = parseAvailableArgs(args)
+      const opts = parseAvailableArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).availableCommand(opts)
     }
     case 'allocations': {
-      const opts = parseAllocationsArgs(args)
+      const opts = parseAllocationsArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).allocationsCommand(opts)
     }
     case 'task': {
-      const opts = parseTaskArgs(args)
+      const opts = parseTaskArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).taskRunCommand(opts)
     }
     case 'memory': {
-      const opts = parseMemoryArgs(args)
+      const opts = parseMemoryArgs(args, env)
       return opts === 'help' ? help() : await (await import('./memory.ts')).memoryCommand(opts)
     }
     case 'pin': {
-      const opts = parsePinArgs(args)
+      const opts = parsePinArgs(args, env)
       return opts === 'help' ? help() : await (await import('./artifacts.ts')).pinCommand(opts)
     }
     case 'get': {
-      const opts = parseGetArgs(args)
+      const opts = parseGetArgs(args, env)
       return opts === 'help' ? help() : await (await import('./artifacts.ts')).getCommand(opts)
     }
     case 'artifacts': {
-      const opts = parseArtifactsArgs(args)
+      const opts = parseArtifactsArgs(args, env)
       return opts === 'help' ? help() : await (await import('./artifacts.ts')).artifactsCommand(opts)
     }
   }
@@ -182,7 +183,8 @@ const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
   ['pin', 'add a file to the mesh\'s artifact store (IPFS) and record it; prints its CID'],
   ['get', 'fetch an artifact by CID from this node or the mesh, verified'],
   ['artifacts', 'the mesh\'s artifact records, an artifact\'s providers, pin or unpin one here'],
-  ['audit', 'the node\'s tamper-evident audit log, and its verification (audit [verify])']
+  ['audit', 'the node\'s tamper-evident audit log, and its verification (audit [verify])'],
+  ['mcp', 'an MCP server on stdio offering the running node\'s tools to an AI agent (forwards to the node\'s /mcp)']
 ]
 
 /** The help of a command whose module checks its arguments, as that module words it. */
@@ -192,9 +194,19 @@ function commandUsage (command: string): string | undefined {
   return undefined
 }
 
-/** Runs a command whose module parses its own arguments. */
-async function delegated (command: string, args: string[]): Promise<number> {
+/** Runs a command whose module parses its own arguments; `env` carries the program's --node and --api-token. */
+async function delegated (command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   switch (command) {
+    case 'mcp': {
+      const { MCP_USAGE, mcpCommand, parseMcpArgs } = await import('./mcp.ts')
+      const given = args.includes('--node') || args.some(a => a.startsWith('--node='))
+      const opts = parseMcpArgs(given || env.FLEXNODE_NODE === undefined || env.FLEXNODE_NODE === '' ? args : ['--node', env.FLEXNODE_NODE, ...args], env)
+      if (opts === 'help') {
+        process.stdout.write(MCP_USAGE)
+        return 0
+      }
+      return await mcpCommand(opts)
+    }
     case 'backup':
     case 'restore':
       return await (await import('./backup.ts')).backupCli(command, args)
@@ -204,17 +216,25 @@ async function delegated (command: string, args: string[]): Promise<number> {
     case 'audit':
       return await (await import('./audit.ts')).auditMain(args)
     default:
-      if (isNodeApiCommand(command)) return await nodeApi(command, args)
+      if (isNodeApiCommand(command)) return await nodeApi(command, args, env)
       throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   }
 }
 
 interface Outcome { code: number }
 
+/** `env` with the program's own --node and --api-token (given before the command) over FLEXNODE_NODE and FLEXNODE_API_TOKEN. */
+function connectionEnv (prog: Command, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { node, apiToken } = prog.opts<{ node?: string, apiToken?: string }>()
+  return { ...env, ...(node !== undefined ? { FLEXNODE_NODE: node } : {}), ...(apiToken !== undefined ? { FLEXNODE_API_TOKEN: apiToken } : {}) }
+}
+
 /** The `flexnode` program: commander parses the command line, each action sets `outcome.code`. */
 export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env): Command {
   const prog = new Command('flexnode')
     .description('a peer-to-peer node of the flexnode mesh: inference, vector memory, artifacts, resources')
+    .option('--node <url>', 'the node\'s HTTP API, http://host:port, for every command that talks to a node [env: FLEXNODE_NODE] (default: the node running on --data-dir)')
+    .option('--api-token <token>', 'bearer token for a node that requires one [env: FLEXNODE_API_TOKEN] (default: the data dir\'s local token)')
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .helpCommand('help [command]', 'show the help of flexnode or of a command')
@@ -247,8 +267,38 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
       .allowExcessArguments()
       .passThroughOptions()
       .argument('[args...]')
-      .action(async (args: string[]) => { outcome.code = await delegated(name, args) })
+      .action(async (args: string[]) => { outcome.code = await delegated(name, args, connectionEnv(prog, env)) })
   }
+
+  const keys = exitOverride(prog.command('keys').description('this node\'s keys (keys show) and the HTTP API\'s bearer tokens (keys token)'))
+  const dataDirOf = (cmd: Command): string => resolve((cmd.getOptionValue('dataDir') as string | undefined) ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR)
+  exitOverride(keys.command('show')
+    .description('the agent key, peer id, keystore path and whether it is encrypted')
+    .option('--data-dir <dir>', 'the node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
+    .option('--json', 'print JSON')
+    .allowExcessArguments(false))
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { keysShowCommand } = await import('./keys.ts')
+      outcome.code = await keysShowCommand({ dataDir: dataDirOf(cmd), json: o.json === true })
+    })
+  exitOverride(keys.command('token')
+    .description('issue a bearer token for the HTTP API (printed once), list the issued ones, or revoke one')
+    .option('--name <name>', 'a name for the new token')
+    .option('--list', 'list the issued tokens (id, name, created)')
+    .option('--revoke <id|name>', 'revoke a token')
+    .option('--data-dir <dir>', 'the node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
+    .option('--json', 'print JSON')
+    .allowExcessArguments(false))
+    .action(async (o: { json?: boolean, name?: string, list?: boolean, revoke?: string }, cmd: Command) => {
+      const { keysTokenCommand } = await import('./keys.ts')
+      outcome.code = await keysTokenCommand({
+        dataDir: dataDirOf(cmd),
+        json: o.json === true,
+        ...(o.name !== undefined ? { name: o.name } : {}),
+        ...(o.list === true ? { list: true } : {}),
+        ...(o.revoke !== undefined ? { revoke: o.revoke } : {})
+      })
+    })
   return prog
 }
 

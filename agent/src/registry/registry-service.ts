@@ -82,9 +82,27 @@ export interface RegistryServiceComponents {
   inference?: () => InferenceSnapshot
 }
 
+/**
+ * What an operator sets over the probed NodeCapability (`holochain.register_node`,
+ * `holochain.join_mesh`): a new name, and fields merged over the probed ones, kept for every
+ * later advertisement. The agent_registry DNA validates the result.
+ */
+export interface CapabilityOverrides {
+  agent_name?: string
+  capabilities?: { [K in keyof NodeCapability['capabilities']]?: Partial<NodeCapability['capabilities'][K]> }
+  network?: Partial<NodeCapability['network']>
+}
+
+export interface AdvertiseOptions extends ZomeCallOptions {
+  /** merged over the earlier overrides, kept for later advertisements */
+  overrides?: CapabilityOverrides
+}
+
 export interface RegistryService extends Service {
   /** Advertise the NodeCapability now, changed or not: one chain action. */
-  advertise: (options?: ZomeCallOptions) => Promise<Uint8Array>
+  advertise: (options?: AdvertiseOptions) => Promise<Uint8Array>
+  /** the NodeCapability last advertised (undefined before the first) */
+  readonly advertised: NodeCapability | undefined
   /** One heartbeat now: the live load, queue and availability go out in this node's presence (no chain write). */
   beat: (options?: ZomeCallOptions) => Promise<void>
   /** heartbeats so far */
@@ -123,6 +141,16 @@ export function buildCapability (agent: Uint8Array, name: string, machine: Machi
   }
 }
 
+const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** `over` merged into `base`, objects key by key, anything else replaced. */
+function merge<T> (base: T, over: unknown): T {
+  if (!isPlain(base) || !isPlain(over)) return (over === undefined ? base : over) as T
+  const out: Record<string, unknown> = { ...base }
+  for (const [k, v] of Object.entries(over)) if (v !== undefined) out[k] = merge(out[k], v)
+  return out as T
+}
+
 /** What the NodeCapability offers, without its live figures (load, queue, free disk, time). */
 function offerOf (cap: NodeCapability): unknown {
   const { compute, inference, memory } = cap.capabilities
@@ -147,7 +175,8 @@ export function registryService (init: RegistryServiceInit = {}) {
     const log = components.logger.forComponent('flexnode:registry')
     const interval = init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS * 1000
     const advertiseEvery = init.advertiseIntervalMs ?? DEFAULT_ADVERTISE_INTERVAL_SECONDS * 1000
-    const name = sanitizeAgentName(init.agentName ?? hostname())
+    let name = sanitizeAgentName(init.agentName ?? hostname())
+    let overrides: CapabilityOverrides = {}
     let task: Periodic | undefined
     let beats = 0
     let advertisements = 0
@@ -173,7 +202,8 @@ export function registryService (init: RegistryServiceInit = {}) {
     const current = async (reprobe: boolean): Promise<NodeCapability> => {
       const [m, load] = await Promise.all([reprobe || machine === undefined ? components.probe.machine() : machine, components.probe.load()])
       machine = m
-      return buildCapability(components.client.myPubKey, name, m, load, init, snapshot())
+      const { agent_name: _name, ...over } = overrides
+      return merge(buildCapability(components.client.myPubKey, name, m, load, init, snapshot()), over)
     }
 
     const write = async (cap: NodeCapability, options?: ZomeCallOptions): Promise<Uint8Array> => {
@@ -183,7 +213,20 @@ export function registryService (init: RegistryServiceInit = {}) {
       log.info({ agent_name: name, cpu_cores: cap.capabilities.compute.cpu_cores, ram_gb: cap.capabilities.compute.ram_gb, gpu: cap.capabilities.compute.gpu?.model ?? null, models: cap.capabilities.inference.models_loaded }, 'advertised NodeCapability')
       return hash
     }
-    const advertise = async (options?: ZomeCallOptions): Promise<Uint8Array> => await write(await current(true), options)
+    const advertise = async ({ overrides: given, ...options }: AdvertiseOptions = {}): Promise<Uint8Array> => {
+      if (given === undefined) return await write(await current(true), options)
+      // kept only once the DNA accepted them
+      const [before, beforeName] = [overrides, name]
+      overrides = merge(overrides, given)
+      if (given.agent_name !== undefined) name = sanitizeAgentName(given.agent_name)
+      try {
+        return await write(await current(true), options)
+      } catch (err) {
+        overrides = before
+        name = beforeName
+        throw err
+      }
+    }
     /** At start: write only if the entry on the chain offers something else, or is older than the interval. */
     const advertiseIfChanged = async (options?: ZomeCallOptions): Promise<void> => {
       const cap = await current(true)
@@ -220,6 +263,7 @@ export function registryService (init: RegistryServiceInit = {}) {
     return {
       get beats () { return beats },
       get advertisements () { return advertisements },
+      get advertised () { return advertised?.cap },
       advertise: async (options) => await serial(async () => await advertise(options)),
       beat: async (options) => { await serial(async () => { await beat(options) }) },
       start: async (options) => {
