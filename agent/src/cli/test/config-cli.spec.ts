@@ -3,10 +3,20 @@
  * unknown commands and flags — exit 2, a one-line reason, never a stack trace.
  */
 import { writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { tempDir } from '../../../../fixtures/index.ts'
 import { runFlexnode } from '../../../../fixtures/spawn-node.ts'
+
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => { server.listen(0, '127.0.0.1', resolve) })
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => { server.close(resolve) })
+  return port
+}
 
 /** A stack trace's frame line. */
 const STACK = /^\s+at /m
@@ -66,10 +76,26 @@ describe('usage errors', () => {
   })
 
   it('every command has --help (exit 0)', async () => {
-    for (const args of [['--help'], ['start', '--help'], ['config', 'show', '--help'], ['help', 'start'], ['infer', '--help'], ['memory', '--help']]) {
+    for (const args of [['--help'], ['start', '--help'], ['config', 'show', '--help'], ['help', 'start'], ['infer', '--help'], ['memory', '--help'], ['keys', 'token', '--help'], ['mcp', '--help']]) {
       const r = await runFlexnode(args)
       expect(r.code, args.join(' ')).toBe(0)
       expect(r.stdout, args.join(' ')).toContain('Usage: flexnode')
     }
+  })
+})
+
+describe('--node', () => {
+  it('an unreachable node: exit 1, one line naming it, no stack', async () => {
+    await using dir = await tempDir()
+    const url = `http://127.0.0.1:${await closedPort()}`
+    for (const args of [['--node', url, 'infer', 'hi', '--data-dir', dir.path], ['models', '--node', url, '--json', '--data-dir', dir.path], ['allocations', '--data-dir', dir.path]]) {
+      const r = await runFlexnode(args, { FLEXNODE_NODE: url })
+      expect(r.code, args.join(' ')).toBe(1)
+      expect(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1)
+      expect(r.stderr).toContain(`NodeNotRunningError: no flexnode is running on ${url}`)
+    }
+    const bad = await runFlexnode(['infer', 'hi', '--node', 'ftp://x'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr.split('\n')[0]).toContain('--node')
   })
 })
