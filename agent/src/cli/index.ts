@@ -15,8 +15,13 @@
  * flexnode memory search docs --vector '[…]' -k 10 · memory info|delete docs · memory list
  * flexnode pin build.tar · get <cid> -o build.tar · artifacts [providers <cid>]
  * flexnode models publish <id> · models pull <cid> --load
+ * flexnode config show [--json] · keys show · keys token [--name n | --list | --revoke id] · mcp
+ * flexnode --node http://10.0.0.5:8080 --api-token $TOKEN status|infer|… (or FLEXNODE_NODE, FLEXNODE_API_TOKEN)
  * ```
- * `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
+ * The program is commander's: every command has `--help`; exit 0 ok, 1 failure, 2 usage error
+ * (an unknown command or flag, a bad value, a bad config file), with a one-line reason on stderr
+ * and never a stack trace. `start`'s options come from one schema (`config/start.ts`): defaults <
+ * the YAML config file < `FLEXNODE_*` < flags. `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
  * logs go to stderr. SIGINT/SIGTERM stop the node cleanly, also during start-up (what started
  * is stopped and the process exits without READY). `peers` and `status` inspect the node
  * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
