@@ -205,7 +205,14 @@ async function delegated (command: string, args: string[], env: NodeJS.ProcessEn
     case 'mcp': {
       const { MCP_USAGE, mcpCommand, parseMcpArgs } = await import('./mcp.ts')
       const given = args.includes('--node') || args.some(a => a.startsWith('--node='))
-      const opts = parseMcpArgs(given || env.FLEXNODE_NODE === undefined || env.FLEXNODE_NODE === '' ? args : ['--node', env.FLEXNODE_NODE, ...args], env)
+      let opts: ReturnType<typeof parseMcpArgs>
+      try {
+        opts = parseMcpArgs(given || env.FLEXNODE_NODE === undefined || env.FLEXNODE_NODE === '' ? args : ['--node', env.FLEXNODE_NODE, ...args], env)
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err
+        process.stderr.write(`flexnode: ${err.message}\n\n${MCP_USAGE}`)
+        return 2
+      }
       if (opts === 'help') {
         process.stdout.write(MCP_USAGE)
         return 0
