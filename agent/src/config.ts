@@ -1,18 +1,21 @@
 /**
  * Configuration of `flexnode` commands: flags and the environment, validated at the boundary.
- * This is the only module that reads environment variables:
+ * This module and `config/start.ts` (start's schema: YAML file < `FLEXNODE_*` < flags) are the
+ * only ones that read environment variables:
  *
  * - `FLEXNODE_DATA_DIR`   default for `--data-dir`
  * - `FLEXNODE_PASSPHRASE` encrypts the keystore at rest (or `--passphrase-file`)
- * - `FLEXNODE_LOG_LEVEL`  default for `--log-level`
+ * - `FLEXNODE_<OPTION>`   any option of `flexnode start` (see `config/start.ts`)
+ *
+ * ```ts
+ * const opts = parseInferArgs(['Hello', '--model', 'tiny'], process.env)
+ * ```
  */
-import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { FlexnodeError } from './errors.ts'
-import { DEFAULT_ADVERTISE_INTERVAL_SECONDS, DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_HOST, DEFAULT_NETWORK, MAX_PRUNE_AFTER_DAYS, NETWORKS, type NetworkName } from './constants.ts'
+import { DEFAULT_DATA_DIR } from './constants.ts'
 import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
-import { isBrowserOrigin, originProblem } from './conductor/origins.ts'
+import { UsageError } from './config/errors.ts'
 import { LEASE_LIMITS, LEASE_RESOURCE_TYPES, type LeaseResourceType } from '../../zomes-ts/resource_mesh/types.ts'
 import { LOCALITY_PREFERENCES, type LocalityPreference } from '../../scheduler/src/placement.ts'
 import { DISTANCES, InvalidVectorError, type CollectionConfig, type Distance, type Filter, type SearchQuery, type WriteConsistency } from './memory/types.ts'
@@ -21,223 +24,12 @@ import {
 } from './memory/validate.ts'
 import { DEFAULT_REPLICATION_FACTOR, DEFAULT_SHARD_COUNT } from './memory/constants.ts'
 
-/** A command line that cannot be run as given. */
-export class UsageError extends FlexnodeError {
-  static override readonly name = 'UsageError'
-  readonly flag?: string
-
-  constructor (message: string, flag?: string) {
-    super(message)
-    this.flag = flag
-  }
-}
-
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'
-const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'silent']
-
-export interface StartOptions {
-  /** @default ~/.flexnode (or FLEXNODE_DATA_DIR) */
-  dataDir: string
-  /** @default 'local' */
-  network: NetworkName
-  /** Admin interface port; 0 picks a free port. @default 0 */
-  adminPort: number
-  /** App interface port; 0 picks a free port. @default 0 */
-  appPort: number
-  /** Interface the conductor's WebSockets bind to. @default '127.0.0.1' */
-  host: string
-  /** Browser origins (`http://localhost:3000`, `null`…) the Admin API admits besides non-browser clients. @default none */
-  adminAllowedOrigins: string[]
-  /** Browser origins the App API admits besides non-browser clients. @default none */
-  appAllowedOrigins: string[]
-  /** Log JSON lines instead of readable lines. @default false */
-  json: boolean
-  /** @default 'info' (or FLEXNODE_LOG_LEVEL) */
-  logLevel: LogLevel
-  /** With a keystore but no database: start a new source chain under a new agent key. @default false */
-  newChain: boolean
-  /** Keystore passphrase, from FLEXNODE_PASSPHRASE or --passphrase-file. */
-  passphrase?: string
-  /** Name in the NodeCapability. @default the hostname */
-  agentName?: string
-  /** Seconds between heartbeats (presence refreshes; offline 2.5 intervals after the last). @default 10 */
-  heartbeatIntervalSeconds: number
-  /** Seconds after which an unchanged NodeCapability is advertised again. @default 86400 */
-  advertiseIntervalSeconds: number
-  /** Region advertised in NodeCapability.network.latency_region. @default 'local' */
-  region: string
-  /** Advertised link speed. @default 1000 */
-  bandwidthMbps: number
-  /** DHT authorities wanted per location: arcs shrink once the mesh has more nodes than that. @default 5 */
-  targetRedundancy: number
-  /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/0'] */
-  listen: string[]
-  /** Bootstrap peers (repeatable). @default the network profile's list */
-  bootstrap?: string[]
-  /** Days of DHT data a network that prunes keeps (testnet only). @default the network profile's: 30 */
-  pruneAfterDays?: number
-  /** false with --no-mdns; otherwise mDNS runs on `local` when no bootstrap peers are given */
-  mdns?: boolean
-  /** extra model directories besides `<data-dir>/models` */
-  modelsDirs?: string[]
-  /** false with --no-demo-model: no random-weight demo model is generated into an empty models dir */
-  generateDefaultModel?: boolean
-  /** false with --no-prompt-cache: deterministic requests are never answered from the prompt cache */
-  promptCache?: false
-  /** the vector memory: shard replicas offered (--memory-shards; 0 hosts none), HNSW worker threads (--memory-threads). @default 4 per GB of RAM, 1 thread */
-  memory?: { shardCapacity?: number, threads?: number }
-  /** the artifact store: a Kubo daemon's RPC API instead of the embedded Helia (--kubo-api), the largest upload (--max-upload-mb). @default Helia, 10 GiB */
-  artifacts?: { kuboApi?: string, maxUploadBytes?: number }
-  /** GPU use: auto-detect, or false to force CPU. @default 'auto' */
-  gpu: boolean | 'auto'
-  /** threads per model. @default half the cores */
-  threads?: number
-  /** requests waiting per model before a 503. @default 16 */
-  maxQueue?: number
-  /** OpenAI-compatible HTTP API port; 0 picks a free port. @default 0 */
-  httpPort: number
-  /** address the HTTP API binds to. @default '127.0.0.1' */
-  httpHost: string
-  /** host names the HTTP API answers to besides loopback names and its bound address (DNS-rebinding guard). @default [] */
-  httpAllowedHosts?: string[]
-  /** a local MOE policy (the design's inference_policy.yaml); it overrides policy_store's one of the same name */
-  moePolicyFile?: string
-  /**
-   * agent keys whose policy_store publications the mesh applies (repeatable); part of the
-   * policy_store DNA, so another set is another mesh. @default none: local policies only
-   */
-  policyAdmins?: string[]
-  /** ship the audit outbox to this Postgres database (--audit-db, or FLEXNODE_AUDIT_DB). @default none: the outbox is the audit log */
-  audit?: { url: string }
-}
-
-export const START_USAGE = `Usage: flexnode start [options]
-
-Options:
-  --data-dir <dir>              node data directory (default ~/.flexnode, or FLEXNODE_DATA_DIR)
-  --network <name>              mainnet | testnet | local (default local)
-  --admin-port <port>           Conductor Admin API port, 0 = pick a free port (default 0)
-  --app-port <port>             Conductor App API port, 0 = pick a free port (default 0)
-  --host <address>              address the conductor interfaces bind to (default 127.0.0.1)
-  --admin-allowed-origins <o>   browser origins the Admin API admits, comma-separated or
-                                repeated, e.g. http://localhost:3000 (default none: every
-                                client that is not a browser is admitted, no web page is)
-  --app-allowed-origins <o>     browser origins the App API admits, likewise (default none)
-  --listen <multiaddr>          libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/0)
-  --bootstrap <multiaddr>       peer to join through, repeatable, e.g.
-                                /ip4/203.0.113.7/tcp/4001/p2p/12D3KooW… (default: the network
-                                profile's list in dnas/networks.json; local also uses mDNS)
-  --no-mdns                     never discover peers by mDNS (multicast on the LAN)
-  --prune-after-days <n>        testnet: days of DHT data kept before it is pruned (default 30);
-                                live state, chain heads and this node's own chain are always
-                                kept. mainnet keeps everything; local keeps other agents' data
-                                for one session only (both refuse this flag)
-  --models-dir <dir>            more .gguf model directories, repeatable (always also
-                                <data-dir>/models, where a tiny demo model is generated once)
-  --no-demo-model               do not generate the random-weight demo model into an empty
-                                <data-dir>/models
-  --no-prompt-cache             never answer deterministic requests (temperature 0 or a seed)
-                                from the prompt cache (default: cached for 3600 s, at most
-                                100000 answers; see the README's prompt cache)
-  --memory-shards <n>           vector-memory shard replicas this node offers to host, its
-                                weight on the shard ring; 0 hosts none (default 4 per GB of RAM)
-  --memory-threads <n>          worker threads holding the HNSW shard indexes (default 1)
-  --kubo-api <url>              keep artifacts in a Kubo daemon (its RPC API, e.g.
-                                http://127.0.0.1:5001) instead of the embedded Helia store
-  --max-upload-mb <n>           largest POST /v1/artifacts upload, MiB (default 10240)
-  --gpu <auto|false>            use a GPU when one is found, or force CPU (default auto)
-  --threads <n>                 threads per model (default half the cores)
-  --max-queue <n>               requests waiting per model before 503 busy (default 16)
-  --http-port <port>            OpenAI-compatible HTTP API port, 0 = pick a free port (default 0)
-  --http-host <address>         address the HTTP API binds to (default 127.0.0.1)
-  --http-allowed-hosts <names>  comma-separated host names the HTTP API also answers to (besides
-                                localhost, 127.0.0.0/8, [::1] and the address a request arrives
-                                on), repeatable; other Host or POST Origin headers get 403
-  --moe-policy <file>           a local MOE policy (YAML or JSON, the inference_policy format);
-                                it overrides the mesh's policy_store entry of the same name
-  --policy-admin <key>          an agent key (uhCAk…) whose policy_store publications (mesh-wide
-                                inference-access and MOE policies) every node applies, repeatable;
-                                part of the policy_store DNA: every node of a mesh needs the same
-                                set, and a data dir keeps the set it was first started with
-                                (default none: published policies are ignored, local ones apply)
-  --audit-db <postgres://…>     ship the audit log (every writing zome call, warrant…) to this
-                                Postgres database; its schema is created and upgraded there
-                                (or set FLEXNODE_AUDIT_DB; default: kept in the data dir only,
-                                see flexnode audit)
-  --agent-name <name>           name advertised in NodeCapability (default: hostname)
-  --heartbeat-interval <secs>   seconds between heartbeats: signed presence records, gossiped,
-                                never on a chain; a node is offline 2.5 intervals after its
-                                last one (default 10)
-  --advertise-interval <secs>   seconds after which an unchanged NodeCapability is written
-                                again; a changed offer (models, hardware, configuration) goes
-                                out with the next heartbeat (default 86400)
-  --region <region>             latency region advertised (default local)
-  --bandwidth-mbps <n>          link speed advertised (default 1000)
-  --target-redundancy <n>       DHT authorities wanted per location; a mesh of more nodes
-                                shards storage so each node holds about n/N of it (default 5)
-  --passphrase-file <file>      encrypt the keystore with the passphrase in this file
-                                (or set FLEXNODE_PASSPHRASE)
-  --new-chain                   the data dir has a keystore but its database is missing or
-                                empty: start a new source chain under a new agent key (the old
-                                keystore is kept as keystore.<time>.json.bak); without it such
-                                a start is refused
-  --log-level <level>           trace | debug | info | warn | error | silent (default info)
-  --json                        log JSON lines on stderr
-  -h, --help                    show this help
-`
-
-function port (value: string | undefined, flag: string): number {
-  if (value === undefined) return 0
-  if (!/^\d{1,5}$/.test(value)) throw new UsageError(`${flag} must be a port number 0..65535, got ${JSON.stringify(value)}`, flag)
-  const n = Number(value)
-  if (n > 65535) throw new UsageError(`${flag} must be a port number 0..65535, got ${value}`, flag)
-  return n
-}
-
-/** An http(s) URL (a daemon's API). */
-function httpUrl (value: string, flag: string): string {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    throw new UsageError(`${flag} must be a URL such as http://127.0.0.1:5001, got ${JSON.stringify(value)}`, flag)
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`${flag} must be an http:// or https:// URL`, flag)
-  return url.toString().replace(/\/$/, '')
-}
-
+export { UsageError } from './config/errors.ts'
+export { checkPostgresUrl, LOG_LEVELS, type LogLevel, type StartOptions } from './config/start.ts'
+export { parseStartArgs } from './config/start-command.ts'
 function integer (value: string, flag: string, min: number, max: number): number {
   if (!/^\d{1,9}$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`, flag)
   return Number(value)
-}
-
-function positive (value: string | undefined, flag: string, def: number, max: number): number {
-  if (value === undefined) return def
-  const n = Number(value)
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new UsageError(`${flag} must be a number in (0, ${max}], got ${JSON.stringify(value)}`, flag)
-  return n
-}
-
-function wholeNumber (value: string | undefined, flag: string, def: number, max: number): number {
-  const n = positive(value, flag, def, max)
-  if (!Number.isInteger(n)) throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(value)}`, flag)
-  return n
-}
-
-/** `--admin-allowed-origins` / `--app-allowed-origins`: repeated and comma-separated browser origins. */
-function browserOrigins (values: string[] | undefined, flag: string): string[] {
-  const out: string[] = []
-  for (const value of values ?? []) {
-    for (const raw of value.split(',')) {
-      const origin = raw.trim()
-      if (origin === '*') throw new UsageError(`${flag} takes origins, not "*": every client that is not a browser is admitted already; list the browser origins to admit`, flag)
-      const problem = originProblem(origin)
-      if (problem !== undefined) throw new UsageError(`${flag}: ${problem}`, flag)
-      if (!isBrowserOrigin(origin)) throw new UsageError(`${flag}: ${JSON.stringify(origin)} is not a browser origin (scheme://host[:port] or null); other clients are admitted anyway`, flag)
-      if (!out.includes(origin)) out.push(origin)
-    }
-  }
-  return out
 }
 
 type FlagSpec = Record<string, { type: 'string' | 'boolean', multiple?: boolean, short?: string }>
@@ -249,158 +41,6 @@ function parseFlags<const O extends FlagSpec> (args: string[], options: O) {
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err))
   }
-}
-
-export async function parseStartArgs (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<StartOptions | 'help'> {
-  const v = parseFlags(args, {
-    'data-dir': { type: 'string' },
-    network: { type: 'string' },
-    'admin-port': { type: 'string' },
-    'app-port': { type: 'string' },
-    host: { type: 'string' },
-    'admin-allowed-origins': { type: 'string', multiple: true },
-    'app-allowed-origins': { type: 'string', multiple: true },
-    'agent-name': { type: 'string' },
-    'heartbeat-interval': { type: 'string' },
-    'advertise-interval': { type: 'string' },
-    region: { type: 'string' },
-    'bandwidth-mbps': { type: 'string' },
-    'target-redundancy': { type: 'string' },
-    listen: { type: 'string', multiple: true },
-    bootstrap: { type: 'string', multiple: true },
-    'no-mdns': { type: 'boolean' },
-    'prune-after-days': { type: 'string' },
-    'models-dir': { type: 'string', multiple: true },
-    'no-demo-model': { type: 'boolean' },
-    'no-prompt-cache': { type: 'boolean' },
-    'memory-shards': { type: 'string' },
-    'kubo-api': { type: 'string' },
-    'max-upload-mb': { type: 'string' },
-    'memory-threads': { type: 'string' },
-    gpu: { type: 'string' },
-    threads: { type: 'string' },
-    'max-queue': { type: 'string' },
-    'http-port': { type: 'string' },
-    'http-host': { type: 'string' },
-    'http-allowed-hosts': { type: 'string', multiple: true },
-    'moe-policy': { type: 'string' },
-    'policy-admin': { type: 'string', multiple: true },
-    'audit-db': { type: 'string' },
-    'passphrase-file': { type: 'string' },
-    'new-chain': { type: 'boolean' },
-    'log-level': { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' }
-  })
-  if (v.help === true) return 'help'
-  const network = v.network ?? DEFAULT_NETWORK
-  if (!(NETWORKS as readonly string[]).includes(network)) throw new UsageError(`--network must be one of ${NETWORKS.join(', ')}, got ${JSON.stringify(network)}`, '--network')
-  const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
-  if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
-  const logLevel = (v['log-level'] ?? env.FLEXNODE_LOG_LEVEL ?? 'info') as LogLevel
-  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, '--log-level')
-  const host = v.host ?? DEFAULT_HOST
-  if (!/^[A-Za-z0-9.:[\]-]{1,253}$/.test(host)) throw new UsageError(`--host must be an address or host name, got ${JSON.stringify(host)}`, '--host')
-  const agentName = v['agent-name']
-  if (agentName !== undefined && !/^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$/u.test(agentName)) {
-    throw new UsageError('--agent-name must be 1-64 letters, digits, spaces, . _ - (starting with a letter or digit)', '--agent-name')
-  }
-  const region = v.region ?? 'local'
-  if (!/^[a-z0-9-]{0,64}$/.test(region)) throw new UsageError('--region must be lowercase letters, digits and - (at most 64)', '--region')
-  let passphrase = env.FLEXNODE_PASSPHRASE
-  if (v['passphrase-file'] !== undefined) {
-    try {
-      passphrase = (await readFile(v['passphrase-file'], 'utf8')).replace(/\r?\n$/, '')
-    } catch (err) {
-      throw new UsageError(`--passphrase-file: cannot read ${v['passphrase-file']}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, '--passphrase-file')
-    }
-    if (passphrase.length === 0) throw new UsageError('--passphrase-file is empty', '--passphrase-file')
-  }
-  if (passphrase === '') passphrase = undefined
-  const multiaddr = (flag: string) => (a: string): string => {
-    if (!/^(\/[A-Za-z0-9._~:%+=-]+)+$/.test(a) || a.length > 512) throw new UsageError(`${flag} must be a multiaddr such as /ip4/127.0.0.1/tcp/4001, got ${JSON.stringify(a)}`, flag)
-    return a
-  }
-  const listen = (v.listen ?? ['/ip4/0.0.0.0/tcp/0']).map(multiaddr('--listen'))
-  const gpuFlag = v.gpu ?? 'auto'
-  if (!['auto', 'true', 'false'].includes(gpuFlag)) throw new UsageError('--gpu must be auto, true or false', '--gpu')
-  const gpu: boolean | 'auto' = gpuFlag === 'false' ? false : 'auto'
-  const httpHost = v['http-host'] ?? DEFAULT_HOST
-  if (!/^[A-Za-z0-9.:[\]-]{1,253}$/.test(httpHost)) throw new UsageError(`--http-host must be an address or host name, got ${JSON.stringify(httpHost)}`, '--http-host')
-  const httpAllowedHosts = v['http-allowed-hosts']?.flatMap(list => list.split(',')).map(h => h.trim()).filter(h => h.length > 0)
-  for (const h of httpAllowedHosts ?? []) {
-    if (!/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\[?[0-9A-Fa-f:.]{2,45}\]?$/.test(h) || h.length > 253) {
-      throw new UsageError(`--http-allowed-hosts must list host names or addresses, got ${JSON.stringify(h)}`, '--http-allowed-hosts')
-    }
-  }
-  const bootstrap = v.bootstrap?.map(multiaddr('--bootstrap'))
-  const policyAdmins = v['policy-admin']?.map((key) => {
-    if (!/^uhCAk[A-Za-z0-9_-]{48}$/.test(key)) throw new UsageError(`--policy-admin must be an agent key (uhCAk… as in FLEXNODE_READY's agent_pub_key), got ${JSON.stringify(key)}`, '--policy-admin')
-    return key
-  })
-  const auditDb = v['audit-db'] ?? (env.FLEXNODE_AUDIT_DB === '' ? undefined : env.FLEXNODE_AUDIT_DB)
-  if (auditDb !== undefined) checkPostgresUrl(auditDb, '--audit-db')
-  return {
-    dataDir: resolve(dataDir),
-    network: network as NetworkName,
-    adminPort: port(v['admin-port'], '--admin-port'),
-    appPort: port(v['app-port'], '--app-port'),
-    host,
-    adminAllowedOrigins: browserOrigins(v['admin-allowed-origins'], '--admin-allowed-origins'),
-    appAllowedOrigins: browserOrigins(v['app-allowed-origins'], '--app-allowed-origins'),
-    json: v.json === true,
-    logLevel,
-    newChain: v['new-chain'] === true,
-    passphrase,
-    agentName,
-    heartbeatIntervalSeconds: positive(v['heartbeat-interval'], '--heartbeat-interval', DEFAULT_HEARTBEAT_INTERVAL_SECONDS, 86400),
-    advertiseIntervalSeconds: positive(v['advertise-interval'], '--advertise-interval', DEFAULT_ADVERTISE_INTERVAL_SECONDS, 365 * 86400),
-    region,
-    bandwidthMbps: positive(v['bandwidth-mbps'], '--bandwidth-mbps', 1000, 10_000_000),
-    targetRedundancy: wholeNumber(v['target-redundancy'], '--target-redundancy', 5, 1000),
-    listen,
-    bootstrap,
-    ...(v['no-mdns'] === true ? { mdns: false } : {}),
-    ...(v['prune-after-days'] !== undefined ? { pruneAfterDays: integer(v['prune-after-days'], '--prune-after-days', 1, MAX_PRUNE_AFTER_DAYS) } : {}),
-    modelsDirs: v['models-dir']?.map(d => resolve(d)),
-    ...(v['no-demo-model'] === true ? { generateDefaultModel: false } : {}),
-    ...(v['no-prompt-cache'] === true ? { promptCache: false as const } : {}),
-    ...(v['memory-shards'] !== undefined || v['memory-threads'] !== undefined
-      ? {
-          memory: {
-            ...(v['memory-shards'] !== undefined ? { shardCapacity: integer(v['memory-shards'], '--memory-shards', 0, 65_536) } : {}),
-            ...(v['memory-threads'] !== undefined ? { threads: integer(v['memory-threads'], '--memory-threads', 1, 64) } : {})
-          }
-        }
-      : {}),
-    ...(v['kubo-api'] !== undefined || v['max-upload-mb'] !== undefined
-      ? {
-          artifacts: {
-            ...(v['kubo-api'] !== undefined ? { kuboApi: httpUrl(v['kubo-api'], '--kubo-api') } : {}),
-            ...(v['max-upload-mb'] !== undefined ? { maxUploadBytes: integer(v['max-upload-mb'], '--max-upload-mb', 1, 16 * 1024 * 1024) * 1024 * 1024 } : {})
-          }
-        }
-      : {}),
-    gpu,
-    threads: v.threads === undefined ? undefined : integer(v.threads, '--threads', 1, 256),
-    maxQueue: v['max-queue'] === undefined ? undefined : integer(v['max-queue'], '--max-queue', 0, 100_000),
-    httpPort: port(v['http-port'], '--http-port'),
-    httpHost,
-    ...(httpAllowedHosts !== undefined ? { httpAllowedHosts } : {}),
-    moePolicyFile: v['moe-policy'] === undefined ? undefined : resolve(v['moe-policy']),
-    ...(policyAdmins !== undefined ? { policyAdmins } : {}),
-    ...(auditDb !== undefined ? { audit: { url: auditDb } } : {})
-  }
-}
-
-/** A `postgres://` (or `postgresql://`) URL with a host, or a UsageError naming `flag`. */
-export function checkPostgresUrl (value: string, flag: string): string {
-  let u: URL | undefined
-  try { u = new URL(value) } catch { /* reported below */ }
-  if (u === undefined || (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') || u.hostname === '') {
-    throw new UsageError(`${flag} must be a postgres://user:password@host:port/database URL, got ${JSON.stringify(value.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@'))}`, flag)
-  }
-  return value
 }
 
 /** Options of the commands that inspect a running node: `flexnode peers`, `flexnode status`. */
@@ -457,6 +97,10 @@ export interface NodeApiOptions {
   dataDir: string
   /** print JSON instead of text. @default false */
   json: boolean
+  /** the node's HTTP API, `http://host:port` (--node, or `flexnode --node <url> <command>`, or FLEXNODE_NODE). @default the node running on the data dir */
+  node?: string
+  /** bearer token (--api-token or FLEXNODE_API_TOKEN). @default the data dir's local token, if any */
+  token?: string
 }
 
 /** `flexnode models [list]`, `models load|unload|publish <id>`, `models pull <cid> [--load]` */
@@ -514,6 +158,10 @@ const CLI_MAX_TOKENS = 1_048_576
 
 const COMMON_NODE_API_OPTIONS = `  --data-dir <dir>              data directory of the running node (default ~/.flexnode, or
                                 FLEXNODE_DATA_DIR)
+  --node <http://host:port>     a node's HTTP API, here or on another host (or FLEXNODE_NODE;
+                                for allocate and task: flexnode --node <url> <command>)
+  --api-token <token>           bearer token for a node that needs one (or FLEXNODE_API_TOKEN;
+                                default: the data dir's local token)
   --json                        print JSON instead of text
   -h, --help                    show this help
 `
@@ -717,13 +365,24 @@ function parseCommandLine<const O extends FlagSpec> (args: string[], options: O)
 const NODE_API_FLAGS = {
   'data-dir': { type: 'string' },
   json: { type: 'boolean' },
+  node: { type: 'string' },
+  'api-token': { type: 'string' },
   help: { type: 'boolean', short: 'h' }
 } as const
 
-function nodeApiOptions (v: { 'data-dir'?: string, json?: boolean }, env: NodeJS.ProcessEnv): NodeApiOptions {
+/**
+ * The options every node API command shares. `--node` is the node's URL, except where a command
+ * gives it another meaning (`allocate`, `task run`: the agent key of the node to place on; the
+ * URL then comes from `flexnode --node <url> <command>` or FLEXNODE_NODE).
+ */
+function nodeApiOptions (v: { 'data-dir'?: string, json?: boolean, node?: string, 'api-token'?: string }, env: NodeJS.ProcessEnv, nodeIsUrl = true): NodeApiOptions {
   const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
   if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
-  return { dataDir: resolve(dataDir), json: v.json === true }
+  const node = (nodeIsUrl ? v.node : undefined) ?? (env.FLEXNODE_NODE === '' ? undefined : env.FLEXNODE_NODE)
+  if (node !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(node)) throw new UsageError(`--node must be the node's HTTP API as http://host:port, got ${JSON.stringify(node)}`, '--node')
+  const token = v['api-token'] ?? (env.FLEXNODE_API_TOKEN === '' ? undefined : env.FLEXNODE_API_TOKEN)
+  if (token !== undefined && (token.trim() === '' || /\s/.test(token))) throw new UsageError('--api-token must be a non-empty token without whitespace', '--api-token')
+  return { dataDir: resolve(dataDir), json: v.json === true, ...(node !== undefined ? { node } : {}), ...(token !== undefined ? { token } : {}) }
 }
 
 /** The one prompt argument. */
@@ -986,7 +645,7 @@ export function parseAllocateArgs (args: string[], env: NodeJS.ProcessEnv = proc
   if (positionals.length > 0) throw new UsageError(`allocate takes no arguments, got ${JSON.stringify(positionals[0])}`)
   const resourceType = resourceTypeOf(v.type)
   if (resourceType === undefined) throw new UsageError(`--type is required: ${LEASE_RESOURCE_TYPES.join(', ')}`, '--type')
-  const out: AllocateOptions = { ...nodeApiOptions(v, env), resourceType, requirements: requirementFlags(v), explain: v.explain === true }
+  const out: AllocateOptions = { ...nodeApiOptions(v, env, false), resourceType, requirements: requirementFlags(v), explain: v.explain === true }
   if (v.locality !== undefined) {
     if (!(LOCALITY_PREFERENCES as readonly string[]).includes(v.locality)) throw new UsageError(`--locality must be one of ${LOCALITY_PREFERENCES.join(', ')}, got ${JSON.stringify(v.locality)}`, '--locality')
     out.locality = v.locality as LocalityPreference
@@ -1043,7 +702,7 @@ export function parseTaskArgs (args: string[], env: NodeJS.ProcessEnv = process.
   if (v.help === true) return 'help'
   const [action, ...rest] = positionals
   if (action !== 'run') throw new UsageError(action === undefined ? 'task needs an action: task run <file.wasm>' : `unknown task action ${JSON.stringify(action)}: expected run`)
-  const out: TaskRunOptions = { ...nodeApiOptions(v, env), file: resolve(oneArgument(rest, 'a WebAssembly file')), limits: {}, explain: v.explain === true }
+  const out: TaskRunOptions = { ...nodeApiOptions(v, env, false), file: resolve(oneArgument(rest, 'a WebAssembly file')), limits: {}, explain: v.explain === true }
   if (v.input !== undefined) {
     if (v.input.trim() === '') throw new UsageError('--input must name a file', '--input')
     out.input = resolve(v.input)

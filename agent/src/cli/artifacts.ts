@@ -19,14 +19,15 @@ import { pipeline } from 'node:stream/promises'
 import type { ArtifactsOptions, GetOptions, ModelsOptions, PinOptions } from '../config.ts'
 import { FlexnodeError } from '../errors.ts'
 import type { ModelInfo } from '../inference/types.ts'
-import { formatBytes, LoadProgress, NodeApi, printJson } from './inference.ts'
+import { NodeApi, printJson } from './inference.ts'
+import { formatBytes, Progress } from './progress.ts'
 import { renderTable, shortId } from './runtime.ts'
 
 const writeOut = (text: string): void => { process.stdout.write(text) }
-const progressBar = (label: string, verb: string): LoadProgress => new LoadProgress(label, { tty: process.stderr.isTTY, write: (s) => { process.stderr.write(s) }, verb })
+const progressBar = (label: string, verb: string): Progress => Progress.onStderr(label, verb)
 
 /** A stream of `source` that reports the share of `total` bytes it has passed on. */
-function counted (source: AsyncIterable<Uint8Array>, total: number, progress: LoadProgress): Readable {
+function counted (source: AsyncIterable<Uint8Array>, total: number, progress: Progress): Readable {
   let bytes = 0
   return Readable.from((async function * () {
     for await (const chunk of source) {
@@ -42,7 +43,7 @@ interface RecordAnswer { cid: string, name: string, size: number, sha256: string
 
 export async function pinCommand (opts: PinOptions): Promise<number> {
   const size = (await stat(opts.file).catch(() => { throw new FlexnodeError(`cannot read ${opts.file}: no such file`) })).size
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const q = new URLSearchParams({ name: opts.name ?? basename(opts.file) })
   if (opts.mediaType !== undefined) q.set('media_type', opts.mediaType)
   if (opts.cidVersion !== undefined) q.set('cid_version', String(opts.cidVersion))
@@ -65,7 +66,7 @@ export async function pinCommand (opts: PinOptions): Promise<number> {
 }
 
 export async function getCommand (opts: GetOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const res = await api.send('GET', `/v1/artifacts/${encodeURIComponent(opts.cid)}`, {})
   const total = Number(res.headers.get('content-length') ?? 0)
   if (res.body === null) throw new FlexnodeError('the node sent no body')
@@ -96,7 +97,7 @@ export async function getCommand (opts: GetOptions): Promise<number> {
 }
 
 export async function artifactsCommand (opts: ArtifactsOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   if (opts.action === 'list') {
     const { artifacts } = await api.json<{ artifacts: RecordAnswer[] }>('GET', `/v1/artifacts${opts.limit === undefined ? '' : `?limit=${opts.limit}`}`)
     if (opts.json) printJson({ artifacts })
@@ -118,7 +119,7 @@ export async function artifactsCommand (opts: ArtifactsOptions): Promise<number>
 }
 
 export async function modelArtifactCommand (opts: Extract<ModelsOptions, { action: 'pull' | 'publish' }>): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   if (opts.action === 'publish') {
     const published = await api.json<AddAnswer & { model: string }>('POST', '/v1/models/publish', { id: opts.id })
     if (opts.json) printJson(published)

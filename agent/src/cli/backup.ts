@@ -29,6 +29,7 @@ import {
 import { isPostgresUrl, readPostgresBackup, storePostgresBackup } from '../audit/backup-pg.ts'
 import { BACKUP_PROOF_HEADER, dataDirProof } from '../audit/backup-routes.ts'
 import { NodeApiError, printJson, readHttpPort } from './inference.ts'
+import { counted, Progress } from './progress.ts'
 import { NodeNotRunningError, readRuntimeInfo } from './runtime.ts'
 
 export const BACKUP_USAGE = `Usage: flexnode backup [--to <file.tar> | postgres://…] [options]
@@ -156,7 +157,18 @@ async function bufferOf (source: AsyncIterable<Uint8Array>, limit: number): Prom
 interface Written { to: string, size: number, sha256: string, manifest: BackupManifest }
 
 /** Keeps an archive: a file (checked whole before it is put in place) or a Postgres row (checked before it is sent). */
-async function keep (source: AsyncIterable<Uint8Array>, opts: BackupOptions): Promise<Written> {
+async function keep (archive: AsyncIterable<Uint8Array>, opts: BackupOptions): Promise<Written> {
+  // progress on stderr, except for machine output
+  const progress = opts.json ? undefined : Progress.onStderr(isPostgresUrl(opts.to) ? redactUrl(opts.to) : opts.to, 'backing up to')
+  const source = progress === undefined ? archive : counted(archive, progress)
+  try {
+    return await keepArchive(source, opts)
+  } finally {
+    progress?.finish()
+  }
+}
+
+async function keepArchive (source: AsyncIterable<Uint8Array>, opts: BackupOptions): Promise<Written> {
   if (isPostgresUrl(opts.to)) {
     const row = await storePostgresBackup(opts.to, await bufferOf(source, MAX_POSTGRES_BACKUP_BYTES))
     return { to: `${redactUrl(opts.to)} (node_backup ${row.id})`, size: row.size, sha256: row.sha256, manifest: row.manifest }
@@ -222,11 +234,17 @@ export async function backupCommand (opts: BackupOptions): Promise<number> {
 
 export async function restoreCommand (opts: RestoreOptions): Promise<number> {
   let result: RestoreResult
-  if (isPostgresUrl(opts.from)) {
-    const { data } = await readPostgresBackup(opts.from, { id: opts.id, node: opts.node })
-    result = await restoreBackup({ dataDir: opts.dataDir, from: data, passphrase: opts.passphrase })
-  } else {
-    result = await restoreBackup({ dataDir: opts.dataDir, from: openBackupFile(opts.from), passphrase: opts.passphrase })
+  const progress = opts.json ? undefined : Progress.onStderr(isPostgresUrl(opts.from) ? redactUrl(opts.from) : opts.from, 'restoring from')
+  const tracked = (from: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> => progress === undefined ? from : counted(from, progress)
+  try {
+    if (isPostgresUrl(opts.from)) {
+      const { data } = await readPostgresBackup(opts.from, { id: opts.id, node: opts.node })
+      result = await restoreBackup({ dataDir: opts.dataDir, from: tracked(data), passphrase: opts.passphrase })
+    } else {
+      result = await restoreBackup({ dataDir: opts.dataDir, from: tracked(openBackupFile(opts.from)), passphrase: opts.passphrase })
+    }
+  } finally {
+    progress?.finish()
   }
   if (opts.json) {
     printJson(result)

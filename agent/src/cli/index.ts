@@ -15,8 +15,13 @@
  * flexnode memory search docs --vector '[…]' -k 10 · memory info|delete docs · memory list
  * flexnode pin build.tar · get <cid> -o build.tar · artifacts [providers <cid>]
  * flexnode models publish <id> · models pull <cid> --load
+ * flexnode config show [--json] · keys show · keys token [--name n | --list | --revoke id] · mcp
+ * flexnode --node http://10.0.0.5:8080 --api-token $TOKEN status|infer|… (or FLEXNODE_NODE, FLEXNODE_API_TOKEN)
  * ```
- * `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
+ * The program is commander's: every command has `--help`; exit 0 ok, 1 failure, 2 usage error
+ * (an unknown command or flag, a bad value, a bad config file), with a one-line reason on stderr
+ * and never a stack trace. `start`'s options come from one schema (`config/start.ts`): defaults <
+ * the YAML config file < `FLEXNODE_*` < flags. `start` prints exactly one `FLEXNODE_READY {json}` line on stdout when the node is ready;
  * logs go to stderr. SIGINT/SIGTERM stop the node cleanly, also during start-up (what started
  * is stopped and the process exits without READY). `peers` and `status` inspect the node
  * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
@@ -24,69 +29,16 @@
  * resources commands (see `resources.ts`; `task run` exits with the task's exit code) and the
  * memory commands (see `memory.ts`).
  */
+import { resolve } from 'node:path'
+import { Command, CommanderError } from 'commander'
 import {
   inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseInferArgs, parseInspectArgs,
-  parseArtifactsArgs, parseGetArgs, parseMemoryArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, parseReleaseArgs, parseRenewArgs, parseStartArgs, parseTaskArgs, START_USAGE, UsageError,
-  type InspectCommand, type NodeApiCommand
+  parseArtifactsArgs, parseGetArgs, parseMemoryArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, parseReleaseArgs, parseRenewArgs, parseTaskArgs, UsageError,
+  type InspectCommand, type NodeApiCommand, type StartOptions
 } from '../config.ts'
-import { READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
-
-const USAGE = `Usage: flexnode <command> [options]
-
-Commands:
-  start     run a node (see flexnode start --help)
-  backup    back up the node: source chains, keystore (encrypted), artifact pins
-            (flexnode backup [--to <file> | postgres://…] [--data-dir <dir>] [--json])
-  restore   rebuild a data dir from a backup
-            (flexnode restore --from <file | postgres://…> --data-dir <new dir> [--json])
-  peers     list the nodes the running node knows and its connected peers
-            (flexnode peers [--data-dir <dir>] [--json])
-  status    show the running node: identity, addresses, apps, peers, DHT op counts
-            (flexnode status [--data-dir <dir>] [--json])
-  models    list the running node's models, load or unload one, publish one to the mesh or
-            pull one from it by CID (flexnode models [list | load <id> | unload <id> |
-            publish <id> | pull <cid> [--load]] [--data-dir <dir>] [--json])
-  infer     ask the running node one prompt, on one model or the mesh's pick
-            (flexnode infer <prompt> [--model <id>] [--max-tokens <n>] [--temperature <t>]
-             [--seed <n>] [--stream] [--data-dir <dir>] [--json])
-  moe       ask several models of the mesh at once, answer by weighted consensus
-            (flexnode moe <prompt> --task-type <code_generation|reasoning|general|review>
-             [--max-tokens <n>] [--policy <name>] [--no-consensus] [--data-dir <dir>] [--json])
-  allocate  lease resources of the mesh, placed by the scheduler
-            (flexnode allocate --type <compute|inference|storage|memory> [--cpu-cores <n>]
-             [--memory-gb <n>] [--gpu] [--storage-gb <n>] [--model <name>]
-             [--locality <nearest|cheapest|fastest|any>] [--duration <s>] [--workload-class <c>]
-             [--node <id>] [--explain] [--data-dir <dir>] [--json])
-  release   end a lease (flexnode release <allocation_id> [--data-dir <dir>] [--json])
-  renew     extend a lease (flexnode renew <allocation_id> --duration <s> [--data-dir <dir>] [--json])
-  available what the mesh offers, has leased and has free, per node and in total
-            (flexnode available [--type <type>] [requirements] [--data-dir <dir>] [--json])
-  allocations
-            this node's leases, held and granted (flexnode allocations [--data-dir <dir>] [--json])
-  task      run a WebAssembly task on the mesh; its output goes to stdout
-            (flexnode task run <file.wasm> [--input <file>] [--memory-mb <n>] [--cpu-ms <n>]
-             [--wall-ms <n>] [--node <id>] [--explain] [--data-dir <dir>] [--json])
-  memory    the mesh's vector memory: collections, points, nearest-neighbour search
-            (flexnode memory create <name> --dimensions <n> [--distance <d>] [--shards <n>]
-             [--replication <n>] [--embedding-model <id>] · memory insert <name> [--file <f> | -]
-             [--consistency <c>] · memory search <name> (--vector <json> | --text <t>) [-k <n>]
-             [--ef <n>] [--filter <json>] · memory info|delete <name> · memory list;
-             all with [--data-dir <dir>] [--json]; see flexnode memory --help)
-  pin       add a file to the mesh's artifact store (IPFS) and record it; prints its CID
-            (flexnode pin <file> [--name <n>] [--cid-version <0|1>] [--raw-leaves]
-             [--chunker size-<n>] [--min <n>] [--max <n>] [--data-dir <dir>] [--json])
-  get       fetch an artifact by CID from this node or the mesh, verified
-            (flexnode get <cid> [-o <file>] [--data-dir <dir>] [--json])
-  artifacts the mesh's artifact records, an artifact's providers, pin or unpin one here
-            (flexnode artifacts [list [--limit <n>] | providers <cid> | pin <cid> | unpin <cid>]
-             [--data-dir <dir>] [--json])
-  audit     the node's tamper-evident audit log, and its verification (here or in Postgres)
-            (flexnode audit [--since <time|duration>] [--kind <k>] [--json] ·
-             audit verify [--db <postgres://…>] [--json]; exit 1 when verification fails)
-  mcp       an MCP server on stdio offering the running node's tools to an AI agent
-            (flexnode mcp [--data-dir <dir>] [--node http://host:port] [--api-token <t>])
-  help      show this help
-`
+import { addStartOptions, startConfigOf } from '../config/start-command.ts'
+import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
+import { configShowCommand } from './config.ts'
 
 async function inspect (command: InspectCommand, args: string[]): Promise<number> {
   const opts = parseInspectArgs(args)
@@ -99,63 +51,63 @@ async function inspect (command: InspectCommand, args: string[]): Promise<number
   return command === 'peers' ? await peersCommand(opts) : await statusCommand(opts)
 }
 
-async function nodeApi (command: NodeApiCommand, args: string[]): Promise<number> {
+async function nodeApi (command: NodeApiCommand, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const help = (): number => { process.stdout.write(nodeApiUsage(command)); return 0 }
   // parsed before the import, so a usage error costs nothing; loaded on demand like inspect.ts
   switch (command) {
     case 'models': {
-      const opts = parseModelsArgs(args)
+      const opts = parseModelsArgs(args, env)
       if (opts === 'help') return help()
       return opts.action === 'pull' || opts.action === 'publish'
         ? await (await import('./artifacts.ts')).modelArtifactCommand(opts)
         : await (await import('./inference.ts')).modelsCommand(opts)
     }
     case 'infer': {
-      const opts = parseInferArgs(args)
+      const opts = parseInferArgs(args, env)
       return opts === 'help' ? help() : await (await import('./inference.ts')).inferCommand(opts)
     }
     case 'moe': {
-      const opts = parseMoeArgs(args)
+      const opts = parseMoeArgs(args, env)
       return opts === 'help' ? help() : await (await import('./inference.ts')).moeCommand(opts)
     }
     case 'allocate': {
-      const opts = parseAllocateArgs(args)
+      const opts = parseAllocateArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).allocateCommand(opts)
     }
     case 'release': {
-      const opts = parseReleaseArgs(args)
+      const opts = parseReleaseArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).releaseCommand(opts)
     }
     case 'renew': {
-      const opts = parseRenewArgs(args)
+      const opts = parseRenewArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).renewCommand(opts)
     }
     case 'available': {
-      const opts = parseAvailableArgs(args)
+      const opts = parseAvailableArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).availableCommand(opts)
     }
     case 'allocations': {
-      const opts = parseAllocationsArgs(args)
+      const opts = parseAllocationsArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).allocationsCommand(opts)
     }
     case 'task': {
-      const opts = parseTaskArgs(args)
+      const opts = parseTaskArgs(args, env)
       return opts === 'help' ? help() : await (await import('./resources.ts')).taskRunCommand(opts)
     }
     case 'memory': {
-      const opts = parseMemoryArgs(args)
+      const opts = parseMemoryArgs(args, env)
       return opts === 'help' ? help() : await (await import('./memory.ts')).memoryCommand(opts)
     }
     case 'pin': {
-      const opts = parsePinArgs(args)
+      const opts = parsePinArgs(args, env)
       return opts === 'help' ? help() : await (await import('./artifacts.ts')).pinCommand(opts)
     }
     case 'get': {
-      const opts = parseGetArgs(args)
+      const opts = parseGetArgs(args, env)
       return opts === 'help' ? help() : await (await import('./artifacts.ts')).getCommand(opts)
     }
     case 'artifacts': {
-      const opts = parseArtifactsArgs(args)
+      const opts = parseArtifactsArgs(args, env)
       return opts === 'help' ? help() : await (await import('./artifacts.ts')).artifactsCommand(opts)
     }
   }
@@ -163,12 +115,7 @@ async function nodeApi (command: NodeApiCommand, args: string[]): Promise<number
 
 const isNodeApiCommand = (command: string | undefined): command is NodeApiCommand => (NODE_API_COMMANDS as readonly unknown[]).includes(command)
 
-async function start (args: string[]): Promise<number> {
-  const opts = await parseStartArgs(args)
-  if (opts === 'help') {
-    process.stdout.write(START_USAGE)
-    return 0
-  }
+async function start (opts: StartOptions): Promise<number> {
   // Signal handlers go in before anything loads or starts. A signal during start-up aborts it:
   // the step in progress is abandoned, what already started is stopped, and the process exits
   // (at the latest START_ABORT_GRACE_MS later, should a step not let go). After READY a signal
@@ -221,40 +168,185 @@ async function start (args: string[]): Promise<number> {
   return 0
 }
 
-export async function main (argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
-  try {
-    switch (command) {
-      case 'backup':
-      case 'restore':
-        return await (await import('./backup.ts')).backupCli(command, rest)
-      case 'start':
-        return await start(rest)
-      case 'peers':
-      case 'status':
-        return await inspect(command, rest)
-      case 'audit':
-        return await (await import('./audit.ts')).auditMain(rest)
-      case 'mcp':
-        return await (await import('./mcp.ts')).mcpMain(rest)
-      case 'help':
-      case '--help':
-      case '-h':
-      case undefined:
-        process.stdout.write(USAGE)
-        return command === undefined ? 2 : 0
-      default:
-        if (isNodeApiCommand(command)) return await nodeApi(command, rest)
-        throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+
+/** The commands whose arguments their own module checks (`config.ts`'s parsers): the program hands them their arguments as given. */
+const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
+  ['backup', 'back up the node: source chains, keystore (encrypted), artifact pins'],
+  ['restore', 'rebuild a data dir from a backup'],
+  ['peers', 'list the nodes the running node knows and its connected peers'],
+  ['status', 'show the running node: identity, addresses, apps, peers, DHT op counts'],
+  ['models', 'list the running node\'s models, load, unload, publish or pull one (models list|load|unload|publish|pull)'],
+  ['infer', 'ask the running node one prompt, on one model or the mesh\'s pick'],
+  ['moe', 'ask several models of the mesh at once, answer by weighted consensus'],
+  ['allocate', 'lease resources of the mesh, placed by the scheduler'],
+  ['release', 'end a lease'],
+  ['renew', 'extend a lease'],
+  ['available', 'what the mesh offers, has leased and has free, per node and in total'],
+  ['allocations', 'this node\'s leases, held and granted'],
+  ['task', 'run a WebAssembly task on the mesh; its output goes to stdout (task run <file.wasm>)'],
+  ['memory', 'the mesh\'s vector memory (memory create|insert|search|info|list|delete)'],
+  ['pin', 'add a file to the mesh\'s artifact store (IPFS) and record it; prints its CID'],
+  ['get', 'fetch an artifact by CID from this node or the mesh, verified'],
+  ['artifacts', 'the mesh\'s artifact records, an artifact\'s providers, pin or unpin one here'],
+  ['audit', 'the node\'s tamper-evident audit log, and its verification (audit [verify])'],
+  ['mcp', 'an MCP server on stdio offering the running node\'s tools to an AI agent (forwards to the node\'s /mcp)']
+]
+
+/** The help of a command whose module checks its arguments, as that module words it. */
+function commandUsage (command: string): string | undefined {
+  if (command === 'peers' || command === 'status') return inspectUsage(command)
+  if (isNodeApiCommand(command)) return nodeApiUsage(command)
+  return undefined
+}
+
+/** Runs a command whose module parses its own arguments; `env` carries the program's --node and --api-token. */
+async function delegated (command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  switch (command) {
+    case 'mcp': {
+      const { MCP_USAGE, mcpCommand, parseMcpArgs } = await import('./mcp.ts')
+      const given = args.includes('--node') || args.some(a => a.startsWith('--node='))
+      let opts: ReturnType<typeof parseMcpArgs>
+      try {
+        opts = parseMcpArgs(given || env.FLEXNODE_NODE === undefined || env.FLEXNODE_NODE === '' ? args : ['--node', env.FLEXNODE_NODE, ...args], env)
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err
+        process.stderr.write(`flexnode: ${err.message}\n\n${MCP_USAGE}`)
+        return 2
+      }
+      if (opts === 'help') {
+        process.stdout.write(MCP_USAGE)
+        return 0
+      }
+      return await mcpCommand(opts)
     }
+    case 'backup':
+    case 'restore':
+      return await (await import('./backup.ts')).backupCli(command, args)
+    case 'peers':
+    case 'status':
+      return await inspect(command, args)
+    case 'audit':
+      return await (await import('./audit.ts')).auditMain(args)
+    default:
+      if (isNodeApiCommand(command)) return await nodeApi(command, args, env)
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+  }
+}
+
+interface Outcome { code: number }
+
+/** `env` with the program's own --node and --api-token (given before the command) over FLEXNODE_NODE and FLEXNODE_API_TOKEN. */
+function connectionEnv (prog: Command, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { node, apiToken } = prog.opts<{ node?: string, apiToken?: string }>()
+  return { ...env, ...(node !== undefined ? { FLEXNODE_NODE: node } : {}), ...(apiToken !== undefined ? { FLEXNODE_API_TOKEN: apiToken } : {}) }
+}
+
+/** The `flexnode` program: commander parses the command line, each action sets `outcome.code`. */
+export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env): Command {
+  const prog = new Command('flexnode')
+    .description('a peer-to-peer node of the flexnode mesh: inference, vector memory, artifacts, resources')
+    .option('--node <url>', 'the node\'s HTTP API, http://host:port, for every command that talks to a node [env: FLEXNODE_NODE] (default: the node running on --data-dir)')
+    .option('--api-token <token>', 'bearer token for a node that requires one [env: FLEXNODE_API_TOKEN] (default: the data dir\'s local token)')
+    .enablePositionalOptions()
+    .showSuggestionAfterError()
+    .helpCommand('help [command]', 'show the help of flexnode or of a command')
+    .configureOutput({ outputError: (text, write) => { write(`flexnode: ${text.replace(/^error: /, '')}`) } })
+    .exitOverride()
+  const exitOverride = (cmd: Command): Command => cmd.exitOverride().configureOutput({ outputError: (text, write) => { write(`flexnode: ${text.replace(/^error: /, '')}`) } })
+
+  exitOverride(addStartOptions(prog.command('start')
+    .description('run a node; prints one FLEXNODE_READY {json} line on stdout when it is ready (options: flags > FLEXNODE_* > the config file > defaults)')
+    .allowExcessArguments(false)))
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { options } = await startConfigOf(cmd, env)
+      outcome.code = await start(options)
+    })
+
+  const config = exitOverride(prog.command('config').description('the configuration of flexnode start (config show)'))
+  exitOverride(addStartOptions(config.command('show')
+    .description('the effective configuration of flexnode start, given these options, and where each value came from (default, file, env, flag)')
+    .allowExcessArguments(false)
+    .option('--json', 'print JSON: {file, options: {<key>: {value, source}}}'), { except: ['json'] }))
+    .action(async (_opts: unknown, cmd: Command) => {
+      outcome.code = await configShowCommand(await startConfigOf(cmd, env), { json: cmd.getOptionValue('json') === true })
+    })
+
+  for (const [name, summary] of COMMAND_SUMMARIES) {
+    prog.command(name)
+      .description(summary)
+      .helpOption(false)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .passThroughOptions()
+      .argument('[args...]')
+      .action(async (args: string[]) => { outcome.code = await delegated(name, args, connectionEnv(prog, env)) })
+  }
+
+  const keys = exitOverride(prog.command('keys').description('this node\'s keys (keys show) and the HTTP API\'s bearer tokens (keys token)'))
+  const dataDirOf = (cmd: Command): string => resolve((cmd.getOptionValue('dataDir') as string | undefined) ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR)
+  exitOverride(keys.command('show')
+    .description('the agent key, peer id, keystore path and whether it is encrypted')
+    .option('--data-dir <dir>', 'the node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
+    .option('--json', 'print JSON')
+    .allowExcessArguments(false))
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { keysShowCommand } = await import('./keys.ts')
+      outcome.code = await keysShowCommand({ dataDir: dataDirOf(cmd), json: o.json === true })
+    })
+  exitOverride(keys.command('token')
+    .description('issue a bearer token for the HTTP API (printed once), list the issued ones, or revoke one')
+    .option('--name <name>', 'a name for the new token')
+    .option('--list', 'list the issued tokens (id, name, created)')
+    .option('--revoke <id|name>', 'revoke a token')
+    .option('--data-dir <dir>', 'the node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
+    .option('--json', 'print JSON')
+    .allowExcessArguments(false))
+    .action(async (o: { json?: boolean, name?: string, list?: boolean, revoke?: string }, cmd: Command) => {
+      const { keysTokenCommand } = await import('./keys.ts')
+      outcome.code = await keysTokenCommand({
+        dataDir: dataDirOf(cmd),
+        json: o.json === true,
+        ...(o.name !== undefined ? { name: o.name } : {}),
+        ...(o.list === true ? { list: true } : {}),
+        ...(o.revoke !== undefined ? { revoke: o.revoke } : {})
+      })
+    })
+  return prog
+}
+
+/** The usage line printed after a usage error of `command`. */
+function usageAfterError (prog: Command, argv: string[]): string {
+  const name = argv.find(a => !a.startsWith('-'))
+  const usage = name === undefined ? undefined : commandUsage(name)
+  if (usage !== undefined) return usage
+  const sub = prog.commands.find(c => c.name() === name)
+  if (name === 'config') {
+    const show = sub?.commands.find(c => c.name() === 'show')
+    if (show !== undefined) return show.helpInformation()
+  }
+  return (sub ?? prog).helpInformation()
+}
+
+export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const outcome: Outcome = { code: 0 }
+  const prog = program(outcome, env)
+  if (argv.length === 0) {
+    process.stdout.write(prog.helpInformation())
+    return 2
+  }
+  try {
+    await prog.parseAsync(argv, { from: 'user' })
+    return outcome.code
   } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return err.exitCode === 0 ? 0 : 2
+      // commander printed its one-line reason already; an unknown command gets a pointer to the help
+      process.stderr.write(err.code === 'commander.unknownCommand' ? 'see flexnode --help\n' : `\n${usageAfterError(prog, argv)}`)
+      return 2
+    }
     if (err instanceof UsageError) {
       console.error(`flexnode: ${err.message}\n`)
-      console.error(command === 'start'
-        ? START_USAGE
-        : command === 'peers' || command === 'status'
-          ? inspectUsage(command)
-          : isNodeApiCommand(command) ? nodeApiUsage(command) : USAGE)
+      process.stderr.write(usageAfterError(prog, argv))
       return 2
     }
     const name = err instanceof Error ? err.name : 'Error'

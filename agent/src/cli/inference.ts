@@ -17,12 +17,10 @@ import { join } from 'node:path'
 import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
 import { API_TOKEN_FILE, isLoopbackUrlHost } from '../http/tokens.ts'
 import type { ModelInfo } from '../inference/types.ts'
+import { formatBytes, Progress } from './progress.ts'
 import { NodeNotRunningError, readRuntimeInfo, renderTable, shortId } from './runtime.ts'
 
-/** Width of the progress bar drawn on a terminal. */
-const BAR_WIDTH = 30
-/** Progress printed when stderr is not a terminal. */
-const MILESTONES = [25, 50, 75, 100]
+export { formatBytes, Progress as LoadProgress } from './progress.ts'
 
 /**
  * An error answer of the node's HTTP API (`{error: {message, type, param, code, name}}`). It
@@ -199,15 +197,6 @@ export const printJson = (value: unknown): void => { writeOut(`${JSON.stringify(
 // ---------------------------------------------------------------------------------------------
 // models
 
-/** `654.4 KiB`, `3.8 GiB`. */
-export function formatBytes (n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let v = n
-  let u = 0
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++ }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]!}`
-}
-
 export function renderModels (models: ModelInfo[]): string {
   if (models.length === 0) return 'no models on this node (drop .gguf files into <data-dir>/models)\n'
   return renderTable(['ID', 'LOADED', 'SIZE', 'CONTEXT', 'TOKENS/S'], models.map(m => [
@@ -219,55 +208,9 @@ export function renderModels (models: ModelInfo[]): string {
   ]))
 }
 
-/** Load progress on stderr: a bar redrawn in place on a terminal, else milestones on one line. */
-export class LoadProgress {
-  private readonly id: string
-  private readonly write: (s: string) => void
-  private readonly tty: boolean
-  private readonly verb: string
-  private shown = -1
-  private started = false
-
-  /** `verb`: what the line says is happening. @default 'loading' */
-  constructor (id: string, options: { tty: boolean, write: (s: string) => void, verb?: string }) {
-    this.id = id
-    this.tty = options.tty
-    this.write = options.write
-    this.verb = options.verb ?? 'loading'
-  }
-
-  update (progress: number): void {
-    const percent = Math.max(0, Math.min(100, Math.floor(progress * 100)))
-    if (this.tty) {
-      if (percent === this.shown) return
-      this.shown = percent
-      this.started = true
-      const filled = Math.round(percent / 100 * BAR_WIDTH)
-      this.write(`\r${this.verb} ${this.id} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${String(percent).padStart(3)}%`)
-      return
-    }
-    if (!this.started) {
-      this.started = true
-      this.write(`${this.verb} ${this.id}:`)
-    }
-    for (const m of MILESTONES) {
-      if (m > this.shown && percent >= m) {
-        this.shown = m
-        this.write(` ${m}%`)
-      }
-    }
-  }
-
-  /** end the progress line */
-  finish (): void {
-    if (this.started) this.write('\n')
-    this.started = false
-  }
-}
-
 /** `models list|load|unload` (`publish` and `pull` are the artifacts commands', `artifacts.ts`) */
 export async function modelsCommand (opts: Exclude<ModelsOptions, { action: 'pull' | 'publish' }>): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   if (opts.action === 'list') {
     const list = await api.json<{ data: ModelInfo[] }>('GET', '/v1/node/models')
     if (opts.json) printJson({ models: list.data })
@@ -282,7 +225,7 @@ export async function modelsCommand (opts: Exclude<ModelsOptions, { action: 'pul
     return 0
   }
   const res = await api.request('POST', route, { stream: true })
-  const progress = new LoadProgress(opts.id, { tty: process.stderr.isTTY, write: (s) => { process.stderr.write(s) } })
+  const progress = Progress.onStderr(opts.id, 'loading')
   let model: ModelInfo | undefined
   try {
     for await (const event of api.events(res)) {
@@ -306,7 +249,7 @@ interface ChatCompletionBody { choices?: Array<{ message?: { content?: unknown }
 interface ChatChunkBody { choices?: Array<{ delta?: { content?: unknown } }> }
 
 export async function inferCommand (opts: InferOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   if (opts.model === undefined) {
     const body: Record<string, unknown> = { prompt: opts.prompt }
     if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens
@@ -371,7 +314,7 @@ export function renderMoe (r: MoeAnswer): string {
 }
 
 export async function moeCommand (opts: MoeOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const body: Record<string, unknown> = { prompt: opts.prompt, task_type: opts.taskType, require_consensus: opts.requireConsensus }
   if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens
   if (opts.policy !== undefined) body.policy_override = opts.policy

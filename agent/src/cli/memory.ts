@@ -210,7 +210,7 @@ export function renderSearch (r: SearchResult): string {
 // the commands
 
 export async function createCommand (opts: Options<'create'>): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const collection = await api.json<Collection>('POST', '/v1/memory/collections', opts.config)
   if (opts.json) printJson(collection)
   else writeOut(`created collection ${collection.name}\n${renderCollection(collection)}`)
@@ -222,7 +222,7 @@ export async function insertCommand (opts: Options<'insert'>): Promise<number> {
   // read and parse before asking the node: a bad file costs nothing
   const text = opts.file === undefined ? await readStdin() : Buffer.from(await readBounded(opts.file, '--file', MAX_POINTS_BYTES)).toString('utf8')
   const parsed = parsePoints(text, source)
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   // checked against the collection too (dimensions, text without a model) before the first batch
   // goes, so a bad point at the end does not leave the first batches written; an unknown
   // collection is left to the node's own error
@@ -251,7 +251,7 @@ export async function insertCommand (opts: Options<'insert'>): Promise<number> {
 }
 
 export async function searchCommand (opts: Options<'search'>): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const result = await api.json<SearchResult>('POST', `${collectionPath(opts.collection)}/search`, opts.query)
   if (opts.json) printJson(result)
   else writeOut(renderSearch(result))
@@ -259,7 +259,7 @@ export async function searchCommand (opts: Options<'search'>): Promise<number> {
 }
 
 export async function infoCommand (opts: Options<'info'>): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const info = await api.json<CollectionInfo>('GET', collectionPath(opts.collection))
   if (opts.json) printJson(info)
   else writeOut(renderCollectionInfo(info, await readRuntimeInfo(opts.dataDir).then(r => r.agent_pub_key, () => undefined)))
@@ -267,7 +267,7 @@ export async function infoCommand (opts: Options<'info'>): Promise<number> {
 }
 
 export async function listCommand (opts: Options<'list'>): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const { collections } = await api.json<{ collections: Collection[] }>('GET', '/v1/memory/collections')
   if (opts.json) printJson({ collections })
   else writeOut(renderCollections(collections))
@@ -275,7 +275,7 @@ export async function listCommand (opts: Options<'list'>): Promise<number> {
 }
 
 export async function deleteCommand (opts: Options<'delete'>): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const result = await api.json<{ name: string, deleted: boolean }>('DELETE', collectionPath(opts.collection))
   if (opts.json) printJson(result)
   else writeOut(`deleted collection ${result.name}\n`)

@@ -100,7 +100,7 @@ export async function readBounded (path: string, flag: string, max: number): Pro
 }
 
 export async function allocateCommand (opts: AllocateOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const body: Record<string, unknown> = { resource_type: opts.resourceType, requirements: opts.requirements, explain: opts.explain }
   if (opts.locality !== undefined) body.locality_preference = opts.locality
   if (opts.durationSeconds !== undefined) body.duration_seconds = opts.durationSeconds
@@ -117,7 +117,7 @@ export async function allocateCommand (opts: AllocateOptions): Promise<number> {
 }
 
 export async function releaseCommand (opts: ReleaseOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const result = await api.json<{ allocation_id: string, released: boolean }>('POST', '/v1/resources/release', { allocation_id: opts.allocationId })
   if (opts.json) printJson(result)
   else writeOut(`released ${result.allocation_id}\n`)
@@ -125,7 +125,7 @@ export async function releaseCommand (opts: ReleaseOptions): Promise<number> {
 }
 
 export async function renewCommand (opts: RenewOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const lease = await api.json<Lease>('POST', '/v1/resources/renew', { allocation_id: opts.allocationId, duration_seconds: opts.durationSeconds })
   if (opts.json) printJson(lease)
   else writeOut(renderLease(lease))
@@ -133,7 +133,7 @@ export async function renewCommand (opts: RenewOptions): Promise<number> {
 }
 
 export async function availableCommand (opts: AvailableOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const query = new URLSearchParams(requirementEntries(opts.requirements))
   if (opts.resourceType !== undefined) query.set('resource_type', opts.resourceType)
   const q = query.toString()
@@ -144,7 +144,7 @@ export async function availableCommand (opts: AvailableOptions): Promise<number>
 }
 
 export async function allocationsCommand (opts: NodeApiOptions): Promise<number> {
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const allocations = await api.json<NodeAllocations>('GET', '/v1/resources/allocations')
   if (opts.json) printJson(allocations)
   else writeOut(renderAllocations(allocations))
@@ -159,7 +159,7 @@ export function processExitCode (code: number): number {
 export async function taskRunCommand (opts: TaskRunOptions): Promise<number> {
   const wasm = await readBounded(opts.file, 'the module', MAX_MODULE_BYTES)
   const input = opts.input === undefined ? undefined : await readBounded(opts.input, '--input', MAX_INPUT_BYTES)
-  const api = await NodeApi.open(opts.dataDir)
+  const api = await NodeApi.connect(opts)
   const body: Record<string, unknown> = { wasm_base64: Buffer.from(wasm).toString('base64'), limits: opts.limits, explain: opts.explain }
   if (input !== undefined) body.input_base64 = Buffer.from(input).toString('base64')
   if (opts.node !== undefined) body.node_id = opts.node
