@@ -10,13 +10,16 @@
  * - a screenshot goes to `bench/results/dashboard.png` (git-ignored; CI keeps it as an artifact);
  * - the child is killed (SIGKILL) and its card and picture turn `offline` without a reload
  *   (`bench/results/dashboard-offline.png`).
+ *
+ * And a node bound to a non-loopback address (auth on): the shell loads without a token, the data
+ * does not (the page says a token is needed); opened with `#token=<token>` it draws the node.
  */
 import { describe, expect, it } from 'vitest'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
 import { ensureModel } from '../../fixtures/gguf/index.ts'
-import { REPO_ROOT, tempDir } from '../../fixtures/index.ts'
+import { createTestAgent, REPO_ROOT, tempDir } from '../../fixtures/index.ts'
 import { encodeHash } from '../../agent/src/holo/hash.ts'
 import type { DashboardSnapshot } from '../../agent/src/dashboard/index.ts'
 import { httpUrl, runScenario, waitUntil, type AnyPlayer } from '../src/index.ts'
@@ -101,4 +104,43 @@ describe('dashboard in headless Chromium', () => {
       }
     })
   }, 300_000)
+
+  it('works on a node that requires a token: the shell without one, the data with #token=', async () => {
+    await using root = await tempDir('flexnode-dashboard-auth-')
+    const tokenFile = join(root.path, 'tokens')
+    const token = 'dashboard-auth-token-0123456789'
+    await writeFile(tokenFile, `${token}\n`)
+    // bound to every address (auth on), reached over 127.0.0.1
+    await using agent = await createTestAgent({ agentName: 'guarded', httpHost: '0.0.0.0', apiTokenFile: tokenFile, heartbeatIntervalSeconds: 2 })
+    const base = `http://127.0.0.1:${agent.node.info.http_port}`
+    expect((await fetch(`${base}/`)).status).toBe(200)
+    expect((await fetch(`${base}/dashboard/app.js`)).status).toBe(200)
+    expect((await fetch(`${base}/v1/dashboard/snapshot`)).status).toBe(401)
+    expect((await fetch(`${base}/v1/dashboard/events`)).status).toBe(401)
+    expect((await fetch(`${base}/v1/dashboard/snapshot`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
+
+    let browser: Browser | undefined
+    try {
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true })
+      const page = await browser.newPage({ viewport: { width: 1366, height: 768 } })
+      // no token: the page loads and says one is needed
+      await page.goto(`${base}/`)
+      await page.locator('#conn[data-state="unauthorized"]').waitFor({ timeout: 30_000 })
+      expect(await page.locator('#notice').textContent()).toContain('#token=')
+      expect(await page.locator('.card').count()).toBe(0)
+      // a wrong token: refused
+      await page.goto(`${base}/#token=wrong-token`)
+      await page.reload()
+      await page.locator('#conn[data-state="unauthorized"]').waitFor({ timeout: 30_000 })
+      expect(await page.locator('#notice').textContent()).toContain('refused')
+      // the right one: the node is drawn, and the token stays for the tab, out of the address bar
+      await page.goto(`${base}/#token=${encodeURIComponent(token)}`)
+      await page.reload()
+      await page.locator('.card[data-node-name="guarded"][data-status="online"]').waitFor({ timeout: 30_000 })
+      expect(await page.locator('#conn').getAttribute('data-state')).toBe('live')
+      expect(page.url()).not.toContain(token)
+    } finally {
+      await browser?.close()
+    }
+  }, 120_000)
 })
