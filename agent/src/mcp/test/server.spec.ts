@@ -81,8 +81,10 @@ describe('MCP tools over streamable HTTP', () => {
       expect(ok.structuredContent).toEqual({ text: 'abab', length: 4 })
       expect(JSON.parse(textOf(ok))).toEqual({ text: 'abab', length: 4 })
       expect((await client.callTool({ name: 'test.echo', arguments: { text: 'x' } })).structuredContent).toEqual({ text: 'x', length: 1 })
-      // the HTTP request's traceparent reaches the operation
-      expect(seen.traceparent).toBe(traceparent)
+      // the operation runs in the HTTP request's trace: the same trace id, the node's own span
+      const [version, traceId, spanId] = traceparent.split('-')
+      expect(seen.traceparent).toMatch(new RegExp(`^${version}-${traceId}-[0-9a-f]{16}-01$`))
+      expect(seen.traceparent!.split('-')[2]).not.toBe(spanId)
 
       // arguments the schema refuses: a tool error naming the argument, the operation not run
       seen.traceparent = undefined
