@@ -75,6 +75,8 @@ async function sha256File (path: string): Promise<string> {
 export function modelArtifacts (init: { modelsDir: string }) {
   return (c: { artifacts: ArtifactService, engine: Pick<LocalInferenceEngine, 'modelFile' | 'refresh' | 'loadModel' | 'listModels'> }): ModelArtifacts => ({
     publish: async (id, options = {}) => {
+      // a file just dropped into the models dir is published as a load would find it
+      if (!c.engine.listModels().some(m => m.id === id)) await c.engine.refresh({ signal: options.signal })
       const path = c.engine.modelFile(id)
       const added = await c.artifacts.add(createReadStream(path), {
         name: basename(path), media_type: GGUF_MEDIA_TYPE, cidVersion: 1, rawLeaves: true, signal: options.signal, onProgress: options.onProgress

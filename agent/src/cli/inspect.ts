@@ -266,6 +266,8 @@ export interface StatusReport {
   multiaddrs: string[]
   admin_port: number
   app_port: number
+  /** the HTTP API's port (the OpenAI-compatible API, MCP, /metrics, the dashboard); null from a node that wrote none */
+  http_port: number | null
   pid: number
   started_at: string | null
   data_dir: string
@@ -334,6 +336,7 @@ export async function collectStatus (dataDir: string): Promise<StatusReport> {
       multiaddrs: i.multiaddrs,
       admin_port: i.admin_port,
       app_port: i.app_port,
+      http_port: typeof i.http_port === 'number' ? i.http_port : null,
       pid: i.pid,
       started_at: i.started_at ?? null,
       data_dir: i.data_dir,
@@ -357,6 +360,7 @@ export function renderStatus (r: StatusReport): string {
     ['multiaddrs', r.multiaddrs.length > 0 ? r.multiaddrs : ['-']],
     ['admin port', [String(r.admin_port)]],
     ['app port', [String(r.app_port)]],
+    ['http port', [r.http_port === null ? '-' : String(r.http_port)]],
     ['pid', [r.started_at === null ? String(r.pid) : `${r.pid} (started ${r.started_at})`]],
     ['data dir', [r.data_dir]],
     ['apps', r.apps.length > 0 ? r.apps.map(a => `${a.installed_app_id}  ${a.status}`) : ['-']],
