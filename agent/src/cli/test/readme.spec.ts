@@ -14,7 +14,7 @@
  * is `false` there: tests connect nodes explicitly, never by mDNS.
  */
 import { spawn } from 'node:child_process'
-import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -26,12 +26,30 @@ import { buildWasmFixtures } from '../../../../fixtures/wasm.ts'
 const RUN_ELSEWHERE = ['npm ci', 'npm test', 'npm run bench']
 const PG_PORT = 5432
 
-/** Kill every process whose pid is listed in `file` (the README's background nodes). */
-async function killListed (file: string): Promise<void> {
-  const text = await readFile(file, 'utf8').catch(() => '')
-  for (const pid of text.split('\n').filter(l => /^\d+$/.test(l)).map(Number)) {
-    try { process.kill(pid, 'SIGTERM') } catch { /* gone */ }
+/** The pids of the processes in the network namespace `ns` (`net:[…]`). */
+async function processesIn (ns: string): Promise<number[]> {
+  const pids: number[] = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    if (await readlink(`/proc/${entry}/ns/net`).catch(() => '') === ns) pids.push(Number(entry))
   }
+  return pids
+}
+
+/**
+ * Stop everything the README started: every process left in its network namespace (the nodes,
+ * their model processes, Postgres, `npm`'s children), SIGTERM first so nodes stop cleanly, SIGKILL
+ * what is left after 15 s.
+ */
+async function stopNamespace (ns: string): Promise<void> {
+  const signal = (pids: number[], sig: NodeJS.Signals): void => {
+    for (const pid of pids) {
+      try { process.kill(pid, sig) } catch { /* gone */ }
+    }
+  }
+  signal(await processesIn(ns), 'SIGTERM')
+  for (let i = 0; i < 150 && (await processesIn(ns)).length > 0; i++) await new Promise(resolve => setTimeout(resolve, 100))
+  signal(await processesIn(ns), 'SIGKILL')
 }
 
 describe('the README', () => {
@@ -69,9 +87,11 @@ describe('the README', () => {
     await writeFile(join(work, 'build.tar'), Buffer.alloc(300_000, 7))
 
     const script = [
+      // the namespace, so that everything started in it can be stopped at the end
+      'echo "::netns $(readlink /proc/self/ns/net)"',
       // a Postgres of the reader's, in this namespace, as $PG
       `(cd "$READMETEST_REPO" && exec "${process.execPath}" --import tsx fixtures/postgres-serve.ts ${PG_PORT} > "$READMETEST_DIR/pg.out" 2> "$READMETEST_DIR/pg.err") &`,
-      'pg_pid=$!; echo "$pg_pid" >> "$READMETEST_DIR/pids"',
+      'pg_pid=$!',
       'for _ in $(seq 1 600); do grep -q "^POSTGRES_READY " "$READMETEST_DIR/pg.out" && break; kill -0 "$pg_pid" 2> /dev/null || break; sleep 0.1; done',
       'PG=$(sed -n "s/^POSTGRES_READY //p" "$READMETEST_DIR/pg.out"); [ -n "$PG" ] || { cat "$READMETEST_DIR/pg.err"; exit 1; }',
       readmeScript(blocks, { runElsewhere: RUN_ELSEWHERE })
@@ -96,11 +116,10 @@ describe('the README', () => {
     proc.stdout.setEncoding('utf8').on('data', (c: string) => { out += c })
     proc.stderr.setEncoding('utf8').on('data', (c: string) => { err += c })
     const code = await new Promise<number | string>(resolve => { proc.on('exit', (c, s) => { resolve(c ?? s ?? -1) }) })
-    await killListed(join(scratch, 'pids'))
+    const ns = /^::netns (net:\[\d+\])$/m.exec(out)?.[1]
+    if (ns !== undefined) await stopNamespace(ns)
     // the whole transcript, for a look when a command failed (`::ok <line> <seconds>` marks progress)
     await writeFile(join(tmpdir(), 'flexnode-readme-last.log'), `${out}\n--- stderr ---\n${err}`)
-    // give the nodes their clean stop, so the temp dir can go
-    await new Promise(resolve => setTimeout(resolve, 3000))
 
     const failed = /^::fail (\d+) (\d+)$/m.exec(out)
     const tails = `--- stderr (tail) ---\n${err.slice(-4000)}\n--- stdout (tail) ---\n${out.slice(-2000)}`
