@@ -1,8 +1,8 @@
 /**
  * One operation of the node, described once: its name (the MCP tool's), its input and output
  * schemas (zod), and what it does. The same description serves the MCP tool definitions
- * (`agent/src/mcp/`), the HTTP routes' request validation (`parseInput`) and the CLI's arguments,
- * so the three surfaces cannot drift apart.
+ * (`agent/src/mcp/`) and the HTTP routes' request validation (`parseInput`), so the surfaces
+ * cannot drift apart (the CLI's arguments are meant to follow; see `operations.ts`).
  *
  * ```ts
  * const release = defineOperation({
