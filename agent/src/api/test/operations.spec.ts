@@ -4,32 +4,19 @@
  * the HTTP routes run them: arguments parsed by the input schema, the result by the output schema.
  * Then the schema refusals of each: a typed `InvalidRequestError` naming the field, nothing run.
  */
-import { basename } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createTestAgent, NOTES_HAPP, tempDir, waitUntil, type TempDir, type TestAgent } from '../../../../fixtures/index.ts'
-import { ensureModel } from '../../../../fixtures/gguf/index.ts'
-import { buildWasmFixtures, type WasmFixtures } from '../../../../fixtures/wasm.ts'
+import { NOTES_HAPP, waitUntil, type TestAgent } from '../../../../fixtures/index.ts'
+import { OPERATION_TOOLS as TOOLS, operationsNode, type OperationsNode } from '../../../../fixtures/operations-node.ts'
+import type { WasmFixtures } from '../../../../fixtures/wasm.ts'
 import type { AnyOperation } from '../operation.ts'
 import { runOperation } from '../operations.ts'
-
-const CAPACITY = { cpu_cores: 4, memory_gb: 8, gpu_count: 0, storage_gb: 50 }
-
-/** the tools the issue names (CONTRACTS §11.3–§11.5, and memory.*, artifacts.*) */
-const TOOLS = [
-  'holochain.init_conductor', 'holochain.join_mesh', 'holochain.register_node', 'holochain.query_peers', 'holochain.install_dna',
-  'resources.allocate', 'resources.release', 'resources.query_available', 'resources.schedule_task',
-  'inference.moe_query', 'inference.single_query', 'inference.load_model', 'inference.unload_model',
-  'memory.create_collection', 'memory.insert', 'memory.search', 'memory.info', 'memory.list_collections', 'memory.delete_collection',
-  'artifacts.add', 'artifacts.get', 'artifacts.stat', 'artifacts.pin', 'artifacts.unpin', 'artifacts.providers', 'artifacts.list',
-  'artifacts.publish_model', 'artifacts.pull_model'
-]
 
 type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
 describe('node operations on a running node', () => {
+  let n: OperationsNode
   let a: TestAgent
-  let models: TempDir
   let model: string
   let wasm: WasmFixtures
   let self: string
@@ -57,18 +44,12 @@ describe('node operations on a running node', () => {
   }
 
   beforeAll(async () => {
-    models = await tempDir('flexnode-ops-models-')
-    model = basename(await ensureModel(models.path, 'tiny', 3), '.gguf')
-    ;[a, wasm] = await Promise.all([
-      createTestAgent({ modelsDirs: [models.path], preloadModels: true, resourceCapacity: CAPACITY, wasmThreads: 1, memory: { shardCapacity: 4 } }),
-      buildWasmFixtures()
-    ])
-    self = a.node.info.agent_pub_key
+    n = await operationsNode('flexnode-ops-')
+    ;({ agent: a, model, wasm, self } = n)
   }, 60_000)
 
   afterAll(async () => {
-    await a?.[Symbol.asyncDispose]()
-    await models?.[Symbol.asyncDispose]()
+    await n?.[Symbol.asyncDispose]()
   })
 
   it('lists every tool of the issue, each with object schemas', () => {

@@ -5,30 +5,18 @@
  * forwarding to that same node); arguments the schema refuses and a failing call come back as
  * tool errors (`isError`) with the typed reason. One node serves both transports.
  */
-import { basename } from 'node:path'
 import type { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
-import { createTestAgent, REPO_ROOT, tempDir, waitUntil, type TempDir, type TestAgent } from '../../../../fixtures/index.ts'
-import { ensureModel } from '../../../../fixtures/gguf/index.ts'
-import { buildWasmFixtures, type WasmFixtures } from '../../../../fixtures/wasm.ts'
+import { REPO_ROOT, waitUntil, type TestAgent } from '../../../../fixtures/index.ts'
+import { OPERATION_TOOLS as TOOLS, operationsNode, type OperationsNode } from '../../../../fixtures/operations-node.ts'
+import type { WasmFixtures } from '../../../../fixtures/wasm.ts'
 import { MCP_ERROR_META_KEY } from '../constants.ts'
 import type { McpToolErrorReason } from '../server.ts'
 
-/** the tools the issue names (CONTRACTS §11.3–§11.5, and memory.*, artifacts.* in the same style) */
-const TOOLS = [
-  'holochain.init_conductor', 'holochain.join_mesh', 'holochain.register_node', 'holochain.query_peers', 'holochain.install_dna',
-  'resources.allocate', 'resources.release', 'resources.query_available', 'resources.schedule_task',
-  'inference.moe_query', 'inference.single_query', 'inference.load_model', 'inference.unload_model',
-  'memory.create_collection', 'memory.insert', 'memory.search', 'memory.info', 'memory.list_collections', 'memory.delete_collection',
-  'artifacts.add', 'artifacts.get', 'artifacts.stat', 'artifacts.pin', 'artifacts.unpin', 'artifacts.providers', 'artifacts.list',
-  'artifacts.publish_model', 'artifacts.pull_model'
-]
-
-const CAPACITY = { cpu_cores: 4, memory_gb: 8, gpu_count: 0, storage_gb: 50 }
 /** a model load or an MOE query may take longer than the SDK's default 60 s on a busy machine */
 const CALL_TIMEOUT_MS = 120_000
 
@@ -38,31 +26,25 @@ const textOf = (r: CallToolResult): string => (r.content[0] as { type: 'text', t
 const reasonOf = (r: CallToolResult): McpToolErrorReason => r._meta?.[MCP_ERROR_META_KEY] as McpToolErrorReason
 
 describe('the node\'s tools over MCP', () => {
+  let n: OperationsNode
   let a: TestAgent
-  let models: TempDir
   let model: string
   let wasm: WasmFixtures
   let self: string
 
   beforeAll(async () => {
-    models = await tempDir('flexnode-mcp-models-')
-    model = basename(await ensureModel(models.path, 'tiny', 3), '.gguf')
-    ;[a, wasm] = await Promise.all([
-      createTestAgent({ modelsDirs: [models.path], preloadModels: true, resourceCapacity: CAPACITY, wasmThreads: 1, memory: { shardCapacity: 4 } }),
-      buildWasmFixtures()
-    ])
-    self = a.node.info.agent_pub_key
+    n = await operationsNode('flexnode-mcp-')
+    ;({ agent: a, model, wasm, self } = n)
   }, 120_000)
 
   afterAll(async () => {
-    await a?.[Symbol.asyncDispose]()
-    await models?.[Symbol.asyncDispose]()
+    await n?.[Symbol.asyncDispose]()
   })
 
   /** Lists the tools, calls every one successfully, then a refused and a failing call; `tag` keeps the two runs' names apart. */
   async function exercise (client: Client, tag: string): Promise<void> {
     const { tools } = await client.listTools()
-    expect(tools.map(t => t.name)).toEqual(expect.arrayContaining(TOOLS))
+    expect(tools.map(t => t.name)).toEqual(expect.arrayContaining([...TOOLS]))
     for (const t of tools) {
       expect(t.description?.length, t.name).toBeGreaterThan(0)
       expect(t.inputSchema.type, t.name).toBe('object')
