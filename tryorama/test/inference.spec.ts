@@ -216,13 +216,18 @@ describe('mesh-wide policies and a hostile peer', () => {
     await runScenario(async (scenario) => {
       const provider = await scenario.addPlayer({ modelsDirs: [dirs.y!], resourceCapacity: { cpu_cores: 4, memory_gb: 8, gpu_count: 0, storage_gb: 10 } })
       const requester = await scenario.addPlayer({ resourceCapacity: { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 } })
-      await seesModels(requester, [provider])
-      const lease = await requester.node.resources.allocate({ resource_type: 'inference', requirements: { model_name: ids.y!, memory_gb: 1 }, duration_seconds: 3 })
+      const stranger = await scenario.addPlayer({ resourceCapacity: { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 } })
+      await Promise.all([seesModels(requester, [provider]), seesModels(stranger, [provider])])
+      // a short lease (10 s: long enough for the checks below on a busy machine), to see it expire
+      const lease = await requester.node.resources.allocate({ resource_type: 'inference', requirements: { model_name: ids.y!, memory_gb: 1 }, duration_seconds: 10 })
       expect(lease.node_id).toBe(nodeId(provider))
       expect(lease.resources.model_slots).toBe(1)
       // the provider has one model loaded and serves 2 requests at once: 2 model slots
       const second = await requester.node.resources.allocate({ resource_type: 'inference', requirements: { model_name: ids.y! }, duration_seconds: 60 })
       await expect(requester.node.resources.allocate({ resource_type: 'inference', requirements: { model_name: ids.y! } })).rejects.toThrow(/not enough model_slots/)
+      // another node's request under the requester's lease is refused by the provider
+      const stolen = encodeWire({ op: 'chat', model: ids.y, messages: [{ role: 'user', content: 'Hi' }], options: { max_tokens: 2 }, allocation_id: second.allocation_id })
+      await expect(stranger.node.mesh.requestStream(provider.peerId, 'inference', stolen, { onChunk: () => {} })).rejects.toMatchObject({ name: 'PolicyDeniedError', message: expect.stringMatching(/not held by the caller/) })
       await requester.node.resources.release(second)
       const ask = async (allocationId: string): Promise<Response> => await post(requester, '/v1/chat/completions', { model: ids.y, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, seed: 1, allocation_id: allocationId })
       const res = await ask(lease.allocation_id)
@@ -232,15 +237,10 @@ describe('mesh-wide policies and a hostile peer', () => {
       const usage = await provider.node.resources.usage({ allocation_id: lease.allocation_id })
       expect(usage.tokens).toBe(body.usage.total_tokens)
       expect(usage.tasks).toBe(1)
-      // another node's request under this lease is refused by the provider
-      const stranger = await scenario.addPlayer({ resourceCapacity: { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 } })
-      await seesModels(stranger, [provider])
-      const stolen = encodeWire({ op: 'chat', model: ids.y, messages: [{ role: 'user', content: 'Hi' }], options: { max_tokens: 2 }, allocation_id: lease.allocation_id })
-      await expect(stranger.node.mesh.requestStream(provider.peerId, 'inference', stolen, { onChunk: () => {} })).rejects.toMatchObject({ name: 'PolicyDeniedError', message: expect.stringMatching(/not held by the caller/) })
       // an allocation this node does not hold, and a malformed one
       expect((await post(requester, '/v1/chat/completions', { model: ids.y, messages: [{ role: 'user', content: 'Hi' }], allocation_id: 'nope' })).status).toBe(400)
       // once the lease has expired the provider refuses it, with the reason
-      await new Promise(resolve => setTimeout(resolve, 3500))
+      await new Promise(resolve => setTimeout(resolve, Math.max(0, Date.parse(lease.expires_at) - Date.now()) + 500))
       const late = await ask(lease.allocation_id)
       expect(late.status).toBe(403)
       expect(JSON.stringify(await late.json())).toMatch(/expired/)

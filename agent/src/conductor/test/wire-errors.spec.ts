@@ -75,6 +75,24 @@ async function kindOf (p: Promise<unknown>): Promise<string> {
   throw new Error('expected a rejection')
 }
 
+/**
+ * How the unmodified client reports an app connection the conductor refused for its token (it
+ * closes the socket with 1008): `InvalidTokenError` when the close arrives within the 10 ms the
+ * client waits after sending `authenticate`, else its following `app_info` request fails with the
+ * close. Which of the two is a matter of scheduling (a busy machine), not of the conductor.
+ */
+async function tokenRefusal (p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+  } catch (err) {
+    const e = err as Error
+    if (e.name === 'InvalidTokenError') return 'refused'
+    if (e.name === 'ClientClosedWithPendingRequests' && /close event code: 1008\b/.test(e.message)) return 'refused'
+    return `${e.name}: ${e.message}`
+  }
+  throw new Error('expected a rejection')
+}
+
 // -- zome call signing ---------------------------------------------------------------------
 
 interface Signer { signingKey: Uint8Array, privateKey: KeyObject }
@@ -251,9 +269,9 @@ describe('conductor wire errors', () => {
     expect((await rawListApps(ws, 1)).inner).toMatchObject({ type: 'apps_listed' })
   })
 
-  it('7. an unknown token is refused with InvalidTokenError', async () => {
+  it('7. an unknown token is refused (close 1008: the client\'s InvalidTokenError)', async () => {
     const token = [...randomBytes(64)]
-    expect(await kindOf(connectApp(token))).toBe('InvalidTokenError')
+    expect(await tokenRefusal(connectApp(token))).toBe('refused')
     await expectAlive()
   })
 
@@ -261,16 +279,16 @@ describe('conductor wire errors', () => {
     const token = await freshToken()
     const first = await connectApp(token)
     expect((await first.appInfo()).installed_app_id).toBe('notes')
-    expect(await kindOf(connectApp(token))).toBe('InvalidTokenError')
+    expect(await tokenRefusal(connectApp(token))).toBe('refused')
     await closeClient(first)
     await expectAlive()
   })
 
-  it('9. an expired token is refused with InvalidTokenError', async () => {
+  it('9. an expired token is refused (close 1008)', async () => {
     const { token, expires_at: expiresAt } = await admin.issueAppAuthenticationToken({ installed_app_id: 'notes', expiry_seconds: 1 })
     expect(typeof expiresAt).toBe('number')
     await waitUntil(() => Date.now() > (expiresAt ?? 0) / 1000 + 50, { what: 'the token to expire' })
-    expect(await kindOf(connectApp(token))).toBe('InvalidTokenError')
+    expect(await tokenRefusal(connectApp(token))).toBe('refused')
     await expectAlive()
   })
 
