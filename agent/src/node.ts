@@ -371,7 +371,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
     {
       name: 'inference engine',
       provides: 'inference',
-      create: (c) => inferenceEngine({ modelsDirs: [join(c.dataDir.path, 'models'), ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences })(c)
+      create: (c) => inferenceEngine({ modelsDirs: [join(c.dataDir.path, 'models'), ...(init.modelsDirs ?? [])], gpu: init.gpu, threads: init.threads, maxQueue: init.maxQueue, sequences: init.sequences })({ logger: c.logger, onGeneration: c.metrics.generation })
     },
     {
       name: 'model preload',
@@ -466,6 +466,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         sharedPolicy: c.policies.compute,
         inferenceSlots: () => c.inference.engine.listModels().filter(m => m.loaded).length * (init.sequences ?? 2),
         modules: async (cid) => await readModule(c.artifacts, cid),
+        onEvent: c.metrics.resources,
         machine: async () => {
           const m = await probeMachine({ dataDir: c.dataDir.path })
           return { cpu_cores: m.cpu_cores, memory_gb: m.ram_gb, gpu_count: m.gpu === null ? 0 : 1, storage_gb: m.local_ssd_gb }
@@ -484,6 +485,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         capabilities: c.capabilities,
         // a collection's embedding model: this node's, else a peer's
         embed: async (model, texts, options) => (await embedder(c)(model).embed(model, texts, options)).embeddings,
+        onEvent: c.metrics.memory,
         logger: c.logger
       })
     },
@@ -593,11 +595,14 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             livePeers: () => c.dht.presence.live().length,
             presence: () => c.dht.presence.stats,
             dht: () => c.dht.totals,
+            ops: () => c.dht.ops,
+            pruned: () => c.conductor.retention.pruned,
             arc: () => c.dht.arcStatus(),
             droppedGossip: () => c.dht.droppedGossip,
             models: () => c.inference.engine.listModels(),
             allocations: async () => await c.resources.allocations(),
             memory: () => ({ ...c.memory.stats(), capacity: c.memory.capacity }),
+            vectors: async () => await c.memory.vectors(),
             promptCache: () => c.promptCache?.stats(),
             artifacts: () => c.artifacts.stats(),
             pins: async () => await c.artifacts.pins(),

@@ -115,6 +115,8 @@ describe('tryorama scenarios', () => {
       for (const p of honest) {
         expect(await holds(p, badSig)).toBe(false)
         expect(p.node.conductor.space(dna)!.warrants().some(w => w.kind === 'ChainIntegrity' && encodeHash(w.warrantee) === encodeHash(mallory.agentPubKey))).toBe(true)
+        // the rejection is counted where the node's metrics read it (flexnode_dht_ops_rejected_total); the bad signature is dropped, not rejected
+        expect(p.node.dht.ops.rejected).toBeGreaterThanOrEqual(1)
         expect(await names(p)).not.toContain('impostor')
         expect(p.node.mesh.peers()).not.toContain(mallory.peerId)
       }

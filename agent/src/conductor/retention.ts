@@ -50,6 +50,8 @@ export interface DhtRetention extends AsyncDisposable {
   readonly policy: RetentionPolicy
   /** pruning passes completed */
   readonly passes: number
+  /** records deleted by pruning passes since start */
+  readonly pruned: number
   /** session: forget other agents' data; prune: a pass now, then every `intervalMs`. Idempotent. */
   start: () => Promise<void>
   /** stops the passes; session: forgets other agents' data again (only after a start). Idempotent. */
@@ -83,6 +85,7 @@ export function dhtRetention (policy: RetentionPolicy = PERMANENT): (components:
 class Retention implements DhtRetention {
   readonly policy: RetentionPolicy
   passes = 0
+  pruned = 0
   private readonly c: DhtRetentionComponents
   private readonly log: ComponentLogger
   private task: Periodic | undefined
@@ -144,6 +147,7 @@ class Retention implements DhtRetention {
         if (this.stopped) return report
         const r = space.prune(PRUNE_BATCH)
         report.deleted += r.deleted
+        this.pruned += r.deleted
         report.excluded += r.excluded
         if (!r.more) break
         // a large backlog goes in batches, each its own transaction, so the node keeps serving

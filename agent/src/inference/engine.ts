@@ -31,7 +31,7 @@ import { LlamaPool } from './llama-pool.ts'
 import { planLoad, type LoadPlan } from './plan.ts'
 import {
   InferenceError, InsufficientMemoryError, InvalidRequestError, ModelLoadError, ModelNotFoundError, ModelNotLoadedError, RequestAbortedError,
-  type ChatMessage, type GenerateOptions, type GenerateResult, type InferenceEngine, type LoadOptions, type ModelInfo
+  type ChatMessage, type GenerateOptions, type GenerateResult, type GenerationObserver, type InferenceEngine, type LoadOptions, type ModelInfo
 } from './types.ts'
 
 export type { LoadPlan } from './plan.ts'
@@ -55,6 +55,8 @@ export interface InferenceEngineInit {
 
 export interface InferenceEngineComponents {
   logger: ComponentLogger
+  /** told of every generation when it ends (the node's metrics). @default none */
+  onGeneration?: GenerationObserver
 }
 
 export interface LocalInferenceEngine extends InferenceEngine {
@@ -226,20 +228,37 @@ export async function createInferenceEngine (init: InferenceEngineInit, componen
     return l
   }
 
+  /** A generation on a loaded model, told to `onGeneration` when it ends (a model not loaded here throws before: it is not one) */
+  const observed = async (l: LoadedModel, op: 'chat' | 'complete', run: () => Promise<GenerateResult>): Promise<GenerateResult> => {
+    const started = performance.now()
+    let ok = false
+    try {
+      const r = await run()
+      ok = true
+      return r
+    } finally {
+      components.onGeneration?.({ model: l.id, op, ok, seconds: (performance.now() - started) / 1000 })
+    }
+  }
+
   const chat = async (id: string, rawMessages: ChatMessage[], o: GenerateOptions = {}): Promise<GenerateResult> => {
     const l = live(id)
-    const messages = checkMessages(rawMessages)
-    const continueFrom = continuation(o)
-    const promptTokens = (await l.pool.tokenCounts([...messages.map(m => m.content), ...(continueFrom !== undefined ? [continueFrom] : [])])).reduce((n, c) => n + c + 6, 0)
-    return await generateOn(l, { op: 'chat', history: chatHistory(messages), prompt: messages[messages.length - 1]!.content, continueFrom }, o, promptTokens)
+    return await observed(l, 'chat', async () => {
+      const messages = checkMessages(rawMessages)
+      const continueFrom = continuation(o)
+      const promptTokens = (await l.pool.tokenCounts([...messages.map(m => m.content), ...(continueFrom !== undefined ? [continueFrom] : [])])).reduce((n, c) => n + c + 6, 0)
+      return await generateOn(l, { op: 'chat', history: chatHistory(messages), prompt: messages[messages.length - 1]!.content, continueFrom }, o, promptTokens)
+    })
   }
 
   const complete = async (id: string, prompt: string, o: GenerateOptions = {}): Promise<GenerateResult> => {
     const l = live(id)
-    if (typeof prompt !== 'string' || prompt.length === 0) throw new InvalidRequestError('prompt must be a non-empty string', { param: 'prompt' })
-    const continueFrom = continuation(o)
-    const [promptTokens = 0] = await l.pool.tokenCounts([prompt + (continueFrom ?? '')])
-    return await generateOn(l, { op: 'complete', prompt, continueFrom }, o, promptTokens)
+    return await observed(l, 'complete', async () => {
+      if (typeof prompt !== 'string' || prompt.length === 0) throw new InvalidRequestError('prompt must be a non-empty string', { param: 'prompt' })
+      const continueFrom = continuation(o)
+      const [promptTokens = 0] = await l.pool.tokenCounts([prompt + (continueFrom ?? '')])
+      return await generateOn(l, { op: 'complete', prompt, continueFrom }, o, promptTokens)
+    })
   }
 
   const embed = async (id: string, input: string[], o: { signal?: AbortSignal } = {}): Promise<{ model: string, embeddings: number[][], usage: GenerateResult['usage'] }> =>

@@ -220,6 +220,13 @@ export class PolicyDeniedError extends InferenceError {
 }
 
 /**
+ * One generation of a node's engine, when it ended (the node's metrics): its model (a loaded
+ * one), `chat` or `complete`, whether it produced an answer, and its seconds from the call
+ * (queueing included).
+ */
+export type GenerationObserver = (event: { model: string, op: 'chat' | 'complete', ok: boolean, seconds: number }) => void
+
+/**
  * What the inference plane records in the audit trail (the audit log's `append`, or nothing): one
  * event per request served or asked, with who, which model, tokens, latency and the trace id.
  */

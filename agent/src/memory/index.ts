@@ -55,7 +55,7 @@ import { shardHost, type ShardHost, type ShardKey, type ShardSpec, type Version 
 import { compareHits, scoreOf, validateCollectionConfig, validateIds, validatePoints, validateQuery, validateVector } from './validate.ts'
 import {
   NoEmbeddingModelError, UnknownCollectionError, WriteConsistencyError, CollectionExistsError,
-  type Collection, type CollectionConfig, type CollectionInfo, type Metadata, type Point, type PointInput, type ReplicaInfo, type SearchHit,
+  type Collection, type CollectionConfig, type CollectionInfo, type MemoryEvent, type Metadata, type Point, type PointInput, type ReplicaInfo, type SearchHit,
   type VectorMemory, type WriteConsistency
 } from './types.ts'
 
@@ -97,6 +97,8 @@ export interface MemoryComponents {
   capabilities: () => Promise<NodeCapability[]>
   /** embeds texts with a model (the node's, or the mesh's through its router) */
   embed?: (model: string, texts: string[], options?: { signal?: AbortSignal }) => Promise<number[][]>
+  /** told of each search this node ran (the node's metrics). @default none */
+  onEvent?: (event: MemoryEvent) => void
   logger: ComponentLogger
 }
 
@@ -130,6 +132,8 @@ export interface MemoryService extends Service, VectorMemory {
   readonly capacity: number
   ring: () => Promise<RingInfo>
   stats: () => MemoryStats
+  /** points held in this node's shard replicas (live ones, every replica counted) */
+  vectors: () => Promise<number>
   /** one round of ring and hosting decisions, now (tests and operators; it also runs on its own) */
   reconcile: () => Promise<void>
   /** the routes of a collection's shards, as this node computes them */
@@ -547,6 +551,13 @@ export function memory (init: MemoryInit) {
     }
 
     const search: VectorMemory['search'] = async (name, query, options = {}) => {
+      const started = performance.now()
+      const found = await searchMesh(name, query, options)
+      c.onEvent?.({ kind: 'search', seconds: (performance.now() - started) / 1000 })
+      return found
+    }
+
+    const searchMesh: VectorMemory['search'] = async (name, query, options = {}) => {
       const coll = await collectionOf(name)
       const q = validateQuery(query, coll.dimensions)
       const vector = q.vector ?? validateVector((await embedTexts(coll, [q.text!], options.signal))[0], coll.dimensions, `vector (embedded by ${coll.embedding_model ?? ''})`)
@@ -899,6 +910,7 @@ export function memory (init: MemoryInit) {
       search,
       ring,
       stats: () => ({ ...stats }),
+      vectors: async () => (await Promise.all(host.hosted().map(async spec => await host.stats(spec).then(s => s.count, () => 0)))).reduce((a, b) => a + b, 0),
       reconcile: async () => {
         await ticking
         const p = reconcile()

@@ -132,6 +132,9 @@ export interface VectorMemory {
   search: (collection: string, query: SearchQuery, options?: { signal?: AbortSignal }) => Promise<SearchResult>
 }
 
+/** What the vector memory reports as it happens (the node's metrics): a search this node ran across the mesh, and how long it took. */
+export interface MemoryEvent { kind: 'search', seconds: number }
+
 // -----------------------------------------------------------------------------------------------
 // typed errors (the HTTP API maps each to its status: see routes.ts)
 

@@ -3,8 +3,12 @@
  * several nodes share a process in tests), every name prefixed `flexnode_`, plus the default
  * process metrics. Gauges read the capabilities' existing stats getters when scraped (`observe`
  * hands them over once they exist); counters and histograms of events are fed where the event
- * happens (`inference` from the inference plane's audit hook, `httpRequest` from the HTTP core).
- * Cumulative stats that a capability already counts become counters that advance by their delta.
+ * happens, through a hook each capability declares and this service implements (`inference` from
+ * the inference plane's audit hook, `generation` from the engine's `onGeneration`, `resources`
+ * and `memory` from those capabilities' `onEvent`, `httpRequest` from the HTTP core, `zomeCall`
+ * from the in-process client). Cumulative stats that a capability already counts (the DHT's
+ * `totals` and `ops`, retention's `pruned`, presence, memory…) become counters that advance by
+ * their delta.
  *
  * ```ts
  * const m = metrics()({})
@@ -16,12 +20,14 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { ArcStatus } from '../conductor/network/authorities.ts'
 import type { PresenceStats } from '../conductor/network/presence.ts'
-import type { SyncStats } from '../conductor/network/types.ts'
+import type { OpStats, SyncStats } from '../conductor/network/types.ts'
 import type { ArtifactsStats } from '../artifacts/index.ts'
 import type { AuditStats } from '../audit/index.ts'
-import type { InferenceAudit, ModelInfo } from '../inference/types.ts'
+import type { GenerationObserver, InferenceAudit, ModelInfo } from '../inference/types.ts'
 import type { MemoryStats } from '../memory/index.ts'
+import type { MemoryEvent } from '../memory/types.ts'
 import type { PromptCacheStats } from '../memory/prompt-cache.ts'
+import type { ResourcesEvent } from '../resources/types.ts'
 import { service, type Service } from '../service.ts'
 
 /** Every metric's name starts with this. */
@@ -40,11 +46,17 @@ export interface MetricsSources {
   presence?: () => Readonly<PresenceStats>
   /** anti-entropy totals since start (records are DHT ops received) */
   dht?: () => SyncStats
+  /** DHT records (ops) this node published, and received ones validation rejected */
+  ops?: () => OpStats
+  /** DHT records (ops) deleted by retention's pruning passes */
+  pruned?: () => number
   arc?: () => ArcStatus
   droppedGossip?: () => number
   models?: () => ModelInfo[]
   allocations?: () => Promise<{ held: Array<{ live: boolean }>, provided: unknown[] }>
   memory?: () => MemoryStats & { capacity: number }
+  /** points held in this node's shard replicas */
+  vectors?: () => Promise<number>
   promptCache?: () => PromptCacheStats | undefined
   artifacts?: () => ArtifactsStats
   pins?: () => Promise<unknown[]>
@@ -68,6 +80,12 @@ export interface MetricsService extends Service {
   httpRequest: (method: string, status: number, seconds: number) => void
   /** one zome call of this node's agent code answered (`ok`) or failed */
   zomeCall: (seconds: number, ok: boolean) => void
+  /** one generation of this node's engine (whoever asked: the HTTP API, a peer, an MOE vote, a lease) */
+  generation: GenerationObserver
+  /** the resources capability's events: leases refused, WASM tasks run */
+  resources: (event: ResourcesEvent) => void
+  /** the vector memory's events: searches */
+  memory: (event: MemoryEvent) => void
   /** the Prometheus text of every metric */
   text: () => Promise<string>
 }
@@ -125,6 +143,9 @@ export function metrics (init: MetricsInit = {}): (components: MetricsComponents
     follow('presence_published_total', 'presence records this node signed and sent', [], () => src.presence === undefined ? undefined : [[{}, src.presence().published]])
     follow('presence_dropped_total', 'presence records dropped, by reason', ['reason'], () => src.presence === undefined ? undefined : Object.entries(src.presence().drops).map(([reason, n]) => [{ reason }, n]))
     follow('dht_ops_received_total', 'DHT records (ops) received by anti-entropy sync', [], () => src.dht === undefined ? undefined : [[{}, src.dht().records]])
+    follow('dht_ops_published_total', 'DHT records (ops) of local commits this node published, on gossip or to authorities (republishes included)', [], () => src.ops === undefined ? undefined : [[{}, src.ops().published]])
+    follow('dht_ops_rejected_total', 'DHT records (ops) received that failed validation (their authors warranted)', [], () => src.ops === undefined ? undefined : [[{}, src.ops().rejected]])
+    follow('dht_ops_pruned_total', 'DHT records (ops) deleted by retention\'s pruning passes (networks that prune)', [], () => src.pruned === undefined ? undefined : [[{}, src.pruned()]])
     follow('dht_sync_requests_total', 'anti-entropy sync requests made', [], () => src.dht === undefined ? undefined : [[{}, src.dht().requests]])
     follow('dht_sync_bytes_total', 'anti-entropy bytes, by direction', ['direction'], () => src.dht === undefined ? undefined : [[{ direction: 'sent' }, src.dht().bytesSent], [{ direction: 'received' }, src.dht().bytesReceived]])
     follow('gossip_dropped_total', 'gossip messages dropped by the per-peer rate limit', [], () => src.droppedGossip === undefined ? undefined : [[{}, src.droppedGossip()]])
@@ -141,6 +162,8 @@ export function metrics (init: MetricsInit = {}): (components: MetricsComponents
     const inferenceRequests = new Counter({ name: `${p}inference_requests_total`, help: 'mesh inference requests: served for a peer, or asked by this node (single query), by model and outcome', labelNames: ['model', 'role', 'outcome'], registers: [registry] })
     const inferenceTokens = new Counter({ name: `${p}inference_tokens_total`, help: 'tokens of mesh inference requests, by model, role and kind (prompt, completion)', labelNames: ['model', 'role', 'kind'], registers: [registry] })
     const inferenceSeconds = new Histogram({ name: `${p}inference_request_seconds`, help: 'latency of mesh inference requests, per model and role', labelNames: ['model', 'role'], buckets: LATENCY_BUCKETS, registers: [registry] })
+    const generations = new Counter({ name: `${p}inference_generations_total`, help: 'generations this node\'s engine ran (for the HTTP API, peers, MOE votes, leases), by model, op (chat, complete) and outcome', labelNames: ['model', 'op', 'outcome'], registers: [registry] })
+    const generationSeconds = new Histogram({ name: `${p}inference_generation_seconds`, help: 'latency of the generations this node\'s engine completed, per model (queueing included)', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers: [registry] })
     const moeQueries = new Counter({ name: `${p}moe_queries_total`, help: 'MOE queries this node ran, by whether the votes reached consensus', labelNames: ['consensus'], registers: [registry] })
     const moeScore = new Histogram({ name: `${p}moe_consensus_score`, help: 'consensus score of MOE queries', buckets: SCORE_BUCKETS, registers: [registry] })
 
@@ -152,7 +175,12 @@ export function metrics (init: MetricsInit = {}): (components: MetricsComponents
       set({ side: 'provided' }, a.provided.length)
     })
 
+    const refused = new Counter({ name: `${p}allocations_refused_total`, help: 'leases refused: by this node as provider (reason: the ledger\'s), or asked by it and granted by no node (reason: the error\'s name)', labelNames: ['side', 'reason'], registers: [registry] })
+    const wasmTasks = new Counter({ name: `${p}wasm_tasks_total`, help: 'WASM compute tasks this node ran under its leases, by outcome (ok, exit_nonzero, trap, memory_limit, cpu_limit, timeout, output_limit, invalid_module, module_not_found, invalid_input, aborted, error)', labelNames: ['outcome'], registers: [registry] })
+
     // vector memory and the prompt cache
+    gauge('memory_vectors', 'points (vectors) held in this node\'s shard replicas, every replica counted', [], async (set) => { if (src.vectors !== undefined) set({}, await src.vectors()) })
+    const searchSeconds = new Histogram({ name: `${p}memory_search_seconds`, help: 'latency of the vector searches this node ran across the mesh (embedding a text query included)', buckets: LATENCY_BUCKETS, registers: [registry] })
     gauge('memory_shard_capacity', 'shard replicas this node offers to host', [], (set) => { if (src.memory !== undefined) set({}, src.memory().capacity) })
     gauge('memory_shards_hosted', 'shard replicas this node hosts', [], (set) => { if (src.memory !== undefined) set({}, src.memory().replicas) })
     follow('memory_points_moved_total', 'points received while copying shards moved here', [], () => src.memory === undefined ? undefined : [[{}, src.memory().points_moved]])
@@ -216,6 +244,15 @@ export function metrics (init: MetricsInit = {}): (components: MetricsComponents
         zomeCalls.inc({ outcome: ok ? 'ok' : 'error' })
         zomeSeconds.observe(seconds)
       },
+      generation: (e) => {
+        generations.inc({ model: e.model, op: e.op, outcome: e.ok ? 'ok' : 'error' })
+        if (e.ok) generationSeconds.observe({ model: e.model }, e.seconds)
+      },
+      resources: (e) => {
+        if (e.kind === 'allocation_refused') refused.inc({ side: e.side, reason: e.reason })
+        else wasmTasks.inc({ outcome: e.outcome })
+      },
+      memory: (e) => { searchSeconds.observe(e.seconds) },
       text: async () => await registry.metrics()
     }
   }

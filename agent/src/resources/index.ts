@@ -37,8 +37,8 @@ import type { InferenceEngine } from '../inference/types.ts'
 import { service } from '../service.ts'
 import type { Service } from '../service.ts'
 import { ProviderLedger } from './ledger.ts'
-import { WASM_DEFAULT_WALL_MS, WASM_MAX_WALL_MS, wasmRunner, type WasmResult, type WasmTask } from './wasm.ts'
-import { LeaseNotLiveError, LeaseRefusedError, NoCapacityError, NotTheHolderError, type Lease, type LeaseResourceType } from './types.ts'
+import { WASM_DEFAULT_WALL_MS, WASM_MAX_WALL_MS, wasmOutcome, wasmRunner, type WasmResult, type WasmTask } from './wasm.ts'
+import { LeaseNotLiveError, LeaseRefusedError, NoCapacityError, NotTheHolderError, type Lease, type LeaseResourceType, type ResourcesEvent } from './types.ts'
 
 export * from './types.ts'
 export { ProviderLedger } from './ledger.ts'
@@ -114,6 +114,8 @@ export interface ResourcesComponents {
   inferenceSlots?: () => number
   /** a WASM module's bytes by its CID (the mesh's artifact store), for tasks that give only `wasm_cid`; undefined: not found */
   modules?: (cid: string) => Promise<Uint8Array | undefined>
+  /** told of leases refused and tasks run (the node's metrics). @default none */
+  onEvent?: (event: ResourcesEvent) => void
   logger: ComponentLogger
 }
 
@@ -348,7 +350,7 @@ export function resources (init: ResourcesInit = {}) {
       if (m.op === 'allocate') {
         // only the requester itself asks for its lease (a relayed request would let a peer spend another's consent)
         if (peerIdFromAgentPubKey(m.request.requester) !== from) throw new InvalidInputError('a lease is requested by its requester\'s own node', { field: 'requester' })
-        const g = await commitStep(async () => await ledger.grant(m.request, m.signature))
+        const g = await grant(m.request, m.signature)
         return encode({ allocation: g.allocation, expires_at: g.expires_at } satisfies WireGranted)
       }
       const fromKey = agentPubKeyFromPeerId(from)
@@ -373,6 +375,16 @@ export function resources (init: ResourcesInit = {}) {
       }
     }
 
+    /** This node's ledger grants a lease, or refuses it (counted with its reason). */
+    const grant = async (request: LeaseRequest, signature: Signature): ReturnType<ProviderLedger['grant']> => {
+      try {
+        return await commitStep(async () => await ledger!.grant(request, signature))
+      } catch (err) {
+        c.onEvent?.({ kind: 'allocation_refused', side: 'provider', reason: err instanceof LeaseRefusedError ? err.reason : err instanceof Error ? err.name : 'Error' })
+        throw err
+      }
+    }
+
     const runner = wasmRunner({ maxThreads: init.wasmThreads, resolve: c.modules })({ logger: c.logger })
 
     /** Runs a task under a live compute lease held by `holder`, and records its usage against it. */
@@ -386,7 +398,11 @@ export function resources (init: ResourcesInit = {}) {
       let result: WasmResult | undefined
       try {
         result = await runner.run(task, { signal })
+        c.onEvent?.({ kind: 'task', outcome: wasmOutcome({ result }) })
         return result
+      } catch (err) {
+        c.onEvent?.({ kind: 'task', outcome: wasmOutcome({ error: err }) })
+        throw err
       } finally {
         // a task that hit a limit used its budget: it is counted as a task with what is known
         const cpu = result?.usage.cpu_ms ?? 0
@@ -531,7 +547,7 @@ export function resources (init: ResourcesInit = {}) {
         const { request, signature } = await sign(provider, input.resource_type, demand, duration, input.workload_class ?? null)
         try {
           const g = cand.node_id === self
-            ? await commitStep(async () => await ledger!.grant(request, signature)).then(x => ({ allocation: x.allocation, expires_at: x.expires_at }))
+            ? await grant(request, signature).then(x => ({ allocation: x.allocation, expires_at: x.expires_at }))
             : await ask(provider, { op: 'allocate', request, signature }, options.signal) as WireGranted
           const lease = leaseOf(g.allocation, provider, g.expires_at, request)
           forgetExpired()
@@ -576,6 +592,42 @@ export function resources (init: ResourcesInit = {}) {
       }
     }
 
+    /** A lease placed and granted, waiting for capacity up to `wait_seconds`; the refusal when none grants it. */
+    const allocateWaiting = async (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> => {
+      if (!isPlainObject(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')
+      const wait = input.wait_seconds ?? 0
+      if (typeof wait !== 'number' || !Number.isFinite(wait) || wait < 0 || wait > MAX_WAIT_SECONDS) throw new InvalidInputError(`wait_seconds must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}`, { field: 'wait_seconds' })
+      const { wait_seconds: _wait, ...once } = input
+      try {
+        return await allocateOnce(once, options)
+      } catch (err) {
+        if (!(err instanceof NoCapacityError) || wait === 0) throw err
+      }
+      // no node can take it now: wait in the queue for capacity
+      const max = (await policyNow()).scheduling.max_queue_depth
+      if (waiting.size >= max) throw new QueueFullError(waiting.size, max)
+      const deadline = Date.now() + wait * 1000
+      const waiter = { wake: () => {} }
+      waiting.add(waiter)
+      try {
+        for (;;) {
+          const left = deadline - Date.now()
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, Math.max(0, Math.min(left, WAIT_RETRY_MS)))
+            waiter.wake = () => { clearTimeout(t); resolve() }
+          })
+          options.signal?.throwIfAborted()
+          try {
+            return await allocateOnce(once, options)
+          } catch (err) {
+            if (!(err instanceof NoCapacityError) || Date.now() >= deadline) throw err
+          }
+        }
+      } finally {
+        waiting.delete(waiter)
+      }
+    }
+
     const api: ResourcesService = Object.assign(svc, {
       ledger,
       inferenceLeases,
@@ -583,37 +635,13 @@ export function resources (init: ResourcesInit = {}) {
       leasedInference,
 
       async allocate (input: AllocateInput, options: { signal?: AbortSignal } = {}): Promise<AllocateResult> {
-        if (!isPlainObject(input)) throw new InvalidInputError('allocate takes {resource_type, requirements, locality_preference?, duration_seconds?, workload_class?}')
-        const wait = input.wait_seconds ?? 0
-        if (typeof wait !== 'number' || !Number.isFinite(wait) || wait < 0 || wait > MAX_WAIT_SECONDS) throw new InvalidInputError(`wait_seconds must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}`, { field: 'wait_seconds' })
-        const { wait_seconds: _wait, ...once } = input
         try {
-          return await allocateOnce(once, options)
+          return await allocateWaiting(input, options)
         } catch (err) {
-          if (!(err instanceof NoCapacityError) || wait === 0) throw err
-        }
-        // no node can take it now: wait in the queue for capacity
-        const max = (await policyNow()).scheduling.max_queue_depth
-        if (waiting.size >= max) throw new QueueFullError(waiting.size, max)
-        const deadline = Date.now() + wait * 1000
-        const waiter = { wake: () => {} }
-        waiting.add(waiter)
-        try {
-          for (;;) {
-            const left = deadline - Date.now()
-            await new Promise<void>((resolve) => {
-              const t = setTimeout(resolve, Math.max(0, Math.min(left, WAIT_RETRY_MS)))
-              waiter.wake = () => { clearTimeout(t); resolve() }
-            })
-            options.signal?.throwIfAborted()
-            try {
-              return await allocateOnce(once, options)
-            } catch (err) {
-              if (!(err instanceof NoCapacityError) || Date.now() >= deadline) throw err
-            }
-          }
-        } finally {
-          waiting.delete(waiter)
+          // a refusal: no node granted it (a malformed request or the caller's abort is none)
+          const name = err instanceof Error ? err.name : 'Error'
+          if (name !== 'InvalidInputError' && options.signal?.aborted !== true) c.onEvent?.({ kind: 'allocation_refused', side: 'requester', reason: name })
+          throw err
         }
       },
 

@@ -5,6 +5,7 @@
  */
 import { FlexnodeError } from '../errors.ts'
 import type { LeaseResourceType, LeaseResources } from '../../../zomes-ts/resource_mesh/types.ts'
+import type { WasmTaskOutcome } from './wasm.ts'
 
 export type { LeaseResourceType, LeaseResources }
 
@@ -21,6 +22,15 @@ export interface Lease {
   resource_type: LeaseResourceType
   resources: LeaseResources
 }
+
+/**
+ * What the resources capability reports as it happens (the node's metrics): a lease refused, by
+ * this node as its provider (`reason`: `LeaseRefusedError.reason`, else the error's name) or asked
+ * by it and granted by no node (the error's name); a WASM task run here under a lease, by outcome.
+ */
+export type ResourcesEvent =
+  | { kind: 'allocation_refused', side: 'provider' | 'requester', reason: string }
+  | { kind: 'task', outcome: WasmTaskOutcome }
 
 /** The provider refused a lease: it would take its committed total over its capacity, or it offers none. */
 export class LeaseRefusedError extends FlexnodeError {

@@ -180,6 +180,28 @@ export class WasmModuleNotFoundError extends FlexnodeError {
   }
 }
 
+/** How a task ended, as the node's metrics count it: a few values, whatever the error's message. */
+export type WasmTaskOutcome = 'ok' | 'exit_nonzero' | 'trap' | 'memory_limit' | 'cpu_limit' | 'timeout' | 'output_limit' | 'invalid_module' | 'module_not_found' | 'invalid_input' | 'aborted' | 'error'
+
+const OUTCOME_OF_ERROR: Record<string, WasmTaskOutcome> = {
+  WasmTrapError: 'trap',
+  WasmMemoryLimitError: 'memory_limit',
+  WasmCpuLimitError: 'cpu_limit',
+  WasmWallTimeoutError: 'timeout',
+  WasmOutputLimitError: 'output_limit',
+  InvalidWasmModuleError: 'invalid_module',
+  WasmImportError: 'invalid_module',
+  WasmModuleNotFoundError: 'module_not_found',
+  InvalidInputError: 'invalid_input',
+  AbortError: 'aborted'
+}
+
+/** The outcome of a run: its result (exit code 0 or not), else the error it failed with. */
+export function wasmOutcome (ended: { result: WasmResult } | { error: unknown }): WasmTaskOutcome {
+  if ('result' in ended) return ended.result.exit_code === 0 ? 'ok' : 'exit_nonzero'
+  return (ended.error instanceof Error ? OUTCOME_OF_ERROR[ended.error.name] : undefined) ?? 'error'
+}
+
 // -----------------------------------------------------------------------------------------------
 // the content hash
 

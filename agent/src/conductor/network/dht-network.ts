@@ -35,7 +35,7 @@ import { PerPeerRateLimit } from './rate-limit.ts'
 import type { Keystore } from '../../identity/keystore.ts'
 import { meshPresence, type Presence } from './presence.ts'
 import { RemoteError } from '../../mesh/types.ts'
-import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, SyncStats } from './types.ts'
+import type { CascadeEvent, CascadeOptions, DhtHost, DhtMesh, DhtNetwork, OpStats, SyncStats } from './types.ts'
 
 export type { SyncStats } from './types.ts'
 
@@ -152,6 +152,8 @@ class MeshDhtNetwork implements DhtNetwork {
   droppedGossip = 0
   /** totals since start, for benchmarks and status */
   readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
+  /** records published and rejected since start */
+  readonly ops: OpStats = { published: 0, rejected: 0 }
   readonly presence: Presence
 
   constructor (init: DhtNetworkInit, components: DhtNetworkComponents) {
@@ -235,7 +237,9 @@ class MeshDhtNetwork implements DhtNetwork {
     }
     for (let i = 0; i < records.length; i += SYNC.maxGossipRecords) {
       try {
-        await this.c.mesh.publish(opsTopic(dna), encode({ records: records.slice(i, i + SYNC.maxGossipRecords) }))
+        const chunk = records.slice(i, i + SYNC.maxGossipRecords)
+        await this.c.mesh.publish(opsTopic(dna), encode({ records: chunk }))
+        this.ops.published += chunk.length
       } catch (err) {
         this.log.debug({ err: errorMessage(err) }, 'publish failed; sync will carry the records')
       }
@@ -258,16 +262,21 @@ class MeshDhtNetwork implements DhtNetwork {
       }
       for (const peer of to) perPeer.set(peer, [...(perPeer.get(peer) ?? []), r])
     }
+    /** records that reached at least one authority */
+    const delivered = new Set<NetRecord>()
     await Promise.allSettled([...perPeer].map(async ([peer, list]) => {
       for (let i = 0; i < list.length; i += SYNC.maxGossipRecords) {
         try {
-          await this.c.mesh.request(peer, PROTOCOL_SYNC, encode({ op: 'publish', dna, records: list.slice(i, i + SYNC.maxGossipRecords) }), { timeoutMs: 5000 })
+          const chunk = list.slice(i, i + SYNC.maxGossipRecords)
+          await this.c.mesh.request(peer, PROTOCOL_SYNC, encode({ op: 'publish', dna, records: chunk }), { timeoutMs: 5000 })
+          for (const r of chunk) delivered.add(r)
         } catch (err) {
           this.log.debug({ peer, err: errorMessage(err) }, 'publish to an authority failed; republish and sync will carry the records')
           return
         }
       }
     }))
+    this.ops.published += delivered.size
   }
 
   /** A token bucket per sender, so one flooding peer cannot monopolize validation. */
@@ -300,6 +309,7 @@ class MeshDhtNetwork implements DhtNetwork {
       this.log.debug({ err: errorMessage(err) }, 'records refused')
       return null
     }
+    this.ops.rejected += out.rejected.length
     for (const w of out.warrants) {
       this.blockAgents([w.warrantee])
       void this.c.mesh.publish(warrantTopic(dna), encode({ warrant: w })).catch(() => {})

@@ -39,6 +39,14 @@ export type DhtMesh = Pick<MeshNode, 'peerId' | 'request' | 'handle' | 'unhandle
 
 export interface SyncStats { requests: number, bytesSent: number, bytesReceived: number, records: number }
 
+/** DHT records (ops) since start, beyond what sync fetched (`SyncStats.records`). */
+export interface OpStats {
+  /** records of local commits sent out: on gossip, or reaching at least one authority (republishes included) */
+  published: number
+  /** records received (gossip, publish, sync) that failed validation */
+  rejected: number
+}
+
 export interface CascadeOptions {
   signal?: AbortSignal
   /** ms to wait for each authority. @default 2000 */
@@ -84,6 +92,8 @@ export interface DhtNetwork {
   readonly totals: SyncStats
   /** gossip messages dropped by the per-peer rate limit */
   readonly droppedGossip: number
+  /** records published and rejected since start */
+  readonly ops: Readonly<OpStats>
   /** every node's signed, expiring liveness and load (ours included), gossiped, never on a chain */
   readonly presence: Presence
 }

@@ -204,6 +204,9 @@ describe('retention per network', () => {
     const reportP = await p.t.conductor.retention.prune()
     expect(reportA.deleted).toBeGreaterThan(0)
     expect(reportP).toEqual({ deleted: 0, excluded: 0 })
+    // what the node's metrics follow (flexnode_dht_ops_pruned_total): the records its passes deleted
+    expect(a.t.conductor.retention.pruned).toBe(reportA.deleted)
+    expect(p.t.conductor.retention.pruned).toBe(0)
 
     // old history gone: b's superseded heartbeats, its genesis actions
     const aHeld = held(a)

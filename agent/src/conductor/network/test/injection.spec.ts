@@ -22,6 +22,7 @@ class RecordingNetwork implements DhtNetwork {
   hold: Promise<void> | undefined
   readonly totals: SyncStats = { requests: 0, bytesSent: 0, bytesReceived: 0, records: 0 }
   readonly droppedGossip = 0
+  readonly ops = { published: 0, rejected: 0 }
   readonly lookups: Uint8Array[][] = []
   /** answers every lookup with one made-up live record per agent, so the answer's path shows */
   readonly presence: Presence = {
