@@ -2,6 +2,9 @@
  * `npm run bench`: runs every `bench/*.bench.ts` module (each exports `async function run(report)`)
  * in name order, then prints one table with ops/s, latency percentiles and ratios against the
  * baselines measured in this same run, and writes `bench/results/latest.json`.
+ * `npm run bench -- metrics inference` runs only the modules whose names start with those words
+ * (the baselines' module always runs: the ratios need it); such a partial run writes
+ * `bench/results/partial.json` instead.
  *
  * Figures only: nothing here asserts on times. The exit code is non-zero only if a case threw.
  */
@@ -22,6 +25,15 @@ function errorText (err: unknown): string {
 }
 
 async function main (): Promise<void> {
+  const all = (await readdir(HERE)).filter(f => f.endsWith('.bench.ts')).sort()
+  const only = process.argv.slice(2)
+  const unknown = only.filter(o => !all.some(f => f.startsWith(o)))
+  if (unknown.length > 0) {
+    console.error(`no benchmark named ${unknown.join(', ')}; there are ${all.map(f => f.slice(0, -'.bench.ts'.length)).join(', ')}`)
+    process.exitCode = 2
+    return
+  }
+  const files = only.length === 0 ? all : all.filter(f => f === 'baseline.bench.ts' || only.some(o => f.startsWith(o)))
   const cpus = os.cpus()
   const env = {
     node: process.version,
@@ -50,7 +62,6 @@ async function main (): Promise<void> {
     }
   }
 
-  const files = (await readdir(HERE)).filter(f => f.endsWith('.bench.ts')).sort()
   const started = process.hrtime.bigint()
   for (const file of files) {
     console.log(`${file}`)
@@ -79,9 +90,10 @@ async function main (): Promise<void> {
   for (const n of notes) console.log(n)
   console.log(`total ${totalSeconds.toFixed(1)} s`)
 
-  await mkdir(dirname(RESULTS), { recursive: true })
-  await writeFile(RESULTS, JSON.stringify({ env, totalSeconds, baselines: { [SQLITE_TX1]: sqlite, [ED25519]: ed }, results: rows, notes, failures }, null, 2) + '\n')
-  console.log(`results written to ${RESULTS}`)
+  const out = only.length === 0 ? RESULTS : join(dirname(RESULTS), 'partial.json')
+  await mkdir(dirname(out), { recursive: true })
+  await writeFile(out, JSON.stringify({ env, only, totalSeconds, baselines: { [SQLITE_TX1]: sqlite, [ED25519]: ed }, results: rows, notes, failures }, null, 2) + '\n')
+  console.log(`results written to ${out}`)
 
   if (failures.length > 0) {
     console.log('')

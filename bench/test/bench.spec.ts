@@ -7,6 +7,15 @@ import { spawn } from 'node:child_process'
 import { REPO_ROOT } from '../../fixtures/index.ts'
 
 describe('npm run bench', () => {
+  it('refuses a benchmark name that names no module, listing those there are', async () => {
+    const proc = spawn('npm', ['run', '--silent', 'bench', '--', 'metrics', 'no-such-bench'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let err = ''
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => { err += d })
+    const code = await new Promise<number | null>(resolve => proc.on('exit', resolve))
+    expect(code).toBe(2)
+    expect(err).toMatch(/no benchmark named no-such-bench; there are [^\n]*\bmetrics\b/)
+  })
+
   it('runs end to end and prints ratios against the same-run baselines', async () => {
     const proc = spawn('npm', ['run', 'bench'], { cwd: REPO_ROOT, env: { ...process.env, FLEXNODE_BENCH_SCALE: '0.02' }, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
