@@ -1,8 +1,9 @@
 /**
  * What `/metrics` scraping costs under inference load: tokens/s of a generation loop through one
- * node's HTTP API (`POST /v1/completions`, one request after another, greedy, fixed seed) without
- * any scrape, and with a Prometheus-style scrape of `GET /metrics` every second, measured in
- * alternating rounds so drift hits both alike; printed as a ratio (1.000x: scraping costs nothing).
+ * node's HTTP API (`POST /v1/completions`, one request after another, greedy, fixed seed, the
+ * prompt cache off so every request runs the model) without any scrape, and with a
+ * Prometheus-style scrape of `GET /metrics` every second, measured in alternating rounds so drift
+ * hits both alike; printed as a ratio (1.000x: scraping costs nothing).
  *
  * The model is the `bench` preset (`tiny` when `FLEXNODE_BENCH_SCALE` < 0.1), generated once into
  * `<tmpdir>/flexnode-bench-models/`. Figures only: nothing is asserted.
@@ -32,7 +33,7 @@ export async function run (report: Report): Promise<void> {
   await using agent = await createTestAgent({ modelsDirs: [MODELS_CACHE], preloadModels: true, sequences: 1, threads: 1, heartbeatIntervalSeconds: 10 })
   const base = `http://127.0.0.1:${agent.node.info.http_port}`
   const generate = async (): Promise<number> => {
-    const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0, seed: 42 }) })
+    const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0, seed: 42, cache: 'off' }) })
     if (!res.ok) throw new Error(`completion failed: HTTP ${res.status} ${await res.text()}`)
     return (await res.json() as { usage: { completion_tokens: number } }).usage.completion_tokens
   }
