@@ -30,7 +30,7 @@
  * memory commands (see `memory.ts`).
  */
 import { resolve } from 'node:path'
-import { Command, CommanderError } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import {
   inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseInferArgs, parseInspectArgs,
   parseArtifactsArgs, parseGetArgs, parseMemoryArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, parseReleaseArgs, parseRenewArgs, parseTaskArgs, UsageError,
@@ -38,6 +38,7 @@ import {
 } from '../config.ts'
 import { addStartOptions, startConfigOf } from '../config/start-command.ts'
 import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
+import { tokenNameProblem } from '../http/tokens.ts'
 import { configShowCommand } from './config.ts'
 
 async function inspect (command: InspectCommand, args: string[]): Promise<number> {
@@ -235,6 +236,13 @@ async function delegated (command: string, args: string[], env: NodeJS.ProcessEn
 
 interface Outcome { code: number }
 
+/** `keys token --name`'s value, or a usage error (exit 2). */
+function tokenName (name: string): string {
+  const problem = tokenNameProblem(name)
+  if (problem !== undefined) throw new InvalidArgumentError(problem.replace(/^--name must be/, 'must be'))
+  return name
+}
+
 /** `env` with the program's own --node and --api-token (given before the command) over FLEXNODE_NODE and FLEXNODE_API_TOKEN. */
 function connectionEnv (prog: Command, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { node, apiToken } = prog.opts<{ node?: string, apiToken?: string }>()
@@ -295,8 +303,8 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
     })
   exitOverride(keys.command('token')
     .description('issue a bearer token for the HTTP API (printed once), list the issued ones, or revoke one')
-    .option('--name <name>', 'a name for the new token')
-    .option('--list', 'list the issued tokens (id, name, created)')
+    .addOption(new Option('--name <name>', 'a name for the new token').argParser(tokenName).conflicts(['list', 'revoke']))
+    .addOption(new Option('--list', 'list the issued tokens (id, name, created)').conflicts('revoke'))
     .option('--revoke <id|name>', 'revoke a token')
     .option('--data-dir <dir>', 'the node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
     .option('--json', 'print JSON')
@@ -314,17 +322,17 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
   return prog
 }
 
-/** The usage line printed after a usage error of `command`. */
+/** The help printed after a usage error: the module's own for a delegated command, else the innermost command's that argv names. */
 function usageAfterError (prog: Command, argv: string[]): string {
   const name = argv.find(a => !a.startsWith('-'))
   const usage = name === undefined ? undefined : commandUsage(name)
   if (usage !== undefined) return usage
-  const sub = prog.commands.find(c => c.name() === name)
-  if (name === 'config') {
-    const show = sub?.commands.find(c => c.name() === 'show')
-    if (show !== undefined) return show.helpInformation()
+  let cmd = prog
+  for (const arg of argv) {
+    const sub = arg.startsWith('-') ? undefined : cmd.commands.find(c => c.name() === arg)
+    if (sub !== undefined) cmd = sub
   }
-  return (sub ?? prog).helpInformation()
+  return cmd.helpInformation()
 }
 
 export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
