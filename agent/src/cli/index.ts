@@ -189,8 +189,7 @@ const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
   ['pin', 'add a file to the mesh\'s artifact store (IPFS) and record it; prints its CID'],
   ['get', 'fetch an artifact by CID from this node or the mesh, verified'],
   ['artifacts', 'the mesh\'s artifact records, an artifact\'s providers, pin or unpin one here'],
-  ['audit', 'the node\'s tamper-evident audit log, and its verification (audit [verify])'],
-  ['mcp', 'an MCP server on stdio offering the running node\'s tools to an AI agent (forwards to the node\'s /mcp)']
+  ['audit', 'the node\'s tamper-evident audit log, and its verification (audit [verify])']
 ]
 
 /** The help of a command whose module checks its arguments, as that module words it. */
@@ -203,23 +202,6 @@ function commandUsage (command: string): string | undefined {
 /** Runs a command whose module parses its own arguments; `env` carries the program's --node and --api-token. */
 async function delegated (command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   switch (command) {
-    case 'mcp': {
-      const { MCP_USAGE, mcpCommand, parseMcpArgs } = await import('./mcp.ts')
-      const given = args.includes('--node') || args.some(a => a.startsWith('--node='))
-      let opts: ReturnType<typeof parseMcpArgs>
-      try {
-        opts = parseMcpArgs(given || env.FLEXNODE_NODE === undefined || env.FLEXNODE_NODE === '' ? args : ['--node', env.FLEXNODE_NODE, ...args], env)
-      } catch (err) {
-        if (!(err instanceof UsageError)) throw err
-        process.stderr.write(`flexnode: ${err.message}\n\n${MCP_USAGE}`)
-        return 2
-      }
-      if (opts === 'help') {
-        process.stdout.write(MCP_USAGE)
-        return 0
-      }
-      return await mcpCommand(opts)
-    }
     case 'backup':
     case 'restore':
       return await (await import('./backup.ts')).backupCli(command, args)
@@ -290,8 +272,26 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
       .action(async (args: string[]) => { outcome.code = await delegated(name, args, connectionEnv(prog, env)) })
   }
 
+  const dataDirOf = (cmd: Command): string => {
+    const dir = (cmd.getOptionValue('dataDir') as string | undefined) ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
+    if (dir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
+    return resolve(dir)
+  }
+  exitOverride(prog.command('mcp')
+    .description('an MCP server on stdio offering the running node\'s tools to an AI agent (forwards to the node\'s /mcp)')
+    .option('--data-dir <dir>', 'the running node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
+    .option('--node <url>', 'the node\'s HTTP API instead, e.g. http://10.0.0.5:8080 [env: FLEXNODE_NODE]')
+    .option('--api-token <token>', 'bearer token for the node\'s API [env: FLEXNODE_API_TOKEN] (default: the data dir\'s local token, for a node on loopback)')
+    .allowExcessArguments(false))
+    .action(async (o: { node?: string, apiToken?: string }, cmd: Command) => {
+      const conn = connectionEnv(prog, env)
+      const node = o.node ?? (conn.FLEXNODE_NODE === '' ? undefined : conn.FLEXNODE_NODE)
+      const token = o.apiToken ?? (conn.FLEXNODE_API_TOKEN === '' ? undefined : conn.FLEXNODE_API_TOKEN)
+      const { mcpCommand } = await import('./mcp.ts')
+      outcome.code = await mcpCommand({ dataDir: dataDirOf(cmd), ...(node === undefined ? {} : { node }), ...(token === undefined ? {} : { token }) })
+    })
+
   const keys = exitOverride(prog.command('keys').description('this node\'s keys (keys show) and the HTTP API\'s bearer tokens (keys token)'))
-  const dataDirOf = (cmd: Command): string => resolve((cmd.getOptionValue('dataDir') as string | undefined) ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR)
   exitOverride(keys.command('show')
     .description('the agent key, peer id, keystore path and whether it is encrypted')
     .option('--data-dir <dir>', 'the node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
