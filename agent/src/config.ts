@@ -16,8 +16,6 @@ import { parseArgs } from 'node:util'
 import { DEFAULT_DATA_DIR } from './constants.ts'
 import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
 import { UsageError } from './config/errors.ts'
-import { LEASE_LIMITS, LEASE_RESOURCE_TYPES, type LeaseResourceType } from '../../zomes-ts/resource_mesh/types.ts'
-import { LOCALITY_PREFERENCES, type LocalityPreference } from '../../scheduler/src/placement.ts'
 import { DISTANCES, InvalidVectorError, type CollectionConfig, type Distance, type Filter, type SearchQuery, type WriteConsistency } from './memory/types.ts'
 import {
   COLLECTION_NAME, MAX_DIMENSIONS, MAX_EF, MAX_K, MAX_REPLICATION_FACTOR, MAX_SHARD_COUNT, MAX_BATCH, MIN_DEFAULT_EF, validateFilter, validateVector
@@ -88,7 +86,7 @@ export function parseInspectArgs (args: string[], env: NodeJS.ProcessEnv = proce
 // and the memory commands
 
 /** The commands that are clients of the running node's HTTP API. */
-export const NODE_API_COMMANDS = ['models', 'infer', 'moe', 'allocate', 'release', 'renew', 'available', 'allocations', 'task', 'memory', 'pin', 'get', 'artifacts'] as const
+export const NODE_API_COMMANDS = ['models', 'infer', 'moe', 'memory', 'pin', 'get', 'artifacts'] as const
 export type NodeApiCommand = typeof NODE_API_COMMANDS[number]
 
 /** Options every command talking to the running node's HTTP API has. */
@@ -164,13 +162,6 @@ const COMMON_NODE_API_OPTIONS = `  --data-dir <dir>              data directory 
                                 default: the data dir's local token)
   --json                        print JSON instead of text
   -h, --help                    show this help
-`
-
-const REQUIREMENT_USAGE = `  --cpu-cores <n>               CPU cores
-  --memory-gb <n>               memory, GB
-  --gpu                         a GPU
-  --storage-gb <n>              storage, GB
-  --model <name>                a model the node has (inference)
 `
 
 /** `-k` of `memory search` when not given. */
@@ -252,62 +243,6 @@ Options:
   --policy <name>               a named MOE policy instead of the default
   --no-consensus                do not require consensus
 ${COMMON_NODE_API_OPTIONS}`,
-  allocate: `Usage: flexnode allocate --type <type> [options]
-
-Lease resources of the mesh (resources.allocate): the scheduler ranks the nodes that can hold
-the request and asks them in order. Prints the lease: allocation id, node, endpoint, expiry.
-
-Options:
-  --type <type>                 ${LEASE_RESOURCE_TYPES.join(' | ')} (required)
-${REQUIREMENT_USAGE}  --locality <preference>       ${LOCALITY_PREFERENCES.join(' | ')} (default nearest)
-  --duration <s>                lease length, seconds (${LEASE_LIMITS.minLeaseSeconds}..${LEASE_LIMITS.maxLeaseSeconds}; default 3600)
-  --workload-class <class>      a workload class of the compute policy (build, inference, …)
-  --node <id>                   only this node (uhCAk…) may grant it
-  --explain                     print every candidate node and why it was ranked or left out
-${COMMON_NODE_API_OPTIONS}`,
-  release: `Usage: flexnode release <allocation_id> [options]
-
-End a lease this node holds (or granted) before its expiry (resources.release).
-
-Options:
-${COMMON_NODE_API_OPTIONS}`,
-  renew: `Usage: flexnode renew <allocation_id> --duration <s> [options]
-
-Extend a lease this node holds (resources.renew); it continues under a new allocation id.
-
-Options:
-  --duration <s>                the new length from now, seconds (required)
-${COMMON_NODE_API_OPTIONS}`,
-  available: `Usage: flexnode available [options]
-
-What the mesh's nodes offer for leases, have leased and have free, per node and in total
-(resources.query_available); with requirements, only the nodes that could hold them.
-
-Options:
-  --type <type>                 ${LEASE_RESOURCE_TYPES.join(' | ')}
-${REQUIREMENT_USAGE}${COMMON_NODE_API_OPTIONS}`,
-  allocations: `Usage: flexnode allocations [options]
-
-This node's leases: those it holds (as requester) and those it granted (as provider).
-
-Options:
-${COMMON_NODE_API_OPTIONS}`,
-  task: `Usage: flexnode task run <file.wasm> [options]
-
-Run a WebAssembly task on the mesh (resources.schedule_task): a compute lease is placed, the
-module runs under it, the lease is released. The task's output goes to stdout as it is (with
---json, one JSON document with output_base64, exit_code, usage, node_id, allocation_id) and the
-command exits with the task's exit code (255 for codes outside 0..255). A task that fails (a
-limit, a trap, an invalid module) exits 1 with its error's name on stderr.
-
-Options:
-  --input <file>                the task's input (default empty)
-  --memory-mb <n>               the module's memory limit, MiB (default 64)
-  --cpu-ms <n>                  CPU budget, ms (default 10000)
-  --wall-ms <n>                 wall-clock budget, ms (default 30000)
-  --node <id>                   run it on this node (uhCAk…)
-  --explain                     print every candidate node and why (on stderr; in the JSON with --json)
-${COMMON_NODE_API_OPTIONS}`,
   memory: `Usage: flexnode memory create <name> --dimensions <n> [--distance <d>] [--shards <n>]
                               [--replication <n>] [--embedding-model <id>] [options]
        flexnode memory insert <name> [--file <points.jsonl|points.json> | -] [--consistency <c>] [options]
@@ -375,7 +310,7 @@ const NODE_API_FLAGS = {
  * gives it another meaning (`allocate`, `task run`: the agent key of the node to place on; the
  * URL then comes from `flexnode --node <url> <command>` or FLEXNODE_NODE).
  */
-function nodeApiOptions (v: { 'data-dir'?: string, json?: boolean, node?: string, 'api-token'?: string }, env: NodeJS.ProcessEnv, nodeIsUrl = true): NodeApiOptions {
+export function nodeApiOptions (v: { 'data-dir'?: string, json?: boolean, node?: string, 'api-token'?: string }, env: NodeJS.ProcessEnv, nodeIsUrl = true): NodeApiOptions {
   const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
   if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
   const node = (nodeIsUrl ? v.node : undefined) ?? (env.FLEXNODE_NODE === '' ? undefined : env.FLEXNODE_NODE)
@@ -532,95 +467,6 @@ export function parseMoeArgs (args: string[], env: NodeJS.ProcessEnv = process.e
   return out
 }
 
-// ---------------------------------------------------------------------------------------------
-// the resources commands: allocate, release, renew, available, allocations, task run
-
-/** `resources.allocate`'s requirements as flags give them. */
-export interface RequirementFlags {
-  cpu_cores?: number
-  memory_gb?: number
-  gpu?: boolean
-  storage_gb?: number
-  model_name?: string
-}
-
-/** `flexnode allocate` */
-export interface AllocateOptions extends NodeApiOptions {
-  resourceType: LeaseResourceType
-  requirements: RequirementFlags
-  locality?: LocalityPreference
-  durationSeconds?: number
-  workloadClass?: string
-  node?: string
-  /** print every candidate's explanation */
-  explain: boolean
-}
-
-/** `flexnode release <allocation_id>` */
-export interface ReleaseOptions extends NodeApiOptions { allocationId: string }
-
-/** `flexnode renew <allocation_id> --duration <s>` */
-export interface RenewOptions extends NodeApiOptions { allocationId: string, durationSeconds: number }
-
-/** `flexnode available` */
-export interface AvailableOptions extends NodeApiOptions {
-  resourceType?: LeaseResourceType
-  requirements: RequirementFlags
-}
-
-/** `flexnode task run <file.wasm>` */
-export interface TaskRunOptions extends NodeApiOptions {
-  /** the module's file, resolved */
-  file: string
-  /** the input's file, resolved */
-  input?: string
-  limits: { memory_mb?: number, cpu_ms?: number, wall_ms?: number }
-  node?: string
-  explain: boolean
-}
-
-/** Largest number a count flag takes; the node checks each limit's own maximum. */
-const CLI_MAX_COUNT = 999_999_999
-
-const REQUIREMENT_FLAGS = {
-  'cpu-cores': { type: 'string' },
-  'memory-gb': { type: 'string' },
-  gpu: { type: 'boolean' },
-  'storage-gb': { type: 'string' },
-  model: { type: 'string' }
-} as const
-
-/** A non-negative decimal amount (`2`, `0.5`); the node checks it is not absurd. */
-function amount (value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined
-  if (!/^\d{1,9}(\.\d{1,6})?$/.test(value)) throw new UsageError(`${flag} must be a non-negative number, got ${JSON.stringify(value)}`, flag)
-  return Number(value)
-}
-
-function requirementFlags (v: { 'cpu-cores'?: string, 'memory-gb'?: string, gpu?: boolean, 'storage-gb'?: string, model?: string }): RequirementFlags {
-  const out: RequirementFlags = {}
-  const cpu = amount(v['cpu-cores'], '--cpu-cores')
-  if (cpu !== undefined) out.cpu_cores = cpu
-  const memory = amount(v['memory-gb'], '--memory-gb')
-  if (memory !== undefined) out.memory_gb = memory
-  if (v.gpu === true) out.gpu = true
-  const storage = amount(v['storage-gb'], '--storage-gb')
-  if (storage !== undefined) out.storage_gb = storage
-  const model = nonEmpty(v.model, '--model')
-  if (model !== undefined) out.model_name = model
-  return out
-}
-
-function resourceTypeOf (value: string | undefined): LeaseResourceType | undefined {
-  if (value === undefined) return undefined
-  if (!(LEASE_RESOURCE_TYPES as readonly string[]).includes(value)) throw new UsageError(`--type must be one of ${LEASE_RESOURCE_TYPES.join(', ')}, got ${JSON.stringify(value)}`, '--type')
-  return value as LeaseResourceType
-}
-
-function durationOf (value: string): number {
-  return integer(value, '--duration', LEASE_LIMITS.minLeaseSeconds, LEASE_LIMITS.maxLeaseSeconds)
-}
-
 /** The one argument a command takes (an allocation id, a file). */
 function oneArgument (positionals: string[], what: string): string {
   if (positionals.length === 0) throw new UsageError(`${what} is required`)
@@ -630,91 +476,6 @@ function oneArgument (positionals: string[], what: string): string {
   return arg
 }
 
-export function parseAllocateArgs (args: string[], env: NodeJS.ProcessEnv = process.env): AllocateOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, {
-    ...NODE_API_FLAGS,
-    ...REQUIREMENT_FLAGS,
-    type: { type: 'string' },
-    locality: { type: 'string' },
-    duration: { type: 'string' },
-    'workload-class': { type: 'string' },
-    node: { type: 'string' },
-    explain: { type: 'boolean' }
-  })
-  if (v.help === true) return 'help'
-  if (positionals.length > 0) throw new UsageError(`allocate takes no arguments, got ${JSON.stringify(positionals[0])}`)
-  const resourceType = resourceTypeOf(v.type)
-  if (resourceType === undefined) throw new UsageError(`--type is required: ${LEASE_RESOURCE_TYPES.join(', ')}`, '--type')
-  const out: AllocateOptions = { ...nodeApiOptions(v, env, false), resourceType, requirements: requirementFlags(v), explain: v.explain === true }
-  if (v.locality !== undefined) {
-    if (!(LOCALITY_PREFERENCES as readonly string[]).includes(v.locality)) throw new UsageError(`--locality must be one of ${LOCALITY_PREFERENCES.join(', ')}, got ${JSON.stringify(v.locality)}`, '--locality')
-    out.locality = v.locality as LocalityPreference
-  }
-  if (v.duration !== undefined) out.durationSeconds = durationOf(v.duration)
-  const workloadClass = nonEmpty(v['workload-class'], '--workload-class')
-  if (workloadClass !== undefined) out.workloadClass = workloadClass
-  const node = nonEmpty(v.node, '--node')
-  if (node !== undefined) out.node = node
-  return out
-}
-
-export function parseReleaseArgs (args: string[], env: NodeJS.ProcessEnv = process.env): ReleaseOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, NODE_API_FLAGS)
-  if (v.help === true) return 'help'
-  return { ...nodeApiOptions(v, env), allocationId: oneArgument(positionals, 'an allocation id') }
-}
-
-export function parseRenewArgs (args: string[], env: NodeJS.ProcessEnv = process.env): RenewOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, { ...NODE_API_FLAGS, duration: { type: 'string' } })
-  if (v.help === true) return 'help'
-  const allocationId = oneArgument(positionals, 'an allocation id')
-  if (v.duration === undefined) throw new UsageError('--duration is required: the new lease length in seconds', '--duration')
-  return { ...nodeApiOptions(v, env), allocationId, durationSeconds: durationOf(v.duration) }
-}
-
-export function parseAvailableArgs (args: string[], env: NodeJS.ProcessEnv = process.env): AvailableOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, { ...NODE_API_FLAGS, ...REQUIREMENT_FLAGS, type: { type: 'string' } })
-  if (v.help === true) return 'help'
-  if (positionals.length > 0) throw new UsageError(`available takes no arguments, got ${JSON.stringify(positionals[0])}`)
-  const out: AvailableOptions = { ...nodeApiOptions(v, env), requirements: requirementFlags(v) }
-  const resourceType = resourceTypeOf(v.type)
-  if (resourceType !== undefined) out.resourceType = resourceType
-  return out
-}
-
-export function parseAllocationsArgs (args: string[], env: NodeJS.ProcessEnv = process.env): NodeApiOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, NODE_API_FLAGS)
-  if (v.help === true) return 'help'
-  if (positionals.length > 0) throw new UsageError(`allocations takes no arguments, got ${JSON.stringify(positionals[0])}`)
-  return nodeApiOptions(v, env)
-}
-
-export function parseTaskArgs (args: string[], env: NodeJS.ProcessEnv = process.env): TaskRunOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, {
-    ...NODE_API_FLAGS,
-    input: { type: 'string' },
-    'memory-mb': { type: 'string' },
-    'cpu-ms': { type: 'string' },
-    'wall-ms': { type: 'string' },
-    node: { type: 'string' },
-    explain: { type: 'boolean' }
-  })
-  if (v.help === true) return 'help'
-  const [action, ...rest] = positionals
-  if (action !== 'run') throw new UsageError(action === undefined ? 'task needs an action: task run <file.wasm>' : `unknown task action ${JSON.stringify(action)}: expected run`)
-  const out: TaskRunOptions = { ...nodeApiOptions(v, env, false), file: resolve(oneArgument(rest, 'a WebAssembly file')), limits: {}, explain: v.explain === true }
-  if (v.input !== undefined) {
-    if (v.input.trim() === '') throw new UsageError('--input must name a file', '--input')
-    out.input = resolve(v.input)
-  }
-  for (const [flag, key] of [['memory-mb', 'memory_mb'], ['cpu-ms', 'cpu_ms'], ['wall-ms', 'wall_ms']] as const) {
-    const value = v[flag]
-    if (value !== undefined) out.limits[key] = integer(value, `--${flag}`, 1, CLI_MAX_COUNT)
-  }
-  const node = nonEmpty(v.node, '--node')
-  if (node !== undefined) out.node = node
-  return out
-}
 
 // ---------------------------------------------------------------------------------------------
 // the memory commands: memory create | insert | search | info | list | delete

@@ -26,20 +26,22 @@
  * is stopped and the process exits without READY). `peers` and `status` inspect the node
  * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
  * `moe` use that node's HTTP API (see `inference.ts`), with the same exit codes, and so do the
- * resources commands (see `resources.ts`; `task run` exits with the task's exit code) and the
+ * resources commands (declared from their operations' schemas in `resources-command.ts`, run by
+ * `resources.ts`; `task run` exits with the task's exit code) and the
  * memory commands (see `memory.ts`).
  */
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import {
-  inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseInferArgs, parseInspectArgs,
-  parseArtifactsArgs, parseGetArgs, parseMemoryArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, parseReleaseArgs, parseRenewArgs, parseTaskArgs, UsageError,
+  inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseInferArgs, parseInspectArgs,
+  parseArtifactsArgs, parseGetArgs, parseMemoryArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, UsageError,
   type InspectCommand, type NodeApiCommand, type StartOptions
 } from '../config.ts'
 import { addStartOptions, startConfigOf } from '../config/start-command.ts'
 import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
 import { tokenNameProblem } from '../http/tokens.ts'
 import { configShowCommand } from './config.ts'
+import { addResourceCommands } from './resources-command.ts'
 
 async function inspect (command: InspectCommand, args: string[]): Promise<number> {
   const opts = parseInspectArgs(args)
@@ -70,30 +72,6 @@ async function nodeApi (command: NodeApiCommand, args: string[], env: NodeJS.Pro
     case 'moe': {
       const opts = parseMoeArgs(args, env)
       return opts === 'help' ? help() : await (await import('./inference.ts')).moeCommand(opts)
-    }
-    case 'allocate': {
-      const opts = parseAllocateArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./resources.ts')).allocateCommand(opts)
-    }
-    case 'release': {
-      const opts = parseReleaseArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./resources.ts')).releaseCommand(opts)
-    }
-    case 'renew': {
-      const opts = parseRenewArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./resources.ts')).renewCommand(opts)
-    }
-    case 'available': {
-      const opts = parseAvailableArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./resources.ts')).availableCommand(opts)
-    }
-    case 'allocations': {
-      const opts = parseAllocationsArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./resources.ts')).allocationsCommand(opts)
-    }
-    case 'task': {
-      const opts = parseTaskArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./resources.ts')).taskRunCommand(opts)
     }
     case 'memory': {
       const opts = parseMemoryArgs(args, env)
@@ -179,12 +157,6 @@ const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
   ['models', 'list the running node\'s models, load, unload, publish or pull one (models list|load|unload|publish|pull)'],
   ['infer', 'ask the running node one prompt, on one model or the mesh\'s pick'],
   ['moe', 'ask several models of the mesh at once, answer by weighted consensus'],
-  ['allocate', 'lease resources of the mesh, placed by the scheduler'],
-  ['release', 'end a lease'],
-  ['renew', 'extend a lease'],
-  ['available', 'what the mesh offers, has leased and has free, per node and in total'],
-  ['allocations', 'this node\'s leases, held and granted'],
-  ['task', 'run a WebAssembly task on the mesh; its output goes to stdout (task run <file.wasm>)'],
   ['memory', 'the mesh\'s vector memory (memory create|insert|search|info|list|delete)'],
   ['pin', 'add a file to the mesh\'s artifact store (IPFS) and record it; prints its CID'],
   ['get', 'fetch an artifact by CID from this node or the mesh, verified'],
@@ -272,6 +244,9 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
       .action(async (args: string[]) => { outcome.code = await delegated(name, args, connectionEnv(prog, env)) })
   }
 
+  const ctx = { env: () => connectionEnv(prog, env), done: (code: number) => { outcome.code = code } }
+  addResourceCommands(prog, ctx)
+
   const dataDirOf = (cmd: Command): string => {
     const dir = (cmd.getOptionValue('dataDir') as string | undefined) ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
     if (dir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
@@ -349,7 +324,8 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return err.exitCode === 0 ? 0 : 2
       // commander printed its one-line reason already; an unknown command gets a pointer to the help
-      process.stderr.write(err.code === 'commander.unknownCommand' ? 'see flexnode --help\n' : `\n${usageAfterError(prog, argv)}`)
+      const usage = usageAfterError(prog, argv)
+      process.stderr.write(err.code === 'commander.unknownCommand' && usage === prog.helpInformation() ? 'see flexnode --help\n' : `\n${usage}`)
       return 2
     }
     if (err instanceof UsageError) {
