@@ -16,11 +16,6 @@ import { parseArgs } from 'node:util'
 import { DEFAULT_DATA_DIR } from './constants.ts'
 import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
 import { UsageError } from './config/errors.ts'
-import { DISTANCES, InvalidVectorError, type CollectionConfig, type Distance, type Filter, type SearchQuery, type WriteConsistency } from './memory/types.ts'
-import {
-  COLLECTION_NAME, MAX_DIMENSIONS, MAX_EF, MAX_K, MAX_REPLICATION_FACTOR, MAX_SHARD_COUNT, MAX_BATCH, MIN_DEFAULT_EF, validateFilter, validateVector
-} from './memory/validate.ts'
-import { DEFAULT_REPLICATION_FACTOR, DEFAULT_SHARD_COUNT } from './memory/constants.ts'
 
 export { UsageError } from './config/errors.ts'
 export { checkPostgresUrl, LOG_LEVELS, type LogLevel, type StartOptions } from './config/start.ts'
@@ -82,11 +77,11 @@ export function parseInspectArgs (args: string[], env: NodeJS.ProcessEnv = proce
 }
 
 // ---------------------------------------------------------------------------------------------
-// commands that use the running node's HTTP API: models, infer, moe, the resources commands
-// and the memory commands
+// commands that use the running node's HTTP API: models, infer, moe, pin, get, artifacts (the
+// resources and memory commands are declared in commander: cli/resources-command.ts, cli/memory-command.ts)
 
 /** The commands that are clients of the running node's HTTP API. */
-export const NODE_API_COMMANDS = ['models', 'infer', 'moe', 'memory', 'pin', 'get', 'artifacts'] as const
+export const NODE_API_COMMANDS = ['models', 'infer', 'moe', 'pin', 'get', 'artifacts'] as const
 export type NodeApiCommand = typeof NODE_API_COMMANDS[number]
 
 /** Options every command talking to the running node's HTTP API has. */
@@ -164,12 +159,6 @@ const COMMON_NODE_API_OPTIONS = `  --data-dir <dir>              data directory 
   -h, --help                    show this help
 `
 
-/** `-k` of `memory search` when not given. */
-export const MEMORY_DEFAULT_K = 10
-const WRITE_CONSISTENCIES: readonly WriteConsistency[] = ['one', 'quorum', 'all']
-/** The actions of `flexnode memory`. */
-export const MEMORY_ACTIONS = ['create', 'insert', 'search', 'info', 'list', 'delete'] as const
-export type MemoryAction = typeof MEMORY_ACTIONS[number]
 
 const NODE_API_USAGE: Record<NodeApiCommand, string> = {
   models: `Usage: flexnode models [list] [options]
@@ -243,45 +232,6 @@ Options:
   --policy <name>               a named MOE policy instead of the default
   --no-consensus                do not require consensus
 ${COMMON_NODE_API_OPTIONS}`,
-  memory: `Usage: flexnode memory create <name> --dimensions <n> [--distance <d>] [--shards <n>]
-                              [--replication <n>] [--embedding-model <id>] [options]
-       flexnode memory insert <name> [--file <points.jsonl|points.json> | -] [--consistency <c>] [options]
-       flexnode memory search <name> (--vector <json> | --text <text>) [-k <n>] [--ef <n>]
-                              [--filter <json>] [options]
-       flexnode memory info <name> [options]
-       flexnode memory list [options]
-       flexnode memory delete <name> [options]
-
-The mesh's vector memory: collections of vectors sharded over the nodes, two copies of each
-shard (/v1/memory/collections). create makes a collection; insert writes points (inserted, or
-replaced by id), read as JSON lines {"id", "vector" | "text", "metadata"?} or one JSON array,
-from a file or stdin, sent in batches of ${MAX_BATCH}, and prints the count written; search prints
-the nearest points (id, score, metadata) and says when some shards did not answer; info prints
-the collection, its ring epoch, count and every shard's replicas (node, state, live, count);
-list prints the collections; delete deletes one and its points.
-
-create options:
-  <name>                        1..64 letters, digits, _ or -
-  --dimensions <n>              numbers per vector, 1..${MAX_DIMENSIONS} (required)
-  --distance <d>                ${DISTANCES.join(' | ')} (default cosine)
-  --shards <n>                  shards of the collection, 1..${MAX_SHARD_COUNT} (default ${DEFAULT_SHARD_COUNT})
-  --replication <n>             copies of each shard, 1..${MAX_REPLICATION_FACTOR} (default ${DEFAULT_REPLICATION_FACTOR})
-  --embedding-model <id>        the model that embeds points' and queries' text (default none:
-                                vectors only)
-insert options:
-  --file <file>                 the points, JSON lines or a JSON array; - or no --file: stdin
-                                (also: insert <name> -)
-  --consistency <c>             ${WRITE_CONSISTENCIES.join(' | ')}: the replicas of a shard that acknowledge each
-                                write (default quorum)
-search options:
-  --vector <json>               the query vector, a JSON array of numbers: '[0.1, 0.2, 0.3]'
-  --text <text>                 the query as text, embedded with the collection's model
-  -k <n>                        results wanted, 1..${MAX_K} (default ${MEMORY_DEFAULT_K})
-  --ef <n>                      HNSW search breadth, k..${MAX_EF} (default max(k, ${MIN_DEFAULT_EF}))
-  --filter <json>               metadata every result matches: '{"lang": "en"}', a value or
-                                {"in": [values]} per key
-every action:
-${COMMON_NODE_API_OPTIONS}`
 }
 
 export function nodeApiUsage (command: NodeApiCommand): string {
@@ -474,161 +424,4 @@ function oneArgument (positionals: string[], what: string): string {
   const arg = positionals[0]!
   if (arg.trim() === '') throw new UsageError(`${what} must not be empty`)
   return arg
-}
-
-
-// ---------------------------------------------------------------------------------------------
-// the memory commands: memory create | insert | search | info | list | delete
-
-/** `flexnode memory <action>`: what each action was given, checked. */
-export type MemoryOptions = NodeApiOptions & (
-  | { action: 'create', config: CollectionConfig & { distance: Distance } }
-  /** `file` resolved; undefined: the points come from stdin */
-  | { action: 'insert', collection: string, file?: string, writeConsistency?: WriteConsistency }
-  | { action: 'search', collection: string, query: SearchQuery & { vector?: number[] } }
-  | { action: 'info', collection: string }
-  | { action: 'delete', collection: string }
-  | { action: 'list' }
-)
-
-const MEMORY_FLAGS = {
-  dimensions: { type: 'string' },
-  distance: { type: 'string' },
-  shards: { type: 'string' },
-  replication: { type: 'string' },
-  'embedding-model': { type: 'string' },
-  file: { type: 'string' },
-  consistency: { type: 'string' },
-  vector: { type: 'string' },
-  text: { type: 'string' },
-  k: { type: 'string', short: 'k' },
-  ef: { type: 'string' },
-  filter: { type: 'string' }
-} as const
-
-/** The flags each action takes, besides --data-dir, --json and --help. */
-const MEMORY_ACTION_FLAGS: Record<MemoryAction, ReadonlyArray<keyof typeof MEMORY_FLAGS>> = {
-  create: ['dimensions', 'distance', 'shards', 'replication', 'embedding-model'],
-  insert: ['file', 'consistency'],
-  search: ['vector', 'text', 'k', 'ef', 'filter'],
-  info: [],
-  list: [],
-  delete: []
-}
-
-const flagName = (key: string): string => key === 'k' ? '-k' : `--${key}`
-
-/** The collection a memory action names: one argument, a name the node takes (`COLLECTION_NAME`). */
-function collectionOf (positionals: string[], action: MemoryAction): string {
-  if (positionals.length === 0) throw new UsageError(`memory ${action} needs a collection name`)
-  if (positionals.length > 1) throw new UsageError(`memory ${action} takes one collection name, got ${positionals.length} arguments: ${positionals.map(p => JSON.stringify(p)).join(' ')}`)
-  const name = positionals[0]!
-  if (!COLLECTION_NAME.test(name)) throw new UsageError(`a collection name is 1..64 letters, digits, _ or -, got ${JSON.stringify(name)}`)
-  return name
-}
-
-/** The memory capability's own check of a flag's value (its field named as the flag), its error a usage error. */
-function memoryCheck<T> (flag: string, check: () => T): T {
-  try {
-    return check()
-  } catch (err) {
-    if (err instanceof InvalidVectorError) throw new UsageError(err.message, flag)
-    throw err
-  }
-}
-
-/** A JSON flag's value, parsed; malformed JSON is a usage error naming the flag. */
-function jsonFlag (value: string, flag: string, example: string): unknown {
-  try {
-    return JSON.parse(value)
-  } catch (err) {
-    throw new UsageError(`${flag} must be JSON such as ${example}: ${err instanceof Error ? err.message : String(err)}`, flag)
-  }
-}
-
-/** `--vector '[0.1, 0.2]'`: a non-empty JSON array of finite numbers (as 32-bit floats too). */
-export function parseVectorFlag (value: string): number[] {
-  const v = jsonFlag(value, '--vector', "'[0.1, 0.2, 0.3]'")
-  if (!Array.isArray(v) || v.length === 0) throw new UsageError(`--vector must be a non-empty JSON array of numbers such as '[0.1, 0.2, 0.3]', got ${JSON.stringify(value.slice(0, 80))}`, '--vector')
-  if (v.length > MAX_DIMENSIONS) throw new UsageError(`--vector has ${v.length} numbers; a collection has at most ${MAX_DIMENSIONS} dimensions`, '--vector')
-  memoryCheck('--vector', () => validateVector(v, v.length, '--vector'))
-  return v as number[]
-}
-
-/** `--filter '{"lang":"en","topic":{"in":["a","b"]}}'`: per key, a value or `{"in": [values]}`. */
-export function parseFilterFlag (value: string): Filter {
-  const f = jsonFlag(value, '--filter', `'{"lang": "en"}'`)
-  const filter = memoryCheck('--filter', () => validateFilter(f, '--filter'))
-  if (Object.keys(filter).length === 0) throw new UsageError('--filter must name at least one metadata key', '--filter')
-  return filter
-}
-
-export function parseMemoryArgs (args: string[], env: NodeJS.ProcessEnv = process.env): MemoryOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, { ...NODE_API_FLAGS, ...MEMORY_FLAGS })
-  if (v.help === true) return 'help'
-  const [action, ...rest] = positionals
-  if (action === undefined) throw new UsageError(`memory needs an action: ${MEMORY_ACTIONS.join(', ')}`)
-  if (!(MEMORY_ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown memory action ${JSON.stringify(action)}: expected ${MEMORY_ACTIONS.join(', ')}`)
-  const a = action as MemoryAction
-  const allowed = MEMORY_ACTION_FLAGS[a]
-  for (const key of Object.keys(v)) {
-    if (key in MEMORY_FLAGS && !(allowed as readonly string[]).includes(key)) {
-      const flag = flagName(key)
-      throw new UsageError(`${flag} is not an option of memory ${a} (${allowed.length === 0 ? 'it takes none besides --data-dir and --json' : `its options: ${allowed.map(flagName).join(', ')}`})`, flag)
-    }
-  }
-  const base = nodeApiOptions(v, env)
-  switch (a) {
-    case 'list':
-      if (rest.length > 0) throw new UsageError(`memory list takes no arguments, got ${JSON.stringify(rest[0])}`)
-      return { ...base, action: a }
-    case 'info':
-    case 'delete':
-      return { ...base, action: a, collection: collectionOf(rest, a) }
-    case 'create': {
-      const name = collectionOf(rest, a)
-      if (v.dimensions === undefined) throw new UsageError('--dimensions is required: the numbers per vector', '--dimensions')
-      const distance = v.distance ?? 'cosine'
-      if (!(DISTANCES as readonly string[]).includes(distance)) throw new UsageError(`--distance must be one of ${DISTANCES.join(', ')}, got ${JSON.stringify(distance)}`, '--distance')
-      const config: CollectionConfig & { distance: Distance } = { name, dimensions: integer(v.dimensions, '--dimensions', 1, MAX_DIMENSIONS), distance: distance as Distance }
-      if (v.shards !== undefined) config.shard_count = integer(v.shards, '--shards', 1, MAX_SHARD_COUNT)
-      if (v.replication !== undefined) config.replication_factor = integer(v.replication, '--replication', 1, MAX_REPLICATION_FACTOR)
-      const model = nonEmpty(v['embedding-model'], '--embedding-model')
-      if (model !== undefined) config.embedding_model = model
-      return { ...base, action: a, config }
-    }
-    case 'insert': {
-      // `insert <name> -` reads stdin, as `--file -` does
-      const stdinArg = rest.length === 2 && rest[1] === '-'
-      const collection = collectionOf(stdinArg ? rest.slice(0, 1) : rest, a)
-      if (stdinArg && v.file !== undefined) throw new UsageError('give the points as --file <file> or as -, not both', '--file')
-      const out: MemoryOptions = { ...base, action: a, collection }
-      if (v.file !== undefined && v.file !== '-') {
-        if (v.file.trim() === '') throw new UsageError('--file must name a file (or - for stdin)', '--file')
-        out.file = resolve(v.file)
-      }
-      if (v.consistency !== undefined) {
-        if (!(WRITE_CONSISTENCIES as readonly string[]).includes(v.consistency)) throw new UsageError(`--consistency must be one of ${WRITE_CONSISTENCIES.join(', ')}, got ${JSON.stringify(v.consistency)}`, '--consistency')
-        out.writeConsistency = v.consistency as WriteConsistency
-      }
-      return out
-    }
-    case 'search': {
-      const collection = collectionOf(rest, a)
-      if ((v.vector === undefined) === (v.text === undefined)) throw new UsageError(v.vector === undefined ? 'search needs --vector <json> or --text <text>' : 'give --vector or --text, not both', v.vector === undefined ? '--vector' : '--text')
-      const k = v.k === undefined ? MEMORY_DEFAULT_K : integer(v.k, '-k', 1, MAX_K)
-      const query: SearchQuery & { vector?: number[] } = { k }
-      if (v.vector !== undefined) query.vector = parseVectorFlag(v.vector)
-      if (v.text !== undefined) {
-        if (v.text.trim() === '') throw new UsageError('--text must not be empty', '--text')
-        query.text = v.text
-      }
-      if (v.ef !== undefined) {
-        query.ef = integer(v.ef, '--ef', 1, MAX_EF)
-        if (query.ef < k) throw new UsageError(`--ef must be at least -k (${k}), got ${query.ef}`, '--ef')
-      }
-      if (v.filter !== undefined) query.filter = parseFilterFlag(v.filter)
-      return { ...base, action: a, collection, query }
-    }
-  }
 }

@@ -28,20 +28,21 @@
  * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
  * `moe` use that node's HTTP API (see `inference.ts`), with the same exit codes, and so do the
  * resources commands (declared from their operations' schemas in `resources-command.ts`, run by
- * `resources.ts`; `task run` exits with the task's exit code) and the
- * memory commands (see `memory.ts`).
+ * `resources.ts`; `task run` exits with the task's exit code) and the memory commands (declared
+ * in `memory-command.ts`, run by `memory.ts`).
  */
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import {
   inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseInferArgs, parseInspectArgs,
-  parseArtifactsArgs, parseGetArgs, parseMemoryArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, UsageError,
+  parseArtifactsArgs, parseGetArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, UsageError,
   type InspectCommand, type NodeApiCommand, type StartOptions
 } from '../config.ts'
 import { addStartOptions, startConfigOf } from '../config/start-command.ts'
 import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
 import { tokenNameProblem } from '../http/tokens.ts'
 import { configShowCommand } from './config.ts'
+import { addMemoryCommands } from './memory-command.ts'
 import { addResourceCommands } from './resources-command.ts'
 
 async function inspect (command: InspectCommand, args: string[]): Promise<number> {
@@ -73,10 +74,6 @@ async function nodeApi (command: NodeApiCommand, args: string[], env: NodeJS.Pro
     case 'moe': {
       const opts = parseMoeArgs(args, env)
       return opts === 'help' ? help() : await (await import('./inference.ts')).moeCommand(opts)
-    }
-    case 'memory': {
-      const opts = parseMemoryArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./memory.ts')).memoryCommand(opts)
     }
     case 'pin': {
       const opts = parsePinArgs(args, env)
@@ -158,7 +155,6 @@ const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
   ['models', 'list the running node\'s models, load, unload, publish or pull one (models list|load|unload|publish|pull)'],
   ['infer', 'ask the running node one prompt, on one model or the mesh\'s pick'],
   ['moe', 'ask several models of the mesh at once, answer by weighted consensus'],
-  ['memory', 'the mesh\'s vector memory (memory create|insert|search|info|list|delete)'],
   ['pin', 'add a file to the mesh\'s artifact store (IPFS) and record it; prints its CID'],
   ['get', 'fetch an artifact by CID from this node or the mesh, verified'],
   ['artifacts', 'the mesh\'s artifact records, an artifact\'s providers, pin or unpin one here'],
@@ -247,6 +243,7 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
 
   const ctx = { env: () => connectionEnv(prog, env), done: (code: number) => { outcome.code = code } }
   addResourceCommands(prog, ctx)
+  addMemoryCommands(prog, ctx)
 
   const dataDirOf = (cmd: Command): string => {
     const dir = (cmd.getOptionValue('dataDir') as string | undefined) ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
