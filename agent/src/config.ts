@@ -14,7 +14,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DEFAULT_DATA_DIR } from './constants.ts'
-import { MAX_TEMPERATURE, MOE_TASK_TYPES } from './http/constants.ts'
+import type { MOE_TASK_TYPES } from './http/constants.ts'
 import { UsageError } from './config/errors.ts'
 
 export { UsageError } from './config/errors.ts'
@@ -77,11 +77,12 @@ export function parseInspectArgs (args: string[], env: NodeJS.ProcessEnv = proce
 }
 
 // ---------------------------------------------------------------------------------------------
-// commands that use the running node's HTTP API: models, infer, moe, pin, get, artifacts (the
-// resources and memory commands are declared in commander: cli/resources-command.ts, cli/memory-command.ts)
+// commands that use the running node's HTTP API: pin, get, artifacts (the inference, resources
+// and memory commands are declared in commander: cli/inference-command.ts, resources-command.ts,
+// memory-command.ts)
 
 /** The commands that are clients of the running node's HTTP API. */
-export const NODE_API_COMMANDS = ['models', 'infer', 'moe', 'pin', 'get', 'artifacts'] as const
+export const NODE_API_COMMANDS = ['pin', 'get', 'artifacts'] as const
 export type NodeApiCommand = typeof NODE_API_COMMANDS[number]
 
 /** Options every command talking to the running node's HTTP API has. */
@@ -146,9 +147,6 @@ export interface MoeOptions extends NodeApiOptions {
   requireConsensus: boolean
 }
 
-/** Largest --max-tokens the CLI accepts; the node checks the model's own limit. */
-const CLI_MAX_TOKENS = 1_048_576
-
 const COMMON_NODE_API_OPTIONS = `  --data-dir <dir>              data directory of the running node (default ~/.flexnode, or
                                 FLEXNODE_DATA_DIR)
   --node <http://host:port>     a node's HTTP API, here or on another host (or FLEXNODE_NODE;
@@ -161,21 +159,6 @@ const COMMON_NODE_API_OPTIONS = `  --data-dir <dir>              data directory 
 
 
 const NODE_API_USAGE: Record<NodeApiCommand, string> = {
-  models: `Usage: flexnode models [list] [options]
-       flexnode models load <id> [options]
-       flexnode models unload <id> [options]
-       flexnode models publish <id> [options]
-       flexnode models pull <cid> [--load] [options]
-
-List the running node's models (id, loaded, size, context, tokens/s), or load or unload one.
-A load shows its progress on stderr, then prints "loaded <id>". publish adds a model's file to
-the mesh's artifact store and records it (prints its CID); pull fetches a published model from
-the mesh by its CID (progress on stderr), checks it against its record, places it in the models
-dir and, with --load, loads it.
-
-Options:
-  --load                        (pull) load the model once it is in place
-${COMMON_NODE_API_OPTIONS}`,
   pin: `Usage: flexnode pin <file> [options]
 
 Add a file to the mesh's artifact store (IPFS), pinned on this node, and record it in
@@ -207,30 +190,6 @@ unpin one on this node.
 
 Options:
   --limit <n>                   at most this many records
-${COMMON_NODE_API_OPTIONS}`,
-  infer: `Usage: flexnode infer <prompt> [options]
-
-Ask the running node one prompt. With --model, that model answers (chat completions); without,
-the mesh picks the model and the node (inference.single_query).
-
-Options:
-  --model <id>                  the model to ask
-  --max-tokens <n>              largest answer, in tokens (1..${CLI_MAX_TOKENS})
-  --temperature <t>             sampling temperature 0..${MAX_TEMPERATURE}, 0 = greedy (needs --model)
-  --seed <n>                    sampling seed, a non-negative integer (needs --model)
-  --stream                      print the answer as it is generated (needs --model; with --json,
-                                one JSON chunk per line)
-${COMMON_NODE_API_OPTIONS}`,
-  moe: `Usage: flexnode moe <prompt> --task-type <type> [options]
-
-Ask several (model, node) pairs of the mesh at once and reduce their answers by weighted
-consensus (inference.moe_query). Prints the answer, the consensus and every model's vote.
-
-Options:
-  --task-type <type>            ${MOE_TASK_TYPES.join(' | ')} (required)
-  --max-tokens <n>              largest answer per model, in tokens (1..${CLI_MAX_TOKENS}; default 4096)
-  --policy <name>               a named MOE policy instead of the default
-  --no-consensus                do not require consensus
 ${COMMON_NODE_API_OPTIONS}`,
 }
 
@@ -268,44 +227,6 @@ export function nodeApiOptions (v: { 'data-dir'?: string, json?: boolean, node?:
   const token = v['api-token'] ?? (env.FLEXNODE_API_TOKEN === '' ? undefined : env.FLEXNODE_API_TOKEN)
   if (token !== undefined && (token.trim() === '' || /\s/.test(token))) throw new UsageError('--api-token must be a non-empty token without whitespace', '--api-token')
   return { dataDir: resolve(dataDir), json: v.json === true, ...(node !== undefined ? { node } : {}), ...(token !== undefined ? { token } : {}) }
-}
-
-/** The one prompt argument. */
-function promptOf (positionals: string[]): string {
-  if (positionals.length === 0) throw new UsageError('a prompt is required')
-  if (positionals.length > 1) throw new UsageError(`give the prompt as one argument (quote it); got ${positionals.length} arguments`)
-  const prompt = positionals[0]!
-  if (prompt.trim() === '') throw new UsageError('the prompt must not be empty')
-  return prompt
-}
-
-function maxTokensOf (value: string | undefined): number | undefined {
-  return value === undefined ? undefined : integer(value, '--max-tokens', 1, CLI_MAX_TOKENS)
-}
-
-function nonEmpty (value: string | undefined, flag: string): string | undefined {
-  if (value === undefined) return undefined
-  if (value.trim() === '' || value.length > 256) throw new UsageError(`${flag} must be a non-empty name of at most 256 characters`, flag)
-  return value
-}
-
-export function parseModelsArgs (args: string[], env: NodeJS.ProcessEnv = process.env): ModelsOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, { ...NODE_API_FLAGS, load: { type: 'boolean' } })
-  if (v.help === true) return 'help'
-  const base = nodeApiOptions(v, env)
-  const [action = 'list', id, ...extra] = positionals
-  if (v.load === true && action !== 'pull') throw new UsageError('--load goes with models pull', '--load')
-  if (action === 'list') {
-    if (id !== undefined) throw new UsageError(`models list takes no argument, got ${JSON.stringify(id)}`)
-    return { ...base, action }
-  }
-  if (action !== 'load' && action !== 'unload' && action !== 'publish' && action !== 'pull') throw new UsageError(`unknown models action ${JSON.stringify(action)}: expected list, load, unload, publish or pull`)
-  const what = action === 'pull' ? 'CID' : 'model id'
-  if (id === undefined || id.trim() === '') throw new UsageError(`models ${action} needs a ${what}`)
-  if (extra.length > 0) throw new UsageError(`models ${action} takes one ${what}, got ${extra.length + 1} arguments`)
-  if (action === 'pull') return { ...base, action, cid: id, load: v.load === true }
-  if (action === 'publish') return { ...base, action, id }
-  return { ...base, action, id }
 }
 
 export function parsePinArgs (args: string[], env: NodeJS.ProcessEnv = process.env): PinOptions | 'help' {
@@ -360,61 +281,6 @@ export function parseArtifactsArgs (args: string[], env: NodeJS.ProcessEnv = pro
   if (action !== 'providers' && action !== 'unpin' && action !== 'pin') throw new UsageError(`unknown artifacts action ${JSON.stringify(action)}: expected list, providers, pin or unpin`)
   if (v.limit !== undefined) throw new UsageError('--limit goes with artifacts list', '--limit')
   return { ...base, action, cid: oneArgument(rest, 'a CID') }
-}
-
-export function parseInferArgs (args: string[], env: NodeJS.ProcessEnv = process.env): InferOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, {
-    ...NODE_API_FLAGS,
-    model: { type: 'string' },
-    'max-tokens': { type: 'string' },
-    temperature: { type: 'string' },
-    seed: { type: 'string' },
-    stream: { type: 'boolean' }
-  })
-  if (v.help === true) return 'help'
-  const out: InferOptions = { ...nodeApiOptions(v, env), prompt: promptOf(positionals), stream: v.stream === true }
-  const model = nonEmpty(v.model, '--model')
-  if (model !== undefined) out.model = model
-  const maxTokens = maxTokensOf(v['max-tokens'])
-  if (maxTokens !== undefined) out.maxTokens = maxTokens
-  if (v.temperature !== undefined) {
-    const t = v.temperature
-    if (!/^\d{1,3}(\.\d{1,6})?$/.test(t) || Number(t) > MAX_TEMPERATURE) throw new UsageError(`--temperature must be a number from 0 to ${MAX_TEMPERATURE}, got ${JSON.stringify(t)}`, '--temperature')
-    out.temperature = Number(t)
-  }
-  if (v.seed !== undefined) {
-    if (!/^\d{1,15}$/.test(v.seed)) throw new UsageError(`--seed must be a non-negative integer, got ${JSON.stringify(v.seed)}`, '--seed')
-    out.seed = Number(v.seed)
-  }
-  if (model === undefined) {
-    // inference.single_query takes a prompt and max_tokens only
-    for (const [flag, given] of [['--stream', out.stream], ['--temperature', out.temperature !== undefined], ['--seed', out.seed !== undefined]] as const) {
-      if (given) throw new UsageError(`${flag} needs --model (without it the mesh picks the model)`, flag)
-    }
-  }
-  return out
-}
-
-export function parseMoeArgs (args: string[], env: NodeJS.ProcessEnv = process.env): MoeOptions | 'help' {
-  const { values: v, positionals } = parseCommandLine(args, {
-    ...NODE_API_FLAGS,
-    'task-type': { type: 'string' },
-    'max-tokens': { type: 'string' },
-    policy: { type: 'string' },
-    'no-consensus': { type: 'boolean' }
-  })
-  if (v.help === true) return 'help'
-  const base = nodeApiOptions(v, env)
-  const prompt = promptOf(positionals)
-  const taskType = v['task-type']
-  if (taskType === undefined) throw new UsageError(`--task-type is required: ${MOE_TASK_TYPES.join(', ')}`, '--task-type')
-  if (!(MOE_TASK_TYPES as readonly string[]).includes(taskType)) throw new UsageError(`--task-type must be one of ${MOE_TASK_TYPES.join(', ')}, got ${JSON.stringify(taskType)}`, '--task-type')
-  const out: MoeOptions = { ...base, prompt, taskType: taskType as MoeTaskTypeName, requireConsensus: v['no-consensus'] !== true }
-  const maxTokens = maxTokensOf(v['max-tokens'])
-  if (maxTokens !== undefined) out.maxTokens = maxTokens
-  const policy = nonEmpty(v.policy, '--policy')
-  if (policy !== undefined) out.policy = policy
-  return out
 }
 
 /** The one argument a command takes (an allocation id, a file). */

@@ -26,7 +26,8 @@
  * logs go to stderr. SIGINT/SIGTERM stop the node cleanly, also during start-up (what started
  * is stopped and the process exits without READY). `peers` and `status` inspect the node
  * running on a data dir (see `inspect.ts`); they exit 1 when none runs there. `models`, `infer` and
- * `moe` use that node's HTTP API (see `inference.ts`), with the same exit codes, and so do the
+ * `moe` use that node's HTTP API (declared in `inference-command.ts`, run by `inference.ts`), with
+ * the same exit codes, and so do the
  * resources commands (declared from their operations' schemas in `resources-command.ts`, run by
  * `resources.ts`; `task run` exits with the task's exit code) and the memory commands (declared
  * in `memory-command.ts`, run by `memory.ts`).
@@ -34,14 +35,15 @@
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import {
-  inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseInferArgs, parseInspectArgs,
-  parseArtifactsArgs, parseGetArgs, parseModelsArgs, parseMoeArgs, parsePinArgs, UsageError,
+  inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseInspectArgs,
+  parseArtifactsArgs, parseGetArgs, parsePinArgs, UsageError,
   type InspectCommand, type NodeApiCommand, type StartOptions
 } from '../config.ts'
 import { addStartOptions, startConfigOf } from '../config/start-command.ts'
 import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
 import { tokenNameProblem } from '../http/tokens.ts'
 import { configShowCommand } from './config.ts'
+import { addInferenceCommands } from './inference-command.ts'
 import { addMemoryCommands } from './memory-command.ts'
 import { addResourceCommands } from './resources-command.ts'
 
@@ -60,21 +62,6 @@ async function nodeApi (command: NodeApiCommand, args: string[], env: NodeJS.Pro
   const help = (): number => { process.stdout.write(nodeApiUsage(command)); return 0 }
   // parsed before the import, so a usage error costs nothing; loaded on demand like inspect.ts
   switch (command) {
-    case 'models': {
-      const opts = parseModelsArgs(args, env)
-      if (opts === 'help') return help()
-      return opts.action === 'pull' || opts.action === 'publish'
-        ? await (await import('./artifacts.ts')).modelArtifactCommand(opts)
-        : await (await import('./inference.ts')).modelsCommand(opts)
-    }
-    case 'infer': {
-      const opts = parseInferArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./inference.ts')).inferCommand(opts)
-    }
-    case 'moe': {
-      const opts = parseMoeArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./inference.ts')).moeCommand(opts)
-    }
     case 'pin': {
       const opts = parsePinArgs(args, env)
       return opts === 'help' ? help() : await (await import('./artifacts.ts')).pinCommand(opts)
@@ -152,9 +139,6 @@ const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
   ['restore', 'rebuild a data dir from a backup'],
   ['peers', 'list the nodes the running node knows and its connected peers'],
   ['status', 'show the running node: identity, addresses, apps, peers, DHT op counts'],
-  ['models', 'list the running node\'s models, load, unload, publish or pull one (models list|load|unload|publish|pull)'],
-  ['infer', 'ask the running node one prompt, on one model or the mesh\'s pick'],
-  ['moe', 'ask several models of the mesh at once, answer by weighted consensus'],
   ['pin', 'add a file to the mesh\'s artifact store (IPFS) and record it; prints its CID'],
   ['get', 'fetch an artifact by CID from this node or the mesh, verified'],
   ['artifacts', 'the mesh\'s artifact records, an artifact\'s providers, pin or unpin one here'],
@@ -242,6 +226,7 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
   }
 
   const ctx = { env: () => connectionEnv(prog, env), done: (code: number) => { outcome.code = code } }
+  addInferenceCommands(prog, ctx)
   addResourceCommands(prog, ctx)
   addMemoryCommands(prog, ctx)
 

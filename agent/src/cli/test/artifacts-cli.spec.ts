@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { runFlexnode, spawnFlexnode } from '../../../../fixtures/spawn-node.ts'
-import { parseArtifactsArgs, parseGetArgs, parseModelsArgs, parsePinArgs, UsageError } from '../../config.ts'
+import { parseArtifactsArgs, parseGetArgs, parsePinArgs, UsageError } from '../../config.ts'
 
 const flexnode = runFlexnode
 
@@ -79,15 +79,18 @@ describe('flexnode pin, get, artifacts, models publish/pull', () => {
     expect(parsePinArgs(['f.bin', '--cid-version', '1', '--raw-leaves', '--chunker', 'size-1024', '--min', '2', '--max', '4', '--data-dir', '/d'], {})).toMatchObject({ cidVersion: 1, rawLeaves: true, chunker: 'size-1024', min: 2, max: 4, dataDir: '/d' })
     expect(parseGetArgs(['bafy', '-o', 'x.bin', '--data-dir', '/d'], {})).toMatchObject({ cid: 'bafy', output: expect.stringMatching(/x\.bin$/) as unknown })
     expect(parseArtifactsArgs(['providers', 'Qm1', '--data-dir', '/d'], {})).toMatchObject({ action: 'providers', cid: 'Qm1' })
-    expect(parseModelsArgs(['pull', 'bafy', '--load', '--data-dir', '/d'], {})).toMatchObject({ action: 'pull', cid: 'bafy', load: true })
-    expect(parseModelsArgs(['publish', 'tiny', '--data-dir', '/d'], {})).toMatchObject({ action: 'publish', id: 'tiny' })
     for (const args of [['pin'], ['pin', 'a', 'b'], ['pin', 'f', '--cid-version', '2'], ['pin', 'f', '--chunker', 'rabin'], ['pin', 'f', '--min', '0']]) {
       expect(() => parsePinArgs(args.slice(1), {}), args.join(' ')).toThrow(UsageError)
     }
     expect(() => parseGetArgs([], {})).toThrow(UsageError)
     expect(() => parseArtifactsArgs(['frobnicate'], {})).toThrow(UsageError)
-    expect(() => parseModelsArgs(['load', 'x', '--load'], {})).toThrow(UsageError)
-    expect(() => parseModelsArgs(['pull'], {})).toThrow(UsageError)
+    // models publish and pull are commander's (inference-command.ts): accepted ones look for the node (exit 1), bad ones exit 2
+    const none = ['--data-dir', '/nonexistent/flexnode']
+    const models = await Promise.all([['pull', 'bafy', '--load'], ['publish', 'tiny'], ['load', 'x', '--load'], ['pull']].map(async args => await flexnode(['models', ...args, ...none])))
+    expect(models.map(r => r.code)).toEqual([1, 1, 2, 2])
+    expect(models[0]!.stderr).toContain('NodeNotRunningError')
+    expect(models[2]!.stderr).toMatch(/^flexnode: unknown option '--load'/)
+    expect(models[3]!.stderr).toMatch(/^flexnode: missing required argument 'cid'/)
     const usage = await flexnode(['pin', '--cid-version', '7', 'f'])
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain('Usage: flexnode pin <file>')
