@@ -3,8 +3,7 @@
  * artifact operations in the same style), each described once with its input and output schemas:
  * the MCP server lists and calls them and the HTTP routes parse their bodies with the same
  * schemas, and the CLI's commands check their input with them too (`cli/command-options.ts`'s
- * `checkedInput`; so far the inference, resources and memory commands, `cli/*-command.ts`; the
- * other commands' arguments are still checked by `config.ts`'s parsers).
+ * `checkedInput`: the inference, resources, memory and artifact commands, `cli/*-command.ts`).
  *
  * ```ts
  * const ops = nodeOperations({ resources, memory, artifacts, models, engine, router, ...holochain })

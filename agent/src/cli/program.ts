@@ -30,19 +30,17 @@
  * the same exit codes, and so do the
  * resources commands (declared from their operations' schemas in `resources-command.ts`, run by
  * `resources.ts`; `task run` exits with the task's exit code) and the memory commands (declared
- * in `memory-command.ts`, run by `memory.ts`).
+ * in `memory-command.ts`, run by `memory.ts`) and the artifact commands (`artifacts-command.ts`,
+ * `artifacts.ts`).
  */
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import {
-  inspectUsage, NODE_API_COMMANDS, nodeApiUsage, parseInspectArgs,
-  parseArtifactsArgs, parseGetArgs, parsePinArgs, UsageError,
-  type InspectCommand, type NodeApiCommand, type StartOptions
-} from '../config.ts'
+import { inspectUsage, parseInspectArgs, UsageError, type InspectCommand, type StartOptions } from '../config.ts'
 import { addStartOptions, startConfigOf } from '../config/start-command.ts'
 import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
 import { tokenNameProblem } from '../http/tokens.ts'
 import { configShowCommand } from './config.ts'
+import { addArtifactCommands } from './artifacts-command.ts'
 import { addInferenceCommands } from './inference-command.ts'
 import { addMemoryCommands } from './memory-command.ts'
 import { addResourceCommands } from './resources-command.ts'
@@ -57,27 +55,6 @@ async function inspect (command: InspectCommand, args: string[]): Promise<number
   const { peersCommand, statusCommand } = await import('./inspect.ts')
   return command === 'peers' ? await peersCommand(opts) : await statusCommand(opts)
 }
-
-async function nodeApi (command: NodeApiCommand, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const help = (): number => { process.stdout.write(nodeApiUsage(command)); return 0 }
-  // parsed before the import, so a usage error costs nothing; loaded on demand like inspect.ts
-  switch (command) {
-    case 'pin': {
-      const opts = parsePinArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./artifacts.ts')).pinCommand(opts)
-    }
-    case 'get': {
-      const opts = parseGetArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./artifacts.ts')).getCommand(opts)
-    }
-    case 'artifacts': {
-      const opts = parseArtifactsArgs(args, env)
-      return opts === 'help' ? help() : await (await import('./artifacts.ts')).artifactsCommand(opts)
-    }
-  }
-}
-
-const isNodeApiCommand = (command: string | undefined): command is NodeApiCommand => (NODE_API_COMMANDS as readonly unknown[]).includes(command)
 
 async function start (opts: StartOptions): Promise<number> {
   // Signal handlers go in before anything loads or starts. A signal during start-up aborts it:
@@ -139,21 +116,17 @@ const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
   ['restore', 'rebuild a data dir from a backup'],
   ['peers', 'list the nodes the running node knows and its connected peers'],
   ['status', 'show the running node: identity, addresses, apps, peers, DHT op counts'],
-  ['pin', 'add a file to the mesh\'s artifact store (IPFS) and record it; prints its CID'],
-  ['get', 'fetch an artifact by CID from this node or the mesh, verified'],
-  ['artifacts', 'the mesh\'s artifact records, an artifact\'s providers, pin or unpin one here'],
   ['audit', 'the node\'s tamper-evident audit log, and its verification (audit [verify])']
 ]
 
 /** The help of a command whose module checks its arguments, as that module words it. */
 function commandUsage (command: string): string | undefined {
   if (command === 'peers' || command === 'status') return inspectUsage(command)
-  if (isNodeApiCommand(command)) return nodeApiUsage(command)
   return undefined
 }
 
-/** Runs a command whose module parses its own arguments; `env` carries the program's --node and --api-token. */
-async function delegated (command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** Runs a command whose module parses its own arguments. */
+async function delegated (command: string, args: string[]): Promise<number> {
   switch (command) {
     case 'backup':
     case 'restore':
@@ -164,7 +137,6 @@ async function delegated (command: string, args: string[], env: NodeJS.ProcessEn
     case 'audit':
       return await (await import('./audit.ts')).auditMain(args)
     default:
-      if (isNodeApiCommand(command)) return await nodeApi(command, args, env)
       throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   }
 }
@@ -222,13 +194,14 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
       .allowExcessArguments()
       .passThroughOptions()
       .argument('[args...]')
-      .action(async (args: string[]) => { outcome.code = await delegated(name, args, connectionEnv(prog, env)) })
+      .action(async (args: string[]) => { outcome.code = await delegated(name, args) })
   }
 
   const ctx = { env: () => connectionEnv(prog, env), done: (code: number) => { outcome.code = code } }
   addInferenceCommands(prog, ctx)
   addResourceCommands(prog, ctx)
   addMemoryCommands(prog, ctx)
+  addArtifactCommands(prog, ctx)
 
   const dataDirOf = (cmd: Command): string => {
     const dir = (cmd.getOptionValue('dataDir') as string | undefined) ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
