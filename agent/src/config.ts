@@ -8,11 +8,10 @@
  * - `FLEXNODE_<OPTION>`   any option of `flexnode start` (see `config/start.ts`)
  *
  * ```ts
- * const opts = parseInspectArgs(['--data-dir', '/srv/flexnode', '--json'], process.env)
+ * const opts = nodeApiOptions({ 'data-dir': '/srv/flexnode', json: true }, process.env)
  * ```
  */
 import { resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { DEFAULT_DATA_DIR } from './constants.ts'
 import type { MOE_TASK_TYPES } from './http/constants.ts'
 import { UsageError } from './config/errors.ts'
@@ -20,16 +19,6 @@ import { UsageError } from './config/errors.ts'
 export { UsageError } from './config/errors.ts'
 export { checkPostgresUrl, LOG_LEVELS, type LogLevel, type StartOptions } from './config/start.ts'
 export { parseStartArgs } from './config/start-command.ts'
-type FlagSpec = Record<string, { type: 'string' | 'boolean', multiple?: boolean, short?: string }>
-
-/** node:util parseArgs in strict mode, no positionals, its errors turned into UsageErrors. */
-function parseFlags<const O extends FlagSpec> (args: string[], options: O) {
-  try {
-    return parseArgs({ args, strict: true, allowPositionals: false, options }).values
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err))
-  }
-}
 
 /** Options of the commands that inspect a running node: `flexnode peers`, `flexnode status`. */
 export interface InspectOptions {
@@ -37,38 +26,6 @@ export interface InspectOptions {
   dataDir: string
   /** print one JSON document instead of a table. @default false */
   json: boolean
-}
-
-export type InspectCommand = 'peers' | 'status'
-
-const INSPECT_SUMMARY: Record<InspectCommand, string> = {
-  peers: 'List the nodes the running node knows (agent_registry) and which of them are connected.',
-  status: 'Show the running node: identity, addresses, ports, apps, peers and DHT op counts.'
-}
-
-export function inspectUsage (command: InspectCommand): string {
-  return `Usage: flexnode ${command} [options]
-
-${INSPECT_SUMMARY[command]}
-
-Options:
-  --data-dir <dir>              data directory of the running node (default ~/.flexnode, or
-                                FLEXNODE_DATA_DIR)
-  --json                        print one JSON document instead of a table
-  -h, --help                    show this help
-`
-}
-
-export function parseInspectArgs (args: string[], env: NodeJS.ProcessEnv = process.env): InspectOptions | 'help' {
-  const v = parseFlags(args, {
-    'data-dir': { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' }
-  })
-  if (v.help === true) return 'help'
-  const dataDir = v['data-dir'] ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
-  if (dataDir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
-  return { dataDir: resolve(dataDir), json: v.json === true }
 }
 
 // ---------------------------------------------------------------------------------------------

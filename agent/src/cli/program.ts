@@ -35,7 +35,7 @@
  */
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { inspectUsage, parseInspectArgs, UsageError, type InspectCommand, type StartOptions } from '../config.ts'
+import { UsageError, type StartOptions } from '../config.ts'
 import { addStartOptions, startConfigOf } from '../config/start-command.ts'
 import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
 import { tokenNameProblem } from '../http/tokens.ts'
@@ -44,17 +44,6 @@ import { addArtifactCommands } from './artifacts-command.ts'
 import { addInferenceCommands } from './inference-command.ts'
 import { addMemoryCommands } from './memory-command.ts'
 import { addResourceCommands } from './resources-command.ts'
-
-async function inspect (command: InspectCommand, args: string[]): Promise<number> {
-  const opts = parseInspectArgs(args)
-  if (opts === 'help') {
-    process.stdout.write(inspectUsage(command))
-    return 0
-  }
-  // loaded on demand: `start` never needs the Conductor API client code
-  const { peersCommand, statusCommand } = await import('./inspect.ts')
-  return command === 'peers' ? await peersCommand(opts) : await statusCommand(opts)
-}
 
 async function start (opts: StartOptions): Promise<number> {
   // Signal handlers go in before anything loads or starts. A signal during start-up aborts it:
@@ -114,16 +103,8 @@ async function start (opts: StartOptions): Promise<number> {
 const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
   ['backup', 'back up the node: source chains, keystore (encrypted), artifact pins'],
   ['restore', 'rebuild a data dir from a backup'],
-  ['peers', 'list the nodes the running node knows and its connected peers'],
-  ['status', 'show the running node: identity, addresses, apps, peers, DHT op counts'],
   ['audit', 'the node\'s tamper-evident audit log, and its verification (audit [verify])']
 ]
-
-/** The help of a command whose module checks its arguments, as that module words it. */
-function commandUsage (command: string): string | undefined {
-  if (command === 'peers' || command === 'status') return inspectUsage(command)
-  return undefined
-}
 
 /** Runs a command whose module parses its own arguments. */
 async function delegated (command: string, args: string[]): Promise<number> {
@@ -131,9 +112,6 @@ async function delegated (command: string, args: string[]): Promise<number> {
     case 'backup':
     case 'restore':
       return await (await import('./backup.ts')).backupCli(command, args)
-    case 'peers':
-    case 'status':
-      return await inspect(command, args)
     case 'audit':
       return await (await import('./audit.ts')).auditMain(args)
     default:
@@ -208,6 +186,22 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
     if (dir.trim() === '') throw new UsageError('--data-dir must not be empty', '--data-dir')
     return resolve(dir)
   }
+  for (const [name, description] of [
+    ['peers', 'list the nodes the running node knows (agent_registry) and which of them are connected'],
+    ['status', 'show the running node: identity, addresses, ports, apps, peers and DHT op counts']
+  ] as const) {
+    prog.command(name)
+      .description(description)
+      .option('--data-dir <dir>', 'data directory of the running node [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
+      .option('--json', 'print one JSON document instead of a table')
+      .allowExcessArguments(false)
+      .action(async (o: { json?: boolean }, cmd: Command) => {
+        const opts = { dataDir: dataDirOf(cmd), json: o.json === true }
+        // loaded on demand: `start` never needs the Conductor API client code
+        const { peersCommand, statusCommand } = await import('./inspect.ts')
+        outcome.code = name === 'peers' ? await peersCommand(opts) : await statusCommand(opts)
+      })
+  }
   exitOverride(prog.command('mcp')
     .description('an MCP server on stdio offering the running node\'s tools to an AI agent (forwards to the node\'s /mcp)')
     .option('--data-dir <dir>', 'the running node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
@@ -253,11 +247,8 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
   return prog
 }
 
-/** The help printed after a usage error: the module's own for a delegated command, else the innermost command's that argv names. */
+/** The help printed after a usage error: the innermost command's that argv names. */
 function usageAfterError (prog: Command, argv: string[]): string {
-  const name = argv.find(a => !a.startsWith('-'))
-  const usage = name === undefined ? undefined : commandUsage(name)
-  if (usage !== undefined) return usage
   let cmd = prog
   for (const arg of argv) {
     const sub = arg.startsWith('-') ? undefined : cmd.commands.find(c => c.name() === arg)
