@@ -41,6 +41,7 @@ import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constan
 import { tokenNameProblem } from '../http/tokens.ts'
 import { configShowCommand } from './config.ts'
 import { addArtifactCommands } from './artifacts-command.ts'
+import { addAuditCommands } from './audit-command.ts'
 import { addInferenceCommands } from './inference-command.ts'
 import { addMemoryCommands } from './memory-command.ts'
 import { addResourceCommands } from './resources-command.ts'
@@ -102,8 +103,7 @@ async function start (opts: StartOptions): Promise<number> {
 /** The commands whose arguments their own module checks (`config.ts`'s parsers): the program hands them their arguments as given. */
 const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
   ['backup', 'back up the node: source chains, keystore (encrypted), artifact pins'],
-  ['restore', 'rebuild a data dir from a backup'],
-  ['audit', 'the node\'s tamper-evident audit log, and its verification (audit [verify])']
+  ['restore', 'rebuild a data dir from a backup']
 ]
 
 /** Runs a command whose module parses its own arguments. */
@@ -112,8 +112,6 @@ async function delegated (command: string, args: string[]): Promise<number> {
     case 'backup':
     case 'restore':
       return await (await import('./backup.ts')).backupCli(command, args)
-    case 'audit':
-      return await (await import('./audit.ts')).auditMain(args)
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   }
@@ -202,6 +200,7 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
         outcome.code = name === 'peers' ? await peersCommand(opts) : await statusCommand(opts)
       })
   }
+  addAuditCommands(prog, ctx, dataDirOf)
   exitOverride(prog.command('mcp')
     .description('an MCP server on stdio offering the running node\'s tools to an AI agent (forwards to the node\'s /mcp)')
     .option('--data-dir <dir>', 'the running node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
