@@ -42,6 +42,7 @@ import { tokenNameProblem } from '../http/tokens.ts'
 import { configShowCommand } from './config.ts'
 import { addArtifactCommands } from './artifacts-command.ts'
 import { addAuditCommands } from './audit-command.ts'
+import { addBackupCommands } from './backup-command.ts'
 import { addInferenceCommands } from './inference-command.ts'
 import { addMemoryCommands } from './memory-command.ts'
 import { addResourceCommands } from './resources-command.ts'
@@ -100,23 +101,6 @@ async function start (opts: StartOptions): Promise<number> {
 }
 
 
-/** The commands whose arguments their own module checks (`config.ts`'s parsers): the program hands them their arguments as given. */
-const COMMAND_SUMMARIES: ReadonlyArray<[name: string, summary: string]> = [
-  ['backup', 'back up the node: source chains, keystore (encrypted), artifact pins'],
-  ['restore', 'rebuild a data dir from a backup']
-]
-
-/** Runs a command whose module parses its own arguments. */
-async function delegated (command: string, args: string[]): Promise<number> {
-  switch (command) {
-    case 'backup':
-    case 'restore':
-      return await (await import('./backup.ts')).backupCli(command, args)
-    default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`)
-  }
-}
-
 interface Outcome { code: number }
 
 /** `keys token --name`'s value, or a usage error (exit 2). */
@@ -162,16 +146,6 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
       outcome.code = await configShowCommand(await startConfigOf(cmd, env), { json: cmd.getOptionValue('json') === true })
     })
 
-  for (const [name, summary] of COMMAND_SUMMARIES) {
-    prog.command(name)
-      .description(summary)
-      .helpOption(false)
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .passThroughOptions()
-      .argument('[args...]')
-      .action(async (args: string[]) => { outcome.code = await delegated(name, args) })
-  }
 
   const ctx = { env: () => connectionEnv(prog, env), done: (code: number) => { outcome.code = code } }
   addInferenceCommands(prog, ctx)
@@ -201,6 +175,7 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
       })
   }
   addAuditCommands(prog, ctx, dataDirOf)
+  addBackupCommands(prog, ctx, dataDirOf)
   exitOverride(prog.command('mcp')
     .description('an MCP server on stdio offering the running node\'s tools to an AI agent (forwards to the node\'s /mcp)')
     .option('--data-dir <dir>', 'the running node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
