@@ -48,11 +48,8 @@ function optionMeaning (o: Command['options'][number]): string {
 /** One command's usage line, description, arguments and options, then its subcommands'. */
 function commandSection (cmd: Command, name: string): string[] {
   const subs = cmd.commands.filter(c => c.name() !== 'help')
-  const delegated = cmd.registeredArguments.some(a => a.name() === 'args' && a.variadic) && cmd.options.length === 0
   const out = [`### ${code(`${name} ${cmd.usage()}`.trim())}`, '', cell(cmd.description()), '']
-  if (delegated) {
-    out.push(`Its arguments are still checked by its own parser: ${code(`${name} --help`)} lists them.`, '')
-  } else if (START_OPTION_COMMANDS.has(name)) {
+  if (START_OPTION_COMMANDS.has(name)) {
     out.push('Options: those of `flexnode start`, in the table of its options above' + (cmd.options.some(o => o.long === '--json') ? ', and `--json`.' : '.'), '')
   } else {
     const rows = [
