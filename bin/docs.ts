@@ -1,6 +1,6 @@
 /**
  * `npm run docs`: regenerates the README's generated sections (the option table of
- * `flexnode start`) from the config schema.
+ * `flexnode start` from the config schema, the command reference from the CLI's program).
  *
  * ```
  * npm run docs

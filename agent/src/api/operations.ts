@@ -2,8 +2,8 @@
  * Every operation of a node (the design's MCP tools, CONTRACTS §11.3–§11.5, and the memory and
  * artifact operations in the same style), each described once with its input and output schemas:
  * the MCP server lists and calls them and the HTTP routes parse their bodies with the same
- * schemas. (The CLI's per-command arguments are still checked by `config.ts`'s parsers; building
- * them from these schemas is the next step.)
+ * schemas, and the CLI's commands check their input with them too (`cli/command-options.ts`'s
+ * `checkedInput`: the inference, resources, memory and artifact commands, `cli/*-command.ts`).
  *
  * ```ts
  * const ops = nodeOperations({ resources, memory, artifacts, models, engine, router, ...holochain })

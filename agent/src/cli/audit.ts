@@ -15,97 +15,16 @@
  * when the chain fails, one line per problem naming the record and why.
  */
 import { existsSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
-import { checkPostgresUrl, UsageError } from '../config.ts'
+import { join } from 'node:path'
 import { DB_FILE } from '../conductor/constants.ts'
-import { DEFAULT_DATA_DIR } from '../constants.ts'
 import { InvalidInputError } from '../errors.ts'
 import type { AuditRecord, AuditVerification } from '../audit/types.ts'
 import { NodeApi } from './inference.ts'
 import { NodeNotRunningError, renderTable, shortId } from './runtime.ts'
 
-export const AUDIT_USAGE = `Usage: flexnode audit [--since <time|duration>] [--kind <kind>] [--limit <n>] [--data-dir <dir>] [--json]
-       flexnode audit verify [--db <postgres://…>] [--node <agent key>] [--data-dir <dir>] [--json]
-
-The node's audit log: every zome call that writes, allocation, release, pin, policy decision,
-warrant and inference request, hash-chained and signed by the node.
-
-  --since <time|duration>   records at or after an ISO time (2026-01-31T12:00:00Z) or this long
-                            ago (30s, 15m, 2h, 7d)
-  --kind <kind>             only records of this kind (zome_call, allocation, release, artifact,
-                            pin, unpin, policy, warrant, inference…)
-  --limit <n>               at most n records, oldest first (default 1000)
-  verify                    check every record's hash and signature and the chain's order;
-                            exit 1 naming each record that fails and why
-  --db <postgres://…>       verify the records shipped to this Postgres database instead
-  --node <agent key>        with --db: the node whose records to verify (default this node)
-  --data-dir <dir>          the node's data dir (default ~/.flexnode, or FLEXNODE_DATA_DIR)
-  --json                    print JSON
-`
-
 export type AuditOptions =
   | { action: 'list', dataDir: string, json: boolean, since?: number, kind?: string, limit: number }
   | { action: 'verify', dataDir: string, json: boolean, db?: string, node?: string }
-
-const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
-
-/** `--since`: an ISO time or a duration back from `now`, as µs since the epoch. */
-export function parseSinceFlag (value: string, now = Date.now()): number {
-  const d = /^(\d{1,9})(s|m|h|d|w)$/.exec(value)
-  if (d !== null) return (now - Number(d[1]) * DURATION_UNITS[d[2]!]!) * 1000
-  const ms = Date.parse(value)
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms) || ms < 0 || ms * 1000 > Number.MAX_SAFE_INTEGER) throw new UsageError(`--since must be an ISO time (2026-01-31T12:00:00Z) or a duration (30s, 15m, 2h, 7d), got ${JSON.stringify(value)}`, '--since')
-  return ms * 1000
-}
-
-export function parseAuditArgs (args: string[], env: NodeJS.ProcessEnv = process.env): AuditOptions | 'help' {
-  let parsed: ReturnType<typeof parse>
-  function parse (): { values: Record<string, string | boolean | undefined>, positionals: string[] } {
-    return parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        since: { type: 'string' },
-        kind: { type: 'string' },
-        limit: { type: 'string' },
-        db: { type: 'string' },
-        node: { type: 'string' },
-        'data-dir': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' }
-      }
-    })
-  }
-  try {
-    parsed = parse()
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err))
-  }
-  const v = parsed.values
-  if (v.help === true) return 'help'
-  const [action, ...extra] = parsed.positionals
-  if (extra.length > 0 || (action !== undefined && action !== 'verify')) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0] ?? action)}: the only subcommand is verify`)
-  const dataDir = resolve((v['data-dir'] as string | undefined) ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR)
-  const json = v.json === true
-  if (action === 'verify') {
-    for (const flag of ['since', 'kind', 'limit']) if (v[flag] !== undefined) throw new UsageError(`--${flag} is for listing records, not for verify`, `--${flag}`)
-    const db = v.db as string | undefined
-    if (db !== undefined) checkPostgresUrl(db, '--db')
-    const node = v.node as string | undefined
-    if (node !== undefined && db === undefined) throw new UsageError('--node needs --db (the outbox holds this node\'s records only)', '--node')
-    if (node !== undefined && !/^uhCAk[A-Za-z0-9_-]{48}$/.test(node)) throw new UsageError(`--node must be an agent key (uhCAk…), got ${JSON.stringify(node)}`, '--node')
-    return { action: 'verify', dataDir, json, ...(db !== undefined ? { db } : {}), ...(node !== undefined ? { node } : {}) }
-  }
-  for (const flag of ['db', 'node']) if (v[flag] !== undefined) throw new UsageError(`--${flag} is for audit verify`, `--${flag}`)
-  const limitText = v.limit as string | undefined
-  if (limitText !== undefined && (!/^\d{1,6}$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > 100_000)) throw new UsageError(`--limit must be an integer from 1 to 100000, got ${JSON.stringify(limitText)}`, '--limit')
-  const kind = v.kind as string | undefined
-  if (kind !== undefined && !/^[a-z][a-z0-9_.-]{0,63}$/.test(kind)) throw new UsageError(`--kind must be a kind such as pin or zome_call, got ${JSON.stringify(kind)}`, '--kind')
-  const since = v.since === undefined ? undefined : parseSinceFlag(v.since as string)
-  return { action: 'list', dataDir, json, limit: limitText === undefined ? 1000 : Number(limitText), ...(since !== undefined ? { since } : {}), ...(kind !== undefined ? { kind } : {}) }
-}
 
 // ---------------------------------------------------------------------------------------------
 // where the records come from: the running node, else its database read-only
@@ -265,22 +184,4 @@ export async function auditCommand (o: AuditOptions): Promise<number> {
   const v = verifyChain(await postgresRecords(o.db, node), node, { head })
   out(o.json ? JSON.stringify({ node, source: 'postgres', ...v }, null, 2) + '\n' : renderVerification(v, `in Postgres for ${node}`))
   return v.ok ? 0 : 1
-}
-
-/** `flexnode audit …`: parse, run, exit code (2 for a usage error). */
-export async function auditMain (args: string[]): Promise<number> {
-  let o: AuditOptions | 'help'
-  try {
-    o = parseAuditArgs(args)
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    console.error(`flexnode: ${err.message}\n`)
-    console.error(AUDIT_USAGE)
-    return 2
-  }
-  if (o === 'help') {
-    out(AUDIT_USAGE)
-    return 0
-  }
-  return await auditCommand(o)
 }

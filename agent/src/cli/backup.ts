@@ -16,9 +16,7 @@
  * Exit codes: 0 done, 1 an error (one line naming its type), 2 a usage error.
  */
 import { resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { UsageError } from '../config.ts'
-import { DEFAULT_DATA_DIR } from '../constants.ts'
 import { FlexnodeError, errorMessage } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { redactUrl } from '../audit/types.ts'
@@ -31,37 +29,6 @@ import { BACKUP_PROOF_HEADER, dataDirProof } from '../audit/backup-routes.ts'
 import { NodeApiError, printJson, readHttpPort } from './inference.ts'
 import { counted, Progress } from './progress.ts'
 import { NodeNotRunningError, readRuntimeInfo } from './runtime.ts'
-
-export const BACKUP_USAGE = `Usage: flexnode backup [--to <file.tar> | postgres://…] [options]
-
-Backs up the node on a data dir: its source chains (the conductor database, a consistent
-snapshot), its keystore file as it is (encrypted) and its artifact pins, in one tar archive.
-
-Options:
-  --to <file | postgres://…>    a new file, or a Postgres database (table node_backup)
-                                (default ./flexnode-backup-<time>.tar)
-  --force                       replace an existing file
-  --include-plaintext-keystore  back up a keystore that is not encrypted (its keys in clear)
-  --data-dir <dir>              the node's data dir (default ~/.flexnode, or FLEXNODE_DATA_DIR)
-  --json                        print one JSON document
-  -h, --help                    show this help
-`
-
-export const RESTORE_USAGE = `Usage: flexnode restore --from <file.tar | postgres://…> --data-dir <new dir> [options]
-
-Rebuilds a data dir from a backup: every part's sha256 and every source chain are checked
-before the directory appears. Start a node on it with the same passphrase; do not run the
-original node as well (one agent key on two nodes forks its source chain).
-
-Options:
-  --from <file | postgres://…>  the backup file, or the Postgres database holding it
-  --data-dir <dir>              the data dir to create (must not exist, or be empty)
-  --id <id>                     (Postgres) the backup with this id (default: the newest)
-  --node <agent key>            (Postgres) the newest backup of this node
-  --json                        print one JSON document
-  -h, --help                    show this help
-Environment: FLEXNODE_PASSPHRASE, when set, is checked against the restored keystore.
-`
 
 export interface BackupOptions {
   dataDir: string
@@ -81,64 +48,24 @@ export interface RestoreOptions {
   json: boolean
 }
 
-type FlagSpec = Record<string, { type: 'string' | 'boolean', short?: string }>
-
-function flags<const O extends FlagSpec> (args: string[], options: O) {
-  try {
-    return parseArgs({ args, strict: true, allowPositionals: false, options }).values
-  } catch (err) {
-    throw new UsageError(errorMessage(err))
-  }
-}
-
-const nonEmpty = (value: string | undefined, flag: string): string | undefined => {
-  if (value !== undefined && value.trim() === '') throw new UsageError(`${flag} must not be empty`, flag)
-  return value
-}
-
-export function parseBackupArgs (args: string[], env: NodeJS.ProcessEnv = process.env, now = new Date()): BackupOptions | 'help' {
-  const v = flags(args, {
-    to: { type: 'string' },
-    force: { type: 'boolean' },
-    'include-plaintext-keystore': { type: 'boolean' },
-    'data-dir': { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' }
-  })
-  if (v.help === true) return 'help'
-  const dataDir = nonEmpty(v['data-dir'], '--data-dir') ?? env.FLEXNODE_DATA_DIR ?? DEFAULT_DATA_DIR
-  const to = nonEmpty(v.to, '--to') ?? `flexnode-backup-${now.toISOString().replace(/[:.]/g, '-')}.tar`
+/** `flexnode backup`'s options from its flags (commander's, `backup-command.ts`): the target's default, and what cannot be run. */
+export function backupOptionsOf (v: { dataDir: string, to?: string, force?: boolean, includePlaintextKeystore?: boolean, json?: boolean }, now = new Date()): BackupOptions {
+  const to = v.to ?? `flexnode-backup-${now.toISOString().replace(/[:.]/g, '-')}.tar`
   if (isPostgresUrl(to) && v.force === true) throw new UsageError('--force is for a file; a Postgres backup never replaces another', '--force')
   return {
-    dataDir: resolve(dataDir),
+    dataDir: resolve(v.dataDir),
     to: isPostgresUrl(to) ? to : resolve(to),
     force: v.force === true,
-    includePlaintextKeystore: v['include-plaintext-keystore'] === true,
+    includePlaintextKeystore: v.includePlaintextKeystore === true,
     json: v.json === true
   }
 }
 
-export function parseRestoreArgs (args: string[], env: NodeJS.ProcessEnv = process.env): RestoreOptions | 'help' {
-  const v = flags(args, {
-    from: { type: 'string' },
-    'data-dir': { type: 'string' },
-    id: { type: 'string' },
-    node: { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' }
-  })
-  if (v.help === true) return 'help'
-  const from = nonEmpty(v.from, '--from')
-  if (from === undefined) throw new UsageError('--from <file | postgres://…> is required', '--from')
-  const dataDir = nonEmpty(v['data-dir'], '--data-dir')
-  // never a default: a restore creates this directory
-  if (dataDir === undefined) throw new UsageError('--data-dir <new dir> is required', '--data-dir')
-  const postgres = isPostgresUrl(from)
-  const id = nonEmpty(v.id, '--id')
-  const node = nonEmpty(v.node, '--node')
-  if (!postgres && (id !== undefined || node !== undefined)) throw new UsageError(`${id !== undefined ? '--id' : '--node'} is for a Postgres --from`, id !== undefined ? '--id' : '--node')
-  const passphrase = env.FLEXNODE_PASSPHRASE === undefined || env.FLEXNODE_PASSPHRASE === '' ? undefined : env.FLEXNODE_PASSPHRASE
-  return { from: postgres ? from : resolve(from), dataDir: resolve(dataDir), id, node, passphrase, json: v.json === true }
+/** `flexnode restore`'s options from its flags; `passphrase` is FLEXNODE_PASSPHRASE's, when set. */
+export function restoreOptionsOf (v: { from: string, dataDir: string, id?: string, node?: string, json?: boolean }, passphrase?: string): RestoreOptions {
+  const postgres = isPostgresUrl(v.from)
+  if (!postgres && (v.id !== undefined || v.node !== undefined)) throw new UsageError(`${v.id !== undefined ? '--id' : '--node'} is for a Postgres --from`, v.id !== undefined ? '--id' : '--node')
+  return { from: postgres ? v.from : resolve(v.from), dataDir: resolve(v.dataDir), id: v.id, node: v.node, passphrase: passphrase === '' ? undefined : passphrase, json: v.json === true }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,22 +183,4 @@ export async function restoreCommand (opts: RestoreOptions): Promise<number> {
     `  ${result.pins} artifact pins to re-pin from the mesh at start\n` +
     `start it with: flexnode start --data-dir ${result.dataDir}${m.keystore_encrypted ? ' (with its passphrase)' : ''}\n`)
   return 0
-}
-
-/** `flexnode backup …` / `flexnode restore …`: its own usage on a usage error (exit 2). */
-export async function backupCli (command: 'backup' | 'restore', args: string[]): Promise<number> {
-  const usage = command === 'backup' ? BACKUP_USAGE : RESTORE_USAGE
-  try {
-    const opts = command === 'backup' ? parseBackupArgs(args) : parseRestoreArgs(args)
-    if (opts === 'help') {
-      process.stdout.write(usage)
-      return 0
-    }
-    return 'to' in opts ? await backupCommand(opts) : await restoreCommand(opts)
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    console.error(`flexnode: ${err.message}\n`)
-    console.error(usage)
-    return 2
-  }
 }

@@ -94,6 +94,42 @@ async function readLocalToken (dataDir: string): Promise<string | undefined> {
   }
 }
 
+/** How a CLI command reaches a node: `--node`/`--api-token` as given, or the data dir's node. */
+export interface NodeTarget {
+  /** data dir of the running node (its `node.json`, its local token) */
+  dataDir: string
+  /** the node's HTTP API, `http://host:port`, instead of the data dir's node */
+  node?: string
+  /** bearer token; else the local token, for the data dir's node or a node on loopback */
+  token?: string
+}
+
+/** Where a node's HTTP API is, the bearer token to send it, and what a NodeNotRunningError names. */
+export interface ResolvedNode {
+  /** the API's origin, `http://host:port` */
+  base: string
+  token?: string
+  /** the data dir, or the `--node` URL's origin */
+  where: string
+}
+
+/**
+ * The node at `node` (`http://host:port`), else the node running on `dataDir`. The bearer token
+ * is `token`, else — for the data dir's node or a node on loopback — the local token that node
+ * wrote into `<data-dir>/api-token` (a node bound to loopback needs none); the local token never
+ * leaves the machine. Every CLI client of a node (`NodeApi`, `flexnode mcp`) resolves it here.
+ */
+export async function resolveNode (opts: NodeTarget): Promise<ResolvedNode> {
+  if (opts.token !== undefined && (opts.token === '' || /\s/.test(opts.token))) throw new InvalidInputError('--api-token must be a non-empty token without whitespace', { field: 'token' })
+  const withToken = (base: string, where: string, local: string | undefined): ResolvedNode => {
+    const token = opts.token ?? local
+    return { base, where, ...(token === undefined ? {} : { token }) }
+  }
+  if (opts.node === undefined) return withToken(`http://127.0.0.1:${await readHttpPort(opts.dataDir)}`, opts.dataDir, await readLocalToken(opts.dataDir))
+  const url = parseNodeUrl(opts.node)
+  return withToken(url.origin, url.origin, isLoopbackUrlHost(url.hostname) ? await readLocalToken(opts.dataDir) : undefined)
+}
+
 export class NodeApi {
   readonly dataDir: string
   readonly base: string
@@ -102,7 +138,7 @@ export class NodeApi {
   /** what a NodeNotRunningError names: the data dir, or the `--node` URL */
   readonly #where: string
 
-  private constructor (dataDir: string, base: string, token?: string, where = dataDir) {
+  private constructor (dataDir: string, { base, token, where }: ResolvedNode) {
     this.dataDir = dataDir
     this.base = base
     this.#token = token
@@ -114,21 +150,9 @@ export class NodeApi {
     return await NodeApi.connect({ dataDir })
   }
 
-  /**
-   * The API of the node at `node` (`http://host:port`), else of the node running on `dataDir`.
-   * The bearer token is `token`, else — for the data dir's node or a node on loopback — the local
-   * token that node wrote into `<data-dir>/api-token` (a node bound to loopback needs none).
-   */
-  static async connect (opts: { dataDir: string, node?: string, token?: string }): Promise<NodeApi> {
-    if (opts.token !== undefined && (opts.token === '' || /\s/.test(opts.token))) throw new InvalidInputError('--api-token must be a non-empty token without whitespace', { field: 'token' })
-    if (opts.node === undefined) {
-      const base = `http://127.0.0.1:${await readHttpPort(opts.dataDir)}`
-      return new NodeApi(opts.dataDir, base, opts.token ?? await readLocalToken(opts.dataDir))
-    }
-    const url = parseNodeUrl(opts.node)
-    // the local token never leaves the machine
-    const local = isLoopbackUrlHost(url.hostname) ? await readLocalToken(opts.dataDir) : undefined
-    return new NodeApi(opts.dataDir, url.origin, opts.token ?? local, url.origin)
+  /** The API of the node `opts` names (see `resolveNode`). */
+  static async connect (opts: NodeTarget): Promise<NodeApi> {
+    return new NodeApi(opts.dataDir, await resolveNode(opts))
   }
 
   /** A request; a node that does not answer is NodeNotRunningError, an error status NodeApiError. */

@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
 import { decodeHash } from '../holo/hash.ts'
-import { issueToken, ISSUED_TOKENS_FILE, readIssuedTokens, revokeToken, type IssuedToken } from '../http/tokens.ts'
+import { issueToken, ISSUED_TOKENS_FILE, readIssuedTokens, revokeToken, tokenNameProblem, type IssuedToken } from '../http/tokens.ts'
 import { KEYSTORE_FILE } from '../identity/keystore.ts'
 import { peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import { NodeNotRunningError, readRuntimeInfo, renderTable } from './runtime.ts'
@@ -120,9 +120,6 @@ export async function keysShowCommand (opts: { dataDir: string, json: boolean })
 
 const publicView = (t: IssuedToken): Omit<IssuedToken, 'sha256'> => ({ id: t.id, name: t.name, created_at: t.created_at })
 
-/** A token name: what `--revoke` may name later. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-
 /**
  * `flexnode keys token [--name <n>] | --list | --revoke <id|name>` (`--json` for each): issue a
  * token (printed once, only its digest is kept), list the issued ones, or revoke one.
@@ -141,7 +138,8 @@ export async function keysTokenCommand (opts: { dataDir: string, json: boolean, 
     out(opts.json ? `${JSON.stringify({ revoked }, null, 2)}\n` : revoked.map(t => `revoked ${t.id} (${t.name})\n`).join(''))
     return 0
   }
-  if (opts.name !== undefined && !NAME.test(opts.name)) throw new InvalidInputError(`--name must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(opts.name)}`, { field: 'name' })
+  const problem = opts.name === undefined ? undefined : tokenNameProblem(opts.name)
+  if (problem !== undefined) throw new InvalidInputError(problem, { field: 'name' })
   // only a data dir a node was started on gets tokens: a typo in --data-dir is not a new directory
   await readKeystoreFile(opts.dataDir)
   const { token, entry } = await issueToken(file, { name: opts.name })

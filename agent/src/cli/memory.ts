@@ -15,10 +15,10 @@
  * A node that is not running exits 1 with `no flexnode is running on <dir>`; an error of the
  * node exits 1 with one line naming it (`flexnode: UnknownCollectionError: …`).
  */
-import type { MemoryOptions } from '../config.ts'
+import type { NodeApiOptions } from '../config.ts'
 import { UsageError } from '../config.ts'
 import { InvalidInputError } from '../errors.ts'
-import { InvalidVectorError, type Collection, type CollectionInfo, type PointInput, type SearchResult, type WriteConsistency, type WriteResult } from '../memory/types.ts'
+import { InvalidVectorError, type Collection, type CollectionConfig, type CollectionInfo, type Distance, type PointInput, type SearchQuery, type SearchResult, type WriteConsistency, type WriteResult } from '../memory/types.ts'
 import { MAX_BATCH, validateId, validateMetadata, validateVector } from '../memory/validate.ts'
 import { NodeApi, printJson } from './inference.ts'
 import { readBounded } from './resources.ts'
@@ -26,6 +26,17 @@ import { readRuntimeInfo, renderTable, shortId } from './runtime.ts'
 
 /** The largest points file (or stdin) `insert` reads: larger sets go in several files. */
 export const MAX_POINTS_BYTES = 256 * 1_048_576
+
+/** `flexnode memory <action>`: what each action was given, checked (`memory-command.ts`). */
+export type MemoryOptions = NodeApiOptions & (
+  | { action: 'create', config: CollectionConfig & { distance: Distance } }
+  /** `file` resolved; undefined: the points come from stdin */
+  | { action: 'insert', collection: string, file?: string, writeConsistency?: WriteConsistency }
+  | { action: 'search', collection: string, query: SearchQuery & { vector?: number[] } }
+  | { action: 'info', collection: string }
+  | { action: 'delete', collection: string }
+  | { action: 'list' }
+)
 
 type Options<A extends MemoryOptions['action']> = Extract<MemoryOptions, { action: A }>
 

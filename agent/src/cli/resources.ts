@@ -14,12 +14,16 @@
  * the task's own exit code when it ran.
  */
 import { readFile, stat } from 'node:fs/promises'
-import type { AllocateOptions, AvailableOptions, NodeApiOptions, ReleaseOptions, RenewOptions, RequirementFlags, TaskRunOptions } from '../config.ts'
+import type { z } from 'zod'
+import type { NodeApiOptions } from '../config.ts'
 import { UsageError } from '../config.ts'
 import { errorMessage } from '../errors.ts'
+import type { allocateInput, queryAvailableInput, releaseInput, renewInput } from '../resources/schemas.ts'
+import { scheduleTaskInput } from '../resources/schemas.ts'
 import type { Availability, NodeAllocations } from '../resources/index.ts'
 import type { Lease, LeaseResources } from '../resources/types.ts'
 import type { Placement } from '../../../scheduler/index.ts'
+import { checkedInput } from './command-options.ts'
 import { NodeApi, printJson } from './inference.ts'
 import { renderTable, shortId } from './runtime.ts'
 
@@ -82,9 +86,19 @@ export function renderAllocations (a: NodeAllocations): string {
   return renderTable(['ROLE', 'ALLOCATION', 'PROVIDER/HOLDER', 'RESOURCES', 'EXPIRES', 'LIVE'], rows)
 }
 
-/** The flags' requirements as `resources.allocate` takes them (the query of `available`). */
-function requirementEntries (r: RequirementFlags): Array<[string, string]> {
-  return Object.entries(r).map(([k, v]) => [k, String(v)])
+/** A command's options: the common ones and its operation's input, checked by the operation's schema. */
+type WithInput<S extends z.ZodType> = NodeApiOptions & { input: z.output<S> }
+
+/** `flexnode task run <file.wasm>`: the files are read here, the rest is `resources.schedule_task`'s input. */
+export interface TaskRunOptions extends NodeApiOptions {
+  /** the module's file, resolved */
+  file: string
+  /** the input's file, resolved */
+  input?: string
+  limits: { memory_mb?: number, cpu_ms?: number, wall_ms?: number }
+  /** the node to run it on (uhCAk…) */
+  node?: string
+  explain: boolean
 }
 
 /** A file the user named, at most `max` bytes; what cannot be read is a usage error. */
@@ -99,14 +113,9 @@ export async function readBounded (path: string, flag: string, max: number): Pro
   }
 }
 
-export async function allocateCommand (opts: AllocateOptions): Promise<number> {
+export async function allocateCommand (opts: WithInput<typeof allocateInput>): Promise<number> {
   const api = await NodeApi.connect(opts)
-  const body: Record<string, unknown> = { resource_type: opts.resourceType, requirements: opts.requirements, explain: opts.explain }
-  if (opts.locality !== undefined) body.locality_preference = opts.locality
-  if (opts.durationSeconds !== undefined) body.duration_seconds = opts.durationSeconds
-  if (opts.workloadClass !== undefined) body.workload_class = opts.workloadClass
-  if (opts.node !== undefined) body.node_id = opts.node
-  const lease = await api.json<LeaseAnswer>('POST', '/v1/resources/allocate', body)
+  const lease = await api.json<LeaseAnswer>('POST', '/v1/resources/allocate', opts.input)
   if (opts.json) printJson(lease)
   else {
     const { placement, ...rest } = lease
@@ -116,26 +125,27 @@ export async function allocateCommand (opts: AllocateOptions): Promise<number> {
   return 0
 }
 
-export async function releaseCommand (opts: ReleaseOptions): Promise<number> {
+export async function releaseCommand (opts: WithInput<typeof releaseInput>): Promise<number> {
   const api = await NodeApi.connect(opts)
-  const result = await api.json<{ allocation_id: string, released: boolean }>('POST', '/v1/resources/release', { allocation_id: opts.allocationId })
+  const result = await api.json<{ allocation_id: string, released: boolean }>('POST', '/v1/resources/release', opts.input)
   if (opts.json) printJson(result)
   else writeOut(`released ${result.allocation_id}\n`)
   return 0
 }
 
-export async function renewCommand (opts: RenewOptions): Promise<number> {
+export async function renewCommand (opts: WithInput<typeof renewInput>): Promise<number> {
   const api = await NodeApi.connect(opts)
-  const lease = await api.json<Lease>('POST', '/v1/resources/renew', { allocation_id: opts.allocationId, duration_seconds: opts.durationSeconds })
+  const lease = await api.json<Lease>('POST', '/v1/resources/renew', opts.input)
   if (opts.json) printJson(lease)
   else writeOut(renderLease(lease))
   return 0
 }
 
-export async function availableCommand (opts: AvailableOptions): Promise<number> {
+export async function availableCommand (opts: WithInput<typeof queryAvailableInput>): Promise<number> {
   const api = await NodeApi.connect(opts)
-  const query = new URLSearchParams(requirementEntries(opts.requirements))
-  if (opts.resourceType !== undefined) query.set('resource_type', opts.resourceType)
+  // GET /v1/resources/available takes the requirements as its query
+  const query = new URLSearchParams(Object.entries(opts.input.requirements ?? {}).map(([k, v]): [string, string] => [k, String(v)]))
+  if (opts.input.resource_type !== undefined) query.set('resource_type', opts.input.resource_type)
   const q = query.toString()
   const available = await api.json<Availability>('GET', `/v1/resources/available${q === '' ? '' : `?${q}`}`)
   if (opts.json) printJson(available)
@@ -159,10 +169,15 @@ export function processExitCode (code: number): number {
 export async function taskRunCommand (opts: TaskRunOptions): Promise<number> {
   const wasm = await readBounded(opts.file, 'the module', MAX_MODULE_BYTES)
   const input = opts.input === undefined ? undefined : await readBounded(opts.input, '--input', MAX_INPUT_BYTES)
+  // checked as resources.schedule_task checks it, before the node is contacted
+  const body = checkedInput(scheduleTaskInput, {
+    wasm_base64: Buffer.from(wasm).toString('base64'),
+    limits: opts.limits,
+    explain: opts.explain,
+    ...(input !== undefined ? { input_base64: Buffer.from(input).toString('base64') } : {}),
+    ...(opts.node !== undefined ? { node_id: opts.node } : {})
+  })
   const api = await NodeApi.connect(opts)
-  const body: Record<string, unknown> = { wasm_base64: Buffer.from(wasm).toString('base64'), limits: opts.limits, explain: opts.explain }
-  if (input !== undefined) body.input_base64 = Buffer.from(input).toString('base64')
-  if (opts.node !== undefined) body.node_id = opts.node
   const result = await api.json<TaskAnswer>('POST', '/v1/resources/tasks', body)
   if (opts.json) printJson(result)
   else {

@@ -25,6 +25,13 @@ export const MIN_TOKEN_LENGTH = 16
 /** The longest token accepted (a longer `Authorization` header is refused before hashing). */
 export const MAX_TOKEN_LENGTH = 4096
 
+/** A token name (`flexnode keys token --name`): what `--revoke` may name later. */
+export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+/** Why `name` is no token name, or undefined when it is one. */
+export const tokenNameProblem = (name: string): string | undefined =>
+  TOKEN_NAME.test(name) ? undefined : `--name must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(name)}`
+
 /** The token file or the issued-tokens file cannot be read or is malformed. */
 export class ApiTokenFileError extends FlexnodeError {
   static override readonly name = 'ApiTokenFileError'

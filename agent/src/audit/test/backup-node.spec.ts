@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTestAgent, tempDir, waitUntil, type TempDir, type TestAgent } from '../../../../fixtures/index.ts'
 import { runFlexnode } from '../../../../fixtures/spawn-node.ts'
-import { parseRestoreArgs, restoreCommand } from '../../cli/backup.ts'
+import { restoreCommand, restoreOptionsOf } from '../../cli/backup.ts'
 import { PolicyStoreClient } from '../../../../zomes-ts/policy_store/client.ts'
 import { openBackupFile, restoreBackup } from '../backup.ts'
 import { BACKUP_PROOF_HEADER, dataDirProof } from '../backup-routes.ts'
@@ -80,8 +80,7 @@ describe('backup → restore of a running node', () => {
     await a.node.stop()
     const restoredDir = join(tmp.path, 'restored')
     // the restore command in-process (the backup above ran it as a child process)
-    const opts = parseRestoreArgs(['--from', archive, '--data-dir', restoredDir, '--json'], { FLEXNODE_PASSPHRASE: PASSPHRASE })
-    if (opts === 'help') throw new Error('unexpected help')
+    const opts = restoreOptionsOf({ from: archive, dataDir: restoredDir, json: true }, PASSPHRASE)
     let printed = ''
     const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { printed += String(chunk); return true })
     try {

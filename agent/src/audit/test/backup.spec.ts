@@ -12,7 +12,7 @@ import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTestConductor, NOTES_HAPP, tempDir, type TempDir, type TestConductor } from '../../../../fixtures/index.ts'
 import { InProcessAppClient } from '../../conductor/in-process-client.ts'
-import { backupCommand, parseBackupArgs } from '../../cli/backup.ts'
+import { backupCommand, backupOptionsOf } from '../../cli/backup.ts'
 import { encodeHash } from '../../holo/hash.ts'
 import { silentLogger } from '../../logger.ts'
 import {
@@ -105,8 +105,7 @@ describe('backup', () => {
 describe('backup without a running node', () => {
   it('flexnode backup locks the data dir, copies the database read-only, and says it has no pins', async () => {
     const to = join(tmp.path, 'offline.tar')
-    const opts = parseBackupArgs(['--data-dir', t.dataDir, '--to', to, '--include-plaintext-keystore', '--json'], {})
-    if (opts === 'help') throw new Error('unexpected help')
+    const opts = backupOptionsOf({ dataDir: t.dataDir, to, includePlaintextKeystore: true, json: true })
     let printed = ''
     const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { printed += String(chunk); return true })
     try {

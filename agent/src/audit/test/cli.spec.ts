@@ -7,7 +7,8 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTestConductor, NOTES_HAPP, type TestConductor } from '../../../../fixtures/index.ts'
 import { startPostgres, type TestPostgres } from '../../../../fixtures/postgres.ts'
-import { auditCommand, parseAuditArgs, parseSinceFlag } from '../../cli/audit.ts'
+import { parseSinceFlag } from '../../cli/audit-command.ts'
+import { main } from '../../cli/program.ts'
 import { parseStartArgs } from '../../config.ts'
 import { InProcessAppClient } from '../../conductor/in-process-client.ts'
 import { encodeHash } from '../../holo/hash.ts'
@@ -18,16 +19,17 @@ let server: TestPostgres
 let t: TestConductor
 let url: string
 
-/** Runs the command, returning its exit code and what it printed. */
-async function run (args: string[]): Promise<{ code: number, stdout: string }> {
+/** Runs `flexnode audit <args>` in-process (the commander program), returning its exit code and what it printed. */
+async function run (args: string[], dataDir: string | undefined = t.dataDir): Promise<{ code: number, stdout: string, stderr: string }> {
   let stdout = ''
+  let stderr = ''
   const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += String(chunk); return true })
+  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += String(chunk); return true })
   try {
-    const o = parseAuditArgs([...args, '--data-dir', t.dataDir], {})
-    if (o === 'help') throw new Error('help')
-    return { code: await auditCommand(o), stdout }
+    return { code: await main(['audit', ...args, ...(dataDir === undefined ? [] : ['--data-dir', dataDir])], {}), stdout, stderr }
   } finally {
     spy.mockRestore()
+    errSpy.mockRestore()
   }
 }
 
@@ -83,13 +85,18 @@ describe('flexnode audit', () => {
     expect(edited.stdout).toContain(`record ${encodeHash(t.agent)}:6: hash: was edited`)
   })
 
-  it('parses its arguments and refuses bad ones', () => {
-    expect(parseAuditArgs(['--help'])).toBe('help')
-    expect(parseAuditArgs(['verify', '--db', 'postgres://u:p@h/db', '--data-dir', '/d'], {})).toEqual({ action: 'verify', dataDir: '/d', json: false, db: 'postgres://u:p@h/db' })
+  it('parses its arguments in commander and refuses bad ones with exit 2', async () => {
+    expect((await run(['--help'], undefined)).code).toBe(0)
     expect(parseSinceFlag('2h', 10_000_000)).toBe((10_000_000 - 7_200_000) * 1000)
     expect(parseSinceFlag('2026-01-31T00:00:00Z')).toBe(Date.parse('2026-01-31T00:00:00Z') * 1000)
-    const bad = [['--since', 'yesterday'], ['--since', '9999-01-01T00:00:00Z'], ['--limit', '0'], ['--kind', 'Bad Kind'], ['verify', '--db', 'mysql://x/y'], ['verify', '--since', '1h'], ['--db', 'postgres://h/d'], ['verify', '--node', 'nope', '--db', 'postgres://h/d'], ['other'], ['--bogus']]
-    for (const args of bad) expect(() => parseAuditArgs(args, {}), args.join(' ')).toThrow(expect.objectContaining({ name: 'UsageError' }))
+    const bad = [['--since', 'yesterday'], ['--since', '9999-01-01T00:00:00Z'], ['--limit', '0'], ['--kind', 'Bad Kind'], ['verify', '--db', 'mysql://x/y'], ['verify', '--since', '1h'], ['--db', 'postgres://h/d'], ['verify', '--node', 'nope', '--db', 'postgres://h/d'], ['verify', '--node', `uhCAk${'A'.repeat(48)}`], ['other'], ['--bogus']]
+    for (const args of bad) {
+      const r = await run(args, '/nonexistent/flexnode')
+      expect(r.code, args.join(' ')).toBe(2)
+      // the reason goes first (through console.error for the program's own checks), then the help
+      expect(r.stderr, args.join(' ')).toContain('Usage: flexnode audit')
+      expect(r.stdout, args.join(' ')).toBe('')
+    }
   })
 
   it('flexnode start --audit-db (or FLEXNODE_AUDIT_DB) takes a postgres URL', async () => {

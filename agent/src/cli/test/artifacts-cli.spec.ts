@@ -9,7 +9,6 @@ import { join } from 'node:path'
 import { tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { runFlexnode, spawnFlexnode } from '../../../../fixtures/spawn-node.ts'
-import { parseArtifactsArgs, parseGetArgs, parseModelsArgs, parsePinArgs, UsageError } from '../../config.ts'
 
 const flexnode = runFlexnode
 
@@ -76,20 +75,39 @@ describe('flexnode pin, get, artifacts, models publish/pull', () => {
   }, 120_000)
 
   it('parses its arguments and refuses usage errors', async () => {
-    expect(parsePinArgs(['f.bin', '--cid-version', '1', '--raw-leaves', '--chunker', 'size-1024', '--min', '2', '--max', '4', '--data-dir', '/d'], {})).toMatchObject({ cidVersion: 1, rawLeaves: true, chunker: 'size-1024', min: 2, max: 4, dataDir: '/d' })
-    expect(parseGetArgs(['bafy', '-o', 'x.bin', '--data-dir', '/d'], {})).toMatchObject({ cid: 'bafy', output: expect.stringMatching(/x\.bin$/) as unknown })
-    expect(parseArtifactsArgs(['providers', 'Qm1', '--data-dir', '/d'], {})).toMatchObject({ action: 'providers', cid: 'Qm1' })
-    expect(parseModelsArgs(['pull', 'bafy', '--load', '--data-dir', '/d'], {})).toMatchObject({ action: 'pull', cid: 'bafy', load: true })
-    expect(parseModelsArgs(['publish', 'tiny', '--data-dir', '/d'], {})).toMatchObject({ action: 'publish', id: 'tiny' })
-    for (const args of [['pin'], ['pin', 'a', 'b'], ['pin', 'f', '--cid-version', '2'], ['pin', 'f', '--chunker', 'rabin'], ['pin', 'f', '--min', '0']]) {
-      expect(() => parsePinArgs(args.slice(1), {}), args.join(' ')).toThrow(UsageError)
+    await using dir = await tempDir()
+    const file = join(dir.path, 'f.bin')
+    await writeFile(file, 'x')
+    const none = ['--data-dir', join(dir.path, 'none')]
+    // accepted: the command looks for the node (exit 1); refused: exit 2 naming the mistake
+    const accepted = [
+      ['pin', file, '--cid-version', '1', '--raw-leaves', '--chunker', 'size-1024', '--min', '2', '--max', '4'],
+      ['get', 'bafy', '-o', join(dir.path, 'x.bin')], ['artifacts'], ['artifacts', 'list', '--limit', '5'], ['artifacts', 'providers', 'Qm1'], ['artifacts', 'unpin', 'Qm1']
+    ]
+    const refused: Array<[string[], RegExp]> = [
+      [['pin'], /missing required argument 'file'/], [['pin', 'a', 'b'], /too many arguments/],
+      [['pin', 'f', '--cid-version', '2'], /'--cid-version <0\|1>' argument '2' is invalid/], [['pin', 'f', '--chunker', 'rabin'], /must be size-<bytes>/],
+      [['pin', 'f', '--min', '0'], /'--min <n>' argument '0' is invalid/], [['get'], /missing required argument 'cid'/],
+      [['artifacts', 'frobnicate'], /too many arguments for 'list'/], [['artifacts', 'pin'], /missing required argument 'cid'/]
+    ]
+    const results = await Promise.all([...accepted, ...refused.map(([args]) => args)].map(async args => await flexnode([...args, ...none])))
+    for (const [i, args] of accepted.entries()) {
+      expect(results[i]!.code, `${args.join(' ')}: ${results[i]!.stderr}`).toBe(1)
+      expect(results[i]!.stderr, args.join(' ')).toMatch(/NodeNotRunningError|cannot read/)
     }
-    expect(() => parseGetArgs([], {})).toThrow(UsageError)
-    expect(() => parseArtifactsArgs(['frobnicate'], {})).toThrow(UsageError)
-    expect(() => parseModelsArgs(['load', 'x', '--load'], {})).toThrow(UsageError)
-    expect(() => parseModelsArgs(['pull'], {})).toThrow(UsageError)
+    for (const [i, [args, reason]] of refused.entries()) {
+      const r = results[accepted.length + i]!
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+      expect(r.stderr.split('\n')[0], args.join(' ')).toMatch(reason)
+    }
+    // models publish and pull are commander's (inference-command.ts): accepted ones look for the node (exit 1), bad ones exit 2
+    const models = await Promise.all([['pull', 'bafy', '--load'], ['publish', 'tiny'], ['load', 'x', '--load'], ['pull']].map(async args => await flexnode(['models', ...args, ...none])))
+    expect(models.map(r => r.code)).toEqual([1, 1, 2, 2])
+    expect(models[0]!.stderr).toContain('NodeNotRunningError')
+    expect(models[2]!.stderr).toMatch(/^flexnode: unknown option '--load'/)
+    expect(models[3]!.stderr).toMatch(/^flexnode: missing required argument 'cid'/)
     const usage = await flexnode(['pin', '--cid-version', '7', 'f'])
     expect(usage.code).toBe(2)
-    expect(usage.stderr).toContain('Usage: flexnode pin <file>')
+    expect(usage.stderr).toContain('Usage: flexnode pin [options] <file>')
   })
 })

@@ -1,43 +1,70 @@
 /**
- * `flexnode backup` / `restore` argument parsing: defaults, the file or Postgres target, and the
- * usage errors (exit 2) for what cannot be run as given.
+ * `flexnode backup` / `restore` arguments: defaults, the file or Postgres target, and the usage
+ * errors (exit 2) for what cannot be run as given — through the commander program, in-process.
  */
 import { resolve } from 'node:path'
-import { describe, expect, it } from 'vitest'
-import { parseBackupArgs, parseRestoreArgs } from '../backup.ts'
+import { describe, expect, it, vi } from 'vitest'
+import { backupOptionsOf, restoreOptionsOf } from '../backup.ts'
+import { main } from '../program.ts'
 
 const NOW = new Date('2026-12-02T08:00:00.000Z')
 
+/** `flexnode <args>` in-process: its exit code, and all it wrote to stderr (console.error included). */
+async function run (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number, stderr: string }> {
+  let stderr = ''
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += String(chunk); return true })
+  const log = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { stderr += `${a.map(String).join(' ')}\n` })
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
+  try {
+    return { code: await main(args, env), stderr }
+  } finally {
+    err.mockRestore()
+    log.mockRestore()
+    out.mockRestore()
+  }
+}
+
 describe('flexnode backup arguments', () => {
-  it('defaults to a timestamped file in the current directory, of the default data dir', () => {
-    expect(parseBackupArgs([], { FLEXNODE_DATA_DIR: '/var/lib/fn' }, NOW)).toEqual({
+  it('defaults to a timestamped file in the current directory', () => {
+    expect(backupOptionsOf({ dataDir: '/var/lib/fn' }, NOW)).toEqual({
       dataDir: '/var/lib/fn', to: resolve('flexnode-backup-2026-12-02T08-00-00-000Z.tar'), force: false, includePlaintextKeystore: false, json: false
     })
   })
 
   it('takes a file or a Postgres URL, --force, --include-plaintext-keystore, --json', () => {
-    expect(parseBackupArgs(['--to', 'x.tar', '--force', '--include-plaintext-keystore', '--json', '--data-dir', 'd'], {})).toMatchObject({ to: resolve('x.tar'), force: true, includePlaintextKeystore: true, json: true, dataDir: resolve('d') })
-    expect(parseBackupArgs(['--to', 'postgres://u:p@127.0.0.1/db'], {})).toMatchObject({ to: 'postgres://u:p@127.0.0.1/db' })
-    expect(parseBackupArgs(['-h'], {})).toBe('help')
+    expect(backupOptionsOf({ to: 'x.tar', force: true, includePlaintextKeystore: true, json: true, dataDir: 'd' })).toMatchObject({ to: resolve('x.tar'), force: true, includePlaintextKeystore: true, json: true, dataDir: resolve('d') })
+    expect(backupOptionsOf({ to: 'postgres://u:p@127.0.0.1/db', dataDir: 'd' })).toMatchObject({ to: 'postgres://u:p@127.0.0.1/db' })
   })
 
-  it('refuses what cannot be run', () => {
-    expect(() => parseBackupArgs(['--to', ''], {})).toThrow(expect.objectContaining({ name: 'UsageError', flag: '--to' }))
-    expect(() => parseBackupArgs(['--to', 'postgres://h/db', '--force'], {})).toThrow(expect.objectContaining({ name: 'UsageError', flag: '--force' }))
-    expect(() => parseBackupArgs(['--bogus'], {})).toThrow(expect.objectContaining({ name: 'UsageError' }))
-    expect(() => parseBackupArgs(['extra'], {})).toThrow(expect.objectContaining({ name: 'UsageError' }))
+  it('refuses what cannot be run: exit 2, the reason naming the flag', async () => {
+    expect(() => backupOptionsOf({ to: 'postgres://h/db', force: true, dataDir: 'd' })).toThrow(expect.objectContaining({ name: 'UsageError', flag: '--force' }))
+    for (const [args, reason] of [
+      [['backup', '--to', ''], /--to .* must not be empty/], [['backup', '--to', 'postgres://h/db', '--force'], /--force is for a file/],
+      [['backup', '--bogus'], /unknown option '--bogus'/], [['backup', 'extra'], /too many arguments/], [['backup', '--data-dir', ''], /--data-dir must not be empty/]
+    ] as Array<[string[], RegExp]>) {
+      const r = await run(args)
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr, args.join(' ')).toMatch(reason)
+      expect(r.stderr, args.join(' ')).toContain('Usage: flexnode backup')
+    }
+    expect((await run(['backup', '--help'])).code).toBe(0)
   })
 })
 
 describe('flexnode restore arguments', () => {
-  it('needs --from and --data-dir (never a default data dir)', () => {
-    expect(() => parseRestoreArgs(['--data-dir', 'n'], {})).toThrow(expect.objectContaining({ name: 'UsageError', flag: '--from' }))
-    expect(() => parseRestoreArgs(['--from', 'b.tar'], { FLEXNODE_DATA_DIR: '/x' })).toThrow(expect.objectContaining({ name: 'UsageError', flag: '--data-dir' }))
+  it('needs --from and --data-dir (never a default data dir)', async () => {
+    for (const [args, reason] of [
+      [['restore', '--data-dir', 'n'], /required option '--from/], [['restore', '--from', 'b.tar'], /required option '--data-dir/],
+      [['restore', '--from', 'b.tar', '--data-dir', 'n', '--id', '7'], /--id is for a Postgres --from/]
+    ] as Array<[string[], RegExp]>) {
+      const r = await run(args, { FLEXNODE_DATA_DIR: '/x' })
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr, args.join(' ')).toMatch(reason)
+    }
   })
 
   it('takes a file, or Postgres with --id / --node; the passphrase from FLEXNODE_PASSPHRASE', () => {
-    expect(parseRestoreArgs(['--from', 'b.tar', '--data-dir', 'n'], { FLEXNODE_PASSPHRASE: 'pw' })).toEqual({ from: resolve('b.tar'), dataDir: resolve('n'), id: undefined, node: undefined, passphrase: 'pw', json: false })
-    expect(parseRestoreArgs(['--from', 'postgresql://h/db', '--data-dir', 'n', '--node', 'uhCAkx', '--json'], { FLEXNODE_PASSPHRASE: '' })).toMatchObject({ from: 'postgresql://h/db', node: 'uhCAkx', passphrase: undefined, json: true })
-    expect(() => parseRestoreArgs(['--from', 'b.tar', '--data-dir', 'n', '--id', 'x'], {})).toThrow(expect.objectContaining({ name: 'UsageError', flag: '--id' }))
+    expect(restoreOptionsOf({ from: 'b.tar', dataDir: 'n' }, 'pw')).toEqual({ from: resolve('b.tar'), dataDir: resolve('n'), id: undefined, node: undefined, passphrase: 'pw', json: false })
+    expect(restoreOptionsOf({ from: 'postgresql://h/db', dataDir: 'n', node: 'uhCAkx', json: true }, '')).toMatchObject({ from: 'postgresql://h/db', node: 'uhCAkx', passphrase: undefined, json: true })
   })
 })

@@ -9,7 +9,6 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { runFlexnode, spawnFlexnode } from '../../../../fixtures/spawn-node.ts'
-import { parseInferArgs, parseModelsArgs, parseMoeArgs, UsageError } from '../../config.ts'
 import type { ModelInfo } from '../../inference/types.ts'
 import { DEMO, modelFileName } from '../../inference/gguf/generate.ts'
 import { formatBytes, LoadProgress, renderModels, renderMoe } from '../inference.ts'
@@ -147,18 +146,31 @@ describe('flexnode models / infer / moe', () => {
 })
 
 describe('models / infer / moe helpers', () => {
-  it('parses command lines', () => {
-    const env = { FLEXNODE_DATA_DIR: '/tmp/fx' }
-    expect(parseModelsArgs([], env)).toEqual({ dataDir: '/tmp/fx', json: false, action: 'list' })
-    expect(parseModelsArgs(['load', 'tiny', '--json'], env)).toEqual({ dataDir: '/tmp/fx', json: true, action: 'load', id: 'tiny' })
-    expect(parseInferArgs(['--model', 'x', '--', '-hi-'], env)).toMatchObject({ prompt: '-hi-', stream: false })
-    expect(parseInferArgs(['hi', '--model', 'm', '--max-tokens', '4', '--temperature', '0.5', '--seed', '7', '--stream'], env))
-      .toEqual({ dataDir: '/tmp/fx', json: false, prompt: 'hi', model: 'm', maxTokens: 4, temperature: 0.5, seed: 7, stream: true })
-    expect(parseMoeArgs(['hi', '--task-type', 'review', '--no-consensus', '--policy', 'p'], env))
-      .toEqual({ dataDir: '/tmp/fx', json: false, prompt: 'hi', taskType: 'review', requireConsensus: false, policy: 'p' })
-    expect(() => parseMoeArgs(['hi'], env)).toThrow(UsageError)
-    expect(() => parseInferArgs(['hi', '--seed', '1'], env)).toThrow(/--seed needs --model/)
-  })
+  it('parses command lines in commander: accepted ones look for the node (exit 1), bad ones exit 2 naming the mistake', async () => {
+    const env = { FLEXNODE_DATA_DIR: '/nonexistent/flexnode' }
+    const accepted = [
+      ['models'], ['models', 'list', '--json'], ['models', 'load', 'tiny', '--json'], ['models', 'unload', 'tiny'],
+      ['infer', '--model', 'x', '--', '-hi-'], ['infer', 'hi', '--model', 'm', '--max-tokens', '4', '--temperature', '0.5', '--seed', '7', '--stream'], ['infer', 'hi'],
+      ['moe', 'hi', '--task-type', 'review', '--no-consensus', '--policy', 'p']
+    ]
+    const refused: Array<[string[], RegExp]> = [
+      [['moe', 'hi'], /required option '--task-type <type>' not specified/],
+      [['infer', 'hi', '--seed', '1'], /--seed needs --model/],
+      [['infer', 'x', '--model', 'm', '--temperature', '3'], /--temperature <t>' argument '3' is invalid\. must be a number from 0 to 2/],
+      // past the flags' own checks, inference.single_query's schema refuses it as the HTTP API and MCP do
+      [['infer', 'x', '--max-tokens', '1048577'], /^flexnode: max_tokens: Too big: expected number to be <=1048576/]
+    ]
+    const results = await Promise.all([...accepted, ...refused.map(([args]) => args)].map(async args => await flexnode(args, env)))
+    for (const [i, args] of accepted.entries()) {
+      expect(results[i]!.code, `${args.join(' ')}: ${results[i]!.stderr}`).toBe(1)
+      expect(results[i]!.stderr).toContain('NodeNotRunningError')
+    }
+    for (const [i, [args, reason]] of refused.entries()) {
+      const r = results[accepted.length + i]!
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+      expect(r.stderr.split('\n')[0]).toMatch(reason)
+    }
+  }, 120_000)
 
   it('renders models, MOE answers and load progress', () => {
     expect([0, 1023, 1024, 654432, 3 * 2 ** 30].map(formatBytes)).toEqual(['0 B', '1023 B', '1.0 KiB', '639.1 KiB', '3.0 GiB'])

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createTestAgent, tempDir, type TempDir, type TestAgent } from '../../../../fixtures/index.ts'
+import { runFlexnode } from '../../../../fixtures/spawn-node.ts'
 import { API_TOKEN_FILE } from '../../http/tokens.ts'
 import { NodeApi } from '../inference.ts'
 import { keysShowCommand, keysTokenCommand, type KeysReport } from '../keys.ts'
@@ -140,4 +141,25 @@ describe('flexnode keys show on an encrypted keystore', () => {
     const stopped = JSON.parse((await capture(async () => await keysShowCommand({ dataDir: dir.path, json: true }))).stdout) as KeysReport
     expect(stopped).toMatchObject({ agent_pub_key: null, peer_id: null, running_pid: null })
   }, 120_000)
+})
+
+describe('flexnode keys: usage mistakes', () => {
+  it('a bad --name, conflicting or unknown flags, an extra argument: exit 2, one reason line, no stack', async () => {
+    await using dir = await tempDir('flexnode-keys-usage-')
+    const cases: Array<[string[], RegExp]> = [
+      [['keys', 'token', '--name', 'bad name!'], /^flexnode: .*--name.* must be 1-64 letters/],
+      [['keys', 'token', '--name', 'x', '--list'], /^flexnode: .*'--name <name>' cannot be used with option '--list'/],
+      [['keys', 'token', '--list', '--revoke', 'ci'], /^flexnode: .*'--list' cannot be used with option '--revoke/],
+      [['keys', 'token', '--bogus'], /^flexnode: unknown option '--bogus'/],
+      [['keys', 'show', 'extra'], /^flexnode: too many arguments/]
+    ]
+    for (const [args, reason] of cases) {
+      const r = await runFlexnode([...args, '--data-dir', dir.path])
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr.split('\n')[0], args.join(' ')).toMatch(reason)
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
+    }
+    // the help shown after the reason is the subcommand's
+    expect((await runFlexnode(['keys', 'token', '--name', 'bad name!'])).stderr).toContain('Usage: flexnode keys token ')
+  })
 })

@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { REPO_ROOT, tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { runFlexnode, spawnFlexnode, type CliResult } from '../../../../fixtures/spawn-node.ts'
-import { parseMemoryArgs, parseStartArgs, UsageError, type MemoryOptions } from '../../config.ts'
+import { parseStartArgs, UsageError } from '../../config.ts'
 import { InvalidInputError } from '../../errors.ts'
 import { InvalidVectorError, type CollectionInfo, type SearchResult } from '../../memory/types.ts'
 import { MAX_BATCH } from '../../memory/validate.ts'
@@ -31,7 +31,12 @@ async function flexnodeWithStdin (args: string[], input: string): Promise<CliRes
   return { code, stdout, stderr }
 }
 
-const parse = (args: string[], env: NodeJS.ProcessEnv = {}): MemoryOptions | 'help' => parseMemoryArgs(args, env)
+/** `flexnode memory <args>` for each of `cases`, a few at a time (each is a process). */
+async function runAll (cases: string[][], env: NodeJS.ProcessEnv): Promise<CliResult[]> {
+  const out: CliResult[] = []
+  for (let i = 0; i < cases.length; i += 6) out.push(...await Promise.all(cases.slice(i, i + 6).map(async args => await flexnode(['memory', ...args], env))))
+  return out
+}
 
 describe('flexnode memory', () => {
   it('creates, inserts (a file and stdin, in batches), searches, describes, lists and deletes a collection', async () => {
@@ -141,7 +146,7 @@ describe('flexnode memory', () => {
     expect(usage.stdout).toMatch(/^ {2}memory\b/m)
     const help = await flexnode(['memory', 'search', '--help'])
     expect(help.code).toBe(0)
-    expect(help.stdout).toMatch(/^Usage: flexnode memory create/)
+    expect(help.stdout).toMatch(/^Usage: flexnode memory search \[options\] <name>/)
   }, 60_000)
 
   it('flexnode start takes the vector memory\'s shard capacity and threads', async () => {
@@ -153,58 +158,61 @@ describe('flexnode memory', () => {
     }
   })
 
-  it('parses every action and flag', () => {
-    const base = { dataDir: '/tmp/m', json: false }
-    const env = { FLEXNODE_DATA_DIR: '/tmp/m' }
-    expect(parse(['create', 'docs', '--dimensions', '384'], env)).toEqual({ ...base, action: 'create', config: { name: 'docs', dimensions: 384, distance: 'cosine' } })
-    expect(parse(['create', 'docs', '--dimensions', '8', '--distance', 'l2', '--shards', '32', '--replication', '3', '--embedding-model', 'all-minilm', '--data-dir', '/tmp/x', '--json']))
-      .toEqual({ dataDir: '/tmp/x', json: true, action: 'create', config: { name: 'docs', dimensions: 8, distance: 'l2', shard_count: 32, replication_factor: 3, embedding_model: 'all-minilm' } })
-    expect(parse(['--data-dir', '/tmp/x', 'create', '--distance', 'ip', 'My_docs-2', '--dimensions', '4096', '--shards', '256', '--replication', '5']))
-      .toMatchObject({ action: 'create', config: { name: 'My_docs-2', distance: 'ip', dimensions: 4096, shard_count: 256, replication_factor: 5 } })
-    expect(parse(['insert', 'docs', '--file', '/p.jsonl', '--consistency', 'all'], env)).toEqual({ ...base, action: 'insert', collection: 'docs', file: '/p.jsonl', writeConsistency: 'all' })
-    expect(parse(['insert', 'docs'], env)).toEqual({ ...base, action: 'insert', collection: 'docs' })
-    expect(parse(['insert', 'docs', '-'], env)).toEqual({ ...base, action: 'insert', collection: 'docs' })
-    expect(parse(['insert', 'docs', '--file', '-', '--consistency', 'one'], env)).toEqual({ ...base, action: 'insert', collection: 'docs', writeConsistency: 'one' })
-    expect(parse(['search', 'docs', '--vector', '[0.1, -2, 3e-2]'], env)).toEqual({ ...base, action: 'search', collection: 'docs', query: { k: 10, vector: [0.1, -2, 0.03] } })
-    expect(parse(['search', 'docs', '--text', 'how do leases end', '-k', '5', '--ef', '5', '--filter', '{"lang":"en","n":{"in":[1,2,null]}}'], env))
-      .toEqual({ ...base, action: 'search', collection: 'docs', query: { k: 5, ef: 5, text: 'how do leases end', filter: { lang: 'en', n: { in: [1, 2, null] } } } })
-    expect(parse(['search', 'docs', '-k1000', '--vector=[1]'], env)).toMatchObject({ query: { k: 1000, vector: [1] } })
-    expect(parse(['info', 'docs'], env)).toEqual({ ...base, action: 'info', collection: 'docs' })
-    expect(parse(['delete', 'docs', '--json'], env)).toEqual({ ...base, json: true, action: 'delete', collection: 'docs' })
-    expect(parse(['list'], env)).toEqual({ ...base, action: 'list' })
-    expect(parse(['--help'])).toBe('help')
-    expect(parse(['search', '-h'])).toBe('help')
+  it('parses every action and flag in commander, and refuses bad ones with exit 2 and one reason line', async () => {
+    await using dir = await tempDir()
+    const points = join(dir.path, 'p.jsonl')
+    await writeFile(points, '{"id":"a","vector":[1,2]}\n')
+    // no node runs on the data dir: an accepted command line gets as far as looking for it (exit 1)
+    const env = { FLEXNODE_DATA_DIR: join(dir.path, 'none') }
+    const accepted = [
+      ['create', 'docs', '--dimensions', '384'],
+      ['create', 'docs', '--dimensions', '8', '--distance', 'l2', '--shards', '32', '--replication', '3', '--embedding-model', 'all-minilm', '--json'],
+      ['create', '--distance', 'ip', 'My_docs-2', '--dimensions', '4096', '--shards', '256', '--replication', '5'],
+      ['insert', 'docs', '--file', points, '--consistency', 'all'],
+      ['search', 'docs', '--vector', '[0.1, -2, 3e-2]'],
+      ['search', 'docs', '--text', 'how do leases end', '-k', '5', '--ef', '5', '--filter', '{"lang":"en","n":{"in":[1,2,null]}}'],
+      ['search', 'docs', '-k1000', '--vector=[1]'],
+      ['info', 'docs'], ['delete', 'docs', '--json'], ['list']
+    ]
+    for (const [i, r] of (await runAll(accepted, env)).entries()) {
+      expect(r.code, `${accepted[i]!.join(' ')}: ${r.stderr}`).toBe(1)
+      expect(r.stderr, accepted[i]!.join(' ')).toMatch(/^flexnode: NodeNotRunningError: no flexnode is running on .*none\n$/)
+    }
+    for (const args of [['--help'], ['search', '-h']]) {
+      const help = await flexnode(['memory', ...args])
+      expect(help.code).toBe(0)
+      expect(help.stdout).toMatch(/^Usage: flexnode memory /)
+    }
 
     const refused: Array<[string[], RegExp]> = [
-      [[], /needs an action/],
-      [['drop', 'docs'], /unknown memory action "drop"/],
-      [['list', 'docs'], /takes no arguments/],
-      [['info'], /needs a collection name/],
-      [['delete', 'a', 'b'], /takes one collection name, got 2/],
-      [['info', ' '], /a collection name is 1\.\.64 letters, digits, _ or -, got " "/],
+      [['drop', 'docs'], /unknown command 'drop'/],
+      [['list', 'docs'], /too many arguments for 'list'/],
+      [['info'], /missing required argument 'name'/],
+      [['delete', 'a', 'b'], /too many arguments for 'delete'/],
+      [['info', ' '], /invalid for argument 'name'\. a collection name is 1\.\.64 letters, digits, _ or -/],
       [['info', 'x'.repeat(65)], /a collection name is 1\.\.64/],
       [['info', 'my docs'], /a collection name is 1\.\.64/],
       [['info', 'a/b'], /a collection name is 1\.\.64/],
       [['info', 'docs', '--data-dir', ''], /--data-dir must not be empty/],
-      [['info', 'docs', '--bogus'], /Unknown option '--bogus'/],
-      [['create', 'docs'], /--dimensions is required/],
-      [['create', 'docs', '--dimensions', '0'], /--dimensions must be an integer from 1 to 4096/],
-      [['create', 'docs', '--dimensions', '4097'], /--dimensions must be an integer from 1 to 4096/],
-      [['create', 'docs', '--dimensions', '1.5'], /--dimensions must be an integer/],
-      [['create', 'docs', '--dimensions', 'ten'], /--dimensions must be an integer/],
-      [['create', 'docs', '--dimensions', '3', '--distance', 'euclid'], /--distance must be one of cosine, l2, ip/],
-      [['create', 'docs', '--dimensions', '3', '--shards', '0'], /--shards must be an integer from 1 to 256/],
-      [['create', 'docs', '--dimensions', '3', '--shards', '257'], /--shards must be an integer from 1 to 256/],
+      [['info', 'docs', '--bogus'], /unknown option '--bogus'/],
+      [['create', 'docs'], /required option '--dimensions <n>' not specified/],
+      [['create', 'docs', '--dimensions', '0'], /'--dimensions <n>' argument '0' is invalid\. must be an integer from 1 to 4096/],
+      [['create', 'docs', '--dimensions', '4097'], /'--dimensions <n>' argument '4097' is invalid\. must be an integer from 1 to 4096/],
+      [['create', 'docs', '--dimensions', '1.5'], /--dimensions.* must be an integer/],
+      [['create', 'docs', '--dimensions', 'ten'], /--dimensions.* must be an integer/],
+      [['create', 'docs', '--dimensions', '3', '--distance', 'euclid'], /'--distance <d>' argument 'euclid' is invalid\. Allowed choices are cosine, l2, ip/],
+      [['create', 'docs', '--dimensions', '3', '--shards', '0'], /--shards.* must be an integer from 1 to 256/],
+      [['create', 'docs', '--dimensions', '3', '--shards', '257'], /--shards.* must be an integer from 1 to 256/],
       [['create', 'docs', '--dimensions', '3', '--replication', '-1'], /--replication/],
-      [['create', 'docs', '--dimensions', '3', '--replication', '6'], /--replication must be an integer from 1 to 5/],
-      [['create', 'docs', '--dimensions', '3', '--embedding-model', ''], /--embedding-model must be a non-empty name/],
-      [['create', 'docs', '--dimensions', '3', '-k', '3'], /-k is not an option of memory create \(its options: --dimensions/],
-      [['create', '--dimensions', '3'], /needs a collection name/],
+      [['create', 'docs', '--dimensions', '3', '--replication', '6'], /--replication.* must be an integer from 1 to 5/],
+      [['create', 'docs', '--dimensions', '3', '--embedding-model', ''], /--embedding-model.* must be a non-empty name/],
+      [['create', 'docs', '--dimensions', '3', '-k', '3'], /unknown option '-k'/],
+      [['create', '--dimensions', '3'], /missing required argument 'name'/],
       [['insert', 'docs', '--file', ''], /--file must name a file/],
       [['insert', 'docs', '--file', 'p.jsonl', '-'], /not both/],
-      [['insert', 'docs', 'p.jsonl'], /takes one collection name, got 2/],
-      [['insert', 'docs', '--consistency', 'most'], /--consistency must be one of one, quorum, all/],
-      [['insert', 'docs', '--dimensions', '3'], /--dimensions is not an option of memory insert/],
+      [['insert', 'docs', 'p.jsonl'], /argument 'p\.jsonl' is invalid|value 'p\.jsonl' is invalid.* Allowed choices are -/],
+      [['insert', 'docs', '--consistency', 'most'], /Allowed choices are one, quorum, all/],
+      [['insert', 'docs', '--dimensions', '3'], /unknown option '--dimensions'/],
       [['search', 'docs'], /needs --vector <json> or --text <text>/],
       [['search', 'docs', '--vector', '[1]', '--text', 'x'], /--vector or --text, not both/],
       [['search', 'docs', '--vector', '1,2'], /--vector must be JSON|--vector must be a non-empty JSON array/],
@@ -217,10 +225,10 @@ describe('flexnode memory', () => {
       [['search', 'docs', '--vector', '[1, 1e39]'], /--vector\[1\]: 1e\+39 is out of the range of a 32-bit float/],
       [['search', 'docs', '--vector', JSON.stringify(new Array(4097).fill(0))], /--vector has 4097 numbers; a collection has at most 4096/],
       [['search', 'docs', '--text', ' '], /--text must not be empty/],
-      [['search', 'docs', '--vector', '[1]', '-k', '0'], /-k must be an integer from 1 to 1000/],
-      [['search', 'docs', '--vector', '[1]', '-k', '1001'], /-k must be an integer from 1 to 1000/],
-      [['search', 'docs', '--vector', '[1]', '-k', '2.5'], /-k must be an integer/],
-      [['search', 'docs', '--vector', '[1]', '--ef', '10001'], /--ef must be an integer from 1 to 10000/],
+      [['search', 'docs', '--vector', '[1]', '-k', '0'], /'-k <n>' argument '0' is invalid\. must be an integer from 1 to 1000/],
+      [['search', 'docs', '--vector', '[1]', '-k', '1001'], /-k <n>.* must be an integer from 1 to 1000/],
+      [['search', 'docs', '--vector', '[1]', '-k', '2.5'], /-k <n>.* must be an integer/],
+      [['search', 'docs', '--vector', '[1]', '--ef', '10001'], /--ef <n>.* must be an integer from 1 to 10000/],
       [['search', 'docs', '--vector', '[1]', '-k', '20', '--ef', '10'], /--ef must be at least -k \(20\), got 10/],
       [['search', 'docs', '--vector', '[1]', '--filter', 'lang=en'], /--filter must be JSON/],
       [['search', 'docs', '--vector', '[1]', '--filter', '["en"]'], /--filter: must be an object of key: value or key: \{ in: \[values\] \}/],
@@ -230,15 +238,18 @@ describe('flexnode memory', () => {
       [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"in":"en"}}'], /--filter\.lang: must be/],
       [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"in":[]}}'], /--filter\.lang\.in: must list 1\.\.1000 values/],
       [['search', 'docs', '--vector', '[1]', '--filter', '{"lang":{"in":[{"a":1}]}}'], /--filter\.lang\.in\[0\]: must be/],
-      [['search', 'docs', '--vector', '[1]', '--consistency', 'one'], /--consistency is not an option of memory search/],
-      [['info', 'docs', '--file', 'x'], /--file is not an option of memory info \(it takes none/],
+      [['search', 'docs', '--vector', '[1]', '--consistency', 'one'], /unknown option '--consistency'/],
+      [['info', 'docs', '--file', 'x'], /unknown option '--file'/],
       [['search', 'docs', '--vector'], /argument missing/]
     ]
-    for (const [args, message] of refused) expect(() => parse(args, env), args.join(' ')).toThrow(message)
-    for (const [args] of refused) expect(() => parse(args, env), args.join(' ')).toThrow(UsageError)
-    // the flag is named for the usage error's caller
-    expect(() => parse(['search', 'docs', '--vector', '[1]', '-k', '0'], env)).toThrow(expect.objectContaining({ flag: '-k' }))
-  })
+    for (const [i, r] of (await runAll(refused.map(([args]) => args), env)).entries()) {
+      const [args, reason] = refused[i]!
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+      expect.soft(r.stderr.split('\n')[0], args.join(' ')).toMatch(reason)
+      expect(r.stderr, args.join(' ')).toContain('Usage: flexnode memory')
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
+    }
+  }, 300_000)
 
   it('reads points as JSON lines or a JSON array, checks every one, and splits them into batches', () => {
     const lines = '\uFEFF{"id":"a","vector":[1,2]}\r\n\n  {"id":"b","text":"hello","metadata":{"lang":"en","n":1,"ok":true,"x":null}}\n'

@@ -9,7 +9,6 @@ import { join } from 'node:path'
 import { tempDir, TEST_NODE_FLAGS, waitUntil } from '../../../../fixtures/index.ts'
 import { runFlexnode, spawnFlexnode } from '../../../../fixtures/spawn-node.ts'
 import { buildWasmFixtures } from '../../../../fixtures/wasm.ts'
-import { parseAllocateArgs, parseAllocationsArgs, parseAvailableArgs, parseReleaseArgs, parseRenewArgs, parseTaskArgs, UsageError } from '../../config.ts'
 import { processExitCode } from '../resources.ts'
 
 const flexnode = runFlexnode
@@ -101,24 +100,38 @@ describe('flexnode allocate / available / release / task run', () => {
     for (const command of ['allocate', 'release', 'renew', 'available', 'allocations', 'task']) expect(usage.stdout).toMatch(new RegExp(`^ {2}${command}\\b`, 'm'))
   })
 
-  it('parses command lines', () => {
-    expect(parseAllocateArgs(['--type', 'inference', '--gpu', '--model', 'qwen', '--memory-gb', '0.5', '--locality', 'cheapest', '--node', 'uhCAkN', '--explain', '--data-dir', '/tmp/x'], {}))
-      .toEqual({ dataDir: '/tmp/x', json: false, resourceType: 'inference', requirements: { gpu: true, model_name: 'qwen', memory_gb: 0.5 }, locality: 'cheapest', node: 'uhCAkN', explain: true })
-    expect(parseAvailableArgs(['--cpu-cores', '2'], { FLEXNODE_DATA_DIR: '/tmp/y' })).toEqual({ dataDir: '/tmp/y', json: false, requirements: { cpu_cores: 2 } })
-    expect(parseTaskArgs(['run', '/m.wasm', '--input', '/in', '--wall-ms', '500', '--json'], { FLEXNODE_DATA_DIR: '/tmp/z' }))
-      .toEqual({ dataDir: '/tmp/z', json: true, file: '/m.wasm', input: '/in', limits: { wall_ms: 500 }, explain: false })
-    expect(parseTaskArgs(['--help'], {})).toBe('help')
-    const refused: Array<[(args: string[], env: NodeJS.ProcessEnv) => unknown, string[]]> = [
-      [parseAllocateArgs, ['--type', 'gpu-farm']], [parseAllocateArgs, ['--type', 'compute', '--cpu-cores', 'NaN']],
-      [parseAllocateArgs, ['--type', 'compute', '--memory-gb', '1e3']], [parseAllocateArgs, ['--type', 'compute', '--duration', '0']],
-      [parseAllocateArgs, ['--type', 'compute', '--duration', String(31 * 86400)]], [parseAllocateArgs, ['--type', 'compute', '--locality', 'moon']],
-      [parseAllocateArgs, ['--type', 'compute', 'extra']], [parseAllocateArgs, ['--type', 'compute', '--bogus']],
-      [parseReleaseArgs, ['a', 'b']], [parseRenewArgs, ['uhCkkX', '--duration', 'ten']], [parseRenewArgs, ['--duration', '60']],
-      [parseAvailableArgs, ['--memory-gb', '-2']], [parseAllocationsArgs, ['x']],
-      [parseTaskArgs, []], [parseTaskArgs, ['run']], [parseTaskArgs, ['run', 'a.wasm', 'b.wasm']], [parseTaskArgs, ['run', 'x.wasm', '--cpu-ms', '0']],
-      [parseTaskArgs, ['run', 'x.wasm', '--wall-ms', '1.5']], [parseTaskArgs, ['run', '/m.wasm', '--input', '']]
+  it('checks each flag in commander and the input with the operation\'s schema, before it contacts a node', async () => {
+    await using dir = await tempDir()
+    await writeFile(join(dir.path, 'm.wasm'), 'not wasm, never sent')
+    const d = ['--data-dir', join(dir.path, 'none')]
+    // accepted: the command goes on to look for the node, which is not there (exit 1)
+    const accepted = [
+      ['allocate', '--type', 'inference', '--gpu', '--model', 'qwen', '--memory-gb', '0.5', '--locality', 'cheapest', '--node', 'uhCAkN', '--explain'],
+      ['available', '--cpu-cores', '2'], ['release', 'uhCkkX'], ['renew', 'uhCkkX', '--duration', '600'], ['allocations', '--json'],
+      ['task', 'run', join(dir.path, 'm.wasm'), '--wall-ms', '500', '--json']
     ]
-    for (const [parse, args] of refused) expect(() => parse(args, {}), args.join(' ')).toThrow(UsageError)
+    // refused: exit 2, one reason line naming the flag or field
+    const refused: Array<[string[], string]> = [
+      [['allocate', '--type', 'gpu-farm'], '--type'], [['allocate', '--type', 'compute', '--cpu-cores', 'NaN'], '--cpu-cores'],
+      [['allocate', '--type', 'compute', '--memory-gb', '1e3'], '--memory-gb'], [['allocate', '--type', 'compute', '--duration', '0'], '--duration'],
+      [['allocate', '--type', 'compute', '--duration', String(31 * 86400)], '--duration'], [['allocate', '--type', 'compute', '--locality', 'moon'], '--locality'],
+      [['allocate', '--type', 'compute', 'extra'], 'too many arguments'], [['allocate', '--type', 'compute', '--bogus'], '--bogus'],
+      [['release', 'a', 'b'], 'too many arguments'], [['release', ''], 'allocation_id'], [['renew', 'uhCkkX', '--duration', 'ten'], '--duration'],
+      [['renew', '--duration', '60'], 'allocation_id'], [['available', '--memory-gb', '-2'], '--memory-gb'], [['allocations', 'x'], 'too many arguments'],
+      [['task'], 'Usage: flexnode task'], [['task', 'run'], 'file.wasm'], [['task', 'run', 'a.wasm', 'b.wasm'], 'too many arguments'],
+      [['task', 'run', 'x.wasm', '--cpu-ms', '0'], '--cpu-ms'], [['task', 'run', 'x.wasm', '--wall-ms', '1.5'], '--wall-ms'], [['task', 'run', '/m.wasm', '--input', ''], '--input'],
+      // past the flags' own checks, resources.schedule_task's schema refuses it as the HTTP API and MCP do
+      [['task', 'run', join(dir.path, 'm.wasm'), '--memory-mb', '999999'], 'limits.memory_mb: ']
+    ]
+    const results = await Promise.all([
+      ...accepted.map(async args => ({ args, want: 1, reason: 'NodeNotRunningError', r: await flexnode([...args, ...d]) })),
+      ...refused.map(async ([args, reason]) => ({ args, want: 2, reason, r: await flexnode([...args, ...d]) }))
+    ])
+    for (const { args, want, reason, r } of results) {
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(want)
+      expect(r.stderr, args.join(' ')).toContain(reason)
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
+    }
     expect([0, 7, 255, 256, -1].map(processExitCode)).toEqual([0, 7, 255, 255, 255])
-  })
+  }, 60_000)
 })

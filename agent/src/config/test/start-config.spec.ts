@@ -6,7 +6,8 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { REPO_ROOT, tempDir } from '../../../../fixtures/index.ts'
-import { renderReadme, startOptionTable } from '../docs.ts'
+import { allocateInput, wasmLimits } from '../../resources/schemas.ts'
+import { commandReference, COMMANDS_BEGIN, renderReadme, startOptionTable } from '../docs.ts'
 import { parseStartArgs } from '../start-command.ts'
 import { loadStartConfig, START_CONFIG_SCHEMA, START_FIELDS } from '../start.ts'
 
@@ -89,5 +90,19 @@ describe('the start config', () => {
     const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8')
     expect(renderReadme(readme), 'README.md is stale: run npm run docs').toBe(readme)
     for (const f of START_FIELDS) expect(startOptionTable()).toContain(`\`${f.name}\``)
+  })
+
+  it('the README\'s command reference is generated from the CLI program, its texts from the operations\' schemas, and up to date', async () => {
+    const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8')
+    const reference = commandReference()
+    // renderReadme rewrites this section too: the staleness check above covers it
+    expect(readme).toContain(`${COMMANDS_BEGIN}\n${reference}\n`)
+    for (const usage of ['flexnode allocate [options]', 'flexnode release [options] <allocation_id>', 'flexnode task run [options] <file.wasm>', 'flexnode keys token [options]', 'flexnode mcp [options]']) {
+      expect(reference).toContain(`### \`${usage}\``)
+    }
+    expect(reference).toContain(`| \`--duration <s>\` | ${allocateInput.shape.duration_seconds.unwrap().description} |`)
+    expect(reference).toContain(`| \`--cpu-ms <n>\` | ${wasmLimits.shape.cpu_ms.unwrap().description} |`)
+    // no shell fences: readme.spec.ts runs every sh block
+    expect(reference).not.toContain('```')
   })
 })

@@ -138,12 +138,22 @@ describe('flexnode mcp (stdio bridge)', () => {
       await client.close()
     }
 
-    // a data dir's token is never sent to another host; without one the node refuses the bridge
-    await writeFile(join(dir.path, 'api-token'), TOKEN)
+    // without a token the node refuses the bridge
     const refused = await runFlexnode(['mcp', '--data-dir', dir.path, '--node', node])
     expect(refused.code).toBe(1)
     expect(refused.stderr).toMatch(/^flexnode: McpBridgeError: the node's MCP endpoint at http:\/\/127\.0\.0\.1:\d+\/mcp refused the request \(HTTP 401\): .*\n$/)
     expect(seen.at(-1)).toBe('')
+
+    // a node on loopback named by --node gets the data dir's local token, as every CLI command sends it (resolveNode)
+    await writeFile(join(dir.path, 'api-token'), TOKEN)
+    const local = bridge(['--data-dir', dir.path, '--node', node])
+    await local.client.connect(local.transport)
+    try {
+      expect((await local.client.callTool({ name: 'test.add', arguments: { a: 1, b: 2 } })).structuredContent).toEqual({ sum: 3 })
+      expect(seen.at(-1)).toBe(`Bearer ${TOKEN}`)
+    } finally {
+      await local.client.close()
+    }
 
     const none = await runFlexnode(['mcp', '--data-dir', join(dir.path, 'nothing')])
     expect(none.code).toBe(1)
@@ -157,10 +167,10 @@ describe('flexnode mcp (stdio bridge)', () => {
 
     const usage = await runFlexnode(['mcp', '--colour', 'red'])
     expect(usage.code).toBe(2)
-    expect(usage.stderr).toMatch(/^flexnode: Unknown option '--colour'/)
+    expect(usage.stderr).toMatch(/^flexnode: unknown option '--colour'/)
     const badUrl = await runFlexnode(['mcp', '--node', 'localhost:8080'])
     expect(badUrl.code).toBe(2)
-    expect(badUrl.stderr).toMatch(/^flexnode: --node must be an http:\/\/ or https:\/\/ URL/)
+    expect(badUrl.stderr).toMatch(/^flexnode: --node must be an http\(s\) URL such as http:\/\/host:port/)
     const help = await runFlexnode(['mcp', '--help'])
     expect(help.code).toBe(0)
     expect(help.stdout).toMatch(/^Usage: flexnode mcp /)
