@@ -35,6 +35,11 @@ async function settled (players: Player[], collection: string, members: Player[]
   }
 }
 
+/** Every player's DHT view holds the collection: its creation reached them (publish is eventual). */
+async function seen (players: Player[], name: string): Promise<void> {
+  for (const p of players) await waitUntil(async () => (await p.node.memory.listCollections()).some(c => c.name === name), { what: `${name} seen` })
+}
+
 const points = (set: ReturnType<typeof clusteredVectors>, from: number, to: number): PointInput[] =>
   Array.from({ length: to - from }, (_, j) => ({ id: `p${from + j}`, vector: set.vector(from + j), metadata: { group: (from + j) % 5 } }))
 
@@ -81,6 +86,7 @@ describe('memory_shards on a mesh', () => {
       await meshOf(players)
       const [a, b, c] = players as [Player, Player, Player]
       await a.node.memory.createCollection({ name: 'recall', dimensions: 32, distance: 'cosine' })
+      await seen([b, c], 'recall')
       const set = clusteredVectors({ seed: 11, count: 4000, dims: 32, normalize: true })
       await insertAll(b, 'recall', set)
       const queries = clusteredVectors({ seed: 12, count: 100, dims: 32, normalize: true })
@@ -117,6 +123,7 @@ describe('memory_shards on a mesh', () => {
       // one copy of each shard: the killed node's shards cannot answer, and searches say so
       await a.node.memory.createCollection({ name: 'solo', dimensions: 16, distance: 'l2', replication_factor: 1 })
       await insertAll(a, 'solo', { ...set, count: 300 })
+      await seen([b], 'solo')
       const onC = (await a.node.memory.routes('solo')).filter(r => r.hosts.includes(nodeId(c))).length
       expect(onC).toBeGreaterThan(0)
       await scenario.kill(c)
@@ -147,6 +154,7 @@ describe('memory_shards on a mesh', () => {
       await a.node.memory.createCollection({ name: 'join', dimensions: 16, distance: 'cosine' })
       const set = clusteredVectors({ seed: 31, count: 6000, dims: 16, normalize: true })
       await insertAll(a, 'join', { ...set, count: 2000 })
+      await seen([b, c], 'join')
 
       let stop = false
       const acked: string[] = []
@@ -206,9 +214,11 @@ describe('memory_shards on a mesh', () => {
       await a.node.memory.createCollection({ name: 'fast', dimensions: 16, distance: 'l2' })
       const set = clusteredVectors({ seed: 71, count: 800, dims: 16 })
       await insertAll(a, 'fast', set)
+      await seen([client], 'fast')
       // one node's worker thread kept busy: a large insert into a one-shard, one-copy collection it holds
       await a.node.memory.createCollection({ name: 'heavy', dimensions: 256, distance: 'l2', shard_count: 1, replication_factor: 1 })
       const slow = (await a.node.memory.routes('heavy'))[0]!.hosts[0] === nodeId(a) ? a : b
+      await seen([slow], 'heavy')
       const big = clusteredVectors({ seed: 72, count: 8000, dims: 256 })
       let busy = true
       const load = (async () => { try { await insertAll(slow, 'heavy', big, 1000) } finally { busy = false } })()
@@ -278,6 +288,7 @@ describe('memory_shards on a mesh', () => {
       const [a, b] = await scenario.addPlayers(2, { memory: MEMORY, heartbeatIntervalSeconds: 1 }) as [Player, Player]
       await meshOf([a, b])
       const coll = await a.node.memory.createCollection({ name: 'sync', dimensions: 4, distance: 'l2', shard_count: 2 })
+      await seen([b], 'sync')
       const set = clusteredVectors({ seed: 51, count: 300, dims: 4 })
       for (let i = 0; i < set.count; i += 100) await a.node.memory.upsert('sync', points(set, i, i + 100), { write_consistency: 'all' })
       // several gossip rounds: each replica compares versions with the other and fetches nothing
