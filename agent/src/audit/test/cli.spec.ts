@@ -4,11 +4,12 @@
  * were shipped to; an edited row makes `verify --db` exit 1 naming the record. Argument parsing.
  */
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestConductor, NOTES_HAPP, type TestConductor } from '../../../../fixtures/index.ts'
 import { startPostgres, type TestPostgres } from '../../../../fixtures/postgres.ts'
 import { parseSinceFlag } from '../../cli/audit-command.ts'
-import { main } from '../../cli/program.ts'
+import { runInProcess } from '../../../../fixtures/cli.ts'
+import type { CliResult } from '../../../../fixtures/spawn-node.ts'
 import { parseStartArgs } from '../../config.ts'
 import { InProcessAppClient } from '../../conductor/in-process-client.ts'
 import { encodeHash } from '../../holo/hash.ts'
@@ -20,17 +21,8 @@ let t: TestConductor
 let url: string
 
 /** Runs `flexnode audit <args>` in-process (the commander program), returning its exit code and what it printed. */
-async function run (args: string[], dataDir: string | undefined = t.dataDir): Promise<{ code: number, stdout: string, stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += String(chunk); return true })
-  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += String(chunk); return true })
-  try {
-    return { code: await main(['audit', ...args, ...(dataDir === undefined ? [] : ['--data-dir', dataDir])], {}), stdout, stderr }
-  } finally {
-    spy.mockRestore()
-    errSpy.mockRestore()
-  }
+async function run (args: string[], dataDir: string | undefined = t.dataDir): Promise<CliResult> {
+  return await runInProcess(['audit', ...args, ...(dataDir === undefined ? [] : ['--data-dir', dataDir])])
 }
 
 beforeAll(async () => {

@@ -3,26 +3,11 @@
  * errors (exit 2) for what cannot be run as given — through the commander program, in-process.
  */
 import { resolve } from 'node:path'
-import { describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { backupOptionsOf, restoreOptionsOf } from '../backup.ts'
-import { main } from '../program.ts'
+import { runInProcess as run } from '../../../../fixtures/cli.ts'
 
 const NOW = new Date('2026-12-02T08:00:00.000Z')
-
-/** `flexnode <args>` in-process: its exit code, and all it wrote to stderr (console.error included). */
-async function run (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number, stderr: string }> {
-  let stderr = ''
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += String(chunk); return true })
-  const log = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { stderr += `${a.map(String).join(' ')}\n` })
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
-  try {
-    return { code: await main(args, env), stderr }
-  } finally {
-    err.mockRestore()
-    log.mockRestore()
-    out.mockRestore()
-  }
-}
 
 describe('flexnode backup arguments', () => {
   it('defaults to a timestamped file in the current directory', () => {

@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { REPO_ROOT, tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { runFlexnode, spawnFlexnode, type CliResult } from '../../../../fixtures/spawn-node.ts'
+import { runInProcess } from '../../../../fixtures/cli.ts'
 import { parseStartArgs, UsageError } from '../../config.ts'
 import { InvalidInputError } from '../../errors.ts'
 import { InvalidVectorError, type CollectionInfo, type SearchResult } from '../../memory/types.ts'
@@ -31,10 +32,10 @@ async function flexnodeWithStdin (args: string[], input: string): Promise<CliRes
   return { code, stdout, stderr }
 }
 
-/** `flexnode memory <args>` for each of `cases`, a few at a time (each is a process). */
+/** `flexnode memory <args>` for each of `cases`, in-process one after another (the program is the one `bin/flexnode.js` runs). */
 async function runAll (cases: string[][], env: NodeJS.ProcessEnv): Promise<CliResult[]> {
   const out: CliResult[] = []
-  for (let i = 0; i < cases.length; i += 6) out.push(...await Promise.all(cases.slice(i, i + 6).map(async args => await flexnode(['memory', ...args], env))))
+  for (const args of cases) out.push(await runInProcess(['memory', ...args], env))
   return out
 }
 
@@ -179,7 +180,7 @@ describe('flexnode memory', () => {
       expect(r.stderr, accepted[i]!.join(' ')).toMatch(/^flexnode: NodeNotRunningError: no flexnode is running on .*none\n$/)
     }
     for (const args of [['--help'], ['search', '-h']]) {
-      const help = await flexnode(['memory', ...args])
+      const help = await runInProcess(['memory', ...args])
       expect(help.code).toBe(0)
       expect(help.stdout).toMatch(/^Usage: flexnode memory /)
     }
@@ -249,7 +250,7 @@ describe('flexnode memory', () => {
       expect(r.stderr, args.join(' ')).toContain('Usage: flexnode memory')
       expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
     }
-  }, 300_000)
+  })
 
   it('reads points as JSON lines or a JSON array, checks every one, and splits them into batches', () => {
     const lines = '\uFEFF{"id":"a","vector":[1,2]}\r\n\n  {"id":"b","text":"hello","metadata":{"lang":"en","n":1,"ok":true,"x":null}}\n'
