@@ -529,7 +529,6 @@ export function memory (init: MemoryInit) {
       const coll = await collectionOf(name)
       validateIds(ids)
       const routes = routesOf(await currentView(), coll)
-      const peers = connected()
       const byShard = new Map<number, string[]>()
       for (const id of new Set(ids)) {
         const s = shardOfId(id, coll.shard_count)
@@ -537,13 +536,20 @@ export function memory (init: MemoryInit) {
       }
       const found = new Map<string, Point>()
       await Promise.all([...byShard].map(async ([shard, list]) => {
-        for (const node of candidates(routes[shard]!, peers)) {
-          try {
-            const answer = await ask(node, { op: 'get', c: wireOf(coll), shard, ids: list }, options.signal) as WireSyncItem
-            for (const p of unpackPoints(answer, coll.dimensions)) if (p.vector !== null) found.set(p.id, { id: p.id, vector: [...p.vector], metadata: p.metadata })
-            return
-          } catch (err) {
-            log.debug({ node, shard, err: errorMessage(err) }, 'a replica did not answer a get; asking the next')
+        const tried = new Set<string>()
+        // the replicas of the cached view, then (none answered: a move may have ended since) of a fresh one
+        for (const fresh of [false, true]) {
+          if (fresh && options.signal?.aborted === true) return
+          const route = fresh ? routesOf(await currentView(0), coll)[shard]! : routes[shard]!
+          for (const node of candidates(route, connected()).filter(n => !tried.has(n))) {
+            tried.add(node)
+            try {
+              const answer = await ask(node, { op: 'get', c: wireOf(coll), shard, ids: list }, options.signal) as WireSyncItem
+              for (const p of unpackPoints(answer, coll.dimensions)) if (p.vector !== null) found.set(p.id, { id: p.id, vector: [...p.vector], metadata: p.metadata })
+              return
+            } catch (err) {
+              log.debug({ node, shard, err: errorMessage(err) }, 'a replica did not answer a get; asking the next')
+            }
           }
         }
       }))
@@ -561,8 +567,8 @@ export function memory (init: MemoryInit) {
       const coll = await collectionOf(name)
       const q = validateQuery(query, coll.dimensions)
       const vector = q.vector ?? validateVector((await embedTexts(coll, [q.text!], options.signal))[0], coll.dimensions, `vector (embedded by ${coll.embedding_model ?? ''})`)
-      const routes = routesOf(await currentView(), coll)
-      const peers = connected()
+      let routes = routesOf(await currentView(), coll)
+      let peers = connected()
       const wire = wireOf(coll)
       const answered = new Map<number, Array<{ id: string, distance: number, metadata: Record<string, unknown> }>>()
       const tried = new Map<number, Set<string>>()
@@ -613,9 +619,21 @@ export function memory (init: MemoryInit) {
           })())
         }
       }
+      /** until every shard answered, or every request made so far (hedges included) ended */
+      const settle = async (): Promise<void> => {
+        const all = (async () => { for (let i = 0; i < work.length; i++) await work[i] })()
+        if (pending.size > 0) await Promise.race([done.promise, all])
+      }
       round([...pending])
-      const settled = (async () => { for (let i = 0; i < work.length; i++) await work[i] })()
-      if (pending.size > 0) await Promise.race([done.promise, settled])
+      await settle()
+      // shards no replica of the cached view answered: the view may predate a move's end (a new
+      // copy serving, the old one retired); a fresh view's replicas not asked yet get one round
+      if (pending.size > 0 && options.signal?.aborted !== true) {
+        routes = routesOf(await currentView(0), coll)
+        peers = connected()
+        round([...pending])
+        await settle()
+      }
       const merged = [...answered.values()].flat().sort((a, b) => a.distance - b.distance).slice(0, q.k)
       const results: SearchHit[] = merged.map(h => ({ id: h.id, score: scoreOf(coll.distance, h.distance), metadata: h.metadata as SearchHit['metadata'] }))
       results.sort(compareHits(coll.distance))
