@@ -16,7 +16,7 @@
  * flexnode pin build.tar · get <cid> -o build.tar · artifacts [providers <cid>]
  * flexnode models publish <id> · models pull <cid> --load
  * flexnode config show [--json] · keys show · keys token [--name n | --list | --revoke id] · mcp
- * flexnode --node http://10.0.0.5:8080 --api-token $TOKEN status|infer|… (or FLEXNODE_NODE, FLEXNODE_API_TOKEN)
+ * flexnode --version · flexnode --node http://10.0.0.5:8080 --api-token $TOKEN status|infer|… (or FLEXNODE_NODE, FLEXNODE_API_TOKEN)
  * ```
  * The program is commander's (`program()`, which `npm run docs` also renders into the README's
  * command reference; `index.ts` runs it): every command has `--help`; exit 0 ok, 1 failure, 2 usage error
@@ -33,6 +33,7 @@
  * in `memory-command.ts`, run by `memory.ts`) and the artifact commands (`artifacts-command.ts`,
  * `artifacts.ts`).
  */
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { UsageError, type StartOptions } from '../config.ts'
@@ -116,10 +117,16 @@ function connectionEnv (prog: Command, env: NodeJS.ProcessEnv): NodeJS.ProcessEn
   return { ...env, ...(node !== undefined ? { FLEXNODE_NODE: node } : {}), ...(apiToken !== undefined ? { FLEXNODE_API_TOKEN: apiToken } : {}) }
 }
 
+/** flexnode's version: the root package.json's. */
+function packageVersion (): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
 /** The `flexnode` program: commander parses the command line, each action sets `outcome.code`. */
 export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env): Command {
   const prog = new Command('flexnode')
     .description('a peer-to-peer node of the flexnode mesh: inference, vector memory, artifacts, resources')
+    .version(packageVersion(), '-V, --version', 'print flexnode\'s version')
     .option('--node <url>', 'the node\'s HTTP API, http://host:port, for every command that talks to a node [env: FLEXNODE_NODE] (default: the node running on --data-dir)')
     .option('--api-token <token>', 'bearer token for a node that requires one [env: FLEXNODE_API_TOKEN] (default: the data dir\'s local token)')
     .enablePositionalOptions()

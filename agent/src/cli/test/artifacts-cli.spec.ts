@@ -8,6 +8,7 @@ import { readFile, writeFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir, TEST_NODE_FLAGS } from '../../../../fixtures/index.ts'
 import { ensureModel } from '../../../../fixtures/gguf/index.ts'
+import { runInProcess } from '../../../../fixtures/cli.ts'
 import { runFlexnode, spawnFlexnode } from '../../../../fixtures/spawn-node.ts'
 
 const flexnode = runFlexnode
@@ -90,7 +91,9 @@ describe('flexnode pin, get, artifacts, models publish/pull', () => {
       [['pin', 'f', '--min', '0'], /'--min <n>' argument '0' is invalid/], [['get'], /missing required argument 'cid'/],
       [['artifacts', 'frobnicate'], /too many arguments for 'list'/], [['artifacts', 'pin'], /missing required argument 'cid'/]
     ]
-    const results = await Promise.all([...accepted, ...refused.map(([args]) => args)].map(async args => await flexnode([...args, ...none])))
+    // in-process, one after another (each replaces stdout and stderr while it runs)
+    const results = []
+    for (const args of [...accepted, ...refused.map(([args]) => args)]) results.push(await runInProcess([...args, ...none]))
     for (const [i, args] of accepted.entries()) {
       expect(results[i]!.code, `${args.join(' ')}: ${results[i]!.stderr}`).toBe(1)
       expect(results[i]!.stderr, args.join(' ')).toMatch(/NodeNotRunningError|cannot read/)
@@ -99,14 +102,16 @@ describe('flexnode pin, get, artifacts, models publish/pull', () => {
       const r = results[accepted.length + i]!
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
       expect(r.stderr.split('\n')[0], args.join(' ')).toMatch(reason)
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
     }
     // models publish and pull are commander's (inference-command.ts): accepted ones look for the node (exit 1), bad ones exit 2
-    const models = await Promise.all([['pull', 'bafy', '--load'], ['publish', 'tiny'], ['load', 'x', '--load'], ['pull']].map(async args => await flexnode(['models', ...args, ...none])))
+    const models = []
+    for (const args of [['pull', 'bafy', '--load'], ['publish', 'tiny'], ['load', 'x', '--load'], ['pull']]) models.push(await runInProcess(['models', ...args, ...none]))
     expect(models.map(r => r.code)).toEqual([1, 1, 2, 2])
     expect(models[0]!.stderr).toContain('NodeNotRunningError')
     expect(models[2]!.stderr).toMatch(/^flexnode: unknown option '--load'/)
     expect(models[3]!.stderr).toMatch(/^flexnode: missing required argument 'cid'/)
-    const usage = await flexnode(['pin', '--cid-version', '7', 'f'])
+    const usage = await runInProcess(['pin', '--cid-version', '7', 'f'], { FLEXNODE_DATA_DIR: join(dir.path, 'none') })
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain('Usage: flexnode pin [options] <file>')
   })

@@ -9,9 +9,12 @@ import { basename, join } from 'node:path'
 import { AdminWebsocket } from '@holochain/client'
 import { ensureModel } from '../../../../fixtures/gguf/index.ts'
 import { DAMAGED_MODELS, writeDamagedModels } from '../../../../fixtures/gguf/damaged.ts'
-import { tempDir, TEST_NODE_FLAGS, TEST_ORIGIN, waitUntil } from '../../../../fixtures/index.ts'
+import { REPO_ROOT, tempDir, TEST_NODE_FLAGS, TEST_ORIGIN, waitUntil } from '../../../../fixtures/index.ts'
+import { runInProcess } from '../../../../fixtures/cli.ts'
 import { spawnFlexnode, spawnNode } from '../../../../fixtures/spawn-node.ts'
 import { DEMO, modelFileName } from '../../inference/gguf/generate.ts'
+
+const PACKAGE_VERSION = (JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version
 
 const exists = async (p: string): Promise<boolean> => await access(p).then(() => true, () => false)
 
@@ -194,13 +197,32 @@ describe('flexnode start', () => {
     expect(await exists(join(dir.path, 'flexnode.lock'))).toBe(false)
   })
 
-  it('rejects bad flags with a usage error (exit 2)', async () => {
-    for (const args of [['--listen', 'not-a-multiaddr'], ['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--admin-port', '99999'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--advertise-interval', '0'], ['--bogus'], ['--agent-name', '!!'], ['--no-demo-model=yes'], ['--http-allowed-hosts', 'not a host'], ['--policy-admin', 'alice']]) {
+  it('rejects bad flags with a usage error (exit 2), and prints its version', async () => {
+    // the real binary, end to end: its exit code, the usage on stderr, no stack trace (the rest of the table runs in-process below)
+    for (const args of [['--listen', 'not-a-multiaddr'], ['--admin-port', '99999'], ['--bogus']]) {
       const p = spawnFlexnode(['start', ...args])
-      expect(await p.exit).toBe(2)
+      expect(await p.exit, args.join(' ')).toBe(2)
       expect(p.stderr()).toContain('Usage: flexnode start')
+      expect(p.stderr()).not.toMatch(/\n\s+at /)
     }
     const unknown = spawnFlexnode(['frobnicate'])
     expect(await unknown.exit).toBe(2)
+    const version = spawnFlexnode(['--version'])
+    expect(await version.exit).toBe(0)
+    expect(version.stdout()).toBe(`${PACKAGE_VERSION}\n`)
+  })
+
+  it('checks start\'s flags in-process: exit 2, the usage, no stack trace', async () => {
+    // an empty data dir: no config file is read, and never the real default one
+    await using dir = await tempDir()
+    const env = { FLEXNODE_DATA_DIR: dir.path }
+    for (const args of [['--bootstrap', 'http://example.com'], ['--network', 'moon'], ['--app-port', 'http'], ['--heartbeat-interval', '-1'], ['--advertise-interval', '0'], ['--agent-name', '!!'], ['--no-demo-model=yes'], ['--http-allowed-hosts', 'not a host'], ['--policy-admin', 'alice']]) {
+      const r = await runInProcess(['start', ...args], env)
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr, args.join(' ')).toContain('Usage: flexnode start')
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
+    }
+    expect((await runInProcess(['frobnicate'], env)).code).toBe(2)
+    for (const flag of ['--version', '-V']) expect(await runInProcess([flag], env)).toEqual({ code: 0, stdout: `${PACKAGE_VERSION}\n`, stderr: '' })
   })
 })

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir, TEST_NODE_FLAGS, waitUntil } from '../../../../fixtures/index.ts'
+import { runInProcess } from '../../../../fixtures/cli.ts'
 import { runFlexnode, spawnFlexnode, type SpawnedNode } from '../../../../fixtures/spawn-node.ts'
 import type { NodeCapability } from '../../../../zomes-ts/agent_registry/types.ts'
 import { formatAge, mergePeers, renderPeers, renderTable, shortId, type PeersReport, type StatusReport } from '../inspect.ts'
@@ -139,7 +140,7 @@ describe('flexnode peers / status', () => {
   it('exits 1 with a clear message when no node runs on the data dir', async () => {
     await using dir = await tempDir()
     for (const command of ['peers', 'status']) {
-      const r = await flexnode([command, '--data-dir', dir.path])
+      const r = await runInProcess([command, '--data-dir', dir.path])
       expect(r.code).toBe(1)
       expect(r.stderr).toContain(`no flexnode is running on ${dir.path}`)
       expect(r.stdout).toBe('')
@@ -149,22 +150,26 @@ describe('flexnode peers / status', () => {
       const p = execFile(process.execPath, ['-e', ''], () => { resolve(p.pid!) })
     })
     await writeFile(join(dir.path, 'node.json'), JSON.stringify({ agent_pub_key: 'uhCAk', network: 'local', admin_port: 1, app_port: 2, installed_app_id: 'flexstack', data_dir: dir.path, peer_id: 'x', multiaddrs: [], pid: dead }))
-    const stale = await flexnode(['peers', '--data-dir', dir.path, '--json'])
+    const stale = await runInProcess(['peers', '--data-dir', dir.path, '--json'])
     expect(stale.code).toBe(1)
     expect(stale.stderr).toContain(`no flexnode is running on ${dir.path}`)
     expect(stale.stderr).toContain(`pid ${dead}`)
   })
 
   it('rejects bad flags with a usage error (exit 2)', async () => {
+    // an empty data dir, never the real default one
+    await using dir = await tempDir()
+    const env = { FLEXNODE_DATA_DIR: dir.path }
     for (const args of [['peers', '--bogus'], ['status', '--data-dir'], ['peers', 'extra'], ['status', '--json=yes'], ['peers', '--data-dir', '']]) {
-      const r = await flexnode(args)
+      const r = await runInProcess(args, env)
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.stderr).toContain(`Usage: flexnode ${args[0]!}`)
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
     }
-    const help = await flexnode(['peers', '--help'])
+    const help = await runInProcess(['peers', '--help'], env)
     expect(help.code).toBe(0)
     expect(help.stdout).toContain('Usage: flexnode peers')
-    const usage = await flexnode(['help'])
+    const usage = await runInProcess(['help'], env)
     expect(usage.stdout).toMatch(/^ {2}peers /m)
     expect(usage.stdout).toMatch(/^ {2}status /m)
   })

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createTestAgent, tempDir, type TempDir, type TestAgent } from '../../../../fixtures/index.ts'
-import { runFlexnode } from '../../../../fixtures/spawn-node.ts'
+import { runInProcess } from '../../../../fixtures/cli.ts'
 import { API_TOKEN_FILE } from '../../http/tokens.ts'
 import { NodeApi } from '../inference.ts'
 import { keysShowCommand, keysTokenCommand, type KeysReport } from '../keys.ts'
@@ -154,12 +154,12 @@ describe('flexnode keys: usage mistakes', () => {
       [['keys', 'show', 'extra'], /^flexnode: too many arguments/]
     ]
     for (const [args, reason] of cases) {
-      const r = await runFlexnode([...args, '--data-dir', dir.path])
+      const r = await runInProcess([...args, '--data-dir', dir.path])
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.stderr.split('\n')[0], args.join(' ')).toMatch(reason)
       expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
     }
     // the help shown after the reason is the subcommand's
-    expect((await runFlexnode(['keys', 'token', '--name', 'bad name!'])).stderr).toContain('Usage: flexnode keys token ')
+    expect((await runInProcess(['keys', 'token', '--name', 'bad name!'], { FLEXNODE_DATA_DIR: dir.path })).stderr).toContain('Usage: flexnode keys token ')
   })
 })

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { tempDir, TEST_NODE_FLAGS, waitUntil } from '../../../../fixtures/index.ts'
+import { runInProcess } from '../../../../fixtures/cli.ts'
 import { runFlexnode, spawnFlexnode } from '../../../../fixtures/spawn-node.ts'
 import { buildWasmFixtures } from '../../../../fixtures/wasm.ts'
 import { processExitCode } from '../resources.ts'
@@ -86,17 +87,21 @@ describe('flexnode allocate / available / release / task run', () => {
   }, 60_000)
 
   it('rejects bad command lines with a usage error (exit 2), and a missing file too', async () => {
-    // the rest of the parsing is checked in-process below
+    // the rest of the parsing is checked below
     const cases = [
       ['allocate'], ['allocate', '--type', 'compute', '--cpu-cores', '-1'], ['release'], ['renew', 'uhCkkX'],
       ['available', '--type', 'nope'], ['task', 'frob', 'x.wasm'], ['task', 'run', '/no/such/file.wasm']
     ]
-    const results = await Promise.all(cases.map(async args => ({ args, r: await flexnode(args) })))
-    for (const { args, r } of results) {
+    // an empty data dir, never the real default one
+    await using dir = await tempDir()
+    const env = { FLEXNODE_DATA_DIR: dir.path }
+    for (const args of cases) {
+      const r = await runInProcess(args, env)
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.stderr, args.join(' ')).toContain(`Usage: flexnode ${args[0]!}`)
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
     }
-    const usage = await flexnode(['help'])
+    const usage = await runInProcess(['help'], env)
     for (const command of ['allocate', 'release', 'renew', 'available', 'allocations', 'task']) expect(usage.stdout).toMatch(new RegExp(`^ {2}${command}\\b`, 'm'))
   })
 
@@ -123,15 +128,15 @@ describe('flexnode allocate / available / release / task run', () => {
       // past the flags' own checks, resources.schedule_task's schema refuses it as the HTTP API and MCP do
       [['task', 'run', join(dir.path, 'm.wasm'), '--memory-mb', '999999'], 'limits.memory_mb: ']
     ]
-    const results = await Promise.all([
-      ...accepted.map(async args => ({ args, want: 1, reason: 'NodeNotRunningError', r: await flexnode([...args, ...d]) })),
-      ...refused.map(async ([args, reason]) => ({ args, want: 2, reason, r: await flexnode([...args, ...d]) }))
-    ])
+    // in-process, one after another (each replaces stdout and stderr while it runs)
+    const results = []
+    for (const args of accepted) results.push({ args, want: 1, reason: 'NodeNotRunningError', r: await runInProcess([...args, ...d]) })
+    for (const [args, reason] of refused) results.push({ args, want: 2, reason, r: await runInProcess([...args, ...d]) })
     for (const { args, want, reason, r } of results) {
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(want)
       expect(r.stderr, args.join(' ')).toContain(reason)
       expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
     }
     expect([0, 7, 255, 256, -1].map(processExitCode)).toEqual([0, 7, 255, 255, 255])
-  }, 60_000)
+  })
 })
