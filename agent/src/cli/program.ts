@@ -33,10 +33,10 @@
  * in `memory-command.ts`, run by `memory.ts`) and the artifact commands (`artifacts-command.ts`,
  * `artifacts.ts`).
  */
-import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { UsageError, type StartOptions } from '../config.ts'
+import { FLEXNODE_VERSION } from '../version.ts'
 import { addStartOptions, startConfigOf } from '../config/start-command.ts'
 import { DEFAULT_DATA_DIR, READY_PREFIX, START_ABORT_GRACE_MS } from '../constants.ts'
 import { tokenNameProblem } from '../http/tokens.ts'
@@ -117,16 +117,11 @@ function connectionEnv (prog: Command, env: NodeJS.ProcessEnv): NodeJS.ProcessEn
   return { ...env, ...(node !== undefined ? { FLEXNODE_NODE: node } : {}), ...(apiToken !== undefined ? { FLEXNODE_API_TOKEN: apiToken } : {}) }
 }
 
-/** flexnode's version: the root package.json's. */
-function packageVersion (): string {
-  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version
-}
-
 /** The `flexnode` program: commander parses the command line, each action sets `outcome.code`. */
 export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env): Command {
   const prog = new Command('flexnode')
     .description('a peer-to-peer node of the flexnode mesh: inference, vector memory, artifacts, resources')
-    .version(packageVersion(), '-V, --version', 'print flexnode\'s version')
+    .version(FLEXNODE_VERSION, '-V, --version', 'print flexnode\'s version')
     .option('--node <url>', 'the node\'s HTTP API, http://host:port, for every command that talks to a node [env: FLEXNODE_NODE] (default: the node running on --data-dir)')
     .option('--api-token <token>', 'bearer token for a node that requires one [env: FLEXNODE_API_TOKEN] (default: the data dir\'s local token)')
     .enablePositionalOptions()

@@ -1,12 +1,12 @@
 /**
  * The MCP server's defaults.
  */
-import pkg from '../../../package.json' with { type: 'json' }
+import { FLEXNODE_VERSION } from '../version.ts'
 
 /** the server name MCP clients see in `initialize` */
 export const MCP_SERVER_NAME = 'flexnode'
 /** the server version MCP clients see in `initialize`: the package's */
-export const MCP_SERVER_VERSION: string = pkg.version
+export const MCP_SERVER_VERSION: string = FLEXNODE_VERSION
 /** the node's MCP endpoint (streamable HTTP) */
 export const MCP_PATH = '/mcp'
 /** the JSON Schema dialect of the tools' `inputSchema`/`outputSchema` (the one MCP clients validate with) */
