@@ -100,7 +100,7 @@ export interface NodeTarget {
   dataDir: string
   /** the node's HTTP API, `http://host:port`, instead of the data dir's node */
   node?: string
-  /** bearer token; else the local token, for the data dir's node or a node on loopback */
+  /** bearer token; else the local token, for the data dir's node (by the data dir, or a loopback --node at its port) */
   token?: string
 }
 
@@ -115,9 +115,10 @@ export interface ResolvedNode {
 
 /**
  * The node at `node` (`http://host:port`), else the node running on `dataDir`. The bearer token
- * is `token`, else — for the data dir's node or a node on loopback — the local token that node
- * wrote into `<data-dir>/api-token` (a node bound to loopback needs none); the local token never
- * leaves the machine. Every CLI client of a node (`NodeApi`, `flexnode mcp`) resolves it here.
+ * is `token`, else — for the data dir's node, named by the data dir or by a loopback `--node` at
+ * the port its node.json names — the local token that node wrote into `<data-dir>/api-token` (a
+ * node bound to loopback needs none); the local token never leaves the machine, nor goes to
+ * another service on it. Every CLI client of a node (`NodeApi`, `flexnode mcp`) resolves it here.
  */
 export async function resolveNode (opts: NodeTarget): Promise<ResolvedNode> {
   if (opts.token !== undefined && (opts.token === '' || /\s/.test(opts.token))) throw new InvalidInputError('--api-token must be a non-empty token without whitespace', { field: 'token' })
@@ -127,7 +128,14 @@ export async function resolveNode (opts: NodeTarget): Promise<ResolvedNode> {
   }
   if (opts.node === undefined) return withToken(`http://127.0.0.1:${await readHttpPort(opts.dataDir)}`, opts.dataDir, await readLocalToken(opts.dataDir))
   const url = parseNodeUrl(opts.node)
-  return withToken(url.origin, url.origin, isLoopbackUrlHost(url.hostname) ? await readLocalToken(opts.dataDir) : undefined)
+  return withToken(url.origin, url.origin, await isDataDirNode(url, opts.dataDir) ? await readLocalToken(opts.dataDir) : undefined)
+}
+
+/** `url` is the HTTP API of the node running on `dataDir`: on loopback, at the port its node.json names (another loopback service never sees the local token). */
+async function isDataDirNode (url: URL, dataDir: string): Promise<boolean> {
+  if (!isLoopbackUrlHost(url.hostname)) return false
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port)
+  return await readHttpPort(dataDir).then(p => p === port, () => false)
 }
 
 export class NodeApi {

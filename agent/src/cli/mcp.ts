@@ -11,8 +11,8 @@
  * # { "mcpServers": { "flexnode": { "command": "flexnode", "args": ["mcp", "--data-dir", "/home/me/.flexnode"] } } }
  * ```
  * The node and its token are resolved as every CLI client of a node resolves them (`resolveNode`
- * in `inference.ts`: a node on loopback gets the data dir's local token). No node running, or its
- * endpoint refusing the connection: one line on stderr, exit 1. Stdout carries only MCP messages.
+ * in `inference.ts`: the data dir's node, also when a loopback --node names its port, gets the
+ * data dir's local token). No node running, or its endpoint refusing the connection: one line on stderr, exit 1. Stdout carries only MCP messages.
  * Ends (exit 0) when stdin closes or on SIGINT/SIGTERM. Its flags are the commander program's.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'

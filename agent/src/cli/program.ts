@@ -182,7 +182,7 @@ export function program (outcome: Outcome, env: NodeJS.ProcessEnv = process.env)
     .description('an MCP server on stdio offering the running node\'s tools to an AI agent (forwards to the node\'s /mcp)')
     .option('--data-dir <dir>', 'the running node\'s data dir [env: FLEXNODE_DATA_DIR] (default: ~/.flexnode)')
     .option('--node <url>', 'the node\'s HTTP API instead, e.g. http://10.0.0.5:8080 [env: FLEXNODE_NODE]')
-    .option('--api-token <token>', 'bearer token for the node\'s API [env: FLEXNODE_API_TOKEN] (default: the data dir\'s local token, for a node on loopback)')
+    .option('--api-token <token>', 'bearer token for the node\'s API [env: FLEXNODE_API_TOKEN] (default: the data dir\'s local token, for the data dir\'s own node)')
     .allowExcessArguments(false))
     .action(async (o: { node?: string, apiToken?: string }, cmd: Command) => {
       const conn = connectionEnv(prog, env)

@@ -71,16 +71,21 @@ function bridge (args: string[]): { client: Client, transport: StdioClientTransp
 
 const meta = (r: CallToolResult): unknown => r._meta?.[MCP_ERROR_META_KEY]
 
+/** What a running node leaves in its data dir: its node.json, this process standing in as its pid. */
+async function writeNodeJson (dataDir: string, httpPort: number): Promise<void> {
+  await writeFile(join(dataDir, RUNTIME_FILE), JSON.stringify({
+    pid: process.pid, admin_port: 1, app_port: 2, http_port: httpPort, installed_app_id: 'flexstack', agent_pub_key: 'uhCAk', peer_id: '12D3Koo', network: 'local', multiaddrs: []
+  }))
+}
+
 describe('flexnode mcp (stdio bridge)', () => {
   it('forwards tools/list and tools/call to the node found by its data dir, with its local token', async () => {
     await using dir = await tempDir()
     const seen: string[] = []
     await using http = httpServer({ port: 0 })({ logger: silentLogger(), routes: [guarded(mcpRoutes({ operations }), seen)] })
     const { port } = await http.start()
-    // what a running node leaves in its data dir: node.json (this process stands in as its pid) and its local token
-    await writeFile(join(dir.path, RUNTIME_FILE), JSON.stringify({
-      pid: process.pid, admin_port: 1, app_port: 2, http_port: port, installed_app_id: 'flexstack', agent_pub_key: 'uhCAk', peer_id: '12D3Koo', network: 'local', multiaddrs: []
-    }))
+    // what a running node leaves in its data dir: node.json and its local token
+    await writeNodeJson(dir.path, port)
     await writeFile(join(dir.path, 'api-token'), `${TOKEN}\n`, { mode: 0o600 })
 
     const { client, transport, stderr } = bridge(['--data-dir', dir.path])
@@ -144,9 +149,15 @@ describe('flexnode mcp (stdio bridge)', () => {
     expect(refused.stderr).toMatch(/^flexnode: McpBridgeError: the node's MCP endpoint at http:\/\/127\.0\.0\.1:\d+\/mcp refused the request \(HTTP 401\): .*\n$/)
     expect(seen.at(-1)).toBe('')
 
-    // a node on loopback named by --node gets the data dir's local token, as every CLI command sends it (resolveNode)
+    // a loopback --node that is not the data dir's node never sees the data dir's local token
     await writeFile(join(dir.path, 'api-token'), TOKEN)
-    const local = bridge(['--data-dir', dir.path, '--node', node])
+    const foreign = await runFlexnode(['mcp', '--data-dir', dir.path, '--node', node])
+    expect(foreign.code).toBe(1)
+    expect(foreign.stderr).toMatch(/refused the request \(HTTP 401\)/)
+    expect(seen.at(-1)).toBe('')
+    // the data dir's node (its node.json names the port) named by --node on loopback gets it, as every CLI command sends it (resolveNode)
+    await writeNodeJson(dir.path, port)
+    const local = bridge(['--data-dir', dir.path, '--node', `http://localhost:${port}`])
     await local.client.connect(local.transport)
     try {
       expect((await local.client.callTool({ name: 'test.add', arguments: { a: 1, b: 2 } })).structuredContent).toEqual({ sum: 3 })
