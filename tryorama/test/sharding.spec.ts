@@ -10,6 +10,7 @@ import { arcContains, arcSectors, sectorHolders, SECTOR_COUNT } from '../../agen
 import { decode, encode } from '../../agent/src/conductor/codec.ts'
 import { dhtLocation, encodeHash, hashFrom32, type HoloHash } from '../../agent/src/holo/hash.ts'
 import { integratedOps, runScenario, waitUntil, type Player } from '../src/index.ts'
+import { errorMessage } from '../../agent/src/errors.ts'
 
 const registry = (p: Player): Uint8Array => p.cells.agent_registry!.cell_id[0]
 const arcOf = (p: Player) => p.node.dht.arcStatus()
@@ -66,21 +67,29 @@ describe('sharded storage arcs', () => {
         for (const ops of await integratedOps(players.filter(p => p.alive), dna)) for (const k of ops) counts.set(k, (counts.get(k) ?? 0) + 1)
         return counts
       }
-      // every op of the new records held by ≥ 3 nodes (sync fills in what a publish missed)
-      await waitUntil(async () => {
+      /** the new records' ops held by fewer than 3 nodes, as `record op=holders` (a record no node knows yet: `record unknown`) */
+      const shortOps = async (): Promise<string[]> => {
         const counts = await holdersOf()
         // the ops of each new record, keyed by op type and signature (the signature is the record's)
         const spaces = players.map(p => p.node.conductor.space(dna)!)
+        const short: string[] = []
         for (const h of written) {
           // a node that knows it may still hold it in limbo, waiting for its predecessor: ask for it valid
           const record = spaces.map(s => s.records([h], 1 << 20)[0]).find(r => r !== undefined)
-          if (record === undefined) return false
+          if (record === undefined) { short.push(`${encodeHash(h)} unknown`); continue }
           const sig = Buffer.from(record.signature).toString('base64')
           const keys = [...counts.keys()].filter(k => k.endsWith(`:${sig}`))
-          if (keys.length === 0 || keys.some(k => counts.get(k)! < 3)) return false
+          if (keys.length === 0) short.push(`${encodeHash(h)} integrated nowhere`)
+          for (const k of keys.filter(k => counts.get(k)! < 3)) short.push(`${encodeHash(h)} ${k.split(':')[0]!}=${counts.get(k)!}`)
         }
-        return true
-      }, { timeoutMs: 120_000, intervalMs: 500, what: 'every op of the new records to be held by 3 authorities' })
+        return short
+      }
+      // every op of the new records held by ≥ 3 nodes (sync fills in what a publish missed); a
+      // timeout says which are short, and what each node still waits for
+      await waitUntil(async () => (await shortOps()).length === 0, { timeoutMs: 120_000, intervalMs: 500, what: 'every op of the new records to be held by 3 authorities' }).catch(async (err: unknown) => {
+        const waiting = players.map(p => `${p.node.conductor.space(dna)!.pendingCount()}/${p.node.conductor.space(dna)!.missingPrevs(100).length}`)
+        throw new Error(`${errorMessage(err)}: ${(await shortOps()).join(', ')}; per node records pending/predecessors missing: ${waiting.join(' ')}; arcs: ${players.map(p => arcSectors(arcOf(p).arc)).join(' ')}`)
+      })
       // and not by everyone: storage is sharded
       const counts = await holdersOf()
       expect(Math.min(...counts.values())).toBeGreaterThanOrEqual(1)
