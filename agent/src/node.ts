@@ -117,6 +117,8 @@ export interface FlexNodeInit {
   syncIntervalMs?: number
   /** ms between republish rounds. @default 15000 */
   republishIntervalMs?: number
+  /** ms between lookups of what records in limbo wait for. @default syncIntervalMs */
+  limboLookupIntervalMs?: number
   /** reconcile with every newly connected peer at once. @default true */
   syncOnConnect?: boolean
   /** DHT authorities wanted per location; a mesh with more nodes shards storage. @default 5 */
@@ -324,6 +326,7 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
             const dht = dhtNetwork({
               syncIntervalMs: init.syncIntervalMs,
               republishIntervalMs: init.republishIntervalMs,
+              limboLookupIntervalMs: init.limboLookupIntervalMs,
               syncOnConnect: init.syncOnConnect,
               targetRedundancy: init.targetRedundancy,
               arcResizeIntervalMs: init.arcResizeIntervalMs,

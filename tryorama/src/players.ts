@@ -38,6 +38,8 @@ export interface PlayerOptions {
   syncIntervalMs?: number
   /** @default 2000 ms (in-process only; a process runs the node's default) */
   republishIntervalMs?: number
+  /** @default syncIntervalMs (in-process only; a process runs the node's default) */
+  limboLookupIntervalMs?: number
   /** directories of `.gguf` models this player serves (read in place). @default none */
   modelsDirs?: string[]
   /** who may use this player's models (in-process only). @default everyone in the mesh */
@@ -68,7 +70,7 @@ export interface PlayerOptions {
 }
 
 /** Options a `flexnode start` process has no flag for: giving one to a process player is refused. */
-const IN_PROCESS_ONLY = ['syncIntervalMs', 'republishIntervalMs', 'inferencePolicy', 'syncOnConnect', 'arcResizeIntervalMs', 'logger', 'resourceCapacity', 'memory', 'artifacts'] as const
+const IN_PROCESS_ONLY = ['syncIntervalMs', 'republishIntervalMs', 'limboLookupIntervalMs', 'inferencePolicy', 'syncOnConnect', 'arcResizeIntervalMs', 'logger', 'resourceCapacity', 'memory', 'artifacts'] as const
 /** the default target redundancy of a scenario: high enough that arcs stay full */
 const FULL_ARCS_TARGET = 32
 
@@ -192,6 +194,7 @@ export async function startInProcess (s: NodeStart): Promise<FlexNode> {
     targetRedundancy: options.targetRedundancy ?? FULL_ARCS_TARGET,
     arcResizeIntervalMs: options.arcResizeIntervalMs,
     republishIntervalMs: options.republishIntervalMs ?? 2000,
+    limboLookupIntervalMs: options.limboLookupIntervalMs,
     scryptN: SCRYPT_N,
     policyAdmins: options.policyAdmins,
     modelsDirs: options.modelsDirs,

@@ -10,6 +10,8 @@
  * - receive: gossip and sync deliver records to the conductor's DHT space, which validates and
  *   integrates them; each integrated record earns its author a signed validation receipt.
  * - republish: authors publish again the actions holding fewer receipts than they want.
+ * - limbo lookups: what a record in limbo waits for (a previous action, a record its validation
+ *   needs) is asked of that hash's authorities, as a local miss is; sync covers only the arc.
  * - anti-entropy: gossip is best effort, so nodes also reconcile over `/flexstack/<network>/sync/1`
  *   (on connect and every interval), over the sectors their arcs share (`../sectors.ts`): every
  *   DNA's digest first, in one request (one round trip when in sync; a node from before that
@@ -47,6 +49,8 @@ export interface DhtNetworkInit {
   syncIntervalMs?: number
   /** ms between republish rounds. @default 15000 */
   republishIntervalMs?: number
+  /** ms between lookups of what records in limbo wait for and this node lacks. @default syncIntervalMs */
+  limboLookupIntervalMs?: number
   /** receipts an author wants per action (capped by the peers it has). @default 5 */
   receiptTarget?: number
   /** reconcile with every newly connected peer at once. @default true */
@@ -106,6 +110,10 @@ const CASCADE_HEDGE_MS = 150
 const CASCADE_EMPTY_QUORUM = 2
 /** rounds of predecessor fetching per cascade miss */
 const CASCADE_ROUNDS = 32
+/** what records in limbo wait for, looked up per DNA per round */
+const LIMBO_LOOKUPS_PER_ROUND = 8
+/** ms before a limbo dependency no authority gave is looked up again */
+const LIMBO_LOOKUP_RETRY_MS = 10_000
 const PROTOCOL_RECEIPT = 'receipt'
 
 function opsTopic (dna: HoloHash): string { return `ops/${encodeHash(dna)}` }
@@ -142,6 +150,8 @@ class MeshDhtNetwork implements DhtNetwork {
   private readonly dnaSyncs = new Map<string, Promise<unknown>>()
   /** action hashes some sync is fetching now */
   private readonly inflight = new Set<string>()
+  /** limbo dependencies looked up, by hash: when they may be looked up again */
+  private readonly limboLookups = new Map<string, number>()
   private running = false
   private stopped = false
   private readonly limit = new PerPeerRateLimit({ perSecond: SYNC.gossipPerPeerPerSecond, burst: SYNC.gossipPerPeerBurst })
@@ -199,7 +209,8 @@ class MeshDhtNetwork implements DhtNetwork {
     // is logged and backed off, never thrown out of a timer
     this.tasks.push(
       periodic({ name: 'dht sync round', intervalMs: this.init.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS }, async () => { await this.syncRound() }, this.log),
-      periodic({ name: 'dht republish round', intervalMs: this.init.republishIntervalMs ?? 15_000 }, async () => { await this.republishRound() }, this.log)
+      periodic({ name: 'dht republish round', intervalMs: this.init.republishIntervalMs ?? 15_000 }, async () => { await this.republishRound() }, this.log),
+      periodic({ name: 'dht limbo lookups', intervalMs: this.init.limboLookupIntervalMs ?? this.init.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS }, async () => { await this.lookUpLimboDependencies() }, this.log)
     )
     if (this.init.syncOnConnect !== false) for (const peer of mesh.peers()) this.syncInBackground(peer)
     await this.presence.start()
@@ -570,6 +581,32 @@ class MeshDhtNetwork implements DhtNetwork {
       await Promise.allSettled([...picks].map(async p => await this.syncWithPeer(p)))
     }
     if (limboError !== undefined) throw limboError
+  }
+
+  /**
+   * What records in limbo wait for and this node lacks (a previous action, a record app
+   * validation needs) is asked of its authorities, as a local miss is (the cascade). Sync alone
+   * never brings it when it lies outside this node's arc: a record whose Update's original the
+   * node never held would wait out the limbo's lifetime. A few per DNA per round (its own
+   * periodic task), each again only after LIMBO_LOOKUP_RETRY_MS when no authority gave it.
+   */
+  private async lookUpLimboDependencies (): Promise<void> {
+    if (!this.running) return
+    const now = Date.now()
+    for (const [key, until] of this.limboLookups) if (until <= now) this.limboLookups.delete(key)
+    const lookups: Array<Promise<number>> = []
+    for (const dna of this.c.host.runningDnas()) {
+      const space = this.space(dna)
+      if (space === null || space.pendingCount() === 0) continue
+      const due = space.missingPrevs(LIMBO_LOOKUPS_PER_ROUND * 4).filter(h => !this.limboLookups.has(encodeHash(h))).slice(0, LIMBO_LOOKUPS_PER_ROUND)
+      for (const h of due) {
+        this.limboLookups.set(encodeHash(h), now + LIMBO_LOOKUP_RETRY_MS)
+        lookups.push(this.cascade(dna, { hashes: [h] }))
+      }
+    }
+    for (const r of await Promise.allSettled(lookups)) {
+      if (r.status === 'rejected') this.log.debug({ err: errorMessage(r.reason) }, 'looking up what a record in limbo waits for failed')
+    }
   }
 
   /**

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { dhtSync, runScenario, waitUntil, type Player } from '../../../../../tryorama/src/index.ts'
 import type { NodeCapability } from '../../../../../zomes-ts/agent_registry/types.ts'
-import { encodeHash, hashFrom32 } from '../../../holo/hash.ts'
+import { encodeHash, hashFrom32, type HoloHash } from '../../../holo/hash.ts'
 import type { CascadeEvent } from '../types.ts'
 
 const registry = (p: Player): Uint8Array => p.cells.agent_registry!.cell_id[0]
@@ -84,4 +84,27 @@ describe('the cascade with a frozen authority', () => {
       expect(new Set(unanswered.at(-1)!.asked)).toEqual(new Set([alice!.peerId, carol!.peerId, dave!.peerId]))
     })
   }, 180_000)
+
+  it('a record waiting in limbo gets what it waits for from the authorities, with no sync to bring it', async () => {
+    await runScenario(async (scenario) => {
+      // no republishing: nothing reaches bob unasked
+      const [alice, carol] = await scenario.addPlayers(2, { republishIntervalMs: 3_600_000 })
+      const dna = registry(alice!)
+      // alice's newest record: an Update of her NodeCapability, built on her earlier actions
+      const beat = await alice!.cells.agent_registry!.callZome<HoloHash>('heartbeat', 'beat', { cpu_percent: 3, gpu_percent: 0, memory_percent: 3 })
+      await dhtSync([alice!, carol!], dna)
+      // bob never syncs (as a node whose arc does not hold those earlier actions is never offered them by sync)
+      const bob = await scenario.addPlayer({ syncIntervalMs: 3_600_000, republishIntervalMs: 3_600_000, syncOnConnect: false, limboLookupIntervalMs: 200, bootstrapFrom: [alice!, carol!] })
+      await waitUntil(() => [alice!, carol!].every(p => bob.node.mesh.peers().includes(p.peerId)), { what: 'bob connected to alice and carol' })
+      const space = bob.node.conductor.space(dna)!
+      expect(space.knows(beat)).toBe(false)
+      // the record reaches bob alone (as a publish does): it waits for alice's earlier actions
+      const record = alice!.node.conductor.space(dna)!.records([beat], 1 << 20)
+      expect(record).toHaveLength(1)
+      expect(space.receive(record).pending).toBeGreaterThan(0)
+      expect(space.missingPrevs(10).length).toBeGreaterThan(0)
+      // bob looks them up, and the record is integrated, valid
+      await waitUntil(() => space.pendingCount() === 0 && space.records([beat], 1 << 20).length === 1, { what: 'the record out of limbo, valid', timeoutMs: 30_000 })
+    })
+  }, 120_000)
 })
