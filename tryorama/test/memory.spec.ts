@@ -120,6 +120,8 @@ describe('memory_shards on a mesh', () => {
       await a.node.memory.createCollection({ name: 'kill', dimensions: 16, distance: 'l2' })
       const set = clusteredVectors({ seed: 21, count: 1500, dims: 16 })
       await insertAll(a, 'kill', set)
+      // the ring holds all three (else the killed node may hold none of what follows)
+      await settled(players, 'kill')
       // one copy of each shard: the killed node's shards cannot answer, and searches say so
       await a.node.memory.createCollection({ name: 'solo', dimensions: 16, distance: 'l2', replication_factor: 1 })
       await insertAll(a, 'solo', { ...set, count: 300 })
