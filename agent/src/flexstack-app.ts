@@ -13,6 +13,12 @@ import { DAY_MS, type RetentionPolicy } from './conductor/retention.ts'
 import { FlexnodeError, InvalidInputError } from './errors.ts'
 import type { ComponentLogger } from './logger.ts'
 import { installedPolicyAdmins, policyAdminsProperties, PolicyAdminsMismatchError } from './policy/admins.ts'
+import type { ZomeCaller, ZomeCallOptions } from '../../zomes-ts/client.ts'
+import { AgentRegistryClient } from '../../zomes-ts/agent_registry/client.ts'
+import { ResourceMeshClient } from '../../zomes-ts/resource_mesh/client.ts'
+import { PolicyStoreClient } from '../../zomes-ts/policy_store/client.ts'
+import { ArtifactIndexClient } from '../../zomes-ts/artifact_index/client.ts'
+import { MemoryShardsClient } from '../../zomes-ts/memory_shards/client.ts'
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const DEFAULT_HAPP = join(PACKAGE_ROOT, 'dnas', 'happ.yaml')
@@ -117,4 +123,22 @@ export async function ensureFlexstackApp (conductor: Pick<EmbeddedConductor, 'li
     if (installedAdmins.join('\n') !== opts.policyAdmins.join('\n')) throw new PolicyAdminsMismatchError(opts.dataDir, installedAdmins, opts.policyAdmins)
   }
   await conductor.enableApp({ installed_app_id: INSTALLED_APP_ID })
+}
+
+/**
+ * Makes a first zome call to each of the app's cells, a read, so that the conductor runs each
+ * cell's `init` (and commits its InitZomesComplete) now. Holochain runs it lazily, before a cell's
+ * first call, which for this node could be any time: the memory ring check after its interval, the
+ * first MOE request's policy lookup. After start, a chain then grows only with what the node
+ * publishes, and a failing init fails the start instead of some later request. The calls work
+ * against the embedded conductor and a real one alike.
+ */
+export async function initializeCells (client: ZomeCaller, options?: ZomeCallOptions): Promise<void> {
+  await Promise.all([
+    new AgentRegistryClient(client).myCapabilityHash(options),
+    new ResourceMeshClient(client).ledgerHead(options),
+    new PolicyStoreClient(client).getPolicy('flexnode-init', options),
+    new ArtifactIndexClient(client).provided(options),
+    new MemoryShardsClient(client).currentEpoch(options)
+  ])
 }

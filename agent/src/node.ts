@@ -38,7 +38,7 @@ import type { MoePolicy } from '../../scheduler/index.ts'
 import { AgentRegistryClient } from '../../zomes-ts/agent_registry/client.ts'
 import { PolicyStoreClient } from '../../zomes-ts/policy_store/client.ts'
 import { ensureDemoModel } from './inference/gguf/generate.ts'
-import { ensureFlexstackApp, networkProfile, nodeRetention } from './flexstack-app.ts'
+import { ensureFlexstackApp, initializeCells, networkProfile, nodeRetention } from './flexstack-app.ts'
 import { normalizePolicyAdmins } from './policy/admins.ts'
 import { loadPolicyFile } from './policy/file.ts'
 import { publishDefaultMoePolicy, sharedPolicies, type SharedPolicies } from './policy/shared.ts'
@@ -356,6 +356,11 @@ function nodeServices (init: FlexNodeInit, network: NetworkName): Array<ServiceE
         const dht = c.dht = c.conductor.network!
         return service({ start: async () => { await dht.start() }, stop: async () => { await dht.stop() } })
       }
+    },
+    {
+      // each cell's init runs now, not at whatever moment a service first reads its DNA
+      name: 'cell init',
+      create: (c) => service({ start: async ({ signal } = {}) => { await initializeCells(c.client, { signal }) }, stop: () => {} })
     },
     {
       name: 'models dir',
