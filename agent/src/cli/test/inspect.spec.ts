@@ -35,10 +35,12 @@ describe('flexnode peers / status', () => {
       nodes.push(b)
       const infoB = await b.ready
 
-      // poll until A knows both NodeCapabilities and is connected to B
+      // poll until A knows both NodeCapabilities and is connected to B (a connected peer whose
+      // capability has not reached A yet is listed too, with nulls: see mergePeers below)
+      const known = (r: PeersReport, agent: unknown): boolean => r.peers.some(p => p.node_id === agent && p.connected && p.availability !== null)
       const report = await waitUntil(async () => {
         const r = await peersJson(dirA.path)
-        return r !== undefined && r.peers.length === 2 && r.peers.some(p => p.node_id === infoB.agent_pub_key && p.connected) ? r : undefined
+        return r !== undefined && r.peers.length === 2 && r.peers.every(p => p.availability !== null) && known(r, infoB.agent_pub_key) ? r : undefined
       }, { timeoutMs: 60_000, intervalMs: 250, what: 'peers to list both nodes' })
       expect(report.agent_pub_key).toBe(infoA.agent_pub_key)
       expect(report.peer_id).toBe(infoA.peer_id)
@@ -63,7 +65,7 @@ describe('flexnode peers / status', () => {
       // B sees the same two nodes from its side
       const fromB = await waitUntil(async () => {
         const r = await peersJson(dirB.path)
-        return r !== undefined && r.peers.length === 2 ? r : undefined
+        return r !== undefined && r.peers.length === 2 && known(r, infoA.agent_pub_key) ? r : undefined
       }, { timeoutMs: 60_000, intervalMs: 250, what: 'B to list both nodes' })
       expect(fromB.peers.find(p => p.self)?.node_id).toBe(infoB.agent_pub_key)
       expect(fromB.peers.find(p => !p.self)).toMatchObject({ node_id: infoA.agent_pub_key, connected: true })
