@@ -252,11 +252,15 @@ export class DhtSpace {
     return { deleted: r.deleted.length, excluded: r.excluded.length, more: r.more }
   }
 
-  /** A record past the horizon that no pruning pass would keep: dropped on arrival. */
-  private beyondHorizon (r: NetRecord, hash: Uint8Array): boolean {
+  /**
+   * A record past the horizon that no pruning pass would keep: dropped on arrival. `newestOld`:
+   * each author's highest action_seq from before the horizon among the records arriving with it.
+   */
+  private beyondHorizon (r: NetRecord, hash: Uint8Array, newestOld: Map<string, number>, author: string): boolean {
     const horizon = this.horizon()
     if (horizon === null || r.action.header.timestamp >= horizon) return false
-    return !this.store.keepsOld(this.dna.hash, dhtActionRow(this.dna.hash, { action: r.action, hash, signature: r.signature }, new Uint8Array(0), 'Valid'), horizon)
+    const laterArriving = (newestOld.get(author) ?? -1) > r.action.header.action_seq
+    return !this.store.keepsOld(this.dna.hash, dhtActionRow(this.dna.hash, { action: r.action, hash, signature: r.signature }, new Uint8Array(0), 'Valid'), horizon, laterArriving)
   }
 
   /** 32 bytes equal on two nodes holding the same valid ops in the sectors of `set`. */
@@ -392,14 +396,19 @@ export class DhtSpace {
       const c = a.author.localeCompare(b.author)
       return c !== 0 ? c : a.r.action.header.action_seq - b.r.action.header.action_seq
     })
+    const horizon = this.horizon()
+    const newestOld = new Map<string, number>()
+    if (horizon !== null) {
+      for (const { r, author } of sorted) if (r.action.header.timestamp < horizon) newestOld.set(author, r.action.header.action_seq)
+    }
     // the batch is one transaction: a commit (a WAL append) per record was the largest single
     // cost of taking in a peer's records
     try {
       this.store.transaction(() => {
-        for (const { r } of sorted) {
+        for (const { r, author } of sorted) {
           const hash = actionHashOf(r.action)
           if (this.knows(hash)) continue
-          if (this.beyondHorizon(r, hash)) {
+          if (this.beyondHorizon(r, hash, newestOld, author)) {
             // pruned here already, or would be at the next pass: not taken back from a peer that holds more
             out.dropped++
             this.droppedBeyondHorizon++

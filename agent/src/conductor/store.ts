@@ -540,11 +540,16 @@ export class ConductorStore {
    * judged against what this node holds (a pass then decides for good): the newest action its
    * author has before the horizon, a record something held (or waiting in limbo) refers to, a
    * Create or CreateLink, the newest Update of its original, or the delete of a record held.
+   * `laterArriving`: a later action of its author from before the horizon arrives with it, so it
+   * is not its author's newest (judged by the store alone, every record of a batch taken in chain
+   * order would look like the newest, and the node would keep what the author's own pass dropped).
    */
-  keepsOld (dna: Uint8Array, r: Pick<DhtActionRow, 'hash' | 'author' | 'seq' | 'timestamp' | 'type' | 'original_action' | 'deletes_action' | 'link_add'>, horizon: number): boolean {
+  keepsOld (dna: Uint8Array, r: Pick<DhtActionRow, 'hash' | 'author' | 'seq' | 'timestamp' | 'type' | 'original_action' | 'deletes_action' | 'link_add'>, horizon: number, laterArriving = false): boolean {
     const p = { dna: toBuf(dna), hash: toBuf(r.hash), author: toBuf(r.author), seq: r.seq, ts: r.timestamp, original: toBuf(r.original_action), target: toBuf(r.deletes_action ?? r.link_add), h: horizon }
-    const anchor = this.stmt("SELECT NOT EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND author = @author AND seq > @seq AND status = 'Valid' AND timestamp < @h) AS ok")
-    if ((anchor.get(p) as { ok: number }).ok === 1) return true
+    if (!laterArriving) {
+      const anchor = this.stmt("SELECT NOT EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND author = @author AND seq > @seq AND status = 'Valid' AND timestamp < @h) AS ok")
+      if ((anchor.get(p) as { ok: number }).ok === 1) return true
+    }
     const needed = this.stmt(`SELECT EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND original_action = @hash AND status = 'Valid')
       OR EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND deletes_action = @hash AND status = 'Valid')
       OR EXISTS (SELECT 1 FROM dht_action WHERE dna = @dna AND link_add = @hash AND status = 'Valid')

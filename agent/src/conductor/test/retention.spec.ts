@@ -122,13 +122,24 @@ async function connect (nodes: Node[]): Promise<void> {
   }
 }
 
-/** Pull from every other node until all summaries agree. */
+/** Pull from every other node until all summaries agree; a timeout says what each node lacks. */
 async function converge (nodes: Node[]): Promise<void> {
-  await waitUntil(async () => {
-    for (const a of nodes) for (const b of nodes) if (a !== b) await a.net.syncDna(b.mesh.peerId, a.dna)
-    const d = encodeHash(space(nodes[0]!).digest(fullSectorSet()) as never)
-    return nodes.every(n => encodeHash(space(n).digest(fullSectorSet()) as never) === d)
-  }, { timeoutMs: 60_000, intervalMs: 100, what: `the DHTs of ${nodes.map(n => n.name).join(', ')} to converge` })
+  const what = `the DHTs of ${nodes.map(n => n.name).join(', ')} to converge`
+  try {
+    await waitUntil(async () => {
+      for (const a of nodes) for (const b of nodes) if (a !== b) await a.net.syncDna(b.mesh.peerId, a.dna)
+      const d = encodeHash(space(nodes[0]!).digest(fullSectorSet()) as never)
+      return nodes.every(n => encodeHash(space(n).digest(fullSectorSet()) as never) === d)
+    }, { timeoutMs: 60_000, intervalMs: 100, what })
+  } catch (err) {
+    const all = new Set(nodes.flatMap(n => [...held(n)]))
+    const state = nodes.map(n => {
+      const h = held(n)
+      const lacks = [...all].filter(x => !h.has(x))
+      return `${n.name}: ${space(n).opCount()} ops in the summary, ${h.size} actions, ${space(n).pendingCount()} in limbo (needing ${space(n).missingPrevs(8).map(x => encodeHash(x)).join(', ') || 'nothing missing'}), ${space(n).droppedBeyondHorizon} dropped beyond the horizon; lacks ${lacks.length}: ${lacks.slice(0, 8).join(', ')}`
+    })
+    throw new Error(`${(err as Error).message}\n${state.join('\n')}`)
+  }
 }
 
 /** The action hashes of every op a node has integrated (what `dump_full_state` shows). */
@@ -266,6 +277,38 @@ describe('retention per network', () => {
     expect(held(j).has(superseded[0]!)).toBe(false)
     expectSummaryConsistent(space(j))
   }, 180_000)
+
+  it('a chain older than the horizon, taken in one batch, is kept as its author\'s own pass keeps it, so the two summaries agree', async () => {
+    // (CI: a late joiner's first pass ran after a peer had synced its chain; the peer had kept
+    // every action, each one looking like its author's newest when it arrived, and the two
+    // summaries then differed until the peer's next pass, an hour later)
+    const clock = fakeClock()
+    clock.advance(31 * DAY_MS) // every action written from now on is past the 30-day horizon
+    const testnet: RetentionPolicy = { mode: 'prune', maxAgeMs: 30 * DAY_MS, intervalMs: 3_600_000 }
+    const a = await node('a', 'ripple-testnet', testnet, clock.now)
+    await advertise(a)
+    await a.t.conductor.retention.prune() // what a wrote since its first pass is past the horizon too
+    // j's chain reaches a from a copy whose summary still holds all of it (a pass not run yet)
+    const j0 = await node('j', 'ripple-testnet', { mode: 'permanent' }, clock.now)
+    await advertise(j0)
+    await connect([a, j0])
+    await a.net.syncDna(j0.mesh.peerId, a.dna)
+    const jChain = chainOf(j0)
+    const dropped = space(a).droppedBeyondHorizon
+    expect(dropped).toBeGreaterThan(0)
+    // j's newest action (its chain head), its Agent entry and its capability are kept; its Dna action is not
+    const atA = held(a)
+    expect(atA.has(jChain[jChain.length - 1]!.hash)).toBe(true)
+    expect(atA.has(jChain[0]!.hash)).toBe(false)
+    for (const x of jChain.filter(x => x.type === 'Create')) expect(atA.has(x.hash), `Create ${x.hash}`).toBe(true)
+    // j under the testnet policy: its own pass takes the same actions out of its summary, and the two agree
+    const j = await restart(j0, testnet, clock.now)
+    await j.t.conductor.retention.prune()
+    await connect([a, j])
+    await converge([j, a])
+    expect(space(a).droppedBeyondHorizon).toBe(dropped)
+    expect(await names(a)).toEqual(['a', 'j'])
+  }, 120_000)
 
   it('testnet prunes on its own schedule, with the clock it is given', async () => {
     const clock = fakeClock()
