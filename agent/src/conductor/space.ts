@@ -253,13 +253,11 @@ export class DhtSpace {
   }
 
   /**
-   * A record past the horizon that no pruning pass would keep: dropped on arrival. `newestOld`:
-   * each author's highest action_seq from before the horizon among the records arriving with it.
+   * A record past `horizon` that no pruning pass would keep: dropped on arrival. `laterArriving`:
+   * a later action of its author from before the horizon arrives in the same batch.
    */
-  private beyondHorizon (r: NetRecord, hash: Uint8Array, newestOld: Map<string, number>, author: string): boolean {
-    const horizon = this.horizon()
+  private beyondHorizon (r: NetRecord, hash: Uint8Array, horizon: number | null, laterArriving: boolean): boolean {
     if (horizon === null || r.action.header.timestamp >= horizon) return false
-    const laterArriving = (newestOld.get(author) ?? -1) > r.action.header.action_seq
     return !this.store.keepsOld(this.dna.hash, dhtActionRow(this.dna.hash, { action: r.action, hash, signature: r.signature }, new Uint8Array(0), 'Valid'), horizon, laterArriving)
   }
 
@@ -396,6 +394,7 @@ export class DhtSpace {
       const c = a.author.localeCompare(b.author)
       return c !== 0 ? c : a.r.action.header.action_seq - b.r.action.header.action_seq
     })
+    // one horizon for the whole batch; each author's highest action_seq from before it (sorted, so the last one seen)
     const horizon = this.horizon()
     const newestOld = new Map<string, number>()
     if (horizon !== null) {
@@ -408,7 +407,7 @@ export class DhtSpace {
         for (const { r, author } of sorted) {
           const hash = actionHashOf(r.action)
           if (this.knows(hash)) continue
-          if (this.beyondHorizon(r, hash, newestOld, author)) {
+          if (this.beyondHorizon(r, hash, horizon, (newestOld.get(author) ?? -1) > r.action.header.action_seq)) {
             // pruned here already, or would be at the next pass: not taken back from a peer that holds more
             out.dropped++
             this.droppedBeyondHorizon++

@@ -132,9 +132,10 @@ async function converge (nodes: Node[]): Promise<void> {
       return nodes.every(n => encodeHash(space(n).digest(fullSectorSet()) as never) === d)
     }, { timeoutMs: 60_000, intervalMs: 100, what })
   } catch (err) {
-    const all = new Set(nodes.flatMap(n => [...held(n)]))
-    const state = nodes.map(n => {
-      const h = held(n)
+    const helds = nodes.map(held)
+    const all = new Set(helds.flatMap(h => [...h]))
+    const state = nodes.map((n, i) => {
+      const h = helds[i]!
       const lacks = [...all].filter(x => !h.has(x))
       return `${n.name}: ${space(n).opCount()} ops in the summary, ${h.size} actions, ${space(n).pendingCount()} in limbo (needing ${space(n).missingPrevs(8).map(x => encodeHash(x)).join(', ') || 'nothing missing'}), ${space(n).droppedBeyondHorizon} dropped beyond the horizon; lacks ${lacks.length}: ${lacks.slice(0, 8).join(', ')}`
     })
@@ -178,10 +179,12 @@ async function syncAsk (from: Node, to: Node, body: Record<string, unknown>): Pr
   return decode(await from.mesh.request(to.mesh.peerId, 'sync', encode(body), { timeoutMs: 20_000, maxResponseBytes: 8 << 20 })) as Record<string, unknown>
 }
 
+/** The testnet's policy: 30 days, passes hourly (the tests run passes by hand). */
+const testnet: RetentionPolicy = { mode: 'prune', maxAgeMs: 30 * DAY_MS, intervalMs: 3_600_000 }
+
 describe('retention per network', () => {
   it('testnet prunes past its horizon but keeps live state, chain heads and its own chain; anti-entropy does not bring pruned data back', async () => {
     const clock = fakeClock()
-    const testnet: RetentionPolicy = { mode: 'prune', maxAgeMs: 30 * DAY_MS, intervalMs: 3_600_000 }
     const a = await node('a', 'ripple-testnet', testnet, clock.now)
     const b = await node('b', 'ripple-testnet', testnet, clock.now)
     // a peer that keeps everything (a longer retention, or one whose pass has not run yet)
@@ -284,7 +287,6 @@ describe('retention per network', () => {
     // summaries then differed until the peer's next pass, an hour later)
     const clock = fakeClock()
     clock.advance(31 * DAY_MS) // every action written from now on is past the 30-day horizon
-    const testnet: RetentionPolicy = { mode: 'prune', maxAgeMs: 30 * DAY_MS, intervalMs: 3_600_000 }
     const a = await node('a', 'ripple-testnet', testnet, clock.now)
     await advertise(a)
     await a.t.conductor.retention.prune() // what a wrote since its first pass is past the horizon too
