@@ -2,6 +2,10 @@
  * The mesh's one stream primitive: an exchange is one request, any number of chunks, and one
  * final message or error (wire format in `framing.ts`). Request/response is its zero-chunk case.
  *
+ * A node keeps no more of its own exchanges in flight to one peer than the peer serves and queues
+ * (`MESH_MAX_OUTBOUND_PER_PEER`); the rest wait their turn at its side, within their timeout, so
+ * an honest burst is never refused. The peer's limits are for those that do not wait.
+ *
  * Either side aborts by resetting the stream: the requester on abort, timeout, a refused chunk
  * or a throwing `onChunk`; the provider on stop, on a peer that never sent its whole request, or
  * when it cannot even send an error frame. Any other failure of the provider (its handler's
@@ -188,6 +192,8 @@ export interface ExchangeOptions {
 
 export interface RequestContext {
   dialProtocol: (peer: PeerId, protocol: string, options: { signal: AbortSignal }) => Promise<Stream>
+  /** this node's exchanges in flight per peer (no more than the peer takes); the wait counts against the timeout */
+  slots: PeerSlots
   /** aborts when the node stops (listened to, not combined: it lives as long as the node) */
   stopSignal: AbortSignal
 }
@@ -214,7 +220,10 @@ export async function requestExchange (peer: PeerId, protocol: string, request: 
   let chunks = 0
   let callbackError: { err: unknown } | undefined
   let frame: Uint8Array
+  let slot = false
   try {
+    if (!await ctx.slots.acquire(peerId, signal)) throw asError(signal.reason)
+    slot = true
     stream = await ctx.dialProtocol(peer, protocol, { signal })
     frames = new FrameStream(stream, maxFrame)
     await frames.write([request], signal)
@@ -245,13 +254,16 @@ export async function requestExchange (peer: PeerId, protocol: string, request: 
     if (local.signal.aborted) throw asError(local.signal.reason)
     if (isAborted(o.signal)) throw new AbortError()
     if (err instanceof MeshProtocolError && err.peerId !== undefined) throw err
-    throw new MeshProtocolError(`${protocol} from ${peerId} failed: ${errorMessage(err)}`, { cause: err, ...at })
+    // libp2p's own words for a reset are about our write or read ("Cannot write to a stream that is closed")
+    const why = stream?.status === 'reset' ? 'the peer reset the stream (it refused or dropped the exchange)' : errorMessage(err)
+    throw new MeshProtocolError(`${protocol} from ${peerId} failed: ${why}`, { cause: err, ...at })
   } finally {
     clearTimeout(overall)
     clearTimeout(idle)
     ctx.stopSignal.removeEventListener('abort', onStop)
     frames?.release()
     if (stream !== undefined) settleStream(stream)
+    if (slot) ctx.slots.release(peerId)
   }
   if (frame[0] === FRAME_FINAL) return frame.subarray(1)
   if (frame[0] === FRAME_ERROR) throw remoteError(decodeErrorFrame(frame.subarray(1), at), at)

@@ -8,7 +8,8 @@ import { silentLogger } from '../../logger.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey, peerIdFromSeed } from '../../identity/peer-id.ts'
 import { createMeshNode, type Libp2pMeshNode } from '../libp2p-node.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
-import { addr, makeNode, pair } from './mesh-nodes.ts'
+import { addr, floodRequest, makeNode, pair } from './mesh-nodes.ts'
+import { MESH_MAX_INFLIGHT_PER_PEER, MESH_MAX_QUEUED_PER_PEER } from '../constants.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -122,6 +123,28 @@ describe('request/response', () => {
     await waitUntil(() => requestStreams(a, b).length === 0, { what: 'every request stream to close' })
   })
 
+  it('queues a burst of its own requests to one peer, across protocols, so the peer never refuses one', async () => {
+    // what a node does when leases, receipts and publishes to one peer coincide: more exchanges
+    // at once than the peer serves (4) and queues (8), more of one protocol than libp2p takes (8)
+    const [a, b] = await pair()
+    let active = 0
+    let maxActive = 0
+    const slow = async (req: Uint8Array): Promise<Uint8Array> => {
+      maxActive = Math.max(maxActive, ++active)
+      await new Promise(resolve => setTimeout(resolve, 20))
+      active--
+      return req
+    }
+    await b.handle('lease', slow, { maxInboundStreams: 256 })
+    await b.handle('receipt', slow)
+    const results = await Promise.allSettled(Array.from({ length: 60 }, async (_, i) =>
+      await a.request(b.peerId, i % 3 === 0 ? 'lease' : 'receipt', Uint8Array.of(i))))
+    expect(results.filter(r => r.status === 'rejected').map(r => String((r as PromiseRejectedResult).reason)).slice(0, 3)).toEqual([])
+    expect(results.map(r => (r as PromiseFulfilledResult<Uint8Array>).value[0])).toEqual(Array.from({ length: 60 }, (_, i) => i))
+    expect(maxActive).toBeLessThanOrEqual(MESH_MAX_INFLIGHT_PER_PEER)
+    await waitUntil(() => requestStreams(a, b).length === 0, { what: 'every request stream to close' })
+  })
+
   it('answers a second peer while one peer floods', async () => {
     const [a, b] = await pair()
     const c = await makeNode()
@@ -140,16 +163,23 @@ describe('request/response', () => {
       return req
     }, { maxInboundStreams: 256 })
 
-    const flood = Promise.allSettled(Array.from({ length: 200 }, async (_, i) => await a.request(b.peerId, 'work', Uint8Array.of(i), { timeoutMs: 5_000 })))
-    await waitUntil(() => (active.get(a.peerId) ?? 0) > 0, { what: 'the flood to reach the handler' })
+    // a flooder opens its own streams (a node's own requests would wait at its side)
+    let resets = 0
+    const flood = Promise.all(Array.from({ length: 40 }, async (_, i) => {
+      const outcome = await floodRequest(a, b, 'work', Uint8Array.of(i))
+      if (outcome === 'reset') resets++
+      return outcome
+    }))
+    const served = MESH_MAX_INFLIGHT_PER_PEER + MESH_MAX_QUEUED_PER_PEER
+    await waitUntil(() => (active.get(a.peerId) ?? 0) > 0 && resets === 40 - served, { what: 'the flood to fill the flooder\'s slots and queue' })
     expect(await c.request(b.peerId, 'work', enc.encode('mine'), { timeoutMs: 5_000 })).toEqual(enc.encode('mine'))
     // answered while every one of the flooder's slots was still taken
-    expect(active.get(a.peerId)).toBe(4)
+    expect(active.get(a.peerId)).toBe(MESH_MAX_INFLIGHT_PER_PEER)
     releaseFlood()
     const results = await flood
-    expect(maxActive.get(a.peerId)).toBeLessThanOrEqual(4)
-    expect(results.some(r => r.status === 'fulfilled')).toBe(true)
-    expect(results.some(r => r.status === 'rejected')).toBe(true)
+    expect(maxActive.get(a.peerId)).toBe(MESH_MAX_INFLIGHT_PER_PEER)
+    // the ones in its slots and its queue are answered, the rest were refused at once
+    expect(results.filter(r => r === 1).length).toBe(served)
     // and the flooder is served again once the flood is over
     expect(await a.request(b.peerId, 'work', Uint8Array.of(1))).toEqual(Uint8Array.of(1))
     await waitUntil(() => requestStreams(a, b, c).length === 0, { what: 'every request stream to close' })

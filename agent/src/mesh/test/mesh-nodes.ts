@@ -5,7 +5,9 @@
 import { afterEach, expect } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { silentLogger } from '../../logger.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { createMeshNode, type Libp2pMeshNode } from '../libp2p-node.ts'
+import { FRAME_CHUNK, FrameStream } from '../framing.ts'
 import type { MeshInit } from '../types.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
 
@@ -38,4 +40,30 @@ export async function pair (): Promise<[Libp2pMeshNode, Libp2pMeshNode]> {
   expect(await a.dial(addr(b))).toBe(b.peerId)
   await waitUntil(() => a.peers().includes(b.peerId) && b.peers().includes(a.peerId), { what: 'both sides to see each other' })
   return [a, b]
+}
+
+/**
+ * One request the way a flooding peer sends it: a raw stream of its own, without the limit a
+ * node keeps on its own exchanges per peer. Resolves with the frames the peer answered (its
+ * chunks and the final one), or `'reset'` when the peer refused the stream.
+ */
+export async function floodRequest (from: Libp2pMeshNode, to: Libp2pMeshNode, name: string, body: Uint8Array): Promise<number | 'reset'> {
+  const signal = AbortSignal.timeout(20_000)
+  const stream = await from.libp2p.dialProtocol(peerIdFromString(to.peerId), to.protocolId(name), { signal })
+  const frames = new FrameStream(stream, 1 << 20)
+  let n = 0
+  try {
+    await frames.write([body], signal)
+    await stream.close({ signal })
+    for (;;) {
+      const frame = await frames.read(signal, () => new Error('a frame too large'))
+      n++
+      if (frame[0] !== FRAME_CHUNK) return n
+    }
+  } catch (err) {
+    if (signal.aborted || n > 0) throw err
+    return 'reset'
+  } finally {
+    frames.release()
+  }
 }
