@@ -8,7 +8,7 @@ import { silentLogger } from '../../logger.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey, peerIdFromSeed } from '../../identity/peer-id.ts'
 import { createMeshNode, type Libp2pMeshNode } from '../libp2p-node.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
-import { addr, floodRequest, makeNode, pair } from './mesh-nodes.ts'
+import { addr, flood, makeNode, pair } from './mesh-nodes.ts'
 import { MESH_MAX_INFLIGHT_PER_PEER, MESH_MAX_QUEUED_PER_PEER } from '../constants.ts'
 
 const enc = new TextEncoder()
@@ -164,19 +164,14 @@ describe('request/response', () => {
     }, { maxInboundStreams: 256 })
 
     // a flooder opens its own streams (a node's own requests would wait at its side)
-    let resets = 0
-    const flood = Promise.all(Array.from({ length: 40 }, async (_, i) => {
-      const outcome = await floodRequest(a, b, 'work', Uint8Array.of(i))
-      if (outcome === 'reset') resets++
-      return outcome
-    }))
+    const flooding = flood(a, b, 'work', 40)
     const served = MESH_MAX_INFLIGHT_PER_PEER + MESH_MAX_QUEUED_PER_PEER
-    await waitUntil(() => (active.get(a.peerId) ?? 0) > 0 && resets === 40 - served, { what: 'the flood to fill the flooder\'s slots and queue' })
+    await waitUntil(() => (active.get(a.peerId) ?? 0) > 0 && flooding.resets() === 40 - served, { what: 'the flood to fill the flooder\'s slots and queue' })
     expect(await c.request(b.peerId, 'work', enc.encode('mine'), { timeoutMs: 5_000 })).toEqual(enc.encode('mine'))
     // answered while every one of the flooder's slots was still taken
     expect(active.get(a.peerId)).toBe(MESH_MAX_INFLIGHT_PER_PEER)
     releaseFlood()
-    const results = await flood
+    const results = await flooding.outcomes
     expect(maxActive.get(a.peerId)).toBe(MESH_MAX_INFLIGHT_PER_PEER)
     // the ones in its slots and its queue are answered, the rest were refused at once
     expect(results.filter(r => r === 1).length).toBe(served)

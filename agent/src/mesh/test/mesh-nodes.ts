@@ -67,3 +67,17 @@ export async function floodRequest (from: Libp2pMeshNode, to: Libp2pMeshNode, na
     frames.release()
   }
 }
+
+/**
+ * `count` `floodRequest`s at once from `from` to `to`: `outcomes` settles with each one's, and
+ * `resets()` counts those refused so far.
+ */
+export function flood (from: Libp2pMeshNode, to: Libp2pMeshNode, name: string, count: number): { outcomes: Promise<Array<number | 'reset'>>, resets: () => number } {
+  let resets = 0
+  const outcomes = Promise.all(Array.from({ length: count }, async (_, i) => {
+    const outcome = await floodRequest(from, to, name, Uint8Array.of(i))
+    if (outcome === 'reset') resets++
+    return outcome
+  }))
+  return { outcomes, resets: () => resets }
+}

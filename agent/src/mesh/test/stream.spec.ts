@@ -4,7 +4,7 @@ import { peerIdFromSeed } from '../../identity/peer-id.ts'
 import type { Libp2pMeshNode } from '../libp2p-node.ts'
 import { MeshProtocolError, type StreamResponder } from '../types.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
-import { addr, floodRequest, makeNode, pair } from './mesh-nodes.ts'
+import { addr, flood, makeNode, pair } from './mesh-nodes.ts'
 import { MESH_MAX_STREAMS_INFLIGHT_PER_PEER, MESH_MAX_STREAMS_QUEUED_PER_PEER } from '../constants.ts'
 
 const enc = new TextEncoder()
@@ -324,14 +324,9 @@ describe('streamed responses', () => {
     await b.handle('echo', async req => req)
 
     // a flooder opens its own streams (a node's own requests would wait at its side)
-    let resets = 0
-    const flood = Promise.all(Array.from({ length: 50 }, async (_, i) => {
-      const outcome = await floodRequest(a, b, 'gen', Uint8Array.of(i))
-      if (outcome === 'reset') resets++
-      return outcome
-    }))
+    const flooding = flood(a, b, 'gen', 50)
     const served = MESH_MAX_STREAMS_INFLIGHT_PER_PEER + MESH_MAX_STREAMS_QUEUED_PER_PEER
-    await waitUntil(() => (active.get(a.peerId) ?? 0) > 0 && resets === 50 - served, { what: 'the flood to fill the flooder\'s stream slots and queue' })
+    await waitUntil(() => (active.get(a.peerId) ?? 0) > 0 && flooding.resets() === 50 - served, { what: 'the flood to fill the flooder\'s stream slots and queue' })
     // streams have their own per-peer slots: the flooder's plain requests still go through
     expect(await a.request(b.peerId, 'echo', enc.encode('plain'))).toEqual(enc.encode('plain'))
     let mine = 0
@@ -340,7 +335,7 @@ describe('streamed responses', () => {
     // answered while every one of the flooder's stream slots was still taken
     expect(active.get(a.peerId)).toBe(MESH_MAX_STREAMS_INFLIGHT_PER_PEER)
     releaseFlood()
-    const results = await flood
+    const results = await flooding.outcomes
     expect(maxActive.get(a.peerId)).toBe(MESH_MAX_STREAMS_INFLIGHT_PER_PEER)
     // the ones in its slots and its queue are answered (5 chunks and the final message), the rest were refused at once
     expect(results.filter(r => r === 6).length).toBe(served)
