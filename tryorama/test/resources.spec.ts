@@ -15,6 +15,8 @@ import type { Action } from '../../zomes-ts/hdk/index.ts'
 import { RESOURCES_PROTOCOL } from '../../agent/src/resources/index.ts'
 import { buildWasmFixtures } from '../../fixtures/wasm.ts'
 import { PolicyStoreClient } from '../../zomes-ts/policy_store/client.ts'
+import { MESH_MAX_INFLIGHT_PER_PEER, MESH_MAX_QUEUED_PER_PEER } from '../../agent/src/mesh/constants.ts'
+import type { Libp2pMeshNode } from '../../agent/src/mesh/libp2p-node.ts'
 
 const CAPACITY = { cpu_cores: 16, memory_gb: 32, gpu_count: 0, storage_gb: 100 }
 const SMALL = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, storage_gb: 0 }
@@ -95,6 +97,34 @@ describe('resource_mesh leases', () => {
       await expect(other.node.resources.release({ allocation_id: again.allocation_id })).rejects.toMatchObject({ name: 'LeaseNotLiveError' })
     })
   }, 240_000)
+
+  it('a lease request the provider resets unanswered (its queue for the requester is full) is sent again and granted once', async () => {
+    await runScenario(async (scenario) => {
+      const provider = await scenario.addPlayer({ resourceCapacity: CAPACITY })
+      const requester = await scenario.addPlayer({ resourceCapacity: SMALL })
+      await waitUntil(async () => (await requester.cells.agent_registry!.callZome<unknown[]>('discovery', 'query_peers', null)).length === 2, { what: 'both nodes advertised' })
+      await requester.node.resources.queryAvailable() // the provider's offer is known: the lease below asks it nothing else first
+      // the requester's other exchanges with the provider take every slot and queue place it has there
+      let release!: () => void
+      const held = new Promise<void>(resolve => { release = resolve })
+      await provider.node.mesh.handle('hold', async (req) => { await held; return req }, { maxInboundStreams: 64 })
+      const holding = Array.from({ length: MESH_MAX_INFLIGHT_PER_PEER + MESH_MAX_QUEUED_PER_PEER }, async () => await requester.node.mesh.request(provider.peerId, 'hold', new Uint8Array(1), { timeoutMs: 60_000 }))
+      const inbound = (): number => (provider.node.mesh as Libp2pMeshNode).libp2p.getConnections().flatMap(c => c.streams).filter(st => st.protocol === provider.node.mesh.protocolId('hold')).length
+      await waitUntil(() => inbound() === holding.length, { what: 'the provider to hold or queue every one of them' })
+      // what the requester's resources service gets back from the mesh, observed (the real call runs)
+      const mesh = requester.node.mesh
+      const real = mesh.request.bind(mesh)
+      const resets: string[] = []
+      mesh.request = async (...args) => await real(...args).catch((err: Error) => { if (args[1] === RESOURCES_PROTOCOL) resets.push(err.name); throw err })
+      const lease = requester.node.resources.allocate({ resource_type: 'compute', requirements: { cpu_cores: 1 }, node_id: nodeId(provider), duration_seconds: 60 })
+      await waitUntil(() => resets.length > 0, { what: 'the provider to reset the lease request' })
+      release()
+      await Promise.all(holding)
+      const granted = await lease
+      expect(resets.every(name => name === 'MeshResetError')).toBe(true)
+      expect(provider.node.resources.ledger!.live().map(l => encodeHash(l.allocation))).toEqual([granted.allocation_id])
+    })
+  }, 120_000)
 
   it('a lease ends at its expiry and its capacity is free again; bad input is refused with typed errors', async () => {
     await runScenario(async (scenario) => {

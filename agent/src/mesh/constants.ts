@@ -62,19 +62,6 @@ export const MESH_MAX_STREAMS_INFLIGHT_PER_PEER = 4
 /** Inbound streams of one peer waiting for a stream slot; beyond this they are reset. */
 export const MESH_MAX_STREAMS_QUEUED_PER_PEER = 4
 
-/**
- * Exchanges this node has in flight to one peer across its `request`s; more wait their turn here,
- * within their own timeout. No more than the peer takes: it serves `MESH_MAX_INFLIGHT_PER_PEER`
- * and queues `MESH_MAX_QUEUED_PER_PEER` of them, and libp2p resets inbound streams of one protocol
- * past `MESH_MAX_INBOUND_STREAMS`. So a burst (leases, validation receipts and publishes to one
- * peer at once) is queued at the requester, not refused by the peer. The peer's handlers that
- * outlive an exchange we gave up on (a timeout, a cascade's losing authority) hold its slots a
- * while longer; there are at most `MESH_MAX_INFLIGHT_PER_PEER` of them, and they fit its queue.
- */
-export const MESH_MAX_OUTBOUND_PER_PEER = Math.min(MESH_MAX_INBOUND_STREAMS, MESH_MAX_INFLIGHT_PER_PEER + MESH_MAX_QUEUED_PER_PEER)
-/** `MESH_MAX_OUTBOUND_PER_PEER` of `requestStream`s, which have their own slots at the peer. */
-export const MESH_MAX_STREAMS_OUTBOUND_PER_PEER = Math.min(MESH_MAX_INBOUND_STREAMS, MESH_MAX_STREAMS_INFLIGHT_PER_PEER + MESH_MAX_STREAMS_QUEUED_PER_PEER)
-
 /** A connected peer must pass the network check (identify lists the sentinel) within this. */
 export const MESH_IDENTIFY_TIMEOUT_MS = 10_000
 /** An inbound stream of a peer not yet checked waits at most this long for the check, then is refused. */

@@ -2,14 +2,12 @@
  * The mesh's one stream primitive: an exchange is one request, any number of chunks, and one
  * final message or error (wire format in `framing.ts`). Request/response is its zero-chunk case.
  *
- * A node keeps no more of its own exchanges in flight to one peer than the peer serves and queues
- * (`MESH_MAX_OUTBOUND_PER_PEER`); the rest wait their turn at its side, within their timeout, so
- * an honest burst is never refused. The peer's limits are for those that do not wait.
- *
  * Either side aborts by resetting the stream: the requester on abort, timeout, a refused chunk
- * or a throwing `onChunk`; the provider on stop, on a peer that never sent its whole request, or
- * when it cannot even send an error frame. Any other failure of the provider (its handler's
- * error, its timeouts) reaches the requester as an error frame `{name, message, fields}`.
+ * or a throwing `onChunk`; the provider on stop, on a peer with too many exchanges in flight and
+ * queued, on a peer that never sent its whole request, or when it cannot even send an error
+ * frame (a reset before any frame reaches the requester as `MeshResetError`). Any other failure
+ * of the provider (its handler's error, its timeouts) reaches the requester as an error frame
+ * `{name, message, fields}`.
  *
  * Backpressure end to end: `responder.send` resolves once the transport took the chunk, and a
  * requester whose `onChunk` returns a promise pauses the stream (yamux stops granting window)
@@ -24,7 +22,7 @@ import { MESH_MAX_ERROR_FRAME_BYTES, MESH_MAX_SEND_BUFFER_BYTES, MESH_STREAM_CLO
 import { FRAME_CHUNK, FRAME_ERROR, FRAME_FINAL, FrameStream, decodeErrorFrame, encodeErrorFrame, errorFrameOf, remoteError } from './framing.ts'
 import type { NetworkGate } from './gate.ts'
 import type { PeerSlots } from './slots.ts'
-import { MeshBackpressureError, MeshProtocolError, MeshTimeoutError, MessageTooLargeError } from './types.ts'
+import { MeshBackpressureError, MeshProtocolError, MeshResetError, MeshTimeoutError, MessageTooLargeError } from './types.ts'
 import type { StreamHandler, StreamResponder } from './types.ts'
 import { asError, isAborted, raceSignal, settleStream } from './util.ts'
 
@@ -192,8 +190,6 @@ export interface ExchangeOptions {
 
 export interface RequestContext {
   dialProtocol: (peer: PeerId, protocol: string, options: { signal: AbortSignal }) => Promise<Stream>
-  /** this node's exchanges in flight per peer (no more than the peer takes); the wait counts against the timeout */
-  slots: PeerSlots
   /** aborts when the node stops (listened to, not combined: it lives as long as the node) */
   stopSignal: AbortSignal
 }
@@ -220,16 +216,15 @@ export async function requestExchange (peer: PeerId, protocol: string, request: 
   let chunks = 0
   let callbackError: { err: unknown } | undefined
   let frame: Uint8Array
-  let slot = false
+  let answered = false
   try {
-    if (!await ctx.slots.acquire(peerId, signal)) throw asError(signal.reason)
-    slot = true
     stream = await ctx.dialProtocol(peer, protocol, { signal })
     frames = new FrameStream(stream, maxFrame)
     await frames.write([request], signal)
     await stream.close({ signal })
     for (;;) {
       frame = await frames.read(signal, () => new MessageTooLargeError(`a frame from ${peerId} on ${protocol} exceeds ${maxFrame - 1} bytes`, at))
+      answered = true
       idle?.refresh()
       const type = frame[0]
       const size = frame.byteLength - 1
@@ -255,15 +250,17 @@ export async function requestExchange (peer: PeerId, protocol: string, request: 
     if (isAborted(o.signal)) throw new AbortError()
     if (err instanceof MeshProtocolError && err.peerId !== undefined) throw err
     // libp2p's own words for a reset are about our write or read ("Cannot write to a stream that is closed")
-    const why = stream?.status === 'reset' ? 'the peer reset the stream (it refused or dropped the exchange)' : errorMessage(err)
-    throw new MeshProtocolError(`${protocol} from ${peerId} failed: ${why}`, { cause: err, ...at })
+    if (stream?.status === 'reset') {
+      if (!answered) throw new MeshResetError(`${protocol} from ${peerId} failed: the peer reset the stream before answering (it refused or dropped the exchange)`, { cause: err, ...at })
+      throw new MeshProtocolError(`${protocol} from ${peerId} failed: the peer reset the stream`, { cause: err, ...at })
+    }
+    throw new MeshProtocolError(`${protocol} from ${peerId} failed: ${errorMessage(err)}`, { cause: err, ...at })
   } finally {
     clearTimeout(overall)
     clearTimeout(idle)
     ctx.stopSignal.removeEventListener('abort', onStop)
     frames?.release()
     if (stream !== undefined) settleStream(stream)
-    if (slot) ctx.slots.release(peerId)
   }
   if (frame[0] === FRAME_FINAL) return frame.subarray(1)
   if (frame[0] === FRAME_ERROR) throw remoteError(decodeErrorFrame(frame.subarray(1), at), at)

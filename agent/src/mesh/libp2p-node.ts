@@ -35,14 +35,12 @@ import {
   MESH_MAX_CHUNK_BYTES,
   MESH_MAX_INBOUND_STREAMS,
   MESH_MAX_INFLIGHT_PER_PEER,
-  MESH_MAX_OUTBOUND_PER_PEER,
   MESH_MAX_OUTBOUND_STREAMS,
   MESH_MAX_QUEUED_PER_PEER,
   MESH_MAX_REQUEST_BYTES,
   MESH_MAX_RESPONSE_BYTES,
   MESH_MAX_STREAM_CHUNKS,
   MESH_MAX_STREAMS_INFLIGHT_PER_PEER,
-  MESH_MAX_STREAMS_OUTBOUND_PER_PEER,
   MESH_MAX_STREAMS_QUEUED_PER_PEER,
   MESH_MDNS_MAX_AUTODIAL_PEERS,
   MESH_REDIAL_MAX_MS,
@@ -104,9 +102,6 @@ class Libp2pMesh implements Libp2pMeshNode {
   readonly #slots = new PeerSlots(MESH_MAX_INFLIGHT_PER_PEER, MESH_MAX_QUEUED_PER_PEER)
   /** long-lived streamed responses get their own per-peer slots, so they never starve `handle` */
   readonly #streamSlots = new PeerSlots(MESH_MAX_STREAMS_INFLIGHT_PER_PEER, MESH_MAX_STREAMS_QUEUED_PER_PEER)
-  /** our own exchanges in flight per peer: the excess waits here rather than being refused there */
-  readonly #outSlots = new PeerSlots(MESH_MAX_OUTBOUND_PER_PEER, Infinity)
-  readonly #outStreamSlots = new PeerSlots(MESH_MAX_STREAMS_OUTBOUND_PER_PEER, Infinity)
   /** inbound exchanges being served: stop aborts them (and so resets their streams) */
   readonly #serves = new Set<AbortController>()
   // every bootstrap loop and stream listens for the node's stop: more than Node's default 10 listeners
@@ -351,7 +346,7 @@ class Libp2pMesh implements Libp2pMeshNode {
   }
 
   async request (peerId: string, name: string, request: Uint8Array, options: { signal?: AbortSignal, timeoutMs?: number, maxResponseBytes?: number } = {}): Promise<Uint8Array> {
-    return await this.#exchange(peerId, name, request, this.#outSlots, {
+    return await this.#exchange(peerId, name, request, {
       signal: options.signal,
       timeoutMs: positiveInt(options.timeoutMs, MESH_REQUEST_TIMEOUT_MS, 'timeoutMs'),
       maxResponseBytes: positiveInt(options.maxResponseBytes, MESH_MAX_RESPONSE_BYTES, 'maxResponseBytes'),
@@ -364,7 +359,7 @@ class Libp2pMesh implements Libp2pMeshNode {
     if (options === null || typeof options !== 'object' || typeof options.onChunk !== 'function') {
       throw new InvalidInputError('options.onChunk must be a function', { field: 'onChunk' })
     }
-    return await this.#exchange(peerId, name, request, this.#outStreamSlots, {
+    return await this.#exchange(peerId, name, request, {
       signal: options.signal,
       onChunk: options.onChunk,
       timeoutMs: positiveInt(options.timeoutMs, MESH_STREAM_TIMEOUT_MS, 'timeoutMs'),
@@ -375,7 +370,7 @@ class Libp2pMesh implements Libp2pMeshNode {
     })
   }
 
-  async #exchange (peerId: string, name: string, request: Uint8Array, slots: PeerSlots, options: ExchangeOptions): Promise<Uint8Array> {
+  async #exchange (peerId: string, name: string, request: Uint8Array, options: ExchangeOptions): Promise<Uint8Array> {
     this.#assertRunning()
     const peer = parsePeerId(peerId)
     const protocol = this.protocolId(name)
@@ -383,7 +378,6 @@ class Libp2pMesh implements Libp2pMeshNode {
     if (this.#blocked.has(peer.toString())) throw new MeshProtocolError(`peer ${peerId} is blocked`, { peerId, protocol })
     return await requestExchange(peer, protocol, request, options, {
       dialProtocol: async (p, proto, o) => await this.libp2p.dialProtocol(p, proto, o),
-      slots,
       stopSignal: this.#stopController.signal
     })
   }

@@ -1,7 +1,6 @@
 /**
  * Per-peer fairness: at most `max` handler executions in flight per remote peer; up to
- * `maxQueued` more wait in order; the rest are refused at once. With `maxQueued` `Infinity`
- * (a requester's own limit per peer) every caller waits, until its signal aborts.
+ * `maxQueued` more wait in order; the rest are refused at once.
  *
  * ```ts
  * const slots = new PeerSlots(4, 8)

@@ -177,6 +177,16 @@ export class MessageTooLargeError extends MeshProtocolError {
   static override readonly name = 'MessageTooLargeError'
 }
 
+/**
+ * The peer reset the stream before it answered anything: it refused the exchange (too many of
+ * ours in flight or queued there, a peer that is stopping or has blocked us) or dropped it.
+ * Whether its handler ran is unknown, so only a request the peer recognises when it comes again
+ * (a signed request with a nonce) is safe to send again.
+ */
+export class MeshResetError extends MeshProtocolError {
+  static override readonly name = 'MeshResetError'
+}
+
 /** A streamed response's provider outran its reader by more than its send buffer. */
 export class MeshBackpressureError extends MeshProtocolError {
   static override readonly name = 'MeshBackpressureError'

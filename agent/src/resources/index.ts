@@ -18,6 +18,7 @@
  * ```
  */
 import { randomBytes } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
 import { DEFAULT_COMPUTE_POLICY, QueueFullError, placeRequest, resolveRequest, type ComputePolicy, type LocalityPreference, type Placement, type PlacementNode, type Requirements } from '../../../scheduler/index.ts'
 import type { NodeCapability } from '../../../zomes-ts/agent_registry/types.ts'
 import type { ActionHash, AgentPubKey, Signature } from '../../../zomes-ts/hdk/index.ts'
@@ -31,7 +32,7 @@ import { FlexnodeError, InvalidInputError, errorMessage } from '../errors.ts'
 import { decodeHash, encodeHash, hashEquals } from '../holo/hash.ts'
 import { agentPubKeyFromPeerId, peerIdFromAgentPubKey } from '../identity/peer-id.ts'
 import type { ComponentLogger } from '../logger.ts'
-import type { MeshNode } from '../mesh/types.ts'
+import { MeshResetError, type MeshNode } from '../mesh/types.ts'
 import type { InferenceLeases, PeerInference } from '../inference/peer.ts'
 import type { InferenceEngine } from '../inference/types.ts'
 import { service } from '../service.ts'
@@ -64,6 +65,9 @@ export const OFFER_RECHECK_MS = 250
 export const AVAILABLE_TIMEOUT_MS = 2000
 /** Lease requests one peer may have in flight at this provider (they queue on its ledger). */
 export const MAX_INBOUND_REQUESTS = 256
+/** How often a request a provider reset unanswered is sent again (not a task), after `RESET_RETRY_MS`, doubling, jittered. */
+export const RESET_RETRIES = 4
+export const RESET_RETRY_MS = 50
 /** Requests this node has in flight to one provider; more wait their turn (a provider serves 4 requests per peer at once, and queues 8: `MESH_MAX_INFLIGHT_PER_PEER`). */
 export const MAX_OUTBOUND_REQUESTS = 4
 /** Largest lease message on the wire: a task's module and input travel in it (larger modules go by CID). */
@@ -503,8 +507,19 @@ export function resources (init: ResourcesInit = {}) {
       if (slot.n >= MAX_OUTBOUND_REQUESTS) await new Promise<void>((resolve) => { slot!.waiting.push(resolve) })
       slot.n++
       try {
-        signal?.throwIfAborted()
-        return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, encode(m), { signal, timeoutMs, maxResponseBytes: MAX_TASK_WIRE_BYTES }))
+        for (let attempt = 0; ; attempt++) {
+          signal?.throwIfAborted()
+          try {
+            return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, encode(m), { signal, timeoutMs, maxResponseBytes: MAX_TASK_WIRE_BYTES }))
+          } catch (err) {
+            // reset unanswered: the provider's queue for this node was full (its DHT traffic with
+            // us counts too). Every op but a task is safe to send again: a signed request or
+            // change carries its nonce, and the provider takes it at most once.
+            if (!(err instanceof MeshResetError) || m.op === 'task' || attempt >= RESET_RETRIES) throw err
+            log.debug({ peer, op: m.op, attempt, err: errorMessage(err) }, 'a provider reset a request unanswered; sending it again')
+            await delay(RESET_RETRY_MS * 2 ** attempt * (0.5 + Math.random()), undefined, { signal })
+          }
+        }
       } finally {
         slot.n--
         const next = slot.waiting.shift()

@@ -10,6 +10,7 @@ import { createMeshNode, type Libp2pMeshNode } from '../libp2p-node.ts'
 import { waitUntil } from '../../../../fixtures/wait.ts'
 import { addr, flood, makeNode, pair } from './mesh-nodes.ts'
 import { MESH_MAX_INFLIGHT_PER_PEER, MESH_MAX_QUEUED_PER_PEER } from '../constants.ts'
+import { MeshResetError } from '../types.ts'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -102,7 +103,7 @@ describe('request/response', () => {
     let calls = 0
     await b.handle('small', async req => { calls++; return req }, { maxRequestBytes: 1024 })
     const err = await rejection(a.request(b.peerId, 'small', new Uint8Array(64 * 1024)))
-    expect(err.name).toBe('MeshProtocolError')
+    expect(err.name).toBe('MeshResetError')
     expect(calls).toBe(0)
     expect(await a.request(b.peerId, 'small', new Uint8Array(1024).fill(7))).toEqual(new Uint8Array(1024).fill(7))
     expect(calls).toBe(1)
@@ -123,25 +124,21 @@ describe('request/response', () => {
     await waitUntil(() => requestStreams(a, b).length === 0, { what: 'every request stream to close' })
   })
 
-  it('queues a burst of its own requests to one peer, across protocols, so the peer never refuses one', async () => {
-    // what a node does when leases, receipts and publishes to one peer coincide: more exchanges
-    // at once than the peer serves (4) and queues (8), more of one protocol than libp2p takes (8)
+  it('a request the peer refuses (too many of ours in flight and queued there) fails with MeshResetError', async () => {
     const [a, b] = await pair()
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
     let active = 0
-    let maxActive = 0
-    const slow = async (req: Uint8Array): Promise<Uint8Array> => {
-      maxActive = Math.max(maxActive, ++active)
-      await new Promise(resolve => setTimeout(resolve, 20))
-      active--
-      return req
-    }
-    await b.handle('lease', slow, { maxInboundStreams: 256 })
-    await b.handle('receipt', slow)
-    const results = await Promise.allSettled(Array.from({ length: 60 }, async (_, i) =>
-      await a.request(b.peerId, i % 3 === 0 ? 'lease' : 'receipt', Uint8Array.of(i))))
-    expect(results.filter(r => r.status === 'rejected').map(r => String((r as PromiseRejectedResult).reason)).slice(0, 3)).toEqual([])
-    expect(results.map(r => (r as PromiseFulfilledResult<Uint8Array>).value[0])).toEqual(Array.from({ length: 60 }, (_, i) => i))
-    expect(maxActive).toBeLessThanOrEqual(MESH_MAX_INFLIGHT_PER_PEER)
+    await b.handle('hold', async (req) => { active++; await held; return req }, { maxInboundStreams: 64 })
+    const accepted = MESH_MAX_INFLIGHT_PER_PEER + MESH_MAX_QUEUED_PER_PEER
+    const taken = Array.from({ length: accepted }, async (_, i) => await a.request(b.peerId, 'hold', Uint8Array.of(i)))
+    await waitUntil(() => active === MESH_MAX_INFLIGHT_PER_PEER && requestStreams(b).length === accepted, { what: 'the peer to serve 4 and queue 8 of a\'s requests' })
+    const refused = await rejection(a.request(b.peerId, 'hold', Uint8Array.of(99)))
+    expect(refused).toBeInstanceOf(MeshResetError)
+    expect(refused).toMatchObject({ name: 'MeshResetError', peerId: b.peerId, protocol: b.protocolId('hold') })
+    expect(refused.message).toMatch(/reset the stream before answering/)
+    release()
+    expect((await Promise.all(taken)).map(r => r[0])).toEqual(Array.from({ length: accepted }, (_, i) => i))
     await waitUntil(() => requestStreams(a, b).length === 0, { what: 'every request stream to close' })
   })
 

@@ -243,7 +243,7 @@ describe('streamed responses', () => {
     expect((await rejection(a.requestStream(b.peerId, 'small-final', new Uint8Array(0), { maxResponseBytes: 99, onChunk: () => {} }))).name).toBe('MessageTooLargeError')
 
     const bigRequest = await rejection(a.requestStream(b.peerId, 'sized', new Uint8Array(64 * 1024), { onChunk: () => {} }))
-    expect(bigRequest.name).toBe('MeshProtocolError')
+    expect(bigRequest.name).toBe('MeshResetError')
     await noStreamsLeft(a, b)
   })
 

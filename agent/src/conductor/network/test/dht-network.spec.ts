@@ -43,9 +43,10 @@ async function sync (from: Player, to: Player, body: unknown, timeoutMs = 20_000
 
 /**
  * How a provider refuses a sync request: the DHT's typed refusal (its name crosses the mesh) or,
- * for bytes that are no request at all, the mesh's own; both are MeshProtocolErrors here.
+ * for bytes that are no request at all, the mesh's own; a flooding peer's excess requests are
+ * reset unanswered (MeshResetError). All are MeshProtocolErrors here.
  */
-const REFUSALS = ['DhtWireError', 'MeshProtocolError']
+const REFUSALS = ['DhtWireError', 'MeshProtocolError', 'MeshResetError']
 
 function expectRefusal (err: Error): void {
   expect(err).toBeInstanceOf(MeshProtocolError)
@@ -215,7 +216,7 @@ describe('DhtNetwork under bad input', () => {
       }
       // a request over the protocol's size limit is cut off before it is read
       const tooBig = await rejection(sync(attacker, victim, new Uint8Array((1 << 20) + 1)))
-      expect(tooBig.name, tooBig.message).toBe('MeshProtocolError')
+      expect(tooBig.name, tooBig.message).toBe('MeshResetError')
 
       // (f) junk gossip on ops/<dna> and warrants/<dna>
       const tap = gossipTap(victim, attacker)
