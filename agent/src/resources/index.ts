@@ -65,9 +65,13 @@ export const OFFER_RECHECK_MS = 250
 export const AVAILABLE_TIMEOUT_MS = 2000
 /** Lease requests one peer may have in flight at this provider (they queue on its ledger). */
 export const MAX_INBOUND_REQUESTS = 256
-/** How often a request a provider reset unanswered is sent again (not a task), after `RESET_RETRY_MS`, doubling, jittered. */
-export const RESET_RETRIES = 4
+/**
+ * A request a provider reset unanswered (its queue for this node was full) is sent again (not a
+ * task) after `RESET_RETRY_MS`, doubling up to `RESET_RETRY_MAX_MS`, jittered, for as long as the
+ * request's own timeout allows.
+ */
 export const RESET_RETRY_MS = 50
+export const RESET_RETRY_MAX_MS = 1000
 /** Requests this node has in flight to one provider; more wait their turn (a provider serves 4 requests per peer at once, and queues 8: `MESH_MAX_INFLIGHT_PER_PEER`). */
 export const MAX_OUTBOUND_REQUESTS = 4
 /** Largest lease message on the wire: a task's module and input travel in it (larger modules go by CID). */
@@ -507,17 +511,20 @@ export function resources (init: ResourcesInit = {}) {
       if (slot.n >= MAX_OUTBOUND_REQUESTS) await new Promise<void>((resolve) => { slot!.waiting.push(resolve) })
       slot.n++
       try {
+        const started = Date.now()
         for (let attempt = 0; ; attempt++) {
           signal?.throwIfAborted()
           try {
-            return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, encode(m), { signal, timeoutMs, maxResponseBytes: MAX_TASK_WIRE_BYTES }))
+            const left = timeoutMs - (Date.now() - started)
+            return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, encode(m), { signal, timeoutMs: Math.max(1, left), maxResponseBytes: MAX_TASK_WIRE_BYTES }))
           } catch (err) {
             // reset unanswered: the provider's queue for this node was full (its DHT traffic with
             // us counts too). Every op but a task is safe to send again: a signed request or
             // change carries its nonce, and the provider takes it at most once.
-            if (!(err instanceof MeshResetError) || m.op === 'task' || attempt >= RESET_RETRIES) throw err
+            const pause = Math.min(RESET_RETRY_MAX_MS, RESET_RETRY_MS * 2 ** attempt) * (0.5 + Math.random())
+            if (!(err instanceof MeshResetError) || m.op === 'task' || Date.now() - started + pause >= timeoutMs) throw err
             log.debug({ peer, op: m.op, attempt, err: errorMessage(err) }, 'a provider reset a request unanswered; sending it again')
-            await delay(RESET_RETRY_MS * 2 ** attempt * (0.5 + Math.random()), undefined, { signal })
+            await delay(pause, undefined, { signal })
           }
         }
       } finally {
