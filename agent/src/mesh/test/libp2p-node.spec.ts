@@ -160,7 +160,7 @@ describe('request/response', () => {
       return req
     }, { maxInboundStreams: 256 })
 
-    // a flooder opens its own streams (a node's own requests would wait at its side)
+    // the flooder opens raw streams, one request each (see floodRequest)
     const flooding = flood(a, b, 'work', 40)
     const served = MESH_MAX_INFLIGHT_PER_PEER + MESH_MAX_QUEUED_PER_PEER
     await waitUntil(() => (active.get(a.peerId) ?? 0) > 0 && flooding.resets() === 40 - served, { what: 'the flood to fill the flooder\'s slots and queue' })

@@ -43,9 +43,10 @@ export async function pair (): Promise<[Libp2pMeshNode, Libp2pMeshNode]> {
 }
 
 /**
- * One request the way a flooding peer sends it: a raw stream of its own, without the limit a
- * node keeps on its own exchanges per peer. Resolves with the frames the peer answered (its
- * chunks and the final one), or `'reset'` when the peer refused the stream.
+ * One request the way a flooding peer sends it: a raw stream of its own, outside the requester's
+ * mesh node (none of its own limits or errors in the way, so a test counts exactly). Resolves
+ * with the frames the peer answered (its chunks and the final one), or `'reset'` when the peer
+ * refused the stream.
  */
 export async function floodRequest (from: Libp2pMeshNode, to: Libp2pMeshNode, name: string, body: Uint8Array): Promise<number | 'reset'> {
   const signal = AbortSignal.timeout(20_000)

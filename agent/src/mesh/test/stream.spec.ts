@@ -323,7 +323,7 @@ describe('streamed responses', () => {
 
     await b.handle('echo', async req => req)
 
-    // a flooder opens its own streams (a node's own requests would wait at its side)
+    // the flooder opens raw streams, one request each (see floodRequest)
     const flooding = flood(a, b, 'gen', 50)
     const served = MESH_MAX_STREAMS_INFLIGHT_PER_PEER + MESH_MAX_STREAMS_QUEUED_PER_PEER
     await waitUntil(() => (active.get(a.peerId) ?? 0) > 0 && flooding.resets() === 50 - served, { what: 'the flood to fill the flooder\'s stream slots and queue' })
