@@ -35,6 +35,7 @@ import type { ComponentLogger } from '../logger.ts'
 import { MeshResetError, type MeshNode } from '../mesh/types.ts'
 import type { InferenceLeases, PeerInference } from '../inference/peer.ts'
 import type { InferenceEngine } from '../inference/types.ts'
+import { backoffDelay } from '../background.ts'
 import { service } from '../service.ts'
 import type { Service } from '../service.ts'
 import { ProviderLedger } from './ledger.ts'
@@ -512,16 +513,17 @@ export function resources (init: ResourcesInit = {}) {
       slot.n++
       try {
         const started = Date.now()
+        const wire = encode(m)
         for (let attempt = 0; ; attempt++) {
           signal?.throwIfAborted()
           try {
             const left = timeoutMs - (Date.now() - started)
-            return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, encode(m), { signal, timeoutMs: Math.max(1, left), maxResponseBytes: MAX_TASK_WIRE_BYTES }))
+            return decode(await c.mesh.request(peer, RESOURCES_PROTOCOL, wire, { signal, timeoutMs: Math.max(1, left), maxResponseBytes: MAX_TASK_WIRE_BYTES }))
           } catch (err) {
             // reset unanswered: the provider's queue for this node was full (its DHT traffic with
             // us counts too). Every op but a task is safe to send again: a signed request or
             // change carries its nonce, and the provider takes it at most once.
-            const pause = Math.min(RESET_RETRY_MAX_MS, RESET_RETRY_MS * 2 ** attempt) * (0.5 + Math.random())
+            const pause = backoffDelay(RESET_RETRY_MS, attempt, RESET_RETRY_MAX_MS) * (0.5 + Math.random())
             if (!(err instanceof MeshResetError) || m.op === 'task' || Date.now() - started + pause >= timeoutMs) throw err
             log.debug({ peer, op: m.op, attempt, err: errorMessage(err) }, 'a provider reset a request unanswered; sending it again')
             await delay(pause, undefined, { signal })
